@@ -1,0 +1,120 @@
+"""The base aggregate and domain event: `eventsourcing` aggregates whose events are signed envelopes.
+
+A domain event carries everything of its envelope but the signature (stream = originator id, seq = originator
+version, `at` = timestamp, actor, prev, body), so the aggregate can compute each event's hash and chain the next
+one to it. The signature is added by `ledger.store.SignedEventMapper` when the event is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, ClassVar, Self
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.canonical import canonical_bytes
+from ledger.envelope import ENVELOPE_VERSION, Actor, format_at
+from schemas.common import Frozen
+
+
+class DomainRuleError(Exception):
+    """A command breaks a rule of the domain: names the field, the rule, and says what was found.
+
+    `rule` is a stable snake_case name from a closed set (e.g. `claim_must_be_noticed_before_payout`).
+    """
+
+    def __init__(self, field: str, rule: str, detail: str = "") -> None:
+        message = f"{field}: {rule}" + (f" ({detail})" if detail else "")
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+        self.detail = detail
+
+
+def check(condition: bool, field: str, rule: str, detail: str = "") -> None:
+    """Raise DomainRuleError unless `condition` holds."""
+    if not condition:
+        raise DomainRuleError(field, rule, detail)
+
+
+class LedgerAggregate(Aggregate):
+    """An aggregate whose every event is a signed, chained envelope."""
+
+    last_event_hash: str | None = None
+    events_by_type: ClassVar[dict[tuple[str, int, bool], type[LedgerAggregate.Event]]]
+    """This aggregate's event classes by (type, schema, is the stream's first event)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.events_by_type = {}
+        for value in vars(cls).values():
+            if isinstance(value, type) and issubclass(value, LedgerAggregate.Event) and hasattr(
+                value, "TYPE"
+            ):
+                first = issubclass(value, LedgerAggregate.Created)
+                cls.events_by_type[(value.TYPE, value.SCHEMA, first)] = value
+
+    class Event(Aggregate.Event):
+        """An event of a ledger aggregate; subclasses set TYPE, SCHEMA and BODY and implement `apply`."""
+
+        TYPE: ClassVar[str]
+        SCHEMA: ClassVar[int] = 1
+        actor: Actor
+        prev: str | None
+        body: Frozen
+
+        def unsigned_json(self) -> dict[str, Any]:
+            """The envelope without `sig` (see ledger.envelope)."""
+            return {
+                "v": ENVELOPE_VERSION,
+                "stream": str(self.originator_id),
+                "seq": self.originator_version,
+                "type": self.TYPE,
+                "schema": self.SCHEMA,
+                "at": format_at(self.timestamp),
+                "actor": self.actor.to_json(),
+                "prev": self.prev,
+                "body": self.body.model_dump(mode="json"),
+            }
+
+        def canonical_unsigned(self) -> bytes:
+            """RFC 8785 bytes of the unsigned envelope, computed once per event."""
+            cached: bytes | None = self.__dict__.get("_canonical")
+            if cached is None:
+                cached = canonical_bytes(self.unsigned_json())
+                object.__setattr__(self, "_canonical", cached)
+            return cached
+
+        def event_hash(self) -> bytes:
+            """SHA-256 of the canonical unsigned envelope."""
+            return hashlib.sha256(self.canonical_unsigned()).digest()
+
+        def mutate(self, aggregate: Any) -> Any:
+            """Apply the event, then remember its hash as the next event's `prev`."""
+            mutated = super().mutate(aggregate)
+            mutated.last_event_hash = self.event_hash().hex()
+            return mutated
+
+    class Created(Event, Aggregate.Created):
+        """The first event of a stream."""
+
+    @classmethod
+    def start(
+        cls,
+        event_class: type[LedgerAggregate.Created],
+        stream: UUID,
+        at: datetime,
+        actor: Actor,
+        body: Frozen,
+    ) -> Self:
+        """Create the aggregate with its first event."""
+        return cls._create(event_class, id=stream, timestamp=at, actor=actor, prev=None, body=body)
+
+    def record(
+        self, event_class: type[LedgerAggregate.Event], at: datetime, actor: Actor, body: Frozen
+    ) -> None:
+        """Trigger the next event of this stream, chained to the last one."""
+        check(at >= self.modified_on, "at", "event_time_must_not_precede_stream", str(self.modified_on))
+        self.trigger_event(event_class, timestamp=at, actor=actor, prev=self.last_event_hash, body=body)

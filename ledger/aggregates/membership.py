@@ -1,0 +1,298 @@
+"""A membership: one member in one plan, from joining to leaving, with every fund movement of their own.
+
+The membership stream holds the member's join (consent and health declaration as commitments only), custodian
+deposits, failed and recovered debits, juror qualification, lapse, exit, exclusion for an illness in the waiting
+period, refunds due and refunds paid. Per-period shares are not events here: a member's debit is proved by the
+period's assessment roll (DESIGN.md, "Sharing a period").
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from uuid import UUID
+
+from ledger.aggregates.base import LedgerAggregate, check
+from ledger.envelope import Actor, format_at
+from schemas.events import (
+    DebitFailedV1,
+    DebitRecoveredV1,
+    DepositReceivedV1,
+    FraudRecordedV1,
+    JurorQualifiedV1,
+    MemberExcludedV1,
+    MemberExitedV1,
+    MemberJoinedV1,
+    MemberLapsedV1,
+    RefundDisbursedV1,
+    WindDownRefundDueV1,
+)
+
+ACTIVE = "active"
+ENDED_STATUSES = ("lapsed", "exited", "excluded", "wound_down")
+
+
+class Membership(LedgerAggregate):
+    """A member's state in their plan."""
+
+    def __init__(self) -> None:
+        self.plan = ""
+        self.joined: MemberJoinedV1 | None = None
+        self.joined_at = datetime.min
+        self.status = ACTIVE
+        self.ended_at: datetime | None = None
+        self.deposits_fen = 0
+        self.arrears: dict[str, int] = {}
+        self.failed_periods: set[str] = set()
+        self.refund_due_fen = 0
+        self.refunded_fen = 0
+        self.refund_reason: str | None = None
+        self.juror_qualified_at: datetime | None = None
+        self.juror_age_years = 0
+        self.fraud_recorded = False
+        self.deposit_references: set[str] = set()
+
+    class Joined(LedgerAggregate.Created):
+        """The member joined."""
+
+        TYPE = "member.joined"
+        body: MemberJoinedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.plan = self.body.plan
+            aggregate.joined = self.body
+            aggregate.joined_at = self.timestamp
+
+    class DepositReceived(LedgerAggregate.Event):
+        """The custodian received a top-up."""
+
+        TYPE = "member.deposit_received"
+        body: DepositReceivedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.deposits_fen += self.body.amount_fen
+            aggregate.deposit_references.add(self.body.reference)
+
+    class DebitFailed(LedgerAggregate.Event):
+        """A share could not be collected."""
+
+        TYPE = "member.debit_failed"
+        body: DebitFailedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.failed_periods.add(self.body.period)
+            aggregate.arrears[self.body.period] = self.body.amount_fen
+
+    class DebitRecovered(LedgerAggregate.Event):
+        """A failed debit was collected on retry."""
+
+        TYPE = "member.debit_recovered"
+        body: DebitRecoveredV1
+
+        def apply(self, aggregate: Membership) -> None:
+            del aggregate.arrears[self.body.period]
+
+    class JurorQualified(LedgerAggregate.Event):
+        """The member may serve as a juror."""
+
+        TYPE = "member.juror_qualified"
+        body: JurorQualifiedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.juror_qualified_at = self.timestamp
+            aggregate.juror_age_years = self.body.age_years
+
+    class FraudRecorded(LedgerAggregate.Event):
+        """A fraud finding against the member."""
+
+        TYPE = "member.fraud_recorded"
+        body: FraudRecordedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.fraud_recorded = True
+
+    class Lapsed(LedgerAggregate.Event):
+        """Protection lost."""
+
+        TYPE = "member.lapsed"
+        body: MemberLapsedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("lapsed", self.timestamp)
+
+    class Exited(LedgerAggregate.Event):
+        """The member left."""
+
+        TYPE = "member.exited"
+        body: MemberExitedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("exited", self.timestamp)
+            aggregate.owe_refund(self.body.refund_due_fen, "exit")
+
+    class Excluded(LedgerAggregate.Event):
+        """Illness in the waiting period: refund of shares paid, permanent exit."""
+
+        TYPE = "member.excluded"
+        body: MemberExcludedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("excluded", self.timestamp)
+            aggregate.owe_refund(self.body.refund_due_fen, "waiting_period_illness")
+
+    class WindDownRefundDue(LedgerAggregate.Event):
+        """The plan ended: the remaining balance is due back."""
+
+        TYPE = "member.wind_down_refund_due"
+        body: WindDownRefundDueV1
+
+        def apply(self, aggregate: Membership) -> None:
+            if aggregate.status == ACTIVE:
+                aggregate.end("wound_down", self.timestamp)
+            aggregate.owe_refund(self.body.refund_due_fen, "wind_down")
+
+    class RefundDisbursed(LedgerAggregate.Event):
+        """The custodian paid a refund."""
+
+        TYPE = "member.refund_disbursed"
+        body: RefundDisbursedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.refunded_fen += self.body.amount_fen
+
+    def end(self, status: str, moment: datetime) -> None:
+        """Mark the membership ended (used by the events above)."""
+        self.status = status
+        self.ended_at = moment
+
+    def owe_refund(self, amount_fen: int, reason: str) -> None:
+        """Add to the refund due (used by the events above)."""
+        self.refund_due_fen += amount_fen
+        self.refund_reason = reason
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    @property
+    def details(self) -> MemberJoinedV1:
+        """The join record."""
+        assert self.joined is not None
+        return self.joined
+
+    def active_at(self, moment: datetime) -> bool:
+        """Whether the member is in the plan at `moment` (waiting period included)."""
+        return self.joined_at <= moment and (self.ended_at is None or moment < self.ended_at)
+
+    def in_waiting_period(self, diagnosed_on: date, waiting_days: int) -> bool:
+        """Whether a diagnosis on that date falls in the waiting period after joining."""
+        return diagnosed_on < (self.joined_at + timedelta(days=waiting_days)).date()
+
+    def days_in_plan(self, moment: datetime) -> int:
+        """Whole days since joining."""
+        return (moment - self.joined_at).days
+
+    def arrears_fen(self) -> int:
+        """Failed debits not yet recovered."""
+        return sum(self.arrears.values())
+
+    def refund_outstanding_fen(self) -> int:
+        """Refund due and not yet paid."""
+        return self.refund_due_fen - self.refunded_fen
+
+    # -- commands ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def join(cls, member_id: UUID, at: datetime, actor: Actor, body: MemberJoinedV1) -> Membership:
+        """Start a membership (plan rules are checked by the handler, which has the plan)."""
+        return cls.start(cls.Joined, member_id, at, actor, body)
+
+    def check_active(self, field: str = "member") -> None:
+        """The member must still be in the plan."""
+        check(self.status == ACTIVE, field, "member_must_be_active", self.status)
+
+    def receive_deposit(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
+        """Record a custodian-confirmed top-up; a bank reference is credited once."""
+        self.check_active()
+        check(reference not in self.deposit_references, "reference", "deposit_reference_must_be_new",
+              reference)
+        self.record(self.DepositReceived, at, actor,
+                    DepositReceivedV1(plan=self.plan, amount_fen=amount_fen, reference=reference))
+
+    def fail_debit(self, at: datetime, actor: Actor, period: str, amount_fen: int, reason: str) -> None:
+        """Record a failed share collection, once per period."""
+        check(period not in self.failed_periods, "period", "debit_can_fail_once_per_period", period)
+        self.record(self.DebitFailed, at, actor, DebitFailedV1(
+            plan=self.plan, period=period, amount_fen=amount_fen,
+            reason=reason,  # type: ignore[arg-type]  # checked by the model
+        ))
+
+    def recover_debit(self, at: datetime, actor: Actor, period: str, grace_ends_at: datetime) -> None:
+        """Record that a failed debit was collected on retry, before the grace period ends."""
+        check(period in self.arrears, "period", "only_an_outstanding_failed_debit_can_be_recovered", period)
+        self.check_active()
+        check(at < grace_ends_at, "at", "debit_must_be_recovered_before_grace_ends", format_at(grace_ends_at))
+        self.record(self.DebitRecovered, at, actor, DebitRecoveredV1(
+            plan=self.plan, period=period, amount_fen=self.arrears[period]))
+
+    def qualify_juror(self, at: datetime, actor: Actor, age_years: int, exam_commitment: str,
+                      min_age_years: int) -> None:
+        """Record a passed juror exam; the member must be of age."""
+        self.check_active()
+        check(self.juror_qualified_at is None, "member", "juror_can_qualify_once")
+        check(age_years >= min_age_years, "age_years", "juror_must_be_of_age", f"minimum {min_age_years}")
+        self.record(self.JurorQualified, at, actor,
+                    JurorQualifiedV1(age_years=age_years, exam_commitment=exam_commitment))
+
+    def record_fraud(self, at: datetime, actor: Actor, claim: str | None, finding_commitment: str) -> None:
+        """Record a fraud finding (disqualifies the member as a juror)."""
+        self.record(self.FraudRecorded, at, actor,
+                    FraudRecordedV1(claim=claim, finding_commitment=finding_commitment))
+
+    def check_juror_eligible(self, at: datetime, claimant: str, min_member_days: int) -> None:
+        """Juror rules (DOMAIN.md): qualified by exam, of age, paying member for the minimum days, no fraud
+        record, not the claimant."""
+        check(str(self.id) != claimant, "juror", "claimant_cannot_vote_on_own_claim")
+        check(self.juror_qualified_at is not None, "juror", "juror_must_pass_the_qualification_exam")
+        check(self.status == ACTIVE, "juror", "juror_must_be_an_active_member", self.status)
+        check(not self.fraud_recorded, "juror", "juror_must_have_no_fraud_record")
+        check(not self.arrears, "juror", "juror_must_be_a_paying_member")
+        check(self.days_in_plan(at) >= min_member_days, "juror",
+              "juror_must_be_a_member_for_the_minimum_days", f"{self.days_in_plan(at)} < {min_member_days}")
+
+    def lapse(self, at: datetime, actor: Actor, reason: str) -> None:
+        """End protection for arrears past grace or an exhausted prepaid balance."""
+        self.check_active()
+        self.record(self.Lapsed, at, actor, MemberLapsedV1(
+            plan=self.plan, reason=reason,  # type: ignore[arg-type]  # checked by the model
+            arrears_fen=self.arrears_fen()))
+
+    def exit(self, at: datetime, actor: Actor, balance_fen: int) -> None:
+        """Leave at the member's request; a positive prepaid balance becomes a refund due."""
+        self.check_active()
+        self.record(self.Exited, at, actor, MemberExitedV1(plan=self.plan, refund_due_fen=max(balance_fen, 0)))
+
+    def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int,
+                shares_paid_fen: int, balance_fen: int) -> None:
+        """Illness diagnosed in the waiting period: refund shares paid (and any prepaid balance), leave."""
+        self.check_active()
+        check(diagnosed_on >= self.joined_at.date(), "diagnosed_on", "diagnosis_must_not_precede_joining")
+        check(diagnosed_on <= at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
+        check(self.in_waiting_period(diagnosed_on, waiting_days), "diagnosed_on",
+              "exclusion_applies_only_to_illness_in_the_waiting_period")
+        self.record(self.Excluded, at, actor, MemberExcludedV1(
+            plan=self.plan, diagnosed_on=diagnosed_on.isoformat(), shares_paid_fen=shares_paid_fen,
+            refund_due_fen=shares_paid_fen + max(balance_fen, 0)))
+
+    def owe_wind_down_refund(self, at: datetime, actor: Actor, balance_fen: int, deadline: datetime) -> None:
+        """At a plan's end, make the remaining balance due by the deadline (once)."""
+        check(self.refund_reason != "wind_down", "member", "wind_down_refund_is_due_once")
+        self.record(self.WindDownRefundDue, at, actor, WindDownRefundDueV1(
+            plan=self.plan, refund_due_fen=max(balance_fen, 0), deadline=format_at(deadline)))
+
+    def disburse_refund(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
+        """Record a custodian-paid refund; never more than is due."""
+        check(self.refund_reason is not None, "member", "refund_must_be_due")
+        check(amount_fen <= self.refund_outstanding_fen(), "amount_fen", "refund_must_not_exceed_amount_due",
+              f"{amount_fen} > {self.refund_outstanding_fen()}")
+        self.record(self.RefundDisbursed, at, actor, RefundDisbursedV1(
+            plan=self.plan, amount_fen=amount_fen, reference=reference,
+            reason=self.refund_reason,  # type: ignore[arg-type]  # one of the model's literals
+        ))

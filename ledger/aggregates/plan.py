@@ -1,0 +1,155 @@
+"""A mutual-aid plan: its versioned rules and its life (open → closing → terminated).
+
+Rules are never constants: every join, claim and period records the rules version in force when it happened, and
+amendments take effect from a stated instant. Closing announces the wind-down terms that a ledger must make
+checkable (DOMAIN.md, "Termination"): when the plan ends, when refunds are due, how long tail claims run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from ledger.aggregates.base import LedgerAggregate, check
+from ledger.envelope import Actor, format_at, parse_at
+from schemas.events import (
+    PlanClosingAnnouncedV1,
+    PlanCreatedV1,
+    PlanRules,
+    PlanRulesAmendedV1,
+    PlanTerminatedV1,
+)
+
+
+@dataclass(frozen=True)
+class RulesVersion:
+    """A version of the rules and the instant from which it applies."""
+
+    version: int
+    effective_from: datetime
+    rules: PlanRules
+
+
+class Plan(LedgerAggregate):
+    """A plan's name, kind, rules versions, status and wind-down terms."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.kind = ""
+        self.versions: list[RulesVersion] = []
+        self.status = "open"
+        self.closing: PlanClosingAnnouncedV1 | None = None
+        self.terminated_at: datetime | None = None
+
+    class Created(LedgerAggregate.Created):
+        """The plan opens with rules version 1."""
+
+        TYPE = "plan.created"
+        body: PlanCreatedV1
+
+        def apply(self, aggregate: Plan) -> None:
+            aggregate.name = self.body.name
+            aggregate.kind = self.body.kind
+            aggregate.versions = [RulesVersion(1, self.timestamp, self.body.rules)]
+
+    class RulesAmended(LedgerAggregate.Event):
+        """A new rules version."""
+
+        TYPE = "plan.rules_amended"
+        body: PlanRulesAmendedV1
+
+        def apply(self, aggregate: Plan) -> None:
+            aggregate.versions.append(
+                RulesVersion(self.body.version, parse_at(self.body.effective_from), self.body.rules)
+            )
+
+    class ClosingAnnounced(LedgerAggregate.Event):
+        """The plan will end; wind-down terms are fixed."""
+
+        TYPE = "plan.closing_announced"
+        body: PlanClosingAnnouncedV1
+
+        def apply(self, aggregate: Plan) -> None:
+            aggregate.status = "closing"
+            aggregate.closing = self.body
+
+    class Terminated(LedgerAggregate.Event):
+        """The plan has ended."""
+
+        TYPE = "plan.terminated"
+        body: PlanTerminatedV1
+
+        def apply(self, aggregate: Plan) -> None:
+            aggregate.status = "terminated"
+            aggregate.terminated_at = parse_at(self.body.terminated_at)
+
+    @classmethod
+    def create(cls, plan_id: UUID, at: datetime, actor: Actor, body: PlanCreatedV1) -> Plan:
+        """Open a plan."""
+        return cls.start(cls.Created, plan_id, at, actor, body)
+
+    def rules_at(self, moment: datetime) -> RulesVersion:
+        """The rules version in force at `moment`."""
+        current = self.versions[0]
+        for version in self.versions[1:]:
+            if version.effective_from <= moment:
+                current = version
+        return current
+
+    def rules_version(self, number: int) -> RulesVersion:
+        """A rules version by number."""
+        check(1 <= number <= len(self.versions), "rules_version", "rules_version_must_exist", str(number))
+        return self.versions[number - 1]
+
+    def amend_rules(self, at: datetime, actor: Actor, effective_from: datetime, rules: PlanRules) -> int:
+        """Add a rules version effective from a future (or present) instant; return its number."""
+        check(self.status == "open", "plan", "plan_must_be_open_to_amend_rules", self.status)
+        check(effective_from >= at, "effective_from", "rules_cannot_take_effect_in_the_past")
+        check(effective_from >= self.versions[-1].effective_from, "effective_from",
+              "rules_versions_must_take_effect_in_order")
+        number = len(self.versions) + 1
+        body = PlanRulesAmendedV1(version=number, effective_from=format_at(effective_from), rules=rules)
+        self.record(self.RulesAmended, at, actor, body)
+        return number
+
+    def announce_closing(
+        self,
+        at: datetime,
+        actor: Actor,
+        ends_at: datetime,
+        refund_deadline: datetime,
+        claim_tail_days: int,
+        operator_pays_final_periods: int,
+    ) -> None:
+        """Announce the wind-down: the end, the refund deadline, and the claim tail."""
+        check(self.status == "open", "plan", "plan_must_be_open_to_announce_closing", self.status)
+        check(ends_at > at, "ends_at", "plan_end_must_be_in_the_future")
+        check(refund_deadline >= ends_at, "refund_deadline", "refund_deadline_must_not_precede_end")
+        body = PlanClosingAnnouncedV1(
+            ends_at=format_at(ends_at), refund_deadline=format_at(refund_deadline),
+            claim_tail_days=claim_tail_days, operator_pays_final_periods=operator_pays_final_periods,
+        )
+        self.record(self.ClosingAnnounced, at, actor, body)
+
+    def terminate(self, at: datetime, actor: Actor) -> None:
+        """End the plan at its announced end."""
+        check(self.status == "closing", "plan", "plan_must_announce_closing_before_termination", self.status)
+        assert self.closing is not None
+        check(at >= parse_at(self.closing.ends_at), "at", "plan_cannot_terminate_before_announced_end",
+              self.closing.ends_at)
+        self.record(self.Terminated, at, actor, PlanTerminatedV1(terminated_at=format_at(at)))
+
+    def check_accepts_joins(self, at: datetime) -> None:
+        """Joins are accepted only while the plan is open."""
+        check(self.status == "open", "plan", "plan_must_be_open_to_join", self.status)
+
+    def ends_at(self) -> datetime | None:
+        """When the plan ends (or ended), if closing was announced."""
+        return parse_at(self.closing.ends_at) if self.closing else None
+
+    def claim_tail_ends(self, diagnosed_on: datetime) -> datetime | None:
+        """After termination: the last instant a claim for this diagnosis may be filed."""
+        if self.closing is None:
+            return None
+        return diagnosed_on + timedelta(days=self.closing.claim_tail_days)

@@ -1,0 +1,406 @@
+"""The application service: commands in, signed events out.
+
+`LedgerApplication.execute(command)` is the one way anything is written. It (1) returns the stored result if the
+command id already ran, (2) runs the command's handler, which loads aggregates through a unit of work, checks
+every rule and records events, (3) checks that each new event's signer holds a key valid for the event's role,
+and (4) saves all events and the command's receipt in one transaction. A broken rule raises `DomainRuleError`
+before anything is written; a concurrent writer raises the retryable `ConcurrencyConflictError`.
+
+Exceptions: `DomainRuleError` (a rule; names field and rule), `CommandIdReusedError` (same id, different
+request), `ConcurrencyConflictError` (retry), `SigningKeyMissingError` (no local key for the needed role).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper
+
+from ledger.aggregates import EVENT_CLASSES
+from ledger.aggregates.base import DomainRuleError, LedgerAggregate, check
+from ledger.aggregates.keyring import KEYRING_ID, Keyring
+from ledger.aggregates.membership import Membership
+from ledger.config import Settings
+from ledger.envelope import Actor
+from ledger.keys import KeyDirectory, KeyDirectoryError, SigningKey
+from ledger.roles import required_role_error
+from ledger.store import (
+    CommandReceipt,
+    PostgresLedgerRecorder,
+    SignedEventMapper,
+    SQLiteLedgerRecorder,
+)
+from schemas.commands import Command
+
+if TYPE_CHECKING:
+    from ledger.projections.roster import Roster
+
+A = TypeVar("A", bound=LedgerAggregate)
+C = TypeVar("C", bound=Command)
+
+OPERATOR_ROOT_KEY = "operator-root"
+ROLE_KEY_NAMES = {
+    "operator": "operator",
+    "custodian": "custodian",
+    "investigator": "investigator",
+    "regulator": "regulator",
+}
+"""The key directory name of each institutional role's signing key."""
+
+
+def member_key_name(role: str, member: str) -> str:
+    """The key directory name of a member's or juror's key."""
+    return f"{role}-{member}"
+
+
+class Clock(Protocol):
+    """Where event times come from (a simulated clock drives the demo and the tests)."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """The current instant in UTC."""
+        return datetime.now(UTC)
+
+
+@dataclass
+class SimulatedClock:
+    """A clock that moves only when told to; used by the demo and tests for reproducible histories."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        """The simulated instant."""
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        """Move the clock; it never goes back."""
+        assert moment >= self.current, "the simulated clock never goes back"
+        self.current = moment
+
+
+class CommandIdReusedError(Exception):
+    """A command id was reused for a different request."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(f"command_id: command_id_must_not_be_reused_for_a_different_request ({command_id})")
+        self.field = "command_id"
+        self.rule = "command_id_must_not_be_reused_for_a_different_request"
+
+
+class ConcurrencyConflictError(Exception):
+    """Another writer changed a stream this command read; nothing was written. Retrying is safe."""
+
+    retryable = True
+
+
+class SigningKeyMissingError(Exception):
+    """The key directory holds no key for the role a command must be signed by."""
+
+
+@dataclass
+class Outcome:
+    """What a handler returns: its result fields; the events are collected from the unit of work."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UnitOfWork:
+    """Aggregates loaded and changed by the commands of one transaction."""
+
+    app: LedgerApplication
+    at: datetime
+    sign_as: str | None = None
+    loaded: dict[UUID, LedgerAggregate] = field(default_factory=dict)
+
+    def get(self, aggregate_id: UUID, kind: type[A], field_name: str) -> A:
+        """Load an aggregate for change; a missing one is a rule error naming the field."""
+        aggregate = self.loaded.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                raise DomainRuleError(field_name, f"{kind.__name__.lower()}_must_exist",
+                                      str(aggregate_id)) from None
+            self.loaded[aggregate_id] = aggregate
+        check(isinstance(aggregate, kind), field_name, f"id_must_name_a_{kind.__name__.lower()}",
+              str(aggregate_id))
+        return cast(A, aggregate)
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """Load an aggregate if it exists."""
+        try:
+            return self.get(aggregate_id, kind, "id")
+        except DomainRuleError:
+            return None
+
+    def add(self, aggregate: LedgerAggregate) -> None:
+        """Track a newly created aggregate."""
+        check(aggregate.id not in self.loaded and aggregate.id not in self.app.repository,
+              "id", "stream_id_must_be_new", str(aggregate.id))
+        self.loaded[aggregate.id] = aggregate
+
+    def keyring(self) -> Keyring:
+        """The keyring, for reading (and changing when a key command runs)."""
+        return self.get(KEYRING_ID, Keyring, "keyring")
+
+    def actor(self, role: str, member: str | None = None) -> Actor:
+        """The actor who signs for `role`; a member request falls back to the operator on their behalf."""
+        return self.app.actor_for(role, member, self.sign_as)
+
+    def family_joined(self, payer: str) -> int:
+        """Family members joined under `payer` earlier in this unit of work (not yet saved)."""
+        return sum(
+            1
+            for aggregate in self.loaded.values()
+            if isinstance(aggregate, Membership)
+            and aggregate.version == len(aggregate.pending_events)
+            and aggregate.details.payer == payer
+        )
+
+    def pending(self) -> list[LedgerAggregate.Event]:
+        """Every event recorded in this unit of work, not yet saved."""
+        return [
+            cast(LedgerAggregate.Event, event)
+            for aggregate in self.loaded.values()
+            for event in aggregate.pending_events
+        ]
+
+
+Handler = Callable[[UnitOfWork, Any], Outcome]
+HANDLERS: dict[type[Command], Handler] = {}
+
+
+def handles(command_type: type[C]) -> Callable[[Callable[[UnitOfWork, C], Outcome]], Callable[[UnitOfWork, C], Outcome]]:
+    """Register the handler of a command type."""
+
+    def register(function: Callable[[UnitOfWork, C], Outcome]) -> Callable[[UnitOfWork, C], Outcome]:
+        assert command_type not in HANDLERS, f"two handlers for {command_type.__name__}"
+        HANDLERS[command_type] = function
+        return function
+
+    return register
+
+
+def request_hash(command: Command) -> str:
+    """A hash of the request (everything but its id), to tell a repeat from a reused id."""
+    data = command.model_dump(mode="json")
+    data.pop("command_id")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class LedgerApplication(Application[UUID]):
+    """The ledger's application service over the configured event store."""
+
+    name = "Ledger"
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.keys = KeyDirectory(settings.key_dir, settings.key_passphrase)
+        self._signers: dict[str, SigningKey] = {}
+        self._signer_names: dict[str, str] = {}
+        self._roster: Roster | None = None
+        env = settings.eventsourcing_env()
+        env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Signed envelopes instead of the library's default JSON state."""
+        return SignedEventMapper(self.construct_transcoder(), self._signer_for, EVENT_CLASSES)
+
+    @property
+    def ledger_recorder(self) -> SQLiteLedgerRecorder | PostgresLedgerRecorder:
+        """The recorder, with the receipt table."""
+        recorder = self.recorder
+        assert isinstance(recorder, SQLiteLedgerRecorder | PostgresLedgerRecorder)
+        return recorder
+
+    # -- keys --------------------------------------------------------------------------------------------
+
+    def signing_key(self, name: str) -> SigningKey:
+        """A private key from the key directory, cached by name and by key id."""
+        key = self._signers.get(self._signer_names.get(name, ""))
+        if key is None:
+            try:
+                key = self.keys.load(name)
+            except KeyDirectoryError as error:
+                raise SigningKeyMissingError(str(error)) from None
+            self._signers[key.key_id] = key
+            self._signer_names[name] = key.key_id
+        return key
+
+    def _signer_for(self, key_id: str) -> SigningKey:
+        key = self._signers.get(key_id)
+        if key is None:
+            raise SigningKeyMissingError(f"no private key loaded for key id {key_id}")
+        return key
+
+    def actor_for(self, role: str, member: str | None = None, sign_as: str | None = None) -> Actor:
+        """Pick the signing key for a role: `sign_as` if given, else the role's own key.
+
+        A member's request uses the member's key when the key directory holds one, otherwise the operator key
+        on the member's behalf (DESIGN.md, role rules).
+        """
+        if sign_as is not None:
+            key = self.signing_key(sign_as)
+            on_behalf_of = member if key.role == "operator" and role == "member" else None
+            return Actor(key.role, key.key_id, on_behalf_of)
+        if role in ("member", "juror"):
+            assert member is not None
+            name = member_key_name(role, member)
+            if self.keys.exists(name):
+                return Actor(role, self.signing_key(name).key_id)
+            if role == "juror":
+                raise SigningKeyMissingError(f"a vote must be signed by the juror's own key ({name})")
+            return Actor("operator", self.signing_key(ROLE_KEY_NAMES["operator"]).key_id, member)
+        return Actor(role, self.signing_key(ROLE_KEY_NAMES[role]).key_id)
+
+    # -- commands ----------------------------------------------------------------------------------------
+
+    def execute(self, command: Command, sign_as: str | None = None) -> dict[str, Any]:
+        """Run one command; see the module docstring."""
+        return self.execute_many([command], sign_as=sign_as)[0]
+
+    def execute_many(self, commands: Sequence[Command], sign_as: str | None = None) -> list[dict[str, Any]]:
+        """Run commands in order and save them in one transaction (batch mode).
+
+        If one fails, the ones before it are saved and its error is raised (as `BatchError` when it is not the
+        first), so a batch behaves exactly like running its commands one by one.
+        """
+        uow = UnitOfWork(self, self.clock.now(), sign_as)
+        results: list[dict[str, Any]] = []
+        receipts: list[CommandReceipt] = []
+        seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        for position, command in enumerate(commands):
+            try:
+                result = self._run(uow, command, seen)
+            except Exception as error:
+                if position == 0:
+                    raise
+                self.execute_many(commands[:position], sign_as)
+                raise BatchError(position, error) from error
+            if result.pop("_new", False):
+                receipts.append(CommandReceipt(command.command_id, request_hash(command), json.dumps(result)))
+            results.append(result)
+        self._save(uow, receipts)
+        return results
+
+    def _run(
+        self, uow: UnitOfWork, command: Command, seen: dict[str, tuple[str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        digest = request_hash(command)
+        earlier = seen.get(command.command_id)
+        stored = earlier is None and self.ledger_recorder.select_receipt(command.command_id)
+        if earlier is not None or stored:
+            first_hash, first_result = earlier or (stored.request_hash, json.loads(stored.result))  # type: ignore[union-attr]
+            if first_hash != digest:
+                raise CommandIdReusedError(command.command_id)
+            return {**first_result, "repeated": True}
+        handler = HANDLERS[type(command)]
+        before = len(uow.pending())
+        outcome = handler(uow, command)
+        events = uow.pending()[before:]
+        keyring = uow.keyring() if KEYRING_ID in uow.loaded or KEYRING_ID in self.repository else None
+        for event in events:
+            self._check_signer(keyring, event)
+        result = {
+            "command": command.command,
+            "command_id": command.command_id,
+            "events": [
+                {"stream": str(e.originator_id), "seq": e.originator_version, "type": e.TYPE} for e in events
+            ],
+            **outcome.result,
+        }
+        seen[command.command_id] = (digest, result)
+        return {**result, "_new": True}
+
+    def _check_signer(self, keyring: Keyring | None, event: LedgerAggregate.Event) -> None:
+        """The event's key must suit the event (role rules) and be valid for its role now (invariant 1)."""
+        if keyring is None:
+            return  # the log's first event: the root key registers itself
+        registered = keyring.keys.get(event.actor.key)
+        error = required_role_error(
+            event.TYPE, event.actor, str(event.originator_id), event.body.__dict__,
+            registered.member if registered else None,
+        )
+        if error is not None:
+            raise DomainRuleError("signer", error, f"{event.TYPE} signed by a {event.actor.role} key")
+        check(keyring.key_valid_for(event.actor.key, event.actor.role, event.timestamp),
+              "signer", "signing_key_must_be_registered_and_valid_for_its_role", event.actor.key)
+
+    def _save(self, uow: UnitOfWork, receipts: list[CommandReceipt]) -> None:
+        aggregates = [a for a in uow.loaded.values() if a.pending_events]
+        if not aggregates and not receipts:
+            return
+        try:
+            self.save(*aggregates, receipts=receipts)
+        except IntegrityError:
+            for aggregate in aggregates:
+                self.repository.cache.put(aggregate.id, None) if self.repository.cache else None
+            raise ConcurrencyConflictError(
+                "another writer changed a stream this command read (or ran the same command id); "
+                "nothing was written; retry"
+            ) from None
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """Every stored entry in global order, as (notification id, canonical envelope bytes)."""
+        position = start
+        while True:
+            notifications = self.recorder.select_notifications(position, page)
+            if not notifications:
+                return
+            for notification in notifications:
+                yield notification.id, notification.state
+            position = notifications[-1].id + 1
+
+    def roster(self) -> Roster:
+        """The membership roster, caught up with every stored event."""
+        if self._roster is None:
+            from ledger.projections.roster import Roster
+
+            self._roster = Roster(self)
+        self._roster.catch_up()
+        return self._roster
+
+    def keyring(self) -> Keyring:
+        """The current keyring (read-only)."""
+        keyring = self.repository.get(KEYRING_ID, deepcopy_from_cache=False)
+        assert isinstance(keyring, Keyring)
+        return keyring
+
+    def read(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """Load an aggregate for reading, or None."""
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+
+class BatchError(Exception):
+    """Command number `position` of a batch failed; the commands before it were saved."""
+
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(f"command {position + 1} of the batch failed: {error}")
+        self.position = position
+        self.error = error
+

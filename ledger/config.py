@@ -1,0 +1,92 @@
+"""Configuration, read from the environment in this one place (DESIGN.md, "Running it")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+DEFAULT_DATA_DIR = "ledger-data"
+DEFAULT_TOPIC = "mutual-ledger.events"
+DEFAULT_ORIGIN = "mutual-ledger.local/log"
+
+
+class ConfigError(ValueError):
+    """A configuration value is malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the ledger keeps its data and which services it talks to."""
+
+    data_dir: Path
+    database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = DEFAULT_TOPIC
+    views_url: str | None = None
+    key_passphrase: bytes | None = None
+    log_origin: str = DEFAULT_ORIGIN
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
+        """Read `LEDGER_*` variables; `data_dir` (the CLI's `--data-dir`) overrides `LEDGER_DATA_DIR`."""
+        env = os.environ if env is None else env
+        passphrase = env.get("LEDGER_KEY_PASSPHRASE")
+        database_url = env.get("LEDGER_DATABASE_URL") or None
+        if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("LEDGER_DATABASE_URL: must be a postgresql:// URL (SQLite is the default)")
+        return cls(
+            data_dir=data_dir or Path(env.get("LEDGER_DATA_DIR") or DEFAULT_DATA_DIR),
+            database_url=database_url,
+            kafka_bootstrap_servers=env.get("LEDGER_KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka_topic=env.get("LEDGER_KAFKA_TOPIC") or DEFAULT_TOPIC,
+            views_url=env.get("LEDGER_VIEWS_URL") or None,
+            key_passphrase=passphrase.encode("utf-8") if passphrase else None,
+            log_origin=env.get("LEDGER_LOG_ORIGIN") or DEFAULT_ORIGIN,
+        )
+
+    @property
+    def key_dir(self) -> Path:
+        """The directory of private keys."""
+        return self.data_dir / "keys"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded default's database file."""
+        return self.data_dir / "ledger.sqlite3"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The `eventsourcing` environment for this configuration."""
+        if self.database_url is None:
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "ledger.store:PostgresLedgerRecorder",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            **postgres_env(self.database_url),
+        }
+
+
+def postgres_env(url: str) -> dict[str, str]:
+    """Translate a `postgresql://user:password@host:port/db?schema=s` URL into `eventsourcing` variables."""
+    parsed = urlparse(url)
+    if not parsed.hostname or not parsed.path.strip("/"):
+        raise ConfigError("LEDGER_DATABASE_URL: needs a host and a database name")
+    env = {
+        "POSTGRES_HOST": parsed.hostname,
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_DBNAME": unquote(parsed.path.strip("/")),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+    }
+    schema = parse_qs(parsed.query).get("schema")
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema[0]
+    return env

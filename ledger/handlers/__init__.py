@@ -1,0 +1,7 @@
+"""Command handlers, one module per aggregate; importing this package registers them all."""
+
+from __future__ import annotations
+
+from ledger.handlers import claim, keys, membership, period, plan
+
+__all__ = ["claim", "keys", "membership", "period", "plan"]

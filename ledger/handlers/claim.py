@@ -1,0 +1,3 @@
+"""Handlers of the claim commands."""
+
+from __future__ import annotations

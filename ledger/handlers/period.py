@@ -1,0 +1,3 @@
+"""Handlers of the sharing period commands."""
+
+from __future__ import annotations

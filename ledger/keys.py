@@ -1,0 +1,159 @@
+"""Ed25519 keys: key ids, event signatures, and the key directory.
+
+Contract (DESIGN.md, "Signed events"): `key_id` is the first 16 hex characters of SHA-256 of the raw 32-byte
+public key, and an event signature is `Ed25519(key, b"mutual-ledger/event/v1\\n" + event_hash)`. Private keys
+live in a key directory as PKCS#8 PEM files, encrypted at rest when a passphrase is configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+EVENT_SIGNATURE_PREFIX = b"mutual-ledger/event/v1\n"
+"""Domain separation: an event signature can never be replayed as a signature over anything else."""
+
+
+def key_id(public_key_raw: bytes) -> str:
+    """Return the key id: the first 16 hex characters of SHA-256(raw public key)."""
+    return hashlib.sha256(public_key_raw).hexdigest()[:16]
+
+
+def public_key_raw(public_key: Ed25519PublicKey) -> bytes:
+    """Return the raw 32-byte encoding of an Ed25519 public key."""
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_from_base64(text: str) -> Ed25519PublicKey:
+    """Decode a base64 raw 32-byte Ed25519 public key; raise ValueError when it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("public key is not valid base64") from None
+    if len(raw) != 32:
+        raise ValueError(f"public key must be 32 bytes, found {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def sign_event_hash(private_key: Ed25519PrivateKey, event_hash: bytes) -> str:
+    """Sign an event hash with the domain-separation prefix; return the base64 signature."""
+    return base64.b64encode(private_key.sign(EVENT_SIGNATURE_PREFIX + event_hash)).decode("ascii")
+
+
+def event_signature_is_valid(public_key: Ed25519PublicKey, event_hash: bytes, sig: str) -> bool:
+    """Whether `sig` (base64) is a valid event signature over `event_hash` by `public_key`."""
+    try:
+        signature = base64.b64decode(sig, validate=True)
+    except binascii.Error:
+        return False
+    if len(signature) != 64:
+        return False
+    try:
+        public_key.verify(signature, EVENT_SIGNATURE_PREFIX + event_hash)
+    except InvalidSignature:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key with the role it signs for and, for member and juror keys, the member it belongs to."""
+
+    name: str
+    role: str
+    private_key: Ed25519PrivateKey
+    member: str | None = None
+
+    @property
+    def public_raw(self) -> bytes:
+        """The raw 32-byte public key."""
+        return public_key_raw(self.private_key.public_key())
+
+    @property
+    def public_base64(self) -> str:
+        """The public key as base64 of its raw bytes, as carried by `key.registered` events."""
+        return base64.b64encode(self.public_raw).decode("ascii")
+
+    @property
+    def key_id(self) -> str:
+        """The key id that envelopes carry in `actor.key`."""
+        return key_id(self.public_raw)
+
+    def sign(self, event_hash: bytes) -> str:
+        """Sign an event hash (see `sign_event_hash`)."""
+        return sign_event_hash(self.private_key, event_hash)
+
+    @staticmethod
+    def generate(name: str, role: str, member: str | None = None) -> SigningKey:
+        """Create a new random key."""
+        return SigningKey(name, role, Ed25519PrivateKey.generate(), member)
+
+
+class KeyDirectoryError(Exception):
+    """A key file is missing, unreadable, or the passphrase does not open it."""
+
+
+class KeyDirectory:
+    """Private keys on disk: `<name>.pem` (PKCS#8, encrypted when a passphrase is set) and `<name>.json`.
+
+    The JSON sidecar holds only public facts (role, member, key id) so that listing keys needs no passphrase.
+    """
+
+    def __init__(self, path: Path, passphrase: bytes | None = None) -> None:
+        self.path = path
+        self.passphrase = passphrase
+
+    def save(self, key: SigningKey) -> None:
+        """Write a key; refuse to overwrite an existing one (a lost key cannot be recovered)."""
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem_path = self.path / f"{key.name}.pem"
+        if pem_path.exists():
+            raise KeyDirectoryError(f"key {key.name!r} already exists in {self.path}")
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(self.passphrase)
+            if self.passphrase
+            else serialization.NoEncryption()
+        )
+        pem = key.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        descriptor = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        meta = {"name": key.name, "role": key.role, "member": key.member, "key_id": key.key_id}
+        (self.path / f"{key.name}.json").write_text(json.dumps(meta, sort_keys=True) + "\n")
+
+    def load(self, name: str) -> SigningKey:
+        """Read a key by name."""
+        pem_path = self.path / f"{name}.pem"
+        try:
+            meta = json.loads((self.path / f"{name}.json").read_text())
+            pem = pem_path.read_bytes()
+        except FileNotFoundError:
+            raise KeyDirectoryError(f"no key named {name!r} in {self.path}") from None
+        try:
+            private_key = serialization.load_pem_private_key(pem, password=self.passphrase)
+        except (TypeError, ValueError) as error:
+            raise KeyDirectoryError(f"cannot open key {name!r}: {error}") from None
+        if not isinstance(private_key, Ed25519PrivateKey):
+            raise KeyDirectoryError(f"key {name!r} is not an Ed25519 key")
+        return SigningKey(name, str(meta["role"]), private_key, meta.get("member"))
+
+    def exists(self, name: str) -> bool:
+        """Whether a key of that name is stored."""
+        return (self.path / f"{name}.pem").exists()
+
+    def names(self) -> Iterator[str]:
+        """Names of the stored keys, sorted."""
+        if self.path.exists():
+            yield from sorted(p.stem for p in self.path.glob("*.pem"))

@@ -1,0 +1,193 @@
+"""Storage: signed events in the `eventsourcing` event store, on SQLite or PostgreSQL.
+
+`SignedEventMapper` is where domain events become signed envelopes: each stored event's `state` is the RFC 8785
+bytes of the full signed envelope — exactly the transparency-log entry — and its `topic` is `type@schema`.
+The recorders add one table, `command_receipts`, written in the same transaction as a command's events so that
+repeating a command id returns the first result and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.aggregates.base import LedgerAggregate
+from ledger.envelope import Envelope, EnvelopeError, entry_with_signature, envelope_from_json, parse_at
+from ledger.keys import SigningKey
+from schemas.events import EVENT_BODIES
+
+
+def event_topic(event_type: str, schema: int) -> str:
+    """The stored topic of an event: `type@schema`."""
+    return f"{event_type}@{schema}"
+
+
+@dataclass(frozen=True)
+class CommandReceipt:
+    """The stored outcome of a command: its id, a hash of its request, and its JSON result."""
+
+    command_id: str
+    request_hash: str
+    result: str
+
+
+class StoredEntryError(ValueError):
+    """A stored event does not decode into a valid envelope of a known type (the store was altered)."""
+
+
+class SignedEventMapper(Mapper[UUID]):
+    """Maps domain events to signed envelopes and back.
+
+    On the way in it signs with the key named by the event's actor. On the way out it checks that the envelope
+    belongs to the row it was stored in (stream and seq) and that its body matches its schema; signature and
+    key-validity checks over the whole log belong to `ledger.verify`, which an outsider can run.
+    """
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        signer_for: Callable[[str], SigningKey],
+        event_classes: dict[
+            tuple[str, int, bool], tuple[type[LedgerAggregate.Event], type[LedgerAggregate]]
+        ],
+    ) -> None:
+        super().__init__(transcoder=transcoder)
+        self.signer_for = signer_for
+        self.event_classes = event_classes
+        self._aggregate_topics = {
+            aggregate: get_topic(aggregate) for _, aggregate in event_classes.values()
+        }
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        """Sign the event and store the canonical signed envelope."""
+        assert isinstance(domain_event, LedgerAggregate.Event), type(domain_event)
+        canonical = domain_event.canonical_unsigned()
+        signer = self.signer_for(domain_event.actor.key)
+        sig = signer.sign(hashlib.sha256(canonical).digest())
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=event_topic(domain_event.TYPE, domain_event.SCHEMA),
+            state=entry_with_signature(canonical, sig),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        """Rebuild the domain event from its envelope."""
+        envelope = decode_entry(stored_event.state)
+        if envelope.stream != str(stored_event.originator_id) or (
+            envelope.seq != stored_event.originator_version
+        ):
+            raise StoredEntryError(
+                f"envelope {envelope.stream}#{envelope.seq} is stored as "
+                f"{stored_event.originator_id}#{stored_event.originator_version}"
+            )
+        return self.domain_event(envelope)
+
+    def domain_event(self, envelope: Envelope) -> LedgerAggregate.Event:
+        """Build the domain event object that an envelope records."""
+        try:
+            event_class, aggregate_class = self.event_classes[
+                (envelope.type, envelope.schema, envelope.seq == 1)
+            ]
+        except KeyError:
+            raise StoredEntryError(f"unknown event type {envelope.type}@{envelope.schema}") from None
+        state: dict[str, Any] = {
+            "originator_id": UUID(envelope.stream),
+            "originator_version": envelope.seq,
+            "timestamp": parse_at(envelope.at),
+            "actor": envelope.actor,
+            "prev": envelope.prev,
+            "body": EVENT_BODIES[(envelope.type, envelope.schema)].model_validate(envelope.body),
+        }
+        if issubclass(event_class, LedgerAggregate.Created):
+            state["originator_topic"] = self._aggregate_topics[aggregate_class]
+        event = object.__new__(event_class)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+
+def decode_entry(entry: bytes) -> Envelope:
+    """Decode a stored entry into an envelope, raising StoredEntryError when it is not one."""
+    try:
+        return envelope_from_json(json.loads(entry))
+    except (ValueError, EnvelopeError) as error:
+        raise StoredEntryError(f"stored entry is not a valid envelope: {error}") from None
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """The SQLite event recorder plus the command receipts table, written in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS command_receipts ("
+            "command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, result TEXT NOT NULL)"
+        )
+        return statements
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        receipt: CommandReceipt | None = kwargs.get("receipt")
+        if receipt is not None:
+            c.execute(
+                "INSERT INTO command_receipts VALUES (?,?,?)",
+                (receipt.command_id, receipt.request_hash, receipt.result),
+            )
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def select_receipt(self, command_id: str) -> CommandReceipt | None:
+        """The stored receipt of a command id, if it ran."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT * FROM command_receipts WHERE command_id=?", (command_id,))
+            row = c.fetchone()
+        return None if row is None else CommandReceipt(row[0], row[1], row[2])
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """The PostgreSQL event recorder plus the command receipts table, written in the same transaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.receipts_table = Identifier(self.datastore.schema, "command_receipts")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (command_id text PRIMARY KEY, "
+                "request_hash text NOT NULL, result text NOT NULL)"
+            ).format(self.receipts_table)
+        )
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        receipt: CommandReceipt | None = kwargs.get("receipt")
+        if receipt is not None:
+            curs.execute(
+                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
+                (receipt.command_id, receipt.request_hash, receipt.result),
+            )
+
+    def select_receipt(self, command_id: str) -> CommandReceipt | None:
+        """The stored receipt of a command id, if it ran."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT * FROM {} WHERE command_id = %s").format(self.receipts_table),
+                (command_id,),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return CommandReceipt(row["command_id"], row["request_hash"], row["result"])

@@ -1,0 +1,56 @@
+"""Commands of a plan."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.commands import Command
+from schemas.common import Id, Instant, Name
+from schemas.events import PlanRules
+
+
+class CreatePlan(Command):
+    """Open a plan with its first rules."""
+
+    NAME: ClassVar[str] = "create_plan"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["create_plan"] = "create_plan"
+    plan: Id | None = Field(default=None, description="the plan id; derived from command_id when omitted")
+    name: Name
+    kind: Literal["cancer", "children", "accident", "elderly_cancer", "chronic"]
+    rules: PlanRules
+
+
+class AmendRules(Command):
+    """Add a rules version effective from an instant."""
+
+    NAME: ClassVar[str] = "amend_rules"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["amend_rules"] = "amend_rules"
+    plan: Id
+    effective_from: Instant
+    rules: PlanRules
+
+
+class AnnounceClosing(Command):
+    """Announce a plan's wind-down terms."""
+
+    NAME: ClassVar[str] = "announce_closing"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["announce_closing"] = "announce_closing"
+    plan: Id
+    ends_at: Instant
+    refund_deadline: Instant
+    claim_tail_days: int = Field(ge=0, le=3650)
+    operator_pays_final_periods: int = Field(default=0, ge=0, le=24)
+
+
+class TerminatePlan(Command):
+    """End a plan at its announced end."""
+
+    NAME: ClassVar[str] = "terminate_plan"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["terminate_plan"] = "terminate_plan"
+    plan: Id

@@ -1,0 +1,479 @@
+"""Bodies of every signed event, by `(type, schema)`.
+
+The envelope is fixed (DESIGN.md); these models fix what each `body` may hold. A new shape of body is a new
+schema number with a new model; old events keep validating against the model they were written with.
+No body holds personal data: members are pseudonymous ids, documents are salted commitments, attributes are
+coarse (age in years, two-letter province, sex).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.common import (
+    Code,
+    Commitment,
+    Count,
+    Fen,
+    Frozen,
+    HashHex,
+    Id,
+    Instant,
+    IsoDate,
+    KeyId,
+    Name,
+    Province,
+    Reference,
+    Role,
+    SignedFen,
+)
+
+# -- keyring -------------------------------------------------------------------------------------------------
+
+
+class KeyRegisteredV1(Frozen):
+    """A public key becomes valid for a role from `valid_from`; member and juror keys name their member."""
+
+    key_id: KeyId
+    role: Role
+    public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 of the raw 32-byte key")
+    valid_from: Instant
+    member: Id | None = None
+
+
+class KeyRevokedV1(Frozen):
+    """A key stops being valid at `revoked_at`; signatures it made after that instant are invalid."""
+
+    key_id: KeyId
+    revoked_at: Instant
+
+
+# -- plan ----------------------------------------------------------------------------------------------------
+
+
+class AidBand(Frozen):
+    """Maximum aid for members whose age at diagnosis is at most `up_to_age_years`."""
+
+    up_to_age_years: int = Field(ge=0, le=150)
+    max_aid_fen: Fen
+
+
+class PlanRules(Frozen):
+    """One version of a plan's rules. Every rule that DOMAIN.md names is a parameter here."""
+
+    min_age_years: int = Field(ge=0, le=150)
+    max_age_years: int = Field(ge=0, le=150)
+    waiting_days: int = Field(ge=0, le=3650, description="illness only; accidents are covered at once")
+    aid_bands: tuple[AidBand, ...] = Field(min_length=1)
+    fee_bps: int = Field(ge=0, le=10_000, description="management fee on approved aid, basis points")
+    per_case_cap_fen: Fen = Field(description="share cap per patient per member per period")
+    annual_cap_fen: Fen = Field(description="share cap per member per calendar year")
+    excess_policy: Literal["operator_pays", "pro_rata"]
+    payment_model: Literal["prepaid", "postpaid"]
+    min_balance_fen: Fen = Field(description="prepaid: members below this balance are warned")
+    grace_days: int = Field(
+        ge=0, le=60, description="postpaid: a failed debit may be recovered until this many days "
+        "before the next collection day; then the member is removed"
+    )
+    claim_window_days: int = Field(ge=1, le=3650, description="claims within this many days of diagnosis")
+    notice_days: int = Field(ge=1, le=60, description="public notice length")
+    jury_quorum: int = Field(ge=1, le=10_000_000, description="valid votes needed for a verdict")
+    jury_threshold_bps: int = Field(
+        ge=5000, lt=10_000, description="a verdict approves when support exceeds this share of votes"
+    )
+    juror_min_age_years: int = Field(ge=18, le=150)
+    juror_min_member_days: int = Field(ge=0, le=3650)
+    notice_days_of_month: tuple[int, ...] = Field(min_length=1, description="cycle calendar: notice days")
+    collection_days_of_month: tuple[int, ...] = Field(
+        min_length=1, description="cycle calendar: collection days"
+    )
+    utc_offset_minutes: int = Field(ge=-720, le=840, description="the plan's civil time zone (China: 480)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanRules:
+        if self.min_age_years > self.max_age_years:
+            raise ValueError("min_age_years must not exceed max_age_years")
+        ages = [band.up_to_age_years for band in self.aid_bands]
+        if ages != sorted(set(ages)) or ages[-1] < self.max_age_years:
+            raise ValueError("aid_bands must ascend and cover max_age_years")
+        for days in (self.notice_days_of_month, self.collection_days_of_month):
+            if list(days) != sorted(set(days)) or days[0] < 1 or days[-1] > 28:
+                raise ValueError("cycle days must ascend and lie in 1..28")
+        if len(self.notice_days_of_month) != len(self.collection_days_of_month):
+            raise ValueError("each notice day needs one collection day")
+        return self
+
+    def max_aid_fen(self, age_years: int) -> int:
+        """The maximum aid for a member of this age at diagnosis (0 when outside every band)."""
+        for band in self.aid_bands:
+            if age_years <= band.up_to_age_years:
+                return band.max_aid_fen
+        return 0
+
+
+class PlanCreatedV1(Frozen):
+    """A plan opens with its first rules (version 1)."""
+
+    name: Name
+    kind: Literal["cancer", "children", "accident", "elderly_cancer", "chronic"]
+    rules: PlanRules
+
+
+class PlanRulesAmendedV1(Frozen):
+    """A new rules version; it applies to joins, claims and periods from `effective_from` on."""
+
+    version: int = Field(ge=2)
+    effective_from: Instant
+    rules: PlanRules
+
+
+class PlanClosingAnnouncedV1(Frozen):
+    """Wind-down terms: when the plan ends, the refund deadline, and how long tail claims are accepted."""
+
+    ends_at: Instant
+    refund_deadline: Instant
+    claim_tail_days: int = Field(ge=0, le=3650)
+    operator_pays_final_periods: int = Field(ge=0, le=24)
+
+
+class PlanTerminatedV1(Frozen):
+    """The plan has ended; no joins, no new periods, tail claims only."""
+
+    terminated_at: Instant
+
+
+# -- membership ----------------------------------------------------------------------------------------------
+
+
+class MemberJoinedV1(Frozen):
+    """A member joins. Personal data stays off the log: only commitments and coarse attributes."""
+
+    plan: Id
+    rules_version: int = Field(ge=1)
+    age_years: int = Field(ge=0, le=150)
+    sex: Literal["f", "m"]
+    province: Province
+    payer: Id | None = Field(description="the member who pays for this one, or null when self-paying")
+    family_order: int = Field(ge=0, le=100, description="0 for the payer; then the order family joined")
+    consent_commitment: Commitment
+    health_declaration_commitment: Commitment
+
+
+class DepositReceivedV1(Frozen):
+    """The custodian received a top-up into the member's prepaid balance."""
+
+    plan: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+
+
+class DebitFailedV1(Frozen):
+    """A share could not be collected (postpaid channel failure, or prepaid balance too low)."""
+
+    plan: Id
+    period: Id
+    amount_fen: Fen = Field(gt=0)
+    reason: Literal["channel_declined", "insufficient_balance"]
+
+
+class DebitRecoveredV1(Frozen):
+    """A failed postpaid debit was collected on retry within the grace period."""
+
+    plan: Id
+    period: Id
+    amount_fen: Fen = Field(gt=0)
+
+
+class JurorQualifiedV1(Frozen):
+    """The member passed the jury qualification exam; age is attested at qualification."""
+
+    age_years: int = Field(ge=18, le=150)
+    exam_commitment: Commitment
+
+
+class FraudRecordedV1(Frozen):
+    """A fraud finding against the member: they may no longer serve as a juror."""
+
+    claim: Id | None
+    finding_commitment: Commitment
+
+
+class MemberLapsedV1(Frozen):
+    """The member lost protection: arrears past grace, or a prepaid balance that could not pay a share."""
+
+    plan: Id
+    reason: Literal["grace_expired", "balance_exhausted"]
+    arrears_fen: Fen
+
+
+class MemberExitedV1(Frozen):
+    """The member left at their own request; a prepaid balance becomes a refund due."""
+
+    plan: Id
+    refund_due_fen: Fen
+
+
+class MemberExcludedV1(Frozen):
+    """Illness diagnosed in the waiting period: shares paid are refunded and the member leaves for good."""
+
+    plan: Id
+    diagnosed_on: IsoDate
+    shares_paid_fen: Fen
+    refund_due_fen: Fen
+
+
+class WindDownRefundDueV1(Frozen):
+    """At a plan's end, the member's remaining balance becomes a refund due by the refund deadline."""
+
+    plan: Id
+    refund_due_fen: Fen
+    deadline: Instant
+
+
+class RefundDisbursedV1(Frozen):
+    """The custodian paid a refund to the member."""
+
+    plan: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+    reason: Literal["exit", "waiting_period_illness", "wind_down"]
+
+
+# -- claim ---------------------------------------------------------------------------------------------------
+
+RejectionReason = Literal[
+    "condition_not_covered",
+    "undeclared_pre_existing_condition",
+    "insufficient_evidence",
+    "fraud",
+    "not_a_member_at_diagnosis",
+    "objection_upheld",
+    "jury_rejected",
+]
+"""The closed set of reasons a claim may be rejected for; each is documented in docs/claims.md."""
+
+
+class ClaimFiledV1(Frozen):
+    """A claim is reported; the rules version in force and the member's coarse attributes are fixed here."""
+
+    plan: Id
+    member: Id
+    rules_version: int = Field(ge=1)
+    category: Literal["illness", "accident"]
+    condition: Code = Field(description="coarse condition code, e.g. breast_cancer")
+    diagnosed_on: IsoDate
+    age_at_diagnosis: int = Field(ge=0, le=150)
+    evidence_commitment: Commitment
+
+
+class ClaimInvestigatedV1(Frozen):
+    """The investigation firm's report (committed) and preliminary opinion."""
+
+    report_commitment: Commitment
+    opinion: Literal["approve", "reject"]
+    recommended_amount_fen: Fen
+    reason: RejectionReason | None
+
+    @model_validator(mode="after")
+    def _reason_matches(self) -> ClaimInvestigatedV1:
+        if (self.opinion == "reject") != (self.reason is not None):
+            raise ValueError("reason is required for reject and forbidden for approve")
+        if self.opinion == "reject" and self.recommended_amount_fen != 0:
+            raise ValueError("a reject opinion recommends 0 fen")
+        return self
+
+
+class ClaimNoticedV1(Frozen):
+    """The case is on public notice until `ends_at`; objections may be filed until then."""
+
+    starts_at: Instant
+    ends_at: Instant
+
+
+class ObjectionFiledV1(Frozen):
+    """A member objects to a noticed case, with committed evidence."""
+
+    objection: int = Field(ge=1)
+    objector: Id
+    evidence_commitment: Commitment
+
+
+class ObjectionResolvedV1(Frozen):
+    """An objection was re-reviewed; an upheld objection rejects the case."""
+
+    objection: int = Field(ge=1)
+    upheld: bool
+    review_commitment: Commitment
+
+
+class JuryRequestedV1(Frozen):
+    """The claimant disputes a preliminary rejection and asks for a jury."""
+
+    requested_by: Id
+
+
+class VoteCastV1(Frozen):
+    """A juror's vote, signed by that juror's key."""
+
+    juror: Id
+    support: bool = Field(description="true supports paying the claim")
+
+
+class JuryDecidedV1(Frozen):
+    """The jury's count. Without quorum, or without more than the threshold, the preliminary opinion stands."""
+
+    votes: Count
+    support: Count
+    quorum: Count
+    threshold_bps: int = Field(ge=5000, lt=10_000)
+    verdict: Literal["approve", "reject", "no_quorum"]
+
+
+class ClaimApprovedV1(Frozen):
+    """The case is approved for `amount_fen` (never above the plan maximum for the age at diagnosis)."""
+
+    amount_fen: Fen = Field(gt=0)
+    max_aid_fen: Fen
+    basis: Literal["notice", "jury"]
+
+
+class ClaimRejectedV1(Frozen):
+    """The case is rejected for a reason from the closed set."""
+
+    reason: RejectionReason
+    basis: Literal["notice", "objection", "jury"]
+
+
+class ClaimIncludedV1(Frozen):
+    """The approved case is funded by this sharing period."""
+
+    period: Id
+    period_number: int = Field(ge=1)
+
+
+class ClaimPaidV1(Frozen):
+    """The custodian paid the aid: the approved (or pro-rata) amount less any postpaid arrears."""
+
+    amount_fen: Fen = Field(gt=0)
+    arrears_deducted_fen: Fen
+    reference: Reference
+
+
+# -- sharing period ------------------------------------------------------------------------------------------
+
+
+class PeriodOpenedV1(Frozen):
+    """A sharing period of a plan, with its cycle dates and the locking cutoff (00:00 on the notice day)."""
+
+    plan: Id
+    number: int = Field(ge=1)
+    notice_on: IsoDate
+    collection_on: IsoDate
+    cutoff_at: Instant
+
+
+class AssessedCase(Frozen):
+    """One case funded by the period: its approved amount and what it is paid after caps."""
+
+    claim: Id
+    approved_fen: Fen
+    funded_fen: Fen
+
+
+class PeriodAssessedV1(Frozen):
+    """The period's assessment, every term of the sharing formula (DESIGN.md), and the roll's Merkle root."""
+
+    plan: Id
+    number: int = Field(ge=1)
+    rules_version: int = Field(ge=1)
+    cutoff_at: Instant
+    locked_members: Count
+    cases: tuple[AssessedCase, ...]
+    aid_fen: Fen
+    fee_bps: int = Field(ge=0, le=10_000)
+    fee_fen: Fen
+    surplus_in_fen: SignedFen
+    need_fen: SignedFen
+    uncapped_share_fen: Fen
+    per_case_cap_fen: Fen
+    annual_cap_remaining_fen: Fen
+    cap_applied: Literal["none", "per_case", "annual"]
+    share_fen: Fen
+    excess_policy: Literal["operator_pays", "pro_rata"]
+    subsidy_fen: Fen
+    funded_aid_fen: Fen
+    funded_fee_fen: Fen
+    surplus_out_fen: Fen
+    roll_root: HashHex
+    roll_size: Count
+
+
+class SubsidyReceivedV1(Frozen):
+    """The custodian received the operator's subsidy for what the caps cut off."""
+
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+
+
+class PeriodSettledV1(Frozen):
+    """Collection closed: what was collected, what stayed unpaid after grace, and the surplus carried on."""
+
+    collected_fen: Fen
+    uncollected_fen: Fen
+    surplus_carried_fen: SignedFen
+
+
+EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
+    ("key.registered", 1): KeyRegisteredV1,
+    ("key.revoked", 1): KeyRevokedV1,
+    ("plan.created", 1): PlanCreatedV1,
+    ("plan.rules_amended", 1): PlanRulesAmendedV1,
+    ("plan.closing_announced", 1): PlanClosingAnnouncedV1,
+    ("plan.terminated", 1): PlanTerminatedV1,
+    ("member.joined", 1): MemberJoinedV1,
+    ("member.deposit_received", 1): DepositReceivedV1,
+    ("member.debit_failed", 1): DebitFailedV1,
+    ("member.debit_recovered", 1): DebitRecoveredV1,
+    ("member.juror_qualified", 1): JurorQualifiedV1,
+    ("member.fraud_recorded", 1): FraudRecordedV1,
+    ("member.lapsed", 1): MemberLapsedV1,
+    ("member.exited", 1): MemberExitedV1,
+    ("member.excluded", 1): MemberExcludedV1,
+    ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
+    ("member.refund_disbursed", 1): RefundDisbursedV1,
+    ("claim.filed", 1): ClaimFiledV1,
+    ("claim.investigated", 1): ClaimInvestigatedV1,
+    ("claim.noticed", 1): ClaimNoticedV1,
+    ("claim.objection_filed", 1): ObjectionFiledV1,
+    ("claim.objection_resolved", 1): ObjectionResolvedV1,
+    ("claim.jury_requested", 1): JuryRequestedV1,
+    ("claim.vote_cast", 1): VoteCastV1,
+    ("claim.jury_decided", 1): JuryDecidedV1,
+    ("claim.approved", 1): ClaimApprovedV1,
+    ("claim.rejected", 1): ClaimRejectedV1,
+    ("claim.included", 1): ClaimIncludedV1,
+    ("claim.paid", 1): ClaimPaidV1,
+    ("period.opened", 1): PeriodOpenedV1,
+    ("period.assessed", 1): PeriodAssessedV1,
+    ("period.subsidy_received", 1): SubsidyReceivedV1,
+    ("period.settled", 1): PeriodSettledV1,
+}
+"""Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""
+
+CUSTODIAN_TYPES = frozenset(
+    {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received"}
+)
+"""Fund movements the custodian executed: only a custodian key may sign them."""
+
+JUROR_TYPES = frozenset({"claim.vote_cast"})
+"""Events only a juror's own key may sign."""
+
+INVESTIGATOR_TYPES = frozenset({"claim.investigated"})
+"""Events only the investigation firm's key may sign."""
+
+MEMBER_REQUEST_TYPES = frozenset(
+    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested"}
+)
+"""A member's own requests: signed by the member's key, or by an operator key on behalf of the member."""
