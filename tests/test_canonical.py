@@ -1,0 +1,69 @@
+"""RFC 8785 canonical bytes: the published vectors, and agreement with the `rfc8785` package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonical_bytes, is_ledger_value
+
+VECTORS = Path(__file__).parent / "vectors" / "rfc8785"
+NAMES = sorted(p.stem for p in (VECTORS / "input").glob("*.json"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_published_vectors_canonicalize_exactly(name: str) -> None:
+    value = json.loads((VECTORS / "input" / f"{name}.json").read_text(encoding="utf-8"))
+    expected = (VECTORS / "output" / f"{name}.json").read_bytes()
+    assert canonical_bytes(value) == expected
+    hex_expected = bytes.fromhex("".join((VECTORS / "outhex" / f"{name}.txt").read_text().split()))
+    assert canonical_bytes(value) == hex_expected
+
+
+ascii_keys = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+)
+ledger_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(ascii_keys, children, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(ledger_values)
+def test_fast_path_equals_rfc8785_for_every_ledger_value(value: Any) -> None:
+    assert is_ledger_value(value)
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_non_ascii_keys_take_the_reference_path_and_sort_by_utf16() -> None:
+    value = {"\U0001f602": 1, "\ufb33": 2}
+    assert not is_ledger_value(value)
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2**53, -(2**53), {"a": [float("inf")]}])
+def test_values_without_a_canonical_form_are_refused(value: Any) -> None:
+    with pytest.raises(CanonicalizationError):
+        canonical_bytes(value)
+
+
+def test_finite_floats_are_canonical_json_but_not_ledger_values() -> None:
+    # RFC 8785 defines floats; the ledger's schemas refuse them in bodies (money is integer fen).
+    assert not is_ledger_value({"amount": 1.5})
+    assert canonical_bytes({"amount": 1.5}) == b'{"amount":1.5}'
+
+
+def test_booleans_are_not_integers() -> None:
+    assert canonical_bytes([True, 1]) == b"[true,1]"
