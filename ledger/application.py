@@ -209,6 +209,8 @@ class LedgerApplication(Application[UUID]):
     name = "Ledger"
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        import ledger.handlers  # noqa: F401  (registers every handler; imported here to avoid a cycle)
+
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.keys = KeyDirectory(settings.key_dir, settings.key_passphrase)

@@ -110,7 +110,7 @@ class SignedEventMapper(Mapper[UUID]):
             "timestamp": parse_at(envelope.at),
             "actor": envelope.actor,
             "prev": envelope.prev,
-            "body": EVENT_BODIES[(envelope.type, envelope.schema)].model_validate(envelope.body),
+            "body": EVENT_BODIES[(envelope.type, envelope.schema)].from_json_value(envelope.body),
         }
         if issubclass(event_class, LedgerAggregate.Created):
             state["originator_topic"] = self._aggregate_topics[aggregate_class]
@@ -141,11 +141,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        receipt: CommandReceipt | None = kwargs.get("receipt")
-        if receipt is not None:
-            c.execute(
+        receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
+        if receipts:
+            c.executemany(
                 "INSERT INTO command_receipts VALUES (?,?,?)",
-                (receipt.command_id, receipt.request_hash, receipt.result),
+                [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
         return super()._insert_events(c, stored_events, **kwargs)
 
@@ -173,11 +173,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        receipt: CommandReceipt | None = kwargs.get("receipt")
-        if receipt is not None:
-            curs.execute(
+        receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
+        if receipts:
+            curs.executemany(
                 SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
-                (receipt.command_id, receipt.request_hash, receipt.result),
+                [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
 
     def select_receipt(self, command_id: str) -> CommandReceipt | None:

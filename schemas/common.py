@@ -7,9 +7,10 @@ body's canonical bytes never depend on a Python type.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -20,6 +21,11 @@ class Frozen(BaseModel):
     """Base for all schema models: immutable, no extra keys, strict types (an amount is never "12.5")."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    @classmethod
+    def from_json_value(cls, value: object) -> Self:
+        """Validate a parsed JSON value in JSON mode: strict types, but a JSON array may fill a tuple field."""
+        return cls.model_validate_json(json.dumps(value, ensure_ascii=False))
 
 
 Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Amount in integer fen (1/100 yuan).")]
