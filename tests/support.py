@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from ledger.application import LedgerApplication, SimulatedClock
+import pytest
+
+from ledger.aggregates.base import DomainRuleError
+from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.keys import SigningKey
+from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join
 from schemas.commands.plan import CreatePlan
 from schemas.events import AidBand, PlanRules
@@ -97,3 +103,22 @@ def join(app: LedgerApplication, plan: str, age: int = 30, payer: str | None = N
 def deposit(app: LedgerApplication, member: str, amount_fen: int) -> None:
     """A custodian-confirmed top-up."""
     app.execute(Deposit(command_id=cid("dep"), member=member, amount_fen=amount_fen, reference=cid("ref")))
+
+
+def rejected(app: LedgerApplication, run: Callable[[], object], field: str, rule: str) -> DomainRuleError:
+    """Run a command that must break `rule` on `field`; assert the error names both and nothing was written."""
+    before = app.recorder.max_notification_id()
+    with pytest.raises(DomainRuleError) as caught:
+        run()
+    assert (caught.value.field, caught.value.rule) == (field, rule), str(caught.value)
+    assert app.recorder.max_notification_id() == before, "a rejected command wrote events"
+    return caught.value
+
+
+def member_key(app: LedgerApplication, member: str, role: str = "member") -> SigningKey:
+    """Give a member their own key (saved in the key directory and registered in the keyring)."""
+    key = SigningKey.generate(member_key_name(role, member), role, member)
+    app.keys.save(key)
+    app.execute(RegisterKey(command_id=cid("key"), role=role, public_key=key.public_base64,  # type: ignore[arg-type]
+                            member=member))
+    return key

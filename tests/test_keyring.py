@@ -1,0 +1,142 @@
+"""The keyring: the root key registers itself, keys are registered and revoked under it, and every event's
+signer must hold a key valid for the event's role at the event's time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ledger.application import LedgerApplication, SigningKeyMissingError
+from ledger.keys import SigningKey
+from ledger.service import AlreadyInitializedError, initialize
+from ledger.store import decode_entry
+from schemas.commands.keys import RegisterKey, RevokeKey
+from schemas.commands.membership import Deposit, Exit
+from schemas.commands.plan import CreatePlan
+from tests.support import (
+    advance,
+    cid,
+    create_plan,
+    join,
+    member_key,
+    prepaid_rules,
+    rejected,
+    rules,
+)
+
+
+def test_the_first_event_registers_the_root_key_by_itself(ledger_app: LedgerApplication) -> None:
+    first = decode_entry(next(ledger_app.entries())[1])
+    root = ledger_app.signing_key("operator-root")
+    assert (first.type, first.seq, first.prev) == ("key.registered", 1, None)
+    assert first.actor.key == root.key_id == first.body["key_id"]
+    assert first.body["public_key"] == root.public_base64
+    keyring = ledger_app.keyring()
+    roles = sorted(k.role for k in keyring.keys.values())
+    assert roles == ["custodian", "investigator", "operator", "operator", "operator", "regulator"]
+    anchors = json.loads((ledger_app.settings.data_dir / "trust-anchors.json").read_text())
+    assert anchors["operator-root"]["key_id"] == root.key_id
+    assert set(anchors) == {"operator-root", "custodian", "regulator"}
+
+
+def test_a_log_is_initialized_once(ledger_app: LedgerApplication) -> None:
+    before = ledger_app.recorder.max_notification_id()
+    with pytest.raises(AlreadyInitializedError):
+        initialize(ledger_app)
+    assert ledger_app.recorder.max_notification_id() == before
+
+
+def test_keys_must_be_registered_under_the_root_key(ledger_app: LedgerApplication) -> None:
+    key = SigningKey.generate("extra", "custodian")
+    command = RegisterKey(command_id=cid(), role="custodian", public_key=key.public_base64)
+    rejected(ledger_app, lambda: ledger_app.execute(command, sign_as="operator"),
+             "signer", "keyring_changes_must_be_signed_by_the_root_key")
+    assert ledger_app.execute(command)["key_id"] == key.key_id
+
+
+def test_a_key_is_registered_once(ledger_app: LedgerApplication) -> None:
+    custodian = ledger_app.signing_key("custodian")
+    rejected(ledger_app, lambda: ledger_app.execute(
+        RegisterKey(command_id=cid(), role="custodian", public_key=custodian.public_base64)),
+        "public_key", "key_must_not_be_registered_twice")
+
+
+def test_member_keys_name_their_member_and_others_do_not(ledger_app: LedgerApplication) -> None:
+    key = SigningKey.generate("k", "member")
+    rejected(ledger_app, lambda: ledger_app.execute(
+        RegisterKey(command_id=cid(), role="member", public_key=key.public_base64)),
+        "member", "member_and_juror_keys_name_their_member_and_others_do_not")
+    rejected(ledger_app, lambda: ledger_app.execute(
+        RegisterKey(command_id=cid(), role="custodian", public_key=key.public_base64,
+                    member="0b6f5c1e-2f0c-4c43-9a43-4b8e2b8a2f10")),
+        "member", "member_and_juror_keys_name_their_member_and_others_do_not")
+
+
+def test_revocation_rules(ledger_app: LedgerApplication) -> None:
+    root = ledger_app.signing_key("operator-root").key_id
+    rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id=root)),
+             "key_id", "root_key_cannot_be_revoked")
+    rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id="00" * 8)),
+             "key_id", "key_must_be_registered")
+    investigator = ledger_app.signing_key("investigator").key_id
+    ledger_app.execute(RevokeKey(command_id=cid(), key_id=investigator))
+    rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id=investigator)),
+             "key_id", "key_must_not_be_revoked_twice")
+
+
+def test_a_revoked_key_signs_nothing_from_its_revocation_on(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app, prepaid_rules())
+    member = join(ledger_app, plan)
+    ledger_app.execute(Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-1"))
+    advance(ledger_app, hours=1)
+    ledger_app.execute(RevokeKey(command_id=cid(), key_id=ledger_app.signing_key("custodian").key_id))
+    advance(ledger_app, hours=1)
+    rejected(ledger_app, lambda: ledger_app.execute(
+        Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-2")),
+        "signer", "signing_key_must_be_registered_and_valid_for_its_role")
+    replacement = SigningKey.generate("custodian-2", "custodian")
+    ledger_app.keys.save(replacement)
+    ledger_app.execute(RegisterKey(command_id=cid(), role="custodian", public_key=replacement.public_base64))
+    ledger_app.execute(Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-2"),
+                       sign_as="custodian-2")
+
+
+def test_an_unregistered_key_signs_nothing(ledger_app: LedgerApplication) -> None:
+    stranger = SigningKey.generate("stranger", "operator")
+    ledger_app.keys.save(stranger)
+    rejected(ledger_app, lambda: ledger_app.execute(
+        CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()), sign_as="stranger"),
+        "signer", "signing_key_must_be_registered_and_valid_for_its_role")
+
+
+def test_role_rules_are_enforced_before_writing(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app, prepaid_rules())
+    member = join(ledger_app, plan)
+    rejected(ledger_app, lambda: ledger_app.execute(
+        Deposit(command_id=cid(), member=member, amount_fen=500, reference="r-1"), sign_as="operator"),
+        "signer", "fund_movements_must_be_signed_by_a_custodian_key")
+    rejected(ledger_app, lambda: ledger_app.execute(
+        CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()), sign_as="custodian"),
+        "signer", "this_event_must_be_signed_by_an_operator_key")
+
+
+def test_a_member_request_is_signed_by_that_members_key(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app)
+    alice, bob = join(ledger_app, plan), join(ledger_app, plan)
+    joined = [decode_entry(e) for _, e in ledger_app.entries()][-1]
+    assert joined.actor.role == "operator" and joined.actor.on_behalf_of == bob
+    key = member_key(ledger_app, alice)
+    rejected(ledger_app, lambda: ledger_app.execute(Exit(command_id=cid(), member=bob), sign_as=key.name),
+             "signer", "member_requests_must_be_signed_by_the_member_or_the_operator_on_their_behalf")
+    ledger_app.execute(Exit(command_id=cid(), member=alice))
+    exited = [decode_entry(e) for _, e in ledger_app.entries()][-1]
+    assert (exited.type, exited.actor.role, exited.actor.key) == ("member.exited", "member", key.key_id)
+
+
+def test_a_missing_private_key_is_a_clear_error(ledger_app: LedgerApplication) -> None:
+    before = ledger_app.recorder.max_notification_id()
+    with pytest.raises(SigningKeyMissingError):
+        ledger_app.execute(CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()),
+                           sign_as="nobody")
+    assert ledger_app.recorder.max_notification_id() == before
