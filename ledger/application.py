@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Mapper
 
 from ledger.aggregates import EVENT_CLASSES
@@ -126,6 +126,10 @@ class UnitOfWork:
     at: datetime
     sign_as: str | None = None
     loaded: dict[UUID, LedgerAggregate] = field(default_factory=dict)
+    touched: dict[UUID, int] = field(default_factory=dict)
+    """Aggregates the current command touched, with their pending event count when it first did."""
+    families: dict[str, int] = field(default_factory=dict)
+    """Family members joined per payer in this unit of work (not yet saved)."""
 
     def get(self, aggregate_id: UUID, kind: type[A], field_name: str) -> A:
         """Load an aggregate for change; a missing one is a rule error naming the field."""
@@ -139,6 +143,7 @@ class UnitOfWork:
             self.loaded[aggregate_id] = aggregate
         check(isinstance(aggregate, kind), field_name, f"id_must_name_a_{kind.__name__.lower()}",
               str(aggregate_id))
+        self.touched.setdefault(aggregate_id, len(aggregate.pending_events))
         return cast(A, aggregate)
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
@@ -148,11 +153,19 @@ class UnitOfWork:
         except DomainRuleError:
             return None
 
-    def add(self, aggregate: LedgerAggregate) -> None:
-        """Track a newly created aggregate."""
-        check(aggregate.id not in self.loaded and aggregate.id not in self.app.repository,
-              "id", "stream_id_must_be_new", str(aggregate.id))
+    def add(self, aggregate: LedgerAggregate, field_name: str = "id", derived: bool = False) -> None:
+        """Track a newly created aggregate; its stream id must not exist yet.
+
+        `derived`: the id was derived from this command's new id (`new_stream_id`), so no stored stream can
+        have it and the lookup is skipped; the store's uniqueness constraint still guards the write.
+        """
+        check(aggregate.id not in self.loaded and (derived or not self.app.stream_exists(aggregate.id)),
+              field_name, "stream_id_must_be_new", str(aggregate.id))
         self.loaded[aggregate.id] = aggregate
+        self.touched[aggregate.id] = 0
+        if isinstance(aggregate, Membership) and aggregate.details.payer is not None:
+            payer = aggregate.details.payer
+            self.families[payer] = self.families.get(payer, 0) + 1
 
     def keyring(self) -> Keyring:
         """The keyring, for reading (and changing when a key command runs)."""
@@ -164,13 +177,19 @@ class UnitOfWork:
 
     def family_joined(self, payer: str) -> int:
         """Family members joined under `payer` earlier in this unit of work (not yet saved)."""
-        return sum(
-            1
-            for aggregate in self.loaded.values()
-            if isinstance(aggregate, Membership)
-            and aggregate.version == len(aggregate.pending_events)
-            and aggregate.details.payer == payer
-        )
+        return self.families.get(payer, 0)
+
+    def begin_command(self) -> None:
+        """Start tracking what the next command touches."""
+        self.touched = {}
+
+    def command_events(self) -> list[LedgerAggregate.Event]:
+        """The events the current command recorded."""
+        return [
+            cast(LedgerAggregate.Event, event)
+            for aggregate_id, before in self.touched.items()
+            for event in self.loaded[aggregate_id].pending_events[before:]
+        ]
 
     def pending(self) -> list[LedgerAggregate.Event]:
         """Every event recorded in this unit of work, not yet saved."""
@@ -185,10 +204,13 @@ Handler = Callable[[UnitOfWork, Any], Outcome]
 HANDLERS: dict[type[Command], Handler] = {}
 
 
-def handles(command_type: type[C]) -> Callable[[Callable[[UnitOfWork, C], Outcome]], Callable[[UnitOfWork, C], Outcome]]:
+TypedHandler = Callable[[UnitOfWork, C], Outcome]
+
+
+def handles(command_type: type[C]) -> Callable[[TypedHandler[C]], TypedHandler[C]]:
     """Register the handler of a command type."""
 
-    def register(function: Callable[[UnitOfWork, C], Outcome]) -> Callable[[UnitOfWork, C], Outcome]:
+    def register(function: TypedHandler[C]) -> TypedHandler[C]:
         assert command_type not in HANDLERS, f"two handlers for {command_type.__name__}"
         HANDLERS[command_type] = function
         return function
@@ -217,6 +239,7 @@ class LedgerApplication(Application[UUID]):
         self._signers: dict[str, SigningKey] = {}
         self._signer_names: dict[str, str] = {}
         self._roster: Roster | None = None
+        self._member_key_names: set[str] = set()
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
         if settings.database_url is None:
@@ -255,7 +278,8 @@ class LedgerApplication(Application[UUID]):
         return key
 
     def actor_for(self, role: str, member: str | None = None, sign_as: str | None = None) -> Actor:
-        """Pick the signing key for a role: `sign_as` if given, else the role's own key.
+        """Pick the signing key for a role: `sign_as` if given, else the role's own key (member keys as listed
+        when the batch began).
 
         A member's request uses the member's key when the key directory holds one, otherwise the operator key
         on the member's behalf (DESIGN.md, role rules).
@@ -267,7 +291,7 @@ class LedgerApplication(Application[UUID]):
         if role in ("member", "juror"):
             assert member is not None
             name = member_key_name(role, member)
-            if self.keys.exists(name):
+            if name in self._member_key_names:
                 return Actor(role, self.signing_key(name).key_id)
             if role == "juror":
                 raise SigningKeyMissingError(f"a vote must be signed by the juror's own key ({name})")
@@ -287,38 +311,41 @@ class LedgerApplication(Application[UUID]):
         first), so a batch behaves exactly like running its commands one by one.
         """
         uow = UnitOfWork(self, self.clock.now(), sign_as)
+        self._member_key_names = set(self.keys.names())
+        stored = self.ledger_recorder.select_receipts([command.command_id for command in commands])
         results: list[dict[str, Any]] = []
         receipts: list[CommandReceipt] = []
-        seen: dict[str, tuple[str, dict[str, Any]]] = {}
+        seen: dict[str, tuple[str, dict[str, Any]]] = {
+            command_id: (receipt.request_hash, json.loads(receipt.result)) for command_id, receipt in stored.items()
+        }
         for position, command in enumerate(commands):
             try:
-                result = self._run(uow, command, seen)
+                result, digest, new = self._run(uow, command, seen)
             except Exception as error:
                 if position == 0:
                     raise
                 self.execute_many(commands[:position], sign_as)
                 raise BatchError(position, error) from error
-            if result.pop("_new", False):
-                receipts.append(CommandReceipt(command.command_id, request_hash(command), json.dumps(result)))
+            if new:
+                receipts.append(CommandReceipt(command.command_id, digest, json.dumps(result)))
             results.append(result)
         self._save(uow, receipts)
         return results
 
     def _run(
         self, uow: UnitOfWork, command: Command, seen: dict[str, tuple[str, dict[str, Any]]]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str, bool]:
+        """Run one command in the unit of work: (result, request hash, whether it is new)."""
         digest = request_hash(command)
         earlier = seen.get(command.command_id)
-        stored = earlier is None and self.ledger_recorder.select_receipt(command.command_id)
-        if earlier is not None or stored:
-            first_hash, first_result = earlier or (stored.request_hash, json.loads(stored.result))  # type: ignore[union-attr]
-            if first_hash != digest:
+        if earlier is not None:
+            if earlier[0] != digest:
                 raise CommandIdReusedError(command.command_id)
-            return {**first_result, "repeated": True}
+            return {**earlier[1], "repeated": True}, digest, False
         handler = HANDLERS[type(command)]
-        before = len(uow.pending())
+        uow.begin_command()
         outcome = handler(uow, command)
-        events = uow.pending()[before:]
+        events = uow.command_events()
         keyring = uow.keyring() if KEYRING_ID in uow.loaded or KEYRING_ID in self.repository else None
         for event in events:
             self._check_signer(keyring, event)
@@ -331,7 +358,7 @@ class LedgerApplication(Application[UUID]):
             **outcome.result,
         }
         seen[command.command_id] = (digest, result)
-        return {**result, "_new": True}
+        return result, digest, True
 
     def _check_signer(self, keyring: Keyring | None, event: LedgerAggregate.Event) -> None:
         """The event's key must suit the event (role rules) and be valid for its role now (invariant 1)."""
@@ -352,7 +379,7 @@ class LedgerApplication(Application[UUID]):
         if not aggregates and not receipts:
             return
         try:
-            self.save(*aggregates, receipts=receipts)
+            self._save_aggregates(aggregates, receipts)
         except IntegrityError:
             for aggregate in aggregates:
                 self.repository.cache.put(aggregate.id, None) if self.repository.cache else None
@@ -360,6 +387,18 @@ class LedgerApplication(Application[UUID]):
                 "another writer changed a stream this command read (or ran the same command id); "
                 "nothing was written; retry"
             ) from None
+
+    def _save_aggregates(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
+        """`Application.save` for aggregates known to be ours: the library's own steps, without its per-object
+        runtime protocol checks (which cost more than signing an event)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        processing_event.saved_kwargs["receipts"] = receipts
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
 
     # -- reading -----------------------------------------------------------------------------------------
 
@@ -382,6 +421,10 @@ class LedgerApplication(Application[UUID]):
             self._roster = Roster(self)
         self._roster.catch_up()
         return self._roster
+
+    def stream_exists(self, stream: UUID) -> bool:
+        """Whether any event of this stream is stored (one indexed lookup, no replay)."""
+        return bool(self.recorder.select_events(stream, limit=1))
 
     def keyring(self) -> Keyring:
         """The current keyring (read-only)."""

@@ -30,17 +30,26 @@ class CanonicalizationError(ValueError):
 
 
 def is_ledger_value(value: Any) -> bool:
-    """Whether `value` lies in the ledger's JSON domain (see module docstring)."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and is_ledger_value(v) for k, v in value.items())
-    if kind is list:
-        return all(is_ledger_value(v) for v in value)
-    return False
+    """Whether `value` lies in the ledger's JSON domain (see module docstring); iterative, as it runs per event."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def canonical_bytes(value: Any) -> bytes:

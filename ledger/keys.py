@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -74,7 +75,7 @@ class SigningKey:
     private_key: Ed25519PrivateKey
     member: str | None = None
 
-    @property
+    @cached_property
     def public_raw(self) -> bytes:
         """The raw 32-byte public key."""
         return public_key_raw(self.private_key.public_key())
@@ -84,7 +85,7 @@ class SigningKey:
         """The public key as base64 of its raw bytes, as carried by `key.registered` events."""
         return base64.b64encode(self.public_raw).decode("ascii")
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         """The key id that envelopes carry in `actor.key`."""
         return key_id(self.public_raw)

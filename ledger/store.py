@@ -149,12 +149,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             )
         return super()._insert_events(c, stored_events, **kwargs)
 
-    def select_receipt(self, command_id: str) -> CommandReceipt | None:
-        """The stored receipt of a command id, if it ran."""
+    def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
+        """The stored receipts of those command ids that already ran (one query per 500 ids)."""
+        found: dict[str, CommandReceipt] = {}
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT * FROM command_receipts WHERE command_id=?", (command_id,))
-            row = c.fetchone()
-        return None if row is None else CommandReceipt(row[0], row[1], row[2])
+            for offset in range(0, len(command_ids), 500):
+                chunk = list(command_ids[offset:offset + 500])
+                c.execute(f"SELECT * FROM command_receipts WHERE command_id IN ({','.join('?' * len(chunk))})",
+                          chunk)
+                for row in c.fetchall():
+                    found[row[0]] = CommandReceipt(row[0], row[1], row[2])
+        return found
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -180,14 +185,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
 
-    def select_receipt(self, command_id: str) -> CommandReceipt | None:
-        """The stored receipt of a command id, if it ran."""
+    def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
+        """The stored receipts of those command ids that already ran (one query)."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
-                SQL("SELECT * FROM {} WHERE command_id = %s").format(self.receipts_table),
-                (command_id,),
+                SQL("SELECT * FROM {} WHERE command_id = ANY(%s)").format(self.receipts_table),
+                (list(command_ids),),
             )
-            row = curs.fetchone()
-        if row is None:
-            return None
-        return CommandReceipt(row["command_id"], row["request_hash"], row["result"])
+            rows = curs.fetchall()
+        return {
+            row["command_id"]: CommandReceipt(row["command_id"], row["request_hash"], row["result"])
+            for row in rows
+        }

@@ -53,7 +53,8 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         consent_commitment=command.consent_commitment,
         health_declaration_commitment=command.health_declaration_commitment,
     )
-    uow.add(Membership.join(member_id, uow.at, uow.actor("member", str(member_id)), body))
+    uow.add(Membership.join(member_id, uow.at, uow.actor("member", str(member_id)), body), "member",
+            derived=command.member is None)
     return Outcome({"member": str(member_id), "plan": command.plan, "family_order": family_order})
 
 

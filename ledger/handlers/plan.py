@@ -17,7 +17,7 @@ def create_plan(uow: UnitOfWork, command: CreatePlan) -> Outcome:
     """Open a plan."""
     plan_id = new_stream_id("plan", command.command_id, command.plan)
     body = PlanCreatedV1(name=command.name, kind=command.kind, rules=command.rules)
-    uow.add(Plan.create(plan_id, uow.at, uow.actor("operator"), body))
+    uow.add(Plan.create(plan_id, uow.at, uow.actor("operator"), body), "plan", derived=command.plan is None)
     return Outcome({"plan": str(plan_id)})
 
 

@@ -1,0 +1,108 @@
+"""Signed events appended per second on SQLite through the real application path (`execute_many`).
+
+Measured in the same run against two baselines:
+  (a) the same workload through plain `eventsourcing` (same SQLite recorder, default JSON mapper, no signing);
+  (b) the raw Ed25519 signing rate of `cryptography` on one core (prefix + 32-byte event hash, as the ledger signs).
+Target: ledger rate >= 0.5 x (b). The workload is joins into one plan, each a new signed stream.
+
+Usage: python -m bench.append [--events 20000] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from ledger.application import LedgerApplication, SimulatedClock
+from ledger.config import Settings
+from ledger.keys import EVENT_SIGNATURE_PREFIX
+from ledger.service import initialize
+from schemas.commands.membership import Join
+from schemas.commands.plan import CreatePlan
+from tests.support import commitment, rules
+
+
+def raw_signing_rate(seconds: float = 2.0) -> float:
+    """Ed25519 signatures per second on one core, over the ledger's signed message shape."""
+    key = Ed25519PrivateKey.generate()
+    digest = hashlib.sha256(b"event").digest()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(500):
+            key.sign(EVENT_SIGNATURE_PREFIX + digest)
+        count += 500
+    return count / (time.perf_counter() - start)
+
+
+def ledger_rate(directory: Path, events: int, batch: int) -> float:
+    """Joins per second through `LedgerApplication.execute_many` (each one signed event)."""
+    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    initialize(app)
+    plan = app.execute(CreatePlan(command_id="bench-plan", name="Bench", kind="cancer", rules=rules()))["plan"]
+    consent, health = commitment("consent"), commitment("health")
+    commands = [
+        Join(command_id=f"j-{i}", plan=plan, age_years=20 + i % 39, sex="f" if i % 2 else "m", province="zj",
+             consent_commitment=consent, health_declaration_commitment=health)
+        for i in range(events)
+    ]
+    start = time.perf_counter()
+    for offset in range(0, events, batch):
+        app.execute_many(commands[offset:offset + batch])
+    elapsed = time.perf_counter() - start
+    app.close()
+    return events / elapsed
+
+
+class PlainMember(Aggregate):
+    """The same join, as a plain eventsourcing aggregate (no envelope, no signature)."""
+
+    @event("Joined")
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+
+def plain_rate(directory: Path, events: int, batch: int) -> float:
+    """Joins per second through plain `eventsourcing` on the same SQLite recorder."""
+    app: Application[UUID] = Application({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                          "SQLITE_DBNAME": str(directory / "plain.sqlite3")})
+    body = {"plan": str(uuid4()), "rules_version": 1, "age_years": 30, "sex": "f", "province": "zj",
+            "payer": None, "family_order": 0, "consent_commitment": commitment("consent"),
+            "health_declaration_commitment": commitment("health")}
+    start = time.perf_counter()
+    for offset in range(0, events, batch):
+        app.save(*[PlainMember(dict(body, age_years=20 + i % 39)) for i in range(offset, min(events, offset + batch))])
+    elapsed = time.perf_counter() - start
+    app.close()
+    return events / elapsed
+
+
+def main() -> None:
+    """Run the three measurements and print the figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    sign = raw_signing_rate()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = plain_rate(Path(tmp), args.events, args.batch)
+        signed = ledger_rate(Path(tmp) / "ledger", args.events, args.batch)
+    print(f"events: {args.events}, batch: {args.batch}")
+    print(f"raw Ed25519 signing, one core:    {sign:10.0f} signatures/s")
+    print(f"plain eventsourcing, unsigned:    {plain:10.0f} events/s")
+    print(f"ledger execute_many, signed:      {signed:10.0f} events/s")
+    print(f"ratio ledger / raw signing:       {signed / sign:10.2f}  (target >= 0.50)")
+    print(f"ratio ledger / plain unsigned:    {signed / plain:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
