@@ -11,7 +11,12 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import MAX_SAFE_INTEGER, CanonicalizationError, canonical_bytes, is_ledger_value
+from ledger.canonical import (
+    MAX_SAFE_INTEGER,
+    CanonicalizationError,
+    canonical_bytes,
+    is_ledger_value,
+)
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc8785"
 NAMES = sorted(p.stem for p in (VECTORS / "input").glob("*.json"))
