@@ -220,9 +220,7 @@ def handles(command_type: type[C]) -> Callable[[TypedHandler[C]], TypedHandler[C
 
 def request_hash(command: Command) -> str:
     """A hash of the request (everything but its id), to tell a repeat from a reused id."""
-    data = command.model_dump(mode="json")
-    data.pop("command_id")
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(command.model_dump_json(exclude={"command_id"}).encode()).hexdigest()
 
 
 class LedgerApplication(Application[UUID]):

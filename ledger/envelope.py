@@ -49,14 +49,14 @@ def format_at(moment: datetime) -> str:
     """Format an instant as the envelope's `at`: RFC 3339, UTC, microseconds, `Z`."""
     if moment.tzinfo is None:
         raise ValueError("event time must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_at(text: str) -> datetime:
     """Parse an envelope `at` back into an aware UTC datetime."""
     if not _AT_PATTERN.fullmatch(text):
         raise EnvelopeError("at", "must be RFC 3339 UTC with microseconds and Z")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
