@@ -45,7 +45,7 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         check(payer.plan == command.plan, "payer", "payer_must_be_in_the_same_plan")
         payer.check_active("payer")
         check(payer.details.payer is None, "payer", "payer_must_pay_for_themselves")
-        family_order = uow.app.roster().family_count(command.payer) + uow.family_joined(command.payer)
+        family_order = 1 + uow.app.roster().family_count(command.payer) + uow.family_joined(command.payer)
     member_id = new_stream_id("member", command.command_id, command.member)
     body = MemberJoinedV1(
         plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,

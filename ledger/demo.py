@@ -1,0 +1,321 @@
+"""The demo: two realistic plans run for a number of sharing periods on a simulated clock.
+
+A 相互宝-like postpaid cancer plan (operator pays what the caps cut off) and a 水滴互助-like prepaid plan (pro-rata
+payouts, custodian-held balances) take members over four months — realistic ages, payers with family members,
+top-ups — and then run sharing periods: claims filed after the waiting period, investigated, publicly noticed,
+one objection, one jury case with juror-signed votes, periods opened and assessed, debits failed and recovered,
+a lapse, subsidies and payouts by the custodian, settlement. Everything goes through the application service, so
+every fact is a signed event. The same seed gives the same history (event times come from the simulated clock;
+keys and signatures are new on each run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ledger.aggregates.membership import Membership
+from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.keys import SigningKey
+from ledger.service import initialize
+from schemas.commands import Command
+from schemas.commands.keys import RegisterKey
+from schemas.commands.membership import Deposit, Join, QualifyJuror
+from schemas.commands.plan import CreatePlan
+from schemas.events import AidBand, PlanRules
+
+DEMO_START = datetime(2026, 1, 1, tzinfo=UTC)
+"""The simulated clock's first instant."""
+JOIN_DAYS = 120
+"""Members join over this many days, so waiting periods have passed when claims start."""
+BATCH = 2000
+"""Commands per transaction."""
+PROVINCES = ("zj", "gd", "js", "sd", "hn", "sc", "hb", "ah", "fj", "bj", "sh", "he", "ln", "jx", "gx")
+CONDITIONS = ("breast_cancer", "lung_cancer", "thyroid_cancer", "colorectal_cancer", "leukemia", "liver_cancer",
+              "gastric_cancer", "cervical_cancer")
+CHINA = 480
+"""UTC+8, in minutes: the plans' civil time."""
+
+
+def postpaid_rules(members: int) -> PlanRules:
+    """相互宝 (2019): postpaid, ages 0–59, 90 waiting days, 300,000 / 100,000 yuan by age band, 8% fee,
+    0.10 yuan per patient and 188 yuan a year caps paid by the operator, notice on the 7th and 21st."""
+    return PlanRules(
+        min_age_years=0, max_age_years=59, waiting_days=90,
+        aid_bands=(AidBand(up_to_age_years=39, max_aid_fen=30_000_000),
+                   AidBand(up_to_age_years=59, max_aid_fen=10_000_000)),
+        fee_bps=800, per_case_cap_fen=10, annual_cap_fen=18_800, excess_policy="operator_pays",
+        payment_model="postpaid", min_balance_fen=0, grace_days=2, claim_window_days=180, notice_days=3,
+        jury_quorum=jury_quorum(members), jury_threshold_bps=5000, juror_min_age_years=18,
+        juror_min_member_days=30, notice_days_of_month=(7, 21), collection_days_of_month=(14, 28),
+        utc_offset_minutes=CHINA,
+    )
+
+
+def prepaid_rules(members: int) -> PlanRules:
+    """水滴互助-like: prepaid balances held by the custodian, warned below 3 yuan, pro-rata payouts when capped."""
+    return postpaid_rules(members).model_copy(update={
+        "payment_model": "prepaid", "excess_policy": "pro_rata", "min_balance_fen": 300, "per_case_cap_fen": 100,
+        "waiting_days": 180 - 90,
+    })
+
+
+def jury_quorum(members: int) -> int:
+    """Valid votes a verdict needs: 1,000 in the real plan, scaled down for small demos."""
+    return max(5, min(1000, members // 50))
+
+
+def claims_per_period(members: int) -> int:
+    """Cases per period: about 3,600 per 100 million members (2021), at least two so every path shows."""
+    return max(2, round(members * 3.6e-5))
+
+
+def commitment(*parts: object) -> str:
+    """A salted commitment to an off-log document (the demo's documents are only their hashes)."""
+    return hashlib.sha256("demo-document:".encode() + ":".join(map(str, parts)).encode()).hexdigest()
+
+
+def realistic_age(rng: random.Random) -> int:
+    """An age drawn like the plans' members: mostly 25–45, children through family joins."""
+    return min(59, max(18, int(rng.gauss(34, 9))))
+
+
+@dataclass
+class PeriodRow:
+    """One assessed period, as the summary shows it."""
+
+    plan: str
+    number: int
+    notice_on: str
+    locked_members: int
+    cases: int
+    aid_fen: int
+    fee_fen: int
+    surplus_in_fen: int
+    share_fen: int
+    cap_applied: str
+    subsidy_fen: int
+    funded_aid_fen: int
+    failed_debits: int
+    lapsed: int
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did: counts, the periods, and where the data is."""
+
+    data_dir: str
+    seed: int
+    members: int
+    plans: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    periods: list[PeriodRow] = field(default_factory=list)
+    events: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready data."""
+        return {
+            "data_dir": self.data_dir, "seed": self.seed, "members": self.members, "plans": self.plans,
+            "counts": self.counts, "events": self.events,
+            "periods": [vars(row) for row in self.periods],
+        }
+
+    def render(self) -> str:
+        """A readable account of the periods."""
+        lines = [f"mutual-ledger demo — seed {self.seed}, {self.members:,} members, {self.events:,} signed events "
+                 f"in {self.data_dir}", ""]
+        lines += [f"  {name}: {plan_id}" for name, plan_id in self.plans.items()]
+        lines += ["", "  " + ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in self.counts.items()), ""]
+        header = (f"{'plan':<10} {'period':>6} {'notice day':>10} {'members':>9} {'cases':>5} {'aid (yuan)':>13} "
+                  f"{'fee':>11} {'surplus in':>10} {'share':>7} {'cap':>8} {'subsidy':>13} {'failed':>6} "
+                  f"{'lapsed':>6}")
+        lines += [header, "-" * len(header)]
+        for row in self.periods:
+            lines.append(
+                f"{row.plan:<10} {row.number:>6} {row.notice_on:>10} {row.locked_members:>9,} {row.cases:>5} "
+                f"{yuan(row.aid_fen):>13} {yuan(row.fee_fen):>11} {yuan(row.surplus_in_fen):>10} "
+                f"{yuan(row.share_fen):>7} {row.cap_applied:>8} {yuan(row.subsidy_fen):>13} "
+                f"{row.failed_debits:>6} {row.lapsed:>6}")
+        lines += ["", "share = ceil((aid + fee - surplus in) / members), capped at 0.10 yuan (postpaid) or 1 yuan "
+                  "(prepaid) per case; the operator pays what the cap cuts off in the postpaid plan, payouts shrink "
+                  "pro rata in the prepaid one."]
+        return "\n".join(lines)
+
+
+def yuan(fen: int) -> str:
+    """Format fen as yuan with two decimals and thousands separators."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
+@dataclass
+class Member:
+    """What the demo remembers of a member it created."""
+
+    id: str
+    plan: str
+    age: int
+    joined_on: date
+    payer: str | None
+    self_paying: bool
+
+
+class Demo:
+    """Drives the application through a simulated history."""
+
+    def __init__(self, app: LedgerApplication, members: int, periods: int, seed: int, progress: Progress | None):
+        self.app = app
+        self.clock = app.clock
+        assert isinstance(self.clock, SimulatedClock), "the demo runs on a simulated clock"
+        self.size = members
+        self.period_count = periods
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.progress = progress
+        self.summary = DemoSummary(str(app.settings.data_dir), seed, members)
+        self.members: dict[str, list[Member]] = {}
+        self.counts: dict[str, int] = {}
+        self.ids = 0
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+
+    def next_id(self, kind: str) -> str:
+        """A deterministic command id."""
+        self.ids += 1
+        return f"demo-{self.seed}-{kind}-{self.ids}"
+
+    def at(self, moment: datetime) -> None:
+        """Move the simulated clock forward to `moment` (never back)."""
+        if moment > self.clock.now():
+            assert isinstance(self.clock, SimulatedClock)
+            self.clock.set(moment)
+
+    def run(self, commands: Sequence[Command], sign_as: str | None = None) -> list[dict[str, Any]]:
+        """Execute commands in batches."""
+        results: list[dict[str, Any]] = []
+        for offset in range(0, len(commands), BATCH):
+            results += self.app.execute_many(commands[offset:offset + BATCH], sign_as=sign_as)
+        return results
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a summary counter."""
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A progress bar (or nothing when progress is off)."""
+        if self.progress is None:
+            yield lambda n: None
+            return
+        task_id = self.progress.add_task(description, total=total)
+        yield lambda n: self.progress.advance(task_id, n) if self.progress else None
+        self.progress.update(task_id, completed=total)
+
+    # -- the history -------------------------------------------------------------------------------------
+
+    def create_plans(self) -> None:
+        """The two plans."""
+        self.at(DEMO_START)
+        for name, rules in (("postpaid", postpaid_rules(self.size)), ("prepaid", prepaid_rules(self.size))):
+            result = self.app.execute(CreatePlan(
+                command_id=self.next_id("plan"), name=f"{name} cancer plan", kind="cancer", rules=rules))
+            self.summary.plans[name] = str(result["plan"])
+            self.members[name] = []
+
+    def join_members(self) -> None:
+        """Members join over JOIN_DAYS days: six in ten into the postpaid plan; a fifth join as family."""
+        per_day = [self.size // JOIN_DAYS + (1 if day < self.size % JOIN_DAYS else 0) for day in range(JOIN_DAYS)]
+        with self.task("members join", self.size) as advance:
+            for day, count in enumerate(per_day):
+                self.at(DEMO_START + timedelta(days=day, hours=2))
+                joins: list[Command] = []
+                planned: list[tuple[str, Member]] = []
+                for _ in range(count):
+                    plan_name = "postpaid" if self.rng.random() < 0.6 else "prepaid"
+                    payers = [m for m in self.members[plan_name][-200:] if m.self_paying]
+                    family = bool(payers) and self.rng.random() < 0.2
+                    payer = self.rng.choice(payers) if family else None
+                    age = self.rng.randint(0, 17) if family and self.rng.random() < 0.5 else realistic_age(self.rng)
+                    command_id = self.next_id("join")
+                    joins.append(Join(
+                        command_id=command_id, plan=self.summary.plans[plan_name], age_years=age,
+                        sex=self.rng.choice(("f", "m")), province=self.rng.choice(PROVINCES),
+                        payer=payer.id if payer else None,
+                        consent_commitment=commitment("consent", command_id),
+                        health_declaration_commitment=commitment("health", command_id)))
+                    planned.append((plan_name, Member("", plan_name, age, (DEMO_START + timedelta(days=day)).date(),
+                                                      payer.id if payer else None, payer is None)))
+                    # a payer's family joins the same day, so family members are in the same batch
+                    if payer is not None:
+                        pass
+                results = self.run(joins)
+                deposits: list[Command] = []
+                for (plan_name, member), result in zip(planned, results, strict=True):
+                    member.id = str(result["member"])
+                    self.members[plan_name].append(member)
+                    if plan_name == "prepaid" and member.self_paying:
+                        amount = self.rng.choice((300, 900)) + self.rng.choice((1000, 1000, 5000))
+                        deposits.append(Deposit(command_id=self.next_id("dep"), member=member.id,
+                                                amount_fen=amount, reference=self.next_id("bank")))
+                self.at(self.clock.now() + timedelta(hours=1))
+                self.run(deposits)
+                self.count("joins", len(joins))
+                self.count("deposits", len(deposits))
+                advance(count)
+
+    def qualify_jurors(self) -> None:
+        """Adult members pass the juror exam and get their own signing keys (votes are juror-signed)."""
+        self.at(DEMO_START + timedelta(days=JOIN_DAYS, hours=3))
+        for plan_name in ("postpaid", "prepaid"):
+            quorum = jury_quorum(self.size)
+            adults = [m for m in self.members[plan_name]
+                      if m.age >= 18 and m.joined_on <= (DEMO_START + timedelta(days=JOIN_DAYS - 31)).date()]
+            chosen = self.rng.sample(adults, min(len(adults), quorum + quorum // 5 + 2))
+            commands: list[Command] = []
+            keys: list[Command] = []
+            for member in chosen:
+                commands.append(QualifyJuror(command_id=self.next_id("juror"), member=member.id,
+                                             age_years=member.age, exam_commitment=commitment("exam", member.id)))
+                key = SigningKey.generate(member_key_name("juror", member.id), "juror", member.id)
+                self.app.keys.save(key)
+                keys.append(RegisterKey(command_id=self.next_id("key"), role="juror",
+                                        public_key=key.public_base64, member=member.id))
+            self.run(commands)
+            self.run(keys)
+            self.count("jurors", len(chosen))
+            self.jurors = getattr(self, "jurors", {})
+            self.jurors[plan_name] = [m.id for m in chosen]
+
+    def event_count(self) -> int:
+        """Stored events so far."""
+        return self.app.recorder.max_notification_id() or 0
+
+
+def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, progress: bool = False,
+             console: Console | None = None) -> DemoSummary:
+    """Build the demo history in an empty ledger and return its summary."""
+    if app.recorder.max_notification_id() is None:
+        initialize(app)
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console or Console(stderr=True), disable=not progress) as bar:
+        demo = Demo(app, members, periods, seed, bar if progress else None)
+        demo.create_plans()
+        demo.join_members()
+        demo.qualify_jurors()
+        demo.run_periods()
+    demo.summary.counts = demo.counts
+    demo.summary.events = demo.event_count()
+    return demo.summary
+
+
+_ = (Membership, UUID)

@@ -1,0 +1,254 @@
+"""The roster: who is in which plan, since when, with which payer, what they paid, and their claims.
+
+Command validation needs set questions the aggregates cannot answer one stream at a time: the members locked at a
+cutoff, a payer's family, a prepaid account's balance, the approved claims waiting for a period. The roster answers
+them from tables beside the events, in the same database, and follows the store's notification log in order
+(SQLite cannot subscribe), recording the position it applied up to in the same transaction as the rows it changed.
+
+Applying a `period.assessed` event is one UPDATE over the locked members, not a round trip per member.
+Account balances (prepaid): deposits − shares paid by the account holder and their family − balance refunded.
+A share is paid unless a `member.debit_failed` for it is outstanding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ledger.projections.sql import SqlCursor, SqlStore
+
+
+class EntrySource(Protocol):
+    """Where the roster reads events from: the application (its `entries`) and its database."""
+
+    recorder: Any
+
+    def entries(self, start: int = 1, page: int = 1000) -> Any:
+        """(notification id, canonical envelope bytes) in global order."""
+        ...
+
+
+NAME = "roster"
+OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
+
+
+class Roster:
+    """The roster read model (see module docstring)."""
+
+    def __init__(self, app: EntrySource) -> None:
+        self.app = app
+        self.sql = SqlStore(app.recorder.datastore)
+        t = self.sql.table
+        self.members, self.claims, self.periods, self.tracking = (
+            t("roster_members"), t("roster_claims"), t("roster_periods"), t("projection_tracking"))
+        self.sql.create([
+            f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
+            "family_order INTEGER NOT NULL, age_years INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
+            "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, charged BIGINT NOT NULL DEFAULT 0, "
+            "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
+            f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
+            f"CREATE INDEX IF NOT EXISTS roster_members_payer ON {self.members} (payer)",
+            f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
+            "member TEXT NOT NULL, status TEXT NOT NULL, amount_fen BIGINT NOT NULL DEFAULT 0, decided_at TEXT, "
+            "period TEXT)",
+            f"CREATE INDEX IF NOT EXISTS roster_claims_member ON {self.claims} (member)",
+            f"CREATE INDEX IF NOT EXISTS roster_claims_plan ON {self.claims} (plan, status)",
+            f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
+            "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
+        ])
+        self._appliers: dict[str, Callable[[SqlCursor, dict[str, Any]], None]] = {
+            "member.joined": self._joined,
+            "member.deposit_received": self._deposit,
+            "member.debit_failed": self._debit_failed,
+            "member.debit_recovered": self._debit_recovered,
+            "member.lapsed": self._ended,
+            "member.exited": self._ended,
+            "member.excluded": self._ended,
+            "member.wind_down_refund_due": self._ended,
+            "period.assessed": self._assessed,
+            "claim.filed": self._claim_filed,
+            "claim.approved": self._claim_approved,
+            "claim.rejected": self._claim_status,
+            "claim.included": self._claim_included,
+            "claim.paid": self._claim_status,
+        }
+
+    # -- following the log -------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The last notification id applied."""
+        with self.sql.transaction(commit=False) as cursor:
+            row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (NAME,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def catch_up(self, page: int = 2000) -> int:
+        """Apply every stored event after the recorded position; return how many were applied."""
+        applied = 0
+        while True:
+            start = self.position() + 1
+            batch = []
+            for notification_id, entry in self.app.entries(start, page):
+                batch.append((notification_id, entry))
+                if len(batch) == page:
+                    break
+            if not batch:
+                return applied
+            with self.sql.transaction() as cursor:
+                for _, entry in batch:
+                    self.apply(cursor, json.loads(entry))
+                cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (NAME,))
+                cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (NAME, batch[-1][0]))
+            applied += len(batch)
+
+    def apply(self, cursor: SqlCursor, envelope: dict[str, Any]) -> None:
+        """Apply one envelope (already stored, so already verified at write time)."""
+        applier = self._appliers.get(envelope["type"])
+        if applier is not None:
+            applier(cursor, envelope)
+
+    def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        body = e["body"]
+        cursor.execute(
+            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_years, joined_at, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'active')",
+            (e["stream"], body["plan"], body["payer"], body["family_order"], body["age_years"], e["at"]))
+
+    def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.members} SET deposits = deposits + ? WHERE id = ?",
+                       (e["body"]["amount_fen"], e["stream"]))
+
+    def _debit_failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.members} SET failed = failed + ? WHERE id = ?",
+                       (e["body"]["amount_fen"], e["stream"]))
+
+    def _debit_recovered(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.members} SET failed = failed - ? WHERE id = ?",
+                       (e["body"]["amount_fen"], e["stream"]))
+
+    def _ended(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        body, kind = e["body"], e["type"]
+        from_balance = {
+            "member.exited": body.get("refund_due_fen", 0),
+            "member.excluded": body.get("refund_due_fen", 0) - body.get("shares_paid_fen", 0),
+            "member.wind_down_refund_due": body.get("refund_due_fen", 0),
+        }.get(kind, 0)
+        status = {"member.lapsed": "lapsed", "member.exited": "exited", "member.excluded": "excluded",
+                  "member.wind_down_refund_due": "wound_down"}[kind]
+        cursor.execute(
+            f"UPDATE {self.members} SET refunded_from_balance = refunded_from_balance + ?, "
+            "ended_at = COALESCE(ended_at, ?), status = CASE WHEN ended_at IS NULL THEN ? ELSE status END "
+            "WHERE id = ?", (from_balance, e["at"], status, e["stream"]))
+
+    def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        body = e["body"]
+        cursor.execute(
+            f"UPDATE {self.members} SET charged = charged + ? WHERE plan = ? AND joined_at <= ? "
+            "AND (ended_at IS NULL OR ended_at > ?)",
+            (body["share_fen"], body["plan"], body["cutoff_at"], body["cutoff_at"]))
+        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?, ?, ?)",
+                       (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"]))
+
+    def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"INSERT INTO {self.claims} (id, plan, member, status) VALUES (?, ?, ?, 'filed')",
+                       (e["stream"], e["body"]["plan"], e["body"]["member"]))
+
+    def _claim_approved(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.claims} SET status = 'approved', amount_fen = ?, decided_at = ? WHERE id = ?",
+                       (e["body"]["amount_fen"], e["at"], e["stream"]))
+
+    def _claim_status(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        status = {"claim.rejected": "rejected", "claim.paid": "paid"}[e["type"]]
+        cursor.execute(f"UPDATE {self.claims} SET status = ?, decided_at = COALESCE(decided_at, ?) WHERE id = ?",
+                       (status, e["at"], e["stream"]))
+
+    def _claim_included(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.claims} SET status = 'included', period = ? WHERE id = ?",
+                       (e["body"]["period"], e["stream"]))
+
+    # -- queries -----------------------------------------------------------------------------------------
+
+    def _query(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self.sql.transaction(commit=False) as cursor:
+            return cursor.execute(statement, params).fetchall()
+
+    def locked_members(self, plan: str, cutoff: str) -> list[str]:
+        """Members of the plan active at the cutoff instant (waiting period included), sorted by id."""
+        rows = self._query(f"SELECT id FROM {self.members} WHERE plan = ? AND joined_at <= ? "
+                           "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff))
+        return [row[0] for row in rows]
+
+    def family_count(self, payer: str) -> int:
+        """Family members who ever joined under this payer."""
+        return int(self._query(f"SELECT COUNT(*) FROM {self.members} WHERE payer = ?", (payer,))[0][0])
+
+    def active_family(self, payer: str) -> list[str]:
+        """Family members under this payer still in the plan."""
+        rows = self._query(f"SELECT id FROM {self.members} WHERE payer = ? AND ended_at IS NULL ORDER BY family_order",
+                           (payer,))
+        return [row[0] for row in rows]
+
+    def shares_charged_fen(self, member: str) -> int:
+        """Shares assessed to this member and not failed (what they paid in)."""
+        rows = self._query(f"SELECT charged - failed FROM {self.members} WHERE id = ?", (member,))
+        return int(rows[0][0]) if rows else 0
+
+    def balance_fen(self, account: str) -> int:
+        """A prepaid account's balance: deposits − shares paid by it and its family − balance refunded."""
+        rows = self._query(
+            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM(f.charged - f.failed) "
+            f"FROM {self.members} f WHERE f.id = a.id OR f.payer = a.id), 0) FROM {self.members} a WHERE a.id = ?",
+            (account,))
+        return int(rows[0][0]) if rows else 0
+
+    def short_accounts(self, plan: str) -> list[tuple[str, int]]:
+        """Prepaid accounts of the plan whose balance is below zero after the last assessment, with it."""
+        rows = self._query(
+            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
+            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
+            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
+            "WHERE a.deposits - a.refunded_from_balance - fam.spent < 0 ORDER BY a.id", (plan,))
+        return [(row[0], int(row[1])) for row in rows]
+
+    def family_locked(self, account: str, cutoff: str) -> list[str]:
+        """The account holder then their family in join order, as locked at the cutoff."""
+        rows = self._query(
+            f"SELECT id FROM {self.members} WHERE (id = ? OR payer = ?) AND joined_at <= ? "
+            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY family_order", (account, account, cutoff, cutoff))
+        return [row[0] for row in rows]
+
+    def low_balances(self, plan: str, threshold_fen: int) -> list[tuple[str, int]]:
+        """Active prepaid accounts whose balance is below the plan's warning threshold."""
+        rows = self._query(
+            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
+            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
+            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
+            "WHERE a.ended_at IS NULL AND a.deposits - a.refunded_from_balance - fam.spent < ? ORDER BY a.id",
+            (plan, threshold_fen))
+        return [(row[0], int(row[1])) for row in rows]
+
+    def open_claims(self, member: str) -> list[str]:
+        """Claims of this member not yet rejected or paid."""
+        marks = ",".join("?" * len(OPEN_CLAIM_STATUSES))
+        rows = self._query(f"SELECT id FROM {self.claims} WHERE member = ? AND status IN ({marks}) ORDER BY id",
+                           (member, *OPEN_CLAIM_STATUSES))
+        return [row[0] for row in rows]
+
+    def included_claims(self, period: str) -> list[str]:
+        """Claims included in a period."""
+        rows = self._query(f"SELECT id FROM {self.claims} WHERE period = ? ORDER BY id", (period,))
+        return [row[0] for row in rows]
+
+    def approved_claims(self, plan: str, decided_by: str) -> list[str]:
+        """Approved claims of the plan not yet included in a period, decided at or before an instant."""
+        rows = self._query(f"SELECT id FROM {self.claims} WHERE plan = ? AND status = 'approved' AND decided_at <= ? "
+                           "ORDER BY id", (plan, decided_by))
+        return [row[0] for row in rows]
+
+    def year_shares_fen(self, plan: str, year_start: str, cutoff: str) -> int:
+        """Sum of this plan's assessed shares with cutoffs in [year_start, cutoff): what a member locked in every
+        one of them paid this year (the annual cap's basis)."""
+        rows = self._query(f"SELECT COALESCE(SUM(share_fen), 0) FROM {self.periods} WHERE plan = ? "
+                           "AND cutoff_at >= ? AND cutoff_at < ?", (plan, year_start, cutoff))
+        return int(rows[0][0])

@@ -1,0 +1,75 @@
+"""One small SQL layer over the event store's own database, for read models that live beside the events.
+
+The embedded default is SQLite and the distributed one PostgreSQL; read models write the same SQL to both, with
+`?` placeholders (rewritten to `%s` for PostgreSQL) and table names qualified by `table()`. Rows come back as
+tuples on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+Params = Sequence[Any]
+
+
+class SqlCursor:
+    """A cursor on either backend with `?` placeholders and tuple rows."""
+
+    def __init__(self, cursor: Any, postgres: bool) -> None:
+        self._cursor = cursor
+        self._postgres = postgres
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._postgres else statement
+
+    def execute(self, statement: str, params: Params = ()) -> SqlCursor:
+        """Run one statement."""
+        self._cursor.execute(self._sql(statement), tuple(params))
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Params]) -> None:
+        """Run one statement for many parameter rows."""
+        if rows:
+            self._cursor.executemany(self._sql(statement), [tuple(row) for row in rows])
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """All rows of the last query, as tuples."""
+        rows = self._cursor.fetchall()
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last query, as a tuple."""
+        row = self._cursor.fetchone()
+        if row is None:
+            return None
+        return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+class SqlStore:
+    """Transactions and table names on the database that holds the events."""
+
+    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore) -> None:
+        self.datastore = datastore
+        self.postgres = isinstance(datastore, PostgresDatastore)
+        self.schema = datastore.schema if isinstance(datastore, PostgresDatastore) else ""
+
+    def table(self, name: str) -> str:
+        """A table name, qualified by the PostgreSQL schema when there is one."""
+        return f'"{self.schema}".{name}' if self.schema else name
+
+    @contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
+        """A transaction; committed on success when `commit`, rolled back on error."""
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield SqlCursor(cursor, self.postgres)
+
+    def create(self, statements: Sequence[str]) -> None:
+        """Create tables and indexes (statements use IF NOT EXISTS)."""
+        with self.transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
