@@ -1,0 +1,164 @@
+"""Merkle tree hashing and proofs exactly as RFC 9162 §2.1 (Certificate Transparency 2.0) defines them.
+
+Pure functions over bytes. `leaf_hash` and `node_hash` are §2.1.1; `mth` / `root_from_leaf_hashes` compute MTH (§2.1.1)
+iteratively; `inclusion_proof` / `consistency_proof` generate the PATH and PROOF of §2.1.3.1 / §2.1.4.1;
+`verify_inclusion` / `verify_consistency` are the verification algorithms of §2.1.3.2 / §2.1.4.2. A proof that does
+not verify raises `ProofError` — the only error a caller needs to handle; a broken internal precondition (an index
+outside the tree when generating a proof) is an assertion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+"""MTH({}) = SHA-256() (§2.1.1)."""
+
+
+class ProofError(ValueError):
+    """A Merkle proof does not verify (or is malformed)."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    """MTH({d0}) = SHA-256(0x00 || d0) (§2.1.1)."""
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n])) (§2.1.1)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """MTH over leaves given by their leaf hashes, in O(n) time and O(log n) extra memory (§2.1.1).
+
+    Folding complete subtrees left to right and then merging the stack right to left yields the same tree as the
+    RFC's recursive split at the largest power of two below n.
+    """
+    if not hashes:
+        return EMPTY_ROOT
+    stack: list[tuple[int, bytes]] = []  # (subtree size, hash); sizes strictly decrease down the stack
+    for value in hashes:
+        size, current = 1, value
+        while stack and stack[-1][0] == size:
+            current = node_hash(stack.pop()[1], current)
+            size *= 2
+        stack.append((size, current))
+    root = stack.pop()[1]
+    while stack:
+        root = node_hash(stack.pop()[1], root)
+    return root
+
+
+def mth(entries: Sequence[bytes]) -> bytes:
+    """MTH(D[n]) over the entries themselves (§2.1.1)."""
+    return root_from_leaf_hashes([leaf_hash(entry) for entry in entries])
+
+
+def _largest_power_of_two_below(n: int) -> int:
+    """k < n with k a power of two and n <= 2k (§2.1.1); n > 1."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) for leaf `index` of the tree over `hashes` (§2.1.3.1)."""
+    assert 0 <= index < len(hashes), "leaf index outside the tree"
+    if len(hashes) == 1:
+        return []
+    k = _largest_power_of_two_below(len(hashes))
+    if index < k:
+        return [*inclusion_proof(index, hashes[:k]), root_from_leaf_hashes(hashes[k:])]
+    return [*inclusion_proof(index - k, hashes[k:]), root_from_leaf_hashes(hashes[:k])]
+
+
+def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) between size `old_size` and the tree over `hashes` (§2.1.4.1)."""
+    assert 0 < old_size <= len(hashes), "old size outside the tree"
+    return _subproof(old_size, hashes, True)
+
+
+def _subproof(m: int, hashes: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(hashes)
+    if m == n:
+        return [] if complete else [root_from_leaf_hashes(hashes)]
+    k = _largest_power_of_two_below(n)
+    if m <= k:
+        return [*_subproof(m, hashes[:k], complete), root_from_leaf_hashes(hashes[k:])]
+    return [*_subproof(m - k, hashes[k:], False), root_from_leaf_hashes(hashes[:k])]
+
+
+def _check_hashes(*values: bytes) -> None:
+    for value in values:
+        if len(value) != HASH_SIZE:
+            raise ProofError(f"a hash must be {HASH_SIZE} bytes, found {len(value)}")
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
+    """Check that the leaf hash `leaf` is at `index` in the tree of `size` with `root` (§2.1.3.2)."""
+    _check_hashes(leaf, root, *proof)
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("inclusion proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn != 0 and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("inclusion proof is shorter than the tree is deep")
+    if r != root:
+        raise ProofError("inclusion proof does not lead to the root")
+
+
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
+                       proof: Sequence[bytes]) -> None:
+    """Check that the tree of `old_size` with `old_root` is a prefix of the one of `new_size` (§2.1.4.2)."""
+    _check_hashes(old_root, new_root, *proof)
+    if old_size < 1 or old_size > new_size:
+        raise ProofError(f"no consistency proof from size {old_size} to size {new_size}")
+    if old_size == new_size:
+        if proof:
+            raise ProofError("a proof between equal sizes must be empty")
+        if old_root != new_root:
+            raise ProofError("equal sizes with different roots")
+        return
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    if not path:
+        raise ProofError("empty consistency proof")
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn != 0 and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("consistency proof is too short")
+    if fr != old_root:
+        raise ProofError("consistency proof does not lead to the old root")
+    if sr != new_root:
+        raise ProofError("consistency proof does not lead to the new root")
