@@ -405,7 +405,7 @@ class PeriodAssessedV1(Frozen):
     subsidy_fen: Fen
     funded_aid_fen: Fen
     funded_fee_fen: Fen
-    surplus_out_fen: Fen
+    surplus_out_fen: SignedFen = Field(description="carried into the next period; negative only for a pro-rata deficit")
     roll_root: HashHex
     roll_size: Count
 

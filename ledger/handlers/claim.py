@@ -1,3 +1,172 @@
-"""Handlers of the claim commands."""
+"""Handlers of the claim commands (docs/claims.md states every rule)."""
 
 from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from uuid import UUID
+
+from ledger.aggregates.base import check
+from ledger.aggregates.claim import Claim
+from ledger.aggregates.membership import Membership
+from ledger.aggregates.plan import Plan
+from ledger.aggregates.sharing_period import SharingPeriod
+from ledger.application import Outcome, UnitOfWork, handles
+from ledger.envelope import format_at
+from ledger.handlers.common import date_arg, new_stream_id
+from schemas.commands.claim import (
+    CastVote,
+    DecideClaim,
+    FileClaim,
+    FileObjection,
+    InvestigateClaim,
+    NoticeClaim,
+    PayClaim,
+    RequestJury,
+    ResolveObjection,
+)
+from schemas.events import ClaimFiledV1, ClaimInvestigatedV1, PlanRules
+
+
+def claim_and_plan(uow: UnitOfWork, claim_id: str) -> tuple[Claim, Plan, PlanRules]:
+    """A claim, its plan, and the rules version in force at diagnosis."""
+    claim = uow.get(UUID(claim_id), Claim, "claim")
+    plan = uow.get(UUID(claim.details.plan), Plan, "plan")
+    return claim, plan, plan.rules_version(claim.details.rules_version).rules
+
+
+@handles(FileClaim)
+def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
+    """Report a diagnosis: covered member, within the window, not an illness in the waiting period."""
+    membership = uow.get(UUID(command.member), Membership, "member")
+    plan = uow.get(UUID(membership.plan), Plan, "plan")
+    diagnosed_on = date_arg("diagnosed_on", command.diagnosed_on)
+    diagnosed_at = datetime.combine(diagnosed_on, time(23, 59, 59), timezone.utc)
+    check(diagnosed_on <= uow.at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
+    check(membership.joined_at.date() <= diagnosed_on, "diagnosed_on", "diagnosis_must_not_precede_joining")
+    check(membership.ended_at is None or diagnosed_on < membership.ended_at.date(), "member",
+          "member_must_be_covered_on_the_diagnosis_date", membership.status)
+    ends_at = plan.ends_at()
+    if plan.status != "open":
+        assert ends_at is not None
+        check(diagnosed_at <= ends_at, "diagnosed_on", "diagnosis_must_precede_the_plan_end", format_at(ends_at))
+    version = plan.rules_at(min(diagnosed_at, uow.at))
+    rules = version.rules
+    window = rules.claim_window_days
+    if plan.status != "open" and plan.closing is not None:
+        window = plan.closing.claim_tail_days
+    check(uow.at.date() <= diagnosed_on + timedelta(days=window), "diagnosed_on",
+          "claim_must_be_filed_within_the_claim_window", f"{window} days")
+    joined_rules = plan.rules_version(membership.details.rules_version).rules
+    check(command.category == "accident" or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days),
+          "diagnosed_on", "illness_in_the_waiting_period_is_not_covered", f"{joined_rules.waiting_days} days")
+    years_in_plan = (diagnosed_on - membership.joined_at.date()).days // 365
+    check(membership.details.age_years <= command.age_at_diagnosis <= membership.details.age_years + years_in_plan + 1,
+          "age_at_diagnosis", "age_at_diagnosis_must_match_the_age_at_joining",
+          f"joined at {membership.details.age_years}")
+    check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
+    check(not uow.app.roster().open_claims(command.member), "member", "member_has_an_open_claim")
+    claim_id = new_stream_id("claim", command.command_id, command.claim)
+    body = ClaimFiledV1(
+        plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,
+        condition=command.condition, diagnosed_on=command.diagnosed_on, age_at_diagnosis=command.age_at_diagnosis,
+        evidence_commitment=command.evidence_commitment)
+    uow.add(Claim.file(claim_id, uow.at, uow.actor("member", command.member), body), "claim",
+            derived=command.claim is None)
+    return Outcome({"claim": str(claim_id), "member": command.member})
+
+
+@handles(InvestigateClaim)
+def investigate_claim(uow: UnitOfWork, command: InvestigateClaim) -> Outcome:
+    """The investigation firm's report and opinion."""
+    claim, _, rules = claim_and_plan(uow, command.claim)
+    body = ClaimInvestigatedV1(report_commitment=command.report_commitment, opinion=command.opinion,
+                               recommended_amount_fen=command.recommended_amount_fen, reason=command.reason)
+    claim.investigate(uow.at, uow.actor("investigator"), body, rules.max_aid_fen(claim.details.age_at_diagnosis))
+    return Outcome({"claim": command.claim, "opinion": command.opinion})
+
+
+@handles(NoticeClaim)
+def notice_claim(uow: UnitOfWork, command: NoticeClaim) -> Outcome:
+    """Public notice for the plan's notice days."""
+    claim, _, rules = claim_and_plan(uow, command.claim)
+    claim.notice(uow.at, uow.actor("operator"), rules.notice_days)
+    assert claim.notice_ends_at is not None
+    return Outcome({"claim": command.claim, "notice_ends_at": format_at(claim.notice_ends_at)})
+
+
+@handles(FileObjection)
+def file_objection(uow: UnitOfWork, command: FileObjection) -> Outcome:
+    """An active member of the same plan objects during the notice."""
+    claim, _, _ = claim_and_plan(uow, command.claim)
+    objector = uow.get(UUID(command.objector), Membership, "objector")
+    check(objector.plan == claim.details.plan, "objector", "objector_must_be_in_the_claims_plan")
+    objector.check_active("objector")
+    number = claim.file_objection(uow.at, uow.actor("member", command.objector), command.objector,
+                                  command.evidence_commitment)
+    return Outcome({"claim": command.claim, "objection": number})
+
+
+@handles(ResolveObjection)
+def resolve_objection(uow: UnitOfWork, command: ResolveObjection) -> Outcome:
+    """The re-review of an objection."""
+    claim, _, _ = claim_and_plan(uow, command.claim)
+    claim.resolve_objection(uow.at, uow.actor("operator"), command.objection, command.upheld,
+                            command.review_commitment)
+    return Outcome({"claim": command.claim, "objection": command.objection, "upheld": command.upheld})
+
+
+@handles(RequestJury)
+def request_jury(uow: UnitOfWork, command: RequestJury) -> Outcome:
+    """The claimant asks for a jury against a preliminary rejection."""
+    claim, _, _ = claim_and_plan(uow, command.claim)
+    claim.request_jury(uow.at, uow.actor("member", claim.claimant), claim.claimant)
+    return Outcome({"claim": command.claim})
+
+
+@handles(CastVote)
+def cast_vote(uow: UnitOfWork, command: CastVote) -> Outcome:
+    """An eligible juror of the same plan votes with their own key."""
+    claim, plan, _ = claim_and_plan(uow, command.claim)
+    juror = uow.get(UUID(command.juror), Membership, "juror")
+    check(juror.plan == claim.details.plan, "juror", "juror_must_be_in_the_claims_plan")
+    rules = plan.rules_at(uow.at).rules
+    juror.check_juror_eligible(uow.at, claim.claimant, rules.juror_min_member_days)
+    claim.cast_vote(uow.at, uow.actor("juror", command.juror), command.juror, command.support)
+    return Outcome({"claim": command.claim, "juror": command.juror})
+
+
+@handles(DecideClaim)
+def decide_claim(uow: UnitOfWork, command: DecideClaim) -> Outcome:
+    """Decide after the notice (jury, objections, or the preliminary opinion)."""
+    claim, plan, rules = claim_and_plan(uow, command.claim)
+    current = plan.rules_at(uow.at).rules
+    outcome = claim.decide(uow.at, uow.actor("operator"), rules.max_aid_fen(claim.details.age_at_diagnosis),
+                           current.jury_quorum, current.jury_threshold_bps)
+    return Outcome({"claim": command.claim, "decision": outcome, "amount_fen": claim.approved_fen})
+
+
+@handles(PayClaim)
+def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
+    """The custodian pays the funded amount less the claimant's arrears still in grace (which the deduction
+    recovers); arrears past grace were written off when the member lapsed."""
+    claim, plan, rules = claim_and_plan(uow, command.claim)
+    check(claim.period is not None, "claim", "claim_must_be_included_in_an_assessed_period", claim.status)
+    assert claim.period is not None
+    period = uow.get(UUID(claim.period), SharingPeriod, "period")
+    assessment = period.require_assessment()
+    funded = next((case.funded_fen for case in assessment.cases if case.claim == command.claim), None)
+    check(funded is not None, "claim", "claim_must_be_in_its_periods_assessment")
+    assert funded is not None
+    membership = uow.get(UUID(claim.claimant), Membership, "member")
+    recoverable = []
+    for arrears_period in sorted(membership.arrears):
+        owed = uow.get(UUID(arrears_period), SharingPeriod, "period")
+        grace_ends_at = owed.grace_ends_at(plan.rules_at(owed.cutoff_at).rules)
+        if membership.status == "active" and uow.at < grace_ends_at:
+            recoverable.append((arrears_period, grace_ends_at))
+    arrears = sum(membership.arrears[p] for p, _ in recoverable)
+    amount = claim.pay(uow.at, uow.actor("custodian"), funded, arrears,
+                       rules.max_aid_fen(claim.details.age_at_diagnosis), command.reference)
+    for arrears_period, grace_ends_at in recoverable:
+        membership.recover_debit(uow.at, uow.actor("operator"), arrears_period, grace_ends_at)
+    return Outcome({"claim": command.claim, "amount_fen": amount, "arrears_deducted_fen": funded - amount})

@@ -1,3 +1,191 @@
-"""Handlers of the sharing period commands."""
+"""Handlers of the sharing period commands: open, assess (the formula and the roll), collect, subsidy, settle,
+and the wind-down refunds of a terminated plan."""
 
 from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+from ledger.aggregates.base import check
+from ledger.aggregates.claim import Claim
+from ledger.aggregates.membership import Membership
+from ledger.aggregates.plan import Plan
+from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, period_id, plan_date, plan_midnight
+from ledger.application import Outcome, UnitOfWork, handles
+from ledger.envelope import format_at, parse_at
+from ledger.handlers.common import date_arg
+from ledger.sharing import assess, roll_root
+from schemas.commands.period import (
+    AssessPeriod,
+    CollectPeriod,
+    OpenPeriod,
+    ReceiveSubsidy,
+    SettlePeriod,
+    WindDown,
+)
+from schemas.events import AssessedCase, PeriodAssessedV1
+
+
+@handles(OpenPeriod)
+def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
+    """Period 1, or the one after an assessed period, on a later notice day of the plan's calendar."""
+    plan = uow.get(UUID(command.plan), Plan, "plan")
+    check(plan.status != "terminated", "plan", "plan_must_not_be_terminated", plan.status)
+    rules = plan.rules_at(uow.at).rules
+    after = plan_date(uow.at, rules)
+    if command.number > 1:
+        previous = uow.find(period_id(command.plan, command.number - 1), SharingPeriod)
+        check(previous is not None, "number", "previous_period_must_exist", str(command.number - 1))
+        assert previous is not None
+        check(previous.status != "opened", "number", "previous_period_must_be_assessed_first", previous.status)
+        after = max(after, previous.notice_on)
+    notice_on, collection_on = next_cycle(rules, after)
+    if command.notice_on is not None:
+        given = date_arg("notice_on", command.notice_on)
+        check(given >= notice_on, "notice_on", "notice_day_must_follow_the_previous_period_and_today",
+              f"earliest {notice_on.isoformat()}")
+        notice_on, collection_on = next_cycle(rules, date.fromordinal(given.toordinal() - 1))
+        check(notice_on == given, "notice_on", "notice_day_must_be_in_the_plan_calendar", command.notice_on)
+    period = SharingPeriod.open(command.plan, command.number, uow.at, uow.actor("operator"), notice_on, collection_on,
+                                rules)
+    uow.add(period, "number")
+    return Outcome({"period": str(period.id), "plan": command.plan, "number": command.number,
+                    "notice_on": notice_on.isoformat(), "collection_on": collection_on.isoformat(),
+                    "cutoff_at": format_at(period.cutoff_at)})
+
+
+def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
+    """The previous period's surplus, less the debits left uncollected by every settlement since it was assessed
+    (a settlement before that was already carried into it)."""
+    if period.number == 1:
+        return 0
+    previous = uow.get(period_id(period.plan, period.number - 1), SharingPeriod, "period")
+    assessment = previous.require_assessment()
+    assert previous.assessed_at is not None
+    carried = assessment.surplus_out_fen
+    for number in range(period.number - 1, 0, -1):
+        earlier = uow.get(period_id(period.plan, number), SharingPeriod, "period")
+        if earlier.settlement is not None and earlier.settled_at is not None and (
+                earlier.settled_at > previous.assessed_at):
+            carried -= earlier.settlement.uncollected_fen
+    return carried
+
+
+@handles(AssessPeriod)
+def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
+    """The one assessment: members locked at the cutoff, approved cases decided by then, the formula, the roll."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    plan = uow.get(UUID(period.plan), Plan, "plan")
+    check(uow.at >= period.cutoff_at, "period", "period_cannot_be_assessed_before_its_cutoff",
+          format_at(period.cutoff_at))
+    version = plan.rules_at(period.cutoff_at)
+    rules = version.rules
+    roster = uow.app.roster()
+    cutoff = format_at(period.cutoff_at)
+    locked = roster.locked_members(period.plan, cutoff)
+    claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in roster.approved_claims(period.plan, cutoff)]
+    year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
+    annual_remaining = max(0, rules.annual_cap_fen - roster.year_shares_fen(period.plan, year_start, cutoff))
+    result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
+                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy)
+    actor = uow.actor("operator")
+    for claim in claims:
+        claim.include(uow.at, actor, str(period.id), period.number)
+    body = PeriodAssessedV1(
+        plan=period.plan, number=period.number, rules_version=version.version, cutoff_at=cutoff,
+        locked_members=result.locked_members,
+        cases=tuple(AssessedCase(claim=c.claim, approved_fen=c.approved_fen, funded_fen=c.funded_fen)
+                    for c in result.cases),
+        aid_fen=result.aid_fen, fee_bps=result.fee_bps, fee_fen=result.fee_fen, surplus_in_fen=result.surplus_in_fen,
+        need_fen=result.need_fen, uncapped_share_fen=result.uncapped_share_fen,
+        per_case_cap_fen=result.per_case_cap_fen, annual_cap_remaining_fen=result.annual_cap_remaining_fen,
+        cap_applied=result.cap_applied,  # type: ignore[arg-type]  # one of the literals
+        share_fen=result.share_fen,
+        excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
+        subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
+        surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
+        roll_size=len(locked),
+    )
+    period.assess(uow.at, actor, body)
+    return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
+                    "cases": len(claims), "share_fen": result.share_fen, "subsidy_fen": result.subsidy_fen,
+                    "roll_root": body.roll_root})
+
+
+@handles(CollectPeriod)
+def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
+    """Prepaid collection on the collection day: each account pays its holder's share, then its family's in join
+    order, while the balance lasts; every share it cannot cover is one failed debit."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    plan = uow.get(UUID(period.plan), Plan, "plan")
+    rules = plan.rules_at(period.cutoff_at).rules
+    check(rules.payment_model == "prepaid", "period", "collection_from_balances_is_only_for_prepaid_plans")
+    check(period.status == "assessed", "period", "only_an_assessed_unsettled_period_is_collected", period.status)
+    check(uow.at >= period.collection_starts_at(rules), "period", "collection_starts_on_the_collection_day",
+          period.collection_on.isoformat())
+    assessment = period.require_assessment()
+    share = assessment.share_fen
+    roster = uow.app.roster()
+    actor = uow.actor("operator")
+    failed = 0
+    for account, balance in roster.short_accounts(period.plan) if share > 0 else []:
+        family = roster.family_locked(account, assessment.cutoff_at)
+        available = balance + share * len(family)
+        for member_id in family:
+            membership = uow.get(UUID(member_id), Membership, "member")
+            if str(period.id) in membership.failed_periods:
+                continue
+            if available >= share:
+                available -= share
+                continue
+            membership.fail_debit(uow.at, actor, str(period.id), share, "insufficient_balance")
+            failed += 1
+    return Outcome({"period": command.period, "failed_debits": failed})
+
+
+@handles(ReceiveSubsidy)
+def receive_subsidy(uow: UnitOfWork, command: ReceiveSubsidy) -> Outcome:
+    """The custodian received the operator's subsidy."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    period.receive_subsidy(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
+    return Outcome({"period": command.period, "amount_fen": command.amount_fen})
+
+
+@handles(SettlePeriod)
+def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
+    """After collection (prepaid) or grace (postpaid): members whose debit is still failed lapse."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    plan = uow.get(UUID(period.plan), Plan, "plan")
+    rules = plan.rules_at(period.cutoff_at).rules
+    prepaid = rules.payment_model == "prepaid"
+    settles_at = period.collection_starts_at(rules) if prepaid else period.grace_ends_at(rules)
+    outstanding = uow.app.roster().outstanding_debits(str(period.id))
+    actor = uow.actor("operator")
+    settlement = period.settle(uow.at, actor, sum(amount for _, amount in outstanding), settles_at)
+    lapsed = 0
+    for member_id, _ in outstanding:
+        membership = uow.get(UUID(member_id), Membership, "member")
+        if membership.status == "active":
+            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired")
+            lapsed += 1
+    return Outcome({"period": command.period, "uncollected_fen": settlement.uncollected_fen, "lapsed": lapsed,
+                    "surplus_carried_fen": settlement.surplus_carried_fen})
+
+
+@handles(WindDown)
+def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
+    """After termination every prepaid account's balance is a refund due by the announced deadline."""
+    plan = uow.get(UUID(command.plan), Plan, "plan")
+    check(plan.status == "terminated", "plan", "wind_down_refunds_follow_termination", plan.status)
+    assert plan.closing is not None
+    deadline = parse_at(plan.closing.refund_deadline)
+    roster = uow.app.roster()
+    actor = uow.actor("operator")
+    due = 0
+    for account, balance in roster.accounts_with_balance(command.plan):
+        membership = uow.get(UUID(account), Membership, "member")
+        if membership.refund_reason == "wind_down":
+            continue
+        membership.owe_wind_down_refund(uow.at, actor, balance, deadline)
+        due += 1
+    return Outcome({"plan": command.plan, "refunds_due": due})

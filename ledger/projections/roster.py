@@ -42,6 +42,7 @@ class Roster:
         t = self.sql.table
         self.members, self.claims, self.periods, self.tracking = (
             t("roster_members"), t("roster_claims"), t("roster_periods"), t("projection_tracking"))
+        self.debits = t("roster_debits")
         self.sql.create([
             f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
@@ -55,6 +56,8 @@ class Roster:
             "period TEXT)",
             f"CREATE INDEX IF NOT EXISTS roster_claims_member ON {self.claims} (member)",
             f"CREATE INDEX IF NOT EXISTS roster_claims_plan ON {self.claims} (plan, status)",
+            f"CREATE TABLE IF NOT EXISTS {self.debits} (member TEXT NOT NULL, period TEXT NOT NULL, "
+            "amount_fen BIGINT NOT NULL, outstanding INTEGER NOT NULL, PRIMARY KEY (period, member))",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
         ])
@@ -122,10 +125,14 @@ class Roster:
     def _debit_failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET failed = failed + ? WHERE id = ?",
                        (e["body"]["amount_fen"], e["stream"]))
+        cursor.execute(f"INSERT INTO {self.debits} VALUES (?, ?, ?, 1)",
+                       (e["stream"], e["body"]["period"], e["body"]["amount_fen"]))
 
     def _debit_recovered(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET failed = failed - ? WHERE id = ?",
                        (e["body"]["amount_fen"], e["stream"]))
+        cursor.execute(f"UPDATE {self.debits} SET outstanding = 0 WHERE period = ? AND member = ?",
+                       (e["body"]["period"], e["stream"]))
 
     def _ended(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body, kind = e["body"], e["type"]
@@ -211,6 +218,15 @@ class Roster:
             "WHERE a.deposits - a.refunded_from_balance - fam.spent < 0 ORDER BY a.id", (plan,))
         return [(row[0], int(row[1])) for row in rows]
 
+    def accounts_with_balance(self, plan: str) -> list[tuple[str, int]]:
+        """Self-paying members of the plan whose account holds a positive balance, with it."""
+        rows = self._query(
+            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
+            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
+            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
+            "WHERE a.payer IS NULL AND a.deposits - a.refunded_from_balance - fam.spent > 0 ORDER BY a.id", (plan,))
+        return [(row[0], int(row[1])) for row in rows]
+
     def family_locked(self, account: str, cutoff: str) -> list[str]:
         """The account holder then their family in join order, as locked at the cutoff."""
         rows = self._query(
@@ -226,6 +242,12 @@ class Roster:
             "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
             "WHERE a.ended_at IS NULL AND a.deposits - a.refunded_from_balance - fam.spent < ? ORDER BY a.id",
             (plan, threshold_fen))
+        return [(row[0], int(row[1])) for row in rows]
+
+    def outstanding_debits(self, period: str) -> list[tuple[str, int]]:
+        """Failed debits of a period not recovered: (member, amount)."""
+        rows = self._query(f"SELECT member, amount_fen FROM {self.debits} WHERE period = ? AND outstanding = 1 "
+                           "ORDER BY member", (period,))
         return [(row[0], int(row[1])) for row in rows]
 
     def open_claims(self, member: str) -> list[str]:

@@ -1,0 +1,147 @@
+"""The sharing formula (DESIGN.md, "Sharing a period" — a contract) and the assessment roll.
+
+    aid   = Σ approved amounts of the period's cases
+    fee   = floor(aid × fee_bps / 10000)
+    need  = aid + fee − surplus_in
+    share = ceil(need / locked)                     (0 when need ≤ 0 or nobody is locked)
+            then capped: per case (per_case_cap × cases) and by what the annual cap leaves
+    raised = share × locked
+
+What the caps cut off follows the plan's excess policy:
+
+- `operator_pays`: subsidy = max(0, need − raised) from the operator; every case and the fee are funded in full.
+- `pro_rata`: no subsidy; the money available (raised + surplus_in) is split in proportion to the approved amounts
+  and the fee, each part rounded down (floor); the remainder fen of that rounding stays in the surplus.
+
+    surplus_out = raised + subsidy + surplus_in − funded_aid − funded_fee
+
+Money is conserved exactly: raised + subsidy + surplus_in = funded_aid + funded_fee + surplus_out. surplus_out is
+negative only in one corner of `pro_rata` (a deficit carried in that the capped share cannot cover), and then the
+deficit carries on. The roll: one leaf per locked member, `JCS({"period": P, "member": M, "amount": share})`, sorted
+by member id (equal to sorting the leaf bytes, since only the member differs), hashed as an RFC 9162 tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ledger.canonical import canonical_bytes
+from ledger.log.merkle import root_from_leaf_hashes
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@dataclass(frozen=True)
+class Case:
+    """An approved claim in the period and what the assessment funds of it."""
+
+    claim: str
+    approved_fen: int
+    funded_fen: int = 0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Every term of the formula for one period."""
+
+    locked_members: int
+    cases: tuple[Case, ...]
+    aid_fen: int
+    fee_bps: int
+    fee_fen: int
+    surplus_in_fen: int
+    need_fen: int
+    uncapped_share_fen: int
+    per_case_cap_fen: int
+    annual_cap_remaining_fen: int
+    cap_applied: str
+    share_fen: int
+    excess_policy: str
+    subsidy_fen: int
+    funded_aid_fen: int
+    funded_fee_fen: int
+    surplus_out_fen: int
+
+    @property
+    def raised_fen(self) -> int:
+        """What the shares raise if every debit succeeds."""
+        return self.share_fen * self.locked_members
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """⌈numerator / denominator⌉ in integers (denominator > 0)."""
+    return -(-numerator // denominator)
+
+
+def assess(
+    locked_members: int,
+    cases: Sequence[tuple[str, int]],
+    fee_bps: int,
+    surplus_in_fen: int,
+    per_case_cap_fen: int,
+    annual_cap_remaining_fen: int,
+    excess_policy: str,
+) -> Assessment:
+    """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount)."""
+    assert locked_members >= 0 and fee_bps >= 0 and per_case_cap_fen >= 0 and annual_cap_remaining_fen >= 0
+    assert excess_policy in ("operator_pays", "pro_rata"), excess_policy
+    aid = sum(amount for _, amount in cases)
+    fee = aid * fee_bps // 10_000
+    need = aid + fee - surplus_in_fen
+    uncapped = ceil_div(need, locked_members) if need > 0 and locked_members > 0 else 0
+    case_limit = per_case_cap_fen * len(cases)
+    share, cap_applied = uncapped, "none"
+    if share > case_limit:
+        share, cap_applied = case_limit, "per_case"
+    if share > annual_cap_remaining_fen:
+        share, cap_applied = annual_cap_remaining_fen, "annual"
+    raised = share * locked_members
+    subsidy = 0
+    if excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee:
+        subsidy = max(0, need - raised) if excess_policy == "operator_pays" else 0
+        funded = [Case(claim, amount, amount) for claim, amount in cases]
+        funded_fee = fee
+    else:
+        available = max(0, raised + surplus_in_fen)
+        total = aid + fee
+        funded = [Case(claim, amount, available * amount // total) for claim, amount in cases]
+        funded_fee = available * fee // total
+    funded_aid = sum(case.funded_fen for case in funded)
+    surplus_out = raised + subsidy + surplus_in_fen - funded_aid - funded_fee
+    return Assessment(
+        locked_members=locked_members, cases=tuple(funded), aid_fen=aid, fee_bps=fee_bps, fee_fen=fee,
+        surplus_in_fen=surplus_in_fen, need_fen=need, uncapped_share_fen=uncapped, per_case_cap_fen=per_case_cap_fen,
+        annual_cap_remaining_fen=annual_cap_remaining_fen, cap_applied=cap_applied, share_fen=share,
+        excess_policy=excess_policy, subsidy_fen=subsidy, funded_aid_fen=funded_aid, funded_fee_fen=funded_fee,
+        surplus_out_fen=surplus_out,
+    )
+
+
+def roll_leaf(period: str, member: str, amount_fen: int) -> bytes:
+    """One assessment-roll entry: the JCS bytes of {"period", "member", "amount"}."""
+    return canonical_bytes({"period": period, "member": member, "amount": amount_fen})
+
+
+def roll_leaf_hashes(period: str, members: Iterable[str], amount_fen: int) -> list[bytes]:
+    """Leaf hashes of the roll, for members already sorted by id.
+
+    Ids are lowercase UUIDs (schema-checked), which JCS leaves unescaped, so the leaf is assembled from fixed
+    parts; `roll_leaf` is the reference and a test holds them equal.
+    """
+    assert _UUID.fullmatch(period), period
+    head = b'\x00{"amount":' + str(amount_fen).encode() + b',"member":"'
+    tail = b'","period":"' + period.encode() + b'"}'
+    hashes = []
+    for member in members:
+        assert len(member) == 36, member
+        hashes.append(hashlib.sha256(head + member.encode() + tail).digest())
+    return hashes
+
+
+def roll_root(period: str, sorted_members: Sequence[str], amount_fen: int) -> bytes:
+    """The RFC 9162 root over the period's sorted roll."""
+    assert all(a < b for a, b in zip(sorted_members, sorted_members[1:], strict=False)), "members must be sorted"
+    return root_from_leaf_hashes(roll_leaf_hashes(period, sorted_members, amount_fen))
