@@ -23,13 +23,26 @@ from uuid import UUID
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.aggregates.membership import Membership
+from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, plan_date, plan_midnight
 from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.envelope import format_at
 from ledger.keys import SigningKey
 from ledger.service import initialize
 from schemas.commands import Command
 from schemas.commands.keys import RegisterKey
-from schemas.commands.membership import Deposit, Join, QualifyJuror
+from schemas.commands.claim import (
+    CastVote,
+    DecideClaim,
+    FileClaim,
+    FileObjection,
+    InvestigateClaim,
+    NoticeClaim,
+    PayClaim,
+    RequestJury,
+    ResolveObjection,
+)
+from schemas.commands.membership import Deposit, Join, QualifyJuror, RecordDebitFailure, RecoverDebit
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 from schemas.commands.plan import CreatePlan
 from schemas.events import AidBand, PlanRules
 
@@ -159,6 +172,25 @@ def yuan(fen: int) -> str:
 
 
 @dataclass
+class PeriodState:
+    """What the demo carries between the timed steps of one period of one plan."""
+
+    plan_name: str
+    number: int
+    notice_on: date
+    collection_on: date
+    next_collection_on: date
+    period: str = ""
+    claims: list[tuple[str, Member]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
+    objection: tuple[str, int] | None = None
+    assessed: dict[str, Any] = field(default_factory=dict)
+    failing: list[str] = field(default_factory=list)
+    failed: int = 0
+
+
+@dataclass
 class Member:
     """What the demo remembers of a member it created."""
 
@@ -186,6 +218,9 @@ class Demo:
         self.members: dict[str, list[Member]] = {}
         self.counts: dict[str, int] = {}
         self.ids = 0
+        self.claimed: set[str] = set()
+        self.ended: set[str] = set()
+        self.jurors: dict[str, list[str]] = {}
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
@@ -255,16 +290,13 @@ class Demo:
                         health_declaration_commitment=commitment("health", command_id)))
                     planned.append((plan_name, Member("", plan_name, age, (DEMO_START + timedelta(days=day)).date(),
                                                       payer.id if payer else None, payer is None)))
-                    # a payer's family joins the same day, so family members are in the same batch
-                    if payer is not None:
-                        pass
                 results = self.run(joins)
                 deposits: list[Command] = []
                 for (plan_name, member), result in zip(planned, results, strict=True):
                     member.id = str(result["member"])
                     self.members[plan_name].append(member)
                     if plan_name == "prepaid" and member.self_paying:
-                        amount = self.rng.choice((300, 900)) + self.rng.choice((1000, 1000, 5000))
+                        amount = self.rng.choice((300, 900)) + self.rng.choice((0, 1000, 1000, 5000))
                         deposits.append(Deposit(command_id=self.next_id("dep"), member=member.id,
                                                 amount_fen=amount, reference=self.next_id("bank")))
                 self.at(self.clock.now() + timedelta(hours=1))
@@ -293,8 +325,225 @@ class Demo:
             self.run(commands)
             self.run(keys)
             self.count("jurors", len(chosen))
-            self.jurors = getattr(self, "jurors", {})
             self.jurors[plan_name] = [m.id for m in chosen]
+
+    def run_periods(self) -> None:
+        """Sharing periods on the plans' calendar after the joins, every step at its time.
+
+        Periods overlap as they do in a real plan: the next period's cases are filed and noticed while the last
+        one is collected, and a postpaid period settles when its grace ends, two days before the next collection.
+        The steps of all periods of both plans are put on one timeline and run in time order.
+        """
+        rules = postpaid_rules(self.size)
+        after = plan_date(DEMO_START + timedelta(days=JOIN_DAYS + 10), rules)
+        cycles = []
+        for _ in range(self.period_count + 1):
+            notice_on, collection_on = next_cycle(rules, after)
+            cycles.append((notice_on, collection_on))
+            after = notice_on
+        timeline: list[tuple[datetime, int, Callable[[], None]]] = []
+        for plan_name in ("postpaid", "prepaid"):
+            plan_rules = postpaid_rules(self.size) if plan_name == "postpaid" else prepaid_rules(self.size)
+            for number in range(1, self.period_count + 1):
+                state = PeriodState(plan_name, number, *cycles[number - 1], next_collection_on=cycles[number][1])
+                for moment, step in self.period_steps(state, plan_rules, cycles):
+                    timeline.append((moment, len(timeline), step))
+        timeline.sort(key=lambda item: (item[0], item[1]))
+        with self.task("sharing periods", len(timeline)) as advance:
+            for moment, _, step in timeline:
+                self.at(moment)
+                step()
+                advance(1)
+
+    def period_steps(self, state: PeriodState, rules: PlanRules,
+                     cycles: list[tuple[date, date]]) -> list[tuple[datetime, Callable[[], None]]]:
+        """The timed steps of one period of one plan."""
+        cutoff = plan_midnight(state.notice_on, rules)
+        collection = plan_midnight(state.collection_on, rules)
+        opens = (cutoff - timedelta(days=16) if state.number == 1
+                 else plan_midnight(cycles[state.number - 2][0], rules) + timedelta(hours=2))
+        prepaid = rules.payment_model == "prepaid"
+        grace_end = plan_midnight(state.next_collection_on - timedelta(days=rules.grace_days), rules)
+        steps: list[tuple[datetime, Callable[[], None]]] = [
+            (opens, lambda: self.open(state)),
+            (cutoff - timedelta(days=13), lambda: self.file_claims(state, cutoff, rules)),
+            (cutoff - timedelta(days=12), lambda: self.investigate(state, rules)),
+            (cutoff - timedelta(days=11), lambda: self.notice(state)),
+            (cutoff - timedelta(days=10), lambda: self.dispute(state)),
+            (cutoff - timedelta(days=9), lambda: self.review(state)),
+            (cutoff - timedelta(days=7), lambda: self.decide(state)),
+            (cutoff + timedelta(hours=1), lambda: self.assess(state)),
+            (collection + timedelta(hours=9), lambda: self.collect(state, rules, cutoff)),
+            (collection + timedelta(hours=10), lambda: self.subsidy(state)),
+            (collection + timedelta(days=1, hours=9), lambda: self.recover(state)),
+            (collection + timedelta(days=2, hours=10), lambda: self.pay(state)),
+            ((collection + timedelta(hours=12)) if prepaid else (grace_end + timedelta(hours=1)),
+             lambda: self.settle(state)),
+        ]
+        if prepaid:
+            steps.append((collection + timedelta(days=3), lambda: self.top_ups(state.plan_name)))
+        return steps
+
+    def open(self, state: PeriodState) -> None:
+        """Announce the period."""
+        result = self.app.execute(OpenPeriod(command_id=self.next_id("open"), plan=self.summary.plans[state.plan_name],
+                                             number=state.number, notice_on=state.notice_on.isoformat()))
+        state.period = str(result["period"])
+
+    def file_claims(self, state: PeriodState, cutoff: datetime, rules: PlanRules) -> None:
+        """This period's cases are reported (diagnosed after the waiting period, within the window)."""
+        self.refresh_ended(state.plan_name)
+        diagnosed_on = (cutoff - timedelta(days=20)).date()
+        claimants = self.eligible_claimants(state.plan_name, diagnosed_on, claims_per_period(self.size))
+        filed = self.run([FileClaim(
+            command_id=self.next_id("claim"), member=m.id,
+            category="accident" if self.rng.random() < 0.05 else "illness", condition=self.rng.choice(CONDITIONS),
+            diagnosed_on=(diagnosed_on - timedelta(days=self.rng.randint(0, 10))).isoformat(),
+            age_at_diagnosis=m.age, evidence_commitment=commitment("evidence", m.id)) for m in claimants])
+        state.claims = [(str(result["claim"]), m) for result, m in zip(filed, claimants, strict=True)]
+        self.claimed |= {m.id for m in claimants}
+        self.count("claims_filed", len(filed))
+
+    def investigate(self, state: PeriodState, rules: PlanRules) -> None:
+        """The investigation firm's opinions: about one in six rejected (and the case that goes to the jury)."""
+        opinions: list[Command] = []
+        for index, (claim, member) in enumerate(state.claims):
+            jury_case = state.number == 1 and state.plan_name == "postpaid" and index == len(state.claims) - 1
+            if jury_case or self.rng.random() < 1 / 6:
+                state.rejected.append(claim)
+                opinions.append(InvestigateClaim(
+                    command_id=self.next_id("inv"), claim=claim, report_commitment=commitment("report", claim),
+                    opinion="reject", recommended_amount_fen=0,
+                    reason=self.rng.choice(("undeclared_pre_existing_condition", "condition_not_covered",
+                                            "insufficient_evidence"))))
+            else:
+                opinions.append(InvestigateClaim(
+                    command_id=self.next_id("inv"), claim=claim, report_commitment=commitment("report", claim),
+                    opinion="approve", recommended_amount_fen=rules.max_aid_fen(member.age)))
+        self.run(opinions)
+
+    def notice(self, state: PeriodState) -> None:
+        """Public notice of every case."""
+        self.run([NoticeClaim(command_id=self.next_id("notice"), claim=claim) for claim, _ in state.claims])
+
+    def dispute(self, state: PeriodState) -> None:
+        """Period 1: an objection in the prepaid plan, a jury request in the postpaid plan."""
+        if state.number != 1:
+            return
+        if state.plan_name == "prepaid":
+            approved = [claim for claim, _ in state.claims if claim not in state.rejected]
+            if approved:
+                taken = {m.id for _, m in state.claims}
+                objector = next(m for m in self.members[state.plan_name]
+                                if m.id not in taken and m.id not in self.ended)
+                result = self.app.execute(FileObjection(
+                    command_id=self.next_id("object"), claim=approved[0], objector=objector.id,
+                    evidence_commitment=commitment("objection", approved[0])))
+                state.objection = (approved[0], int(result["objection"]))
+                self.count("objections")
+        elif state.rejected:
+            claim = state.rejected[0]
+            self.app.execute(RequestJury(command_id=self.next_id("jury"), claim=claim))
+            jurors = [j for j in self.jurors[state.plan_name] if j not in self.claimed and j not in self.ended]
+            quorum = jury_quorum(self.size)
+            voters = jurors[:quorum + quorum // 10]
+            against = round(len(voters) * 0.58)
+            self.run([CastVote(command_id=self.next_id("vote"), claim=claim, juror=juror, support=i >= against)
+                      for i, juror in enumerate(voters)])
+            self.count("jury_cases")
+            self.count("votes", len(voters))
+
+    def review(self, state: PeriodState) -> None:
+        """The objection's re-review does not uphold it."""
+        if state.objection is not None:
+            claim, number = state.objection
+            self.app.execute(ResolveObjection(command_id=self.next_id("review"), claim=claim, objection=number,
+                                              upheld=False, review_commitment=commitment("review", claim)))
+
+    def decide(self, state: PeriodState) -> None:
+        """Decisions after the notice."""
+        decided = self.run([DecideClaim(command_id=self.next_id("decide"), claim=claim) for claim, _ in state.claims])
+        state.approved = [str(r["claim"]) for r in decided if r["decision"] == "approved"]
+        self.count("claims_approved", len(state.approved))
+        self.count("claims_rejected", len(decided) - len(state.approved))
+
+    def assess(self, state: PeriodState) -> None:
+        """The period's one signed assessment."""
+        state.assessed = self.app.execute(AssessPeriod(command_id=self.next_id("assess"), period=state.period))
+        self.count("periods_assessed")
+
+    def collect(self, state: PeriodState, rules: PlanRules, cutoff: datetime) -> None:
+        """Prepaid: balances are debited. Postpaid: about 0.4% of channel debits fail."""
+        if rules.payment_model == "prepaid":
+            result = self.app.execute(CollectPeriod(command_id=self.next_id("collect"), period=state.period))
+            state.failed = int(result["failed_debits"])
+        elif int(state.assessed["share_fen"]) > 0:
+            locked = self.app.roster().locked_members(self.summary.plans[state.plan_name], format_at(cutoff))
+            failing = self.rng.sample(locked, max(1, len(locked) // 250))
+            self.run([RecordDebitFailure(command_id=self.next_id("fail"), member=m, period=state.period)
+                      for m in failing])
+            state.failing = failing
+            state.failed = len(failing)
+        self.count("debits_failed", state.failed)
+
+    def subsidy(self, state: PeriodState) -> None:
+        """The operator's subsidy for what the caps cut off reaches the custodian."""
+        amount = int(state.assessed["subsidy_fen"])
+        if amount > 0:
+            self.app.execute(ReceiveSubsidy(command_id=self.next_id("subsidy"), period=state.period,
+                                            amount_fen=amount, reference=self.next_id("op")))
+            self.count("subsidies")
+
+    def recover(self, state: PeriodState) -> None:
+        """Postpaid: the channel retries; 60% of the failed debits are collected the next day."""
+        recovered = state.failing[: len(state.failing) * 3 // 5]
+        self.run([RecoverDebit(command_id=self.next_id("recover"), member=m, period=state.period)
+                  for m in recovered])
+        self.count("debits_recovered", len(recovered))
+
+    def pay(self, state: PeriodState) -> None:
+        """The custodian pays the included cases."""
+        self.run([PayClaim(command_id=self.next_id("pay"), claim=claim, reference=self.next_id("aid"))
+                  for claim in state.approved])
+        self.count("claims_paid", len(state.approved))
+
+    def settle(self, state: PeriodState) -> None:
+        """Settlement: members whose debit still failed lapse; the summary row is written."""
+        settled = self.app.execute(SettlePeriod(command_id=self.next_id("settle"), period=state.period))
+        lapsed = int(settled["lapsed"])
+        self.count("lapses", lapsed)
+        stored = self.app.read(UUID(state.period), SharingPeriod)
+        assert stored is not None
+        a = stored.require_assessment()
+        self.summary.periods.append(PeriodRow(
+            plan=state.plan_name, number=state.number, notice_on=state.notice_on.isoformat(),
+            locked_members=a.locked_members, cases=len(a.cases), aid_fen=a.aid_fen, fee_fen=a.fee_fen,
+            surplus_in_fen=a.surplus_in_fen, share_fen=a.share_fen, cap_applied=a.cap_applied,
+            subsidy_fen=a.subsidy_fen, funded_aid_fen=a.funded_aid_fen, failed_debits=state.failed, lapsed=lapsed))
+
+    def eligible_claimants(self, plan_name: str, diagnosed_on: date, count: int) -> list[Member]:
+        """Members still in the plan, past the waiting period, without a claim, chosen at random."""
+        waiting = (postpaid_rules(self.size) if plan_name == "postpaid" else prepaid_rules(self.size)).waiting_days
+        candidates = [m for m in self.members[plan_name]
+                      if m.id not in self.claimed and m.id not in self.ended
+                      and m.joined_on + timedelta(days=waiting + 11) <= diagnosed_on]
+        return self.rng.sample(candidates, min(count, len(candidates)))
+
+    def refresh_ended(self, plan_name: str) -> None:
+        """Remember which members have left (from the roster), so no claim is filed for them."""
+        roster = self.app.roster()
+        active = set(roster.active_members(self.summary.plans[plan_name]))
+        self.ended |= {m.id for m in self.members[plan_name] if m.id not in active}
+
+    def top_ups(self, plan_name: str) -> None:
+        """Prepaid members warned of a low balance: most top up 10 or 50 yuan, some let it run out."""
+        rules = prepaid_rules(self.size)
+        low = self.app.roster().low_balances(self.summary.plans[plan_name], rules.min_balance_fen)
+        deposits = [Deposit(command_id=self.next_id("dep"), member=account, amount_fen=self.rng.choice((1000, 5000)),
+                            reference=self.next_id("bank")) for account, _ in low if self.rng.random() < 0.8]
+        self.run(deposits)
+        self.count("low_balance_warnings", len(low))
+        self.count("deposits", len(deposits))
 
     def event_count(self) -> int:
         """Stored events so far."""
@@ -304,7 +553,7 @@ class Demo:
 def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, progress: bool = False,
              console: Console | None = None) -> DemoSummary:
     """Build the demo history in an empty ledger and return its summary."""
-    if app.recorder.max_notification_id() is None:
+    if not app.recorder.max_notification_id():
         initialize(app)
     columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console or Console(stderr=True), disable=not progress) as bar:
@@ -317,5 +566,3 @@ def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, prog
     demo.summary.events = demo.event_count()
     return demo.summary
 
-
-_ = (Membership, UUID)

@@ -186,6 +186,11 @@ class Roster:
                            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff))
         return [row[0] for row in rows]
 
+    def active_members(self, plan: str) -> list[str]:
+        """Members of the plan who have not left."""
+        rows = self._query(f"SELECT id FROM {self.members} WHERE plan = ? AND ended_at IS NULL ORDER BY id", (plan,))
+        return [row[0] for row in rows]
+
     def family_count(self, payer: str) -> int:
         """Family members who ever joined under this payer."""
         return int(self._query(f"SELECT COUNT(*) FROM {self.members} WHERE payer = ?", (payer,))[0][0])
