@@ -1,4 +1,8 @@
-"""Fixtures: a fresh, initialized ledger per test on the embedded default (SQLite)."""
+"""Fixtures: a fresh, initialized ledger per test, on the embedded default (SQLite) and on PostgreSQL.
+
+`ledger_app` is parametrized over both backends, so every application test runs on both; `sqlite_app` is for
+tests that need only one. The PostgreSQL server comes from tests.services (found or started; never skipped).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,50 @@ import pytest
 from ledger.application import LedgerApplication, SimulatedClock
 from ledger.config import Settings
 from ledger.service import initialize
+from tests.services import fresh_schema, postgres_server
 from tests.support import START
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database for this test session."""
+    try:
+        with postgres_server() as url:
+            yield url
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
 @pytest.fixture
-def ledger_app(tmp_path: Path) -> Iterator[LedgerApplication]:
-    """An initialized ledger on a fresh SQLite file, driven by a simulated clock."""
-    app = LedgerApplication(Settings(data_dir=tmp_path / "data"), SimulatedClock(START))
+def postgres_dsn(postgres_url: str) -> Iterator[str]:
+    """A database URL selecting a fresh, empty schema (dropped after the test)."""
+    with fresh_schema(postgres_url) as url:
+        yield url
+
+
+def _app(data_dir: Path, database_url: str | None) -> LedgerApplication:
+    app = LedgerApplication(Settings(data_dir=data_dir, database_url=database_url), SimulatedClock(START))
     initialize(app)
+    return app
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[LedgerApplication]:
+    """An initialized ledger on a fresh SQLite file, driven by a simulated clock."""
+    app = _app(tmp_path / "data", None)
     yield app
     app.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerApplication]:
+    """An initialized ledger with a simulated clock, on each backend in turn."""
+    if request.param == "sqlite":
+        app = _app(tmp_path / "data", None)
+        yield app
+        app.close()
+        return
+    with fresh_schema(request.getfixturevalue("postgres_url")) as url:
+        app = _app(tmp_path / "data", url)
+        yield app
+        app.close()
