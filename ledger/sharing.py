@@ -100,7 +100,7 @@ def assess(
         share, cap_applied = annual_cap_remaining_fen, "annual"
     raised = share * locked_members
     subsidy = 0
-    if excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee:
+    if excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
         subsidy = max(0, need - raised) if excess_policy == "operator_pays" else 0
         funded = [Case(claim, amount, amount) for claim, amount in cases]
         funded_fee = fee
