@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import suppress
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -379,8 +380,10 @@ class LedgerApplication(Application[UUID]):
         try:
             self._save_aggregates(aggregates, receipts)
         except IntegrityError:
-            for aggregate in aggregates:
-                self.repository.cache.put(aggregate.id, None) if self.repository.cache else None
+            for aggregate in aggregates:  # forget what this transaction did to them
+                if self.repository.cache is not None:
+                    with suppress(KeyError):
+                        self.repository.cache.get(aggregate.id, evict=True)
             raise ConcurrencyConflictError(
                 "another writer changed a stream this command read (or ran the same command id); "
                 "nothing was written; retry"

@@ -1,0 +1,111 @@
+"""The application service on both backends: idempotent commands, batches, and concurrent writers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import (
+    BatchError,
+    CommandIdReusedError,
+    ConcurrencyConflictError,
+    LedgerApplication,
+    SimulatedClock,
+)
+from ledger.config import Settings
+from ledger.store import decode_entry
+from schemas.commands.membership import Deposit, Join
+from tests.support import START, cid, commitment, create_plan, deposit, join, prepaid_rules
+
+
+def joins(plan: str, ids: list[str], age: int = 30) -> list[Join]:
+    return [Join(command_id=i, plan=plan, age_years=age, sex="m", province="gd", consent_commitment=commitment(),
+                 health_declaration_commitment=commitment()) for i in ids]
+
+
+def test_a_repeated_command_returns_the_first_result_and_writes_nothing(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app)
+    command = joins(plan, ["same-id"])[0]
+    first = ledger_app.execute(command)
+    before = ledger_app.recorder.max_notification_id()
+    again = ledger_app.execute(command)
+    assert again == {**first, "repeated": True}
+    assert ledger_app.recorder.max_notification_id() == before
+    with pytest.raises(CommandIdReusedError):
+        ledger_app.execute(joins(plan, ["same-id"], age=31)[0])
+    assert ledger_app.recorder.max_notification_id() == before
+
+
+def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app)
+    results = ledger_app.execute_many([*joins(plan, ["b1", "b2"]), joins(plan, ["b1"])[0]])
+    assert results[2] == {**results[0], "repeated": True}
+    before = ledger_app.recorder.max_notification_id()
+    with pytest.raises(BatchError) as caught:
+        ledger_app.execute_many([*joins(plan, ["b3"]), *joins(plan, ["b4"], age=70), *joins(plan, ["b5"])])
+    assert caught.value.position == 1
+    assert ledger_app.recorder.max_notification_id() == before + 1  # b3 was saved, b4 and b5 were not
+    assert ledger_app.execute(joins(plan, ["b3"])[0])["repeated"] is True
+
+
+def second_app(app: LedgerApplication) -> LedgerApplication:
+    """Another application on the same store (another process, in production)."""
+    return LedgerApplication(Settings(data_dir=app.settings.data_dir, database_url=app.settings.database_url),
+                             SimulatedClock(START))
+
+
+def test_a_concurrent_writer_is_a_retryable_conflict_and_nothing_partial_is_written(
+        ledger_app: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = create_plan(ledger_app, prepaid_rules())
+    member = join(ledger_app, plan)
+    other = second_app(ledger_app)
+    original = ledger_app._save_aggregates
+
+    def racing_save(*args: Any) -> None:
+        monkeypatch.setattr(ledger_app, "_save_aggregates", original)
+        deposit(other, member, 700)  # the other writer gets there between our read and our write
+        original(*args)
+
+    monkeypatch.setattr(ledger_app, "_save_aggregates", racing_save)
+    newcomer_and_deposit = [*joins(plan, ["racer"]),
+                            Deposit(command_id="dep-race", member=member, amount_fen=500, reference="bank-race")]
+    before = ledger_app.recorder.max_notification_id()
+    with pytest.raises(ConcurrencyConflictError) as caught:
+        ledger_app.execute_many(newcomer_and_deposit)
+    assert caught.value.retryable
+    assert ledger_app.recorder.max_notification_id() == before + 1  # only the other writer's deposit
+    ledger_app.execute_many(newcomer_and_deposit)  # the retry succeeds
+    deposits = [decode_entry(e) for _, e in ledger_app.entries() if b'"member.deposit_received"' in e]
+    assert [d.body["amount_fen"] for d in deposits] == [700, 500]
+    assert ledger_app.roster().balance_fen(member) == 1200
+    other.close()
+
+
+def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) -> None:
+    def history(app: LedgerApplication) -> list[tuple[str, int, str, Any]]:
+        plan = create_plan(app, prepaid_rules())
+        members = [join(app, plan, age=20 + i) for i in range(5)]
+        for i, m in enumerate(members):
+            app.execute(Deposit(command_id=cid(), member=m, amount_fen=100 * (i + 1), reference=f"r-{i}"))
+        return [(e.type, e.seq, e.actor.role, e.body) for e in map(decode_entry, (x for _, x in app.entries()))
+                if not e.type.startswith("key.")]
+
+    from tests import support
+
+    counter = support._ids
+    support._ids = __import__("itertools").count(1000)
+    sqlite = LedgerApplication(Settings(data_dir=tmp_path / "a"), SimulatedClock(START))
+    from ledger.service import initialize
+
+    initialize(sqlite)
+    one = history(sqlite)
+    support._ids = __import__("itertools").count(1000)
+    postgres = LedgerApplication(Settings(data_dir=tmp_path / "b", database_url=postgres_dsn), SimulatedClock(START))
+    initialize(postgres)
+    two = history(postgres)
+    support._ids = counter
+    assert one == two and len(one) == 11
+    sqlite.close()
+    postgres.close()
