@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import suppress
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -429,14 +429,14 @@ class LedgerApplication(Application[UUID]):
 
     def keyring(self) -> Keyring:
         """The current keyring (read-only)."""
-        keyring = self.repository.get(KEYRING_ID, deepcopy_from_cache=False)
+        keyring: object = self.repository.get(KEYRING_ID, deepcopy_from_cache=False)
         assert isinstance(keyring, Keyring)
         return keyring
 
     def read(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate for reading, or None."""
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None

@@ -108,8 +108,8 @@ def init(as_json: bool) -> None:
 
 def _is_string_field(schema: dict[str, Any]) -> bool:
     options = schema.get("anyOf", [schema])
-    return any(option.get("type") == "string" or "enum" in option and all(
-        isinstance(v, str) for v in option["enum"]) for option in options)
+    return any(option.get("type") == "string" or ("enum" in option and all(
+        isinstance(v, str) for v in option["enum"])) for option in options)
 
 
 def _parse_option(value: str, is_string: bool) -> Any:
@@ -176,9 +176,10 @@ def apply(file: Any, keep_going: bool) -> None:
             continue
         try:
             data = json.loads(line)
-            model = COMMANDS.get(data.get("command")) if isinstance(data, dict) else None
+            name = str(data.get("command")) if isinstance(data, dict) else repr(data)
+            model = COMMANDS.get(name)
             if model is None:
-                raise ValueError(f"command: must_name_a_known_command ({data.get('command') if isinstance(data, dict) else data!r})")
+                raise ValueError(f"command: must_name_a_known_command ({name})")
             result: dict[str, Any] = {"line": number, "ok": True,
                                       "result": app.execute(model.model_validate_json(line), sign_as=cli_context().key)}
         except ValidationError as error:

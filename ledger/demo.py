@@ -29,7 +29,6 @@ from ledger.envelope import format_at
 from ledger.keys import SigningKey
 from ledger.service import initialize
 from schemas.commands import Command
-from schemas.commands.keys import RegisterKey
 from schemas.commands.claim import (
     CastVote,
     DecideClaim,
@@ -41,6 +40,7 @@ from schemas.commands.claim import (
     RequestJury,
     ResolveObjection,
 )
+from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join, QualifyJuror, RecordDebitFailure, RecoverDebit
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 from schemas.commands.plan import CreatePlan
@@ -94,7 +94,7 @@ def claims_per_period(members: int) -> int:
 
 def commitment(*parts: object) -> str:
     """A salted commitment to an off-log document (the demo's documents are only their hashes)."""
-    return hashlib.sha256("demo-document:".encode() + ":".join(map(str, parts)).encode()).hexdigest()
+    return hashlib.sha256(b"demo-document:" + ":".join(map(str, parts)).encode()).hexdigest()
 
 
 def realistic_age(rng: random.Random) -> int:

@@ -24,6 +24,7 @@ by member id (equal to sorting the leaf bytes, since only the member differs), h
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -143,5 +144,5 @@ def roll_leaf_hashes(period: str, members: Iterable[str], amount_fen: int) -> li
 
 def roll_root(period: str, sorted_members: Sequence[str], amount_fen: int) -> bytes:
     """The RFC 9162 root over the period's sorted roll."""
-    assert all(a < b for a, b in zip(sorted_members, sorted_members[1:], strict=False)), "members must be sorted"
+    assert all(a < b for a, b in itertools.pairwise(sorted_members)), "members must be sorted"
     return root_from_leaf_hashes(roll_leaf_hashes(period, sorted_members, amount_fen))

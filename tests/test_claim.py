@@ -184,7 +184,7 @@ def test_a_jury_overturns_a_preliminary_rejection(ledger_app: LedgerApplication,
     assert (decision["decision"], decision["amount_fen"]) == ("approved", 30_000_000)
     votes = [decode_entry(e) for _, e in ledger_app.entries() if b'"claim.vote_cast"' in e]
     assert {v.actor.role for v in votes} == {"juror"}
-    decided = [decode_entry(e) for _, e in ledger_app.entries() if b'"claim.jury_decided"' in e][0]
+    decided = next(decode_entry(e) for _, e in ledger_app.entries() if b'"claim.jury_decided"' in e)
     assert decided.body == {"votes": 4, "support": 3, "quorum": 3, "threshold_bps": 5000, "verdict": "approve"}
 
 

@@ -3,6 +3,7 @@ for an illness in the waiting period, and refunds — each rule broken once, wit
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -140,7 +141,7 @@ def test_illness_in_the_waiting_period_excludes_and_refunds(ledger_app: LedgerAp
     advance(ledger_app, days=100)
     today = clock_of(ledger_app).current.date()
 
-    def exclude(diagnosed_on: str) -> object:
+    def exclude(diagnosed_on: str) -> dict[str, Any]:
         return ledger_app.execute(ExcludeForWaitingIllness(
             command_id=cid(), member=member, diagnosed_on=diagnosed_on, condition="lung_cancer"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from ledger.aggregates.base import LedgerAggregate
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.keyring import Keyring
@@ -12,7 +14,7 @@ from ledger.aggregates.sharing_period import SharingPeriod
 AGGREGATES: tuple[type[LedgerAggregate], ...] = (Keyring, Plan, Membership, Claim, SharingPeriod)
 
 EVENT_CLASSES: dict[tuple[str, int, bool], tuple[type[LedgerAggregate.Event], type[LedgerAggregate]]] = {
-    key: (event_class, aggregate)
+    key: (cast(type[LedgerAggregate.Event], event_class), aggregate)
     for aggregate in AGGREGATES
     for key, event_class in aggregate.events_by_type.items()
 }

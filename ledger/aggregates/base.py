@@ -94,6 +94,7 @@ class LedgerAggregate(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             """Apply the event, then remember its hash as the next event's `prev`."""
             mutated = super().mutate(aggregate)
+            assert mutated is not None
             mutated.last_event_hash = self.event_hash().hex()
             return mutated
 

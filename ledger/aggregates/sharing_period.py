@@ -8,7 +8,7 @@ before the next collection day (DOMAIN.md: "retried until two days before the ne
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.aggregates.base import LedgerAggregate, check
@@ -24,7 +24,7 @@ def period_id(plan: str, number: int) -> UUID:
 def plan_midnight(day: date, rules: PlanRules) -> datetime:
     """00:00 plan time on `day`, as a UTC instant."""
     zone = timezone(timedelta(minutes=rules.utc_offset_minutes))
-    return datetime.combine(day, time(0, 0), zone).astimezone(timezone.utc)
+    return datetime.combine(day, time(0, 0), zone).astimezone(UTC)
 
 
 def plan_date(moment: datetime, rules: PlanRules) -> date:
@@ -147,8 +147,8 @@ class SharingPeriod(LedgerAggregate):
         assessment = self.require_assessment()
         check(self.status == "assessed", "period", "period_is_settled_once", self.status)
         check(at >= settles_at, "period", "period_cannot_settle_before_collection_and_grace_end", format_at(settles_at))
-        check(self.subsidy_received_fen == assessment.subsidy_fen, "period", "subsidy_must_be_received_before_settlement",
-              f"{self.subsidy_received_fen} of {assessment.subsidy_fen}")
+        check(self.subsidy_received_fen == assessment.subsidy_fen, "period",
+              "subsidy_must_be_received_before_settlement", f"{self.subsidy_received_fen} of {assessment.subsidy_fen}")
         raised = assessment.share_fen * assessment.locked_members
         body = PeriodSettledV1(collected_fen=raised - uncollected_fen, uncollected_fen=uncollected_fen,
                                surplus_carried_fen=assessment.surplus_out_fen - uncollected_fen)

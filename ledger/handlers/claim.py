@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
 from ledger.aggregates.base import check
@@ -40,7 +40,7 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     membership = uow.get(UUID(command.member), Membership, "member")
     plan = uow.get(UUID(membership.plan), Plan, "plan")
     diagnosed_on = date_arg("diagnosed_on", command.diagnosed_on)
-    diagnosed_at = datetime.combine(diagnosed_on, time(23, 59, 59), timezone.utc)
+    diagnosed_at = datetime.combine(diagnosed_on, time(23, 59, 59), UTC)
     check(diagnosed_on <= uow.at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
     check(membership.joined_at.date() <= diagnosed_on, "diagnosed_on", "diagnosis_must_not_precede_joining")
     check(membership.ended_at is None or diagnosed_on < membership.ended_at.date(), "member",

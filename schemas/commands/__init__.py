@@ -7,7 +7,7 @@ registers them in `COMMANDS`; the CLI, `apply FILE.jsonl` and the JSON Schema ex
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -31,7 +31,7 @@ class Command(Frozen):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="client-chosen idempotency key"
     )
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         name = getattr(cls, "NAME", None)
         if name is not None:
