@@ -10,7 +10,7 @@ outside the tree when generating a proof) is an assertion.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -62,31 +62,62 @@ def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+RangeHash = Callable[[int, int], bytes]
+"""MTH of the leaves [lo, hi) of a tree: from a list, or from stored subtree hashes (ledger.log.tree)."""
+
+
+def list_range_hash(hashes: Sequence[bytes]) -> RangeHash:
+    """A RangeHash over leaf hashes held in memory."""
+    return lambda lo, hi: root_from_leaf_hashes(hashes[lo:hi])
+
+
+def inclusion_path(index: int, size: int, range_hash: RangeHash) -> list[bytes]:
+    """PATH(m, D[n]) for leaf `index` of the tree of `size` leaves (§2.1.3.1), from subtree hashes."""
+    assert 0 <= index < size, "leaf index outside the tree"
+    path: list[bytes] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _largest_power_of_two_below(hi - lo)
+        if index < lo + k:
+            path.append(range_hash(lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(range_hash(lo, lo + k))
+            lo = lo + k
+    path.reverse()
+    return path
+
+
+def consistency_path(old_size: int, size: int, range_hash: RangeHash) -> list[bytes]:
+    """PROOF(m, D[n]) between tree sizes `old_size` and `size` (§2.1.4.1), from subtree hashes."""
+    assert 0 < old_size <= size, "old size outside the tree"
+    proof: list[bytes] = []
+    lo, hi, m, complete = 0, size, old_size, True
+    while True:
+        n = hi - lo
+        if m == n:
+            if not complete:
+                proof.append(range_hash(lo, hi))
+            break
+        k = _largest_power_of_two_below(n)
+        if m <= k:
+            proof.append(range_hash(lo + k, hi))
+            hi = lo + k
+        else:
+            proof.append(range_hash(lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    proof.reverse()
+    return proof
+
+
 def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
     """PATH(m, D[n]) for leaf `index` of the tree over `hashes` (§2.1.3.1)."""
-    assert 0 <= index < len(hashes), "leaf index outside the tree"
-    if len(hashes) == 1:
-        return []
-    k = _largest_power_of_two_below(len(hashes))
-    if index < k:
-        return [*inclusion_proof(index, hashes[:k]), root_from_leaf_hashes(hashes[k:])]
-    return [*inclusion_proof(index - k, hashes[k:]), root_from_leaf_hashes(hashes[:k])]
+    return inclusion_path(index, len(hashes), list_range_hash(hashes))
 
 
 def consistency_proof(old_size: int, hashes: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]) between size `old_size` and the tree over `hashes` (§2.1.4.1)."""
-    assert 0 < old_size <= len(hashes), "old size outside the tree"
-    return _subproof(old_size, hashes, True)
-
-
-def _subproof(m: int, hashes: Sequence[bytes], complete: bool) -> list[bytes]:
-    n = len(hashes)
-    if m == n:
-        return [] if complete else [root_from_leaf_hashes(hashes)]
-    k = _largest_power_of_two_below(n)
-    if m <= k:
-        return [*_subproof(m, hashes[:k], complete), root_from_leaf_hashes(hashes[k:])]
-    return [*_subproof(m - k, hashes[k:], False), root_from_leaf_hashes(hashes[:k])]
+    return consistency_path(old_size, len(hashes), list_range_hash(hashes))
 
 
 def _check_hashes(*values: bytes) -> None:
