@@ -1,0 +1,132 @@
+"""Checkpoints and witnesses on both backends: signing, refusing forks, cosigning, evidence, and policy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.application import LedgerApplication
+from ledger.log.checkpoints import CheckpointLog, InconsistentLogError, log_signer
+from ledger.log.merkle import ProofError, verify_consistency
+from ledger.log.note import Checkpoint, NoteError, Signer, sign_note, split_note, verify_cosignature, verify_note
+from ledger.log.tree import TransparencyLog
+from ledger.log.witness import ForkError, Witness, WitnessPolicy, WitnessRefusedError
+from tests.support import START, create_plan, join
+
+
+def checkpoints(app: LedgerApplication) -> CheckpointLog:
+    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+
+
+def witness(app: LedgerApplication, role: str, tmp_path: Path) -> Witness:
+    return Witness(Signer(f"{role}.witness", app.signing_key(role).private_key), tmp_path / f"{role}-state.json",
+                   tmp_path / f"{role}-evidence.json")
+
+
+def test_publish_signs_the_current_tree_once(ledger_app: LedgerApplication) -> None:
+    log = checkpoints(ledger_app)
+    first = log.publish(START)
+    text = verify_note(first.note, log.verifier)
+    checkpoint = Checkpoint.parse(text)
+    assert (checkpoint.origin, checkpoint.size) == (ledger_app.settings.log_origin, 6)
+    assert checkpoint.root == log.log.root(6)
+    assert log.publish(START).note == first.note
+    create_plan(ledger_app)
+    assert log.publish(START).size == 7
+    assert [c.size for c in log.all()] == [6, 7]
+
+
+def test_publication_is_bounded_by_age_and_by_entries(ledger_app: LedgerApplication) -> None:
+    log = checkpoints(ledger_app)
+    log.publish(START)
+    plan = create_plan(ledger_app)
+    assert log.publish_if_due(START + timedelta(seconds=10), max_age_seconds=60, max_entries=3) is None
+    stored = log.publish_if_due(START + timedelta(seconds=61), max_age_seconds=60, max_entries=3)
+    assert stored is not None and stored.size == 7
+    for _ in range(3):
+        join(ledger_app, plan)
+    stored = log.publish_if_due(START + timedelta(seconds=62), max_age_seconds=60, max_entries=3)
+    assert stored is not None and stored.size == 10
+
+
+def test_the_log_refuses_to_sign_a_checkpoint_inconsistent_with_one_it_signed(ledger_app: LedgerApplication) -> None:
+    log = checkpoints(ledger_app)
+    log.publish(START)
+    create_plan(ledger_app)
+    log.log.integrate()
+    with log.log.sql.transaction() as cursor:  # storage rewritten under the log: entries 4 and 5 replaced
+        cursor.execute(f"UPDATE {log.log.nodes} SET hash = ? WHERE level = 1 AND idx = 2",
+                       (hashlib.sha256(b"forged").digest(),))
+    log.log._cache.clear()
+    fresh = checkpoints(ledger_app)
+    with pytest.raises(InconsistentLogError):
+        fresh.publish(START)
+    assert [c.size for c in fresh.all()] == [6]
+
+
+def test_witnesses_cosign_after_checking_consistency(ledger_app: LedgerApplication, tmp_path: Path) -> None:
+    log = checkpoints(ledger_app)
+    custodian, regulator = witness(ledger_app, "custodian", tmp_path), witness(ledger_app, "regulator", tmp_path)
+    policy = WitnessPolicy((custodian.verifier, regulator.verifier), threshold=2)
+    first = log.publish(START)
+    for w in (custodian, regulator):
+        log.add_cosignature(first.size, w.cosign(first.note, log.verifier, log.log.consistency_proof, 1), w.verifier)
+    plan = create_plan(ledger_app)
+    join(ledger_app, plan)
+    second = log.publish(START)
+    result = policy.evaluate(second.note)
+    assert (result.present, result.satisfied) == ((), False)
+    cosigned = custodian.cosign(second.note, log.verifier, log.log.consistency_proof, 2)
+    stored = log.add_cosignature(second.size, cosigned, custodian.verifier)
+    result = policy.evaluate(stored.note)
+    assert (result.present, result.missing, result.satisfied) == (("custodian.witness",), ("regulator.witness",),
+                                                                   False)
+    stored = log.add_cosignature(second.size, regulator.cosign(second.note, log.verifier,
+                                                               log.log.consistency_proof, 3), regulator.verifier)
+    assert policy.evaluate(stored.note).satisfied
+    assert verify_cosignature(stored.note, regulator.verifier) == 3
+    with pytest.raises(NoteError):
+        verify_cosignature(stored.note.replace(f"\n{second.size}\n", "\n99\n"), regulator.verifier)
+
+
+def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerApplication, tmp_path: Path) -> None:
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    first = log.publish(START)
+    custodian.cosign(first.note, log.verifier, log.log.consistency_proof, 1)
+    create_plan(ledger_app)
+    honest = log.publish(START)
+    forked = sign_note(Checkpoint(ledger_app.settings.log_origin, honest.size, hashlib.sha256(b"other").digest()
+                                  ).text(), log.signer)  # the operator equivocates with its own key
+    with pytest.raises(ForkError):
+        custodian.cosign(forked, log.verifier, log.log.consistency_proof, 2)
+    evidence = json.loads(custodian.evidence_path.read_text())
+    old = Checkpoint.parse(verify_note(evidence["older_checkpoint"], log.verifier))
+    new = Checkpoint.parse(verify_note(evidence["newer_checkpoint"], log.verifier))
+    import base64
+
+    proof = [base64.b64decode(p) for p in evidence["consistency_proof"]]
+    with pytest.raises(ProofError):
+        verify_consistency(old.size, new.size, old.root, new.root, proof)
+    assert json.loads(custodian.state_path.read_text())["size"] == first.size  # state unchanged
+    custodian.cosign(honest.note, log.verifier, log.log.consistency_proof, 3)  # the honest one is fine
+
+
+def test_a_witness_refuses_a_bad_signature_and_a_shrinking_tree(ledger_app: LedgerApplication,
+                                                                tmp_path: Path) -> None:
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    create_plan(ledger_app)
+    second = log.publish(START)
+    custodian.cosign(second.note, log.verifier, log.log.consistency_proof, 1)
+    stranger = Signer(ledger_app.settings.log_origin, Ed25519PrivateKey.generate())
+    with pytest.raises(WitnessRefusedError):
+        custodian.cosign(sign_note(split_note(second.note)[0], stranger), log.verifier, log.log.consistency_proof, 2)
+    smaller = sign_note(Checkpoint(ledger_app.settings.log_origin, 3, log.log.root(3)).text(), log.signer)
+    with pytest.raises(WitnessRefusedError):
+        custodian.cosign(smaller, log.verifier, log.log.consistency_proof, 2)
