@@ -478,7 +478,9 @@ class Demo:
             result = self.app.execute(CollectPeriod(command_id=self.next_id("collect"), period=state.period))
             state.failed = int(result["failed_debits"])
         elif int(state.assessed["share_fen"]) > 0:
-            locked = self.app.roster().locked_members(self.summary.plans[state.plan_name], format_at(cutoff))
+            self.refresh_ended(state.plan_name)
+            locked = [m for m in self.app.roster().locked_members(self.summary.plans[state.plan_name],
+                                                                   format_at(cutoff)) if m not in self.ended]
             failing = self.rng.sample(locked, max(1, len(locked) // 250))
             self.run([RecordDebitFailure(command_id=self.next_id("fail"), member=m, period=state.period)
                       for m in failing])
