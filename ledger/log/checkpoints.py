@@ -9,6 +9,7 @@ root differs, or if the tree has shrunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,10 @@ from ledger.log.tree import TransparencyLog
 
 class InconsistentLogError(Exception):
     """The stored tree no longer agrees with a checkpoint the log signed: nothing is signed."""
+
+
+class RevokedLogKeyError(Exception):
+    """The log key is not valid (revoked in the keyring): nothing is signed with it."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,12 @@ def log_signer(origin: str, key: SigningKey) -> Signer:
 class CheckpointLog:
     """Publishes and stores checkpoints of one transparency log."""
 
-    def __init__(self, log: TransparencyLog, signer: Signer) -> None:
+    def __init__(self, log: TransparencyLog, signer: Signer,
+                 key_valid: Callable[[datetime], bool] | None = None) -> None:
         self.log = log
         self.signer = signer
+        self.key_valid = key_valid
+        """Whether the signing key is still valid (the keyring's word); None: not checked."""
         self.table = log.sql.table("log_checkpoints")
         log.sql.create([f"CREATE TABLE IF NOT EXISTS {self.table} (size BIGINT PRIMARY KEY, note TEXT NOT NULL, "
                         "published_at TEXT NOT NULL)"])
@@ -100,6 +108,8 @@ class CheckpointLog:
                                            "signed checkpoint: refusing to sign a fork")
             if size == previous.size:
                 return last
+        if self.key_valid is not None and not self.key_valid(now):
+            raise RevokedLogKeyError("the log key is revoked or not registered: refusing to sign a checkpoint")
         checkpoint = Checkpoint(self.signer.name, size, self.log.root(size))
         note = sign_note(checkpoint.text(), self.signer)
         stored = StoredCheckpoint(size, note, format_at(now))

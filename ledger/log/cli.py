@@ -12,7 +12,7 @@ import click
 
 from ledger.cli_context import cli_context
 from ledger.log.bundle import build_bundle, upgrade_bundle
-from ledger.log.checkpoints import CheckpointLog, InconsistentLogError, log_signer
+from ledger.log.checkpoints import CheckpointLog, InconsistentLogError, RevokedLogKeyError, log_signer
 from ledger.log.note import Signer
 from ledger.log.tree import TransparencyLog
 from ledger.log.witness import ForkError, Witness, WitnessRefusedError
@@ -21,7 +21,9 @@ from ledger.log.witness import ForkError, Witness, WitnessRefusedError
 def open_checkpoints() -> CheckpointLog:
     """The checkpoint log of the configured ledger."""
     app = cli_context().app()
-    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+    key = app.signing_key("log")
+    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, key),
+                         lambda moment: app.keyring().key_valid_for(key.key_id, "operator", moment))
 
 
 def witness_name(key: str) -> str:
@@ -34,73 +36,28 @@ def now() -> datetime:
     return cli_context().app().clock.now().astimezone(UTC)
 
 
-@click.group("log")
-def log_group() -> None:
-    """The Merkle tree over every entry."""
-
-
-@log_group.command("integrate")
-def integrate() -> None:
-    """Extend the tree with every entry stored since the last integration."""
-    log = open_checkpoints().log
-    added = log.integrate()
-    click.echo(json.dumps({"added": added, "size": log.size()}))
-
-
-@log_group.command("root")
-@click.option("--size", type=int, default=None)
-def root(size: int | None) -> None:
-    """The root hash at a size (default: the integrated size)."""
-    log = open_checkpoints().log
-    log.integrate()
-    size = log.size() if size is None else size
-    click.echo(json.dumps({"size": size, "root": base64.b64encode(log.root(size)).decode()}))
-
-
-@log_group.command("inclusion")
-@click.option("--index", type=int, required=True)
-@click.option("--size", type=int, default=None)
-def inclusion(index: int, size: int | None) -> None:
-    """The inclusion proof of an entry."""
-    log = open_checkpoints().log
-    log.integrate()
-    size = log.size() if size is None else size
-    proof = log.inclusion_proof(index, size)
-    click.echo(json.dumps({"index": index, "size": size, "proof": [base64.b64encode(p).decode() for p in proof]}))
-
-
-@log_group.command("consistency")
-@click.option("--old", "old_size", type=int, required=True)
-@click.option("--size", type=int, default=None)
-def consistency(old_size: int, size: int | None) -> None:
-    """The consistency proof between two sizes."""
-    log = open_checkpoints().log
-    log.integrate()
-    size = log.size() if size is None else size
-    proof = log.consistency_proof(old_size, size)
-    click.echo(json.dumps({"old": old_size, "size": size, "proof": [base64.b64encode(p).decode() for p in proof]}))
-
-
-@click.group("checkpoint")
-def checkpoint_group() -> None:
-    """Signed checkpoints of the log."""
-
-
-@checkpoint_group.command("publish")
-@click.option("--if-due", is_flag=True, help="Only when the last one is older than --max-age or --max-entries behind.")
+@click.group("checkpoint", invoke_without_command=True)
+@click.option("--if-due", is_flag=True, help="Publish only when the last checkpoint is older than --max-age or "
+              "--max-entries behind.")
 @click.option("--max-age", type=float, default=300.0, show_default=True, help="Seconds.")
 @click.option("--max-entries", type=int, default=10_000, show_default=True)
-def publish(if_due: bool, max_age: float, max_entries: int) -> None:
-    """Sign a checkpoint of the current tree."""
+@click.pass_context
+def checkpoint_group(ctx: click.Context, if_due: bool, max_age: float, max_entries: int) -> None:
+    """Integrate pending entries, publish a checkpoint if the tree grew, print the latest with its cosignatures."""
+    if ctx.invoked_subcommand is not None:
+        return
     checkpoints = open_checkpoints()
     try:
-        stored = (checkpoints.publish_if_due(now(), max_age, max_entries) if if_due
-                  else checkpoints.publish(now()))
-    except InconsistentLogError as error:
+        if if_due:
+            checkpoints.publish_if_due(now(), max_age, max_entries)
+        else:
+            checkpoints.publish(now())
+    except (InconsistentLogError, RevokedLogKeyError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(3)
-    if stored is not None:
-        click.echo(stored.note, nl=False)
+    latest = checkpoints.latest()
+    if latest is not None:
+        click.echo(latest.note, nl=False)
 
 
 @checkpoint_group.command("show")
@@ -122,10 +79,24 @@ def list_checkpoints() -> None:
         click.echo(f"{stored.size}\t{stored.published_at}\t{stored.note.count(chr(0x2014))} signatures")
 
 
-@checkpoint_group.command("key")
-def key() -> None:
-    """The log's verifier key (give it to anyone who checks checkpoints)."""
+@click.command("log-key")
+def log_key() -> None:
+    """The log's verifier key (name+hash+base64): give it to anyone who checks checkpoints."""
     click.echo(open_checkpoints().verifier.encode())
+
+
+@click.command("entry")
+@click.option("--index", type=int, required=True)
+def entry(index: int) -> None:
+    """The raw entry at a log index, as stored (the JCS bytes of the signed envelope)."""
+    log = open_checkpoints().log
+    log.integrate()
+    for _, raw in log.entries(index):
+        sys.stdout.buffer.write(raw + b"\n")
+        sys.stdout.buffer.flush()
+        return
+    click.echo(f"error: index: must be below the log size ({log.size()})", err=True)
+    sys.exit(2)
 
 
 @click.group("witness")
@@ -139,6 +110,16 @@ def witness_key(key_name: str) -> None:
     """The witness's cosignature verifier key."""
     signer = Signer(witness_name(key_name), cli_context().app().signing_key(key_name).private_key)
     click.echo(signer.verifier(0x04).encode())
+
+
+@witness_group.command("show")
+@click.option("--state", "state", type=click.Path(path_type=Path), required=True)
+def witness_show(state: Path) -> None:
+    """The last checkpoint this witness cosigned (from its own state file)."""
+    if not state.exists():
+        click.echo("error: state: this witness has cosigned nothing yet", err=True)
+        sys.exit(2)
+    click.echo(json.loads(state.read_text())["checkpoint"], nl=False)
 
 
 @witness_group.command("cosign")
@@ -168,6 +149,41 @@ def cosign(key_name: str, state: Path, evidence: Path | None) -> None:
 @click.group("proof")
 def proof_group() -> None:
     """Offline proof bundles."""
+
+
+@proof_group.command("inclusion")
+@click.option("--index", type=int, required=True)
+@click.option("--size", type=int, required=True)
+def inclusion(index: int, size: int) -> None:
+    """The inclusion proof of entry `index` in the tree of `size` (base64 hashes in RFC 9162 order)."""
+    log = open_checkpoints().log
+    log.integrate()
+    try:
+        proof = log.inclusion_proof(index, size)
+        leaf = log.leaf_hash(index)
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps({"index": index, "size": size, "leaf_hash": base64.b64encode(leaf).decode(),
+                           "root": base64.b64encode(log.root(size)).decode(),
+                           "proof": [base64.b64encode(p).decode() for p in proof]}))
+
+
+@proof_group.command("consistency")
+@click.option("--old", "old_size", type=int, required=True)
+@click.option("--size", type=int, required=True)
+def consistency(old_size: int, size: int) -> None:
+    """The consistency proof between sizes `old` and `size` (base64 hashes in RFC 9162 order)."""
+    log = open_checkpoints().log
+    log.integrate()
+    try:
+        proof = log.consistency_proof(old_size, size)
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps({"old": old_size, "size": size, "old_root": base64.b64encode(log.root(old_size)).decode(),
+                           "root": base64.b64encode(log.root(size)).decode(),
+                           "proof": [base64.b64encode(p).decode() for p in proof]}))
 
 
 @proof_group.command("member")
@@ -206,5 +222,5 @@ def register(main: click.Group) -> None:
     """Add the log's command groups (and the offline `audit` group) to the main command."""
     from audit.cli import audit
 
-    for group in (log_group, checkpoint_group, witness_group, proof_group, audit):
+    for group in (checkpoint_group, log_key, entry, witness_group, proof_group, audit):
         main.add_command(group)

@@ -149,6 +149,10 @@ class TransparencyLog:
             raise ValueError(f"old_size: must be in 1..{size} ({old_size})")
         return consistency_path(old_size, size, self.range_hash)
 
+    def leaf_hash(self, index: int) -> bytes:
+        """The leaf hash of entry `index`."""
+        return self.node(0, index)
+
     def leaf_index(self, notification_id: int) -> int | None:
         """The log index of a stored notification, once integrated."""
         with self.sql.transaction(commit=False) as cursor:

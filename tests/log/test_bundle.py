@@ -24,8 +24,8 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("bundle")
     data = tmp / "ledger"
     assert run(data, "demo", "--members", "300", "--periods", "2", "--seed", "11", "--json").exit_code == 0
-    assert run(data, "checkpoint", "publish").exit_code == 0
-    keys = {"log": run(data, "checkpoint", "key").output.strip()}
+    assert run(data, "checkpoint").exit_code == 0
+    keys = {"log": run(data, "log-key").output.strip()}
     for role in ("custodian", "regulator"):
         keys[role] = run(data, "witness", "key", "--key", role).output.strip()
         result = run(data, "witness", "cosign", "--key", role, "--state", str(tmp / f"{role}.json"))
@@ -125,7 +125,7 @@ def test_a_later_checkpoint_upgrades_an_old_bundle(ledger: dict[str, Any]) -> No
                "--rules", json.dumps(json.loads(next(
                    line for line in run(data, "export").output.splitlines() if '"plan.created"' in line)
                )["body"]["rules"])).exit_code == 0
-    assert run(data, "checkpoint", "publish").exit_code == 0
+    assert run(data, "checkpoint").exit_code == 0
     upgraded = tmp / "upgraded.json"
     assert run(data, "proof", "upgrade", str(ledger["bundle"]), "--out", str(upgraded)).exit_code == 0
     bundle = json.loads(upgraded.read_text())
@@ -133,3 +133,24 @@ def test_a_later_checkpoint_upgrades_an_old_bundle(ledger: dict[str, Any]) -> No
     bundle["upgrade"]["consistency"] = bundle["upgrade"]["consistency"][1:]
     with pytest.raises(BundleError, match="2 upgrade"):
         check(ledger, bundle)
+
+
+def test_cli_proofs_verify_with_the_rfc_algorithms_and_entries_are_the_stored_bytes(ledger: dict[str, Any]) -> None:
+    import base64
+
+    from ledger.log.merkle import leaf_hash, verify_consistency, verify_inclusion
+    from ledger.log.note import Checkpoint, split_note, verify_note
+
+    data = ledger["data"]
+    note = run(data, "checkpoint").output
+    checkpoint = Checkpoint.parse(verify_note(note, Verifier.parse(ledger["keys"]["log"])))
+    assert split_note(note)[0] == checkpoint.text()
+    raw = run(data, "entry", "--index", "5").stdout_bytes.rstrip(b"\n")
+    assert raw == run(data, "export").stdout_bytes.splitlines()[5]
+    proof = json.loads(run(data, "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size)).output)
+    verify_inclusion(5, checkpoint.size, leaf_hash(raw), [base64.b64decode(p) for p in proof["proof"]],
+                     checkpoint.root)
+    older = json.loads(run(data, "proof", "consistency", "--old", "100", "--size", str(checkpoint.size)).output)
+    verify_consistency(100, checkpoint.size, base64.b64decode(older["old_root"]), checkpoint.root,
+                       [base64.b64decode(p) for p in older["proof"]])
+    assert run(data, "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size + 1000)).exit_code == 2

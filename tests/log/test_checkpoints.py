@@ -130,3 +130,49 @@ def test_a_witness_refuses_a_bad_signature_and_a_shrinking_tree(ledger_app: Ledg
     smaller = sign_note(Checkpoint(ledger_app.settings.log_origin, 3, log.log.root(3)).text(), log.signer)
     with pytest.raises(WitnessRefusedError):
         custodian.cosign(smaller, log.verifier, log.log.consistency_proof, 2)
+
+
+def test_two_logs_sharing_a_prefix_are_caught_by_a_witness(tmp_path: Path) -> None:
+    """The operator copies its store and grows the copy differently: both histories are signed with the log key."""
+    import shutil
+
+    from ledger.application import SimulatedClock
+    from ledger.config import Settings
+    from ledger.service import initialize
+
+    main = LedgerApplication(Settings(data_dir=tmp_path / "a"), SimulatedClock(START))
+    initialize(main)
+    create_plan(main)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the shared prefix: 7 entries
+    copy = LedgerApplication(Settings(data_dir=tmp_path / "b"), SimulatedClock(START))
+    custodian = witness(main, "custodian", tmp_path)
+    honest, forked = checkpoints(main), checkpoints(copy)
+    create_plan(main)
+    first = honest.publish(START)
+    custodian.cosign(first.note, honest.verifier, honest.log.consistency_proof, 1)
+    create_plan(copy, name="Other")
+    create_plan(copy, name="Another")
+    other = forked.publish(START)
+    assert honest.verifier == forked.verifier and other.size > first.size
+    with pytest.raises(ForkError):
+        custodian.cosign(other.note, forked.verifier, forked.log.consistency_proof, 2)
+    evidence = json.loads(custodian.evidence_path.read_text())
+    assert evidence["older_checkpoint"] == first.note and evidence["newer_checkpoint"] == other.note
+    main.close()
+    copy.close()
+
+
+def test_a_revoked_log_key_signs_no_checkpoint(ledger_app: LedgerApplication) -> None:
+    from ledger.log.checkpoints import RevokedLogKeyError
+    from schemas.commands.keys import RevokeKey
+    from tests.support import advance, cid
+
+    key = ledger_app.signing_key("log")
+    log = CheckpointLog(TransparencyLog(ledger_app), log_signer(ledger_app.settings.log_origin, key),
+                        lambda moment: ledger_app.keyring().key_valid_for(key.key_id, "operator", moment))
+    log.publish(START)
+    advance(ledger_app, hours=1)
+    ledger_app.execute(RevokeKey(command_id=cid(), key_id=key.key_id))
+    with pytest.raises(RevokedLogKeyError):
+        log.publish(START + timedelta(hours=2))
+    assert [c.size for c in log.all()] == [6]

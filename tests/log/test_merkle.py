@@ -61,11 +61,12 @@ def test_every_inclusion_proof_up_to_100_leaves_verifies_and_tampering_fails() -
             verify_inclusion(i, n, HASHES[i], proof, root)
             with pytest.raises(ProofError):
                 verify_inclusion(i, n, HASHES[(i + 1) % 100], proof, root)
-            if proof:
+            for k in range(len(proof)):  # corrupt each proof hash in turn
                 bad = [*proof]
-                bad[-1] = bytes([bad[-1][0] ^ 1]) + bad[-1][1:]
+                bad[k] = bytes([bad[k][0] ^ 1]) + bad[k][1:]
                 with pytest.raises(ProofError):
                     verify_inclusion(i, n, HASHES[i], bad, root)
+            if proof:
                 with pytest.raises(ProofError):
                     verify_inclusion(i, n, HASHES[i], proof[:-1], root)
 
@@ -76,6 +77,11 @@ def test_every_consistency_proof_up_to_100_leaves_verifies_and_tampering_fails()
         for m in range(1, n + 1):
             proof = consistency_proof(m, HASHES[:n])
             verify_consistency(m, n, roots[m], roots[n], proof)
+            for k in range(len(proof)):  # corrupt each proof hash in turn
+                bad = [*proof]
+                bad[k] = bytes([bad[k][0] ^ 1]) + bad[k][1:]
+                with pytest.raises(ProofError):
+                    verify_consistency(m, n, roots[m], roots[n], bad)
             if m < n:
                 wrong = bytes([roots[n][0] ^ 1]) + roots[n][1:]
                 with pytest.raises(ProofError):
