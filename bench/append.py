@@ -5,13 +5,19 @@ Measured in the same run against two baselines:
   (b) the raw Ed25519 signing rate of `cryptography` on one core (prefix + 32-byte event hash, as the ledger signs).
 Target: ledger rate >= 0.5 x (b). The workload is joins into one plan, each a new signed stream.
 
-Usage: python -m bench.append [--events 20000] [--batch 1000]
+Also times `mutual-ledger demo --members N --periods P` in a child process and reports its wall time and peak RSS.
+
+Usage: python -m bench.append [--events 20000] [--batch 1000] [--demo-members 100000 --demo-periods 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -91,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--demo-members", type=int, default=0, help="also time the demo (0: skip)")
+    parser.add_argument("--demo-periods", type=int, default=4)
     args = parser.parse_args()
     sign = raw_signing_rate()
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,6 +110,22 @@ def main() -> None:
     print(f"ledger execute_many, signed:      {signed:10.0f} events/s")
     print(f"ratio ledger / raw signing:       {signed / sign:10.2f}  (target >= 0.50)")
     print(f"ratio ledger / plain unsigned:    {signed / plain:10.2f}")
+    if args.demo_members:
+        demo(args.demo_members, args.demo_periods)
+
+
+def demo(members: int, periods: int) -> None:
+    """Time the demo in a child process; report wall time, peak RSS and events written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ledger.cli", "--data-dir", str(Path(tmp) / "demo"), "demo",
+                        "--members", str(members), "--periods", str(periods), "--json"],
+                       check=True, stdout=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - start
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        summary = json.loads((Path(tmp) / "demo" / "demo-summary.json").read_text())
+    print(f"demo --members {members} --periods {periods}: {elapsed:.1f} s wall, peak RSS {peak_mib:.0f} MiB, "
+          f"{summary['events']} signed events ({summary['events'] / elapsed:.0f} events/s overall)")
 
 
 if __name__ == "__main__":

@@ -1,31 +1,34 @@
-"""The transparency log over the event store's global order, kept as stored subtree hashes.
+"""The transparency log over the event store's global order, kept as stored hash tiles.
 
 Entry i (0-based, dense) is the i-th stored envelope in notification order — the JCS bytes of the full signed
 envelope. The notification id is *not* the index: PostgreSQL's sequence can leave gaps, so the integrator follows
-the notification log in order and assigns the next index itself (`log_leaves` keeps both).
+the notification log in order and assigns the next index itself (each level-0 tile also records the notification
+ids of its entries).
 
-Sequencing is the event store's (an append gets a notification id when it commits); integration is this module's:
-`integrate()` extends the tree from where it stopped, storing every complete subtree hash — node (level, i) covers
-leaves [i·2^level, (i+1)·2^level) — so an entry costs O(log n) hash and row writes and the tree is never held in
-memory. The position and the new nodes are written in one transaction, so a crash loses nothing and repeats nothing.
-Roots at any past size and proofs for any entry and any two sizes are composed from the stored nodes (RFC 9162).
+Storage follows the tiling of Go's sumdb/tlog: the tree's hashes at levels 0, 8, 16, … are stored in tiles of 256
+consecutive hashes (one row each: `log_tiles(level, idx, hashes)`, the last tile of a level partial). A node at
+any other level is recomputed from at most 128 stored hashes below it. Integration (`integrate()`) extends the
+rightmost tiles from where it stopped — O(1) amortized hashing per entry, never the whole tree in memory — and
+writes the changed tiles and its position in one transaction, so a crash loses nothing and repeats nothing.
+Roots at any past size, inclusion proofs for any entry at any size, and consistency proofs between any two sizes
+are composed from the stored tiles (RFC 9162), reading what a proof needs in one query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from array import array
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any, Protocol
 
-from ledger.log.merkle import (
-    EMPTY_ROOT,
-    consistency_path,
-    inclusion_path,
-    leaf_hash,
-    node_hash,
-)
+from ledger.log.merkle import EMPTY_ROOT, consistency_path, inclusion_path, node_hash
 from ledger.projections.sql import SqlStore
 
 TRACKING_NAME = "log"
+HEIGHT = 8
+WIDTH = 1 << HEIGHT
+"""Hashes per tile."""
 
 
 class EntrySource(Protocol):
@@ -38,21 +41,35 @@ class EntrySource(Protocol):
         ...
 
 
+def _reduce(hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree given its 2^k bottom hashes (RFC 9162 node hashing)."""
+    sha256 = hashlib.sha256
+    while len(hashes) > 1:
+        hashes = [sha256(b"\x01" + left + right).digest() for left, right in zip(hashes[::2], hashes[1::2],
+                                                                                  strict=True)]
+    return hashes[0]
+
+
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i:i + 32] for i in range(0, len(blob), 32)]
+
+
 class TransparencyLog:
-    """Integration and proofs over stored subtree hashes (see module docstring)."""
+    """Integration and proofs over stored hash tiles (see module docstring)."""
 
     def __init__(self, source: EntrySource) -> None:
         self.source = source
         self.sql = SqlStore(source.recorder.datastore)
         t = self.sql.table
-        self.leaves, self.nodes, self.tracking = t("log_leaves"), t("log_nodes"), t("projection_tracking")
+        self.tiles, self.ids, self.tracking = t("log_tiles"), t("log_entry_ids"), t("projection_tracking")
         blob = "BYTEA" if self.sql.postgres else "BLOB"
         self.sql.create([
             f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {self.leaves} (idx BIGINT PRIMARY KEY, notification_id BIGINT NOT NULL "
-            "UNIQUE)",
-            f"CREATE TABLE IF NOT EXISTS {self.nodes} (level INTEGER NOT NULL, idx BIGINT NOT NULL, "
-            f"hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+            f"CREATE TABLE IF NOT EXISTS {self.tiles} (level INTEGER NOT NULL, idx BIGINT NOT NULL, "
+            f"hashes {blob} NOT NULL, PRIMARY KEY (level, idx))",
+            f"CREATE TABLE IF NOT EXISTS {self.ids} (idx BIGINT PRIMARY KEY, first_id BIGINT NOT NULL, "
+            f"ids {blob} NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS log_entry_ids_first ON {self.ids} (first_id)",
         ])
         self._cache: dict[tuple[int, int], bytes] = {}
 
@@ -62,66 +79,111 @@ class TransparencyLog:
         """(tree size, last notification id integrated)."""
         with self.sql.transaction(commit=False) as cursor:
             row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,)).fetchone()
-            size = cursor.execute(f"SELECT COUNT(*) FROM {self.leaves}").fetchone()
-        return (int(size[0]) if size else 0), (int(row[0]) if row else 0)
+            last = cursor.execute(f"SELECT idx, hashes FROM {self.tiles} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+                                  ).fetchone()
+        size = 0 if last is None else int(last[0]) * WIDTH + len(last[1]) // 32
+        return size, (int(row[0]) if row else 0)
 
     def size(self) -> int:
         """Entries integrated so far."""
         return self.state()[0]
 
-    def integrate(self, page: int = 5000) -> int:
-        """Extend the tree with every stored entry after the last one integrated; return how many were added."""
-        added = 0
-        while True:
-            size, position = self.state()
-            batch: list[tuple[int, bytes]] = []
-            for item in self.source.entries(position + 1, page):
-                batch.append(item)
-                if len(batch) == page:
-                    break
-            if not batch:
-                return added
-            leaves: list[tuple[int, int]] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            fresh: dict[tuple[int, int], bytes] = {}
-            for offset, (notification_id, entry) in enumerate(batch):
-                index = size + offset
-                leaves.append((index, notification_id))
-                level, i, value = 0, index, leaf_hash(entry)
-                while True:
-                    fresh[(level, i)] = value
-                    nodes.append((level, i, value))
-                    if i % 2 == 0:
-                        break
-                    left = fresh.get((level, i - 1)) or self.node(level, i - 1)
-                    level, i, value = level + 1, i // 2, node_hash(left, value)
-            with self.sql.transaction() as cursor:
-                cursor.executemany(f"INSERT INTO {self.leaves} VALUES (?, ?)", leaves)
-                cursor.executemany(f"INSERT INTO {self.nodes} VALUES (?, ?, ?)", nodes)
-                cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,))
-                cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (TRACKING_NAME, batch[-1][0]))
-            added += len(batch)
-
-    # -- reading -----------------------------------------------------------------------------------------
-
-    def node(self, level: int, index: int) -> bytes:
-        """A stored complete subtree hash."""
+    def _tile(self, level: int, index: int) -> bytes:
+        """A stored tile's hashes (empty when absent)."""
         key = (level, index)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         with self.sql.transaction(commit=False) as cursor:
-            row = cursor.execute(f"SELECT hash FROM {self.nodes} WHERE level = ? AND idx = ?", key).fetchone()
-        if row is None:
-            raise LookupError(f"no stored subtree at level {level}, index {index}")
-        value = bytes(row[0])
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = value
+            row = cursor.execute(f"SELECT hashes FROM {self.tiles} WHERE level = ? AND idx = ?", key).fetchone()
+        value = b"" if row is None else bytes(row[0])
+        self._remember(key, value)
         return value
 
+    def _remember(self, key: tuple[int, int], value: bytes) -> None:
+        if len(self._cache) > 20_000:
+            self._cache.clear()
+        self._cache[key] = value
+
+    def integrate(self, page: int = 100_000) -> int:
+        """Extend the tree with every stored entry after the last one integrated; return how many were added."""
+        added = 0
+        while True:
+            size, position = self.state()
+            items = list(islice(self.source.entries(position + 1, page), page))
+            sha256 = hashlib.sha256
+            batch_ids = [notification_id for notification_id, _ in items]
+            batch_hashes = [sha256(b"\x00" + entry).digest() for _, entry in items]
+            del items
+            if not batch_ids:
+                return added
+            changed: dict[tuple[int, int], bytes] = {}
+            self._append(0, size, batch_hashes, changed)
+            id_rows = self._id_rows(size, batch_ids)
+            with self.sql.transaction() as cursor:
+                for level, index in changed:
+                    cursor.execute(f"DELETE FROM {self.tiles} WHERE level = ? AND idx = ?", (level, index))
+                for tile_index, _, _ in id_rows:
+                    cursor.execute(f"DELETE FROM {self.ids} WHERE idx = ?", (tile_index,))
+                cursor.executemany(f"INSERT INTO {self.tiles} VALUES (?, ?, ?)",
+                                   [(level, index, hashes) for (level, index), hashes in changed.items()])
+                cursor.executemany(f"INSERT INTO {self.ids} VALUES (?, ?, ?)", id_rows)
+                cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,))
+                cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (TRACKING_NAME, batch_ids[-1]))
+            for key, hashes in changed.items():
+                self._remember(key, hashes)
+            added += len(batch_ids)
+
+    def _append(self, tile_level: int, count: int, hashes: list[bytes], changed: dict[tuple[int, int], bytes]) -> None:
+        """Append hashes to the bottom row of tile level `tile_level`, which holds `count` hashes so far; every
+        tile completed adds its root to the tile level above."""
+        if not hashes:
+            return
+        first_tile = count // WIDTH
+        row = _split(self._tile(tile_level, first_tile)) if count % WIDTH else []
+        row.extend(hashes)
+        completed: list[bytes] = []
+        for offset in range(0, len(row), WIDTH):
+            tile = row[offset:offset + WIDTH]
+            changed[(tile_level, first_tile + offset // WIDTH)] = b"".join(tile)
+            if len(tile) == WIDTH:
+                completed.append(_reduce(tile))
+        # the level above holds one hash per complete tile of this level: every tile before `first_tile`
+        self._append(tile_level + 1, first_tile, completed, changed)
+
+    def _id_rows(self, size: int, ids: list[int]) -> list[tuple[int, int, bytes]]:
+        """Rows of (level-0 tile index, first notification id, packed notification ids) for the new entries."""
+        first_tile = size // WIDTH
+        existing = array("q")
+        if size % WIDTH:
+            existing.frombytes(self._ids_of(first_tile))
+        existing.extend(ids)
+        rows = []
+        for offset in range(0, len(existing), WIDTH):
+            chunk = existing[offset:offset + WIDTH]
+            rows.append((first_tile + offset // WIDTH, int(chunk[0]), chunk.tobytes()))
+        return rows
+
+    def _ids_of(self, tile: int) -> bytes:
+        with self.sql.transaction(commit=False) as cursor:
+            row = cursor.execute(f"SELECT ids FROM {self.ids} WHERE idx = ?", (tile,)).fetchone()
+        return b"" if row is None else bytes(row[0])
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def node(self, level: int, index: int) -> bytes:
+        """The hash of the complete subtree at (level, index): covers leaves [index·2^level, (index+1)·2^level)."""
+        tile_level, within = divmod(level, HEIGHT)
+        first = index << within
+        tile, offset = divmod(first, WIDTH)
+        blob = self._tile(tile_level, tile)
+        bottom = _split(blob[offset * 32:(offset + (1 << within)) * 32])
+        if len(bottom) != 1 << within:
+            raise LookupError(f"no stored subtree at level {level}, index {index}")
+        return _reduce(bottom)
+
     def range_hash(self, lo: int, hi: int) -> bytes:
-        """MTH of leaves [lo, hi): stored when complete and aligned, else composed (RFC 9162 §2.1.1)."""
+        """MTH of leaves [lo, hi): a stored complete aligned subtree, else composed (RFC 9162 §2.1.1)."""
         size = hi - lo
         assert size > 0
         if size & (size - 1) == 0 and lo % size == 0:
@@ -133,48 +195,85 @@ class TransparencyLog:
         """The root hash at `size` (default: the integrated size)."""
         size = self.size() if size is None else size
         self._check_size(size)
-        return EMPTY_ROOT if size == 0 else self.range_hash(0, size)
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """The audit path of entry `index` in the tree of `size` (RFC 9162 §2.1.3.1)."""
-        self._check_size(size)
-        if not 0 <= index < size:
-            raise ValueError(f"index: must be below the tree size ({index} >= {size})")
-        return inclusion_path(index, size, self.range_hash)
-
-    def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
-        """The consistency proof between two sizes (RFC 9162 §2.1.4.1)."""
-        self._check_size(size)
-        if not 0 < old_size <= size:
-            raise ValueError(f"old_size: must be in 1..{size} ({old_size})")
-        return consistency_path(old_size, size, self.range_hash)
+        if size == 0:
+            return EMPTY_ROOT
+        self._prefetch(lambda record: record(0, size))
+        return self.range_hash(0, size)
 
     def leaf_hash(self, index: int) -> bytes:
         """The leaf hash of entry `index`."""
         return self.node(0, index)
 
-    def leaf_index(self, notification_id: int) -> int | None:
-        """The log index of a stored notification, once integrated."""
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The audit path of entry `index` in the tree of `size` (RFC 9162 §2.1.3.1), read in one query."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise ValueError(f"index: must be below the tree size ({index} >= {size})")
+        self._prefetch(lambda record: inclusion_path(index, size, record))
+        return inclusion_path(index, size, self.range_hash)
+
+    def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
+        """The consistency proof between two sizes (RFC 9162 §2.1.4.1), read in one query."""
+        self._check_size(size)
+        if not 0 < old_size <= size:
+            raise ValueError(f"old_size: must be in 1..{size} ({old_size})")
+        self._prefetch(lambda record: consistency_path(old_size, size, record))
+        return consistency_path(old_size, size, self.range_hash)
+
+    def _prefetch(self, walk: Callable[[Callable[[int, int], bytes]], object]) -> None:
+        """Load every tile a computation will need with one query: `walk` is run once to record the ranges."""
+        ranges: list[tuple[int, int]] = []
+
+        def record(lo: int, hi: int) -> bytes:
+            ranges.append((lo, hi))
+            return EMPTY_ROOT
+
+        walk(record)
+        wanted = sorted({_tile_of(level, index) for lo, hi in ranges for level, index in _aligned(lo, hi)}
+                        - self._cache.keys())
+        if not wanted:
+            return
+        condition = " OR ".join("(level = ? AND idx = ?)" for _ in wanted)
         with self.sql.transaction(commit=False) as cursor:
-            row = cursor.execute(f"SELECT idx FROM {self.leaves} WHERE notification_id = ?",
-                                 (notification_id,)).fetchone()
-        return None if row is None else int(row[0])
+            rows = cursor.execute(f"SELECT level, idx, hashes FROM {self.tiles} WHERE {condition}",
+                                  [value for key in wanted for value in key]).fetchall()
+        for level, index, hashes in rows:
+            self._remember((int(level), int(index)), bytes(hashes))
 
     def entries(self, start: int = 0) -> Iterable[tuple[int, bytes]]:
         """(log index, entry) from `start`, for integrated entries."""
-        size, _ = self.state()
-        with self.sql.transaction(commit=False) as cursor:
-            row = cursor.execute(f"SELECT notification_id FROM {self.leaves} WHERE idx = ?", (start,)).fetchone()
-        if row is None:
+        size = self.size()
+        if not 0 <= start < size:
             return
+        ids = array("q")
+        ids.frombytes(self._ids_of(start // WIDTH))
         index = start
-        for _, entry in self.source.entries(int(row[0])):
+        for _, entry in self.source.entries(int(ids[start % WIDTH])):
             if index >= size:
                 return
             yield index, entry
             index += 1
 
+    def clear_cache(self) -> None:
+        """Forget cached tiles (the next reads come from storage)."""
+        self._cache.clear()
+
     def _check_size(self, size: int) -> None:
         current = self.size()
         if not 0 <= size <= current:
             raise ValueError(f"size: must be in 0..{current} ({size})")
+
+
+def _tile_of(level: int, index: int) -> tuple[int, int]:
+    """The tile holding the bottom hashes of node (level, index)."""
+    tile_level, within = divmod(level, HEIGHT)
+    return tile_level, (index << within) // WIDTH
+
+
+def _aligned(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The complete aligned subtrees whose hashes compose MTH of leaves [lo, hi)."""
+    size = hi - lo
+    if size & (size - 1) == 0 and lo % size == 0:
+        return [(size.bit_length() - 1, lo // size)]
+    k = 1 << ((size - 1).bit_length() - 1)
+    return _aligned(lo, lo + k) + _aligned(lo + k, hi)

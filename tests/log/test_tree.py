@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ def test_a_crash_during_integration_leaves_nothing_half_written(ledger_app: Ledg
 
             def fail_on_nodes(statement: str, rows: Any) -> None:
                 real(statement, rows)
-                if "log_nodes" in statement:
+                if "log_tiles" in statement:
                     raise RuntimeError("power cut after the leaves and nodes were written, before commit")
 
             cursor.executemany = fail_on_nodes  # type: ignore[method-assign]
@@ -87,3 +88,40 @@ def test_a_crash_during_integration_leaves_nothing_half_written(ledger_app: Ledg
         size = rng.randint(1, len(entries))
         index = rng.randrange(size)
         verify_inclusion(index, size, leaf_hash(entries[index]), log.inclusion_proof(index, size), log.root(size))
+
+
+class Synthetic:
+    """A store of `count` synthetic entries (the tree does not care what entries are)."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        from eventsourcing.sqlite import SQLiteDatastore
+
+        self.recorder = type("Recorder", (), {"datastore": SQLiteDatastore(str(path))})()
+        self.count = count
+
+    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        for number in range((start + 2) // 3, self.count + 1):
+            yield number * 3, b"entry %d" % number  # notification ids with gaps, as PostgreSQL may leave
+
+
+def test_a_tree_spanning_three_tile_levels(tmp_path: Path) -> None:
+    count = 70_000  # more than 256 * 256: hashes stored at levels 0, 8 and 16
+    source = Synthetic(tmp_path / "big.sqlite3", count)
+    hashes = [leaf_hash(b"entry %d" % i) for i in range(1, count + 1)]
+    log = TransparencyLog(source)
+    source.count = 65_537
+    log.integrate(page=9_999)
+    source.count = count
+    log = TransparencyLog(source)  # a restart
+    log.integrate(page=7_777)
+    assert log.size() == count
+    rng = random.Random(3)
+    for size in [1, 255, 256, 257, 65_535, 65_536, 65_537, count, *(rng.randint(1, count) for _ in range(5))]:
+        root = root_from_leaf_hashes(hashes[:size])
+        log.clear_cache()
+        assert log.root(size) == root
+        index = rng.randrange(size)
+        verify_inclusion(index, size, hashes[index], log.inclusion_proof(index, size), root)
+        old = rng.randint(1, size)
+        verify_consistency(old, size, root_from_leaf_hashes(hashes[:old]), root, log.consistency_proof(old, size))
+    assert [e for _, e in log.entries(65_535)][:3] == [b"entry 65536", b"entry 65537", b"entry 65538"]
