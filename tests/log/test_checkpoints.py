@@ -60,7 +60,9 @@ def test_the_log_refuses_to_sign_a_checkpoint_inconsistent_with_one_it_signed(le
     create_plan(ledger_app)
     log.log.integrate()
     with log.log.sql.transaction() as cursor:  # storage rewritten under the log: entry 4's hash replaced
-        hashes = bytes(cursor.execute(f"SELECT hashes FROM {log.log.tiles} WHERE level = 0 AND idx = 0").fetchone()[0])
+        row = cursor.execute(f"SELECT hashes FROM {log.log.tiles} WHERE level = 0 AND idx = 0").fetchone()
+        assert row is not None
+        hashes = bytes(row[0])
         forged = hashes[:4 * 32] + hashlib.sha256(b"forged").digest() + hashes[5 * 32:]
         cursor.execute(f"UPDATE {log.log.tiles} SET hashes = ? WHERE level = 0 AND idx = 0", (forged,))
     fresh = checkpoints(ledger_app)
