@@ -268,6 +268,14 @@ class ClaimFiledV1(Frozen):
     evidence_commitment: Commitment
 
 
+def check_opinion(opinion: str, reason: str | None, recommended_amount_fen: int) -> None:
+    """An opinion's reason and amount agree: a rejection gives a reason and recommends 0, an approval no reason."""
+    if (opinion == "reject") != (reason is not None):
+        raise ValueError("reason is required for reject and forbidden for approve")
+    if opinion == "reject" and recommended_amount_fen != 0:
+        raise ValueError("a reject opinion recommends 0 fen")
+
+
 class ClaimInvestigatedV1(Frozen):
     """The investigation firm's report (committed) and preliminary opinion."""
 
@@ -278,10 +286,7 @@ class ClaimInvestigatedV1(Frozen):
 
     @model_validator(mode="after")
     def _reason_matches(self) -> ClaimInvestigatedV1:
-        if (self.opinion == "reject") != (self.reason is not None):
-            raise ValueError("reason is required for reject and forbidden for approve")
-        if self.opinion == "reject" and self.recommended_amount_fen != 0:
-            raise ValueError("a reject opinion recommends 0 fen")
+        check_opinion(self.opinion, self.reason, self.recommended_amount_fen)
         return self
 
 

@@ -169,3 +169,31 @@ def test_notice_day_must_be_in_the_calendar(ledger_app: LedgerApplication) -> No
                                                                notice_on="2025-12-21")),
              "notice_on", "notice_day_must_follow_the_previous_period_and_today")
     assert START.date().isoformat() == "2026-01-01"
+
+
+def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: LedgerApplication) -> None:
+    from ledger.envelope import format_at
+    from schemas.commands.membership import DisburseRefund
+    from schemas.commands.period import WindDown
+    from schemas.commands.plan import AnnounceClosing, TerminatePlan
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules())
+    payer, child, other = join(app, plan), None, join(app, plan)
+    child = join(app, plan, age=5, payer=payer)
+    app.execute(Deposit(command_id=cid(), member=payer, amount_fen=900, reference="b-1"))
+    app.execute(Deposit(command_id=cid(), member=other, amount_fen=300, reference="b-2"))
+    now = clock_of(app).current
+    rejected(app, lambda: app.execute(WindDown(command_id=cid(), plan=plan)), "plan",
+             "wind_down_refunds_follow_termination")
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=5)),
+                                refund_deadline=format_at(now + timedelta(days=10)), claim_tail_days=180))
+    advance(app, days=5)
+    app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    assert app.execute(WindDown(command_id=cid(), plan=plan))["refunds_due"] == 2
+    assert app.execute(WindDown(command_id=cid(), plan=plan))["refunds_due"] == 0
+    assert member_of(app, payer).refund_outstanding_fen() == 900
+    assert member_of(app, child).status == "active"  # family members hold no balance of their own
+    app.execute(DisburseRefund(command_id=cid(), member=payer, amount_fen=900, reference="out-1"))
+    assert member_of(app, payer).refund_outstanding_fen() == 0
+    assert app.roster().balance_fen(payer) == 0

@@ -214,23 +214,28 @@ class Roster:
             (account,))
         return int(rows[0][0]) if rows else 0
 
+    def _accounts(self, plan: str, condition: str, params: tuple[Any, ...] = ()) -> list[tuple[str, int]]:
+        """Prepaid accounts of a plan with their balance, filtered by `condition` on `a` (the account holder) and
+        `balance`; one grouped query, not one per account."""
+        rows = self._query(
+            f"SELECT id, balance FROM (SELECT a.id AS id, a.payer AS payer, a.ended_at AS ended_at, "
+            f"a.deposits - a.refunded_from_balance - fam.spent AS balance FROM {self.members} a JOIN "
+            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
+            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id) accounts "
+            f"WHERE {condition} ORDER BY id", (plan, *params))
+        return [(row[0], int(row[1])) for row in rows]
+
     def short_accounts(self, plan: str) -> list[tuple[str, int]]:
         """Prepaid accounts of the plan whose balance is below zero after the last assessment, with it."""
-        rows = self._query(
-            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
-            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
-            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
-            "WHERE a.deposits - a.refunded_from_balance - fam.spent < 0 ORDER BY a.id", (plan,))
-        return [(row[0], int(row[1])) for row in rows]
+        return self._accounts(plan, "balance < 0")
 
     def accounts_with_balance(self, plan: str) -> list[tuple[str, int]]:
         """Self-paying members of the plan whose account holds a positive balance, with it."""
-        rows = self._query(
-            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
-            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
-            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
-            "WHERE a.payer IS NULL AND a.deposits - a.refunded_from_balance - fam.spent > 0 ORDER BY a.id", (plan,))
-        return [(row[0], int(row[1])) for row in rows]
+        return self._accounts(plan, "payer IS NULL AND balance > 0")
+
+    def low_balances(self, plan: str, threshold_fen: int) -> list[tuple[str, int]]:
+        """Active prepaid accounts whose balance is below the plan's warning threshold."""
+        return self._accounts(plan, "ended_at IS NULL AND balance < ?", (threshold_fen,))
 
     def family_locked(self, account: str, cutoff: str) -> list[str]:
         """The account holder then their family in join order, as locked at the cutoff."""
@@ -238,16 +243,6 @@ class Roster:
             f"SELECT id FROM {self.members} WHERE (id = ? OR payer = ?) AND joined_at <= ? "
             "AND (ended_at IS NULL OR ended_at > ?) ORDER BY family_order", (account, account, cutoff, cutoff))
         return [row[0] for row in rows]
-
-    def low_balances(self, plan: str, threshold_fen: int) -> list[tuple[str, int]]:
-        """Active prepaid accounts whose balance is below the plan's warning threshold."""
-        rows = self._query(
-            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {self.members} a JOIN "
-            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
-            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id "
-            "WHERE a.ended_at IS NULL AND a.deposits - a.refunded_from_balance - fam.spent < ? ORDER BY a.id",
-            (plan, threshold_fen))
-        return [(row[0], int(row[1])) for row in rows]
 
     def outstanding_debits(self, period: str) -> list[tuple[str, int]]:
         """Failed debits of a period not recovered: (member, amount)."""

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from schemas.commands import Command
 from schemas.common import Code, Commitment, Fen, Id, IsoDate, Reference
-from schemas.events import RejectionReason
+from schemas.events import RejectionReason, check_opinion
 
 
 class FileClaim(Command):
@@ -40,10 +40,7 @@ class InvestigateClaim(Command):
 
     @model_validator(mode="after")
     def _reason_matches(self) -> InvestigateClaim:
-        if (self.opinion == "reject") != (self.reason is not None):
-            raise ValueError("reason is required for reject and forbidden for approve")
-        if self.opinion == "reject" and self.recommended_amount_fen != 0:
-            raise ValueError("a reject opinion recommends 0 fen")
+        check_opinion(self.opinion, self.reason, self.recommended_amount_fen)
         return self
 
 
