@@ -50,6 +50,26 @@ def _reduce(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
+def _levels(bottom: list[bytes]) -> list[bytes]:
+    """Every level of a complete tile above its bottom row, bottom-up, without the tile's root (levels 1..7)."""
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    row = bottom
+    while len(row) > 2:
+        row = [sha256(b"\x01" + left + right).digest() for left, right in zip(row[::2], row[1::2], strict=True)]
+        out.extend(row)
+    return out
+
+
+FULL_TILE = (2 * WIDTH - 2) * 32
+"""Bytes of a complete stored tile: its 256 bottom hashes and the 254 hashes of its levels 1..7."""
+
+
+def _section(level: int) -> int:
+    """Where level `level` (1..7) of a complete tile starts, in hashes."""
+    return 2 * WIDTH - (2 * WIDTH >> level)
+
+
 def _split(blob: bytes) -> list[bytes]:
     return [blob[i:i + 32] for i in range(0, len(blob), 32)]
 
@@ -81,7 +101,7 @@ class TransparencyLog:
             row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,)).fetchone()
             last = cursor.execute(f"SELECT idx, hashes FROM {self.tiles} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
                                   ).fetchone()
-        size = 0 if last is None else int(last[0]) * WIDTH + len(last[1]) // 32
+        size = 0 if last is None else int(last[0]) * WIDTH + min(WIDTH, len(last[1]) // 32)
         return size, (int(row[0]) if row else 0)
 
     def size(self) -> int:
@@ -145,9 +165,12 @@ class TransparencyLog:
         completed: list[bytes] = []
         for offset in range(0, len(row), WIDTH):
             tile = row[offset:offset + WIDTH]
-            changed[(tile_level, first_tile + offset // WIDTH)] = b"".join(tile)
             if len(tile) == WIDTH:
-                completed.append(_reduce(tile))
+                inner = _levels(tile)
+                changed[(tile_level, first_tile + offset // WIDTH)] = b"".join(tile) + b"".join(inner)
+                completed.append(node_hash(inner[-2], inner[-1]))
+            else:
+                changed[(tile_level, first_tile + offset // WIDTH)] = b"".join(tile)
         # the level above holds one hash per complete tile of this level: every tile before `first_tile`
         self._append(tile_level + 1, first_tile, completed, changed)
 
@@ -177,6 +200,9 @@ class TransparencyLog:
         first = index << within
         tile, offset = divmod(first, WIDTH)
         blob = self._tile(tile_level, tile)
+        if within and len(blob) == FULL_TILE:
+            at = (_section(within) + (offset >> within)) * 32
+            return blob[at:at + 32]
         bottom = _split(blob[offset * 32:(offset + (1 << within)) * 32])
         if len(bottom) != 1 << within:
             raise LookupError(f"no stored subtree at level {level}, index {index}")
