@@ -41,7 +41,7 @@ from ledger.store import (
 from schemas.commands import Command
 
 if TYPE_CHECKING:
-    from ledger.projections.roster import Roster
+    from ledger.projections.balances import Balances
 
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
@@ -237,7 +237,7 @@ class LedgerApplication(Application[UUID]):
         self.keys = KeyDirectory(settings.key_dir, settings.key_passphrase)
         self._signers: dict[str, SigningKey] = {}
         self._signer_names: dict[str, str] = {}
-        self._roster: Roster | None = None
+        self._balances: Balances | None = None
         self._member_key_names: set[str] = set()
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
@@ -414,14 +414,14 @@ class LedgerApplication(Application[UUID]):
                 yield notification.id, notification.state
             position = notifications[-1].id + 1
 
-    def roster(self) -> Roster:
-        """The membership roster, caught up with every stored event."""
-        if self._roster is None:
-            from ledger.projections.roster import Roster
+    def balances(self) -> Balances:
+        """The balances read model (members, accounts, claims), caught up with every stored event."""
+        if self._balances is None:
+            from ledger.projections.balances import Balances
 
-            self._roster = Roster(self)
-        self._roster.catch_up()
-        return self._roster
+            self._balances = Balances(self)
+        self._balances.catch_up()
+        return self._balances
 
     def stream_exists(self, stream: UUID) -> bool:
         """Whether any event of this stream is stored (one indexed lookup, no replay)."""

@@ -479,7 +479,7 @@ class Demo:
             state.failed = int(result["failed_debits"])
         elif int(state.assessed["share_fen"]) > 0:
             self.refresh_ended(state.plan_name)
-            locked = [m for m in self.app.roster().locked_members(self.summary.plans[state.plan_name],
+            locked = [m for m in self.app.balances().locked_members(self.summary.plans[state.plan_name],
                                                                    format_at(cutoff)) if m not in self.ended]
             failing = self.rng.sample(locked, max(1, len(locked) // 250))
             self.run([RecordDebitFailure(command_id=self.next_id("fail"), member=m, period=state.period)
@@ -532,15 +532,15 @@ class Demo:
         return self.rng.sample(candidates, min(count, len(candidates)))
 
     def refresh_ended(self, plan_name: str) -> None:
-        """Remember which members have left (from the roster), so no claim is filed for them."""
-        roster = self.app.roster()
-        active = set(roster.active_members(self.summary.plans[plan_name]))
+        """Remember which members have left (from the balances), so no claim is filed for them."""
+        balances = self.app.balances()
+        active = set(balances.active_members(self.summary.plans[plan_name]))
         self.ended |= {m.id for m in self.members[plan_name] if m.id not in active}
 
     def top_ups(self, plan_name: str) -> None:
         """Prepaid members warned of a low balance: most top up 10 or 50 yuan, some let it run out."""
         rules = prepaid_rules(self.size)
-        low = self.app.roster().low_balances(self.summary.plans[plan_name], rules.min_balance_fen)
+        low = self.app.balances().low_balances(self.summary.plans[plan_name], rules.min_balance_fen)
         deposits = [Deposit(command_id=self.next_id("dep"), member=account, amount_fen=self.rng.choice((1000, 5000)),
                             reference=self.next_id("bank")) for account, _ in low if self.rng.random() < 0.8]
         self.run(deposits)

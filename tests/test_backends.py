@@ -79,7 +79,7 @@ def test_a_concurrent_writer_is_a_retryable_conflict_and_nothing_partial_is_writ
     ledger_app.execute_many(newcomer_and_deposit)  # the retry succeeds
     deposits = [decode_entry(e) for _, e in ledger_app.entries() if b'"member.deposit_received"' in e]
     assert [d.body["amount_fen"] for d in deposits] == [700, 500]
-    assert ledger_app.roster().balance_fen(member) == 1200
+    assert ledger_app.balances().balance_fen(member) == 1200
     other.close()
 
 

@@ -94,7 +94,7 @@ def test_deposits(ledger_app: LedgerApplication) -> None:
     rejected(ledger_app, lambda: ledger_app.execute(
         Deposit(command_id=cid(), member=payer, amount_fen=1000, reference="bank-7")),
         "reference", "deposit_reference_must_be_new")
-    assert ledger_app.roster().balance_fen(payer) == 1000
+    assert ledger_app.balances().balance_fen(payer) == 1000
 
 
 def test_juror_qualification(ledger_app: LedgerApplication) -> None:

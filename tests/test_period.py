@@ -151,8 +151,8 @@ def test_prepaid_cycle_with_pro_rata_and_an_exhausted_balance(ledger_app: Ledger
     assert app.execute(CollectPeriod(command_id=cid(), period=period))["failed_debits"] == 0
     failed = {decode_entry(e).stream for _, e in app.entries() if b'"member.debit_failed"' in e}
     assert failed == {child, poor}  # the payer's own share first, then the family in join order
-    roster = app.roster()
-    assert (roster.balance_fen(payer), roster.balance_fen(poor), roster.balance_fen(rich)) == (200, 100, 9_700)
+    balances = app.balances()
+    assert (balances.balance_fen(payer), balances.balance_fen(poor), balances.balance_fen(rich)) == (200, 100, 9_700)
     settled = app.execute(SettlePeriod(command_id=cid(), period=period))
     assert (settled["uncollected_fen"], settled["lapsed"]) == (600, 2)
     assert {m: member_of(app, m).status for m in (payer, child, poor, rich)} == {
@@ -196,4 +196,4 @@ def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: 
     assert member_of(app, child).status == "active"  # family members hold no balance of their own
     app.execute(DisburseRefund(command_id=cid(), member=payer, amount_fen=900, reference="out-1"))
     assert member_of(app, payer).refund_outstanding_fen() == 0
-    assert app.roster().balance_fen(payer) == 0
+    assert app.balances().balance_fen(payer) == 0

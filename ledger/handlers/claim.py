@@ -64,7 +64,7 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
           "age_at_diagnosis", "age_at_diagnosis_must_match_the_age_at_joining",
           f"joined at {membership.details.age_years}")
     check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
-    check(not uow.app.roster().open_claims(command.member), "member", "member_has_an_open_claim")
+    check(not uow.app.balances().open_claims(command.member), "member", "member_has_an_open_claim")
     claim_id = new_stream_id("claim", command.command_id, command.claim)
     body = ClaimFiledV1(
         plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,

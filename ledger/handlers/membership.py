@@ -45,7 +45,7 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         check(payer.plan == command.plan, "payer", "payer_must_be_in_the_same_plan")
         payer.check_active("payer")
         check(payer.details.payer is None, "payer", "payer_must_pay_for_themselves")
-        family_order = 1 + uow.app.roster().family_count(command.payer) + uow.family_joined(command.payer)
+        family_order = 1 + uow.app.balances().family_count(command.payer) + uow.family_joined(command.payer)
     member_id = new_stream_id("member", command.command_id, command.member)
     body = MemberJoinedV1(
         plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,
@@ -126,7 +126,7 @@ def prepaid_balance_fen(uow: UnitOfWork, membership: Membership, plan: Plan) -> 
     """The prepaid account balance a self-paying member holds (0 for postpaid plans and family members)."""
     if membership.details.payer is not None or plan.rules_at(uow.at).rules.payment_model != "prepaid":
         return 0
-    return uow.app.roster().balance_fen(str(membership.id))
+    return uow.app.balances().balance_fen(str(membership.id))
 
 
 @handles(Exit)
@@ -134,7 +134,7 @@ def exit_plan(uow: UnitOfWork, command: Exit) -> Outcome:
     """The member leaves; a payer must not leave family members without a payer."""
     membership, plan = member_and_plan(uow, command.member)
     membership.check_active()
-    family = uow.app.roster().active_family(command.member)
+    family = uow.app.balances().active_family(command.member)
     check(not family, "member", "payer_with_active_family_cannot_exit", f"{len(family)} family members")
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exit(uow.at, uow.actor("member", command.member), balance)
@@ -146,7 +146,7 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     """Illness in the waiting period: the shares paid come back without interest, the member leaves."""
     membership, plan = member_and_plan(uow, command.member)
     rules = plan.rules_version(membership.details.rules_version).rules
-    shares_paid = uow.app.roster().shares_charged_fen(command.member)
+    shares_paid = uow.app.balances().shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
                        rules.waiting_days, shares_paid, balance)

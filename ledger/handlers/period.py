@@ -80,12 +80,12 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
           format_at(period.cutoff_at))
     version = plan.rules_at(period.cutoff_at)
     rules = version.rules
-    roster = uow.app.roster()
+    balances = uow.app.balances()
     cutoff = format_at(period.cutoff_at)
-    locked = roster.locked_members(period.plan, cutoff)
-    claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in roster.approved_claims(period.plan, cutoff)]
+    locked = balances.locked_members(period.plan, cutoff)
+    claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in balances.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
-    annual_remaining = max(0, rules.annual_cap_fen - roster.year_shares_fen(period.plan, year_start, cutoff))
+    annual_remaining = max(0, rules.annual_cap_fen - balances.year_shares_fen(period.plan, year_start, cutoff))
     result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
                     surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy)
     actor = uow.actor("operator")
@@ -125,11 +125,11 @@ def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
           period.collection_on.isoformat())
     assessment = period.require_assessment()
     share = assessment.share_fen
-    roster = uow.app.roster()
+    balances = uow.app.balances()
     actor = uow.actor("operator")
     failed = 0
-    for account, balance in roster.short_accounts(period.plan) if share > 0 else []:
-        family = roster.family_locked(account, assessment.cutoff_at)
+    for account, balance in balances.short_accounts(period.plan) if share > 0 else []:
+        family = balances.family_locked(account, assessment.cutoff_at)
         available = balance + share * len(family)
         for member_id in family:
             membership = uow.get(UUID(member_id), Membership, "member")
@@ -159,7 +159,7 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     rules = plan.rules_at(period.cutoff_at).rules
     prepaid = rules.payment_model == "prepaid"
     settles_at = period.collection_starts_at(rules) if prepaid else period.grace_ends_at(rules)
-    outstanding = uow.app.roster().outstanding_debits(str(period.id))
+    outstanding = uow.app.balances().outstanding_debits(str(period.id))
     actor = uow.actor("operator")
     settlement = period.settle(uow.at, actor, sum(amount for _, amount in outstanding), settles_at)
     lapsed = 0
@@ -179,10 +179,10 @@ def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
     check(plan.status == "terminated", "plan", "wind_down_refunds_follow_termination", plan.status)
     assert plan.closing is not None
     deadline = parse_at(plan.closing.refund_deadline)
-    roster = uow.app.roster()
+    balances = uow.app.balances()
     actor = uow.actor("operator")
     due = 0
-    for account, balance in roster.accounts_with_balance(command.plan):
+    for account, balance in balances.accounts_with_balance(command.plan):
         membership = uow.get(UUID(account), Membership, "member")
         if membership.refund_reason == "wind_down":
             continue

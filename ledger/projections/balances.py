@@ -1,50 +1,36 @@
-"""The roster: who is in which plan, since when, with which payer, what they paid, and their claims.
+"""Balances: who is in which plan, since when, with which payer, what they paid and owe, and their claims.
 
-Command validation needs set questions the aggregates cannot answer one stream at a time: the members locked at a
-cutoff, a payer's family, a prepaid account's balance, the approved claims waiting for a period. The roster answers
-them from tables beside the events, in the same database, and follows the store's notification log in order
-(SQLite cannot subscribe), recording the position it applied up to in the same transaction as the rows it changed.
+Command validation needs set questions the aggregates cannot answer one stream at a time — the members locked at a
+cutoff, a payer's family, a prepaid account's balance, the approved claims waiting for a period — and members read
+their balance, arrears, warning and lapse state. This projection answers both from its tables beside the events.
 
 Applying a `period.assessed` event is one UPDATE over the locked members, not a round trip per member.
 Account balances (prepaid): deposits − shares paid by the account holder and their family − balance refunded.
-A share is paid unless a `member.debit_failed` for it is outstanding.
+A share is paid unless a `member.debit_failed` for it is outstanding; postpaid arrears are those failed debits.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from ledger.projections.sql import SqlCursor, SqlStore
+from ledger.projections.base import Applier, Projection
+from ledger.projections.sql import SqlCursor
 
-
-class EntrySource(Protocol):
-    """Where the roster reads events from: the application (its `entries`) and its database."""
-
-    recorder: Any
-
-    def entries(self, start: int = 1, page: int = 1000) -> Any:
-        """(notification id, canonical envelope bytes) in global order."""
-        ...
-
-
-NAME = "roster"
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
 
 
-class Roster:
-    """The roster read model (see module docstring)."""
+class Balances(Projection):
+    """The balances read model (see module docstring)."""
 
-    def __init__(self, app: EntrySource) -> None:
-        self.app = app
-        self.sql = SqlStore(app.recorder.datastore)
-        t = self.sql.table
-        self.members, self.claims, self.periods, self.tracking = (
-            t("roster_members"), t("roster_claims"), t("roster_periods"), t("projection_tracking"))
-        self.debits = t("roster_debits")
-        self.sql.create([
-            f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    NAME = "balances"
+    TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods")
+
+    def schema(self) -> list[str]:
+        """Members, claims, failed debits, assessed periods, and each plan's payment model and warning level."""
+        self.plans, self.members, self.claims, self.debits, self.periods = (self.t(n) for n in self.TABLES)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
+            "min_balance_fen BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
             "family_order INTEGER NOT NULL, age_years INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, charged BIGINT NOT NULL DEFAULT 0, "
@@ -60,8 +46,13 @@ class Roster:
             "amount_fen BIGINT NOT NULL, outstanding INTEGER NOT NULL, PRIMARY KEY (period, member))",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
-        ])
-        self._appliers: dict[str, Callable[[SqlCursor, dict[str, Any]], None]] = {
+        ]
+
+    def appliers(self) -> dict[str, Applier]:
+        """The events that change balances."""
+        return {
+            "plan.created": self._plan,
+            "plan.rules_amended": self._plan,
             "member.joined": self._joined,
             "member.deposit_received": self._deposit,
             "member.debit_failed": self._debit_failed,
@@ -78,38 +69,11 @@ class Roster:
             "claim.paid": self._claim_status,
         }
 
-    # -- following the log -------------------------------------------------------------------------------
-
-    def position(self) -> int:
-        """The last notification id applied."""
-        with self.sql.transaction(commit=False) as cursor:
-            row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (NAME,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def catch_up(self, page: int = 2000) -> int:
-        """Apply every stored event after the recorded position; return how many were applied."""
-        applied = 0
-        while True:
-            start = self.position() + 1
-            batch = []
-            for notification_id, entry in self.app.entries(start, page):
-                batch.append((notification_id, entry))
-                if len(batch) == page:
-                    break
-            if not batch:
-                return applied
-            with self.sql.transaction() as cursor:
-                for _, entry in batch:
-                    self.apply(cursor, json.loads(entry))
-                cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (NAME,))
-                cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (NAME, batch[-1][0]))
-            applied += len(batch)
-
-    def apply(self, cursor: SqlCursor, envelope: dict[str, Any]) -> None:
-        """Apply one envelope (already stored, so already verified at write time)."""
-        applier = self._appliers.get(envelope["type"])
-        if applier is not None:
-            applier(cursor, envelope)
+    def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        rules = e["body"]["rules"]
+        cursor.execute(f"DELETE FROM {self.plans} WHERE id = ?", (e["stream"],))
+        cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?, ?)",
+                       (e["stream"], rules["payment_model"], rules["min_balance_fen"]))
 
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
