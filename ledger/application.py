@@ -41,6 +41,7 @@ from ledger.store import (
 from schemas.commands import Command
 
 if TYPE_CHECKING:
+    from ledger.projections import ReadModels
     from ledger.projections.balances import Balances
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -238,6 +239,7 @@ class LedgerApplication(Application[UUID]):
         self._signers: dict[str, SigningKey] = {}
         self._signer_names: dict[str, str] = {}
         self._balances: Balances | None = None
+        self._read_models: ReadModels | None = None
         self._member_key_names: set[str] = set()
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
@@ -426,6 +428,15 @@ class LedgerApplication(Application[UUID]):
     def stream_exists(self, stream: UUID) -> bool:
         """Whether any event of this stream is stored (one indexed lookup, no replay)."""
         return bool(self.recorder.select_events(stream, limit=1))
+
+    def read_models(self) -> ReadModels:
+        """Every read model on the store's database, caught up with every stored event."""
+        if self._read_models is None:
+            from ledger.projections import ReadModels
+
+            self._read_models = ReadModels.open(self, balances=self.balances())
+        self._read_models.catch_up()
+        return self._read_models
 
     def keyring(self) -> Keyring:
         """The current keyring (read-only)."""

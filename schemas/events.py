@@ -430,6 +430,20 @@ class PeriodSettledV1(Frozen):
     surplus_carried_fen: SignedFen
 
 
+# -- disclosure ----------------------------------------------------------------------------------------------
+
+
+class DisclosurePublishedV1(Frozen):
+    """A settled period's public disclosure: the SHA-256 of its canonical document, which anyone can rebuild
+    from the events and compare."""
+
+    plan: Id
+    period: Id
+    number: int = Field(ge=1)
+    document_hash: HashHex
+    document_bytes: Count
+
+
 EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("key.registered", 1): KeyRegisteredV1,
     ("key.revoked", 1): KeyRevokedV1,
@@ -464,6 +478,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.assessed", 1): PeriodAssessedV1,
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
+    ("disclosure.published", 1): DisclosurePublishedV1,
 }
 """Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""
 

@@ -6,12 +6,13 @@ from typing import cast
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.aggregates.claim import Claim
+from ledger.aggregates.disclosure import Disclosure
 from ledger.aggregates.keyring import Keyring
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
 
-AGGREGATES: tuple[type[LedgerAggregate], ...] = (Keyring, Plan, Membership, Claim, SharingPeriod)
+AGGREGATES: tuple[type[LedgerAggregate], ...] = (Keyring, Plan, Membership, Claim, SharingPeriod, Disclosure)
 
 EVENT_CLASSES: dict[tuple[str, int, bool], tuple[type[LedgerAggregate.Event], type[LedgerAggregate]]] = {
     key: (cast(type[LedgerAggregate.Event], event_class), aggregate)

@@ -1,0 +1,48 @@
+"""Read models, one module each, all built the one way (`ledger.projections.base.Projection`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.projections.balances import Balances
+from ledger.projections.base import EntrySource, Projection
+from ledger.projections.cases import Cases
+from ledger.projections.journal import Journal
+from ledger.projections.periods import Periods
+from ledger.projections.sql import SqlStore
+
+PROJECTIONS: tuple[type[Projection], ...] = (Balances, Journal, Periods, Cases)
+"""Every projection, by the order `projections digest` prints them."""
+
+
+@dataclass
+class ReadModels:
+    """All read models of one database."""
+
+    balances: Balances
+    journal: Journal
+    periods: Periods
+    cases: Cases
+
+    @classmethod
+    def open(cls, source: EntrySource, sql: SqlStore | None = None, balances: Balances | None = None) -> ReadModels:
+        """Open (creating tables when needed) every read model over `source`."""
+        sql = sql or SqlStore(source.recorder.datastore)
+        return cls(balances or Balances(source, sql), Journal(source, sql), Periods(source, sql), Cases(source, sql))
+
+    def all(self) -> tuple[Projection, ...]:
+        """Every read model, in PROJECTIONS order."""
+        return (self.balances, self.journal, self.periods, self.cases)
+
+    def catch_up(self) -> int:
+        """Bring every read model up to the last stored event."""
+        return sum(p.catch_up() for p in self.all())
+
+    def digests(self) -> dict[str, str]:
+        """`NAME → digest` of every read model."""
+        return {p.NAME: p.digest() for p in self.all()}
+
+    def status(self) -> dict[str, Any]:
+        """Each read model's position."""
+        return {p.NAME: p.position() for p in self.all()}

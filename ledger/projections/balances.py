@@ -214,6 +214,28 @@ class Balances(Projection):
                            "ORDER BY member", (period,))
         return [(row[0], int(row[1])) for row in rows]
 
+    def failed_periods(self) -> dict[str, set[str]]:
+        """Member → periods whose debit for them is still failed."""
+        failed: dict[str, set[str]] = {}
+        for member, period in self._query(f"SELECT member, period FROM {self.debits} WHERE outstanding = 1", ()):
+            failed.setdefault(str(member), set()).add(str(period))
+        return failed
+
+    def member(self, member: str) -> dict[str, Any] | None:
+        """A member's row: plan, payer, join and end, status, deposits, shares charged, failed, refunded."""
+        columns = ("id", "plan", "payer", "family_order", "age_years", "joined_at", "ended_at", "status", "deposits",
+                   "charged", "failed", "refunded_from_balance")
+        rows = self._query(f"SELECT {', '.join(columns)} FROM {self.members} WHERE id = ?", (member,))
+        return dict(zip(columns, rows[0], strict=True)) if rows else None
+
+    def warning(self, account: str) -> bool:
+        """Whether a prepaid account is below its plan's warning threshold."""
+        row = self.member(account)
+        if row is None or row["payer"] is not None:
+            return False
+        plan = self._query(f"SELECT payment_model, min_balance_fen FROM {self.plans} WHERE id = ?", (row["plan"],))
+        return bool(plan) and plan[0][0] == "prepaid" and self.balance_fen(account) < int(plan[0][1])
+
     def open_claims(self, member: str) -> list[str]:
         """Claims of this member not yet rejected or paid."""
         marks = ",".join("?" * len(OPEN_CLAIM_STATUSES))

@@ -1,0 +1,195 @@
+"""Case cards and period disclosures (公示), masked: only what the events hold, never personal data.
+
+The cases read model follows every claim step (filing, investigation, notice, objections, jury, decision, period,
+payout) with the claimant's coarse attributes from their join (age, sex, province — the events hold no names). A
+period's disclosure document is built from it and the periods read model, from facts fixed once the period is
+settled, as canonical JSON (RFC 8785): the same events always give the same bytes, so the hash a
+`disclosure.published` event carries pins the document for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from ledger.canonical import canonical_bytes
+from ledger.projections.base import Applier, Projection
+from ledger.projections.periods import Periods
+from ledger.projections.sql import SqlCursor
+
+DOCUMENT_FORMAT = "mutual-ledger/disclosure/v1"
+CASE_COLUMNS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
+                "province", "joined_at", "filed_at", "opinion", "opinion_reason", "noticed_at", "notice_ends_at",
+                "objections", "objections_upheld", "jury_requested", "votes", "support", "verdict", "decision",
+                "decision_reason", "decision_basis", "decided_at", "approved_fen", "period", "period_number",
+                "paid_fen", "arrears_deducted_fen", "paid_at")
+
+
+def mask(member: str) -> str:
+    """A member pseudonym as a card shows it."""
+    return member[:4] + "****"
+
+
+class Cases(Projection):
+    """The cases read model (see module docstring)."""
+
+    NAME = "cases"
+    TABLES = ("case_members", "case_cards")
+
+    def schema(self) -> list[str]:
+        """Claimants' coarse attributes, and one card per claim."""
+        self.members, self.card_table = (self.t(n) for n in self.TABLES)
+        integer = {"age_at_diagnosis", "objections", "objections_upheld", "jury_requested", "votes", "support",
+                   "approved_fen", "period_number", "paid_fen", "arrears_deducted_fen"}
+        columns = ", ".join(f"{c} {'BIGINT' if c in integer else 'TEXT'}" + (" PRIMARY KEY" if c == "claim" else "")
+                            for c in CASE_COLUMNS)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, sex TEXT NOT NULL, "
+            "province TEXT NOT NULL, joined_at TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.card_table} ({columns})",
+            f"CREATE INDEX IF NOT EXISTS case_cards_member ON {self.card_table} (member)",
+            f"CREATE INDEX IF NOT EXISTS case_cards_period ON {self.card_table} (period)",
+        ]
+
+    def appliers(self) -> dict[str, Applier]:
+        """Joins (for attributes) and every claim step."""
+        return {
+            "member.joined": self._joined,
+            "claim.filed": self._filed,
+            "claim.investigated": self._investigated,
+            "claim.noticed": self._noticed,
+            "claim.objection_filed": self._objection,
+            "claim.objection_resolved": self._resolved,
+            "claim.jury_requested": self._jury,
+            "claim.vote_cast": self._vote,
+            "claim.jury_decided": self._verdict,
+            "claim.approved": self._approved,
+            "claim.rejected": self._rejected,
+            "claim.included": self._included,
+            "claim.paid": self._paid,
+        }
+
+    def _set(self, cursor: SqlCursor, claim: str, **values: Any) -> None:
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        cursor.execute(f"UPDATE {self.card_table} SET {assignments} WHERE claim = ?", (*values.values(), claim))
+
+    def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        cursor.execute(f"INSERT INTO {self.members} VALUES (?, ?, ?, ?, ?)",
+                       (e["stream"], b["plan"], b["sex"], b["province"], e["at"]))
+
+    def _filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        member = cursor.execute(f"SELECT sex, province, joined_at FROM {self.members} WHERE id = ?",
+                                (b["member"],)).fetchone()
+        sex, province, joined_at = member if member else ("", "", "")
+        cursor.execute(f"INSERT INTO {self.card_table} (claim, plan, member, category, condition, diagnosed_on, "
+                       "age_at_diagnosis, sex, province, joined_at, filed_at, objections, objections_upheld, "
+                       "jury_requested, votes, support, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, "
+                       "0, 'pending')", (e["stream"], b["plan"], b["member"], b["category"], b["condition"],
+                                         b["diagnosed_on"], b["age_at_diagnosis"], sex, province, joined_at, e["at"]))
+
+    def _investigated(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        self._set(cursor, e["stream"], opinion=e["body"]["opinion"], opinion_reason=e["body"]["reason"])
+
+    def _noticed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        self._set(cursor, e["stream"], noticed_at=e["body"]["starts_at"], notice_ends_at=e["body"]["ends_at"])
+
+    def _objection(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.card_table} SET objections = objections + 1 WHERE claim = ?", (e["stream"],))
+
+    def _resolved(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        if e["body"]["upheld"]:
+            cursor.execute(f"UPDATE {self.card_table} SET objections_upheld = objections_upheld + 1 WHERE claim = ?",
+                           (e["stream"],))
+
+    def _jury(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        self._set(cursor, e["stream"], jury_requested=1)
+
+    def _vote(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.card_table} SET votes = votes + 1, support = support + ? WHERE claim = ?",
+                       (1 if e["body"]["support"] else 0, e["stream"]))
+
+    def _verdict(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        self._set(cursor, e["stream"], verdict=e["body"]["verdict"])
+
+    def _approved(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        self._set(cursor, e["stream"], decision="approved", decision_basis=b["basis"], decided_at=e["at"],
+                  approved_fen=b["amount_fen"])
+
+    def _rejected(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        self._set(cursor, e["stream"], decision="rejected", decision_reason=b["reason"], decision_basis=b["basis"],
+                  decided_at=e["at"])
+
+    def _included(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        self._set(cursor, e["stream"], period=e["body"]["period"], period_number=e["body"]["period_number"])
+
+    def _paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        self._set(cursor, e["stream"], paid_fen=b["amount_fen"], arrears_deducted_fen=b["arrears_deducted_fen"],
+                  paid_at=e["at"])
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def cards(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Case rows matching a condition."""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT {', '.join(CASE_COLUMNS)} FROM {self.card_table} "
+                                  f"{'WHERE ' + where if where else ''} ORDER BY claim", params).fetchall()
+        return [dict(zip(CASE_COLUMNS, row, strict=True)) for row in rows]
+
+
+def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: dict[str, set[str]]) -> dict[str, Any]:
+    """A settled period's public disclosure, from facts fixed at settlement; `failed` maps member → periods whose
+    debit for them is still failed (their share was not paid)."""
+    record = periods.record(period_id)
+    if record is None or record["status"] != "settled":
+        raise ValueError(f"period: must_be_settled_to_be_disclosed ({period_id})")
+    history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
+    funded = {c["claim"]: c for c in record["cases"]}
+    cards = []
+    for card in cases.cards("period = ?", (period_id,)):
+        diagnosed = card["diagnosed_on"]
+        paid_into = [p for p in history if card["joined_at"] <= p["cutoff_at"] < diagnosed
+                     and p["id"] not in failed.get(card["member"], set())]
+        cards.append({
+            "case": card["claim"], "member": mask(card["member"]), "category": card["category"],
+            "condition": card["condition"], "age_at_diagnosis": card["age_at_diagnosis"], "sex": card["sex"],
+            "province": card["province"], "approved_fen": funded[card["claim"]]["approved_fen"],
+            "aid_fen": funded[card["claim"]]["funded_fen"],
+            "days_in_plan_at_diagnosis": (date.fromisoformat(diagnosed) - date.fromisoformat(card["joined_at"][:10])
+                                          ).days,
+            "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
+            "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
+            "decision_basis": card["decision_basis"], "objections": card["objections"],
+            "jury_verdict": card["verdict"],
+        })
+    return {
+        "format": DOCUMENT_FORMAT, "plan": record["plan"], "period": period_id, "number": record["number"],
+        "notice_on": record["notice_on"], "collection_on": record["collection_on"],
+        "patients_helped": len(record["cases"]),
+        "sharing_members_wan": f"{record['locked_members'] / 10_000:.2f}", "locked_members": record["locked_members"],
+        "per_person_share_fen": record["share_fen"], "total_collected_fen": record["collected_fen"],
+        "aid_fen": record["aid_fen"], "fee_fen": record["fee_fen"], "funded_aid_fen": record["funded_aid_fen"],
+        "funded_fee_fen": record["funded_fee_fen"], "subsidy_fen": record["subsidy_fen"],
+        "surplus_in_fen": record["surplus_in_fen"], "surplus_carried_fen": record["surplus_carried_fen"],
+        "cap_applied": record["cap_applied"], "roll_root": record["roll_root"], "cases": cards,
+    }
+
+
+def _case_count(periods: Periods, period: str) -> int:
+    record = periods.record(period)
+    return 0 if record is None else len(record["cases"])
+
+
+def document_bytes(document: dict[str, Any]) -> bytes:
+    """The published bytes of a disclosure (RFC 8785)."""
+    return canonical_bytes(document)
+
+
+def document_hash(document: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the published bytes."""
+    return hashlib.sha256(document_bytes(document)).hexdigest()

@@ -1,0 +1,215 @@
+"""The fund journal: double-entry postings for every event that moves money, in named accounts.
+
+Accounts (a debit balance is positive): `custodian_cash` (money the custodian holds), `member_balances` (owed to
+members: prepaid balances; negative for postpaid arrears), `surplus` (carried to the next period), `aid_payable`
+(aid assessed), `aid_paid` (aid the custodian paid out), `fee_income` (the operator's fee, held until paid out),
+`operator_subsidy` (what the caps cut off, receivable from the operator until received), `refunds_payable`,
+`refunds_paid`. Every event's postings balance (checked as they are written), so the trial balance is zero after
+every event, and custody holds: cash = member balances + surplus + aid outstanding + refunds outstanding + fee held
+− subsidy receivable (with liabilities counted as credit balances).
+
+Postings by event (R = share × locked, S subsidy, I / O surplus in and out, FA / FF funded aid and fee):
+
+- deposit received: Dr cash, Cr member balances.
+- period assessed: Dr member balances R (prepaid) or cash R (postpaid: the channel collected), Dr subsidy S;
+  Cr aid payable FA, Cr fee FF, Cr surplus O − I.
+- debit failed: prepaid — Dr surplus, Cr member balances (the share was not taken); postpaid — Dr member
+  balances (arrears), Cr cash. A recovery reverses its failure.
+- member lapsed with postpaid arrears: Dr surplus, Cr member balances (written off).
+- subsidy received: Dr cash, Cr subsidy. Claim paid (amount + arrears deducted): Dr aid paid, Cr cash.
+- exit or wind-down refund due: Dr member balances, Cr refunds payable. Excluded for a waiting-period illness:
+  Dr member balances (the balance), Dr surplus (the shares paid), Cr refunds payable.
+- refund disbursed: Dr refunds paid, Cr cash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.projections.base import Applier, Projection
+from ledger.projections.sql import SqlCursor
+
+ACCOUNTS = ("custodian_cash", "member_balances", "surplus", "aid_payable", "aid_paid", "fee_income",
+            "operator_subsidy", "refunds_payable", "refunds_paid")
+
+Line = tuple[str, int, str | None]
+"""(account, amount: positive debit / negative credit, member or None)."""
+
+
+class UnbalancedPostingError(AssertionError):
+    """An event's postings do not balance (a bug in this projection, never accepted)."""
+
+
+class Journal(Projection):
+    """The fund journal (see module docstring)."""
+
+    NAME = "journal"
+    TABLES = ("journal_plans", "journal_postings", "journal_refunds")
+
+    def schema(self) -> list[str]:
+        """Postings keyed by (stream, seq, line); each plan's payment model; refund obligations."""
+        self.plans, self.postings, self.refunds = (self.t(n) for n in self.TABLES)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.postings} (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "line INTEGER NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, plan TEXT, account TEXT NOT NULL, "
+            "member TEXT, debit_fen BIGINT NOT NULL, credit_fen BIGINT NOT NULL, PRIMARY KEY (stream, seq, line))",
+            f"CREATE INDEX IF NOT EXISTS journal_postings_member ON {self.postings} (member)",
+            f"CREATE INDEX IF NOT EXISTS journal_postings_account ON {self.postings} (account)",
+            f"CREATE TABLE IF NOT EXISTS {self.refunds} (member TEXT NOT NULL, plan TEXT NOT NULL, "
+            "reason TEXT NOT NULL, due_fen BIGINT NOT NULL, due_at TEXT NOT NULL, deadline TEXT, "
+            "paid_fen BIGINT NOT NULL DEFAULT 0, paid_at TEXT, PRIMARY KEY (member, reason))",
+        ]
+
+    def appliers(self) -> dict[str, Applier]:
+        """Every money-moving event."""
+        return {
+            "plan.created": self._plan,
+            "member.deposit_received": self._deposit,
+            "period.assessed": self._assessed,
+            "member.debit_failed": self._failed,
+            "member.debit_recovered": self._recovered,
+            "member.lapsed": self._lapsed,
+            "period.subsidy_received": self._subsidy,
+            "claim.paid": self._paid,
+            "member.exited": self._refund_due,
+            "member.wind_down_refund_due": self._refund_due,
+            "member.excluded": self._excluded,
+            "member.refund_disbursed": self._refund_paid,
+        }
+
+    def post(self, cursor: SqlCursor, e: dict[str, Any], plan: str | None, lines: list[Line]) -> None:
+        """Write one event's postings; they must balance."""
+        lines = [line for line in lines if line[1] != 0]
+        if sum(amount for _, amount, _ in lines) != 0:
+            raise UnbalancedPostingError(f"{e['type']} {e['stream']}#{e['seq']}: {lines}")
+        cursor.executemany(
+            f"INSERT INTO {self.postings} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e["stream"], e["seq"], n, e["at"], e["type"], plan, account, member, max(amount, 0), max(-amount, 0))
+             for n, (account, amount, member) in enumerate(lines)])
+
+    def _model(self, cursor: SqlCursor, plan: str) -> str:
+        row = cursor.execute(f"SELECT payment_model FROM {self.plans} WHERE id = ?", (plan,)).fetchone()
+        return str(row[0]) if row else "prepaid"
+
+    def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?)", (e["stream"], e["body"]["rules"]["payment_model"]))
+
+    def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        amount, member = e["body"]["amount_fen"], e["stream"]
+        self.post(cursor, e, e["body"]["plan"],
+                  [("custodian_cash", amount, member), ("member_balances", -amount, member)])
+
+    def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        raised = b["share_fen"] * b["locked_members"]
+        source = "member_balances" if self._model(cursor, b["plan"]) == "prepaid" else "custodian_cash"
+        self.post(cursor, e, b["plan"], [
+            (source, raised, None), ("operator_subsidy", b["subsidy_fen"], None),
+            ("aid_payable", -b["funded_aid_fen"], None), ("fee_income", -b["funded_fee_fen"], None),
+            ("surplus", -(b["surplus_out_fen"] - b["surplus_in_fen"]), None)])
+
+    def _failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b, member = e["body"], e["stream"]
+        if self._model(cursor, b["plan"]) == "prepaid":
+            lines: list[Line] = [("surplus", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
+        else:
+            lines = [("member_balances", b["amount_fen"], member), ("custodian_cash", -b["amount_fen"], None)]
+        self.post(cursor, e, b["plan"], lines)
+
+    def _recovered(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b, member = e["body"], e["stream"]
+        if self._model(cursor, b["plan"]) == "prepaid":
+            lines: list[Line] = [("member_balances", b["amount_fen"], member), ("surplus", -b["amount_fen"], None)]
+        else:
+            lines = [("custodian_cash", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
+        self.post(cursor, e, b["plan"], lines)
+
+    def _lapsed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        if self._model(cursor, b["plan"]) == "postpaid":
+            self.post(cursor, e, b["plan"], [("surplus", b["arrears_fen"], None),
+                                             ("member_balances", -b["arrears_fen"], e["stream"])])
+
+    def _subsidy(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        amount = e["body"]["amount_fen"]
+        self.post(cursor, e, None, [("custodian_cash", amount, None), ("operator_subsidy", -amount, None)])
+
+    def _paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        total = e["body"]["amount_fen"] + e["body"]["arrears_deducted_fen"]
+        self.post(cursor, e, None, [("aid_paid", total, None), ("custodian_cash", -total, None)])
+
+    def _refund_due(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b, member = e["body"], e["stream"]
+        reason = "exit" if e["type"] == "member.exited" else "wind_down"
+        self._owe(cursor, e, reason, b["refund_due_fen"], b.get("deadline"))
+        self.post(cursor, e, b["plan"], [("member_balances", b["refund_due_fen"], member),
+                                         ("refunds_payable", -b["refund_due_fen"], member)])
+
+    def _excluded(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b, member = e["body"], e["stream"]
+        self._owe(cursor, e, "waiting_period_illness", b["refund_due_fen"], None)
+        self.post(cursor, e, b["plan"], [("member_balances", b["refund_due_fen"] - b["shares_paid_fen"], member),
+                                         ("surplus", b["shares_paid_fen"], None),
+                                         ("refunds_payable", -b["refund_due_fen"], member)])
+
+    def _owe(self, cursor: SqlCursor, e: dict[str, Any], reason: str, amount: int, deadline: str | None) -> None:
+        cursor.execute(f"INSERT INTO {self.refunds} (member, plan, reason, due_fen, due_at, deadline) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (e["stream"], e["body"]["plan"], reason, amount, e["at"], deadline))
+
+    def _refund_paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b, member = e["body"], e["stream"]
+        cursor.execute(f"UPDATE {self.refunds} SET paid_fen = paid_fen + ?, paid_at = ? "
+                       "WHERE member = ? AND reason = ?", (b["amount_fen"], e["at"], member, b["reason"]))
+        self.post(cursor, e, b["plan"], [("refunds_paid", b["amount_fen"], member),
+                                         ("custodian_cash", -b["amount_fen"], None)])
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def balances(self, plan: str | None = None, until: str | None = None) -> dict[str, int]:
+        """Each account's balance (debits − credits), optionally for one plan's postings and up to an instant."""
+        conditions, params = [], []
+        if plan is not None:
+            conditions.append("plan = ?")
+            params.append(plan)
+        if until is not None:
+            conditions.append("at <= ?")
+            params.append(until)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT account, SUM(debit_fen) - SUM(credit_fen) FROM {self.postings} {where} "
+                                  "GROUP BY account", tuple(params)).fetchall()
+        found = {str(account): int(total) for account, total in rows}
+        return {account: found.get(account, 0) for account in ACCOUNTS}
+
+    def trial_balance(self) -> int:
+        """Σ debits − Σ credits over every posting: zero when the books balance."""
+        return sum(self.balances().values())
+
+    def custody_gap(self) -> int:
+        """Cash held minus what it must cover (module docstring); zero when custody is complete."""
+        b = self.balances()
+        covers = -(b["member_balances"] + b["surplus"] + b["aid_payable"] + b["aid_paid"] + b["refunds_payable"]
+                   + b["refunds_paid"] + b["fee_income"] + b["operator_subsidy"])
+        return b["custodian_cash"] - covers
+
+    def member_movements(self, member: str, since: str | None = None, until: str | None = None) -> dict[str, int]:
+        """A member's own money movements by event type (deposits, refunds due and paid), in a time range."""
+        conditions, params = ["member = ?", "account IN ('member_balances', 'refunds_paid')"], [member]
+        if since is not None:
+            conditions.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            conditions.append("at < ?")
+            params.append(until)
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT event, SUM(debit_fen), SUM(credit_fen) FROM {self.postings} "
+                                  f"WHERE {' AND '.join(conditions)} GROUP BY event", tuple(params)).fetchall()
+        return {str(event): int(debit) - int(credit) for event, debit, credit in rows}
+
+    def refund_obligations(self, plan: str | None = None) -> list[tuple[Any, ...]]:
+        """(member, plan, reason, due, due_at, deadline, paid, paid_at) of every refund owed."""
+        where, params = ("WHERE plan = ?", (plan,)) if plan else ("", ())
+        with self.sql.transaction(commit=False) as cursor:
+            return cursor.execute(f"SELECT member, plan, reason, due_fen, due_at, deadline, paid_fen, paid_at "
+                                  f"FROM {self.refunds} {where} ORDER BY member, reason", params).fetchall()
