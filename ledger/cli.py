@@ -32,6 +32,7 @@ from ledger.application import (
 from ledger.cli_context import CliContext, cli_context
 from ledger.config import ConfigError, Settings
 from ledger.log.cli import register as register_log_commands
+from ledger.projections.cli import register as register_read_model_commands
 from ledger.service import AlreadyInitializedError, initialize
 from schemas.commands import COMMANDS, Command
 
@@ -271,6 +272,7 @@ def demo(members: int, periods: int, seed: int, as_json: bool) -> None:
 
 _register_domain_commands()
 register_log_commands(main)
+register_read_model_commands(main)
 
 
 if __name__ == "__main__":

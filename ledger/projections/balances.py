@@ -214,6 +214,12 @@ class Balances(Projection):
                            "ORDER BY member", (period,))
         return [(row[0], int(row[1])) for row in rows]
 
+    def outstanding_debits_of(self, member: str) -> list[tuple[str, int]]:
+        """A member's failed debits not recovered: (period, amount)."""
+        rows = self._query(f"SELECT period, amount_fen FROM {self.debits} WHERE member = ? AND outstanding = 1 "
+                           "ORDER BY period", (member,))
+        return [(str(row[0]), int(row[1])) for row in rows]
+
     def failed_periods(self) -> dict[str, set[str]]:
         """Member → periods whose debit for them is still failed."""
         failed: dict[str, set[str]] = {}

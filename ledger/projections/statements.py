@@ -1,0 +1,67 @@
+"""Member statements (爱心账单): what a member paid and whom it helped, for a date range or a year.
+
+A query over the read models, all of them projections of the signed events: days in the plan, the periods the
+member paid into (locked at the cutoff and not failed), the total shared, the people helped (the cases of those
+periods), top-ups and refunds, the balance or arrears, the low-balance warning, and the member's own claims.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from ledger.envelope import parse_at
+from ledger.projections import ReadModels
+
+
+def statement(models: ReadModels, member: str, since: date | None, until: date | None,
+              as_of: datetime) -> dict[str, Any]:
+    """The statement of `member` for [since, until) (dates in UTC; open ends mean the whole membership)."""
+    row = models.balances.member(member)
+    if row is None:
+        raise ValueError(f"member: must_exist ({member})")
+    start = since.isoformat() if since else ""
+    end = until.isoformat() if until else "9999"
+    failed = models.balances.failed_periods().get(member, set())
+    ended_at = row["ended_at"] or "9999"
+    paid_into = [p for p in models.periods.all(row["plan"])
+                 if p["share_fen"] is not None and start <= p["cutoff_at"] < end
+                 and row["joined_at"] <= p["cutoff_at"] < ended_at and p["id"] not in failed]
+    cases = {p["id"]: len((models.periods.record(p["id"]) or {"cases": []})["cases"]) for p in paid_into}
+    movements = models.journal.member_movements(member, start or None, None if until is None else end)
+    account = row["payer"] or member
+    ended = parse_at(row["ended_at"]) if row["ended_at"] else None
+    stop = min(x for x in (as_of, ended, datetime.combine(until, datetime.min.time(), UTC) if until else None) if x)
+    return {
+        "member": member, "plan": row["plan"], "status": row["status"], "payer": row["payer"],
+        "from": since.isoformat() if since else None, "to": until.isoformat() if until else None,
+        "days_in_plan": max(0, (stop - parse_at(row["joined_at"])).days),
+        "periods_paid_into": len(paid_into),
+        "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
+        "people_helped": sum(cases.values()),
+        "periods": [{"period": p["id"], "number": p["number"], "notice_on": p["notice_on"],
+                     "share_fen": p["share_fen"], "cases": cases[p["id"]]} for p in paid_into],
+        "top_ups_fen": -movements.get("member.deposit_received", 0),
+        "refunds_paid_fen": movements.get("member.refund_disbursed", 0),
+        "account": account, "balance_fen": models.balances.balance_fen(account),
+        "arrears_fen": sum(amount for _, amount in models.balances.outstanding_debits_of(member)),
+        "low_balance_warning": models.balances.warning(account),
+        "claims": [{"claim": c["claim"], "condition": c["condition"], "diagnosed_on": c["diagnosed_on"],
+                    "decision": c["decision"], "approved_fen": c["approved_fen"], "paid_fen": c["paid_fen"]}
+                   for c in models.cases.cards("member = ?", (member,))],
+    }
+
+
+def render(s: dict[str, Any]) -> str:
+    """The statement as the member reads it."""
+    span = f"{s['from'] or 'joining'} to {s['to'] or 'today'}"
+    lines = [f"爱心账单 — member {s['member']} ({s['status']}), {span}",
+             f"  {s['days_in_plan']} days in the plan; paid into {s['periods_paid_into']} periods, shared "
+             f"{s['shared_fen'] / 100:.2f} yuan and helped {s['people_helped']} people",
+             f"  top-ups {s['top_ups_fen'] / 100:.2f} yuan, refunds {s['refunds_paid_fen'] / 100:.2f} yuan, "
+             f"balance {s['balance_fen'] / 100:.2f} yuan" + (f", arrears {s['arrears_fen'] / 100:.2f} yuan"
+                                                               if s["arrears_fen"] else "")
+             + (" — below the plan's minimum: please top up" if s["low_balance_warning"] else "")]
+    lines += [f"  claim {c['claim'][:8]} {c['condition']} ({c['diagnosed_on']}): {c['decision']}"
+              + (f", paid {c['paid_fen'] / 100:.2f} yuan" if c["paid_fen"] else "") for c in s["claims"]]
+    return "\n".join(lines)
