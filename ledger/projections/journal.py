@@ -177,8 +177,8 @@ class Journal(Projection):
             params.append(until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self.sql.transaction(commit=False) as cursor:
-            rows = cursor.execute(f"SELECT account, SUM(debit_fen) - SUM(credit_fen) FROM {self.postings} {where} "
-                                  "GROUP BY account", tuple(params)).fetchall()
+            rows = cursor.execute(f"SELECT account, SUM(debit_fen) - SUM(credit_fen) AS total FROM {self.postings} "
+                                  f"{where} GROUP BY account", tuple(params)).fetchall()
         found = {str(account): int(total) for account, total in rows}
         return {account: found.get(account, 0) for account in ACCOUNTS}
 
@@ -203,7 +203,7 @@ class Journal(Projection):
             conditions.append("at < ?")
             params.append(until)
         with self.sql.transaction(commit=False) as cursor:
-            rows = cursor.execute(f"SELECT event, SUM(debit_fen), SUM(credit_fen) FROM {self.postings} "
+            rows = cursor.execute(f"SELECT event, SUM(debit_fen) AS d, SUM(credit_fen) AS c FROM {self.postings} "
                                   f"WHERE {' AND '.join(conditions)} GROUP BY event", tuple(params)).fetchall()
         return {str(event): int(debit) - int(credit) for event, debit, credit in rows}
 

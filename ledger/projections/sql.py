@@ -13,6 +13,7 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+from psycopg.rows import tuple_row
 
 Params = Sequence[Any]
 
@@ -23,6 +24,8 @@ class SqlCursor:
     def __init__(self, cursor: Any, postgres: bool) -> None:
         self._cursor = cursor
         self._postgres = postgres
+        if postgres:  # tuples, not the datastore's dict rows (two unnamed columns would collide in a dict)
+            cursor.row_factory = tuple_row
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self._postgres else statement

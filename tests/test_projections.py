@@ -1,0 +1,249 @@
+"""Read models on both backends: postings per event, books that balance, money conserved under random command
+sequences, statements, disclosures pinned by hash, wind-down metrics, and live equal to a rebuild."""
+
+from __future__ import annotations
+
+import json
+from contextlib import suppress
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.aggregates.base import DomainRuleError
+from ledger.application import LedgerApplication, SimulatedClock
+from ledger.config import Settings
+from ledger.envelope import format_at
+from ledger.projections import PROJECTIONS, ReadModels
+from ledger.projections.cases import disclosure_document, document_hash
+from ledger.projections.metrics import metrics
+from ledger.projections.sql import SqlStore
+from ledger.projections.statements import statement
+from ledger.service import initialize
+from schemas.commands.disclosure import PublishDisclosure
+from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
+from schemas.commands.plan import AnnounceClosing, TerminatePlan
+from tests.support import START, advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
+from tests.test_claim import file, investigate
+from tests.test_period import approved_claim, at_local
+
+
+def books(app: LedgerApplication) -> dict[str, int]:
+    journal = app.read_models().journal
+    assert journal.trial_balance() == 0
+    assert journal.custody_gap() == 0
+    return journal.balances()
+
+
+def fresh_digests(app: LedgerApplication, tmp: Path) -> dict[str, str]:
+    """Digests of a rebuild from scratch into another database."""
+    from eventsourcing.sqlite import SQLiteDatastore
+
+    sql = SqlStore(SQLiteDatastore(str(tmp / "fresh.sqlite3")))
+    digests = {}
+    for projection_class in PROJECTIONS:
+        projection = projection_class(app, sql)
+        projection.catch_up(page=7)
+        digests[projection.NAME] = projection.digest()
+    return digests
+
+
+def prepaid_period(app: LedgerApplication) -> tuple[str, str, str, str]:
+    """A prepaid plan through one settled period: (plan, period, rich member, poor member)."""
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    rich, poor = join(app, plan), join(app, plan)
+    app.execute(Deposit(command_id=cid(), member=rich, amount_fen=10_000, reference=cid("bank")))
+    app.execute(Deposit(command_id=cid(), member=poor, amount_fen=100, reference=cid("bank")))
+    advance(app, days=100)
+    claim = approved_claim(app, rich)
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=period))
+    at_local(app, "2026-04-28", 9)
+    app.execute(CollectPeriod(command_id=cid(), period=period))
+    app.execute(SettlePeriod(command_id=cid(), period=period))
+    from schemas.commands.claim import PayClaim
+
+    app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    return plan, period, rich, poor
+
+
+def test_postings_balance_and_custody_holds(ledger_app: LedgerApplication) -> None:
+    _, _, rich, _ = prepaid_period(ledger_app)
+    b = books(ledger_app)
+    # 10,100 deposited; 2 x 300 assessed and funded pro rata: aid floor(600 x 30,000,000 / 32,400,000) = 555,
+    # fee floor(600 x 2,400,000 / 32,400,000) = 44, surplus 1; then the poor member's 300 could not be taken
+    assert b["custodian_cash"] == 10_100 - 555
+    assert b["member_balances"] == -(10_000 - 300 + 100)
+    assert (b["aid_paid"], b["aid_payable"], b["fee_income"]) == (555, -555, -44)
+    assert b["surplus"] == 300 - 1  # a deficit (debit balance) carried into the next period
+    journal = ledger_app.read_models().journal
+    assert journal.member_movements(rich) == {"member.deposit_received": -10_000}
+
+
+def test_statement_of_a_member(ledger_app: LedgerApplication) -> None:
+    _, _, rich, poor = prepaid_period(ledger_app)
+    now = clock_of(ledger_app).current
+    s = statement(ledger_app.read_models(), rich, None, None, now)
+    assert (s["periods_paid_into"], s["shared_fen"], s["people_helped"]) == (1, 300, 1)
+    assert (s["top_ups_fen"], s["balance_fen"], s["status"]) == (10_000, 9_700, "active")
+    assert [c["decision"] for c in s["claims"]] == ["approved"]
+    p = statement(ledger_app.read_models(), poor, None, None, now)
+    assert (p["periods_paid_into"], p["shared_fen"], p["status"], p["arrears_fen"]) == (0, 0, "lapsed", 300)
+    year = statement(ledger_app.read_models(), rich, START.date().replace(year=2025),
+                     START.date(), now)
+    assert year["periods_paid_into"] == 0
+
+
+def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: LedgerApplication,
+                                                                  tmp_path: Path) -> None:
+    _, period, rich, _ = prepaid_period(ledger_app)
+    result = ledger_app.execute(PublishDisclosure(command_id=cid(), period=period))
+    rejected(ledger_app, lambda: ledger_app.execute(PublishDisclosure(command_id=cid(), period=period)), "period",
+             "stream_id_must_be_new")
+    models = ledger_app.read_models()
+    document = disclosure_document(period, models.periods, models.cases, models.balances.failed_periods())
+    assert document_hash(document) == result["document_hash"]
+    assert document["patients_helped"] == 1 and document["per_person_share_fen"] == 300
+    assert document["cases"][0]["member"].endswith("****") and rich not in json.dumps(document)
+    rebuilt = ReadModels.open(ledger_app)
+    for projection in rebuilt.all():
+        projection.rebuild()
+    again = disclosure_document(period, rebuilt.periods, rebuilt.cases, rebuilt.balances.failed_periods())
+    assert document_hash(again) == result["document_hash"]
+
+
+def test_only_a_settled_period_is_disclosed(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app)
+    join(ledger_app, plan)
+    period = str(ledger_app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    rejected(ledger_app, lambda: ledger_app.execute(PublishDisclosure(command_id=cid(), period=period)), "period",
+             "period_must_be_settled_to_be_disclosed")
+
+
+def test_wind_down_refunds_past_their_deadline_show_in_the_metrics(ledger_app: LedgerApplication) -> None:
+    """水滴互助's terms: refunds within 5 days of the end, claims for 180 days after it."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules())
+    members = [join(app, plan) for _ in range(3)]
+    for m in members:
+        app.execute(Deposit(command_id=cid(), member=m, amount_fen=1_000, reference=cid("bank")))
+    now = clock_of(app).current
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=5)),
+                                refund_deadline=format_at(now + timedelta(days=10)), claim_tail_days=180))
+    advance(app, days=5)
+    app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    app.execute(WindDown(command_id=cid(), plan=plan))
+    app.execute(DisburseRefund(command_id=cid(), member=members[0], amount_fen=1_000, reference="out-0"))
+    advance(app, days=6)
+    app.execute(DisburseRefund(command_id=cid(), member=members[1], amount_fen=1_000, reference="out-1"))
+    data = metrics(app.read_models(), [plan], "", "9999", clock_of(app).current)
+    refunds = data["plans"][0]["refunds"]
+    assert (refunds["owed"], refunds["due_fen"], refunds["paid_fen"]) == (3, 3_000, 2_000)
+    assert (refunds["past_deadline"], refunds["past_deadline_fen"]) == (2, 1_000)  # one late, one still unpaid
+    assert data["custody_gap_fen"] == 0 and books(app)["refunds_paid"] == 2_000
+
+
+def test_live_read_models_equal_a_rebuild_and_repeated_delivery_changes_nothing(
+        ledger_app: LedgerApplication, tmp_path: Path) -> None:
+    prepaid_period(ledger_app)
+    live = ledger_app.read_models().digests()
+    assert live == fresh_digests(ledger_app, tmp_path)
+    entries = list(ledger_app.entries())
+    for projection in ledger_app.read_models().all():
+        projection.apply_batch(entries[:10])
+    assert ledger_app.read_models().digests() == live
+
+
+def test_claim_metrics(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app, rules(notice_days=3))
+    members = [join(ledger_app, plan) for _ in range(3)]
+    advance(ledger_app, days=100)
+    approved_claim(ledger_app, members[0])
+    claim = file(ledger_app, members[1], (clock_of(ledger_app).current.date() - timedelta(days=1)).isoformat())
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    from schemas.commands.claim import DecideClaim, NoticeClaim
+
+    ledger_app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    advance(ledger_app, days=4)
+    ledger_app.execute(DecideClaim(command_id=cid(), claim=claim))
+    data = metrics(ledger_app.read_models(), [plan], "", "9999", clock_of(ledger_app).current)
+    cases = data["plans"][0]["cases"]
+    assert (cases["filed"], cases["approved"], cases["rejected"], cases["approval_rate"]) == (2, 1, 1, 0.5)
+    assert cases["rejections_by_reason"] == {"insufficient_evidence": 1}
+    assert data["plans"][0]["days_filing_to_decision"]["count"] == 2
+
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(["join", "deposit", "exit", "period", "fail", "advance"]),
+                             st.integers(0, 50)), min_size=5, max_size=25)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS, prepaid=st.booleans())
+def test_money_is_conserved_under_random_command_sequences(tmp_path_factory: Any, actions: list[tuple[str, int]],
+                                                           prepaid: bool) -> None:
+    app = LedgerApplication(Settings(data_dir=tmp_path_factory.mktemp("random")), SimulatedClock(START))
+    initialize(app)
+    plan = create_plan(app, prepaid_rules(per_case_cap_fen=7) if prepaid else rules())
+    members: list[str] = []
+    number = 0
+    period: str | None = None
+    for action, n in actions:
+        try:
+            if action == "join" or not members:
+                members.append(join(app, plan, payer=members[n % len(members)] if members and n % 4 == 0 else None))
+            elif action == "deposit" and prepaid:
+                app.execute(Deposit(command_id=cid(), member=members[n % len(members)], amount_fen=1 + n * 37,
+                                    reference=cid("bank")))
+            elif action == "exit":
+                app.execute(Exit(command_id=cid(), member=members[n % len(members)]))
+            elif action == "fail" and period and not prepaid:
+                app.execute(RecordDebitFailure(command_id=cid(), member=members[n % len(members)], period=period))
+            elif action == "period":
+                opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=number + 1))
+                number += 1
+                period = str(opened["period"])
+                if n % 3 == 0:
+                    with suppress(DomainRuleError):
+                        approved_claim(app, members[0])
+                clock_of(app).set(max(clock_of(app).current, _instant(opened["cutoff_at"]) + timedelta(hours=1)))
+                assessed = app.execute(AssessPeriod(command_id=cid(), period=period))
+                if assessed["subsidy_fen"]:
+                    app.execute(ReceiveSubsidy(command_id=cid(), period=period, amount_fen=assessed["subsidy_fen"],
+                                               reference=cid("op")))
+            elif action == "advance":
+                advance(app, days=n)
+        except DomainRuleError:
+            pass
+        assert books(app)["custodian_cash"] == cash_from_events(app, prepaid)
+    app.close()
+
+
+def cash_from_events(app: LedgerApplication, prepaid: bool) -> int:
+    """What the custodian must hold, computed from the raw events alone (not from the journal's code)."""
+    cash = 0
+    for _, entry in app.entries():
+        e = json.loads(entry)
+        kind, body = e["type"], e["body"]
+        if kind in ("member.deposit_received", "period.subsidy_received"):
+            cash += body["amount_fen"]
+        elif kind == "period.assessed" and not prepaid:
+            cash += body["share_fen"] * body["locked_members"]
+        elif kind == "member.debit_failed" and not prepaid:
+            cash -= body["amount_fen"]
+        elif kind == "member.debit_recovered" and not prepaid:
+            cash += body["amount_fen"]
+        elif kind == "claim.paid":
+            cash -= body["amount_fen"] + body["arrears_deducted_fen"]
+        elif kind == "member.refund_disbursed":
+            cash -= body["amount_fen"]
+    return cash
+
+
+def _instant(text: str) -> Any:
+    from ledger.envelope import parse_at
+
+    return parse_at(text)
