@@ -133,6 +133,8 @@ class DemoSummary:
     counts: dict[str, int] = field(default_factory=dict)
     periods: list[PeriodRow] = field(default_factory=list)
     events: int = 0
+    statement: str = ""
+    disclosure: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON-ready data."""
@@ -140,6 +142,7 @@ class DemoSummary:
             "data_dir": self.data_dir, "seed": self.seed, "members": self.members, "plans": self.plans,
             "counts": self.counts, "events": self.events,
             "periods": [vars(row) for row in self.periods],
+            "statement": self.statement, "last_disclosure": self.disclosure,
         }
 
     def render(self) -> str:
@@ -160,7 +163,16 @@ class DemoSummary:
                 f"{row.failed_debits:>6} {row.lapsed:>6}")
         lines += ["", "share = ceil((aid + fee - surplus in) / members), capped at 0.10 yuan (postpaid) or 1 yuan "
                   "(prepaid) per case; the operator pays what the cap cuts off in the postpaid plan, payouts shrink "
-                  "pro rata in the prepaid one."]
+                  "pro rata in the prepaid one.", "", self.statement]
+        d = self.disclosure
+        if d:
+            lines += ["", f"公示 — period {d['number']} of plan {d['plan'][:8]} (notice {d['notice_on']}): "
+                      f"{d['patients_helped']} patients helped, {d['sharing_members_wan']}万 sharing members, "
+                      f"{yuan(d['per_person_share_fen'])} yuan each, {yuan(d['total_collected_fen'])} yuan collected"]
+            lines += [f"  {c['member']}, {c['condition']}, {c['age_at_diagnosis']} {c['sex']} {c['province']}, aid "
+                      f"{yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan; "
+                      f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, shared {yuan(c['shared_fen'])} yuan"
+                      for c in d["cases"]]
         return "\n".join(lines)
 
 
@@ -547,6 +559,26 @@ class Demo:
         self.count("low_balance_warnings", len(low))
         self.count("deposits", len(deposits))
 
+    def disclose(self) -> None:
+        """Publish every settled period's disclosure; keep the last one and one member's 爱心账单 for the summary."""
+        from ledger.projections.cases import disclosure_document
+        from ledger.projections.statements import render, statement
+        from schemas.commands.disclosure import PublishDisclosure
+
+        models = self.app.read_models()
+        settled = [p for p in models.periods.all() if p["status"] == "settled"]
+        self.at(self.clock.now() + timedelta(hours=1))
+        self.run([PublishDisclosure(command_id=self.next_id("disclose"), period=p["id"]) for p in settled])
+        self.count("disclosures", len(settled))
+        models = self.app.read_models()
+        last = max(settled, key=lambda p: (p["cutoff_at"], p["plan"]))
+        self.summary.disclosure = disclosure_document(last["id"], models.periods, models.cases,
+                                                      models.balances.failed_periods())
+        candidates = [m for m in self.members["prepaid"] if m.self_paying and m.id not in self.ended]
+        best = max(candidates[:200] or self.members["prepaid"][:1],
+                   key=lambda m: statement(models, m.id, None, None, self.clock.now())["periods_paid_into"])
+        self.summary.statement = render(statement(models, best.id, None, None, self.clock.now()))
+
     def event_count(self) -> int:
         """Stored events so far."""
         return self.app.recorder.max_notification_id() or 0
@@ -564,6 +596,7 @@ def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, prog
         demo.join_members()
         demo.qualify_jurors()
         demo.run_periods()
+        demo.disclose()
     demo.summary.counts = demo.counts
     demo.summary.events = demo.event_count()
     return demo.summary
