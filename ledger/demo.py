@@ -171,7 +171,8 @@ class DemoSummary:
                       f"{yuan(d['per_person_share_fen'])} yuan each, {yuan(d['total_collected_fen'])} yuan collected"]
             lines += [f"  {c['member']}, {c['condition']}, {c['age_at_diagnosis']} {c['sex']} {c['province']}, aid "
                       f"{yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan; "
-                      f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, shared {yuan(c['shared_fen'])} yuan"
+                      f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, "
+                      f"shared {yuan(c['shared_fen'])} yuan"
                       for c in d["cases"]]
         return "\n".join(lines)
 
