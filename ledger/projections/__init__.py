@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
+
+import orjson
 
 from ledger.projections.balances import Balances
 from ledger.projections.base import EntrySource, Projection
@@ -35,9 +38,25 @@ class ReadModels:
         """Every read model, in PROJECTIONS order."""
         return (self.balances, self.journal, self.periods, self.cases)
 
-    def catch_up(self) -> int:
-        """Bring every read model up to the last stored event."""
-        return sum(p.catch_up() for p in self.all())
+    def catch_up(self, page: int = 5000) -> int:
+        """Bring every read model up to the last stored event, reading and parsing each event once."""
+        source = self.balances.source
+        read = 0
+        while True:
+            positions = [p.position() for p in self.all()]
+            batch = list(islice(source.entries(min(positions) + 1, page), page))
+            if not batch:
+                return read
+            parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
+            for projection, position in zip(self.all(), positions, strict=True):
+                projection.apply_parsed([item for item in parsed if item[0] > position])
+            read += len(batch)
+
+    def rebuild(self) -> int:
+        """Reset every read model and apply every stored event again."""
+        for projection in self.all():
+            projection.reset()
+        return self.catch_up()
 
     def digests(self) -> dict[str, str]:
         """`NAME → digest` of every read model."""

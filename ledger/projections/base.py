@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import Any, ClassVar, Protocol
 
-from ledger.projections.sql import SqlCursor, SqlStore
+import orjson
+
+from ledger.projections.sql import BufferedCursor, SqlCursor, SqlStore
 
 Applier = Callable[[SqlCursor, dict[str, Any]], None]
 
@@ -69,16 +71,22 @@ class Projection:
     def apply_batch(self, batch: Sequence[tuple[int, bytes]]) -> None:
         """Apply envelopes (notification id, bytes) in order and record the last position, in one transaction.
         Entries at or before the recorded position are skipped, so a repeated delivery has no effect."""
+        self.apply_parsed([(nid, orjson.loads(entry)) for nid, entry in batch])
+
+    def apply_parsed(self, batch: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """`apply_batch` for envelopes already parsed (several projections can share one parse)."""
         if not batch:
             return
         with self.sql.transaction() as cursor:
             row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (self.NAME,)).fetchone()
             position = int(row[0]) if row else 0
-            fresh = [(nid, entry) for nid, entry in batch if nid > position]
+            fresh = [(nid, envelope) for nid, envelope in batch if nid > position]
             if not fresh:
                 return
-            for _, entry in fresh:
-                self.apply(cursor, json.loads(entry))
+            buffered = BufferedCursor(cursor)
+            for _, envelope in fresh:
+                self.apply(buffered, envelope)
+            buffered.flush()
             cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (self.NAME,))
             cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (self.NAME, fresh[-1][0]))
 

@@ -156,8 +156,10 @@ def projections_group() -> None:
 def rebuild() -> None:
     """Rebuild every read model from the event store."""
     app = cli_context().app()
-    for projection in ReadModels.open(app).all():
-        click.echo(f"{projection.NAME} {projection.rebuild()}")
+    read = ReadModels.open(app)
+    count = read.rebuild()
+    for projection in read.all():
+        click.echo(f"{projection.NAME} rebuilt from {count} events, at {projection.position()}")
 
 
 @projections_group.command("digest")

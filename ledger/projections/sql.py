@@ -76,3 +76,45 @@ class SqlStore:
         with self.transaction() as cursor:
             for statement in statements:
                 cursor.execute(statement)
+
+
+class BufferedCursor(SqlCursor):
+    """A cursor that sends runs of the same write statement with one `executemany` (a bulk apply of thousands of
+    events is mostly such runs). Order is kept: a different statement, a read, or `flush()` sends the run first."""
+
+    def __init__(self, cursor: SqlCursor) -> None:
+        self._inner = cursor
+        self._statement: str | None = None
+        self._rows: list[Params] = []
+
+    def execute(self, statement: str, params: Params = ()) -> SqlCursor:
+        """Queue a write (or run a read after sending what is queued)."""
+        if statement.lstrip()[:6].upper() == "SELECT":
+            self.flush()
+            return self._inner.execute(statement, params)
+        if statement != self._statement:
+            self.flush()
+            self._statement = statement
+        self._rows.append(params)
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Params]) -> None:
+        """Queue many writes of one statement."""
+        if statement != self._statement:
+            self.flush()
+            self._statement = statement
+        self._rows.extend(rows)
+
+    def flush(self) -> None:
+        """Send the queued run."""
+        if self._statement is not None and self._rows:
+            self._inner.executemany(self._statement, self._rows)
+        self._statement, self._rows = None, []
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Rows of the last read."""
+        return self._inner.fetchall()
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last read."""
+        return self._inner.fetchone()

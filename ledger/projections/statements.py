@@ -22,7 +22,7 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
         raise ValueError(f"member: must_exist ({member})")
     start = since.isoformat() if since else ""
     end = until.isoformat() if until else "9999"
-    failed = models.balances.failed_periods().get(member, set())
+    failed = {period for period, _ in models.balances.outstanding_debits_of(member)}
     ended_at = row["ended_at"] or "9999"
     paid_into = [p for p in models.periods.all(row["plan"])
                  if p["share_fen"] is not None and start <= p["cutoff_at"] < end

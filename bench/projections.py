@@ -1,0 +1,153 @@
+"""Read-model benchmark: rebuild rate, one period at N locked members, and statement latency after many periods.
+
+For each N (default 100,000 and 1,000,000) a postpaid plan gets N members through the application (batches of
+2,000 joins). Then, in a child process on that store (so its peak RSS is the period's alone):
+
+- one period is opened, assessed (locked set, formula, roll root, the signed event) and applied to every read model
+  (one set-based UPDATE over the locked members): wall time (target < 30 s at 1M) and peak RSS (target < 2 GiB);
+- optionally `--periods P` more periods, then the statement of one member: p50 / p99 over 200 queries (target
+  p50 < 20 ms after 48 periods at 1M).
+
+Rebuild: every read model rebuilt from the store into a fresh database, in events/s, as a ratio of the raw rate of
+reading the same events from the store in the same run (target >= 0.25).
+
+Usage: python -m bench.projections [--members 100000 1000000] [--periods 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ledger.application import LedgerApplication, SimulatedClock
+from ledger.config import Settings
+from ledger.envelope import parse_at
+from ledger.service import initialize
+from schemas.commands.membership import Join
+from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def populate(directory: Path, members: int) -> tuple[str, float]:
+    """A plan with `members` members; returns the plan id and the seconds it took."""
+    from tests.support import commitment, rules
+
+    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
+    initialize(app)
+    from schemas.commands.plan import CreatePlan
+
+    plan = str(app.execute(CreatePlan(command_id="plan", name="Bench", kind="cancer", rules=rules()))["plan"])
+    consent, health = commitment("consent"), commitment("health")
+    start = time.perf_counter()
+    for offset in range(0, members, 2000):
+        app.execute_many([Join(command_id=f"j{i}", plan=plan, age_years=20 + i % 39, sex="f", province="zj",
+                               consent_commitment=consent, health_declaration_commitment=health)
+                          for i in range(offset, min(members, offset + 2000))])
+    seconds = time.perf_counter() - start
+    app.close()
+    return plan, seconds
+
+
+def period_phase(directory: Path, plan: str, periods: int) -> dict[str, float]:
+    """Run in a child process: periods, then statement queries."""
+    from ledger.projections.statements import statement
+
+    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START + timedelta(days=1)))
+    clock = app.clock
+    assert isinstance(clock, SimulatedClock)
+    app.read_models()
+    result: dict[str, float] = {}
+    for number in range(1, periods + 1):
+        opened = app.execute(OpenPeriod(command_id=f"open-{number}", plan=plan, number=number))
+        clock.set(max(clock.now(), parse_at(str(opened["cutoff_at"])) + timedelta(hours=1)))
+        start = time.perf_counter()
+        assessed = app.execute(AssessPeriod(command_id=f"assess-{number}", period=str(opened["period"])))
+        app.read_models()
+        if number == 1:
+            result["period_seconds"] = time.perf_counter() - start
+            result["period_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            result["locked"] = float(assessed["locked_members"])
+        if assessed["subsidy_fen"]:
+            app.execute(ReceiveSubsidy(command_id=f"subsidy-{number}", period=str(opened["period"]),
+                                       amount_fen=int(assessed["subsidy_fen"]), reference=f"op-{number}"))
+        clock.set(clock.now() + timedelta(days=20))  # past the grace of this period
+        app.execute(SettlePeriod(command_id=f"settle-{number}", period=str(opened["period"])))
+    models = app.read_models()
+    members = models.balances.locked_members(plan, "9999")[:200]
+    latencies = []
+    for member in members:
+        start = time.perf_counter()
+        statement(models, member, None, None, clock.now())
+        latencies.append((time.perf_counter() - start) * 1000)
+    latencies.sort()
+    result["statement_p50_ms"] = statistics.median(latencies)
+    result["statement_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    result["periods"] = float(periods)
+    app.close()
+    return result
+
+
+def rebuild_ratio(directory: Path) -> tuple[float, float, int]:
+    """(raw read events/s, rebuild events/s, events) on the store in `directory`."""
+    from eventsourcing.sqlite import SQLiteDatastore
+
+    from ledger.projections import PROJECTIONS, ReadModels
+    from ledger.projections.sql import SqlStore
+
+    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
+    start = time.perf_counter()
+    count = sum(1 for _ in app.entries(1, 5000))
+    read_rate = count / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "fresh.sqlite3")))
+        models = ReadModels(*(p(app, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
+        start = time.perf_counter()
+        models.catch_up()
+        rebuild_rate = count / (time.perf_counter() - start)
+    app.close()
+    return read_rate, rebuild_rate, count
+
+
+def main() -> None:
+    """Run and print."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--periods", type=int, default=1)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(period_phase(Path(args.child[0]), args.child[1], int(args.child[2]))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for members in args.members:
+            directory = Path(tmp) / f"m{members}"
+            plan, seconds = populate(directory, members)
+            child = subprocess.run([sys.executable, "-m", "bench.projections", "--child", str(directory), plan,
+                                    str(args.periods)], check=False, capture_output=True, text=True)
+            if child.returncode:
+                raise SystemExit(child.stderr)
+            r = json.loads(child.stdout.strip().splitlines()[-1])
+            read_rate, rebuild_rate, count = rebuild_ratio(directory)
+            print(f"{members:,} members (joined in {seconds:.0f} s): one period assessed and applied at "
+                  f"{r['locked']:,.0f} locked in {r['period_seconds']:.1f} s (target < 30 s at 1M), peak RSS "
+                  f"{r['period_peak_rss_mib']:,.0f} MiB (target < 2 GiB)")
+            print(f"  statement after {r['periods']:.0f} periods: p50 {r['statement_p50_ms']:.2f} ms, "
+                  f"p99 {r['statement_p99_ms']:.2f} ms (target p50 < 20 ms after 48 periods at 1M)")
+            print(f"  rebuild of every read model: {rebuild_rate:,.0f} events/s; raw read {read_rate:,.0f} events/s;"
+                  f" ratio {rebuild_rate / read_rate:.2f} (target >= 0.25) over {count:,} events")
+            import shutil
+
+            shutil.rmtree(directory)
+
+
+if __name__ == "__main__":
+    main()
