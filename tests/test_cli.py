@@ -125,3 +125,38 @@ def test_demo_runs_in_a_fresh_directory_and_refuses_a_foreign_one(tmp_path: Path
     one, two = json.loads(first.output), json.loads(again.output)
     assert one["periods"] == two["periods"] and one["counts"] == two["counts"] and one["plans"] == two["plans"]
     assert run(demo_dir, "verify").exit_code == 0
+
+
+def test_read_model_commands_on_a_demo(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    assert run(data, "demo", "--members", "300", "--periods", "2", "--seed", "9", "--json").exit_code == 0
+    summary = json.loads((data / "demo-summary.json").read_text())
+    assert "爱心账单" in summary["statement"] and summary["last_disclosure"]["patients_helped"] >= 0
+    journal = run(data, "journal", "--json")
+    assert journal.exit_code == 0
+    assert json.loads(journal.output)["trial_balance_fen"] == 0 and json.loads(journal.output)["custody_gap_fen"] == 0
+    live = run(data, "projections", "digest").output.splitlines()
+    assert [line.split()[0] for line in live] == ["balances", "journal", "periods", "cases"]
+    assert run(data, "projections", "digest", "--fresh").output.splitlines() == live
+    export = [json.loads(line) for line in run(data, "export").output.splitlines()]
+    published = [e for e in export if e["type"] == "disclosure.published"]
+    period = next(p["body"]["period"] for p in reversed(published)
+                  if json.loads(run(data, "period", "show", p["body"]["period"], "--json").output)["cases"])
+    shown = run(data, "disclosure", "show", period)
+    assert shown.exit_code == 0 and "matches the published hash" in shown.output
+    record = json.loads(run(data, "period", "show", period, "--json").output)
+    assert record["status"] == "settled" and record["share_fen"] is not None
+    member = next(e["stream"] for e in export if e["type"] == "member.deposit_received")
+    statement = json.loads(run(data, "statement", member, "--year", "2026", "--json").output)
+    assert statement["member"] == member and statement["top_ups_fen"] > 0
+    metrics = json.loads(run(data, "metrics", "--json").output)
+    assert len(metrics["plans"]) == 2 and metrics["custody_gap_fen"] == 0
+    assert run(data, "statement", "5e0a4a3e-8d3c-4b43-9f4c-1f1f6f0c2a11").exit_code == 2
+    import sqlite3
+
+    with sqlite3.connect(data / "ledger.sqlite3") as db:  # a read model edited behind the ledger's back
+        db.execute("UPDATE case_cards SET condition = 'edited' WHERE period = ?", (period,))
+    assert run(data, "disclosure", "show", period).exit_code == 3
+    assert run(data, "projections", "digest").output.splitlines() != live
+    assert run(data, "projections", "rebuild").exit_code == 0
+    assert run(data, "projections", "digest").output.splitlines() == live
