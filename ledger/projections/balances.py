@@ -4,7 +4,8 @@ Command validation needs set questions the aggregates cannot answer one stream a
 cutoff, a payer's family, a prepaid account's balance, the approved claims waiting for a period — and members read
 their balance, arrears, warning and lapse state. This projection answers both from its tables beside the events.
 
-Applying a `period.assessed` event is one UPDATE over the locked members, not a round trip per member.
+Applying a `period.assessed` event writes one row, whatever the number of members: the shares a member was charged
+are the shares of the plan's periods whose cutoff fell while they were in it, computed in SQL when asked.
 Account balances (prepaid): deposits − shares paid by the account holder and their family − balance refunded.
 A share is paid unless a `member.debit_failed` for it is outstanding; postpaid arrears are those failed debits.
 """
@@ -33,7 +34,7 @@ class Balances(Projection):
             "min_balance_fen BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
             "family_order INTEGER NOT NULL, age_years INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
-            "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, charged BIGINT NOT NULL DEFAULT 0, "
+            "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
             f"CREATE INDEX IF NOT EXISTS roster_members_payer ON {self.members} (payer)",
@@ -46,6 +47,7 @@ class Balances(Projection):
             "amount_fen BIGINT NOT NULL, outstanding INTEGER NOT NULL, PRIMARY KEY (period, member))",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS roster_periods_plan ON {self.periods} (plan, cutoff_at)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
@@ -68,6 +70,13 @@ class Balances(Projection):
             "claim.included": self._claim_included,
             "claim.paid": self._claim_status,
         }
+
+    def charged(self, alias: str) -> str:
+        """SQL for the shares assessed to member row `alias`: the shares of its plan's periods whose cutoff fell
+        while it was in the plan. Nothing is written per member when a period is assessed."""
+        return (f"(SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
+                f"AND p.cutoff_at >= {alias}.joined_at "
+                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at))")
 
     def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         rules = e["body"]["rules"]
@@ -114,10 +123,6 @@ class Balances(Projection):
 
     def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
-        cursor.execute(
-            f"UPDATE {self.members} SET charged = charged + ? WHERE plan = ? AND joined_at <= ? "
-            "AND (ended_at IS NULL OR ended_at > ?)",
-            (body["share_fen"], body["plan"], body["cutoff_at"], body["cutoff_at"]))
         cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?, ?, ?)",
                        (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"]))
 
@@ -167,13 +172,13 @@ class Balances(Projection):
 
     def shares_charged_fen(self, member: str) -> int:
         """Shares assessed to this member and not failed (what they paid in)."""
-        rows = self._query(f"SELECT charged - failed FROM {self.members} WHERE id = ?", (member,))
+        rows = self._query(f"SELECT {self.charged('m')} - m.failed FROM {self.members} m WHERE m.id = ?", (member,))
         return int(rows[0][0]) if rows else 0
 
     def balance_fen(self, account: str) -> int:
         """A prepaid account's balance: deposits − shares paid by it and its family − balance refunded."""
         rows = self._query(
-            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM(f.charged - f.failed) "
+            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM({self.charged('f')} - f.failed) "
             f"FROM {self.members} f WHERE f.id = a.id OR f.payer = a.id), 0) FROM {self.members} a WHERE a.id = ?",
             (account,))
         return int(rows[0][0]) if rows else 0
@@ -184,8 +189,9 @@ class Balances(Projection):
         rows = self._query(
             f"SELECT id, balance FROM (SELECT a.id AS id, a.payer AS payer, a.ended_at AS ended_at, "
             f"a.deposits - a.refunded_from_balance - fam.spent AS balance FROM {self.members} a JOIN "
-            f"(SELECT COALESCE(payer, id) AS account, SUM(charged - failed) AS spent FROM {self.members} "
-            "WHERE plan = ? GROUP BY COALESCE(payer, id)) fam ON fam.account = a.id) accounts "
+            f"(SELECT COALESCE(m.payer, m.id) AS account, SUM({self.charged('m')} - m.failed) AS spent "
+            f"FROM {self.members} m WHERE m.plan = ? GROUP BY COALESCE(m.payer, m.id)) fam ON fam.account = a.id) "
+            "accounts "
             f"WHERE {condition} ORDER BY id", (plan, *params))
         return [(row[0], int(row[1])) for row in rows]
 
@@ -231,7 +237,9 @@ class Balances(Projection):
         """A member's row: plan, payer, join and end, status, deposits, shares charged, failed, refunded."""
         columns = ("id", "plan", "payer", "family_order", "age_years", "joined_at", "ended_at", "status", "deposits",
                    "charged", "failed", "refunded_from_balance")
-        rows = self._query(f"SELECT {', '.join(columns)} FROM {self.members} WHERE id = ?", (member,))
+        rows = self._query(f"SELECT m.id, m.plan, m.payer, m.family_order, m.age_years, m.joined_at, m.ended_at, "
+                           f"m.status, m.deposits, {self.charged('m')}, m.failed, m.refunded_from_balance "
+                           f"FROM {self.members} m WHERE m.id = ?", (member,))
         return dict(zip(columns, rows[0], strict=True)) if rows else None
 
     def warning(self, account: str) -> bool:
