@@ -265,6 +265,9 @@ class ClaimFiledV1(Frozen):
     condition: Code = Field(description="coarse condition code, e.g. breast_cancer")
     diagnosed_on: IsoDate
     age_at_diagnosis: int = Field(ge=0, le=150)
+    sex: Literal["f", "m"] = Field(description="from the join, for the public case card")
+    province: Province = Field(description="from the join, for the public case card")
+    joined_at: Instant = Field(description="when the member joined, for the card's days in the plan")
     evidence_commitment: Commitment
 
 

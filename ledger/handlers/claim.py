@@ -69,7 +69,8 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     body = ClaimFiledV1(
         plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,
         condition=command.condition, diagnosed_on=command.diagnosed_on, age_at_diagnosis=command.age_at_diagnosis,
-        evidence_commitment=command.evidence_commitment)
+        sex=membership.details.sex, province=membership.details.province,
+        joined_at=format_at(membership.joined_at), evidence_commitment=command.evidence_commitment)
     uow.add(Claim.file(claim_id, uow.at, uow.actor("member", command.member), body), "claim",
             derived=command.claim is None)
     return Outcome({"claim": str(claim_id), "member": command.member})

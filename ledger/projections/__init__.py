@@ -38,18 +38,20 @@ class ReadModels:
         """Every read model, in PROJECTIONS order."""
         return (self.balances, self.journal, self.periods, self.cases)
 
-    def catch_up(self, page: int = 5000) -> int:
-        """Bring every read model up to the last stored event, reading and parsing each event once."""
+    def catch_up(self, page: int = 20_000) -> int:
+        """Bring every read model up to the last stored event, reading and parsing each event once and applying
+        each batch to all of them in one transaction."""
         source = self.balances.source
         read = 0
         while True:
-            positions = [p.position() for p in self.all()]
-            batch = list(islice(source.entries(min(positions) + 1, page), page))
+            start = min(p.position() for p in self.all()) + 1
+            batch = list(islice(source.entries(start, page), page))
             if not batch:
                 return read
             parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
-            for projection, position in zip(self.all(), positions, strict=True):
-                projection.apply_parsed([item for item in parsed if item[0] > position])
+            with self.balances.sql.transaction() as cursor:
+                for projection in self.all():
+                    projection.apply_in(cursor, parsed)
             read += len(batch)
 
     def rebuild(self) -> int:

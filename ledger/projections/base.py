@@ -78,17 +78,22 @@ class Projection:
         if not batch:
             return
         with self.sql.transaction() as cursor:
-            row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (self.NAME,)).fetchone()
-            position = int(row[0]) if row else 0
-            fresh = [(nid, envelope) for nid, envelope in batch if nid > position]
-            if not fresh:
-                return
-            buffered = BufferedCursor(cursor)
-            for _, envelope in fresh:
-                self.apply(buffered, envelope)
-            buffered.flush()
-            cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (self.NAME,))
-            cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (self.NAME, fresh[-1][0]))
+            self.apply_in(cursor, batch)
+
+    def apply_in(self, cursor: SqlCursor, batch: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Apply parsed envelopes after the recorded position and record the new one, in the caller's transaction."""
+        row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (self.NAME,)).fetchone()
+        position = int(row[0]) if row else 0
+        fresh = batch if batch[0][0] > position else [(nid, env) for nid, env in batch if nid > position]
+        if not fresh:
+            return
+        buffered = BufferedCursor(cursor)
+        apply = self.apply
+        for _, envelope in fresh:
+            apply(buffered, envelope)
+        buffered.flush()
+        cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (self.NAME,))
+        cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (self.NAME, fresh[-1][0]))
 
     def apply(self, cursor: SqlCursor, envelope: dict[str, Any]) -> None:
         """Apply one envelope (already verified by whoever stored or delivered it)."""

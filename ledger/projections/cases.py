@@ -1,7 +1,8 @@
 """Case cards and period disclosures (公示), masked: only what the events hold, never personal data.
 
 The cases read model follows every claim step (filing, investigation, notice, objections, jury, decision, period,
-payout) with the claimant's coarse attributes from their join (age, sex, province — the events hold no names). A
+payout); the filing carries the claimant's coarse attributes (age, sex, province, join time — the events hold no
+names). A
 period's disclosure document is built from it and the periods read model, from facts fixed once the period is
 settled, as canonical JSON (RFC 8785): the same events always give the same bytes, so the hash a
 `disclosure.published` event carries pins the document for good.
@@ -35,27 +36,24 @@ class Cases(Projection):
     """The cases read model (see module docstring)."""
 
     NAME = "cases"
-    TABLES = ("case_members", "case_cards")
+    TABLES = ("case_cards",)
 
     def schema(self) -> list[str]:
-        """Claimants' coarse attributes, and one card per claim."""
-        self.members, self.card_table = (self.t(n) for n in self.TABLES)
+        """One card per claim."""
+        self.card_table = self.t("case_cards")
         integer = {"age_at_diagnosis", "objections", "objections_upheld", "jury_requested", "votes", "support",
                    "approved_fen", "period_number", "paid_fen", "arrears_deducted_fen"}
         columns = ", ".join(f"{c} {'BIGINT' if c in integer else 'TEXT'}" + (" PRIMARY KEY" if c == "claim" else "")
                             for c in CASE_COLUMNS)
         return [
-            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, sex TEXT NOT NULL, "
-            "province TEXT NOT NULL, joined_at TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.card_table} ({columns})",
             f"CREATE INDEX IF NOT EXISTS case_cards_member ON {self.card_table} (member)",
             f"CREATE INDEX IF NOT EXISTS case_cards_period ON {self.card_table} (period)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
-        """Joins (for attributes) and every claim step."""
+        """Every claim step."""
         return {
-            "member.joined": self._joined,
             "claim.filed": self._filed,
             "claim.investigated": self._investigated,
             "claim.noticed": self._noticed,
@@ -74,21 +72,14 @@ class Cases(Projection):
         assignments = ", ".join(f"{k} = ?" for k in values)
         cursor.execute(f"UPDATE {self.card_table} SET {assignments} WHERE claim = ?", (*values.values(), claim))
 
-    def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
-        b = e["body"]
-        cursor.execute(f"INSERT INTO {self.members} VALUES (?, ?, ?, ?, ?)",
-                       (e["stream"], b["plan"], b["sex"], b["province"], e["at"]))
-
     def _filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
-        member = cursor.execute(f"SELECT sex, province, joined_at FROM {self.members} WHERE id = ?",
-                                (b["member"],)).fetchone()
-        sex, province, joined_at = member if member else ("", "", "")
         cursor.execute(f"INSERT INTO {self.card_table} (claim, plan, member, category, condition, diagnosed_on, "
                        "age_at_diagnosis, sex, province, joined_at, filed_at, objections, objections_upheld, "
                        "jury_requested, votes, support, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, "
                        "0, 'pending')", (e["stream"], b["plan"], b["member"], b["category"], b["condition"],
-                                         b["diagnosed_on"], b["age_at_diagnosis"], sex, province, joined_at, e["at"]))
+                                         b["diagnosed_on"], b["age_at_diagnosis"], b["sex"], b["province"],
+                                         b["joined_at"], e["at"]))
 
     def _investigated(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         self._set(cursor, e["stream"], opinion=e["body"]["opinion"], opinion_reason=e["body"]["reason"])
