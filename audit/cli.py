@@ -17,6 +17,54 @@ def audit() -> None:
     """Check the ledger's proofs offline."""
 
 
+@audit.command("verify")
+@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="An export (JSONL) to audit; default: the live store of --data-dir.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="The ledger's data directory (with LEDGER_DATABASE_URL for PostgreSQL).")
+@click.option("--trust-anchors", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--log-key", default=None, help="The log's verifier key, to check checkpoints.")
+@click.option("--checkpoints", "checkpoints_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A JSON list of signed checkpoint notes (default with a live store: the stored ones).")
+@click.option("--json", "as_json", is_flag=True, help="A machine-readable report.")
+def verify_command(input_path: Path | None, data_dir: Path | None, trust_anchors: Path | None, log_key: str | None,
+                   checkpoints_file: Path | None, as_json: bool) -> None:
+    """Re-check everything from the events and public keys alone (numbered procedure: audit/verify.py)."""
+    from audit.verify import Auditor
+    from ledger.verify import TrustAnchors, read_export
+
+    notes: list[str] = json.loads(checkpoints_file.read_text()) if checkpoints_file else []
+    key = Verifier.parse(log_key) if log_key else None
+    if input_path is not None:
+        entries = list(read_export(input_path))
+    else:
+        from ledger.application import LedgerApplication
+        from ledger.config import Settings
+        from ledger.log.checkpoints import CheckpointLog, log_signer
+        from ledger.log.tree import TransparencyLog
+
+        settings = Settings.from_env(data_dir=data_dir)
+        app = LedgerApplication(settings)
+        entries = [entry for _, entry in app.entries()]
+        if not checkpoints_file:
+            log = CheckpointLog(TransparencyLog(app), log_signer(settings.log_origin, app.signing_key("log")))
+            notes = [c.note for c in log.all()]
+            key = key or log.verifier
+        trust_anchors = trust_anchors or (settings.data_dir / "trust-anchors.json")
+        app.close()
+    anchors = TrustAnchors.load(trust_anchors) if trust_anchors and trust_anchors.exists() else None
+    report = Auditor(anchors, key).run(entries, notes)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), sort_keys=True))
+    else:
+        for failure in report.failures:
+            click.echo(str(failure), err=True)
+        click.echo(f"{report.entries} entries, {len(notes)} checkpoints: "
+                   + ("every check holds" if report.ok else f"{len(report.failures)} FAILURES"))
+    if not report.ok:
+        sys.exit(3)
+
+
 @audit.command("verify-bundle")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--log-key", required=True, help="The log's verifier key (name+hash+base64).")
