@@ -251,7 +251,7 @@ class Auditor:
                     continue
                 try:
                     document = disclosure_document(e["body"]["period"], models.periods, models.cases, failed)
-                except ValueError as error:
+                except (KeyError, ValueError) as error:
                     self.fail(index, e, "9 disclosure", "a settled period", error)
                     continue
                 if document_hash(document) != e["body"]["document_hash"]:

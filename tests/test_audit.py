@@ -1,0 +1,205 @@
+"""Tamper evidence on both backends: the stored data is changed behind the ledger's back, and `audit verify`
+catches and pinpoints each change (global index, stream, seq, the check)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from audit.verify import Auditor
+from ledger.application import LedgerApplication
+from ledger.keys import SigningKey
+from ledger.log.checkpoints import CheckpointLog, log_signer
+from ledger.log.note import Checkpoint, sign_note
+from ledger.log.tree import TransparencyLog
+from ledger.projections.sql import SqlStore
+from ledger.verify import Report, TrustAnchors
+from schemas.commands.claim import PayClaim
+from schemas.commands.disclosure import PublishDisclosure
+from schemas.commands.keys import RevokeKey
+from schemas.commands.membership import Deposit
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
+from tests.support import advance, cid, create_plan, join, prepaid_rules
+from tests.test_period import approved_claim, at_local
+
+PREFIX = b"mutual-ledger/event/v1\n"
+
+
+def history(app: LedgerApplication) -> None:
+    """A prepaid plan through a settled, disclosed period with a paid claim, and a checkpoint."""
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    members = [join(app, plan) for _ in range(4)]
+    for m in members:
+        app.execute(Deposit(command_id=cid(), member=m, amount_fen=5_000, reference=cid("bank")))
+    advance(app, days=100)
+    claim = approved_claim(app, members[0])
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=period))
+    at_local(app, "2026-04-28", 9)
+    app.execute(CollectPeriod(command_id=cid(), period=period))
+    app.execute(SettlePeriod(command_id=cid(), period=period))
+    app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    app.execute(PublishDisclosure(command_id=cid(), period=period))
+    checkpoints(app).publish(app.clock.now())
+
+
+def checkpoints(app: LedgerApplication) -> CheckpointLog:
+    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+
+
+def audit(app: LedgerApplication) -> Report:
+    log = checkpoints(app)
+    anchors = TrustAnchors.load(app.settings.data_dir / "trust-anchors.json")
+    return Auditor(anchors, log.verifier).run([e for _, e in app.entries()], [c.note for c in log.all()])
+
+
+class Store:
+    """Direct access to the stored events, as someone with database access would have."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        self.sql = SqlStore(app.recorder.datastore)
+        self.table = self.sql.table(app.recorder.events_table_name)
+        self.id = "notification_id" if self.sql.postgres else "rowid"  # SQLite numbers notifications by rowid
+
+    def rows(self) -> list[tuple[int, str, int, bytes]]:
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT {self.id}, originator_id, originator_version, state FROM "
+                                  f"{self.table} ORDER BY {self.id}").fetchall()
+        return [(int(n), str(o), int(v), bytes(s)) for n, o, v, s in rows]
+
+    def find(self, event_type: str, nth: int = 0) -> tuple[int, int, dict[str, Any]]:
+        """(global index, notification id, envelope) of the nth event of a type."""
+        found = [(i, row[0], json.loads(row[3])) for i, row in enumerate(self.rows())
+                 if json.loads(row[3])["type"] == event_type]
+        return found[nth]
+
+    def set_state(self, notification_id: int, state: bytes) -> None:
+        with self.sql.transaction() as cursor:
+            cursor.execute(f"UPDATE {self.table} SET state = ? WHERE {self.id} = ?", (state, notification_id))
+
+    def delete(self, notification_id: int) -> None:
+        with self.sql.transaction() as cursor:
+            cursor.execute(f"DELETE FROM {self.table} WHERE {self.id} = ?", (notification_id,))
+
+    def insert(self, envelope: dict[str, Any]) -> None:
+        with self.sql.transaction() as cursor:
+            cursor.execute(f"INSERT INTO {self.table} (originator_id, originator_version, topic, state) "
+                           "VALUES (?, ?, ?, ?)", (UUID(envelope["stream"]) if self.sql.postgres else
+                                                    envelope["stream"], envelope["seq"],
+                                                    f"{envelope['type']}@1", canonical(envelope)))
+
+
+def canonical(envelope: dict[str, Any]) -> bytes:
+    import rfc8785
+
+    return bytes(rfc8785.dumps(envelope))
+
+
+def resign(envelope: dict[str, Any], key: SigningKey) -> bytes:
+    envelope = {**envelope, "actor": {"role": key.role, "key": key.key_id}}
+    unsigned = {k: v for k, v in envelope.items() if k != "sig"}
+    envelope["sig"] = base64.b64encode(key.private_key.sign(PREFIX + hashlib.sha256(canonical(unsigned)).digest())
+                                       ).decode()
+    return canonical(envelope)
+
+
+def first(report: Report) -> tuple[int, str]:
+    assert not report.ok
+    return report.failures[0].index, report.failures[0].check
+
+
+@pytest.fixture
+def ledger(ledger_app: LedgerApplication) -> LedgerApplication:
+    history(ledger_app)
+    report = audit(ledger_app)
+    assert report.ok, report.failures[:3]
+    return ledger_app
+
+
+Tamper = Callable[[LedgerApplication, Store], tuple[int, str]]
+
+
+def flip_a_byte(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, nid, envelope = store.find("member.deposit_received", 1)
+    state = store.rows()[index][3].replace(b'"amount_fen":5000', b'"amount_fen":5001')
+    store.set_state(nid, state)
+    return index, "6 signature"
+
+
+def delete_one(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, nid, envelope = store.find("claim.investigated")
+    store.delete(nid)
+    rows = store.rows()
+    following = next(i for i in range(index, len(rows)) if json.loads(rows[i][3])["stream"] == envelope["stream"])
+    return following, "3 chain (seq)"
+
+
+def reorder_two(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, nid, envelope = store.find("claim.investigated")
+    rows = store.rows()
+    later = next(i for i in range(index + 1, len(rows)) if json.loads(rows[i][3])["stream"] == envelope["stream"])
+    store.set_state(nid, rows[later][3])
+    store.set_state(rows[later][0], rows[index][3])
+    return index, "3 chain (seq)"
+
+
+def insert_a_forgery(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, _, envelope = store.find("member.deposit_received")
+    forger = SigningKey.generate("forger", "custodian")
+    forged = json.loads(resign({**envelope, "stream": "00000000-0000-4000-8000-0000000000aa", "seq": 1,
+                                "prev": None}, forger))
+    store.insert(forged)
+    return len(store.rows()) - 1, "5 key validity"
+
+
+def resign_with_a_revoked_key(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    custodian = app.signing_key("custodian")
+    advance(app, hours=1)
+    app.execute(RevokeKey(command_id=cid(), key_id=custodian.key_id))
+    _, _, envelope = store.find("member.deposit_received")
+    late = {**envelope, "stream": "00000000-0000-4000-8000-0000000000bb", "seq": 1, "prev": None,
+            "at": "2027-01-01T00:00:00.000000Z"}
+    store.insert(json.loads(resign(late, custodian)))
+    return len(store.rows()) - 1, "5 key validity (time)"
+
+
+def payout_signed_by_the_operator(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, nid, envelope = store.find("claim.paid")
+    store.set_state(nid, resign(envelope, app.signing_key("operator")))
+    return index, "7 role rules"
+
+
+def edit_an_assessed_share(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    index, nid, envelope = store.find("period.assessed")
+    envelope["body"]["share_fen"] += 1  # re-signed with the operator's own key: the signature is valid
+    store.set_state(nid, resign(envelope, app.signing_key("operator")))
+    return index, "8 period (share_fen)"
+
+
+def publish_an_inconsistent_checkpoint(app: LedgerApplication, store: Store) -> tuple[int, str]:
+    log = checkpoints(app)
+    size = len(store.rows()) - 1
+    note = sign_note(Checkpoint(app.settings.log_origin, size, hashlib.sha256(b"other history").digest()).text(),
+                     log.signer)
+    with log.log.sql.transaction() as cursor:
+        cursor.execute(f"INSERT INTO {log.table} VALUES (?, ?, ?)", (size, note, "2026-12-01T00:00:00.000000Z"))
+    return size - 1, f"12 checkpoint {size} (root)"
+
+
+@pytest.mark.parametrize("tamper", [flip_a_byte, delete_one, reorder_two, insert_a_forgery,
+                                    resign_with_a_revoked_key, payout_signed_by_the_operator,
+                                    edit_an_assessed_share, publish_an_inconsistent_checkpoint],
+                         ids=lambda f: f.__name__)
+def test_each_tampering_is_caught_and_pinpointed(ledger: LedgerApplication, tamper: Tamper) -> None:
+    expected = tamper(ledger, Store(ledger))
+    report = audit(ledger)
+    assert expected in [(f.index, f.check) for f in report.failures], report.failures[:5]
+    if not expected[1].startswith("12"):
+        assert first(report) == expected
