@@ -64,8 +64,9 @@ class Store:
     """Direct access to the stored events, as someone with database access would have."""
 
     def __init__(self, app: LedgerApplication) -> None:
-        self.sql = SqlStore(app.recorder.datastore)
-        self.table = self.sql.table(app.recorder.events_table_name)
+        recorder = app.ledger_recorder
+        self.sql = SqlStore(recorder.datastore)
+        self.table = self.sql.table(recorder.events_table_name)
         self.id = "notification_id" if self.sql.postgres else "rowid"  # SQLite numbers notifications by rowid
 
     def rows(self) -> list[tuple[int, str, int, bytes]]:
@@ -127,7 +128,7 @@ Tamper = Callable[[LedgerApplication, Store], tuple[int, str]]
 
 
 def flip_a_byte(app: LedgerApplication, store: Store) -> tuple[int, str]:
-    index, nid, envelope = store.find("member.deposit_received", 1)
+    index, nid, _ = store.find("member.deposit_received", 1)
     state = store.rows()[index][3].replace(b'"amount_fen":5000', b'"amount_fen":5001')
     store.set_state(nid, state)
     return index, "6 signature"
@@ -151,7 +152,7 @@ def reorder_two(app: LedgerApplication, store: Store) -> tuple[int, str]:
 
 
 def insert_a_forgery(app: LedgerApplication, store: Store) -> tuple[int, str]:
-    index, _, envelope = store.find("member.deposit_received")
+    _, _, envelope = store.find("member.deposit_received")
     forger = SigningKey.generate("forger", "custodian")
     forged = json.loads(resign({**envelope, "stream": "00000000-0000-4000-8000-0000000000aa", "seq": 1,
                                 "prev": None}, forger))
