@@ -65,6 +65,44 @@ def verify_command(input_path: Path | None, data_dir: Path | None, trust_anchors
         sys.exit(3)
 
 
+def _entries(input_path: Path | None, data_dir: Path | None) -> list[bytes]:
+    """Entries of an export file, or of the live store of a data directory."""
+    from ledger.verify import read_export
+
+    if input_path is not None:
+        return list(read_export(input_path))
+    from ledger.application import LedgerApplication
+    from ledger.config import Settings
+
+    app = LedgerApplication(Settings.from_env(data_dir=data_dir))
+    entries = [entry for _, entry in app.entries()]
+    app.close()
+    return entries
+
+
+@audit.command("reconcile")
+@click.option("--statement", "statement_path", type=click.Path(exists=True, path_type=Path), required=True,
+              help="The custodian's bank statement (CSV: date,reference,direction,amount_fen,counterparty).")
+@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--window-days", type=int, default=3, show_default=True, help="Allowed booking delay.")
+@click.option("--json", "as_json", is_flag=True)
+def reconcile_command(statement_path: Path, input_path: Path | None, data_dir: Path | None, window_days: int,
+                      as_json: bool) -> None:
+    """Match the custodian's statement against the ledger's fund movements; report every discrepancy."""
+    from audit.reconcile import read_statement, reconcile
+
+    try:
+        statement = read_statement(statement_path.read_text())
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    result = reconcile(_entries(input_path, data_dir), statement, window_days)
+    click.echo(json.dumps(result.to_json(), sort_keys=True) if as_json else result.render())
+    if not result.ok:
+        sys.exit(3)
+
+
 @audit.command("verify-bundle")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--log-key", required=True, help="The log's verifier key (name+hash+base64).")
