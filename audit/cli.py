@@ -103,6 +103,43 @@ def reconcile_command(statement_path: Path, input_path: Path | None, data_dir: P
         sys.exit(3)
 
 
+@audit.command("monitor")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--state", "state", type=click.Path(path_type=Path), required=True,
+              help="The monitor's own state file (the last checkpoint it accepted).")
+@click.option("--evidence", type=click.Path(path_type=Path), default=None)
+@click.option("--log-key", default=None, help="The log's verifier key (default: the data directory's log key).")
+@click.option("--follow", is_flag=True, help="Keep watching.")
+@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between passes.")
+def monitor_command(data_dir: Path | None, state: Path, evidence: Path | None, log_key: str | None, follow: bool,
+                    interval: float) -> None:
+    """Follow the published checkpoints; verify each is consistent with the last; keep evidence of a fork."""
+    import time
+
+    from audit.monitor import monitor_once
+    from ledger.application import LedgerApplication
+    from ledger.config import Settings
+    from ledger.log.checkpoints import CheckpointLog, log_signer
+    from ledger.log.tree import TransparencyLog
+    from ledger.log.witness import CheckpointFollower
+
+    settings = Settings.from_env(data_dir=data_dir)
+    app = LedgerApplication(settings)
+    log = CheckpointLog(TransparencyLog(app), log_signer(settings.log_origin, app.signing_key("log")))
+    key = Verifier.parse(log_key) if log_key else log.verifier
+    follower = CheckpointFollower(state, evidence or state.with_suffix(".evidence.json"), "monitor")
+    while True:
+        run = monitor_once(follower, log, key)
+        for size in run.accepted:
+            click.echo(f"checkpoint {size}: consistent")
+        if run.problem:
+            click.echo(f"error: {run.problem}", err=True)
+            sys.exit(3)
+        if not follow:
+            return
+        time.sleep(interval)
+
+
 @audit.command("verify-bundle")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--log-key", required=True, help="The log's verifier key (name+hash+base64).")

@@ -47,32 +47,28 @@ class WitnessRefusedError(Exception):
 
 
 @dataclass
-class Witness:
-    """One witness: its signing key, its state file, and where it writes fork evidence."""
+class CheckpointFollower:
+    """Follows one log's checkpoints with its own state file (the last checkpoint accepted): each new one must be
+    signed by the log key, not smaller, and consistent with the last; a fork leaves evidence in a file."""
 
-    signer: Signer
     state_path: Path
     evidence_path: Path
+    name: str = "follower"
 
-    @property
-    def verifier(self) -> Verifier:
-        """The witness's cosignature verifier key (type 0x04)."""
-        return self.signer.verifier(COSIGNATURE_V1)
-
-    def last_cosigned(self) -> str | None:
-        """The last checkpoint note this witness cosigned."""
+    def last_accepted(self) -> str | None:
+        """The last checkpoint note accepted."""
         if not self.state_path.exists():
             return None
         return str(json.loads(self.state_path.read_text())["checkpoint"])
 
-    def cosign(self, note: str, log_key: Verifier, proofs: ProofSource, timestamp: int) -> str:
-        """Check `note` against the last cosigned checkpoint and return it with this witness's cosignature."""
+    def check(self, note: str, log_key: Verifier, proofs: ProofSource) -> Checkpoint:
+        """Verify `note` against the last accepted checkpoint (raises WitnessRefusedError or ForkError)."""
         try:
             text = verify_note(note, log_key)
         except NoteError as error:
             raise WitnessRefusedError(f"the operator's signature does not verify: {error}") from None
         new = Checkpoint.parse(text)
-        previous_note = self.last_cosigned()
+        previous_note = self.last_accepted()
         if previous_note is not None:
             previous = Checkpoint.parse(verify_note(previous_note, log_key))
             if new.origin != previous.origin:
@@ -90,23 +86,48 @@ class Witness:
                 self.write_evidence(previous_note, note, proof, str(error))
                 raise ForkError(f"checkpoints {previous.size} and {new.size} are inconsistent ({error})",
                                 self.evidence_path) from None
-        line = cosign_line(text, self.signer, timestamp)
-        cosigned = add_signature(note, line)
+        return new
+
+    def accept(self, note: str, checkpoint: Checkpoint) -> None:
+        """Remember a checked checkpoint as the last accepted."""
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps({"checkpoint": note, "size": new.size}, indent=2) + "\n")
-        return cosigned
+        self.state_path.write_text(json.dumps({"checkpoint": note, "size": checkpoint.size}, indent=2) + "\n")
 
     def write_evidence(self, old_note: str, new_note: str, proof: Sequence[bytes], error: str) -> None:
         """Both signed checkpoints and the failing proof, as JSON."""
         self.evidence_path.parent.mkdir(parents=True, exist_ok=True)
         self.evidence_path.write_text(json.dumps({
             "kind": "inconsistent checkpoints",
-            "witness": self.verifier.encode(),
+            "observer": self.name,
             "older_checkpoint": old_note,
             "newer_checkpoint": new_note,
             "consistency_proof": [base64.b64encode(p).decode() for p in proof],
             "failure": error,
         }, indent=2) + "\n")
+
+
+class Witness(CheckpointFollower):
+    """A follower that also cosigns: its state is the last checkpoint it cosigned."""
+
+    def __init__(self, signer: Signer, state_path: Path, evidence_path: Path) -> None:
+        super().__init__(state_path, evidence_path, signer.verifier(COSIGNATURE_V1).encode())
+        self.signer = signer
+
+    @property
+    def verifier(self) -> Verifier:
+        """The witness's cosignature verifier key (type 0x04)."""
+        return self.signer.verifier(COSIGNATURE_V1)
+
+    def last_cosigned(self) -> str | None:
+        """The last checkpoint note this witness cosigned."""
+        return self.last_accepted()
+
+    def cosign(self, note: str, log_key: Verifier, proofs: ProofSource, timestamp: int) -> str:
+        """Check `note` against the last cosigned checkpoint and return it with this witness's cosignature."""
+        checkpoint = self.check(note, log_key, proofs)
+        cosigned = add_signature(note, cosign_line(checkpoint.text(), self.signer, timestamp))
+        self.accept(note, checkpoint)
+        return cosigned
 
 
 @dataclass(frozen=True)
