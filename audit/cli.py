@@ -140,6 +140,75 @@ def monitor_command(data_dir: Path | None, state: Path, evidence: Path | None, l
         time.sleep(interval)
 
 
+def _read_models(data_dir: Path | None) -> tuple[object, object]:
+    from ledger.application import LedgerApplication
+    from ledger.config import Settings
+
+    app = LedgerApplication(Settings.from_env(data_dir=data_dir))
+    return app, app.read_models()
+
+
+@audit.command("query")
+@click.argument("what", type=click.Choice(["cases", "periods", "refunds"]))
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--plan", default=None)
+@click.option("--from", "since", default="", help="YYYY-MM-DD (filing date for cases, notice day for periods).")
+@click.option("--to", "until", default="9999", help="YYYY-MM-DD, exclusive.")
+@click.option("--category", type=click.Choice(["illness", "accident"]), default=None)
+@click.option("--reason", default=None, help="A rejection reason.")
+@click.option("--jury", type=click.Choice(["approve", "reject", "no_quorum"]), default=None)
+@click.option("--status", type=click.Choice(["outstanding", "paid", "overdue"]), default=None,
+              help="Refunds (wind-down status).")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+def query_command(what: str, data_dir: Path | None, plan: str | None, since: str, until: str, category: str | None,
+                  reason: str | None, jury: str | None, status: str | None, fmt: str) -> None:
+    """Regulator queries over the read models; members appear only as masked pseudonyms."""
+    from datetime import UTC, datetime
+
+    from audit.report import query_cases, query_periods, query_refunds, to_csv
+    from ledger.application import LedgerApplication
+    from ledger.envelope import format_at
+    from ledger.projections import ReadModels
+
+    app, models = _read_models(data_dir)
+    assert isinstance(app, LedgerApplication) and isinstance(models, ReadModels)
+    if what == "cases":
+        rows = query_cases(models, plan, since, until, category, reason, jury)
+    elif what == "periods":
+        rows = query_periods(models, plan, since, until)
+    else:
+        rows = query_refunds(models, plan, format_at(datetime.now(UTC)), status)
+    app.close()
+    click.echo(to_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False, sort_keys=True), nl=fmt == "json")
+
+
+@audit.command("report")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--from", "since", required=True, help="YYYY-MM-DD")
+@click.option("--to", "until", required=True, help="YYYY-MM-DD, exclusive")
+@click.option("--key", "key", default="regulator", show_default=True, help="The regulator's key in the key directory.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write the report document.")
+def report_command(data_dir: Path | None, since: str, until: str, key: str, out: Path) -> None:
+    """Publish a signed regulator report over a date range: the document is written, its hash goes on the log."""
+    from ledger.aggregates.base import DomainRuleError
+    from ledger.application import LedgerApplication, SigningKeyMissingError
+    from ledger.canonical import canonical_bytes
+    from ledger.config import Settings
+    from schemas.commands.report import PublishReport
+
+    app = LedgerApplication(Settings.from_env(data_dir=data_dir))
+    try:
+        result = app.execute(PublishReport(command_id=f"report-{since}-{until}", since=since, until=until),
+                             sign_as=key)
+    except (DomainRuleError, SigningKeyMissingError, ValueError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    finally:
+        app.close()
+    out.write_bytes(canonical_bytes(result["document"]) + b"\n")
+    click.echo(f"report {result['report']}: sha256 {result['document_hash']}")
+
+
 @audit.command("verify-bundle")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--log-key", required=True, help="The log's verifier key (name+hash+base64).")

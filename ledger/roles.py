@@ -1,9 +1,10 @@
 """Role rules — a contract (DESIGN.md, "Signed events"): which role may sign which event.
 
 Fund movements the custodian executed are signed by a custodian key; a juror's vote by that juror's own key; a
-claim investigation by the investigation firm's key; a member's own requests by the member's key, or by an
-operator key on behalf of that member; everything else by an operator key. The same function serves the
-application (before writing) and the verifiers (after reading), so they cannot disagree.
+claim investigation by the investigation firm's key; a regulator's report by a regulator key; a member's own
+requests by the member's key, or by an operator key on behalf of that member; everything else by an operator key.
+The same function serves the application (before writing) and the verifiers (after reading), so they cannot
+disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger.envelope import Actor
-from schemas.events import CUSTODIAN_TYPES, INVESTIGATOR_TYPES, JUROR_TYPES, MEMBER_REQUEST_TYPES
+from schemas.events import (
+    CUSTODIAN_TYPES,
+    INVESTIGATOR_TYPES,
+    JUROR_TYPES,
+    MEMBER_REQUEST_TYPES,
+    REGULATOR_TYPES,
+)
 
 _CONCERNED_MEMBER_FIELD = {
     "claim.filed": "member",
@@ -40,6 +47,9 @@ def required_role_error(
     if event_type in CUSTODIAN_TYPES:
         ok = actor.role == "custodian" and actor.on_behalf_of is None
         return None if ok else "fund_movements_must_be_signed_by_a_custodian_key"
+    if event_type in REGULATOR_TYPES:
+        ok = actor.role == "regulator" and actor.on_behalf_of is None
+        return None if ok else "regulator_reports_must_be_signed_by_a_regulator_key"
     if event_type in INVESTIGATOR_TYPES:
         ok = actor.role == "investigator" and actor.on_behalf_of is None
         return None if ok else "investigations_must_be_signed_by_an_investigator_key"

@@ -447,6 +447,16 @@ class DisclosurePublishedV1(Frozen):
     document_bytes: Count
 
 
+
+class ReportPublishedV1(Frozen):
+    """A regulator's report over a date range: the SHA-256 of its canonical document, signed by the regulator."""
+
+    since: IsoDate
+    until: IsoDate
+    document_hash: HashHex
+    document_bytes: Count
+
+
 EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("key.registered", 1): KeyRegisteredV1,
     ("key.revoked", 1): KeyRevokedV1,
@@ -482,6 +492,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
     ("disclosure.published", 1): DisclosurePublishedV1,
+    ("report.published", 1): ReportPublishedV1,
 }
 """Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""
 
@@ -489,6 +500,9 @@ CUSTODIAN_TYPES = frozenset(
     {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received"}
 )
 """Fund movements the custodian executed: only a custodian key may sign them."""
+
+REGULATOR_TYPES = frozenset({"report.published"})
+"""Events only a regulator's key may sign."""
 
 JUROR_TYPES = frozenset({"claim.vote_cast"})
 """Events only a juror's own key may sign."""

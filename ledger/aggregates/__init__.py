@@ -10,9 +10,11 @@ from ledger.aggregates.disclosure import Disclosure
 from ledger.aggregates.keyring import Keyring
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
+from ledger.aggregates.report import RegulatorReport
 from ledger.aggregates.sharing_period import SharingPeriod
 
-AGGREGATES: tuple[type[LedgerAggregate], ...] = (Keyring, Plan, Membership, Claim, SharingPeriod, Disclosure)
+AGGREGATES: tuple[type[LedgerAggregate], ...] = (
+    Keyring, Plan, Membership, Claim, SharingPeriod, Disclosure, RegulatorReport)
 
 EVENT_CLASSES: dict[tuple[str, int, bool], tuple[type[LedgerAggregate.Event], type[LedgerAggregate]]] = {
     key: (cast(type[LedgerAggregate.Event], event_class), aggregate)

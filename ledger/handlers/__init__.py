@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ledger.handlers import claim, disclosure, keys, membership, period, plan
+from ledger.handlers import claim, disclosure, keys, membership, period, plan, report
 
-__all__ = ["claim", "disclosure", "keys", "membership", "period", "plan"]
+__all__ = ["claim", "disclosure", "keys", "membership", "period", "plan", "report"]

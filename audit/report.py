@@ -1,0 +1,81 @@
+"""Regulator queries and the regulator's report — over the read models, never beyond what DOMAIN.md allows:
+pseudonyms masked, coarse attributes only (no names exist in the events)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import datetime
+from typing import Any
+
+from ledger.canonical import canonical_bytes
+from ledger.projections import ReadModels
+from ledger.projections.cases import mask
+from ledger.projections.metrics import metrics
+
+REPORT_FORMAT = "mutual-ledger/regulator-report/v1"
+CASE_FIELDS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
+               "province", "filed_at", "decision", "decision_reason", "decision_basis", "verdict", "approved_fen",
+               "period_number", "paid_fen", "paid_at")
+
+
+def query_cases(models: ReadModels, plan: str | None = None, since: str = "", until: str = "9999",
+                category: str | None = None, reason: str | None = None,
+                jury: str | None = None) -> list[dict[str, Any]]:
+    """Case rows filtered by plan, filing range, category, decision reason and jury outcome; members masked."""
+    rows = []
+    for card in models.cases.cards():
+        if (plan and card["plan"] != plan) or not since <= card["filed_at"] < until:
+            continue
+        if (category and card["category"] != category) or (reason and card["decision_reason"] != reason):
+            continue
+        if jury and card["verdict"] != jury:
+            continue
+        rows.append({k: (mask(str(card[k])) if k == "member" else card[k]) for k in CASE_FIELDS})
+    return rows
+
+
+def query_periods(models: ReadModels, plan: str | None = None, since: str = "", until: str = "9999"
+                  ) -> list[dict[str, Any]]:
+    """Period records whose notice day falls in [since, until)."""
+    return [p for p in models.periods.all(plan) if since <= p["notice_on"] < until]
+
+
+def query_refunds(models: ReadModels, plan: str | None, now: str, status: str | None = None) -> list[dict[str, Any]]:
+    """Refund obligations (wind-down status): outstanding, paid, or overdue; members masked."""
+    rows = []
+    for member, plan_id, reason, due, due_at, deadline, paid, paid_at in models.journal.refund_obligations(plan):
+        overdue = deadline is not None and (
+            (paid < due and now > deadline) or (paid_at is not None and paid_at > deadline))
+        state = "overdue" if overdue else "paid" if paid >= due else "outstanding"
+        if status and state != status:
+            continue
+        rows.append({"member": mask(member), "plan": plan_id, "reason": reason, "due_fen": due, "due_at": due_at,
+                     "deadline": deadline, "paid_fen": paid, "paid_at": paid_at, "status": state})
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV with a header."""
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def report_document(models: ReadModels, since: str, until: str, as_of: datetime) -> dict[str, Any]:
+    """The regulator's report over [since, until): per plan, shares, cases, approval rates, time to decision,
+    refunds overdue; and the custody gap. Facts only from the read models of the signed events."""
+    plans = sorted({p["plan"] for p in models.periods.all()} | {c["plan"] for c in models.cases.cards()})
+    figures = metrics(models, plans, since, until, as_of)
+    return {"format": REPORT_FORMAT, "since": since, "until": until, **figures}
+
+
+def report_hash(document: dict[str, Any]) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a report's canonical bytes."""
+    data = canonical_bytes(document)
+    return hashlib.sha256(data).hexdigest(), len(data)
