@@ -16,6 +16,8 @@ from eventsourcing.sqlite import SQLiteDatastore
 from psycopg.rows import tuple_row
 
 Params = Sequence[Any]
+SQLITE_CACHE = "PRAGMA cache_size = -262144"
+"""256 MiB of SQLite page cache per connection (the default 2 MiB thrashes on million-row indexes)."""
 
 
 class SqlCursor:
@@ -69,6 +71,8 @@ class SqlStore:
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
         """A transaction; committed on success when `commit`, rolled back on error."""
         with self.datastore.transaction(commit=commit) as cursor:
+            if not self.postgres:  # read models index random ids: give SQLite a page cache that holds them
+                cursor.execute(SQLITE_CACHE)
             yield SqlCursor(cursor, self.postgres)
 
     def create(self, statements: Sequence[str]) -> None:
