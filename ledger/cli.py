@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import click
 from pydantic import ValidationError
 
+from consumers.cli import register as register_distributed_commands
 from ledger.aggregates.base import DomainRuleError
 from ledger.application import (
     BatchError,
@@ -273,6 +274,7 @@ def demo(members: int, periods: int, seed: int, as_json: bool) -> None:
 _register_domain_commands()
 register_log_commands(main)
 register_read_model_commands(main)
+register_distributed_commands(main)
 
 
 if __name__ == "__main__":

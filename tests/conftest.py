@@ -14,7 +14,7 @@ import pytest
 from ledger.application import LedgerApplication, SimulatedClock
 from ledger.config import Settings
 from ledger.service import initialize
-from tests.services import fresh_schema, postgres_server
+from tests.services import fresh_schema, kafka_server, postgres_server
 from tests.support import START
 
 
@@ -24,6 +24,16 @@ def postgres_url() -> Iterator[str]:
     try:
         with postgres_server() as url:
             yield url
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A Kafka-protocol broker for this test session (found or started; never skipped)."""
+    try:
+        with kafka_server() as bootstrap:
+            yield bootstrap
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
 

