@@ -1,0 +1,59 @@
+"""docker-compose.yml and the Dockerfile agree with the ledger's configuration (no Docker engine is needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from consumers.views import views_store
+from ledger.config import Settings
+from ledger.projections import PROJECTIONS
+
+ROOT = Path(__file__).parent.parent
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def test_services_images_ports_and_health_checks() -> None:
+    services = compose()["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "9092:9092" in services["kafka"]["ports"] and "5432:5432" in services["postgres"]["ports"]
+    for name in ("kafka", "postgres"):
+        assert services[name]["healthcheck"]["test"]
+    consumers = {name.removeprefix("consume-") for name in services if name.startswith("consume-")}
+    assert consumers == {p.NAME for p in PROJECTIONS}
+    for name in ("relay", *(f"consume-{c}" for c in consumers)):
+        assert services[name]["image"] == "mutual-ledger:latest"
+    assert services["relay"]["command"] == ["relay"]
+    assert all(services[f"consume-{c}"]["command"] == ["consume", c] for c in consumers)
+
+
+def test_the_environment_is_the_ledgers_configuration() -> None:
+    services = compose()["services"]
+    env = services["relay"]["environment"]
+    settings = Settings.from_env(env)
+    postgres = services["postgres"]["environment"]
+    assert settings.database_url is not None and settings.views_url is not None
+    for url in (settings.database_url, settings.views_url):
+        assert f"{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/{postgres['POSTGRES_DB']}" \
+            in url
+    assert settings.eventsourcing_env()["POSTGRES_SCHEMA"] == "events"
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].endswith("//kafka:9092")
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert "SCHEMA IF NOT EXISTS events" in init and "SCHEMA IF NOT EXISTS views" in init
+    assert views_store.__doc__ and "postgresql://" in views_store.__doc__
+
+
+def test_the_image_installs_the_packages_and_runs_the_cli() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("ledger", "schemas", "consumers", "audit"):
+        assert f"COPY {package} {package}" in dockerfile
+    assert 'ENTRYPOINT ["mutual-ledger"]' in dockerfile
