@@ -111,7 +111,7 @@ def rebuild_ratio(directory: Path) -> tuple[float, float, int]:
         sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "fresh.sqlite3")))
         models = ReadModels(*(p(app, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
         start = time.perf_counter()
-        models.catch_up()
+        models.rebuild()
         rebuild_rate = count / (time.perf_counter() - start)
     app.close()
     return read_rate, rebuild_rate, count

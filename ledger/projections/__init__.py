@@ -55,10 +55,15 @@ class ReadModels:
             read += len(batch)
 
     def rebuild(self) -> int:
-        """Reset every read model and apply every stored event again."""
+        """Reset every read model and apply every stored event again (secondary indexes built at the end)."""
         for projection in self.all():
             projection.reset()
-        return self.catch_up()
+            projection.drop_indexes()
+        try:
+            return self.catch_up()
+        finally:
+            for projection in self.all():
+                projection.create_indexes()
 
     def digests(self) -> dict[str, str]:
         """`NAME → digest` of every read model."""

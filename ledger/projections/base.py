@@ -44,8 +44,9 @@ class Projection:
         self.source = source
         self.sql = sql or SqlStore(source.recorder.datastore)
         self.tracking = self.sql.table("projection_tracking")
+        self._schema = self.schema()
         self.sql.create([f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, "
-                         "position BIGINT NOT NULL)", *self.schema()])
+                         "position BIGINT NOT NULL)", *self._schema])
         self._appliers = self.appliers()
 
     def schema(self) -> list[str]:
@@ -121,7 +122,25 @@ class Projection:
     def rebuild(self) -> int:
         """Reset, then apply every stored event."""
         self.reset()
-        return self.catch_up()
+        self.drop_indexes()
+        try:
+            return self.catch_up()
+        finally:
+            self.create_indexes()
+
+    def _indexes(self) -> list[str]:
+        return [statement for statement in self._schema if statement.startswith("CREATE INDEX")]
+
+    def drop_indexes(self) -> None:
+        """Drop the secondary indexes (a bulk rebuild is faster without them)."""
+        with self.sql.transaction() as cursor:
+            for statement in self._indexes():
+                name = statement.split()[5]
+                cursor.execute(f"DROP INDEX IF EXISTS {self.t(name)}")
+
+    def create_indexes(self) -> None:
+        """Create the secondary indexes again."""
+        self.sql.create(self._indexes())
 
     def digest(self) -> str:
         """SHA-256 over every row of this projection's tables, rows sorted, values normalized."""
