@@ -32,6 +32,7 @@ from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
 
+from ledger.projections.base import EntriesInMemory
 from ledger.projections.journal import Journal
 from ledger.projections.sql import SqlStore
 
@@ -150,16 +151,9 @@ def write_statement(movements: list[Movement]) -> str:
 def owed_fen(entries: list[bytes]) -> int:
     """What the fund owes, from the journal rebuilt from the events."""
 
-    class Source:
-        def __init__(self, sql: SqlStore) -> None:
-            self.recorder = type("Recorder", (), {"datastore": sql.datastore})()
-
-        def entries(self, start: int = 1, page: int = 1000) -> Any:
-            return ((i + 1, entries[i]) for i in range(start - 1, len(entries)))
-
     with tempfile.TemporaryDirectory() as tmp:
         sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "journal.sqlite3")))
-        journal = Journal(Source(sql), sql)
+        journal = Journal(EntriesInMemory(entries, sql), sql)
         journal.catch_up()
         b = journal.balances()
     return -(b["member_balances"] + b["surplus"] + b["aid_payable"] + b["aid_paid"] + b["refunds_payable"]

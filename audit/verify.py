@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -38,6 +38,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.log.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.projections import PROJECTIONS, ReadModels
+from ledger.projections.base import EntriesInMemory
 from ledger.projections.cases import disclosure_document, document_hash
 from ledger.projections.journal import UnbalancedPostingError
 from ledger.projections.sql import SqlStore
@@ -64,18 +65,6 @@ class _Plan:
             if version[0] <= instant:
                 current = version
         return current[1], current[2]
-
-
-class _Source:
-    """Entries as an EntrySource for the read models (notification id = index + 1)."""
-
-    def __init__(self, entries: list[bytes], sql: SqlStore) -> None:
-        self._entries = entries
-        self.recorder = type("Recorder", (), {"datastore": sql.datastore})()
-
-    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
-        for index in range(start - 1, len(self._entries)):
-            yield index + 1, self._entries[index]
 
 
 class Auditor:
@@ -230,7 +219,7 @@ class Auditor:
         """Rebuild the journal and disclosures in a scratch database; check money and every published document."""
         with tempfile.TemporaryDirectory() as tmp:
             sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "audit.sqlite3")))
-            source = _Source(entries, sql)
+            source = EntriesInMemory(entries, sql)
             models = ReadModels(*(p(source, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
             try:
                 models.catch_up()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, ClassVar, Protocol
 
@@ -30,6 +30,20 @@ class EntrySource(Protocol):
     def entries(self, start: int = 1, page: int = 1000) -> Iterable[tuple[int, bytes]]:
         """(notification id, canonical envelope bytes) in global order."""
         ...
+
+
+class EntriesInMemory:
+    """Entries held in memory as an EntrySource (notification id = index + 1), with a scratch database, for
+    verifiers that rebuild read models from an export."""
+
+    def __init__(self, entries: Sequence[bytes], sql: SqlStore) -> None:
+        self._entries = entries
+        self.recorder = type("Recorder", (), {"datastore": sql.datastore})()
+
+    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """(index + 1, entry) from `start`."""
+        for index in range(start - 1, len(self._entries)):
+            yield index + 1, self._entries[index]
 
 
 class Projection:
