@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -43,10 +45,12 @@ from ledger.projections.cases import disclosure_document, document_hash
 from ledger.projections.journal import UnbalancedPostingError
 from ledger.projections.sql import SqlStore
 from ledger.sharing import assess, roll_root
-from ledger.verify import Failure, Report, TrustAnchors
+from ledger.verify import Failure, Report, SignatureCheck, TrustAnchors, failing_signatures
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
 
+CHUNK = 4000
+"""Signatures sent to a worker at a time."""
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
          "per_case_cap_fen", "annual_cap_remaining_fen", "cap_applied", "share_fen", "excess_policy", "subsidy_fen",
          "funded_aid_fen", "funded_fee_fen", "surplus_out_fen")
@@ -85,27 +89,48 @@ class Auditor:
         self.report.failures.append(Failure(index, envelope["stream"] if envelope else None,
                                             envelope["seq"] if envelope else None, check, str(expected), str(found)))
 
-    def run(self, entries: Iterable[bytes], checkpoints: list[str] | None = None) -> Report:
-        """The whole procedure."""
+    def run(self, entries: Iterable[bytes], checkpoints: list[str] | None = None, workers: int | None = None
+            ) -> Report:
+        """The whole procedure. Signatures (check 6) are verified in worker processes, one per core, while the
+        other checks go on in this one; their failures are merged in order at the end."""
+        workers = workers if workers is not None else (os.cpu_count() or 1)
         kept: list[bytes] = []
-        for index, entry in enumerate(entries):
-            kept.append(entry)
-            self.report.entries += 1
-            before = len(self.report.failures)
-            self.events.entry(index, entry)
-            if len(self.report.failures) > before:
-                continue  # a broken envelope or signature: the domain checks would only repeat it
-            envelope = json.loads(entry)
-            try:
-                self.domain(index, envelope)
-            except (KeyError, TypeError, ValueError) as error:
-                self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
-        if not kept:
-            self.fail(0, None, "log", "at least one entry", "an empty log")
-            return self.report
-        self.read_models(kept)
-        if checkpoints:
-            self.checkpoints(kept, checkpoints)
+        pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        futures: list[Future[list[SignatureCheck]]] = []
+        if pool is not None:
+            self.events.deferred = []
+        try:
+            for index, entry in enumerate(entries):
+                kept.append(entry)
+                self.report.entries += 1
+                before = len(self.report.failures)
+                self.events.entry(index, entry)
+                if pool is not None and self.events.deferred is not None and len(self.events.deferred) >= CHUNK:
+                    futures.append(pool.submit(failing_signatures, self.events.deferred))
+                    self.events.deferred = []
+                if len(self.report.failures) > before:
+                    continue  # a broken envelope or key: the domain checks would only repeat it
+                envelope = json.loads(entry)
+                try:
+                    self.domain(index, envelope)
+                except (KeyError, TypeError, ValueError) as error:
+                    self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
+            if pool is not None and self.events.deferred:
+                futures.append(pool.submit(failing_signatures, self.events.deferred))
+            if not kept:
+                self.fail(0, None, "log", "at least one entry", "an empty log")
+                return self.report
+            self.read_models(kept)
+            if checkpoints:
+                self.checkpoints(kept, checkpoints)
+            for future in futures:
+                for index, stream, seq, key, _, _, _ in future.result():
+                    self.report.failures.append(Failure(index, stream, seq, "6 signature", f"Ed25519 by {key}",
+                                                        "a signature that fails"))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        self.report.failures.sort(key=lambda f: (f.index, int(f.check.split()[0]) if f.check[0].isdigit() else 0))
         return self.report
 
     # -- 8 and 11: the domain, recomputed ------------------------------------------------------------------

@@ -113,6 +113,8 @@ class Verifier:
         self.keys: dict[str, _Key] = {}
         self.root_key_id: str | None = None
         self.streams: dict[str, tuple[int, str]] = {}
+        self.deferred: list[SignatureCheck] | None = None
+        """When a list, signatures are collected here to be checked in parallel (`check_signatures`)."""
 
     def fail(self, index: int, envelope: Envelope | None, check: str, expected: object, found: object) -> None:
         """Record a failure."""
@@ -209,11 +211,31 @@ class Verifier:
         if not key.valid_at(at):
             self.fail(index, envelope, "5 key validity (time)", f"valid from {key.valid_from}"
                       + (f" until {key.revoked_at}" if key.revoked_at else ""), envelope.at)
-        if not event_signature_is_valid(public_key_from_base64(key.public_base64), event_hash, envelope.sig):
+        if self.deferred is not None:
+            self.deferred.append((index, envelope.stream, envelope.seq, envelope.actor.key, key.public_base64,
+                                  event_hash, envelope.sig))
+        elif not event_signature_is_valid(public_key_from_base64(key.public_base64), event_hash, envelope.sig):
             self.fail(index, envelope, "6 signature", f"Ed25519 by {envelope.actor.key}", "a signature that fails")
         error = required_role_error(envelope.type, envelope.actor, envelope.stream, envelope.body, key.member)
         if error is not None:
             self.fail(index, envelope, "7 role rules", error, f"{envelope.actor.role} key {envelope.actor.key}")
+
+
+SignatureCheck = tuple[int, str, int, str, str, bytes, str]
+"""(index, stream, seq, key id, base64 public key, event hash, signature) of a deferred signature check."""
+
+
+def failing_signatures(checks: list[SignatureCheck]) -> list[SignatureCheck]:
+    """The checks whose Ed25519 signature does not verify (run in worker processes)."""
+    keys: dict[str, Any] = {}
+    failing = []
+    for check in checks:
+        public = keys.get(check[4])
+        if public is None:
+            public = keys[check[4]] = public_key_from_base64(check[4])
+        if not event_signature_is_valid(public, check[5], check[6]):
+            failing.append(check)
+    return failing
 
 
 def verify_entries(entries: Iterable[bytes], anchors: TrustAnchors | None = None) -> Report:
