@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -88,6 +88,8 @@ class Envelope:
     prev: str | None
     body: dict[str, Any]
     sig: str
+    unsigned_bytes: bytes | None = field(default=None, compare=False, repr=False)
+    """The canonical unsigned bytes, when already computed (by `parse_entry`)."""
 
     def unsigned_json(self) -> dict[str, Any]:
         """The envelope without `sig`: the object whose canonical bytes are hashed and signed."""
@@ -111,7 +113,7 @@ class Envelope:
 
     def canonical_unsigned(self) -> bytes:
         """RFC 8785 bytes of the envelope without `sig`."""
-        return canonical_bytes(self.unsigned_json())
+        return self.unsigned_bytes if self.unsigned_bytes is not None else canonical_bytes(self.unsigned_json())
 
     def event_hash(self) -> bytes:
         """SHA-256 of the canonical unsigned bytes."""
@@ -196,8 +198,8 @@ def parse_entry(entry: bytes) -> Envelope:
         raise EnvelopeError("envelope", f"is not valid JSON: {error}") from None
     envelope = envelope_from_json(data)
     try:
-        canonical = envelope.entry()
+        unsigned = envelope.canonical_unsigned()
     except CanonicalizationError as error:
         raise EnvelopeError("envelope", f"has no canonical form: {error}") from None
-    _require(canonical == entry, "envelope", "is not in RFC 8785 canonical form")
-    return envelope
+    _require(entry_with_signature(unsigned, envelope.sig) == entry, "envelope", "is not in RFC 8785 canonical form")
+    return replace(envelope, unsigned_bytes=unsigned)
