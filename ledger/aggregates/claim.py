@@ -10,6 +10,7 @@ period that funds it, and the custodian's payout — at most once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Final
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerAggregate, check
@@ -28,6 +29,13 @@ from schemas.events import (
     ObjectionResolvedV1,
     VoteCastV1,
 )
+
+PRELIMINARY_REASONS: Final = frozenset({
+    "condition_not_covered", "undeclared_pre_existing_condition", "insufficient_evidence", "fraud",
+    "not_a_member_at_diagnosis",
+})
+"""The reasons an investigation may give; `objection_upheld` and `jury_rejected` only come from the notice and the
+jury, so an investigator cannot pre-empt either."""
 
 
 class Claim(LedgerAggregate):
@@ -192,6 +200,8 @@ class Claim(LedgerAggregate):
               f"{body.recommended_amount_fen} > {max_aid_fen}")
         check(body.opinion == "reject" or body.recommended_amount_fen > 0, "recommended_amount_fen",
               "an_approval_recommends_a_positive_amount")
+        check(body.reason is None or body.reason in PRELIMINARY_REASONS, "reason",
+              "investigation_reason_must_be_a_preliminary_reason", str(body.reason))
         self.record(self.Investigated, at, actor, body)
 
     def notice(self, at: datetime, actor: Actor, notice_days: int) -> None:
@@ -233,9 +243,10 @@ class Claim(LedgerAggregate):
         self.record(self.JuryRequested, at, actor, JuryRequestedV1(requested_by=requested_by))
 
     def cast_vote(self, at: datetime, actor: Actor, juror: str, support: bool) -> None:
-        """A juror's vote (eligibility is checked by the handler); one vote per juror, before the decision."""
+        """A juror's vote (eligibility is checked by the handler); one vote per juror, during the notice, so the
+        count is closed before anyone can choose the moment of the decision."""
         check(self.jury_requested, "claim", "votes_need_a_jury_request")
-        check(self.status == "noticed", "claim", "votes_only_before_the_decision", self.status)
+        self.check_on_notice(at, "juror")
         check(juror not in self.votes, "juror", "one_vote_per_juror")
         self.record(self.VoteCast, at, actor, VoteCastV1(juror=juror, support=support))
 
