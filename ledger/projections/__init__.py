@@ -38,7 +38,7 @@ class ReadModels:
         """Every read model, in PROJECTIONS order."""
         return (self.balances, self.journal, self.periods, self.cases)
 
-    def catch_up(self, page: int = 20_000) -> int:
+    def catch_up(self, page: int = 50_000) -> int:
         """Bring every read model up to the last stored event, reading and parsing each event once and applying
         each batch to all of them in one transaction."""
         source = self.balances.source

@@ -103,9 +103,11 @@ class Projection:
         if not fresh:
             return
         buffered = BufferedCursor(cursor)
-        apply = self.apply
+        appliers = self._appliers
         for _, envelope in fresh:
-            apply(buffered, envelope)
+            applier = appliers.get(envelope["type"])
+            if applier is not None:
+                applier(buffered, envelope)
         buffered.flush()
         cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (self.NAME,))
         cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (self.NAME, fresh[-1][0]))

@@ -110,8 +110,11 @@ class BufferedCursor(SqlCursor):
         self._rows.extend(rows)
 
     def flush(self) -> None:
-        """Send the queued run."""
+        """Send the queued run. A run of inserts goes in key order (ids are random: in order, the index pages they
+        land on are written once, not once per row); the order of inserts does not change what they write."""
         if self._statement is not None and self._rows:
+            if self._statement.lstrip()[:6].upper() == "INSERT":
+                self._rows.sort(key=lambda row: str(row[0]))
             self._inner.executemany(self._statement, self._rows)
         self._statement, self._rows = None, []
 
