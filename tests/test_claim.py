@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from uuid import UUID, uuid4
 
 import pytest
 
 from ledger.aggregates.claim import Claim
+from ledger.aggregates.membership import Membership
+from ledger.aggregates.sharing_period import plan_midnight
 from ledger.application import LedgerApplication, SigningKeyMissingError
+from ledger.envelope import format_at
 from ledger.store import decode_entry
 from schemas.commands.claim import (
     CastVote,
@@ -16,10 +20,14 @@ from schemas.commands.claim import (
     FileObjection,
     InvestigateClaim,
     NoticeClaim,
+    PayClaim,
     RequestJury,
     ResolveObjection,
 )
-from schemas.commands.membership import QualifyJuror, RecordFraud
+from schemas.commands.membership import Exit, QualifyJuror, RecordDebitFailure, RecordFraud
+from schemas.commands.period import AssessPeriod, OpenPeriod
+from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
+from schemas.events import AidBand
 from tests.support import advance, cid, clock_of, commitment, create_plan, join, member_key, rejected, rules
 
 
@@ -43,8 +51,6 @@ def investigate(app: LedgerApplication, claim: str, amount: int = 30_000_000, re
 
 
 def read(app: LedgerApplication, claim: str) -> Claim:
-    from uuid import UUID
-
     found = app.read(UUID(claim), Claim)
     assert found is not None
     return found
@@ -228,3 +234,273 @@ def test_without_quorum_the_preliminary_opinion_stands(ledger_app: LedgerApplica
     rejection = read(ledger_app, claim).rejection
     assert rejection is not None
     assert (rejection.reason, rejection.basis) == ("undeclared_pre_existing_condition", "notice")
+
+
+def notice(app: LedgerApplication, claim: str) -> None:
+    app.execute(NoticeClaim(command_id=cid(), claim=claim))
+
+
+def decide(app: LedgerApplication, claim: str) -> dict[str, object]:
+    return dict(app.execute(DecideClaim(command_id=cid(), claim=claim)))
+
+
+def test_a_claim_needs_coverage_on_the_diagnosis_date(ledger_app: LedgerApplication, plan: str) -> None:
+    member, stays = join(ledger_app, plan), join(ledger_app, plan, age=59)
+    advance(ledger_app, days=100)
+    ledger_app.execute(Exit(command_id=cid(), member=member))
+    advance(ledger_app, days=2)
+    rejected(ledger_app, lambda: file(ledger_app, member, today(ledger_app, -1)),
+             "member", "member_must_be_covered_on_the_diagnosis_date")
+    rejected(ledger_app, lambda: file(ledger_app, str(uuid4()), today(ledger_app, -1)),
+             "member", "membership_must_exist")
+    claim = file(ledger_app, member, today(ledger_app, -3))  # diagnosed the day before leaving
+    assert read(ledger_app, claim).claimant == member
+    advance(ledger_app, days=300)  # joined at 59, now 60: no aid band covers that age
+    rejected(ledger_app, lambda: file(ledger_app, stays, today(ledger_app, -1), age=60),
+             "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
+
+
+def test_the_rules_version_in_force_at_diagnosis_sets_the_maximum(ledger_app: LedgerApplication,
+                                                                  plan: str) -> None:
+    member = join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    lower = rules(jury_quorum=3, notice_days=3, aid_bands=(AidBand(up_to_age_years=59, max_aid_fen=5_000_000),))
+    ledger_app.execute(AmendRules(command_id=cid(), plan=plan,
+                                  effective_from=format_at(clock_of(ledger_app).current + timedelta(days=1)),
+                                  rules=lower))
+    advance(ledger_app, days=2)
+    before = file(ledger_app, member, today(ledger_app, -3))
+    assert read(ledger_app, before).details.rules_version == 1
+    investigate(ledger_app, before, amount=30_000_000)
+    other = join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    after = file(ledger_app, other, today(ledger_app, -1))
+    assert read(ledger_app, after).details.rules_version == 2
+    rejected(ledger_app, lambda: investigate(ledger_app, after, amount=5_000_001), "recommended_amount_fen",
+             "amount_must_not_exceed_the_plan_maximum_for_the_age_at_diagnosis")
+
+
+def test_claims_after_the_plan_ends_only_for_earlier_diagnoses_within_the_tail(ledger_app: LedgerApplication,
+                                                                               plan: str) -> None:
+    member, other = join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    ends = clock_of(ledger_app).current + timedelta(days=5)
+    ledger_app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(ends),
+                                       refund_deadline=format_at(ends + timedelta(days=5)), claim_tail_days=60))
+    advance(ledger_app, days=6)
+    ledger_app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    rejected(ledger_app, lambda: file(ledger_app, member, today(ledger_app)),
+             "diagnosed_on", "diagnosis_must_precede_the_plan_end")
+    advance(ledger_app, days=30)
+    claim = file(ledger_app, member, today(ledger_app, -40))
+    assert read(ledger_app, claim).status == "filed"
+    rejected(ledger_app, lambda: file(ledger_app, other, today(ledger_app, -61)),
+             "diagnosed_on", "claim_must_be_filed_within_the_claim_window")
+
+
+def test_investigation_rules(ledger_app: LedgerApplication, plan: str) -> None:
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, today(ledger_app, -1))
+    rejected(ledger_app, lambda: investigate(ledger_app, claim, amount=0), "recommended_amount_fen",
+             "an_approval_recommends_a_positive_amount")
+    for reason in ("jury_rejected", "objection_upheld"):
+        rejected(ledger_app, lambda: investigate(ledger_app, claim, reason=reason), "reason",  # noqa: B023
+                 "investigation_reason_must_be_a_preliminary_reason")
+    rejected(ledger_app, lambda: investigate(ledger_app, str(uuid4())), "claim", "claim_must_exist")
+    investigate(ledger_app, claim, reason="fraud")
+    notice(ledger_app, claim)
+    rejected(ledger_app, lambda: notice(ledger_app, claim), "claim", "claim_must_be_investigated_before_notice")
+
+
+def test_objection_rules(ledger_app: LedgerApplication, plan: str) -> None:
+    member, objector, leaver = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
+    outsider = join(ledger_app, create_plan(ledger_app, rules(), name="Other plan"))
+    advance(ledger_app, days=100)
+    ledger_app.execute(Exit(command_id=cid(), member=leaver))
+    claim = file(ledger_app, member, today(ledger_app, -1))
+    investigate(ledger_app, claim)
+    notice(ledger_app, claim)
+
+    def object_by(who: str) -> dict[str, object]:
+        return dict(ledger_app.execute(FileObjection(command_id=cid(), claim=claim, objector=who,
+                                                     evidence_commitment=commitment("objection"))))
+
+    rejected(ledger_app, lambda: object_by(outsider), "objector", "objector_must_be_in_the_claims_plan")
+    rejected(ledger_app, lambda: object_by(leaver), "objector", "member_must_be_active")
+    number = object_by(objector)["objection"]
+    assert number == 1
+
+    def resolve(objection: int, upheld: bool) -> None:
+        ledger_app.execute(ResolveObjection(command_id=cid(), claim=claim, objection=objection, upheld=upheld,
+                                            review_commitment=commitment("review")))
+
+    rejected(ledger_app, lambda: resolve(2, True), "objection", "objection_must_exist")
+    resolve(1, False)
+    rejected(ledger_app, lambda: resolve(1, True), "objection", "objection_is_resolved_once")
+    advance(ledger_app, days=3)
+    late = join(ledger_app, plan)
+    rejected(ledger_app, lambda: object_by(late), "objector", "only_during_the_public_notice")
+    result = decide(ledger_app, claim)
+    assert (result["decision"], result["amount_fen"]) == ("approved", 30_000_000)
+    rejected(ledger_app, lambda: decide(ledger_app, claim), "claim", "claim_must_be_on_notice")
+    found = read(ledger_app, claim)
+    assert (found.status, found.approved_fen) == ("approved", 30_000_000)
+
+
+def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
+    member, approved_member = join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, today(ledger_app, -1))
+
+    def request(target: str) -> object:
+        return ledger_app.execute(RequestJury(command_id=cid(), claim=target))
+
+    rejected(ledger_app, lambda: request(claim), "claim", "claim_must_be_on_notice")
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    notice(ledger_app, claim)
+    approved = file(ledger_app, approved_member, today(ledger_app, -1))
+    investigate(ledger_app, approved)
+    notice(ledger_app, approved)
+    rejected(ledger_app, lambda: request(approved), "claim", "jury_only_against_a_preliminary_rejection")
+    advance(ledger_app, days=3)
+    rejected(ledger_app, lambda: request(claim), "claim", "only_during_the_public_notice")
+    result = decide(ledger_app, claim)
+    assert result["decision"] == "rejected"
+    rejection = read(ledger_app, claim).rejection
+    assert rejection is not None
+    assert (rejection.reason, rejection.basis) == ("insufficient_evidence", "notice")
+
+
+def test_a_jury_rejects_and_votes_close_with_the_notice(ledger_app: LedgerApplication, plan: str) -> None:
+    panel = jurors(ledger_app, plan, 5)
+    elsewhere = jurors(ledger_app, create_plan(ledger_app, rules(), name="Other plan"), 1)[0]
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    ledger_app.execute(Exit(command_id=cid(), member=panel[4]))
+    claim = file(ledger_app, member, today(ledger_app, -1))
+    investigate(ledger_app, claim, reason="condition_not_covered")
+    rejected(ledger_app, lambda: vote(ledger_app, claim, panel[0], True), "claim", "votes_need_a_jury_request")
+    notice(ledger_app, claim)
+    ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    rejected(ledger_app, lambda: vote(ledger_app, claim, elsewhere, True), "juror", "juror_must_be_in_the_claims_plan")
+    rejected(ledger_app, lambda: vote(ledger_app, claim, panel[4], True), "juror", "juror_must_be_an_active_member")
+    vote(ledger_app, claim, panel[0], True)
+    vote(ledger_app, claim, panel[1], False)
+    vote(ledger_app, claim, panel[2], False)
+    advance(ledger_app, days=3)
+    rejected(ledger_app, lambda: vote(ledger_app, claim, panel[3], True), "juror", "only_during_the_public_notice")
+    assert decide(ledger_app, claim)["decision"] == "rejected"
+    rejection = read(ledger_app, claim).rejection
+    assert rejection is not None
+    assert (rejection.reason, rejection.basis) == ("jury_rejected", "jury")
+    decided = next(decode_entry(e) for _, e in ledger_app.entries() if b'"claim.jury_decided"' in e)
+    assert decided.body == {"votes": 3, "support": 1, "quorum": 3, "threshold_bps": 5000, "verdict": "reject"}
+
+
+def test_a_tie_is_not_a_majority(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app, rules(jury_quorum=2, notice_days=3))
+    panel = jurors(ledger_app, plan, 2)
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, today(ledger_app, -1))
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    notice(ledger_app, claim)
+    ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    vote(ledger_app, claim, panel[0], True)
+    vote(ledger_app, claim, panel[1], False)
+    advance(ledger_app, days=3)
+    assert decide(ledger_app, claim)["decision"] == "rejected"
+
+
+def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, plan: str) -> None:
+    member, refused = join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim, other = file(ledger_app, member, today(ledger_app, -1)), file(ledger_app, refused, today(ledger_app, -1))
+    investigate(ledger_app, claim)
+    investigate(ledger_app, other, reason="fraud")
+    notice(ledger_app, claim)
+    notice(ledger_app, other)
+    advance(ledger_app, days=3)
+    decide(ledger_app, claim)
+    decide(ledger_app, other)
+    rejected(ledger_app, lambda: ledger_app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-0")),
+             "claim", "claim_must_be_included_in_an_assessed_period")
+    actor = ledger_app.actor_for("operator")
+    now = clock_of(ledger_app).current
+    period = str(uuid4())
+    loaded = read(ledger_app, other)
+    rejected(ledger_app, lambda: loaded.include(now, actor, period, 1), "claim",
+             "only_an_approved_claim_is_included_once")
+    approved = read(ledger_app, claim)
+    approved.include(now, actor, period, 1)
+    assert (approved.status, approved.period, approved.approved_fen) == ("included", period, 30_000_000)
+    rejected(ledger_app, lambda: approved.include(now, actor, period, 2), "claim",
+             "only_an_approved_claim_is_included_once")
+
+
+def at_local(app: LedgerApplication, day: str, hours: int = 0) -> None:
+    """Move the clock to a plan-time day (China) plus hours."""
+    clock_of(app).set(plan_midnight(date.fromisoformat(day), rules()) + timedelta(hours=hours))
+
+
+def approved_claim(app: LedgerApplication, member: str) -> str:
+    """A claim filed, investigated, noticed and approved on notice (the clock moves 3 days)."""
+    claim = file(app, member, today(app, -1))
+    investigate(app, claim)
+    notice(app, claim)
+    advance(app, days=3)
+    assert decide(app, claim)["decision"] == "approved"
+    return claim
+
+
+def test_payout_less_arrears_at_most_once(ledger_app: LedgerApplication, plan: str) -> None:
+    app = ledger_app
+    first, claimant, *others = [join(app, plan) for _ in range(5)]
+    advance(app, days=100)  # 2026-04-11
+    approved_claim(app, first)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
+    at_local(app, str(opened["notice_on"]), 1)
+    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    at_local(app, str(opened["collection_on"]), 9)
+    failed = app.execute(RecordDebitFailure(command_id=cid(), member=claimant, period=str(opened["period"])))
+    claim = approved_claim(app, claimant)
+    rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1")), "claim",
+             "claim_must_be_included_in_an_assessed_period")
+    second = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2))
+    at_local(app, str(second["notice_on"]), 1)
+    app.execute(AssessPeriod(command_id=cid(), period=str(second["period"])))
+    found = read(app, claim)
+    assert (found.status, found.period, found.period_number) == ("included", str(second["period"]), 2)
+    rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"),
+                                      sign_as="operator"),
+             "signer", "fund_movements_must_be_signed_by_a_custodian_key")
+    paid = app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    assert failed["amount_fen"] == 10
+    assert (paid["amount_fen"], paid["arrears_deducted_fen"]) == (30_000_000 - 10, 10)
+    membership = app.read(UUID(claimant), Membership)
+    assert membership is not None and membership.arrears_fen() == 0
+    payout = next(decode_entry(e) for _, e in app.entries() if b'"claim.paid"' in e)
+    assert (payout.actor.role, payout.body["amount_fen"]) == ("custodian", 30_000_000 - 10)
+    rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-2")), "claim",
+             "claim_is_paid_at_most_once")
+    assert others
+
+
+def test_a_juror_in_arrears_cannot_vote(ledger_app: LedgerApplication, plan: str) -> None:
+    app = ledger_app
+    panel = jurors(app, plan, 3)
+    first, member = join(app, plan), join(app, plan)
+    advance(app, days=100)
+    approved_claim(app, first)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
+    at_local(app, str(opened["notice_on"]), 1)
+    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    at_local(app, str(opened["collection_on"]), 9)
+    app.execute(RecordDebitFailure(command_id=cid(), member=panel[0], period=str(opened["period"])))
+    claim = file(app, member, today(app, -1))
+    investigate(app, claim, reason="insufficient_evidence")
+    notice(app, claim)
+    app.execute(RequestJury(command_id=cid(), claim=claim))
+    rejected(app, lambda: vote(app, claim, panel[0], True), "juror", "juror_must_be_a_paying_member")
+    vote(app, claim, panel[1], True)
