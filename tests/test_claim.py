@@ -10,7 +10,7 @@ import pytest
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.sharing_period import plan_midnight
-from ledger.application import LedgerApplication, SigningKeyMissingError
+from ledger.application import LedgerApplication, SigningKeyMissingError, member_key_name
 from ledger.envelope import format_at
 from ledger.store import decode_entry
 from schemas.commands.claim import (
@@ -327,6 +327,11 @@ def test_objection_rules(ledger_app: LedgerApplication, plan: str) -> None:
                                                      evidence_commitment=commitment("objection"))))
 
     rejected(ledger_app, lambda: object_by(outsider), "objector", "objector_must_be_in_the_claims_plan")
+    member_key(ledger_app, member)
+    rejected(ledger_app, lambda: ledger_app.execute(FileObjection(
+        command_id=cid(), claim=claim, objector=objector, evidence_commitment=commitment("objection")),
+        sign_as=member_key_name("member", member)),
+        "signer", "member_requests_must_be_signed_by_the_member_or_the_operator_on_their_behalf")
     rejected(ledger_app, lambda: object_by(leaver), "objector", "member_must_be_active")
     number = object_by(objector)["objection"]
     assert number == 1
@@ -437,6 +442,15 @@ def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, 
     assert (approved.status, approved.period, approved.approved_fen) == ("included", period, 30_000_000)
     rejected(ledger_app, lambda: approved.include(now, actor, period, 2), "claim",
              "only_an_approved_claim_is_included_once")
+    custodian = ledger_app.actor_for("custodian")
+    rejected(ledger_app, lambda: approved.pay(now, custodian, 30_000_001, 0, 30_000_000, "aid-1"), "claim",
+             "payout_must_not_exceed_the_plan_maximum")
+    rejected(ledger_app, lambda: approved.pay(now, custodian, 100, 100, 30_000_000, "aid-1"), "claim",
+             "nothing_left_to_pay_after_arrears")
+    assert approved.pay(now, custodian, 30_000_000, 25, 30_000_000, "aid-1") == 30_000_000 - 25
+    assert approved.paid is not None and approved.paid.arrears_deducted_fen == 25
+    rejected(ledger_app, lambda: approved.pay(now, custodian, 1, 0, 30_000_000, "aid-2"), "claim",
+             "claim_is_paid_at_most_once")
 
 
 def at_local(app: LedgerApplication, day: str, hours: int = 0) -> None:
