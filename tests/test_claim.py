@@ -367,7 +367,7 @@ def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
     approved = file(ledger_app, approved_member, today(ledger_app, -1))
     investigate(ledger_app, approved)
     notice(ledger_app, approved)
-    rejected(ledger_app, lambda: request(approved), "claim", "jury_only_against_a_preliminary_rejection")
+    rejected(ledger_app, lambda: request(approved), "claim", "jury_only_against_a_rejection")
     advance(ledger_app, days=3)
     rejected(ledger_app, lambda: request(claim), "claim", "only_during_the_public_notice")
     result = decide(ledger_app, claim)
@@ -518,3 +518,32 @@ def test_a_juror_in_arrears_cannot_vote(ledger_app: LedgerApplication, plan: str
     app.execute(RequestJury(command_id=cid(), claim=claim))
     rejected(app, lambda: vote(app, claim, panel[0], True), "juror", "juror_must_be_a_paying_member")
     vote(app, claim, panel[1], True)
+
+
+def test_a_jury_can_overturn_an_upheld_objection(ledger_app: LedgerApplication, plan: str) -> None:
+    panel = jurors(ledger_app, plan, 3)
+    member, objector, second = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claims = [file(ledger_app, member, today(ledger_app, -1)), file(ledger_app, second, today(ledger_app, -1))]
+    for claim in claims:
+        investigate(ledger_app, claim, amount=20_000_000)
+        notice(ledger_app, claim)
+        objection = ledger_app.execute(FileObjection(command_id=cid(), claim=claim, objector=objector,
+                                                     evidence_commitment=commitment("objection")))["objection"]
+        rejected(ledger_app, lambda: ledger_app.execute(RequestJury(command_id=cid(), claim=claim)),  # noqa: B023
+                 "claim", "jury_only_against_a_rejection")
+        ledger_app.execute(ResolveObjection(command_id=cid(), claim=claim, objection=objection, upheld=True,
+                                            review_commitment=commitment("review")))
+        ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    for juror in panel:
+        vote(ledger_app, claims[0], juror, True)
+    vote(ledger_app, claims[1], panel[0], True)
+    advance(ledger_app, days=3)
+    result = decide(ledger_app, claims[0])
+    assert (result["decision"], result["amount_fen"]) == ("approved", 20_000_000)  # the recommended amount
+    approval = next(decode_entry(e) for _, e in ledger_app.entries() if b'"claim.approved"' in e)
+    assert approval.body == {"amount_fen": 20_000_000, "max_aid_fen": 30_000_000, "basis": "jury"}
+    assert decide(ledger_app, claims[1])["decision"] == "rejected"  # no quorum: the upheld objection stands
+    rejection = read(ledger_app, claims[1]).rejection
+    assert rejection is not None
+    assert (rejection.reason, rejection.basis) == ("objection_upheld", "objection")

@@ -234,11 +234,12 @@ class Claim(LedgerAggregate):
             objection=objection, upheld=upheld, review_commitment=review))
 
     def request_jury(self, at: datetime, actor: Actor, requested_by: str) -> None:
-        """The claimant disputes a preliminary rejection during the notice."""
+        """The claimant disputes a rejection during the notice: the preliminary one, or an upheld objection's."""
         self.check_on_notice(at, "claim")
         check(requested_by == self.claimant, "requested_by", "only_the_claimant_may_request_a_jury")
         assert self.investigation is not None
-        check(self.investigation.opinion == "reject", "claim", "jury_only_against_a_preliminary_rejection")
+        check(self.investigation.opinion == "reject" or any(self.objections.values()), "claim",
+              "jury_only_against_a_rejection")
         check(not self.jury_requested, "claim", "jury_is_requested_once")
         self.record(self.JuryRequested, at, actor, JuryRequestedV1(requested_by=requested_by))
 
@@ -251,7 +252,8 @@ class Claim(LedgerAggregate):
         self.record(self.VoteCast, at, actor, VoteCastV1(juror=juror, support=support))
 
     def decide(self, at: datetime, actor: Actor, max_aid_fen: int, quorum: int, threshold_bps: int) -> str:
-        """Decide after the notice: jury verdict if one was requested, else objections, else the opinion."""
+        """Decide after the notice: a jury's verdict if it reached quorum, else an upheld objection rejects, else
+        the preliminary opinion stands."""
         check(self.status == "noticed", "claim", "claim_must_be_on_notice", self.status)
         assert self.notice_ends_at is not None and self.investigation is not None
         check(at >= self.notice_ends_at, "claim", "decision_only_after_the_notice_ends", format_at(self.notice_ends_at))
@@ -265,14 +267,14 @@ class Claim(LedgerAggregate):
                 votes=votes, support=support, quorum=quorum, threshold_bps=threshold_bps,
                 verdict=verdict))  # type: ignore[arg-type]  # one of the literals
             if verdict == "approve":
+                recommended = opinion.recommended_amount_fen if opinion.opinion == "approve" else max_aid_fen
                 self.record(self.Approved, at, actor, ClaimApprovedV1(
-                    amount_fen=max_aid_fen, max_aid_fen=max_aid_fen, basis="jury"))
+                    amount_fen=min(recommended, max_aid_fen), max_aid_fen=max_aid_fen, basis="jury"))
                 return "approved"
-            reason = "jury_rejected" if verdict == "reject" else opinion.reason
-            basis = "jury" if verdict == "reject" else "notice"
-            self.record(self.Rejected, at, actor, ClaimRejectedV1(
-                reason=reason, basis=basis))  # type: ignore[arg-type]  # literals
-            return "rejected"
+            if verdict == "reject":
+                self.record(self.Rejected, at, actor, ClaimRejectedV1(reason="jury_rejected", basis="jury"))
+                return "rejected"
+            # no quorum: the rejection the jury was asked to overturn stands
         if any(self.objections.values()):
             self.record(self.Rejected, at, actor, ClaimRejectedV1(reason="objection_upheld", basis="objection"))
             return "rejected"
