@@ -282,15 +282,17 @@ def test_the_rules_version_in_force_at_diagnosis_sets_the_maximum(ledger_app: Le
 
 def test_claims_after_the_plan_ends_only_for_earlier_diagnoses_within_the_tail(ledger_app: LedgerApplication,
                                                                                plan: str) -> None:
-    member, other = join(ledger_app, plan), join(ledger_app, plan)
+    member, other, last_day = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
-    ends = clock_of(ledger_app).current + timedelta(days=5)
+    ends = clock_of(ledger_app).current + timedelta(days=5)  # 08:00 in the plan's time zone
     ledger_app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(ends),
                                        refund_deadline=format_at(ends + timedelta(days=5)), claim_tail_days=60))
     advance(ledger_app, days=6)
     ledger_app.execute(TerminatePlan(command_id=cid(), plan=plan))
     rejected(ledger_app, lambda: file(ledger_app, member, today(ledger_app)),
              "diagnosed_on", "diagnosis_must_precede_the_plan_end")
+    on_the_end_day = file(ledger_app, last_day, ends.date().isoformat())
+    assert read(ledger_app, on_the_end_day).details.diagnosed_on == ends.date().isoformat()
     advance(ledger_app, days=30)
     claim = file(ledger_app, member, today(ledger_app, -40))
     assert read(ledger_app, claim).status == "filed"

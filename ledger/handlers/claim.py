@@ -9,7 +9,7 @@ from ledger.aggregates.base import check
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
-from ledger.aggregates.sharing_period import SharingPeriod
+from ledger.aggregates.sharing_period import SharingPeriod, plan_midnight
 from ledger.application import Outcome, UnitOfWork, handles
 from ledger.envelope import format_at
 from ledger.handlers.common import date_arg, new_stream_id
@@ -40,7 +40,7 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     membership = uow.get(UUID(command.member), Membership, "member")
     plan = uow.get(UUID(membership.plan), Plan, "plan")
     diagnosed_on = date_arg("diagnosed_on", command.diagnosed_on)
-    diagnosed_at = datetime.combine(diagnosed_on, time(23, 59, 59), UTC)
+    diagnosed_at = datetime.combine(diagnosed_on, time.max, UTC)  # the rules of the diagnosis day, as audited
     check(diagnosed_on <= uow.at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
     check(membership.joined_at.date() <= diagnosed_on, "diagnosed_on", "diagnosis_must_not_precede_joining")
     check(membership.ended_at is None or diagnosed_on < membership.ended_at.date(), "member",
@@ -48,8 +48,9 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     ends_at = plan.ends_at()
     if plan.status != "open":
         assert ends_at is not None
-        check(diagnosed_at <= ends_at, "diagnosed_on", "diagnosis_must_precede_the_plan_end", format_at(ends_at))
-    version = plan.rules_at(min(diagnosed_at, uow.at))
+        check(plan_midnight(diagnosed_on, plan.rules_at(ends_at).rules) < ends_at, "diagnosed_on",
+              "diagnosis_must_precede_the_plan_end", format_at(ends_at))  # the end day itself counts as before
+    version = plan.rules_at(diagnosed_at)
     rules = version.rules
     window = rules.claim_window_days
     if plan.status != "open" and plan.closing is not None:
