@@ -196,6 +196,9 @@ def test_a_jury_overturns_a_preliminary_rejection(ledger_app: LedgerApplication,
 
 def test_juror_eligibility(ledger_app: LedgerApplication, plan: str) -> None:
     panel = jurors(ledger_app, plan, 3)
+    minor = join(ledger_app, plan, age=16)  # the exam states 18; the membership proves at most 16
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=minor, age_years=18, exam_commitment=commitment()))
+    member_key(ledger_app, minor, role="juror")
     member = join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -1))
@@ -207,6 +210,7 @@ def test_juror_eligibility(ledger_app: LedgerApplication, plan: str) -> None:
              "juror_must_be_a_member_for_the_minimum_days")
     ledger_app.execute(RecordFraud(command_id=cid(), member=panel[0], finding_commitment=commitment()))
     rejected(ledger_app, lambda: vote(ledger_app, claim, panel[0], True), "juror", "juror_must_have_no_fraud_record")
+    rejected(ledger_app, lambda: vote(ledger_app, claim, minor, True), "juror", "juror_must_be_of_age")
     unqualified = join(ledger_app, plan)
     member_key(ledger_app, unqualified, role="juror")
     rejected(ledger_app, lambda: vote(ledger_app, claim, unqualified, True), "juror",

@@ -127,12 +127,17 @@ def request_jury(uow: UnitOfWork, command: RequestJury) -> Outcome:
 
 @handles(CastVote)
 def cast_vote(uow: UnitOfWork, command: CastVote) -> Outcome:
-    """An eligible juror of the same plan votes with their own key."""
+    """An eligible juror of the same plan votes with their own key; the age is the one the membership proves (age at
+    joining plus whole years since), not only the one stated at the exam."""
     claim, plan, _ = claim_and_plan(uow, command.claim)
     juror = uow.get(UUID(command.juror), Membership, "juror")
     check(juror.plan == claim.details.plan, "juror", "juror_must_be_in_the_claims_plan")
     rules = plan.rules_at(uow.at).rules
     juror.check_juror_eligible(uow.at, claim.claimant, rules.juror_min_member_days)
+    joined, now = juror.joined_at.date(), uow.at.date()
+    years_since = now.year - joined.year - ((now.month, now.day) < (joined.month, joined.day))
+    check(juror.details.age_years + years_since >= rules.juror_min_age_years, "juror", "juror_must_be_of_age",
+          f"joined at {juror.details.age_years}, {years_since} years ago")
     claim.cast_vote(uow.at, uow.actor("juror", command.juror), command.juror, command.support)
     return Outcome({"claim": command.claim, "juror": command.juror})
 
