@@ -314,6 +314,7 @@ def test_investigation_rules(ledger_app: LedgerApplication, plan: str) -> None:
         rejected(ledger_app, lambda: investigate(ledger_app, claim, reason=reason), "reason",  # noqa: B023
                  "investigation_reason_must_be_a_preliminary_reason")
     rejected(ledger_app, lambda: investigate(ledger_app, str(uuid4())), "claim", "claim_must_exist")
+    rejected(ledger_app, lambda: decide(ledger_app, claim), "claim", "claim_must_be_on_notice")
     investigate(ledger_app, claim, reason="fraud")
     notice(ledger_app, claim)
     rejected(ledger_app, lambda: notice(ledger_app, claim), "claim", "claim_must_be_investigated_before_notice")
@@ -374,6 +375,10 @@ def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
     investigate(ledger_app, approved)
     notice(ledger_app, approved)
     rejected(ledger_app, lambda: request(approved), "claim", "jury_only_against_a_rejection")
+    loaded, now = read(ledger_app, claim), clock_of(ledger_app).current
+    rejected(ledger_app, lambda: loaded.request_jury(now, ledger_app.actor_for("member", approved_member),
+                                                     approved_member),
+             "requested_by", "only_the_claimant_may_request_a_jury")
     advance(ledger_app, days=3)
     rejected(ledger_app, lambda: request(claim), "claim", "only_during_the_public_notice")
     result = decide(ledger_app, claim)
