@@ -7,10 +7,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from ledger.aggregates.base import DomainRuleError
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.sharing_period import plan_midnight
-from ledger.application import LedgerApplication, SigningKeyMissingError, member_key_name
+from ledger.application import BatchError, LedgerApplication, SigningKeyMissingError, member_key_name
 from ledger.envelope import format_at
 from ledger.store import decode_entry
 from schemas.commands.claim import (
@@ -87,8 +88,17 @@ def test_filing_rules(ledger_app: LedgerApplication, plan: str) -> None:
     assert read(ledger_app, accident).details.category == "accident"
     rejected(ledger_app, lambda: file(ledger_app, member, today(ledger_app, -1), age=34, category="accident"),
              "member", "member_has_an_open_claim")
-    other = join(ledger_app, plan, age=50)
+    other, batched = join(ledger_app, plan, age=50), join(ledger_app, plan)
     advance(ledger_app, days=300)
+    twice = [FileClaim(command_id=cid(), member=batched, category="illness", condition="breast_cancer",
+                       diagnosed_on=today(ledger_app, -1), age_at_diagnosis=30, evidence_commitment=commitment())
+             for _ in range(2)]
+    before = ledger_app.recorder.max_notification_id()
+    with pytest.raises(BatchError) as caught:
+        ledger_app.execute_many(twice)
+    error = caught.value.error
+    assert isinstance(error, DomainRuleError) and (error.field, error.rule) == ("member", "member_has_an_open_claim")
+    assert ledger_app.recorder.max_notification_id() == before + 1  # the first filing only
     rejected(ledger_app, lambda: file(ledger_app, other, today(ledger_app, -181), age=50),
              "diagnosed_on", "claim_must_be_filed_within_the_claim_window")
     rejected(ledger_app, lambda: file(ledger_app, other, today(ledger_app, 1), age=50),

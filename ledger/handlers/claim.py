@@ -34,6 +34,19 @@ def claim_and_plan(uow: UnitOfWork, claim_id: str) -> tuple[Claim, Plan, PlanRul
     return claim, plan, plan.rules_version(claim.details.rules_version).rules
 
 
+def open_claims_of(uow: UnitOfWork, member: str) -> set[str]:
+    """The member's claims not yet rejected or paid: the stored ones, as changed by this unit of work, so that a
+    batch cannot file two claims for one member."""
+    found = set(uow.app.balances().open_claims(member))
+    for aggregate in uow.loaded.values():
+        if isinstance(aggregate, Claim) and aggregate.filing is not None and aggregate.claimant == member:
+            if aggregate.status in ("rejected", "paid"):
+                found.discard(str(aggregate.id))
+            else:
+                found.add(str(aggregate.id))
+    return found
+
+
 @handles(FileClaim)
 def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     """Report a diagnosis: covered member, within the window, not an illness in the waiting period."""
@@ -65,7 +78,8 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
           "age_at_diagnosis", "age_at_diagnosis_must_match_the_age_at_joining",
           f"joined at {membership.details.age_years}")
     check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
-    check(not uow.app.balances().open_claims(command.member), "member", "member_has_an_open_claim")
+    open_claims = open_claims_of(uow, command.member)
+    check(not open_claims, "member", "member_has_an_open_claim", ", ".join(sorted(open_claims)))
     claim_id = new_stream_id("claim", command.command_id, command.claim)
     body = ClaimFiledV1(
         plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,
