@@ -94,6 +94,7 @@ def test_filing_rules(ledger_app: LedgerApplication, plan: str) -> None:
                        diagnosed_on=today(ledger_app, -1), age_at_diagnosis=30, evidence_commitment=commitment())
              for _ in range(2)]
     before = ledger_app.recorder.max_notification_id()
+    assert before is not None
     with pytest.raises(BatchError) as caught:
         ledger_app.execute_many(twice)
     error = caught.value.error
