@@ -2,28 +2,23 @@
 
 The contract is RFC 8785; the `rfc8785` package is the reference implementation. Ledger values are restricted
 to objects with ASCII keys, arrays, strings, booleans, null and integers of magnitude below 2^53 (DESIGN.md:
-no floats, money in integer fen). For exactly that domain, RFC 8785 output is identical to Python's JSON
-encoder with sorted keys, no whitespace and UTF-8 output: keys compare the same by UTF-16 code units and by
-code points when they are ASCII, integers print the same, and both escape only `"`, `\\` and control
-characters (with the same short forms and lowercase `\\u00xx`). The fast path is taken only after
+no floats, money in integer fen). For exactly that domain, RFC 8785 output is identical to a JSON encoder with
+sorted keys, no whitespace and UTF-8 output (orjson with OPT_SORT_KEYS, the fast path): keys compare the same
+by UTF-16 code units and by code points when they are ASCII, integers print the same, and both escape only
+`"`, `\\` and control characters (with the same short forms and lowercase `\\u00xx`). The fast path is taken only after
 `is_ledger_value` confirms the domain; everything else goes to `rfc8785`, which rejects what JCS cannot
 represent. `tests/test_canonical.py` checks the two agree on the RFC vectors and on generated values.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """Largest integer that RFC 8785 (via IEEE 754 doubles) represents exactly."""
-
-_encode = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
-
 
 class CanonicalizationError(ValueError):
     """A value has no RFC 8785 canonical form in the ledger's value domain."""
@@ -56,8 +51,8 @@ def canonical_bytes(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of `value`."""
     if is_ledger_value(value):
         try:
-            return _encode(value).encode("utf-8")
-        except UnicodeEncodeError as error:  # lone surrogates have no UTF-8 form
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError as error:  # lone surrogates have no UTF-8 form
             raise CanonicalizationError(f"string is not valid Unicode: {error}") from None
     try:
         return bytes(rfc8785.dumps(value))

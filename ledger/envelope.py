@@ -13,12 +13,13 @@ entry is RFC 8785 of the full envelope. Parsing is strict: exactly these keys, t
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from ledger.canonical import CanonicalizationError, canonical_bytes
 
@@ -193,8 +194,8 @@ def envelope_from_json(data: Any) -> Envelope:
 def parse_entry(entry: bytes) -> Envelope:
     """Parse a log entry (canonical envelope bytes); reject anything not in canonical form."""
     try:
-        data = json.loads(entry)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = orjson.loads(entry)
+    except orjson.JSONDecodeError as error:
         raise EnvelopeError("envelope", f"is not valid JSON: {error}") from None
     envelope = envelope_from_json(data)
     try:
@@ -202,4 +203,5 @@ def parse_entry(entry: bytes) -> Envelope:
     except CanonicalizationError as error:
         raise EnvelopeError("envelope", f"has no canonical form: {error}") from None
     _require(entry_with_signature(unsigned, envelope.sig) == entry, "envelope", "is not in RFC 8785 canonical form")
-    return replace(envelope, unsigned_bytes=unsigned)
+    object.__setattr__(envelope, "unsigned_bytes", unsigned)  # a cache on a frozen value
+    return envelope
