@@ -569,3 +569,14 @@ def test_a_jury_can_overturn_an_upheld_objection(ledger_app: LedgerApplication, 
     rejection = read(ledger_app, claims[1]).rejection
     assert rejection is not None
     assert (rejection.reason, rejection.basis) == ("objection_upheld", "objection")
+
+
+def test_diagnosis_dates_are_plan_dates(ledger_app: LedgerApplication, plan: str) -> None:
+    member, other = join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    at_local(ledger_app, "2026-04-12", 1)  # 01:00 in China is still the 11th in UTC
+    claim = file(ledger_app, member, "2026-04-12")
+    assert read(ledger_app, claim).details.diagnosed_on == "2026-04-12"
+    rejected(ledger_app, lambda: file(ledger_app, other, "2026-04-13"),
+             "diagnosed_on", "diagnosis_must_not_be_in_the_future")
+

@@ -9,7 +9,7 @@ from ledger.aggregates.base import check
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
-from ledger.aggregates.sharing_period import SharingPeriod, plan_midnight
+from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midnight
 from ledger.application import Outcome, UnitOfWork, handles
 from ledger.envelope import format_at
 from ledger.handlers.common import date_arg, new_stream_id
@@ -54,9 +54,12 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     plan = uow.get(UUID(membership.plan), Plan, "plan")
     diagnosed_on = date_arg("diagnosed_on", command.diagnosed_on)
     diagnosed_at = datetime.combine(diagnosed_on, time.max, UTC)  # the rules of the diagnosis day, as audited
-    check(diagnosed_on <= uow.at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
-    check(membership.joined_at.date() <= diagnosed_on, "diagnosed_on", "diagnosis_must_not_precede_joining")
-    check(membership.ended_at is None or diagnosed_on < membership.ended_at.date(), "member",
+    zone = plan.rules_at(uow.at).rules  # diagnosis dates are calendar dates in the plan's time zone
+    today = plan_date(uow.at, zone)
+    check(diagnosed_on <= today, "diagnosed_on", "diagnosis_must_not_be_in_the_future", today.isoformat())
+    check(plan_date(membership.joined_at, zone) <= diagnosed_on, "diagnosed_on",
+          "diagnosis_must_not_precede_joining")
+    check(membership.ended_at is None or diagnosed_on < plan_date(membership.ended_at, zone), "member",
           "member_must_be_covered_on_the_diagnosis_date", membership.status)
     ends_at = plan.ends_at()
     if plan.status != "open":
@@ -68,7 +71,7 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     window = rules.claim_window_days
     if plan.status != "open" and plan.closing is not None:
         window = plan.closing.claim_tail_days
-    check(uow.at.date() <= diagnosed_on + timedelta(days=window), "diagnosed_on",
+    check(today <= diagnosed_on + timedelta(days=window), "diagnosed_on",
           "claim_must_be_filed_within_the_claim_window", f"{window} days")
     joined_rules = plan.rules_version(membership.details.rules_version).rules
     check(command.category == "accident" or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days),
