@@ -80,9 +80,14 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
           format_at(period.cutoff_at))
     version = plan.rules_at(period.cutoff_at)
     rules = version.rules
+    if rules.payment_model == "prepaid" and period.number > 1:
+        previous = uow.get(period_id(period.plan, period.number - 1), SharingPeriod, "period")
+        if previous.status == "assessed":
+            check(not uncovered_shares(uow, previous), "period", "previous_period_must_be_collected_first",
+                  str(previous.number))
     balances = uow.app.balances()
     cutoff = format_at(period.cutoff_at)
-    locked = balances.locked_members(period.plan, cutoff)
+    locked = sorted(balances.locked_members(period.plan, cutoff))  # code-point order, whatever the SQL collation
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in balances.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
     annual_remaining = max(0, rules.annual_cap_fen - balances.year_shares_fen(period.plan, year_start, cutoff))
@@ -112,10 +117,39 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
                     "roll_root": body.roll_root})
 
 
+def next_assessed(uow: UnitOfWork, period: SharingPeriod) -> bool:
+    """Whether the plan's next period is assessed already (balances then hold its shares too)."""
+    following = uow.find(period_id(period.plan, period.number + 1), SharingPeriod)
+    return following is not None and following.status != "opened"
+
+
+def uncovered_shares(uow: UnitOfWork, period: SharingPeriod) -> list[Membership]:
+    """Prepaid: locked members whose share of this period their account cannot cover and whose debit is not yet
+    recorded as failed. Each account pays its holder's share, then its family's in join order, while the balance
+    lasts. Read from the current balances, so it holds while no later period of the plan is assessed."""
+    assessment = period.require_assessment()
+    share = assessment.share_fen
+    if share == 0:
+        return []
+    balances = uow.app.balances()
+    uncovered: list[Membership] = []
+    for account, balance in balances.short_accounts(period.plan):
+        family = [uow.get(UUID(member_id), Membership, "member")
+                  for member_id in balances.family_locked(account, assessment.cutoff_at)]
+        pending = [membership for membership in family if str(period.id) not in membership.failed_periods]
+        available = balance + share * len(pending)  # the balance before this period's pending shares
+        for membership in pending:
+            if available >= share:
+                available -= share
+            else:
+                uncovered.append(membership)
+    return uncovered
+
+
 @handles(CollectPeriod)
 def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
-    """Prepaid collection on the collection day: each account pays its holder's share, then its family's in join
-    order, while the balance lasts; every share it cannot cover is one failed debit."""
+    """Prepaid collection on the collection day, before the next assessment: every share an account cannot cover
+    is one failed debit (reason insufficient_balance). Repeating it records only shares newly uncovered."""
     period = uow.get(UUID(command.period), SharingPeriod, "period")
     plan = uow.get(UUID(period.plan), Plan, "plan")
     rules = plan.rules_at(period.cutoff_at).rules
@@ -123,24 +157,14 @@ def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
     check(period.status == "assessed", "period", "only_an_assessed_unsettled_period_is_collected", period.status)
     check(uow.at >= period.collection_starts_at(rules), "period", "collection_starts_on_the_collection_day",
           period.collection_on.isoformat())
-    assessment = period.require_assessment()
-    share = assessment.share_fen
-    balances = uow.app.balances()
+    check(not next_assessed(uow, period), "period", "collection_precedes_the_next_assessment",
+          str(period.number + 1))
+    share = period.require_assessment().share_fen
     actor = uow.actor("operator")
-    failed = 0
-    for account, balance in balances.short_accounts(period.plan) if share > 0 else []:
-        family = balances.family_locked(account, assessment.cutoff_at)
-        available = balance + share * len(family)
-        for member_id in family:
-            membership = uow.get(UUID(member_id), Membership, "member")
-            if str(period.id) in membership.failed_periods:
-                continue
-            if available >= share:
-                available -= share
-                continue
-            membership.fail_debit(uow.at, actor, str(period.id), share, "insufficient_balance")
-            failed += 1
-    return Outcome({"period": command.period, "failed_debits": failed})
+    failed = uncovered_shares(uow, period)
+    for membership in failed:
+        membership.fail_debit(uow.at, actor, str(period.id), share, "insufficient_balance")
+    return Outcome({"period": command.period, "failed_debits": len(failed)})
 
 
 @handles(ReceiveSubsidy)
@@ -159,6 +183,10 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     rules = plan.rules_at(period.cutoff_at).rules
     prepaid = rules.payment_model == "prepaid"
     settles_at = period.collection_starts_at(rules) if prepaid else period.grace_ends_at(rules)
+    if prepaid and period.status == "assessed" and uow.at >= settles_at and not next_assessed(uow, period):
+        uncovered = uncovered_shares(uow, period)
+        check(not uncovered, "period", "prepaid_period_must_be_collected_before_settlement",
+              f"{len(uncovered)} shares not covered")
     outstanding = uow.app.balances().outstanding_debits(str(period.id))
     actor = uow.actor("operator")
     settlement = period.settle(uow.at, actor, sum(amount for _, amount in outstanding), settles_at)
