@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+import pytest
+
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.sharing_period import SharingPeriod, plan_midnight
 from ledger.application import LedgerApplication
@@ -197,3 +199,82 @@ def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: 
     app.execute(DisburseRefund(command_id=cid(), member=payer, amount_fen=900, reference="out-1"))
     assert member_of(app, payer).refund_outstanding_fen() == 0
     assert app.balances().balance_fen(payer) == 0
+
+
+def test_prepaid_collection_comes_before_settlement_and_the_next_assessment(ledger_app: LedgerApplication) -> None:
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    payer, poor, rich = join(app, plan), join(app, plan), join(app, plan)
+    join(app, plan, age=4, payer=payer)
+    for member, amount in ((payer, 700), (rich, 10_000), (poor, 100)):
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    advance(app, days=100)
+    approved_claim(app, rich)
+    first = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    rejected(app, lambda: app.execute(CollectPeriod(command_id=cid(), period=first)), "period",
+             "only_an_assessed_unsettled_period_is_collected")
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=first))
+    assert period_of(app, first).require_assessment().share_fen == 300
+    at_local(app, "2026-04-28", 9)
+    rejected(app, lambda: app.execute(SettlePeriod(command_id=cid(), period=first)), "period",
+             "prepaid_period_must_be_collected_before_settlement")
+    second = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2))["period"])
+    at_local(app, "2026-05-07", 1)
+    rejected(app, lambda: app.execute(AssessPeriod(command_id=cid(), period=second)), "period",
+             "previous_period_must_be_collected_first")
+    # payer 700: own 300, child 300, 100 left; poor 100 cannot pay 300
+    assert app.execute(CollectPeriod(command_id=cid(), period=first))["failed_debits"] == 1
+    assert app.balances().balance_fen(payer) == 100
+    app.execute(AssessPeriod(command_id=cid(), period=second))
+    rejected(app, lambda: app.execute(CollectPeriod(command_id=cid(), period=first)), "period",
+             "collection_precedes_the_next_assessment")
+    settled = app.execute(SettlePeriod(command_id=cid(), period=first))
+    assert (settled["uncollected_fen"], settled["lapsed"]) == (300, 1)
+    assert member_of(app, poor).status == "lapsed"
+    rejected(app, lambda: app.execute(SettlePeriod(command_id=cid(), period=first)), "period",
+             "period_is_settled_once")
+    rejected(app, lambda: app.execute(CollectPeriod(command_id=cid(), period=first)), "period",
+             "only_an_assessed_unsettled_period_is_collected")
+
+
+def test_subsidy_rules_and_a_terminated_plan(ledger_app: LedgerApplication) -> None:
+    from ledger.envelope import format_at
+    from schemas.commands.plan import AnnounceClosing, TerminatePlan
+
+    app = ledger_app
+    plan = create_plan(app, rules(notice_days=3))
+    members = [join(app, plan) for _ in range(3)]
+    advance(app, days=100)
+    approved_claim(app, members[0])
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    rejected(app, lambda: app.execute(ReceiveSubsidy(command_id=cid(), period=period, amount_fen=100,
+                                                     reference="op-1")), "period", "period_must_be_assessed")
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=period))
+    app.execute(ReceiveSubsidy(command_id=cid(), period=period, amount_fen=100, reference="op-1"))
+    rejected(app, lambda: app.execute(ReceiveSubsidy(command_id=cid(), period=period, amount_fen=100,
+                                                     reference="op-1")), "reference", "subsidy_reference_must_be_new")
+    now = clock_of(app).current
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=1)),
+                                refund_deadline=format_at(now + timedelta(days=5)), claim_tail_days=180))
+    advance(app, days=1)
+    app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    rejected(app, lambda: app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2)), "plan",
+             "plan_must_not_be_terminated")
+
+
+def test_a_period_opens_before_its_cutoff() -> None:
+    from datetime import date
+
+    from ledger.aggregates.base import DomainRuleError
+    from ledger.envelope import Actor
+
+    cutoff = plan_midnight(date(2026, 1, 7), rules())
+    with pytest.raises(DomainRuleError) as caught:
+        SharingPeriod.open("00000000-0000-4000-8000-000000000001", 1, cutoff, Actor("operator", "k"),
+                           date(2026, 1, 7), date(2026, 1, 14), rules())
+    assert (caught.value.field, caught.value.rule) == ("notice_on", "period_must_open_before_its_cutoff")
+    opened = SharingPeriod.open("00000000-0000-4000-8000-000000000001", 1, cutoff - timedelta(microseconds=1),
+                                Actor("operator", "k"), date(2026, 1, 7), date(2026, 1, 14), rules())
+    assert opened.cutoff_at == cutoff
