@@ -96,6 +96,13 @@ def test_money_is_conserved_and_caps_hold(locked: int, approved: list[tuple[str,
         assert a.funded_aid_fen == a.aid_fen and a.surplus_out_fen >= 0
     else:
         assert a.subsidy_fen == 0
+        if a.funded_aid_fen + a.funded_fee_fen < a.aid_fen + a.fee_fen and raised + surplus_in > 0:
+            # shrunk pro rata: only the floor remainders stay, under one fen per case and one for the fee
+            assert 0 <= a.surplus_out_fen <= len(approved)
+    if surplus_in >= 0:
+        assert a.surplus_out_fen >= 0
+    else:
+        assert a.surplus_out_fen >= min(0, raised + surplus_in)  # a deficit only shrinks
     if a.cap_applied == "none" and locked > 0:
         assert a.surplus_out_fen >= 0 and a.surplus_out_fen < max(locked, 1) + max(0, -a.need_fen) + 1
 
