@@ -22,7 +22,6 @@ Every failure is evidence: the global index, stream and seq, the check, and the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -304,10 +303,3 @@ class Auditor:
                 self.fail(checkpoint.size - 1, None, "12 checkpoint (order)", f">= {previous.size}", checkpoint.size)
             previous = checkpoint
 
-
-def digest(entries: list[bytes]) -> str:
-    """SHA-256 over the entries (to name an audited log in reports)."""
-    h = hashlib.sha256()
-    for entry in entries:
-        h.update(entry + b"\n")
-    return h.hexdigest()

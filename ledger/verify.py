@@ -23,7 +23,6 @@ of the CLI is 0 only when every entry passes.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -249,7 +248,3 @@ def read_export(path: Path) -> Iterator[bytes]:
         for line in lines:
             yield line.rstrip(b"\n")
 
-
-def entry_hash(entry: bytes) -> str:
-    """SHA-256 of an entry (for messages)."""
-    return hashlib.sha256(entry).hexdigest()
