@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ledger.projections.balances import Balances
-from ledger.projections.base import EntrySource, Projection
+from ledger.projections.base import EntrySource, Projection, apply_together, paused_gc
 from ledger.projections.cases import Cases
 from ledger.projections.journal import Journal
 from ledger.projections.periods import Periods
@@ -45,13 +45,13 @@ class ReadModels:
         read = 0
         while True:
             start = min(p.position() for p in self.all()) + 1
-            batch = list(islice(source.entries(start, page), page))
-            if not batch:
-                return read
-            parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
-            with self.balances.sql.transaction() as cursor:
-                for projection in self.all():
-                    projection.apply_in(cursor, parsed)
+            with paused_gc():
+                batch = list(islice(source.entries(start, page), page))
+                if not batch:
+                    return read
+                parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
+                with self.balances.sql.transaction() as cursor:
+                    apply_together(cursor, self.all(), parsed)
             read += len(batch)
 
     def rebuild(self) -> int:

@@ -93,12 +93,13 @@ class BufferedCursor(SqlCursor):
 
     def execute(self, statement: str, params: Params = ()) -> SqlCursor:
         """Queue a write (or run a read after sending what is queued)."""
+        if statement == self._statement:  # another row of the queued run (never a read)
+            self._rows.append(params)
+            return self
+        self.flush()
         if statement.lstrip()[:6].upper() == "SELECT":
-            self.flush()
             return self._inner.execute(statement, params)
-        if statement != self._statement:
-            self.flush()
-            self._statement = statement
+        self._statement = statement
         self._rows.append(params)
         return self
 
