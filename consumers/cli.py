@@ -45,15 +45,19 @@ def relay(once: bool, batch: int, interval: float) -> None:
 @click.argument("name")
 @click.option("--group", default=None, help="Consumer group (default: ledger-NAME).")
 @click.option("--until-caught-up", is_flag=True, help="Exit once everything published so far is applied.")
-def consume(name: str, group: str | None, until_caught_up: bool) -> None:
+@click.option("--shard", default=None, metavar="K/N",
+              help="Apply only shard K of N of the streams (balances, cases); run N of them, one per core or host.")
+def consume(name: str, group: str | None, until_caught_up: bool, shard: str | None) -> None:
     """Run one projection as a member of a Kafka consumer group, verifying every message before applying it."""
-    from consumers.consumer import MessageRejectedError, ProjectionConsumer
+    from consumers.consumer import MessageRejectedError, ProjectionConsumer, Shard
     from consumers.views import views_store
 
     context = cli_context()
     try:
+        part = None if shard is None else Shard.parse(shard)
+        default_group = f"ledger-{name}" if part is None else f"ledger-{name}-{part.index}-of-{part.count}"
         consumer = ProjectionConsumer(name, context.app(), views_store(context.settings), bootstrap(),
-                                      context.settings.kafka_topic, group or f"ledger-{name}")
+                                      context.settings.kafka_topic, group or default_group, shard=part)
     except ValueError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

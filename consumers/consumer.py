@@ -5,6 +5,12 @@ and its place in the global order — by the same procedure as `mutual-ledger ve
 (keyring, stream heads) is rebuilt from the event store up to the projection's position when the consumer starts.
 A message that fails stops the consumer with an error naming it; it is never applied.
 
+A projection whose appliers are stream-local (`Projection.STREAM_LOCAL`: balances, cases — the per-member work)
+can be split among N consumers: `Shard(k, n)` owns the streams whose SHA-256 falls in its class mod n, verifies
+and applies only their events (and every keyring event, to know the keys), and records its own position; the N
+shards write disjoint rows of the same tables, so their union is the read model one consumer would build, and N
+consumers on N cores apply N times the events. Each shard reads the whole topic in its own consumer group.
+
 The projection's position (a notification id) is stored with its rows in the views database, in the same
 transaction; Kafka offsets are only a hint (committed after applying). A message at or before the position is a
 duplicate and is dropped. A message further on than the next stored event means the topic lost something (or the
@@ -14,10 +20,13 @@ them, and goes on with Kafka.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from itertools import islice
+from dataclasses import dataclass
+from itertools import islice, takewhile
 
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from ledger.projections import PROJECTIONS
@@ -32,15 +41,43 @@ class MessageRejectedError(Exception):
     """A message failed verification: the consumer stops and applies nothing of it."""
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the streams whose SHA-256 (first 8 bytes, big-endian) is `index` mod `count`."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`K/N` with 0 <= K < N; a ValueError naming the field and the rule otherwise."""
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+            raise ValueError(f"shard: must be K/N with 0 <= K < N ({text})")
+        return cls(int(index), int(count))
+
+    def owns(self, stream: str) -> bool:
+        """Whether this shard applies the events of `stream`."""
+        return int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 class ProjectionConsumer:
     """One projection fed from the topic (see module docstring)."""
 
     def __init__(self, name: str, store: EntrySource, views: SqlStore, bootstrap: str, topic: str, group: str,
-                 on_apply: Callable[[int], None] | None = None) -> None:
+                 on_apply: Callable[[int], None] | None = None, shard: Shard | None = None) -> None:
         if name not in BY_NAME:
             raise ValueError(f"projection: must be one of {', '.join(BY_NAME)} ({name})")
+        if shard is not None and not BY_NAME[name].STREAM_LOCAL:
+            local = ", ".join(n for n, p in BY_NAME.items() if p.STREAM_LOCAL)
+            raise ValueError(f"shard: {name} combines events of several streams and runs as one consumer "
+                             f"(shardable: {local})")
         self.store = store
-        self.projection: Projection = BY_NAME[name](store, views)
+        self.shard = shard
+        self.projection: Projection = BY_NAME[name](store, views, None if shard is None else f"{name} {shard}")
         self.verifier = Verifier()
         self.checked = 0
         self.on_apply = on_apply
@@ -59,26 +96,46 @@ class ProjectionConsumer:
                 break
             self._verify(notification_id, entry)
 
-    def _verify(self, notification_id: int, entry: bytes) -> None:
+    def _mine(self, entry: bytes) -> bool:
+        """Whether this consumer verifies and applies `entry`: every entry without a shard; with one, the entries
+        of its streams and every keyring event (an entry that does not even parse is verified, and so rejected)."""
+        if self.shard is None:
+            return True
+        try:
+            head = orjson.loads(entry)
+            return self.shard.owns(head["stream"]) or str(head["type"]).startswith("key.")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return True
+
+    def _verify(self, notification_id: int, entry: bytes) -> bool:
+        """Verify an entry of ours and return True; count another shard's entry and return False."""
+        if not self._mine(entry):
+            self.checked += 1
+            return False
         before = len(self.verifier.report.failures)
         self.verifier.entry(self.checked, entry)
         self.checked += 1
         if len(self.verifier.report.failures) > before:
             failure = self.verifier.report.failures[-1]
             raise MessageRejectedError(f"notification {notification_id}: {failure}")
+        return True
 
     def _apply(self, items: list[tuple[int, bytes]]) -> None:
-        """Verify then apply, in order; a gap before the first item is filled from the store."""
+        """Verify then apply, in order; a gap before the first item is filled from the store first."""
         position = self.projection.position()
         fresh = sorted({nid: entry for nid, entry in items if nid > position}.items())  # duplicates dropped
         if not fresh:
             return
-        missing = [(nid, entry) for nid, entry in islice(self.store.entries(position + 1, 1000), 100_000)
-                   if nid < fresh[0][0]]
-        batch = [*missing, *fresh]
-        for nid, entry in batch:
-            self._verify(nid, entry)
-        self.projection.apply_batch(batch)
+        first = fresh[0][0]
+        if first > position + 1:  # the topic lacks what the store has: read it there, a chunk at a time
+            gap = takewhile(lambda item: item[0] < first, self.store.entries(position + 1, 1000))
+            while chunk := list(islice(gap, 10_000)):
+                self._verify_and_apply(chunk)
+        self._verify_and_apply(fresh)
+
+    def _verify_and_apply(self, batch: list[tuple[int, bytes]]) -> None:
+        mine = [(nid, entry) for nid, entry in batch if self._verify(nid, entry)]
+        self.projection.apply_batch(mine, through=batch[-1][0])
         if self.on_apply is not None:
             self.on_apply(batch[-1][0])
 

@@ -156,3 +156,56 @@ def test_a_gap_is_filled_from_the_store_and_a_forged_message_is_never_applied(
     consumer.close()
     producer.close()
     app.close()
+
+
+def test_shards_of_the_per_member_read_models_in_parallel_build_what_one_consumer_builds(
+        demo_dir: Path, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Two `consume balances --shard K/2` processes and two of `cases`, run at once, one of them killed and
+    restarted: the views database ends equal to the in-process rebuild; every shard reaches the last event."""
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    views_path = tmp_path / "views.sqlite3"
+    app = LedgerApplication(settings(demo_dir, kafka_bootstrap, topic, views_path))
+    relay = Relay(app, kafka_bootstrap, topic)
+    relay.publish_pending()
+    relay.close()
+    env = {"LEDGER_DATA_DIR": str(demo_dir), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "LEDGER_KAFKA_TOPIC": topic, "LEDGER_VIEWS_URL": f"sqlite:///{views_path}"}
+    victim = cli(env, "consume", "balances", "--shard", "1/2")
+    time.sleep(5)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    runs = [cli(env, "consume", name, "--shard", f"{k}/2", "--until-caught-up")
+            for name in ("balances", "cases") for k in (0, 1)]
+    for process in runs:
+        assert process.wait(timeout=240) == 0, process.stderr.read() if process.stderr else ""
+    from consumers.consumer import Shard
+    from consumers.views import views_store
+
+    views = views_store(app.settings)
+    fresh = fresh_digests(app, tmp_path)
+    last = app.recorder.max_notification_id()
+    for projection_class in PROJECTIONS:
+        if projection_class.STREAM_LOCAL:
+            assert projection_class(app, views).digest() == fresh[projection_class.NAME]
+            for k in (0, 1):
+                shard = projection_class(app, views, f"{projection_class.NAME} {Shard(k, 2)}")
+                assert shard.position() == last
+    app.close()
+
+
+def test_only_a_stream_local_read_model_can_be_sharded(demo_dir: Path, kafka_bootstrap: str, tmp_path: Path) -> None:
+    app = LedgerApplication(settings(demo_dir, kafka_bootstrap, "unused", tmp_path / "views.sqlite3"))
+    from consumers.consumer import Shard
+    from consumers.views import views_store
+
+    views = views_store(app.settings)
+    for name in ("journal", "periods"):
+        with pytest.raises(ValueError, match=rf"^shard: {name} combines events of several streams"):
+            ProjectionConsumer(name, app, views, kafka_bootstrap, "unused", "g", shard=Shard(0, 2))
+    result = subprocess.run([sys.executable, "-m", "ledger.cli", "consume", "balances", "--shard", "2/2"],
+                            env={**os.environ, "LEDGER_DATA_DIR": str(demo_dir),
+                                 "LEDGER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 2
+    assert "shard: must be K/N with 0 <= K < N (2/2)" in result.stderr
+    app.close()

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -247,3 +248,43 @@ def _instant(text: str) -> Any:
     from ledger.envelope import parse_at
 
     return parse_at(text)
+
+
+def test_stream_local_projections_split_into_shards_build_the_same_rows(tmp_path: Path) -> None:
+    """Shards of a stream-local projection, applied one after another in any order, each recording its own
+    position, leave exactly the rows of one projection applying everything in order."""
+    from eventsourcing.sqlite import SQLiteDatastore
+
+    from consumers.consumer import Shard
+    from ledger.demo import DEMO_START, run_demo
+
+    app = LedgerApplication(Settings(data_dir=tmp_path / "data"), SimulatedClock(DEMO_START))
+    run_demo(app, members=80, periods=2, seed=3)
+    entries = list(app.entries())
+    whole = fresh_digests(app, tmp_path)
+    local = [p for p in PROJECTIONS if p.STREAM_LOCAL]
+    assert {p.NAME for p in local} == {"balances", "cases"}
+    sql = SqlStore(SQLiteDatastore(str(tmp_path / "shards.sqlite3")))
+    for projection_class in local:
+        owned = 0
+        for shard in (Shard(2, 3), Shard(0, 3), Shard(1, 3)):
+            projection = projection_class(app, sql, f"{projection_class.NAME} {shard}")
+            mine = [(nid, entry) for nid, entry in entries if shard.owns(json.loads(entry)["stream"])]
+            owned += len(mine)
+            for start in range(0, len(mine), 50):
+                projection.apply_batch(mine[start:start + 50], through=entries[-1][0] if start + 50 >= len(mine)
+                                       else 0)
+            assert projection.position() == entries[-1][0]
+        assert owned == len(entries)
+        assert projection.digest() == whole[projection_class.NAME]
+        assert 0 < len(mine) < len(entries)
+    app.close()
+
+
+def test_a_shard_is_named_k_of_n() -> None:
+    from consumers.consumer import Shard
+
+    assert Shard.parse("1/4") == Shard(1, 4)
+    for text in ("4/4", "1", "a/2", "-1/2", "1/0"):
+        with pytest.raises(ValueError, match=r"^shard: must be K/N with 0 <= K < N"):
+            Shard.parse(text)

@@ -25,6 +25,7 @@ class Balances(Projection):
 
     NAME = "balances"
     TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods")
+    STREAM_LOCAL = True
 
     def schema(self) -> list[str]:
         """Members, claims, failed debits, assessed periods, and each plan's payment model and warning level."""

@@ -37,6 +37,7 @@ class Cases(Projection):
 
     NAME = "cases"
     TABLES = ("case_cards",)
+    STREAM_LOCAL = True
 
     def schema(self) -> list[str]:
         """One card per claim."""

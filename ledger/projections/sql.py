@@ -71,8 +71,11 @@ class SqlStore:
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
         """A transaction; committed on success when `commit`, rolled back on error."""
         with self.datastore.transaction(commit=commit) as cursor:
-            if not self.postgres:  # read models index random ids: give SQLite a page cache that holds them
-                cursor.execute(SQLITE_CACHE)
+            if not self.postgres:
+                if commit:  # take the write lock now, waiting for it: several processes (shards) may write here,
+                    cursor.execute("ROLLBACK")  # and a deferred transaction that read first cannot wait to write
+                    cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute(SQLITE_CACHE)  # read models index random ids: a page cache that holds them
             yield SqlCursor(cursor, self.postgres)
 
     def create(self, statements: Sequence[str]) -> None:
