@@ -16,6 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -53,8 +54,9 @@ def format_at(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+@lru_cache(maxsize=256)
 def parse_at(text: str) -> datetime:
-    """Parse an envelope `at` back into an aware UTC datetime."""
+    """Parse an envelope `at` back into an aware UTC datetime (cached: a verifier parses each `at` twice)."""
     if not _AT_PATTERN.fullmatch(text):
         raise EnvelopeError("at", "must be RFC 3339 UTC with microseconds and Z")
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)

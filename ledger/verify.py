@@ -80,9 +80,17 @@ class _Key:
     valid_from: datetime
     member: str | None
     revoked_at: datetime | None = None
+    loaded: Any = None
+    """The public key object, loaded once."""
 
     def valid_at(self, moment: datetime) -> bool:
         return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
+
+    def public(self) -> Any:
+        """The Ed25519 public key, loaded at the first use."""
+        if self.loaded is None:
+            self.loaded = public_key_from_base64(self.public_base64)
+        return self.loaded
 
 
 @dataclass
@@ -213,7 +221,7 @@ class Verifier:
         if self.deferred is not None:
             self.deferred.append((index, envelope.stream, envelope.seq, envelope.actor.key, key.public_base64,
                                   event_hash, envelope.sig))
-        elif not event_signature_is_valid(public_key_from_base64(key.public_base64), event_hash, envelope.sig):
+        elif not event_signature_is_valid(key.public(), event_hash, envelope.sig):
             self.fail(index, envelope, "6 signature", f"Ed25519 by {envelope.actor.key}", "a signature that fails")
         error = required_role_error(envelope.type, envelope.actor, envelope.stream, envelope.body, key.member)
         if error is not None:

@@ -12,6 +12,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal, Self
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_FEN = 2**53 - 1
@@ -24,8 +25,13 @@ class Frozen(BaseModel):
 
     @classmethod
     def from_json_value(cls, value: object) -> Self:
-        """Validate a parsed JSON value in JSON mode: strict types, but a JSON array may fill a tuple field."""
-        return cls.model_validate_json(json.dumps(value, ensure_ascii=False))
+        """Validate a parsed JSON value in JSON mode: strict types, but a JSON array may fill a tuple field. The
+        value is written back to JSON by orjson (it runs per event), or by the standard library for what orjson
+        refuses (integers beyond 2^53, lone surrogates), which the model then rejects with its own message."""
+        try:
+            return cls.model_validate_json(orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER))
+        except orjson.JSONEncodeError:
+            return cls.model_validate_json(json.dumps(value, ensure_ascii=False))
 
 
 Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Amount in integer fen (1/100 yuan).")]
