@@ -40,7 +40,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.log.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.projections import PROJECTIONS, ReadModels
-from ledger.projections.base import EntriesInMemory
+from ledger.projections.base import EntriesInMemory, apply_together, paused_gc
 from ledger.projections.cases import disclosure_document, document_hash
 from ledger.projections.journal import UnbalancedPostingError
 from ledger.projections.sql import SqlStore
@@ -51,6 +51,8 @@ from schemas.events import PlanRules
 
 CHUNK = 4000
 """Signatures sent to a worker at a time."""
+BOOKS_BATCH = 50_000
+"""Entries applied to the scratch read models per transaction."""
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
          "per_case_cap_fen", "annual_cap_remaining_fen", "cap_applied", "share_fen", "excess_policy", "subsidy_fen",
          "funded_aid_fen", "funded_fee_fen", "surplus_out_fen")
@@ -83,6 +85,8 @@ class Auditor:
         self.claims: dict[str, dict[str, Any]] = {}
         self.included: set[str] = set()
         self.period_plan: dict[str, str] = {}
+        self.failed: dict[str, set[str]] = {}
+        """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
 
     def fail(self, index: int, envelope: dict[str, Any] | None, check: str, expected: object, found: object) -> None:
         """Record evidence."""
@@ -95,43 +99,53 @@ class Auditor:
         other checks go on in this one; their failures are merged in order at the end."""
         workers = workers if workers is not None else (os.cpu_count() or 1)
         kept: list[bytes] = []
+        kinds: list[str | None] = []  # each entry's type, once parsed (None: not an envelope)
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
         futures: list[Future[list[SignatureCheck]]] = []
         if pool is not None:
             self.events.deferred = []
         try:
-            for index, entry in enumerate(entries):
-                kept.append(entry)
-                self.report.entries += 1
-                before = len(self.report.failures)
-                self.events.entry(index, entry)
-                if pool is not None and self.events.deferred is not None and len(self.events.deferred) >= CHUNK:
-                    futures.append(pool.submit(failing_signatures, self.events.deferred))
-                    self.events.deferred = []
-                if len(self.report.failures) > before:
-                    continue  # a broken envelope or key: the domain checks would only repeat it
-                envelope = orjson.loads(entry)
-                try:
-                    self.domain(index, envelope)
-                except (KeyError, TypeError, ValueError) as error:
-                    self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
+            with paused_gc():  # millions of long-lived acyclic objects (stream heads, members): not worth collecting
+                self._check_entries(entries, kept, kinds, pool, futures)
             if pool is not None and self.events.deferred:
                 futures.append(pool.submit(failing_signatures, self.events.deferred))
             if not kept:
                 self.fail(0, None, "log", "at least one entry", "an empty log")
                 return self.report
-            self.read_models(kept)
+            self.read_models(kept, kinds)
             if checkpoints:
                 self.checkpoints(kept, checkpoints)
             for future in futures:
-                for index, stream, seq, key, _, _, _ in future.result():
-                    self.report.failures.append(Failure(index, stream, seq, "6 signature", f"Ed25519 by {key}",
-                                                        "a signature that fails"))
+                for index, _, _, _ in future.result():
+                    e = json.loads(kept[index])
+                    self.report.failures.append(Failure(index, e["stream"], e["seq"], "6 signature",
+                                                        f"Ed25519 by {e['actor']['key']}", "a signature that fails"))
         finally:
             if pool is not None:
                 pool.shutdown()
         self.report.failures.sort(key=lambda f: (f.index, int(f.check.split()[0]) if f.check[0].isdigit() else 0))
         return self.report
+
+    def _check_entries(self, entries: Iterable[bytes], kept: list[bytes], kinds: list[str | None],
+                       pool: ProcessPoolExecutor | None, futures: list[Future[list[SignatureCheck]]]) -> None:
+        """Checks 1–8 and 11 over the entries in order, keeping each entry and its type; signatures go to the
+        pool a chunk at a time."""
+        for index, entry in enumerate(entries):
+            kept.append(entry)
+            self.report.entries += 1
+            before = len(self.report.failures)
+            parsed = self.events.entry(index, entry)
+            kinds.append(None if parsed is None else parsed.type)
+            if pool is not None and self.events.deferred is not None and len(self.events.deferred) >= CHUNK:
+                futures.append(pool.submit(failing_signatures, self.events.deferred))
+                self.events.deferred = []
+            if len(self.report.failures) > before or parsed is None or parsed.parsed is None:
+                continue  # a broken envelope or key: the domain checks would only repeat it
+            envelope = parsed.parsed
+            try:
+                self.domain(index, envelope)
+            except (KeyError, TypeError, ValueError) as error:
+                self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
 
     # -- 8 and 11: the domain, recomputed ------------------------------------------------------------------
 
@@ -156,6 +170,10 @@ class Auditor:
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
             self.claims[stream]["period"] = body["period"]
+        elif kind == "member.debit_failed":
+            self.failed.setdefault(stream, set()).add(body["period"])
+        elif kind == "member.debit_recovered":
+            self.failed.get(stream, set()).discard(body["period"])
         elif kind == "period.opened":
             self.period_plan[stream] = body["plan"]
         elif kind == "period.settled":
@@ -240,14 +258,23 @@ class Auditor:
 
     # -- 9 and 10: read models rebuilt from the events -----------------------------------------------------
 
-    def read_models(self, entries: list[bytes]) -> None:
-        """Rebuild the journal and disclosures in a scratch database; check money and every published document."""
+    def read_models(self, entries: list[bytes], kinds: list[str | None]) -> None:
+        """Rebuild the journal and disclosures in a scratch database; check money and every published document.
+        An entry whose type no book reads is not parsed again (`kinds`: each entry's type, None when the checks
+        could not parse it, which the books then try)."""
         with tempfile.TemporaryDirectory() as tmp:
             sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "audit.sqlite3")))
             source = EntriesInMemory(entries, sql)
             models = ReadModels(*(p(source, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
+            books = (models.journal, models.periods, models.cases)  # what checks 9 and 10 read (not the roster)
+            read = {kind for book in books for kind in book.appliers()}
             try:
-                models.catch_up()
+                for start in range(0, len(entries), BOOKS_BATCH):
+                    stop = min(len(entries), start + BOOKS_BATCH)
+                    with paused_gc(), sql.transaction() as cursor:
+                        apply_together(cursor, books, [(index + 1, orjson.loads(entries[index]))
+                                                       for index in range(start, stop)
+                                                       if kinds[index] is None or kinds[index] in read], stop)
             except UnbalancedPostingError as error:
                 where = next((i for i, entry in enumerate(entries)
                               if f"{json.loads(entry)['stream']}#{json.loads(entry)['seq']}" in str(error)), 0)
@@ -261,7 +288,7 @@ class Auditor:
                 self.fail(len(entries) - 1, None, "10 money (trial balance)", 0, models.journal.trial_balance())
             if models.journal.custody_gap() != 0:
                 self.fail(len(entries) - 1, None, "10 money (custody)", 0, models.journal.custody_gap())
-            failed = models.balances.failed_periods()
+            failed = {member: periods for member, periods in self.failed.items() if periods}
             for index, entry in enumerate(entries):
                 if b'"disclosure.published"' not in entry:
                     continue

@@ -58,3 +58,15 @@ def canonical_bytes(value: Any) -> bytes:
         return bytes(rfc8785.dumps(value))
     except Exception as error:  # rfc8785 raises its own error family; one error type for callers
         raise CanonicalizationError(str(error)) from None
+
+
+def canonical_envelope_bytes(data: dict[str, Any]) -> bytes:
+    """`canonical_bytes` of a decoded envelope whose top-level members `ledger.envelope.envelope_from_json` has
+    already checked (ASCII keys; strings, null, an actor object of strings, integers): only the body needs the
+    domain walk, and an integer beyond 2^53 anywhere makes orjson refuse, so that the general path decides."""
+    if is_ledger_value(data.get("body")):
+        try:
+            return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_bytes(data)

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
-from uuid import UUID
 
 import orjson
 
-from ledger.canonical import CanonicalizationError, canonical_bytes
+from ledger.canonical import CanonicalizationError, canonical_bytes, canonical_envelope_bytes
 
 ENVELOPE_VERSION = 1
 ROLES = ("operator", "custodian", "investigator", "juror", "member", "regulator")
@@ -36,6 +35,10 @@ _TYPE_PATTERN = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
 _KEY_ID_PATTERN = re.compile(r"[0-9a-f]{16}")
 _HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 _SIG_PATTERN = re.compile(r"[A-Za-z0-9+/]{86}==")
+_UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ACTOR_KEYS = ({"role", "key"}, {"role", "key", "on_behalf_of"})
+_KEYS_RULE = f"keys must be exactly {sorted(ENVELOPE_KEYS)}"
+_ROLES_RULE = f"must be one of {', '.join(ROLES)}"
 
 
 class EnvelopeError(ValueError):
@@ -93,6 +96,10 @@ class Envelope:
     sig: str
     unsigned_bytes: bytes | None = field(default=None, compare=False, repr=False)
     """The canonical unsigned bytes, when already computed (by `parse_entry`)."""
+    body_json: bytes | None = field(default=None, compare=False, repr=False)
+    """The body's canonical bytes as they appear in the entry (set by `parse_entry`)."""
+    parsed: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The decoded entry (set by `parse_entry`), for readers that want plain JSON values."""
 
     def unsigned_json(self) -> dict[str, Any]:
         """The envelope without `sig`: the object whose canonical bytes are hashed and signed."""
@@ -145,15 +152,11 @@ def _require(condition: bool, field: str, rule: str) -> None:
 def envelope_from_json(data: Any) -> Envelope:
     """Check a decoded envelope against the contract and return it; raise EnvelopeError naming the field."""
     _require(isinstance(data, dict), "envelope", "must be a JSON object")
-    keys = set(data)
-    _require(keys == ENVELOPE_KEYS, "envelope", f"keys must be exactly {sorted(ENVELOPE_KEYS)}")
+    _require(data.keys() == ENVELOPE_KEYS, "envelope", _KEYS_RULE)
     _require(type(data["v"]) is int and data["v"] == ENVELOPE_VERSION, "v", "must be 1")
     stream = data["stream"]
     _require(isinstance(stream, str), "stream", "must be a string UUID")
-    try:
-        _require(str(UUID(stream)) == stream, "stream", "must be a lowercase hyphenated UUID")
-    except ValueError:
-        raise EnvelopeError("stream", "must be a lowercase hyphenated UUID") from None
+    _require(bool(_UUID_PATTERN.fullmatch(stream)), "stream", "must be a lowercase hyphenated UUID")
     seq = data["seq"]
     _require(type(seq) is int and seq >= 1, "seq", "must be an integer >= 1")
     _require(isinstance(data["type"], str) and bool(_TYPE_PATTERN.fullmatch(data["type"])),
@@ -163,9 +166,8 @@ def envelope_from_json(data: Any) -> Envelope:
     parse_at(data["at"])
     actor = data["actor"]
     _require(isinstance(actor, dict), "actor", "must be an object")
-    _require(set(actor) in ({"role", "key"}, {"role", "key", "on_behalf_of"}),
-             "actor", "keys must be role, key and optionally on_behalf_of")
-    _require(actor["role"] in ROLES, "actor.role", f"must be one of {', '.join(ROLES)}")
+    _require(actor.keys() in _ACTOR_KEYS, "actor", "keys must be role, key and optionally on_behalf_of")
+    _require(actor["role"] in ROLES, "actor.role", _ROLES_RULE)
     _require(isinstance(actor["key"], str) and bool(_KEY_ID_PATTERN.fullmatch(actor["key"])),
              "actor.key", "must be a 16-hex-character key id")
     on_behalf_of = actor.get("on_behalf_of")
@@ -201,9 +203,16 @@ def parse_entry(entry: bytes) -> Envelope:
         raise EnvelopeError("envelope", f"is not valid JSON: {error}") from None
     envelope = envelope_from_json(data)
     try:
-        unsigned = envelope.canonical_unsigned()
+        canonical = canonical_envelope_bytes(data)
     except CanonicalizationError as error:
         raise EnvelopeError("envelope", f"has no canonical form: {error}") from None
-    _require(entry_with_signature(unsigned, envelope.sig) == entry, "envelope", "is not in RFC 8785 canonical form")
-    object.__setattr__(envelope, "unsigned_bytes", unsigned)  # a cache on a frozen value
+    _require(canonical == entry, "envelope", "is not in RFC 8785 canonical form")
+    # Canonical, so the members sit in JCS order with no whitespace, and a `,"name":` outside a string is a key:
+    # the last `,"sig":"` is the top-level signature (only a UUID, a type and 1 follow it), the first `,"body":`
+    # follows `actor` and `at`, and the last `,"prev":` closes the body.
+    cut = entry.rindex(b',"sig":"')
+    unsigned = entry[:cut] + entry[cut + 9 + len(envelope.sig):]
+    body = entry[entry.index(b',"body":') + 8:entry.rindex(b',"prev":')]
+    for name, value in (("unsigned_bytes", unsigned), ("body_json", body), ("parsed", data)):
+        object.__setattr__(envelope, name, value)  # caches on a frozen value
     return envelope

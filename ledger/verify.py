@@ -138,19 +138,22 @@ class Verifier:
             self.fail(0, None, "log", "at least one entry", "an empty log")
         return self.report
 
-    def entry(self, index: int, entry: bytes) -> None:
-        """Checks 1–7 for one entry."""
+    def entry(self, index: int, entry: bytes) -> Envelope | None:
+        """Checks 1–7 for one entry; the parsed envelope, or None when it is not one."""
         try:
             envelope = parse_entry(entry)
         except EnvelopeError as error:
             self.fail(index, None, f"1 envelope ({error.field})", error.rule, entry[:80].decode("utf-8", "replace"))
-            return
+            return None
         model = EVENT_BODIES.get((envelope.type, envelope.schema))
         if model is None:
             self.fail(index, envelope, "2 schema", "a known type@schema", f"{envelope.type}@{envelope.schema}")
         else:
             try:
-                model.from_json_value(envelope.body)
+                if envelope.body_json is not None:  # the body's own canonical bytes, validated in JSON mode
+                    model.model_validate_json(envelope.body_json)
+                else:
+                    model.from_json_value(envelope.body)
             except ValidationError as error:
                 first = error.errors()[0]
                 self.fail(index, envelope, "2 schema", ".".join(map(str, first["loc"])) + " valid",
@@ -169,6 +172,7 @@ class Verifier:
         self.signature(index, envelope, at, event_hash)
         if index > 0 and envelope.type in ("key.registered", "key.revoked"):
             self.keyring_change(index, envelope, at)
+        return envelope
 
     def first_entry(self, envelope: Envelope, at: datetime) -> None:
         """Entry 0: the root key registers itself."""
@@ -219,8 +223,7 @@ class Verifier:
             self.fail(index, envelope, "5 key validity (time)", f"valid from {key.valid_from}"
                       + (f" until {key.revoked_at}" if key.revoked_at else ""), envelope.at)
         if self.deferred is not None:
-            self.deferred.append((index, envelope.stream, envelope.seq, envelope.actor.key, key.public_base64,
-                                  event_hash, envelope.sig))
+            self.deferred.append((index, key.public_base64, event_hash, envelope.sig))
         elif not event_signature_is_valid(key.public(), event_hash, envelope.sig):
             self.fail(index, envelope, "6 signature", f"Ed25519 by {envelope.actor.key}", "a signature that fails")
         error = required_role_error(envelope.type, envelope.actor, envelope.stream, envelope.body, key.member)
@@ -228,8 +231,9 @@ class Verifier:
             self.fail(index, envelope, "7 role rules", error, f"{envelope.actor.role} key {envelope.actor.key}")
 
 
-SignatureCheck = tuple[int, str, int, str, str, bytes, str]
-"""(index, stream, seq, key id, base64 public key, event hash, signature) of a deferred signature check."""
+SignatureCheck = tuple[int, str, bytes, str]
+"""(index, base64 public key, event hash, base64 signature) of a deferred signature check: only what the check
+needs, as it crosses to a worker process (the entry at the index names the stream, seq and key)."""
 
 
 def failing_signatures(checks: list[SignatureCheck]) -> list[SignatureCheck]:
@@ -237,10 +241,10 @@ def failing_signatures(checks: list[SignatureCheck]) -> list[SignatureCheck]:
     keys: dict[str, Any] = {}
     failing = []
     for check in checks:
-        public = keys.get(check[4])
+        public = keys.get(check[1])
         if public is None:
-            public = keys[check[4]] = public_key_from_base64(check[4])
-        if not event_signature_is_valid(public, check[5], check[6]):
+            public = keys[check[1]] = public_key_from_base64(check[1])
+        if not event_signature_is_valid(public, check[2], check[3]):
             failing.append(check)
     return failing
 

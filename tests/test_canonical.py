@@ -15,6 +15,7 @@ from ledger.canonical import (
     MAX_SAFE_INTEGER,
     CanonicalizationError,
     canonical_bytes,
+    canonical_envelope_bytes,
     is_ledger_value,
 )
 
@@ -72,3 +73,18 @@ def test_finite_floats_are_canonical_json_but_not_ledger_values() -> None:
 
 def test_booleans_are_not_integers() -> None:
     assert canonical_bytes([True, 1]) == b"[true,1]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(ledger_values | st.floats(allow_nan=False, allow_infinity=False) | st.dictionaries(
+    st.sampled_from(["\U0001f602", "\ufb33", "a"]), st.integers(-3, 3) | st.floats(-2, 2), max_size=3),
+    st.integers(1, 2**60))
+def test_envelope_fast_path_equals_rfc8785_whatever_the_body_and_seq(body: Any, seq: int) -> None:
+    """Only the body is walked; a float or a non-ASCII key in it, or a seq beyond 2^53, takes the reference path."""
+    data = {"v": 1, "stream": "s", "seq": seq, "type": "t.x", "schema": 1, "at": "a", "actor": {"role": "operator",
+            "key": "k"}, "prev": None, "body": body, "sig": "g"}
+    if seq > MAX_SAFE_INTEGER:
+        with pytest.raises(CanonicalizationError):
+            canonical_envelope_bytes(data)
+    else:
+        assert canonical_envelope_bytes(data) == rfc8785.dumps(data)

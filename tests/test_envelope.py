@@ -56,6 +56,23 @@ def test_splicing_the_signature_equals_canonicalizing_the_full_envelope(body: di
     assert entry_with_signature(envelope.canonical_unsigned(), envelope.sig) == rfc8785.dumps(envelope.to_json())
 
 
+_NESTED = st.recursive(st.text(max_size=6) | st.integers(0, 99) | st.none(),
+                       lambda inner: st.dictionaries(st.sampled_from(["body", "prev", "sig", "stream", "actor", "x"]),
+                                                     inner, max_size=3), max_leaves=6)
+
+
+@settings(deadline=None)
+@given(st.dictionaries(st.sampled_from(["body", "prev", "sig", "stream", "type", "v", "x"]), _NESTED, max_size=4))
+def test_parse_entry_cuts_the_unsigned_bytes_and_the_body_out_of_the_entry_exactly(body: dict[str, Any]) -> None:
+    """Keys named like the envelope's, nested in the body, never confuse where the signature and the body are."""
+    envelope = signed_envelope(SPLICE_KEY, body)
+    parsed = parse_entry(envelope.entry())
+    assert parsed == envelope
+    assert parsed.unsigned_bytes == rfc8785.dumps(envelope.unsigned_json())
+    assert parsed.body_json == rfc8785.dumps(body)
+    assert parsed.parsed == envelope.to_json()
+
+
 def test_signature_verifies_and_any_change_breaks_it(custodian: SigningKey) -> None:
     envelope = signed_envelope(custodian, {"amount_fen": 1000})
     public = custodian.private_key.public_key()
@@ -88,6 +105,8 @@ def test_parse_entry_round_trips(custodian: SigningKey) -> None:
         (lambda d: d.update(v=2), "v"),
         (lambda d: d.update(seq=0), "seq"),
         (lambda d: d.update(stream="not-a-uuid"), "stream"),
+        (lambda d: d.update(stream=d["stream"].upper()), "stream"),
+        (lambda d: d.update(stream=d["stream"].replace("-", "")), "stream"),
         (lambda d: d.update(type="MemberJoined"), "type"),
         (lambda d: d.update(at="2026-03-01T08:00:00Z"), "at"),
         (lambda d: d["actor"].update(role="public"), "actor.role"),
