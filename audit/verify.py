@@ -39,8 +39,9 @@ from ledger.aggregates.sharing_period import plan_date, plan_midnight
 from ledger.envelope import format_at, parse_at
 from ledger.log.merkle import leaf_hash, root_from_leaf_hashes
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
+from ledger.memory import paused_gc
 from ledger.projections import PROJECTIONS, ReadModels
-from ledger.projections.base import EntriesInMemory, apply_together, paused_gc
+from ledger.projections.base import EntriesInMemory, apply_together
 from ledger.projections.cases import disclosure_document, document_hash
 from ledger.projections.journal import UnbalancedPostingError
 from ledger.projections.sql import SqlStore

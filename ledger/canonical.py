@@ -60,11 +60,14 @@ def canonical_bytes(value: Any) -> bytes:
         raise CanonicalizationError(str(error)) from None
 
 
-def canonical_envelope_bytes(data: dict[str, Any]) -> bytes:
-    """`canonical_bytes` of a decoded envelope whose top-level members `ledger.envelope.envelope_from_json` has
-    already checked (ASCII keys; strings, null, an actor object of strings, integers): only the body needs the
-    domain walk, and an integer beyond 2^53 anywhere makes orjson refuse, so that the general path decides."""
-    if is_ledger_value(data.get("body")):
+def canonical_envelope_bytes(data: dict[str, Any], body_in_domain: bool = False) -> bytes:
+    """`canonical_bytes` of an envelope whose top-level members are known to be in the domain (ASCII keys;
+    strings, null, an actor object of strings, integers): one decoded and checked by
+    `ledger.envelope.envelope_from_json`, or one built from an event's typed fields. Only the body needs the
+    domain walk — none when `body_in_domain` (a typed body whose field types keep it there, see
+    `schemas.common.Frozen.dumps_in_ledger_domain`) — and an integer beyond 2^53 anywhere makes orjson refuse,
+    so that the general path decides."""
+    if body_in_domain or is_ledger_value(data.get("body")):
         try:
             return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
         except orjson.JSONEncodeError:

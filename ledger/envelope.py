@@ -50,8 +50,10 @@ class EnvelopeError(ValueError):
         self.rule = rule
 
 
+@lru_cache(maxsize=1024)
 def format_at(moment: datetime) -> str:
-    """Format an instant as the envelope's `at`: RFC 3339, UTC, microseconds, `Z`."""
+    """Format an instant as the envelope's `at`: RFC 3339, UTC, microseconds, `Z` (cached: the events of a batch
+    share their instant)."""
     if moment.tzinfo is None:
         raise ValueError("event time must be timezone-aware")
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

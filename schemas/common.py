@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import types
 from datetime import date
-from typing import Annotated, Literal, Self
+from functools import cache
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -24,6 +26,13 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     @classmethod
+    def dumps_in_ledger_domain(cls) -> bool:
+        """Whether every field's type keeps `model_dump(mode="json")` in the ledger's JSON domain, but for the
+        magnitude of integers (which `ledger.canonical` still checks): then the dump needs no walk before it is
+        canonicalized. Decided once per class from the field types; strict validation guarantees the values."""
+        return _model_in_ledger_domain(cls)
+
+    @classmethod
     def from_json_value(cls, value: object) -> Self:
         """Validate a parsed JSON value in JSON mode: strict types, but a JSON array may fill a tuple field. The
         value is written back to JSON by orjson (it runs per event), or by the standard library for what orjson
@@ -32,6 +41,21 @@ class Frozen(BaseModel):
             return cls.model_validate_json(orjson.dumps(value, option=orjson.OPT_STRICT_INTEGER))
         except orjson.JSONEncodeError:
             return cls.model_validate_json(json.dumps(value, ensure_ascii=False))
+
+
+def _in_ledger_domain(annotation: Any) -> bool:
+    """Whether values of this field type dump to JSON strings, integers, booleans, null, arrays of those, or
+    objects with fixed ASCII keys (nested models) — the ledger's JSON domain (`ledger.canonical`)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _in_ledger_domain(get_args(annotation)[0])
+    if origin is Literal:
+        return all(type(value) in (str, int, bool) for value in get_args(annotation))
+    if origin in (Union, types.UnionType, tuple):
+        return all(arg is Ellipsis or _in_ledger_domain(arg) for arg in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Frozen):
+        return annotation.dumps_in_ledger_domain()
+    return annotation in (str, int, bool, type(None))
 
 
 Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Amount in integer fen (1/100 yuan).")]
@@ -71,6 +95,11 @@ def _instant(value: str) -> str:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", value):
         raise ValueError("must be RFC 3339 UTC with microseconds and Z")
     return value
+
+
+@cache
+def _model_in_ledger_domain(model: type[Frozen]) -> bool:
+    return all(_in_ledger_domain(field.annotation) for field in model.model_fields.values())
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date), Field(description="A date, YYYY-MM-DD.")]

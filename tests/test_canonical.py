@@ -18,6 +18,8 @@ from ledger.canonical import (
     canonical_envelope_bytes,
     is_ledger_value,
 )
+from schemas.common import Frozen
+from schemas.events import EVENT_BODIES
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc8785"
 NAMES = sorted(p.stem for p in (VECTORS / "input").glob("*.json"))
@@ -88,3 +90,28 @@ def test_envelope_fast_path_equals_rfc8785_whatever_the_body_and_seq(body: Any, 
             canonical_envelope_bytes(data)
     else:
         assert canonical_envelope_bytes(data) == rfc8785.dumps(data)
+
+
+class _WithFloat(Frozen):
+    ratio: float
+
+
+class _WithFreeKeys(Frozen):
+    labels: dict[str, str]
+
+
+class _Nested(Frozen):
+    inner: tuple[_WithFloat, ...] | None
+
+
+def test_typed_bodies_skip_the_domain_walk_only_when_their_field_types_stay_in_the_domain() -> None:
+    assert all(model.dumps_in_ledger_domain() for model in EVENT_BODIES.values())
+    assert not _WithFloat.dumps_in_ledger_domain()
+    assert not _WithFreeKeys.dumps_in_ledger_domain()
+    assert not _Nested.dumps_in_ledger_domain()
+
+
+def test_a_typed_body_with_an_integer_beyond_2_53_still_has_no_canonical_form() -> None:
+    envelope = {"v": 1, "seq": 1, "body": {"rules_version": MAX_SAFE_INTEGER + 1}}
+    with pytest.raises(CanonicalizationError):
+        canonical_envelope_bytes(envelope, body_in_domain=True)

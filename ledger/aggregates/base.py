@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic, resolve_topic
 
-from ledger.canonical import canonical_bytes
+from ledger.canonical import canonical_envelope_bytes
 from ledger.envelope import ENVELOPE_VERSION, Actor, format_at
 from schemas.common import Frozen
 
@@ -83,13 +84,22 @@ class LedgerAggregate(Aggregate):
             """RFC 8785 bytes of the unsigned envelope, computed once per event."""
             cached: bytes | None = self.__dict__.get("_canonical")
             if cached is None:
-                cached = canonical_bytes(self.unsigned_json())
+                cached = canonical_envelope_bytes(self.unsigned_json(), type(self.body).dumps_in_ledger_domain())
                 object.__setattr__(self, "_canonical", cached)
             return cached
 
         def event_hash(self) -> bytes:
-            """SHA-256 of the canonical unsigned envelope."""
-            return hashlib.sha256(self.canonical_unsigned()).digest()
+            """SHA-256 of the canonical unsigned envelope, computed once per event (it chains the next event
+            and is what the signature covers)."""
+            cached: bytes | None = self.__dict__.get("_hash")
+            if cached is None:
+                cached = hashlib.sha256(self.canonical_unsigned()).digest()
+                object.__setattr__(self, "_hash", cached)
+            return cached
+
+        def topic(self) -> str:
+            """The event's stored topic: `type@schema`."""
+            return f"{self.TYPE}@{self.SCHEMA}"
 
         def mutate(self, aggregate: Any) -> Any:
             """Apply the event, then remember its hash as the next event's `prev`."""
@@ -98,8 +108,32 @@ class LedgerAggregate(Aggregate):
             mutated.last_event_hash = self.event_hash().hex()
             return mutated
 
+        @classmethod
+        def build(cls, state: dict[str, Any]) -> Self:
+            """The event with exactly these attributes, set at once.
+
+            Ledger events are built from checked values (the handler's own, or a stored envelope), so the
+            dataclass constructor's per-field frozen assignments and checks, which cost more than the rest of a
+            command, are skipped; `state` must hold every field of the event class.
+            """
+            event = object.__new__(cls)
+            object.__setattr__(event, "__dict__", state)
+            return event
+
     class Created(Event, Aggregate.Created):
         """The first event of a stream."""
+
+        def mutate(self, aggregate: Any) -> Any:
+            """Construct the aggregate from its first event: the library's steps for an aggregate whose
+            `__init__` takes no arguments, without its per-event signature inspection."""
+            assert aggregate is None
+            aggregate_class: type[LedgerAggregate] = resolve_topic(self.originator_topic)
+            created = aggregate_class.__new__(aggregate_class)
+            created.__base_init__(self.originator_id, self.originator_version, self.timestamp)
+            created.__init__()  # type: ignore[misc]
+            self.apply(created)
+            created.last_event_hash = self.event_hash().hex()
+            return created
 
     @classmethod
     def start(
@@ -111,11 +145,33 @@ class LedgerAggregate(Aggregate):
         body: Frozen,
     ) -> Self:
         """Create the aggregate with its first event."""
-        return cls._create(event_class, id=stream, timestamp=at, actor=actor, prev=None, body=body)
+        event = event_class.build({
+            "originator_id": stream, "originator_version": cls.INITIAL_VERSION, "timestamp": at,
+            "originator_topic": _topic_of(cls), "actor": actor, "prev": None, "body": body,
+        })
+        aggregate: Self = event.mutate(None)
+        aggregate._pending_events.append(event)
+        return aggregate
 
     def record(
         self, event_class: type[LedgerAggregate.Event], at: datetime, actor: Actor, body: Frozen
     ) -> None:
         """Trigger the next event of this stream, chained to the last one."""
         check(at >= self.modified_on, "at", "event_time_must_not_precede_stream", str(self.modified_on))
-        self.trigger_event(event_class, timestamp=at, actor=actor, prev=self.last_event_hash, body=body)
+        event = event_class.build({
+            "originator_id": self.id, "originator_version": self.version + 1, "timestamp": at,
+            "actor": actor, "prev": self.last_event_hash, "body": body,
+        })
+        event.mutate(self)
+        self._pending_events.append(event)
+
+
+_TOPICS: dict[type[LedgerAggregate], str] = {}
+
+
+def _topic_of(aggregate_class: type[LedgerAggregate]) -> str:
+    """The library's topic of an aggregate class (what `originator_topic` holds), computed once per class."""
+    topic = _TOPICS.get(aggregate_class)
+    if topic is None:
+        topic = _TOPICS[aggregate_class] = get_topic(aggregate_class)
+    return topic

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.aggregates.base import check
+from ledger.aggregates.base import DomainRuleError, check
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
@@ -36,9 +36,9 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
     plan = uow.get(UUID(command.plan), Plan, "plan")
     plan.check_accepts_joins(uow.at)
     rules = plan.rules_at(uow.at)
-    check(rules.rules.min_age_years <= command.age_years <= rules.rules.max_age_years, "age_years",
-          "age_must_be_within_the_plan_band",
-          f"{command.age_years} not in {rules.rules.min_age_years}..{rules.rules.max_age_years}")
+    if not rules.rules.min_age_years <= command.age_years <= rules.rules.max_age_years:
+        raise DomainRuleError("age_years", "age_must_be_within_the_plan_band",
+                              f"{command.age_years} not in {rules.rules.min_age_years}..{rules.rules.max_age_years}")
     family_order = 0
     if command.payer is not None:
         payer = uow.get(UUID(command.payer), Membership, "payer")

@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
+from ledger.memory import paused_gc
 from ledger.projections.balances import Balances
-from ledger.projections.base import EntrySource, Projection, apply_together, paused_gc
+from ledger.projections.base import EntrySource, Projection, apply_together
 from ledger.projections.cases import Cases
 from ledger.projections.journal import Journal
 from ledger.projections.periods import Periods

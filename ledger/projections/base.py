@@ -9,16 +9,15 @@ or one fed by Kafka and one fed in-process — can be compared with one line eac
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from itertools import islice
 from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from ledger.memory import paused_gc
 from ledger.projections.sql import BufferedCursor, SqlCursor, SqlStore
 
 Applier = Callable[[SqlCursor, dict[str, Any]], None]
@@ -200,18 +199,3 @@ def apply_together(cursor: SqlCursor, projections: Sequence[Projection],
         for projection, buffer in zip(members, buffers, strict=True):
             buffer.flush()
             projection.record_in(cursor, max(fresh[-1][0], through))
-
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is read, parsed and applied: the batch allocates hundreds of
-    thousands of acyclic objects, and collecting every few hundred allocations over them costs a third of the
-    parse. The collector runs again (once) after the batch."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
