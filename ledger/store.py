@@ -8,7 +8,6 @@ repeating a command id returns the first result and writes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,13 +25,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Envelope, EnvelopeError, entry_with_signature, envelope_from_json, parse_at
-from ledger.keys import SigningKey
 from schemas.events import EVENT_BODIES
-
-
-def event_topic(event_type: str, schema: int) -> str:
-    """The stored topic of an event: `type@schema`."""
-    return f"{event_type}@{schema}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,8 @@ class StoredEntryError(ValueError):
 class SignedEventMapper(Mapper[UUID]):
     """Maps domain events to signed envelopes and back.
 
-    On the way in it signs with the key named by the event's actor. On the way out it checks that the envelope
+    On the way in it stores the event with the signature `signature_for` gives it (by the key named by the
+    event's actor: see `LedgerApplication.signature_for`). On the way out it checks that the envelope
     belongs to the row it was stored in (stream and seq) and that its body matches its schema; signature and
     key-validity checks over the whole log belong to `ledger.verify`, which an outsider can run.
     """
@@ -59,13 +53,13 @@ class SignedEventMapper(Mapper[UUID]):
     def __init__(
         self,
         transcoder: Transcoder,
-        signer_for: Callable[[str], SigningKey],
+        signature_for: Callable[[LedgerAggregate.Event], str],
         event_classes: dict[
             tuple[str, int, bool], tuple[type[LedgerAggregate.Event], type[LedgerAggregate]]
         ],
     ) -> None:
         super().__init__(transcoder=transcoder)
-        self.signer_for = signer_for
+        self.signature_for = signature_for
         self.event_classes = event_classes
         self._aggregate_topics = {
             aggregate: get_topic(aggregate) for _, aggregate in event_classes.values()
@@ -74,14 +68,11 @@ class SignedEventMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         """Sign the event and store the canonical signed envelope."""
         assert isinstance(domain_event, LedgerAggregate.Event), type(domain_event)
-        canonical = domain_event.canonical_unsigned()
-        signer = self.signer_for(domain_event.actor.key)
-        sig = signer.sign(hashlib.sha256(canonical).digest())
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=event_topic(domain_event.TYPE, domain_event.SCHEMA),
-            state=entry_with_signature(canonical, sig),
+            topic=domain_event.topic(),
+            state=entry_with_signature(domain_event.canonical_unsigned(), self.signature_for(domain_event)),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
@@ -114,9 +105,7 @@ class SignedEventMapper(Mapper[UUID]):
         }
         if issubclass(event_class, LedgerAggregate.Created):
             state["originator_topic"] = self._aggregate_topics[aggregate_class]
-        event = object.__new__(event_class)
-        object.__setattr__(event, "__dict__", state)
-        return event
+        return event_class.build(state)
 
 
 def decode_entry(entry: bytes) -> Envelope:
@@ -141,13 +130,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """Insert the receipts and the events with one `executemany` each.
+
+        The library inserts an application's events one statement at a time to return their notification ids;
+        the ledger reads notifications from the table, never from the insert, so it returns none.
+        """
         receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
         if receipts:
             c.executemany(
                 "INSERT INTO command_receipts VALUES (?,?,?)",
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
-        return super()._insert_events(c, stored_events, **kwargs)
+        c.executemany(
+            self.insert_events_statement,
+            [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
+              s.topic, s.state) for s in stored_events],
+        )
+        return None
 
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
