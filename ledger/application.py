@@ -379,7 +379,7 @@ class LedgerApplication(Application[UUID]):
             "command": command.command,
             "command_id": command.command_id,
             "events": [
-                {"stream": str(e.originator_id), "seq": e.originator_version, "type": e.TYPE} for e in events
+                {"stream": e.stream(), "seq": e.originator_version, "type": e.TYPE} for e in events
             ],
             **outcome.result,
         }
@@ -392,7 +392,7 @@ class LedgerApplication(Application[UUID]):
             return  # the log's first event: the root key registers itself
         registered = keyring.keys.get(event.actor.key)
         error = required_role_error(
-            event.TYPE, event.actor, str(event.originator_id), event.body.__dict__,
+            event.TYPE, event.actor, event.stream(), event.body.__dict__,
             registered.member if registered else None,
         )
         if error is not None:

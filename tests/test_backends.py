@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
@@ -36,6 +37,12 @@ def test_a_repeated_command_returns_the_first_result_and_writes_nothing(ledger_a
     with pytest.raises(CommandIdReusedError):
         ledger_app.execute(joins(plan, ["same-id"], age=31)[0])
     assert ledger_app.recorder.max_notification_id() == before
+
+
+def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: LedgerApplication) -> None:
+    plan = create_plan(ledger_app)
+    member = ledger_app.execute(joins(plan, ["stable-id"])[0])["member"]
+    assert member == str(uuid5(NAMESPACE_URL, "mutual-ledger:member:stable-id"))
 
 
 def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: LedgerApplication) -> None:

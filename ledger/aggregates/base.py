@@ -66,11 +66,19 @@ class LedgerAggregate(Aggregate):
         prev: str | None
         body: Frozen
 
+        def stream(self) -> str:
+            """The stream id as the envelope writes it (computed once per event)."""
+            cached: str | None = self.__dict__.get("_stream")
+            if cached is None:
+                cached = str(self.originator_id)
+                object.__setattr__(self, "_stream", cached)
+            return cached
+
         def unsigned_json(self) -> dict[str, Any]:
             """The envelope without `sig` (see ledger.envelope)."""
             return {
                 "v": ENVELOPE_VERSION,
-                "stream": str(self.originator_id),
+                "stream": self.stream(),
                 "seq": self.originator_version,
                 "type": self.TYPE,
                 "schema": self.SCHEMA,

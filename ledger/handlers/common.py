@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID
 
 from ledger.aggregates.base import DomainRuleError
 
@@ -13,7 +14,14 @@ def new_stream_id(kind: str, command_id: str, given: str | None) -> UUID:
 
     Deriving it from the command id makes a repeated command name the same stream.
     """
-    return UUID(given) if given is not None else uuid5(NAMESPACE_URL, f"mutual-ledger:{kind}:{command_id}")
+    if given is not None:
+        return UUID(given)
+    # uuid5(NAMESPACE_URL, name) — RFC 4122 §4.3, SHA-1 — with the namespace's bytes computed once
+    digest = hashlib.sha1(_URL_NAMESPACE + f"mutual-ledger:{kind}:{command_id}".encode(), usedforsecurity=False)
+    return UUID(bytes=digest.digest()[:16], version=5)
+
+
+_URL_NAMESPACE = NAMESPACE_URL.bytes
 
 
 def date_arg(field: str, text: str) -> date:
