@@ -72,7 +72,7 @@ class SqlStore:
         """A transaction; committed on success when `commit`, rolled back on error."""
         with self.datastore.transaction(commit=commit) as cursor:
             if not self.postgres:
-                if commit:  # take the write lock now, waiting for it: several processes (shards) may write here,
+                if commit:  # take the write lock now, waiting for it: several consumer processes may write here,
                     cursor.execute("ROLLBACK")  # and a deferred transaction that read first cannot wait to write
                     cursor.execute("BEGIN IMMEDIATE")
                 cursor.execute(SQLITE_CACHE)  # read models index random ids: a page cache that holds them
