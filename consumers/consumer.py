@@ -74,6 +74,10 @@ BUFFER_LIMIT = 5000
 """Messages a total-order consumer holds per partition before it pauses the partition."""
 FILL_CHUNK = 10_000
 """Events read from the store at a time to fill a gap."""
+COMMIT_MS = 5000
+"""How long committing offsets or leaving the group may wait for the broker (it may be down)."""
+COMMIT_SECONDS = 1.0
+"""Offsets are committed at most this often (they are only a hint)."""
 
 
 class MessageRejectedError(Exception):
@@ -216,6 +220,7 @@ class ProjectionConsumer:
         self.buffers: dict[int, deque[Message]] = {p: deque() for p in range(partitions)}
         self.done: dict[int, int] = {}
         """The offset of the last message handled in each partition (applied or dropped)."""
+        self.committed_at = 0.0
         self.stopping = False
         self.given_nothing = False
         """Set when the group gave this consumer nothing because it did not know the topic then."""
@@ -267,7 +272,7 @@ class ProjectionConsumer:
                         f"of {self.partitions}")
 
     def _revoked(self) -> None:
-        self._commit()
+        self._commit(now=True)
         self.assigned = set()
         self.done.clear()
         for buffer in self.buffers.values():
@@ -280,13 +285,15 @@ class ProjectionConsumer:
     def _tps(self, partitions: Sequence[int] | set[int]) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p) for p in sorted(partitions)]
 
-    def _commit(self) -> None:
-        """Commit the offsets handled (a hint for the next member; failures are harmless)."""
+    def _commit(self, now: bool = False) -> None:
+        """Commit the offsets handled (a hint for the next member; failures are harmless), at most once a second
+        unless `now`."""
         offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(offset + 1, "", -1)
                    for p, offset in self.done.items() if p in self.assigned}
-        if offsets and not self.rejected:
+        if offsets and not self.rejected and (now or time.monotonic() - self.committed_at >= COMMIT_SECONDS):
+            self.committed_at = time.monotonic()
             with suppress(KafkaError):
-                self.consumer.commit(offsets)
+                self.consumer.commit(offsets, timeout_ms=COMMIT_MS)
 
     # -- checks ------------------------------------------------------------------------------------------
 
@@ -581,5 +588,5 @@ class ProjectionConsumer:
 
     def close(self) -> None:
         """Commit and leave the group."""
-        self._commit()
-        self.consumer.close()
+        self._commit(now=True)
+        self.consumer.close(timeout_ms=COMMIT_MS)
