@@ -27,7 +27,7 @@ def report(line: str) -> None:
 @click.command("relay")
 @click.option("--once", is_flag=True, help="Publish everything pending and exit.")
 @click.option("--batch", type=int, default=2000, show_default=True)
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between polls of the store.")
+@click.option("--interval", type=float, default=0.1, show_default=True, help="Seconds between polls of the store.")
 def relay(once: bool, batch: int, interval: float) -> None:
     """Publish the store's global order to the Kafka topic (position advanced only after the broker's ack)."""
     from consumers.relay import Relay

@@ -76,6 +76,8 @@ FILL_CHUNK = 10_000
 """Events read from the store at a time to fill a gap."""
 COMMIT_MS = 5000
 """How long committing offsets or leaving the group may wait for the broker (it may be down)."""
+FETCH_WAIT_MS = 100
+"""How long the broker may hold a fetch while it has nothing new (what an idle consumer's lag can grow by)."""
 COMMIT_SECONDS = 1.0
 """Offsets are committed at most this often (they are only a hint)."""
 
@@ -230,6 +232,7 @@ class ProjectionConsumer:
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=2000,
             allow_auto_create_topics=False, reconnect_backoff_max_ms=1000, metadata_max_age_ms=5000,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             partition_assignment_strategy=[WholeTopicAssignor() if self.whole else RangePartitionAssignor])
         self.consumer.subscribe([topic], listener=_Rebalances(self))
 
@@ -563,11 +566,13 @@ class ProjectionConsumer:
             self.buffers.values())
 
     def run(self, until_caught_up: bool = False, deadline_seconds: float = 600.0) -> None:
-        """Consume until `stop()`; with `until_caught_up`, return once everything published so far is applied."""
+        """Consume until `stop()`; with `until_caught_up`, return once everything published so far is applied: the
+        positions at the partitions' ends after a poll that brought nothing (a broker may report the end as the start
+        of its last batch, which the consumer may still hold in part)."""
         start = time.monotonic()
         while not self.stopping:
-            self.poll_once()
-            if until_caught_up and self.caught_up():
+            count = self.poll_once(200 if until_caught_up else 1000)
+            if until_caught_up and not count and self.caught_up():
                 return
             if until_caught_up and time.monotonic() - start > deadline_seconds:
                 raise TimeoutError("consumer: did not catch up in time")

@@ -186,9 +186,25 @@ def read_topic(bootstrap: str, topic: str) -> list[Message]:
     return messages
 
 
+SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left() -> Iterator[None]:
+    """Whatever a test started and did not end (it failed before it could) is killed after it."""
+    yield
+    while SPAWNED:
+        process = SPAWNED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def cli(env: dict[str, str], *args: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=log or subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env={**os.environ, **env},
+                               stdout=subprocess.PIPE, stderr=log or subprocess.PIPE)
+    SPAWNED.append(process)
+    return process
 
 
 def finished(process: subprocess.Popen[bytes], seconds: float = 180) -> tuple[int, str]:
