@@ -8,10 +8,10 @@ Tansu binary) with the embedded default (SQLite event store and views):
    joins a new group first; then the relay (in this process) publishes the store while the consumer verifies and
    applies, as deployed: timed from the relay's first read to the last event applied (the views polled every 20 ms).
    Then the stages one after the other: the relay alone, then a new consumer timed from the moment it joined its
-   group. Baseline: kafka-python producing the same messages (the store's entries, with their partitions and
-   headers) with the relay's producer settings, flushed, then consuming them from assigned partitions with the
-   consumers' poll size. Reported: events/s and the ratio of each to the baseline's produce-then-consume rate
-   (target >= 0.5).
+   group. Then concurrently again with two consumers in one group, which split the partitions. Baseline:
+   kafka-python producing the same messages (the store's entries, with their partitions and headers) with the
+   relay's producer settings, flushed, then consuming them from assigned partitions with the consumers' poll size.
+   Reported: events/s and the ratio of each to the baseline's produce-then-consume rate (target >= 0.5).
 2. **Lag.** A plan with 1,000 members; `consume balances` and `relay --interval I` processes; this process commits
    joins at `--lag-rate` events/s (a batch every 10 ms) for `--lag-seconds`, and watches the views (every 5 ms) for the
    partition position that covers each event: lag = applied - committed, p50 and p99 (the first second left out).
@@ -95,14 +95,16 @@ def start(env: dict[str, str], log: IO[bytes], *args: str) -> subprocess.Popen[b
                             stdout=subprocess.DEVNULL, stderr=log)
 
 
-def joined(log: Path, timeout: float = 120) -> float:
-    """The monotonic time at which a consumer's log says it was given partitions."""
+def joined(logs: list[Path], timeout: float = 120) -> float:
+    """The monotonic time at which every consumer's log says the group gave it partitions."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(line.startswith("balances: partitions 0") for line in log.read_text().splitlines()):
+        latest = [[line for line in log.read_text().splitlines() if line.startswith("balances: partitions")]
+                  for log in logs]
+        if all(lines and not lines[-1].endswith(f"none of {PARTITIONS}") for lines in latest):
             return time.monotonic()
         time.sleep(0.02)
-    raise SystemExit(f"the consumer did not join its group: {log.read_text()}")
+    raise SystemExit(f"the consumers did not join their group: {[log.read_text() for log in logs]}")
 
 
 def consumer_env(data: Path, bootstrap: str, topic: str, views: Path) -> dict[str, str]:
@@ -153,36 +155,38 @@ def throughput(tmp: Path, bootstrap: str, members: int) -> None:
           f"{PARTITIONS} partitions, {os.cpu_count()} cores")
     print(f"  raw kafka-python: produce {messages / produced:,.0f} msg/s, consume {messages / consumed:,.0f} msg/s; "
           f"produce then consume {raw:,.0f} events/s")
-    rates = {}
-    for mode in ("concurrent", "one after the other"):
+    for mode, members_of_group in (("concurrent", 1), ("one after the other", 1),
+                                   ("concurrent, two consumers in one group", 2)):
         topic = f"pipeline-{uuid.uuid4().hex[:8]}"
         views_path = tmp / f"views-{uuid.uuid4().hex[:8]}.sqlite3"
         env = consumer_env(data, bootstrap, topic, views_path)
         views = views_store(Settings(data_dir=data, views_url=f"sqlite:///{views_path}"))
         Balances(app, views)
-        log = tmp / f"consumer-{uuid.uuid4().hex[:8]}.log"
+        logs = [tmp / f"consumer-{uuid.uuid4().hex[:8]}.log" for _ in range(members_of_group)]
         relay = Relay(app, bootstrap, topic, PARTITIONS)
-        with log.open("wb") as handle:
-            if mode == "concurrent":
-                consumer = start(env, handle, "consume", "balances", "--group", topic)
-                joined(log)
-                began = time.monotonic()
-                relay.publish_pending(5000)
-                published = time.monotonic() - began
-                seconds = wait_applied(views, targets) - began
-            else:
-                began = time.monotonic()
-                relay.publish_pending(5000)
-                published = time.monotonic() - began
-                consumer = start(env, handle, "consume", "balances", "--group", topic)
-                applying = joined(log)
-                seconds = published + wait_applied(views, targets) - applying
+        handles = [log.open("wb") for log in logs]
+        if mode.startswith("concurrent"):
+            consumers = [start(env, handle, "consume", "balances", "--group", topic) for handle in handles]
+            joined(logs)
+            began = time.monotonic()
+            relay.publish_pending(5000)
+            published = time.monotonic() - began
+            seconds = wait_applied(views, targets) - began
+        else:
+            began = time.monotonic()
+            relay.publish_pending(5000)
+            published = time.monotonic() - began
+            consumers = [start(env, handle, "consume", "balances", "--group", topic) for handle in handles]
+            applying = joined(logs)
+            seconds = published + wait_applied(views, targets) - applying
         relay.close()
-        consumer.terminate()
-        consumer.wait()
-        rates[mode] = events / seconds
+        for consumer, handle in zip(consumers, handles, strict=True):
+            consumer.terminate()
+            consumer.wait()
+            handle.close()
+        rate = events / seconds
         print(f"  pipeline, {mode}: relay {events / published:,.0f} events/s; store -> relay -> Kafka -> balances "
-              f"{rates[mode]:,.0f} events/s = {rates[mode] / raw:.2f} x raw (target >= 0.5)")
+              f"{rate:,.0f} events/s = {rate / raw:.2f} x raw (target >= 0.5)")
     app.close()
 
 
@@ -225,7 +229,7 @@ def lag(tmp: Path, bootstrap: str, rate: int, seconds: float, interval: float) -
     with log.open("wb") as consumer_log, (tmp / "lag-relay.log").open("wb") as relay_log:
         consumer = start(env, consumer_log, "consume", "balances", "--group", topic)
         relay = start(env, relay_log, "relay", "--interval", str(interval))
-        joined(log)
+        joined([log])
         wait_applied(views, lane_targets(app))
         watch = Watch(views)
         watcher = threading.Thread(target=watch.run)
