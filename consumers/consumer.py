@@ -17,7 +17,8 @@ are read from the store (a hole in the store's sequence has none). Their group g
 (`WholeTopicAssignor`); the other members stand by, applying nothing, and one of them takes the topic over when the
 member holding it leaves. A member given only part of the topic applies nothing either.
 
-Each message, in order (a failure stops the consumer before anything of its batch is applied, and names it):
+Each message, in order (a failure stops the consumer and names the message and the check; the messages before it
+are applied, it and those after it in its partition — in its lane — are not):
 
 1. **Headers** — `notification_id` and `partition_previous` are whole numbers, the previous below the index.
 2. **Duplicates** — an index at or before the lane's position is dropped.

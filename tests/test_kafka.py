@@ -389,8 +389,9 @@ def consumer_log(path: Path) -> list[str]:
 def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the_whole_topic_over(
         own_ledger: Ledger, kafka_bootstrap: str, tmp_path: Path) -> None:
     """Two `consume balances` in one group each get partitions and apply their events; of two `consume journal`
-    in one group one applies the whole topic and the other stands by, then takes over when the first stops. The
-    views end equal to the in-process rebuild."""
+    in one group one applies the whole topic and the other stands by. Then one of each group stops, more events
+    come, and the other takes the partitions over where their positions say. The views end equal to the in-process
+    rebuild."""
     topic = new_topic()
     app = own_ledger.app(kafka_bootstrap, topic)
     env = own_ledger.env(kafka_bootstrap, topic)
@@ -420,16 +421,18 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
         "the consumers to apply the log")
     holder = next(n for n in ("journal-a", "journal-b") if latest(n, "journal: ").endswith("0, 1, 2, 3 of 4"))
     standby = ({"journal-a", "journal-b"} - {holder}).pop()
-    processes[holder].send_signal(signal.SIGTERM)
-    assert finished(processes[holder])[0] == 0
+    for name in (holder, "balances-a"):  # the other member of each group takes their partitions over
+        processes[name].send_signal(signal.SIGTERM)
+        assert finished(processes[name])[0] == 0
     with Workload(app) as workload:
         wait_for(lambda: workload.accepted >= 20, 30, "more commands")
     relay.publish_pending()
     relay.close()
     wait_for(lambda: stored_positions(app, views, ["balances", "journal"]) == {
         k: v for k, v in final_positions(app).items() if k.split(" ")[0] in ("balances", "journal")}, 90,
-        "the standby to take the journal over")
-    for name in ("balances-a", "balances-b", standby):
+        "the remaining members to take the partitions over")
+    assert latest("balances-b", "balances: partitions ") == "balances: partitions 0, 1, 2, 3 of 4"
+    for name in ("balances-b", standby):
         processes[name].send_signal(signal.SIGTERM)
         assert finished(processes[name])[0] == 0
     summaries = {name: next(line for line in consumer_log(log) if " applied " in line) for name, log in logs.items()}
