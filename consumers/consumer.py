@@ -243,7 +243,11 @@ class ProjectionConsumer:
         assignment sees its partitions."""
         if self.given_nothing:
             self.report(f"{self.name}: topic {self.topic} is gone; creating it and joining the group again")
-            ensure_topic(self.bootstrap, self.topic, self.partitions)
+            try:
+                ensure_topic(self.bootstrap, self.topic, self.partitions)
+            except KafkaError as error:  # the broker went away again: the next poll tries again
+                self.report(f"{self.name}: broker: {error!r}")
+                return
             self.consumer.unsubscribe()
             self.consumer.subscribe([self.topic], listener=_Rebalances(self))
             self.given_nothing = False
