@@ -1,18 +1,18 @@
-"""Consumer scale-out benchmark: the per-member read model fed from Kafka by one consumer, then by N shards at once.
+"""Consumer scale-out benchmark: the per-member read model fed from Kafka by one consumer, then by N in one group.
 
 A postpaid plan gets `--members` members through the application (one signed `member.joined` each: the per-member
 work of a plan's growth); the relay publishes the store to a topic on a Kafka-protocol broker (the suite's broker:
 `LEDGER_TEST_KAFKA_BOOTSTRAP`, testcontainers, or the Tansu binary). Then, each into its own empty views
 database, as `mutual-ledger consume balances --until-caught-up` processes:
 
-- one consumer (no shard);
-- `--shards` consumers `--shard K/N` started together.
+- one consumer alone in its group;
+- `--consumers` consumers started together in one group, which split the topic's partitions between them.
 
 Each run is timed from the processes' start to the last one's exit (group join included), so the figure is what an
 operator sees; every message is verified (signature, key, schema, chain, index) before it is applied. The views
 digests of both runs must equal the in-process rebuild. Reported: events/s of each, and the speed-up.
 
-Usage: python -m bench.consumers [--members 100000] [--shards 2]
+Usage: python -m bench.consumers [--members 100000] [--consumers 2]
 """
 
 from __future__ import annotations
@@ -27,25 +27,29 @@ import uuid
 from pathlib import Path
 
 
-def timed_consumers(env: dict[str, str], views: Path, shards: int) -> float:
-    """Seconds from starting the consumers (one, or `shards` shards) until the last has caught up."""
+def timed_consumers(env: dict[str, str], views: Path, count: int) -> tuple[float, list[str]]:
+    """Seconds from starting `count` `consume balances` processes in one new group until the last has caught up,
+    and each one's summary line (what it applied, from which partitions)."""
     env = {**os.environ, **env, "LEDGER_VIEWS_URL": f"sqlite:///{views}"}
-    parts = [[]] if shards == 1 else [["--shard", f"{k}/{shards}"] for k in range(shards)]
+    group = f"bench-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
     processes = [subprocess.Popen([sys.executable, "-m", "ledger.cli", "consume", "balances", "--until-caught-up",
-                                   "--group", f"bench-{uuid.uuid4().hex[:8]}", *part], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for part in parts]
+                                   "--group", group], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for _ in range(count)]
+    summaries = []
     for process in processes:
-        if process.wait(timeout=3600) != 0:
-            raise SystemExit(process.stderr.read().decode() if process.stderr else "a consumer failed")
-    return time.perf_counter() - start
+        _, stderr = process.communicate(timeout=3600)
+        if process.returncode != 0:
+            raise SystemExit(stderr.decode())
+        summaries.append(next(line for line in stderr.decode().splitlines() if " applied " in line))
+    return time.perf_counter() - start, summaries
 
 
 def main() -> None:
     """Build, publish, consume twice, print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--consumers", type=int, default=2)
     args = parser.parse_args()
     from bench.projections import populate
     from consumers.relay import Relay
@@ -60,16 +64,15 @@ def main() -> None:
         populate(data, args.members)
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         app = LedgerApplication(Settings(data_dir=data))
-        relay = Relay(app, bootstrap, topic)
+        relay = Relay(app, bootstrap, topic, Settings(data_dir=data).kafka_partitions)
         start = time.perf_counter()
-        while relay.publish_pending(5000):
-            pass
+        relay.publish_pending(5000)
         publish_seconds = time.perf_counter() - start
         relay.close()
         events = app.recorder.max_notification_id() or 0
         env = {"LEDGER_DATA_DIR": str(data), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEDGER_KAFKA_TOPIC": topic}
-        one = timed_consumers(env, Path(tmp) / "one.sqlite3", 1)
-        many = timed_consumers(env, Path(tmp) / "many.sqlite3", args.shards)
+        one, _ = timed_consumers(env, Path(tmp) / "one.sqlite3", 1)
+        many, summaries = timed_consumers(env, Path(tmp) / "many.sqlite3", args.consumers)
         fresh = Balances(app, views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/fresh.sqlite3")))
         fresh.catch_up()
         expected = fresh.digest()
@@ -81,8 +84,10 @@ def main() -> None:
     print(f"{events:,} events published in {publish_seconds:.1f} s ({events / publish_seconds:,.0f}/s); "
           f"{os.cpu_count()} cores")
     print(f"balances, one consumer: {one:.1f} s = {events / one:,.0f} events/s")
-    print(f"balances, {args.shards} shards at once: {many:.1f} s = {events / many:,.0f} events/s; "
+    print(f"balances, {args.consumers} consumers in one group: {many:.1f} s = {events / many:,.0f} events/s; "
           f"speed-up {one / many:.2f}x; digests equal the in-process rebuild")
+    for line in summaries:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-import time
 
 import click
 
@@ -19,24 +19,29 @@ def bootstrap() -> str:
     return servers
 
 
+def report(line: str) -> None:
+    """A progress line on stderr."""
+    click.echo(line, err=True)
+
+
 @click.command("relay")
 @click.option("--once", is_flag=True, help="Publish everything pending and exit.")
-@click.option("--batch", type=int, default=500, show_default=True)
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between polls of the store.")
+@click.option("--batch", type=int, default=2000, show_default=True)
+@click.option("--interval", type=float, default=0.1, show_default=True, help="Seconds between polls of the store.")
 def relay(once: bool, batch: int, interval: float) -> None:
     """Publish the store's global order to the Kafka topic (position advanced only after the broker's ack)."""
     from consumers.relay import Relay
+    from consumers.topic import TopicMismatchError
 
     context = cli_context()
-    publisher = Relay(context.app(), bootstrap(), context.settings.kafka_topic)
+    settings = context.settings
+    publisher = Relay(context.app(), bootstrap(), settings.kafka_topic, settings.kafka_partitions, report)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        while True:
-            published = publisher.publish_pending(batch)
-            if published:
-                click.echo(f"published {published}, at {publisher.position()}", err=True)
-            if once:
-                return
-            time.sleep(interval)
+        publisher.run(once=once, size=batch, interval=interval)
+    except TopicMismatchError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
     finally:
         publisher.close()
 
@@ -45,30 +50,37 @@ def relay(once: bool, batch: int, interval: float) -> None:
 @click.argument("name")
 @click.option("--group", default=None, help="Consumer group (default: ledger-NAME).")
 @click.option("--until-caught-up", is_flag=True, help="Exit once everything published so far is applied.")
-@click.option("--shard", default=None, metavar="K/N",
-              help="Apply only shard K of N of the streams (balances, cases); run N of them, one per core or host.")
-def consume(name: str, group: str | None, until_caught_up: bool, shard: str | None) -> None:
-    """Run one projection as a member of a Kafka consumer group, verifying every message before applying it."""
-    from consumers.consumer import MessageRejectedError, ProjectionConsumer, Shard
+def consume(name: str, group: str | None, until_caught_up: bool) -> None:
+    """Run one projection as a member of a Kafka consumer group, verifying every message before applying it.
+
+    Balances and cases split the topic's partitions among the members of their group; journal and periods apply
+    the whole topic in global order in one member while the others stand by."""
+    from consumers.consumer import MessageRejectedError, ProjectionConsumer
+    from consumers.topic import TopicMismatchError
     from consumers.views import views_store
 
     context = cli_context()
+    settings = context.settings
     try:
-        part = None if shard is None else Shard.parse(shard)
-        default_group = f"ledger-{name}" if part is None else f"ledger-{name}-{part.index}-of-{part.count}"
-        consumer = ProjectionConsumer(name, context.app(), views_store(context.settings), bootstrap(),
-                                      context.settings.kafka_topic, group or default_group, shard=part)
-    except ValueError as error:
+        consumer = ProjectionConsumer(name, context.app(), views_store(settings), bootstrap(), settings.kafka_topic,
+                                      group or f"ledger-{name}", settings.kafka_partitions, report)
+    except (ValueError, TopicMismatchError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
+    signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
     try:
         consumer.run(until_caught_up=until_caught_up)
     except MessageRejectedError as error:
-        click.echo(f"error: message rejected, nothing applied: {error}", err=True)
+        click.echo(f"error: message rejected, nothing of it applied: {error}", err=True)
         sys.exit(3)
+    except TopicMismatchError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
     finally:
         consumer.close()
-    click.echo(f"{name} at {consumer.projection.position()}")
+        click.echo(consumer.summary(), err=True)
+    positions = consumer.positions()
+    click.echo(" ".join(f"{lane}={position}" for lane, position in positions.items()))
 
 
 def register(main: click.Group) -> None:

@@ -1,176 +1,602 @@
-"""A projection run as a member of a Kafka consumer group.
+"""A projection run as a member of a Kafka consumer group, verifying every message before it is applied.
 
-Each message is verified before it is applied — signature, key validity for its role at its time, schema, chain,
-and its place in the global order — by the same procedure as `mutual-ledger verify` (`ledger.verify`), whose state
-(keyring, stream heads) is rebuilt from the event store up to the projection's position when the consumer starts.
-A message that fails stops the consumer with an error naming it; it is never applied.
+The topic's layout is `consumers.topic`'s: a stream's events in its partition, keyring events in every partition,
+each message with its global index and the index of its partition's previous event in the headers.
 
-A projection whose appliers are stream-local (`Projection.STREAM_LOCAL`: balances, cases — the per-member work)
-can be split among N consumers: `Shard(k, n)` owns the streams whose SHA-256 falls in its class mod n, verifies
-and applies only their events (and every keyring event, to know the keys), and records its own position; the N
-shards write disjoint rows of the same tables, so their union is the read model one consumer would build, and N
-consumers on N cores apply N times the events. Each shard reads the whole topic in its own consumer group.
+**Stream-local read models** (balances, cases: `Projection.STREAM_LOCAL`) split the partitions among the members of
+the group (Kafka's range assignment). Each partition is a *lane*: its own position, stored with the rows in the same
+transaction (`NAME partition K/P` in the tracking table), and its own verifier state (the keyring and the chains of
+the partition's streams), rebuilt from the store up to the partition's position the first time the consumer needs
+it after the partition was assigned to it. After a rebalance the member that takes a partition over resumes exactly
+where its position says.
 
-The projection's position (a notification id) is stored with its rows in the views database, in the same
-transaction; Kafka offsets are only a hint (committed after applying). A message at or before the position is a
-duplicate and is dropped. A message further on than the next stored event means the topic lost something (or the
-consumer is far behind): the consumer reads the missing events from the event store itself, verifies and applies
-them, and goes on with Kafka.
+**Total-order read models** (journal, periods) read every partition into one lane and apply in global order: the
+next event is the smallest index at the head of a partition; when that is not the one after the position and no
+partition can still deliver a smaller one (each has a message waiting or was read to its end), the events between
+are read from the store (a hole in the store's sequence has none). Their group gives every partition to one member
+(`WholeTopicAssignor`); the other members stand by, applying nothing, and one of them takes the topic over when the
+member holding it leaves. A member given only part of the topic applies nothing either.
+
+Each message, in order (a failure stops the consumer and names the message and the check; the messages before it
+are applied, it and those after it in its partition — in its lane — are not):
+
+1. **Headers** — `notification_id` and `partition_previous` are whole numbers, the previous below the index.
+2. **Duplicates** — an index at or before the lane's position is dropped.
+3. **Partition order** — `partition_previous` equals the index of the last event of the partition applied; a larger
+   one means the partition lost events: they are read from the store (only that partition's), verified and applied,
+   and the header must then equal the last of them.
+4. **The verifier's procedure** (`ledger.verify`): envelope and canonical bytes, schema, chain, keyring, key validity
+   for the role at the time, signature, role rules.
+5. **Placement** — the `stream` header is the envelope's stream, and the partition that carried the message is its
+   stream's (any partition, for a keyring event).
+6. **Index** — the store holds this event (stream and seq) at this index: one indexed query per batch, reading no
+   event bytes. The headers are not signed; this check is what keeps a forged index from putting a genuine event
+   in the wrong place of the order.
+
+Kafka offsets are committed after applying and are only a hint: the positions in the views database are the truth.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from itertools import islice, takewhile
+from typing import Any, Protocol
 
-import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.protocol import ConsumerProtocolMemberAssignment_v0, ConsumerProtocolMemberMetadata_v0
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 
+from consumers.topic import (
+    HEADER_INDEX,
+    HEADER_PREVIOUS,
+    HEADER_STREAM,
+    check_partitions,
+    ensure_topic,
+    entry_partitions,
+    partitions_of,
+    previous_in_partitions,
+)
+from ledger.envelope import Envelope
 from ledger.projections import PROJECTIONS
 from ledger.projections.base import EntrySource, Projection
 from ledger.projections.sql import SqlStore
 from ledger.verify import Verifier
 
 BY_NAME = {p.NAME: p for p in PROJECTIONS}
+RUN_LIMIT = 5000
+"""Events verified and applied in one transaction, at most."""
+BUFFER_LIMIT = 5000
+"""Messages a total-order consumer holds per partition before it pauses the partition."""
+FILL_CHUNK = 10_000
+"""Events read from the store at a time to fill a gap."""
+COMMIT_MS = 5000
+"""How long committing offsets or leaving the group may wait for the broker (it may be down)."""
+FETCH_WAIT_MS = 100
+"""How long the broker may hold a fetch while it has nothing new (what an idle consumer's lag can grow by)."""
+COMMIT_SECONDS = 1.0
+"""Offsets are committed at most this often (they are only a hint)."""
 
 
 class MessageRejectedError(Exception):
     """A message failed verification: the consumer stops and applies nothing of it."""
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count`: the streams whose SHA-256 (first 8 bytes, big-endian) is `index` mod `count`."""
+class ConsumerStore(EntrySource, Protocol):
+    """What a consumer reads from the event store: entries to fill gaps, and the index of events."""
 
+    def identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """(stream, seq) of the events stored at these notification ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record of the topic with its headers read."""
+
+    partition: int
+    offset: int
     index: int
-    count: int
+    previous: int
+    stream: str
+    value: bytes
 
     @classmethod
-    def parse(cls, text: str) -> Shard:
-        """`K/N` with 0 <= K < N; a ValueError naming the field and the rule otherwise."""
-        index, _, count = text.partition("/")
-        if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
-            raise ValueError(f"shard: must be K/N with 0 <= K < N ({text})")
-        return cls(int(index), int(count))
+    def of(cls, record: Any) -> Message:
+        """Read a record's headers (check 1); a MessageRejectedError naming the header and the rule otherwise."""
+        headers = dict(record.headers or [])
+        numbers = []
+        for name in (HEADER_INDEX, HEADER_PREVIOUS):
+            raw = headers.get(name, b"")
+            if not (raw.isascii() and raw.isdigit()):
+                raise MessageRejectedError(f"partition {record.partition} offset {record.offset}: header {name}: "
+                                           f"must be a whole number ({raw!r})")
+            numbers.append(int(raw))
+        index, previous = numbers
+        if previous >= index:
+            raise MessageRejectedError(f"partition {record.partition} offset {record.offset}: header "
+                                       f"{HEADER_PREVIOUS}: must be below {HEADER_INDEX} ({previous} >= {index})")
+        return cls(record.partition, record.offset, index, previous,
+                   headers.get(HEADER_STREAM, b"").decode("utf-8", "replace"), bytes(record.value or b""))
 
-    def owns(self, stream: str) -> bool:
-        """Whether this shard applies the events of `stream`."""
-        return int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "big") % self.count == self.index
+    def where(self) -> str:
+        """The message named for an error."""
+        return f"notification {self.index} (partition {self.partition} offset {self.offset})"
 
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+
+@dataclass(eq=False)
+class Lane:
+    """A recorded position of the read model and the verifier of what comes after it: one partition of a
+    stream-local read model, or the whole topic of a total-order one."""
+
+    projection: Projection
+    partition: int | None
+    """None: every partition."""
+    verifier: Verifier = field(default_factory=Verifier)
+    verified: int = 0
+    """How many entries the verifier has checked (its entry index)."""
+    position: int = 0
+    """The last index the verifier has reached; once synced, the stored position."""
+    synced: bool = False
+    last: list[int] = field(default_factory=list)
+    """Whole topic: the index of the last event applied of each partition."""
+
+    def carries(self, partitions: Sequence[int]) -> bool:
+        """Whether an event carried by these partitions is this lane's."""
+        return self.partition is None or self.partition in partitions
+
+    def restart(self) -> None:
+        """Forget the verifier's state (the stored position went back: the views were rebuilt)."""
+        self.verifier, self.verified, self.position = Verifier(), 0, 0
+
+
+class WholeTopicAssignor:
+    """A partition assignor that gives every partition to one member of the group — the one holding them already,
+    else the first member id — and nothing to the others (a total-order read model has one writer)."""
+
+    name = "ledger-whole-topic"
+    version = 0
+    HOLDING = b"holding"
+
+    def __init__(self) -> None:
+        self.holding = False
+
+    def metadata(self, topics: Any) -> Any:
+        """This member's subscription, saying whether it holds the topic."""
+        return ConsumerProtocolMemberMetadata_v0(self.version, list(topics), self.HOLDING if self.holding else b"")
+
+    def assign(self, cluster: Any, members: dict[str, Any]) -> dict[str, Any]:
+        """Every partition of every subscribed topic to one member."""
+        holders = sorted(m for m, subscription in members.items() if subscription.user_data == self.HOLDING)
+        chosen = (holders or sorted(members))[0]
+        return {member: ConsumerProtocolMemberAssignment_v0(self.version, [
+            (topic, sorted(cluster.partitions_for_topic(topic) or ())) for topic in sorted(subscription.topics)]
+            if member == chosen else [], b"") for member, subscription in members.items()}
+
+    def on_assignment(self, assignment: Any) -> None:
+        """Remember whether this member now holds the topic."""
+        self.holding = bool(assignment.partitions())
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the consumer when the group gives it partitions or takes them away."""
+
+    def __init__(self, owner: ProjectionConsumer) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.owner._revoked()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owner._assigned({tp.partition for tp in assigned})
 
 
 class ProjectionConsumer:
     """One projection fed from the topic (see module docstring)."""
 
-    def __init__(self, name: str, store: EntrySource, views: SqlStore, bootstrap: str, topic: str, group: str,
-                 on_apply: Callable[[int], None] | None = None, shard: Shard | None = None) -> None:
+    def __init__(self, name: str, store: ConsumerStore, views: SqlStore, bootstrap: str, topic: str, group: str,
+                 partitions: int, report: Callable[[str], None] | None = None) -> None:
         if name not in BY_NAME:
             raise ValueError(f"projection: must be one of {', '.join(BY_NAME)} ({name})")
-        if shard is not None and not BY_NAME[name].STREAM_LOCAL:
-            local = ", ".join(n for n, p in BY_NAME.items() if p.STREAM_LOCAL)
-            raise ValueError(f"shard: {name} combines events of several streams and runs as one consumer "
-                             f"(shardable: {local})")
-        self.store = store
-        self.shard = shard
-        self.projection: Projection = BY_NAME[name](store, views, None if shard is None else f"{name} {shard}")
-        self.verifier = Verifier()
-        self.checked = 0
-        self.on_apply = on_apply
-        self._prime()
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                      auto_offset_reset="earliest", session_timeout_ms=6000,
-                                      heartbeat_interval_ms=1000, max_poll_records=500)
-        self.consumer.subscribe([topic])
-        self.topic = topic
+        model = BY_NAME[name]
+        self.name, self.store, self.bootstrap, self.topic, self.partitions = name, store, bootstrap, topic, partitions
+        self.report = report or (lambda _: None)
+        self.whole = not model.STREAM_LOCAL
+        self.lanes: dict[int | None, Lane]
+        if self.whole:
+            self.lanes = {None: Lane(model(store, views), None, last=[0] * partitions)}
+        else:
+            self.lanes = {p: Lane(model(store, views, f"{name} partition {p}/{partitions}"), p)
+                          for p in range(partitions)}
+            self._check_views(self.lanes[0].projection)
+        ensure_topic(bootstrap, topic, partitions)  # whichever of the relay and the consumers starts first
+        self.assigned: set[int] = set()
+        self.held: set[int] = set()
+        """Every partition this consumer was given."""
+        self.from_topic = self.from_store = 0
+        """Events applied, by where they came from."""
+        self.buffers: dict[int, deque[Message]] = {p: deque() for p in range(partitions)}
+        self.done: dict[int, int] = {}
+        """The offset of the last message handled in each partition (applied or dropped)."""
+        self.committed_at = 0.0
+        self.stopping = False
+        self.given_nothing = False
+        """Set when the group gave this consumer nothing because it did not know the topic then."""
+        self.rejected = False
+        """Set when a message was refused: the offsets are then not committed (a restart reads it again)."""
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=2000,
+            allow_auto_create_topics=False, reconnect_backoff_max_ms=1000, metadata_max_age_ms=5000,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+            partition_assignment_strategy=[WholeTopicAssignor() if self.whole else RangePartitionAssignor])
+        self.consumer.subscribe([topic], listener=_Rebalances(self))
 
-    def _prime(self) -> None:
-        """Rebuild the verifier's state from the store up to the projection's position."""
-        position = self.projection.position()
-        for notification_id, entry in self.store.entries(1, 5000):
-            if notification_id > position:
-                break
-            self._verify(notification_id, entry)
+    def _rejoin_if_the_topic_is_gone(self) -> None:
+        """The group gave this consumer nothing because the topic did not exist when it joined (a broker that came
+        back empty): create the topic, as the relay would, and join the group again, as a new member, so that the
+        assignment sees its partitions."""
+        if self.given_nothing:
+            self.report(f"{self.name}: topic {self.topic} is gone; creating it and joining the group again")
+            try:
+                ensure_topic(self.bootstrap, self.topic, self.partitions)
+            except KafkaError as error:  # the broker went away again: the next poll tries again
+                self.report(f"{self.name}: broker: {error!r}")
+                return
+            self.consumer.unsubscribe()
+            self.consumer.subscribe([self.topic], listener=_Rebalances(self))
+            self.given_nothing = False
 
-    def _mine(self, entry: bytes) -> bool:
-        """Whether this consumer verifies and applies `entry`: every entry without a shard; with one, the entries
-        of its streams and every keyring event (an entry that does not even parse is verified, and so rejected)."""
-        if self.shard is None:
-            return True
+    def _check_views(self, projection: Projection) -> None:
+        """Refuse views whose partition positions were recorded for another partition count."""
+        with projection.sql.transaction(commit=False) as cursor:
+            names = [row[0] for row in cursor.execute(f"SELECT name FROM {projection.tracking} WHERE name LIKE ?",
+                                                      (f"{self.name} partition %",)).fetchall()]
+        other = sorted({name.rpartition("/")[2] for name in names} - {str(self.partitions)})
+        if other:
+            raise ValueError(f"LEDGER_KAFKA_PARTITIONS: the views hold {self.name} by {other[0]} partitions, the "
+                             f"configuration says {self.partitions} (rebuild the views for another count)")
+
+    # -- the group ---------------------------------------------------------------------------------------
+
+    def _assigned(self, partitions: set[int]) -> None:
+        self.assigned = partitions
+        self.given_nothing = not partitions and not self.consumer.partitions_for_topic(self.topic)
+        self.held |= partitions
+        for lane in self.lanes.values():
+            lane.synced = False  # another member may have applied this lane meanwhile
+        if self.whole and partitions and len(partitions) < self.partitions:
+            self.consumer.pause(*self._tps(partitions))
+            self.report(f"{self.name}: given {len(partitions)} of {self.partitions} partitions: standing by")
+        elif self.whole and not partitions:
+            self.report(f"{self.name}: standing by (no partition given)")
+        else:
+            self.report(f"{self.name}: partitions {', '.join(map(str, sorted(partitions))) or 'none'} "
+                        f"of {self.partitions}")
+
+    def _revoked(self) -> None:
+        self._commit(now=True)
+        self.assigned = set()
+        self.done.clear()
+        for buffer in self.buffers.values():
+            buffer.clear()
+
+    def _active(self) -> bool:
+        """Whether this consumer applies what it is given (a total-order one only with the whole topic)."""
+        return bool(self.assigned) and (not self.whole or len(self.assigned) == self.partitions)
+
+    def _tps(self, partitions: Sequence[int] | set[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in sorted(partitions)]
+
+    def _commit(self, now: bool = False) -> None:
+        """Commit the offsets handled (a hint for the next member; failures are harmless), at most once a second
+        unless `now`."""
+        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(offset + 1, "", -1)
+                   for p, offset in self.done.items() if p in self.assigned}
+        if offsets and not self.rejected and (now or time.monotonic() - self.committed_at >= COMMIT_SECONDS):
+            self.committed_at = time.monotonic()
+            with suppress(KafkaError):
+                self.consumer.commit(offsets, timeout_ms=COMMIT_MS)
+
+    # -- checks ------------------------------------------------------------------------------------------
+
+    def _verify(self, lane: Lane, index: int, entry: bytes) -> Envelope:
+        """Check 4 for one entry of the lane; keep a whole-topic lane's last index per partition."""
+        before = len(lane.verifier.report.failures)
+        envelope = lane.verifier.entry(lane.verified, entry)
+        lane.verified += 1
+        if len(lane.verifier.report.failures) > before:
+            failure = lane.verifier.report.failures[before]
+            where = f" (stream {failure.stream} seq {failure.seq})" if failure.stream else ""
+            raise MessageRejectedError(f"notification {index}{where}: {failure.check}: expected "
+                                       f"{failure.expected}, found {failure.found}")
+        assert envelope is not None
+        if lane.partition is None:
+            for partition in partitions_of(envelope.stream, envelope.type, self.partitions):
+                lane.last[partition] = index
+        return envelope
+
+    def _place(self, message: Message, envelope: Envelope) -> None:
+        """Check 5."""
+        if message.stream != envelope.stream:
+            raise MessageRejectedError(f"{message.where()}: header {HEADER_STREAM}: must be the envelope's stream "
+                                       f"{envelope.stream} ({message.stream})")
+        carriers = partitions_of(envelope.stream, envelope.type, self.partitions)
+        if message.partition not in carriers:
+            raise MessageRejectedError(f"{message.where()}: partition: stream {envelope.stream} goes to partition "
+                                       f"{carriers[0]}")
+
+    def _confirm(self, messages: Sequence[Message], envelopes: Sequence[Envelope]
+                 ) -> tuple[int, MessageRejectedError | None]:
+        """Check 6, for a batch: how many messages pass it before the first that does not, and its refusal."""
+        stored = self.store.identities([message.index for message in messages]) if messages else {}
+        for count, (message, envelope) in enumerate(zip(messages, envelopes, strict=True)):
+            identity = stored.get(message.index)
+            if identity != (envelope.stream, envelope.seq):
+                held = "nothing" if identity is None else f"stream {identity[0]} seq {identity[1]}"
+                return count, MessageRejectedError(
+                    f"{message.where()}: header {HEADER_INDEX}: the store holds {held} at {message.index}, the "
+                    f"message is stream {envelope.stream} seq {envelope.seq}")
+        return len(messages), None
+
+    def _apply_checked(self, lane: Lane, messages: Sequence[Message], envelopes: Sequence[Envelope],
+                       refusal: MessageRejectedError | None) -> None:
+        """Given the envelopes of the leading messages that passed checks 1–5 (and the refusal of the next one, if
+        any), confirm their indexes, apply those before the first refused message, then stop with its refusal."""
+        confirmed, mismatch = self._confirm(messages[:len(envelopes)], envelopes)
+        if confirmed:
+            self._apply(lane, [(message.index, envelope) for message, envelope in
+                               zip(messages[:confirmed], envelopes[:confirmed], strict=True)], False)
+        refusal = mismatch or refusal
+        if refusal is not None:
+            raise refusal
+
+    # -- applying ----------------------------------------------------------------------------------------
+
+    def _apply(self, lane: Lane, items: Sequence[tuple[int, Envelope]], from_store: bool) -> None:
+        """Apply verified envelopes to the lane's projection and record its position, in one transaction."""
+        lane.projection.apply_envelopes([(index, envelope.parsed or envelope.to_json()) for index, envelope in items])
+        lane.position = items[-1][0]
+        if from_store:
+            self.from_store += len(items)
+        else:
+            self.from_topic += len(items)
+
+    def _stored(self, start: int, stop: int) -> Iterator[list[tuple[int, bytes]]]:
+        """The stored entries with index in [start, stop], a chunk at a time."""
+        entries = takewhile(lambda item: item[0] <= stop, self.store.entries(start, 1000))
+        while chunk := list(islice(entries, FILL_CHUNK)):
+            yield chunk
+
+    def _fill(self, lane: Lane, before: int) -> None:
+        """Verify and apply the lane's stored events after its position and before `before` (check 3)."""
+        for chunk in self._stored(lane.position + 1, before - 1):
+            mine = [(index, entry) for index, entry in chunk
+                    if lane.partition is None or lane.carries(entry_partitions(entry, self.partitions))]
+            if mine:
+                self._apply(lane, [(index, self._verify(lane, index, entry)) for index, entry in mine], True)
+
+    def _sync(self, lanes: Sequence[Lane]) -> None:
+        """Bring the lanes' verifiers to their stored positions, verifying the stored events in between (in one
+        pass over the store)."""
+        targets: dict[Lane, int] = {}
+        for lane in lanes:
+            stored = lane.projection.position()
+            if stored < lane.position:
+                lane.restart()
+            targets[lane] = stored
+        start, stop = min(lane.position for lane in lanes) + 1, max(targets.values())
+        for chunk in self._stored(start, stop):
+            for index, entry in chunk:
+                carriers = entry_partitions(entry, self.partitions)
+                for lane in lanes:
+                    if lane.position < index <= targets[lane] and lane.carries(carriers):
+                        self._verify(lane, index, entry)
+        for lane in lanes:
+            lane.position, lane.synced = targets[lane], True
+            if lane.partition is None:
+                lane.last = previous_in_partitions(self.store, lane.position, self.partitions)
+
+    def _take_partition(self, partition: int, messages: list[Message]) -> None:
+        """Checks 2–6 and apply, for one partition's messages of a poll (stream-local read models)."""
+        lane = self.lanes[partition]
+        if not lane.synced:
+            self._sync([lane])
+        run: list[Message] = []
+        expected = lane.position
+        for message in messages:
+            if message.index <= expected:
+                continue
+            if message.previous != expected:
+                if message.previous < expected:
+                    self._apply_run(lane, run)
+                    raise MessageRejectedError(f"{message.where()}: header {HEADER_PREVIOUS}: must be {expected}, "
+                                               f"the last event of partition {partition} applied "
+                                               f"({message.previous})")
+                self._apply_run(lane, run)
+                run = []
+                self._fill(lane, message.index)
+                if message.previous != lane.position:
+                    raise MessageRejectedError(f"{message.where()}: header {HEADER_PREVIOUS}: must be "
+                                               f"{lane.position}, the store's last event of partition {partition} "
+                                               f"before it ({message.previous})")
+            run.append(message)
+            expected = message.index
+            if len(run) >= RUN_LIMIT:
+                self._apply_run(lane, run)
+                run = []
+        self._apply_run(lane, run)
+        self.done[partition] = messages[-1].offset
+
+    def _apply_run(self, lane: Lane, run: Sequence[Message]) -> None:
+        envelopes: list[Envelope] = []
+        refusal = None
         try:
-            head = orjson.loads(entry)
-            return self.shard.owns(head["stream"]) or str(head["type"]).startswith("key.")
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            for message in run:
+                envelope = self._verify(lane, message.index, message.value)
+                self._place(message, envelope)
+                envelopes.append(envelope)
+        except MessageRejectedError as error:
+            refusal = error
+        self._apply_checked(lane, run, envelopes, refusal)
+
+    def _take_whole(self, records: dict[int, list[Message]]) -> None:
+        """Merge the partitions into the global order (checks 2–6) and apply (total-order read models)."""
+        lane = self.lanes[None]
+        if not lane.synced:
+            self._sync([lane])
+        for partition, messages in records.items():
+            self.buffers[partition].extend(messages)
+        run: list[list[Message]] = []
+        position = lane.position
+        while True:
+            for partition, buffer in self.buffers.items():
+                while buffer and buffer[0].index <= position:
+                    self.done[partition] = buffer.popleft().offset
+            heads = [buffer[0].index for buffer in self.buffers.values() if buffer]
+            if not heads:
+                break
+            index = min(heads)
+            if index > position + 1:
+                if not self._settled():
+                    break
+                self._apply_copies(lane, run)
+                run = []
+                self._fill(lane, index)
+            copies = []
+            for partition, buffer in self.buffers.items():
+                if buffer and buffer[0].index == index:
+                    copies.append(buffer.popleft())
+                    self.done[partition] = copies[-1].offset
+            run.append(copies)
+            position = index
+            if len(run) >= RUN_LIMIT:
+                self._apply_copies(lane, run)
+                run = []
+        self._apply_copies(lane, run)
+        self._throttle()
+
+    def _apply_copies(self, lane: Lane, run: Sequence[list[Message]]) -> None:
+        """Check and apply events of the whole topic, each with the copies the partitions carried of it."""
+        envelopes: list[Envelope] = []
+        refusal = None
+        try:
+            for copies in run:
+                expected = {copy.partition: lane.last[copy.partition] for copy in copies}
+                envelope = self._verify(lane, copies[0].index, copies[0].value)
+                for copy in copies:
+                    self._place(copy, envelope)
+                    if copy.previous != expected[copy.partition]:
+                        raise MessageRejectedError(f"{copy.where()}: header {HEADER_PREVIOUS}: must be "
+                                                   f"{expected[copy.partition]}, the last event of partition "
+                                                   f"{copy.partition} before it ({copy.previous})")
+                envelopes.append(envelope)
+        except MessageRejectedError as error:
+            refusal = error
+        self._apply_checked(lane, [copies[0] for copies in run], envelopes, refusal)
+
+    def _settled(self) -> bool:
+        """Whether no partition can still deliver an index below the ones waiting: each has a message waiting or
+        was read to its end."""
+        empty = self._tps([p for p in self.assigned if not self.buffers[p]])
+        if not empty:
             return True
+        ends = self.consumer.end_offsets(empty)
+        return all(self.consumer.position(tp) >= ends[tp] for tp in empty)
 
-    def _verify(self, notification_id: int, entry: bytes) -> bool:
-        """Verify an entry of ours and return True; count another shard's entry and return False."""
-        if not self._mine(entry):
-            self.checked += 1
-            return False
-        before = len(self.verifier.report.failures)
-        self.verifier.entry(self.checked, entry)
-        self.checked += 1
-        if len(self.verifier.report.failures) > before:
-            failure = self.verifier.report.failures[-1]
-            raise MessageRejectedError(f"notification {notification_id}: {failure}")
-        return True
+    def _throttle(self) -> None:
+        """Pause the partitions far ahead of the global order, resume the others."""
+        paused = {tp.partition for tp in self.consumer.paused()}
+        full = {p for p in self.assigned if len(self.buffers[p]) > BUFFER_LIMIT}
+        if full - paused:
+            self.consumer.pause(*self._tps(full - paused))
+        if paused - full:
+            self.consumer.resume(*self._tps(paused - full))
 
-    def _apply(self, items: list[tuple[int, bytes]]) -> None:
-        """Verify then apply, in order; a gap before the first item is filled from the store first."""
-        position = self.projection.position()
-        fresh = sorted({nid: entry for nid, entry in items if nid > position}.items())  # duplicates dropped
-        if not fresh:
-            return
-        first = fresh[0][0]
-        if first > position + 1:  # the topic lacks what the store has: read it there, a chunk at a time
-            gap = takewhile(lambda item: item[0] < first, self.store.entries(position + 1, 1000))
-            while chunk := list(islice(gap, 10_000)):
-                self._verify_and_apply(chunk)
-        self._verify_and_apply(fresh)
+    # -- running -----------------------------------------------------------------------------------------
 
-    def _verify_and_apply(self, batch: list[tuple[int, bytes]]) -> None:
-        mine = [(nid, entry) for nid, entry in batch if self._verify(nid, entry)]
-        self.projection.apply_batch(mine, through=batch[-1][0])
-        if self.on_apply is not None:
-            self.on_apply(batch[-1][0])
+    @staticmethod
+    def _read(records: dict[Any, list[Any]]) -> tuple[dict[int, list[Message]], MessageRejectedError | None]:
+        """Each partition's messages up to the first whose headers break the contract, and that one's refusal."""
+        messages: dict[int, list[Message]] = {}
+        malformed = None
+        for tp, batch in records.items():
+            read = messages[tp.partition] = []
+            for record in batch:
+                try:
+                    read.append(Message.of(record))
+                except MessageRejectedError as error:
+                    malformed = malformed or error
+                    break
+        return {p: read for p, read in messages.items() if read}, malformed
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         """Apply one poll's messages; return how many messages came."""
+        self._rejoin_if_the_topic_is_gone()
         records = self.consumer.poll(timeout_ms)
-        count = 0
-        for messages in records.values():
-            items = []
-            for message in messages:
-                items.append((int(dict(message.headers or [])["notification_id"]), bytes(message.value)))
-            count += len(items)
-            self._apply(items)
-        if count:
-            self.consumer.commit()
-        return count
+        try:
+            messages, refusal = self._read(records)
+            if messages and self._active():
+                check_partitions(self.topic, len(self.consumer.partitions_for_topic(self.topic) or ()),
+                                 self.partitions)
+                if self.whole:
+                    self._take_whole(messages)
+                else:
+                    for partition in sorted(messages):  # partitions are independent: each goes as far as it can
+                        try:
+                            self._take_partition(partition, messages[partition])
+                        except MessageRejectedError as error:
+                            refusal = refusal or error
+            if refusal is not None:
+                raise refusal
+        except MessageRejectedError:
+            self.rejected = True
+            raise
+        if records:
+            self._commit()
+        return sum(len(batch) for batch in records.values())
 
     def caught_up(self) -> bool:
-        """Whether everything published so far has been consumed."""
-        partitions = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or []]
-        if not partitions or not self.consumer.assignment():
+        """Whether everything published so far in this consumer's partitions has been applied."""
+        if not self._active():
             return False
+        partitions = self._tps(self.assigned)
         ends = self.consumer.end_offsets(partitions)
-        return all(self.consumer.position(tp) >= ends[tp] for tp in partitions if tp in self.consumer.assignment())
+        return all(self.consumer.position(tp) >= ends[tp] for tp in partitions) and not any(
+            self.buffers.values())
 
     def run(self, until_caught_up: bool = False, deadline_seconds: float = 600.0) -> None:
-        """Consume; with `until_caught_up`, return once everything published so far is applied."""
+        """Consume until `stop()`; with `until_caught_up`, return once everything published so far is applied: the
+        positions at the partitions' ends after a poll that brought nothing (a broker may report the end as the start
+        of its last batch, which the consumer may still hold in part)."""
         start = time.monotonic()
-        while True:
-            self.poll_once()
-            if until_caught_up and self.caught_up():
+        while not self.stopping:
+            count = self.poll_once(200 if until_caught_up else 1000)
+            if until_caught_up and not count and self.caught_up():
                 return
             if until_caught_up and time.monotonic() - start > deadline_seconds:
                 raise TimeoutError("consumer: did not catch up in time")
 
+    def stop(self) -> None:
+        """Ask `run` to return after the current poll."""
+        self.stopping = True
+
+    def positions(self) -> dict[str, int]:
+        """Each lane's stored position, by its tracking name."""
+        return {lane.projection.tracking_name: lane.projection.position() for lane in self.lanes.values()}
+
+    def summary(self) -> str:
+        """What this consumer applied, and from which partitions."""
+        held = ", ".join(map(str, sorted(self.held))) or "none"
+        return (f"{self.name}: applied {self.from_topic} events from the topic and {self.from_store} from the "
+                f"store; partitions held: {held}")
+
     def close(self) -> None:
-        """Leave the group."""
-        self.consumer.close()
+        """Commit and leave the group."""
+        self._commit(now=True)
+        self.consumer.close(timeout_ms=COMMIT_MS)

@@ -448,6 +448,12 @@ class LedgerApplication(Application[UUID]):
                 yield notification.id, notification.state
             position = notifications[-1].id + 1
 
+    def identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """(stream, seq) of the events stored at these notification ids, for those that exist: what a consumer
+        checks a message's index header against."""
+        found = self.ledger_recorder.select_identities(notification_ids)
+        return {nid: (str(stream), seq) for nid, (stream, seq) in found.items()}
+
     def balances(self) -> Balances:
         """The balances read model (members, accounts, claims), caught up with every stored event."""
         if self._balances is None:

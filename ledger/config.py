@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_DATA_DIR = "ledger-data"
 DEFAULT_TOPIC = "mutual-ledger.events"
+DEFAULT_PARTITIONS = 4
+MAX_PARTITIONS = 1024
 DEFAULT_ORIGIN = "mutual-ledger.local/log"
 
 
@@ -38,6 +40,8 @@ class Settings:
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = DEFAULT_TOPIC
+    kafka_partitions: int = DEFAULT_PARTITIONS
+    """How many partitions the topic has: the relay creates it so and refuses one with another count."""
     views_url: str | None = None
     key_passphrase: bytes | None = None
     log_origin: str = DEFAULT_ORIGIN
@@ -57,6 +61,7 @@ class Settings:
             database_url=database_url,
             kafka_bootstrap_servers=env.get("LEDGER_KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_topic=env.get("LEDGER_KAFKA_TOPIC") or DEFAULT_TOPIC,
+            kafka_partitions=partition_count(env.get("LEDGER_KAFKA_PARTITIONS") or str(DEFAULT_PARTITIONS)),
             views_url=env.get("LEDGER_VIEWS_URL") or None,
             key_passphrase=passphrase.encode("utf-8") if passphrase else None,
             log_origin=env.get("LEDGER_LOG_ORIGIN") or DEFAULT_ORIGIN,
@@ -88,6 +93,13 @@ class Settings:
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             **postgres_env(self.database_url),
         }
+
+
+def partition_count(text: str) -> int:
+    """`LEDGER_KAFKA_PARTITIONS`: a whole number from 1 to 1,024."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PARTITIONS):
+        raise ConfigError(f"LEDGER_KAFKA_PARTITIONS: must be a whole number from 1 to {MAX_PARTITIONS} ({text})")
+    return int(text)
 
 
 def postgres_env(url: str) -> dict[str, str]:

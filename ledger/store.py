@@ -148,6 +148,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return None
 
+    def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
+        """Stream and seq of the events stored at these notification ids (one indexed query per 500 ids; no
+        event bytes are read)."""
+        found: dict[int, tuple[UUID, int]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for offset in range(0, len(notification_ids), 500):
+                chunk = list(notification_ids[offset:offset + 500])
+                c.execute(f"SELECT rowid, originator_id, originator_version FROM {self.events_table_name} "
+                          f"WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+                for row in c.fetchall():
+                    found[row[0]] = (UUID(row[1]), row[2])
+        return found
+
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
         found: dict[str, CommandReceipt] = {}
@@ -183,6 +196,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
+
+    def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
+        """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes
+        are read)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT notification_id, originator_id, originator_version FROM {} "
+                    "WHERE notification_id = ANY(%s)").format(
+                    Identifier(self.datastore.schema, self.events_table_name)),
+                (list(notification_ids),),
+            )
+            rows = curs.fetchall()
+        return {row["notification_id"]: (row["originator_id"], row["originator_version"]) for row in rows}
 
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query)."""

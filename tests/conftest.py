@@ -7,6 +7,7 @@ tests that need only one. The PostgreSQL server comes from tests.services (found
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from ledger.application import LedgerApplication, SimulatedClock
 from ledger.config import Settings
 from ledger.service import initialize
-from tests.services import fresh_schema, kafka_server, postgres_server
+from tests.services import TansuBroker, fresh_schema, kafka_server, postgres_server, tansu_broker
 from tests.support import START
 
 
@@ -36,6 +37,17 @@ def kafka_bootstrap() -> Iterator[str]:
             yield bootstrap
     except RuntimeError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[TansuBroker]:
+    """A Kafka-protocol broker of the test's own, which it may stop (losing everything) and start again."""
+    with ExitStack() as stack:
+        try:
+            broker = stack.enter_context(tansu_broker())
+        except RuntimeError as error:
+            pytest.fail(str(error), pytrace=False)
+        yield broker
 
 
 @pytest.fixture

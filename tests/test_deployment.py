@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from consumers.views import views_store
-from ledger.config import Settings
+from ledger.config import ConfigError, Settings
 from ledger.projections import PROJECTIONS
 
 ROOT = Path(__file__).parent.parent
@@ -35,6 +36,13 @@ def test_services_images_ports_and_health_checks() -> None:
     assert all(services[f"consume-{c}"]["command"] == ["consume", c] for c in consumers)
 
 
+def test_per_stream_read_models_run_two_members_of_one_group_and_total_order_ones_one() -> None:
+    services = compose()["services"]
+    for projection in PROJECTIONS:
+        replicas = services[f"consume-{projection.NAME}"].get("deploy", {}).get("replicas", 1)
+        assert replicas == (2 if projection.STREAM_LOCAL else 1), projection.NAME
+
+
 def test_the_environment_is_the_ledgers_configuration() -> None:
     services = compose()["services"]
     env = services["relay"]["environment"]
@@ -46,6 +54,7 @@ def test_the_environment_is_the_ledgers_configuration() -> None:
             in url
     assert settings.eventsourcing_env()["POSTGRES_SCHEMA"] == "events"
     assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.kafka_partitions == int(env["LEDGER_KAFKA_PARTITIONS"]) > 1
     assert services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].endswith("//kafka:9092")
     init = (ROOT / "deploy" / "postgres-init.sql").read_text()
     assert "SCHEMA IF NOT EXISTS events" in init and "SCHEMA IF NOT EXISTS views" in init
@@ -57,3 +66,12 @@ def test_the_image_installs_the_packages_and_runs_the_cli() -> None:
     for package in ("ledger", "schemas", "consumers", "audit"):
         assert f"COPY {package} {package}" in dockerfile
     assert 'ENTRYPOINT ["mutual-ledger"]' in dockerfile
+
+
+def test_the_partition_count_is_a_whole_number_from_1_to_1024() -> None:
+    assert Settings.from_env({}).kafka_partitions == 4
+    assert Settings.from_env({"LEDGER_KAFKA_PARTITIONS": "1024"}).kafka_partitions == 1024
+    for text in ("0", "1025", "-1", "four", "2.5", "٣"):
+        with pytest.raises(ConfigError, match=rf"^LEDGER_KAFKA_PARTITIONS: must be a whole number from 1 to 1024 "
+                                              rf"\({text}\)$"):
+            Settings.from_env({"LEDGER_KAFKA_PARTITIONS": text})

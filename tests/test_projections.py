@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -250,12 +249,13 @@ def _instant(text: str) -> Any:
     return parse_at(text)
 
 
-def test_stream_local_projections_split_into_shards_build_the_same_rows(tmp_path: Path) -> None:
-    """Shards of a stream-local projection, applied one after another in any order, each recording its own
-    position, leave exactly the rows of one projection applying everything in order."""
+def test_stream_local_projections_split_by_partition_build_the_same_rows(tmp_path: Path) -> None:
+    """Each partition of a stream-local projection, applied one after another in any order and recording its own
+    position, with the keyring events in every partition, leaves exactly the rows of one projection applying
+    everything in order."""
     from eventsourcing.sqlite import SQLiteDatastore
 
-    from consumers.consumer import Shard
+    from consumers.topic import entry_partitions
     from ledger.demo import DEMO_START, run_demo
 
     app = LedgerApplication(Settings(data_dir=tmp_path / "data"), SimulatedClock(DEMO_START))
@@ -264,27 +264,30 @@ def test_stream_local_projections_split_into_shards_build_the_same_rows(tmp_path
     whole = fresh_digests(app, tmp_path)
     local = [p for p in PROJECTIONS if p.STREAM_LOCAL]
     assert {p.NAME for p in local} == {"balances", "cases"}
-    sql = SqlStore(SQLiteDatastore(str(tmp_path / "shards.sqlite3")))
+    sql = SqlStore(SQLiteDatastore(str(tmp_path / "partitions.sqlite3")))
     for projection_class in local:
-        owned = 0
-        for shard in (Shard(2, 3), Shard(0, 3), Shard(1, 3)):
-            projection = projection_class(app, sql, f"{projection_class.NAME} {shard}")
-            mine = [(nid, entry) for nid, entry in entries if shard.owns(json.loads(entry)["stream"])]
-            owned += len(mine)
+        carried = 0
+        for partition in (2, 0, 1):
+            projection = projection_class(app, sql, f"{projection_class.NAME} partition {partition}/3")
+            mine = [(nid, entry) for nid, entry in entries if partition in entry_partitions(entry, 3)]
+            carried += len(mine)
             for start in range(0, len(mine), 50):
-                projection.apply_batch(mine[start:start + 50], through=entries[-1][0] if start + 50 >= len(mine)
-                                       else 0)
-            assert projection.position() == entries[-1][0]
-        assert owned == len(entries)
+                projection.apply_batch(mine[start:start + 50])
+            assert projection.position() == mine[-1][0]
+            assert 0 < len(mine) < len(entries)
+        keyring = sum(1 for _, entry in entries if json.loads(entry)["type"].startswith("key."))
+        assert carried == len(entries) + 2 * keyring
         assert projection.digest() == whole[projection_class.NAME]
-        assert 0 < len(mine) < len(entries)
     app.close()
 
 
-def test_a_shard_is_named_k_of_n() -> None:
-    from consumers.consumer import Shard
+def test_a_streams_events_go_to_one_partition_and_keyring_events_to_every_partition() -> None:
+    """The topic layout of docs/distribution.md: SHA-256 of the stream id, first 8 bytes big-endian, mod the count
+    (vectors computed with `printf %s ID | sha256sum`)."""
+    from consumers.topic import partitions_of
 
-    assert Shard.parse("1/4") == Shard(1, 4)
-    for text in ("4/4", "1", "a/2", "-1/2", "1/0"):
-        with pytest.raises(ValueError, match=r"^shard: must be K/N with 0 <= K < N"):
-            Shard.parse(text)
+    assert list(partitions_of("00000000-0000-0000-0000-000000000000", "member.joined", 4)) == [0]
+    assert list(partitions_of("00000000-0000-0000-0000-000000000000", "member.joined", 7)) == [1]
+    assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "claim.filed", 4)) == [1]
+    assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "key.registered", 4)) == [0, 1, 2, 3]
+    assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "key.revoked", 3)) == [0, 1, 2]

@@ -56,13 +56,13 @@ class Projection:
     """Base names of the tables this projection owns (digested and cleared on rebuild)."""
     STREAM_LOCAL: ClassVar[bool] = False
     """True when every applier writes only rows keyed by the event's own stream and reads nothing: then the
-    streams can be split among consumers (shards) that apply their parts in parallel into one database, and the
-    union of their rows equals one consumer's."""
+    streams can be split among consumers (the partitions of the topic, each with its own position) that apply
+    their parts in parallel into one database, and the union of their rows equals one consumer's."""
 
     def __init__(self, source: EntrySource, sql: SqlStore | None = None, tracking_name: str | None = None) -> None:
         self.source = source
         self.tracking_name = tracking_name or self.NAME
-        """The key of this projection's position (a shard records its own)."""
+        """The key of this projection's position (each partition of a stream-local one records its own)."""
         self.sql = sql or SqlStore(source.recorder.datastore)
         self.tracking = self.sql.table("projection_tracking")
         self._schema = self.schema()
@@ -99,9 +99,12 @@ class Projection:
         caller read further than what it passes), in one transaction. Entries at or before the recorded position
         are skipped, so a repeated delivery has no effect."""
         with paused_gc():
-            parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
-            with self.sql.transaction() as cursor:
-                apply_together(cursor, (self,), parsed, through)
+            self.apply_envelopes([(nid, orjson.loads(entry)) for nid, entry in batch], through)
+
+    def apply_envelopes(self, batch: Sequence[tuple[int, dict[str, Any]]], through: int = 0) -> None:
+        """`apply_batch` for envelopes already parsed (a consumer's verifier parsed them)."""
+        with self.sql.transaction() as cursor:
+            apply_together(cursor, (self,), batch, through)
 
     def record_in(self, cursor: SqlCursor, position: int) -> None:
         """Record the position applied up to, in the caller's transaction."""
@@ -174,10 +177,12 @@ def apply_together(cursor: SqlCursor, projections: Sequence[Projection],
     """Apply parsed envelopes to several projections in the caller's transaction, each from after its own recorded
     position, and record each one's new position: the last envelope's, or `through` when that is further on.
     Projections at the same position (the usual case) share one pass over the batch that looks each event's type
-    up once; each keeps its own buffer of writes, in event order."""
+    up once; each keeps its own buffer of writes, in event order. Each position is read after the writers of it
+    were serialized (`SqlStore.serialize`), so two processes applying the same events apply them once."""
     groups: dict[int, list[Projection]] = {}
     slices: dict[int, Sequence[tuple[int, dict[str, Any]]]] = {}
     for projection in projections:
+        projection.sql.serialize(cursor, f"{projection.tracking} {projection.tracking_name}")
         position = projection.position_in(cursor)
         fresh = batch if batch and batch[0][0] > position else [(nid, env) for nid, env in batch if nid > position]
         if fresh:

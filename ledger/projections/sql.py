@@ -72,11 +72,18 @@ class SqlStore:
         """A transaction; committed on success when `commit`, rolled back on error."""
         with self.datastore.transaction(commit=commit) as cursor:
             if not self.postgres:
-                if commit:  # take the write lock now, waiting for it: several processes (shards) may write here,
+                if commit:  # take the write lock now, waiting for it: several consumer processes may write here,
                     cursor.execute("ROLLBACK")  # and a deferred transaction that read first cannot wait to write
                     cursor.execute("BEGIN IMMEDIATE")
                 cursor.execute(SQLITE_CACHE)  # read models index random ids: a page cache that holds them
             yield SqlCursor(cursor, self.postgres)
+
+    def serialize(self, cursor: SqlCursor, name: str) -> None:
+        """Make writers of `name` (a projection's position) take turns until the caller's transaction ends, so two
+        processes applying after the same position cannot both apply: a PostgreSQL transaction-scoped advisory
+        lock; on SQLite nothing more is needed (a write transaction holds the database's write lock)."""
+        if self.postgres:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
     def create(self, statements: Sequence[str]) -> None:
         """Create tables and indexes (statements use IF NOT EXISTS)."""
