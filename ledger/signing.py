@@ -6,15 +6,16 @@ event's hash to a `BatchSigner` as soon as the command that recorded it has pass
 the hashes in chunks to worker processes (`python -m ledger.signing`), which sign while the batch's next commands
 run, and the mapper takes each event's signature from it when the batch is saved. What was never sent (the last
 partial chunk, or everything when no worker runs) is signed in this process. The signature is the same either
-way: Ed25519 is deterministic, and the worker signs exactly `EVENT_SIGNATURE_PREFIX + event_hash`.
+way: Ed25519 is deterministic, and the worker signs exactly `EVENT_SIGNATURE_PREFIX + event_hash` with
+`ledger.keys.ed25519_sign`.
 
 A worker holds the private keys it was sent over its own pipe (stdin), in memory only. If a worker fails, the
 signer stops using workers and signs what is missing itself, so a batch never depends on a worker.
 
-Pipe protocol (binary, one worker per pipe pair): requests on stdin are `K` + key id (16 ASCII bytes) + the raw
-32-byte private key, or `S` + count (4 bytes, big-endian) + count x (key id + 32-byte event hash); for each `S`
-the worker writes count x 64-byte signatures to stdout, in order. At most `MAX_CHUNKS_IN_FLIGHT` chunks are
-unanswered per worker, so neither pipe fills while the other waits (no deadlock).
+Pipe protocol (binary, one worker per pipe pair): requests on stdin are `K` + key id (16 ASCII bytes) + the
+64-byte secret key (`SigningKey.secret_key`), or `S` + count (4 bytes, big-endian) + count x (key id + 32-byte
+event hash); for each `S` the worker writes count x 64-byte signatures to stdout, in order. At most
+`MAX_CHUNKS_IN_FLIGHT` chunks are unanswered per worker, so neither pipe fills while the other waits (no deadlock).
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import IO
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ledger.keys import EVENT_SIGNATURE_PREFIX, SigningKey
+from ledger.keys import EVENT_SIGNATURE_PREFIX, SigningKey, ed25519_sign
 
 CHUNK_EVENTS = 128
 """Hashes per request: large enough to make a pipe round trip negligible, small enough to keep workers busy."""
@@ -39,6 +37,7 @@ MAX_CHUNKS_IN_FLIGHT = 4
 _KEY_ID_BYTES = 16
 _HASH_BYTES = 32
 _SIGNATURE_BYTES = 64
+_SECRET_KEY_BYTES = 64
 
 
 class SigningWorkerError(RuntimeError):
@@ -54,14 +53,14 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
 
 def serve(requests: IO[bytes], responses: IO[bytes]) -> None:
     """The worker's loop: read key and sign requests until the pipe closes."""
-    keys: dict[bytes, Ed25519PrivateKey] = {}
+    keys: dict[bytes, bytes] = {}
     while True:
         kind = requests.read(1)
         if not kind:
             return
         if kind == b"K":
             key_id = _read_exactly(requests, _KEY_ID_BYTES)
-            keys[key_id] = Ed25519PrivateKey.from_private_bytes(_read_exactly(requests, 32))
+            keys[key_id] = _read_exactly(requests, _SECRET_KEY_BYTES)
         elif kind == b"S":
             (count,) = struct.unpack(">I", _read_exactly(requests, 4))
             body = _read_exactly(requests, count * (_KEY_ID_BYTES + _HASH_BYTES))
@@ -69,7 +68,7 @@ def serve(requests: IO[bytes], responses: IO[bytes]) -> None:
             for offset in range(0, len(body), _KEY_ID_BYTES + _HASH_BYTES):
                 key = keys[body[offset:offset + _KEY_ID_BYTES]]
                 event_hash = body[offset + _KEY_ID_BYTES:offset + _KEY_ID_BYTES + _HASH_BYTES]
-                signatures += key.sign(EVENT_SIGNATURE_PREFIX + event_hash)
+                signatures += ed25519_sign(key, EVENT_SIGNATURE_PREFIX + event_hash)
             responses.write(signatures)
             responses.flush()
         else:
@@ -96,9 +95,7 @@ class _Worker:
         message = bytearray()
         for key, _ in chunk:
             if key.key_id not in self.sent_keys:
-                raw = key.private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                                    serialization.NoEncryption())
-                message += b"K" + key.key_id.encode("ascii") + raw
+                message += b"K" + key.key_id.encode("ascii") + key.secret_key
                 self.sent_keys.add(key.key_id)
         message += b"S" + struct.pack(">I", len(chunk))
         for key, event_hash in chunk:

@@ -80,14 +80,14 @@ class _Key:
     valid_from: datetime
     member: str | None
     revoked_at: datetime | None = None
-    loaded: Any = None
-    """The public key object, loaded once."""
+    loaded: bytes | None = None
+    """The raw public key, decoded once."""
 
     def valid_at(self, moment: datetime) -> bool:
         return self.valid_from <= moment and (self.revoked_at is None or moment < self.revoked_at)
 
-    def public(self) -> Any:
-        """The Ed25519 public key, loaded at the first use."""
+    def public(self) -> bytes:
+        """The raw Ed25519 public key, decoded at the first use."""
         if self.loaded is None:
             self.loaded = public_key_from_base64(self.public_base64)
         return self.loaded
@@ -238,7 +238,7 @@ needs, as it crosses to a worker process (the entry at the index names the strea
 
 def failing_signatures(checks: list[SignatureCheck]) -> list[SignatureCheck]:
     """The checks whose Ed25519 signature does not verify (run in worker processes)."""
-    keys: dict[str, Any] = {}
+    keys: dict[str, bytes] = {}
     failing = []
     for check in checks:
         public = keys.get(check[1])

@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 
 from ledger.envelope import Actor, Envelope, EnvelopeError, entry_with_signature, parse_entry
 from ledger.keys import (
+    EVENT_SIGNATURE_PREFIX,
     KeyDirectory,
     KeyDirectoryError,
     SigningKey,
+    ed25519_sign,
+    ed25519_verify,
     event_signature_is_valid,
     key_id,
 )
@@ -75,12 +78,12 @@ def test_parse_entry_cuts_the_unsigned_bytes_and_the_body_out_of_the_entry_exact
 
 def test_signature_verifies_and_any_change_breaks_it(custodian: SigningKey) -> None:
     envelope = signed_envelope(custodian, {"amount_fen": 1000})
-    public = custodian.private_key.public_key()
+    public = custodian.public_raw
     assert event_signature_is_valid(public, envelope.event_hash(), envelope.sig)
     changed = Envelope(envelope.stream, envelope.seq, envelope.type, envelope.schema, envelope.at,
                        envelope.actor, envelope.prev, {"amount_fen": 1001}, envelope.sig)
     assert not event_signature_is_valid(public, changed.event_hash(), envelope.sig)
-    other = SigningKey.generate("other", "custodian").private_key.public_key()
+    other = SigningKey.generate("other", "custodian").public_raw
     assert not event_signature_is_valid(other, envelope.event_hash(), envelope.sig)
 
 
@@ -89,7 +92,26 @@ def test_signature_without_the_domain_prefix_is_refused(custodian: SigningKey) -
 
     envelope = signed_envelope(custodian, {"amount_fen": 5})
     bare = base64.b64encode(custodian.private_key.sign(envelope.event_hash())).decode()
-    assert not event_signature_is_valid(custodian.private_key.public_key(), envelope.event_hash(), bare)
+    assert not event_signature_is_valid(custodian.public_raw, envelope.event_hash(), bare)
+
+
+def test_signatures_are_rfc8032_ed25519_the_same_bytes_as_openssl_makes(custodian: SigningKey) -> None:
+    message = EVENT_SIGNATURE_PREFIX + hashlib.sha256(b"event").digest()
+    ours = ed25519_sign(custodian.secret_key, message)
+    assert ours == custodian.private_key.sign(message)
+    custodian.private_key.public_key().verify(ours, message)  # OpenSSL accepts it
+    assert ed25519_verify(custodian.public_raw, ours, message)
+
+
+def test_a_malleated_signature_and_a_small_order_key_are_refused(custodian: SigningKey) -> None:
+    message = EVENT_SIGNATURE_PREFIX + hashlib.sha256(b"event").digest()
+    signature = ed25519_sign(custodian.secret_key, message)
+    group_order = 2**252 + 27742317777372353535851937790883648493  # L, RFC 8032 §5.1
+    s_plus_l = int.from_bytes(signature[32:], "little") + group_order
+    assert not ed25519_verify(custodian.public_raw, signature[:32] + s_plus_l.to_bytes(32, "little"), message)
+    identity = (1).to_bytes(32, "little")  # the neutral point: every R = identity, S = 0 "verifies" unchecked
+    assert not ed25519_verify(identity, identity + bytes(32), message)
+    assert not ed25519_verify(custodian.public_raw[:31], signature, message)
 
 
 def test_parse_entry_round_trips(custodian: SigningKey) -> None:

@@ -21,8 +21,10 @@ import re
 import struct
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.keys import ed25519_sign, ed25519_verify
 
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
@@ -75,9 +77,9 @@ class Verifier:
             raise NoteError("verifier key: key hash does not match the name and key")
         return verifier
 
-    def key(self) -> Ed25519PublicKey:
-        """The Ed25519 public key."""
-        return Ed25519PublicKey.from_public_bytes(self.public_key)
+    def verifies(self, signature: bytes, message: bytes) -> bool:
+        """Whether `signature` is this key's Ed25519 signature of `message`."""
+        return ed25519_verify(self.public_key, signature, message)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ class Signer:
 
     name: str
     private_key: Ed25519PrivateKey
+
+    @property
+    def secret_key(self) -> bytes:
+        """The key as `ledger.keys.ed25519_sign` takes it (seed, then public key)."""
+        seed = self.private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                              serialization.NoEncryption())
+        return seed + self.private_key.public_key().public_bytes_raw()
 
     def verifier(self, kind: int = ED25519) -> Verifier:
         """The matching verifier."""
@@ -114,7 +123,7 @@ def sign_note(text: str, signer: Signer) -> str:
 def signer_line(text: str, signer: Signer) -> str:
     """One signature line over `text`."""
     _check_text(text)
-    signature = signer.private_key.sign(text.encode())
+    signature = ed25519_sign(signer.secret_key, text.encode())
     return f"{DASH} {signer.name} {base64.b64encode(signer.verifier().hash + signature).decode()}\n"
 
 
@@ -158,11 +167,9 @@ def verify_note(note: str, verifier: Verifier) -> str:
     for line in lines:
         name, blob = _parse_line(line)
         if name == verifier.name and blob[:4] == verifier.hash and verifier.kind == ED25519:
-            try:
-                verifier.key().verify(blob[4:], text.encode())
+            if verifier.verifies(blob[4:], text.encode()):
                 return text
-            except InvalidSignature:
-                raise NoteError(f"signed note: the signature by {name} does not verify") from None
+            raise NoteError(f"signed note: the signature by {name} does not verify")
     raise NoteError(f"signed note: no signature by {verifier.name}")
 
 
@@ -210,7 +217,7 @@ def cosignature_message(text: str, timestamp: int) -> bytes:
 
 def cosign_line(text: str, signer: Signer, timestamp: int) -> str:
     """A cosignature line over a checkpoint text."""
-    signature = signer.private_key.sign(cosignature_message(text, timestamp))
+    signature = ed25519_sign(signer.secret_key, cosignature_message(text, timestamp))
     blob = signer.verifier(COSIGNATURE_V1).hash + struct.pack(">Q", timestamp) + signature
     return f"{DASH} {signer.name} {base64.b64encode(blob).decode()}\n"
 
@@ -222,9 +229,7 @@ def verify_cosignature(note: str, verifier: Verifier) -> int:
         name, blob = _parse_line(line)
         if name == verifier.name and blob[:4] == verifier.hash and len(blob) == 4 + 8 + 64:
             (timestamp,) = struct.unpack(">Q", blob[4:12])
-            try:
-                verifier.key().verify(blob[12:], cosignature_message(text, timestamp))
+            if verifier.verifies(blob[12:], cosignature_message(text, timestamp)):
                 return int(timestamp)
-            except InvalidSignature:
-                raise NoteError(f"cosignature: the signature by {name} does not verify") from None
+            raise NoteError(f"cosignature: the signature by {name} does not verify")
     raise NoteError(f"cosignature: none by {verifier.name}")
