@@ -32,7 +32,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.aggregates.sharing_period import plan_date, plan_midnight
@@ -272,7 +271,7 @@ class Auditor:
                 for start in range(0, len(entries), BOOKS_BATCH):
                     stop = min(len(entries), start + BOOKS_BATCH)
                     with paused_gc(), sql.transaction() as cursor:
-                        apply_together(cursor, books, [(index + 1, orjson.loads(entries[index]))
+                        apply_together(cursor, books, [(index + 1, entries[index])
                                                        for index in range(start, stop)
                                                        if kinds[index] is None or kinds[index] in read], stop)
             except UnbalancedPostingError as error:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-import orjson
-
 from ledger.projections.balances import Balances
 from ledger.projections.base import EntrySource, Projection, apply_together, paused_gc
 from ledger.projections.cases import Cases
@@ -40,18 +38,17 @@ class ReadModels:
 
     def catch_up(self, page: int = 50_000) -> int:
         """Bring every read model up to the last stored event, reading and parsing each event once and applying
-        each batch to all of them in one transaction."""
+        each batch of `page` events to all of them in one transaction (the store is read through its own paging)."""
         source = self.balances.source
         read = 0
         while True:
             start = min(p.position() for p in self.all()) + 1
             with paused_gc():
-                batch = list(islice(source.entries(start, page), page))
+                batch = list(islice(source.entries(start), page))
                 if not batch:
                     return read
-                parsed = [(nid, orjson.loads(entry)) for nid, entry in batch]
                 with self.balances.sql.transaction() as cursor:
-                    apply_together(cursor, self.all(), parsed)
+                    apply_together(cursor, self.all(), batch)
             read += len(batch)
 
     def rebuild(self) -> int:
