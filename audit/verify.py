@@ -89,7 +89,8 @@ def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) 
     failing: list[int] = []
     for index, entry in enumerate(entries, first):
         examined = examine(entry)
-        failures.extend(Failure.of(index, examined.data, *problem) for problem in examined.problems)
+        if examined.problems:
+            failures.extend(Failure.of(index, examined.data, *problem) for problem in examined.problems)
         hashes.append(examined.event_hash)
         if examined.data is not None and examined.event_hash is not None:
             key = keys.get(examined.data["actor"]["key"])
