@@ -36,9 +36,11 @@ class ReadModels:
         """Every read model, in PROJECTIONS order."""
         return (self.balances, self.journal, self.periods, self.cases)
 
-    def catch_up(self, page: int = 50_000) -> int:
+    def catch_up(self, page: int = 200_000) -> int:
         """Bring every read model up to the last stored event, reading and parsing each event once and applying
-        each batch of `page` events to all of them in one transaction (the store is read through its own paging)."""
+        each batch of `page` events to all of them in one transaction (the store is read through its own paging).
+        Batches are large because a commit writes every index page the batch touched, and new members' random ids
+        touch nearly every page of the member index: the fewer the commits, the fewer times it is written."""
         source = self.balances.source
         read = 0
         while True:

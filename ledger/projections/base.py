@@ -117,7 +117,7 @@ class Projection:
         """Apply every stored event after the recorded position; return how many were read."""
         read = 0
         while True:
-            batch = list(islice(self.source.entries(self.position() + 1, page), page))
+            batch = list(islice(self.source.entries(self.position() + 1), page))
             if not batch:
                 return read
             self.apply_batch(batch)
