@@ -53,7 +53,7 @@ def verify_command(input_path: Path | None, data_dir: Path | None, trust_anchors
         trust_anchors = trust_anchors or (settings.data_dir / "trust-anchors.json")
         anchors = TrustAnchors.load(trust_anchors) if trust_anchors.exists() else None
         try:
-            report = Auditor(anchors, key).run((entry for _, entry in app.entries(1, 5000)), notes)
+            report = Auditor(anchors, key).run((entry for _, entry in app.entries()), notes)
         finally:
             app.close()
     if as_json:
