@@ -36,7 +36,8 @@ def verify_command(input_path: Path | None, data_dir: Path | None, trust_anchors
     notes: list[str] = json.loads(checkpoints_file.read_text()) if checkpoints_file else []
     key = Verifier.parse(log_key) if log_key else None
     if input_path is not None:
-        entries = list(read_export(input_path))
+        anchors = TrustAnchors.load(trust_anchors) if trust_anchors else None
+        report = Auditor(anchors, key).run(read_export(input_path), notes)  # streamed: no entry kept
     else:
         from ledger.application import LedgerApplication
         from ledger.config import Settings
@@ -45,15 +46,16 @@ def verify_command(input_path: Path | None, data_dir: Path | None, trust_anchors
 
         settings = Settings.from_env(data_dir=data_dir)
         app = LedgerApplication(settings)
-        entries = [entry for _, entry in app.entries()]
         if not checkpoints_file:
             log = CheckpointLog(TransparencyLog(app), log_signer(settings.log_origin, app.signing_key("log")))
             notes = [c.note for c in log.all()]
             key = key or log.verifier
         trust_anchors = trust_anchors or (settings.data_dir / "trust-anchors.json")
-        app.close()
-    anchors = TrustAnchors.load(trust_anchors) if trust_anchors and trust_anchors.exists() else None
-    report = Auditor(anchors, key).run(entries, notes)
+        anchors = TrustAnchors.load(trust_anchors) if trust_anchors.exists() else None
+        try:
+            report = Auditor(anchors, key).run((entry for _, entry in app.entries()), notes)
+        finally:
+            app.close()
     if as_json:
         click.echo(json.dumps(report.to_json(), sort_keys=True))
     else:

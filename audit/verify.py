@@ -22,10 +22,10 @@ Every failure is evidence: the global index, stream and seq, the check, and the 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,32 +37,190 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.aggregates.sharing_period import plan_date, plan_midnight
 from ledger.envelope import format_at, parse_at
-from ledger.log.merkle import leaf_hash, root_from_leaf_hashes
+from ledger.keys import event_signature_is_valid, public_key_from_base64
+from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
-from ledger.projections import PROJECTIONS, ReadModels
 from ledger.projections.base import EntriesInMemory, apply_together
-from ledger.projections.cases import disclosure_document, document_hash
-from ledger.projections.journal import UnbalancedPostingError
+from ledger.projections.cases import Cases, disclosure_document, document_hash
+from ledger.projections.journal import Journal, UnbalancedPostingError
+from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
 from ledger.sharing import assess, roll_root
-from ledger.verify import Failure, Report, SignatureCheck, TrustAnchors, failing_signatures
+from ledger.verify import CheckedSignatures, Failure, Report, TrustAnchors, examine
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
 
 CHUNK = 4000
-"""Signatures sent to a worker at a time."""
+"""Entries a worker process examines at a time."""
+AHEAD = 4
+"""Chunks queued per worker beyond the one the checks in order wait for (what is held in memory: the chunks in
+flight)."""
 BOOKS_BATCH = 50_000
 """Entries applied to the scratch read models per transaction."""
+KEY_REGISTERED = b'"key.registered"'
+SIGNER = b'{"actor":{"key":"'
+"""How every canonical entry begins, its signer's key id next (JCS puts `actor` first, and `key` first in it)."""
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
          "per_case_cap_fen", "annual_cap_remaining_fen", "cap_applied", "share_fen", "excess_policy", "subsidy_fen",
          "funded_aid_fen", "funded_fee_fen", "surplus_out_fen")
 
 
+@dataclass(frozen=True)
+class ExaminedChunk:
+    """Checks 1, 2 and 6 of consecutive entries, done ahead of the order: each entry's event hash (None when it is
+    not an envelope), the failures of checks 1–2 in index order, and the signatures' outcomes."""
+
+    hashes: list[bytes | None]
+    failures: list[Failure]
+    signatures: CheckedSignatures
+
+
+def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) -> ExaminedChunk:
+    """Checks 1, 2 and 6 for the entries at `first`, `first + 1`, … (run in worker processes): all that needs no
+    order. Each signature is checked under the candidate key of its key id (`CheckedSignatures`)."""
+    keys: dict[str, Any] = {}
+    for kid, public in candidates.items():
+        try:
+            keys[kid] = public_key_from_base64(public)
+        except ValueError:
+            continue  # not a key: its signatures are left to the checks in order
+    hashes: list[bytes | None] = []
+    failures: list[Failure] = []
+    failing: list[int] = []
+    for index, entry in enumerate(entries, first):
+        examined = examine(entry)
+        if examined.problems:
+            failures.extend(Failure.of(index, examined.data, *problem) for problem in examined.problems)
+        hashes.append(examined.event_hash)
+        if examined.data is not None and examined.event_hash is not None:
+            key = keys.get(examined.data["actor"]["key"])
+            if key is not None and not event_signature_is_valid(key, examined.event_hash, examined.data["sig"]):
+                failing.append(index)
+    return ExaminedChunk(hashes, failures, CheckedSignatures({kid: candidates[kid] for kid in keys},
+                                                             frozenset(failing)))
+
+
+def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], dict[str, str]]]:
+    """The entries CHUNK at a time: the index of the first, the entries, and the candidate key of each key id that
+    signs them (the last key the log registered under that id by the chunk's end)."""
+    candidates: dict[str, str] = {}
+    chunk: list[bytes] = []
+    first = 0
+    for entry in entries:
+        if KEY_REGISTERED in entry:
+            _note_candidate(candidates, entry)
+        chunk.append(entry)
+        if len(chunk) == CHUNK:
+            yield first, chunk, _signing(chunk, candidates)
+            first, chunk = first + CHUNK, []
+    if chunk:
+        yield first, chunk, _signing(chunk, candidates)
+
+
+def _note_candidate(candidates: dict[str, str], entry: bytes) -> None:
+    """Take the key a `key.registered` entry names as the candidate of its key id: only a hint for checking
+    signatures ahead of the order (the keyring, followed in order, decides which key counts)."""
+    try:
+        data = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        return
+    body = data.get("body") if isinstance(data, dict) and data.get("type") == "key.registered" else None
+    if isinstance(body, dict) and isinstance(body.get("key_id"), str) and isinstance(body.get("public_key"), str):
+        candidates[body["key_id"]] = body["public_key"]
+
+
+def _signing(chunk: list[bytes], candidates: dict[str, str]) -> dict[str, str]:
+    """The candidates of the key ids that sign the chunk's entries (an entry that does not begin as a canonical one
+    fails check 1, and needs none)."""
+    start = len(SIGNER)
+    signers = {entry[start:start + 16].decode("ascii", "replace") for entry in chunk if entry.startswith(SIGNER)}
+    return {kid: candidates[kid] for kid in signers if kid in candidates}
+
+
+class _Books:
+    """The read models checks 9 and 10 read — journal, periods, cases; not the member roster, which no check reads —
+    rebuilt in a scratch database from the entries of the types they read, BOOKS_BATCH at a time as they go by."""
+
+    def __init__(self, directory: Path) -> None:
+        self.sql = SqlStore(SQLiteDatastore(str(directory / "audit.sqlite3")))
+        source = EntriesInMemory([], self.sql)  # the pass feeds them: nothing to catch up from
+        self.journal, self.periods, self.cases = Journal(source, self.sql), Periods(source, self.sql), Cases(
+            source, self.sql)
+        self.read = frozenset(kind for book in (self.journal, self.periods, self.cases) for kind in book.appliers())
+        self.batch: list[tuple[int, bytes]] = []
+        self.error: Exception | None = None
+        """Why the books could not take an entry; they take none after it."""
+        self.where: tuple[int, dict[str, Any] | None] = (0, None)
+        """The entry whose postings did not balance (index, decoded envelope)."""
+
+    def add(self, index: int, entry: bytes) -> None:
+        """Take the entry at `index`."""
+        if self.error is None:
+            self.batch.append((index + 1, entry))
+            if len(self.batch) >= BOOKS_BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        """Apply what was taken, in one transaction."""
+        batch, self.batch = self.batch, []
+        if self.error is not None or not batch:
+            return
+        try:
+            with self.sql.transaction() as cursor:
+                apply_together(cursor, (self.journal, self.periods, self.cases), batch)
+        except UnbalancedPostingError as error:
+            self.error = error
+            self.where = next(((nid - 1, envelope) for nid, envelope in _decoded(batch)
+                               if f"{envelope.get('stream')}#{envelope.get('seq')}" in str(error)), (0, None))
+        except (KeyError, TypeError, ValueError) as error:
+            self.error = error
+
+
+def _decoded(batch: list[tuple[int, bytes]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The entries of a batch that decode to JSON objects, decoded."""
+    for nid, entry in batch:
+        try:
+            envelope = orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(envelope, dict):
+            yield nid, envelope
+
+
+class _Roots:
+    """The Merkle root of the first n entries for each size n a checkpoint names, taken as the entries go by (no
+    leaf hash is kept)."""
+
+    def __init__(self, sizes: Iterable[int]) -> None:
+        self.fold = MerkleFold()
+        self.wanted = sorted(set(sizes), reverse=True)  # the next size last
+        self.roots: dict[int, bytes] = {}
+        self._take()
+
+    def _take(self) -> None:
+        while self.wanted and self.wanted[-1] <= self.fold.size:
+            size = self.wanted.pop()
+            if size == self.fold.size:
+                self.roots[size] = self.fold.root()
+
+    def extend(self, entries: list[bytes]) -> None:
+        """The next entries of the log."""
+        start = 0
+        while self.wanted and start < len(entries):
+            stop = min(len(entries), start + self.wanted[-1] - self.fold.size)
+            self.fold.extend(leaf_hash(entry) for entry in entries[start:stop])
+            start = stop
+            self._take()
+
+
 @dataclass
 class _Plan:
     versions: list[tuple[str, int, PlanRules]] = field(default_factory=list)
-    members: dict[str, list[str | None]] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)
+    """Member → when they joined."""
+    ended: dict[str, str] = field(default_factory=dict)
+    """Member → when they first lapsed, left or were excluded or wound down."""
     periods: dict[int, dict[str, Any]] = field(default_factory=dict)
     settlements: list[tuple[str, int]] = field(default_factory=list)
 
@@ -82,71 +240,93 @@ class Auditor:
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
-        self.member_plan: dict[str, str] = {}
         self.claims: dict[str, dict[str, Any]] = {}
         self.included: set[str] = set()
         self.period_plan: dict[str, str] = {}
         self.failed: dict[str, set[str]] = {}
         """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
+        self.disclosures: list[tuple[int, dict[str, Any]]] = []
+        """(index, envelope) of every `disclosure.published`, checked once the books hold every entry."""
 
     def fail(self, index: int, envelope: dict[str, Any] | None, check: str, expected: object, found: object) -> None:
         """Record evidence."""
-        self.report.failures.append(Failure(index, envelope["stream"] if envelope else None,
-                                            envelope["seq"] if envelope else None, check, str(expected), str(found)))
+        self.report.failures.append(Failure.of(index, envelope, check, expected, found))
 
     def run(self, entries: Iterable[bytes], checkpoints: list[str] | None = None, workers: int | None = None
             ) -> Report:
-        """The whole procedure. Signatures (check 6) are verified in worker processes, one per core, while the
-        other checks go on in this one; their failures are merged in order at the end."""
+        """The whole procedure, in one pass that holds no entry beyond the chunks in flight. Checks 1, 2 and 6 — all
+        that needs no order: strict parse, canonical form, schema, event hash, signature — are done a chunk at a
+        time by worker processes, one per core, ahead of this process, which follows the chunks in order for the
+        rest; the books of checks 9 and 10 are filled, and the Merkle roots of check 12 taken, as entries go by."""
         workers = workers if workers is not None else (os.cpu_count() or 1)
-        kept: list[bytes] = []
-        kinds: list[str | None] = []  # each entry's type, once parsed (None: not an envelope)
+        notes = [self.checkpoint_note(note) for note in checkpoints or []]
+        roots = _Roots(note.size for note in notes if isinstance(note, Checkpoint))
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        futures: list[Future[list[SignatureCheck]]] = []
-        if pool is not None:
-            self.events.deferred = []
         try:
-            with paused_gc():  # millions of long-lived acyclic objects (stream heads, members): not worth collecting
-                self._check_entries(entries, kept, kinds, pool, futures)
-            if pool is not None and self.events.deferred:
-                futures.append(pool.submit(failing_signatures, self.events.deferred))
-            if not kept:
-                self.fail(0, None, "log", "at least one entry", "an empty log")
-                return self.report
-            self.read_models(kept, kinds)
-            if checkpoints:
-                self.checkpoints(kept, checkpoints)
-            for future in futures:
-                for index, _, _, _ in future.result():
-                    e = json.loads(kept[index])
-                    self.report.failures.append(Failure(index, e["stream"], e["seq"], "6 signature",
-                                                        f"Ed25519 by {e['actor']['key']}", "a signature that fails"))
+            with tempfile.TemporaryDirectory() as tmp:
+                books = _Books(Path(tmp))
+                with paused_gc():  # millions of long-lived acyclic objects (stream heads, members): nothing to collect
+                    self._pass(self._examined(entries, pool, workers), books, roots)
+                    books.flush()
+                if not self.report.entries:
+                    self.fail(0, None, "log", "at least one entry", "an empty log")
+                    return self.report
+                self.money_and_disclosures(books)
         finally:
             if pool is not None:
-                pool.shutdown()
+                pool.shutdown(cancel_futures=True)
+        self.checkpoints(notes, roots)
         self.report.failures.sort(key=lambda f: (f.index, int(f.check.split()[0]) if f.check[0].isdigit() else 0))
         return self.report
 
-    def _check_entries(self, entries: Iterable[bytes], kept: list[bytes], kinds: list[str | None],
-                       pool: ProcessPoolExecutor | None, futures: list[Future[list[SignatureCheck]]]) -> None:
-        """Checks 1–8 and 11 over the entries in order, keeping each entry and its type; signatures go to the
-        pool a chunk at a time."""
-        for index, entry in enumerate(entries):
-            kept.append(entry)
-            self.report.entries += 1
-            before = len(self.report.failures)
-            parsed = self.events.entry(index, entry)
-            kinds.append(None if parsed is None else parsed.type)
-            if pool is not None and self.events.deferred is not None and len(self.events.deferred) >= CHUNK:
-                futures.append(pool.submit(failing_signatures, self.events.deferred))
-                self.events.deferred = []
-            if len(self.report.failures) > before or parsed is None or parsed.parsed is None:
-                continue  # a broken envelope or key: the domain checks would only repeat it
-            envelope = parsed.parsed
-            try:
-                self.domain(index, envelope)
-            except (KeyError, TypeError, ValueError) as error:
-                self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
+    def _examined(self, entries: Iterable[bytes], pool: ProcessPoolExecutor | None, workers: int
+                  ) -> Iterator[tuple[int, list[bytes], ExaminedChunk]]:
+        """The entries a chunk at a time, in order, with checks 1, 2 and 6 done; with a pool, up to AHEAD chunks per
+        worker are queued beyond the one awaited, so that the workers do not wait for this process."""
+        queued: deque[tuple[int, list[bytes], Future[ExaminedChunk]]] = deque()
+        for first, chunk, candidates in _chunks(entries):
+            if pool is None:
+                yield first, chunk, examine_chunk(first, chunk, candidates)
+                continue
+            queued.append((first, chunk, pool.submit(examine_chunk, first, chunk, candidates)))
+            if len(queued) > AHEAD * workers:
+                done = queued.popleft()
+                yield done[0], done[1], done[2].result()
+        while queued:
+            done = queued.popleft()
+            yield done[0], done[1], done[2].result()
+
+    def _pass(self, chunks: Iterable[tuple[int, list[bytes], ExaminedChunk]], books: _Books, roots: _Roots) -> None:
+        """Checks 3–8 and 11 over the entries in order (1, 2 and 6 come done with each chunk); each entry goes on
+        to the books, when they read its type, and to the checkpoint roots."""
+        failures = self.report.failures
+        for first, chunk, examined in chunks:
+            roots.extend(chunk)
+            found = iter(examined.failures)
+            pending = next(found, None)
+            for index, entry in enumerate(chunk, first):
+                self.report.entries += 1
+                before = len(failures)
+                while pending is not None and pending.index == index:
+                    failures.append(pending)
+                    pending = next(found, None)
+                event_hash = examined.hashes[index - first]
+                if event_hash is None:  # not an envelope: the books still try it, as they would any entry
+                    books.add(index, entry)
+                    continue
+                envelope = orjson.loads(entry)
+                self.events.follow(index, envelope, event_hash, examined.signatures)
+                kind = envelope["type"]
+                if kind in books.read:
+                    books.add(index, entry)
+                if kind == "disclosure.published":
+                    self.disclosures.append((index, envelope))
+                if len(failures) > before:
+                    continue  # a broken envelope, key or signature: the domain checks would only repeat it
+                try:
+                    self.domain(index, envelope)
+                except (KeyError, TypeError, ValueError) as error:
+                    self.fail(index, envelope, "8 period (inputs)", "events a period can be recomputed from", error)
 
     # -- 8 and 11: the domain, recomputed ------------------------------------------------------------------
 
@@ -159,12 +339,14 @@ class Auditor:
             self.plans[stream].versions.append((body["effective_from"], body["version"],
                                                 PlanRules.from_json_value(body["rules"])))
         elif kind == "member.joined":
-            self.plans[body["plan"]].members[stream] = [at, None]
-            self.member_plan[stream] = body["plan"]
+            plan = self.plans[body["plan"]]
+            plan.members[stream] = at
+            plan.ended.pop(stream, None)  # a join starts a new span
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
-            span = self.plans[body["plan"]].members[stream]
-            if span[1] is None:
-                span[1] = at
+            plan = self.plans[body["plan"]]
+            if stream not in plan.members:
+                raise KeyError(f"member {stream} of plan {body['plan']}")
+            plan.ended.setdefault(stream, at)
         elif kind == "claim.filed":
             self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0}
         elif kind == "claim.approved":
@@ -192,8 +374,8 @@ class Auditor:
         version, rules = plan.rules_at(cutoff)
         if body["rules_version"] != version:
             self.fail(index, e, "8 period (rules_version)", version, body["rules_version"])
-        locked = sorted(m for m, (joined, ended) in plan.members.items()
-                        if joined is not None and joined <= cutoff and (ended is None or cutoff < ended))
+        locked = sorted(m for m, joined in plan.members.items()
+                        if joined <= cutoff and (m not in plan.ended or cutoff < plan.ended[m]))
         due = sorted(c for c, claim in self.claims.items() if claim["plan"] == body["plan"] and "approved" in claim
                      and claim["approved_at"] <= cutoff and c not in self.included)
         listed = [case["claim"] for case in body["cases"]]
@@ -259,75 +441,58 @@ class Auditor:
 
     # -- 9 and 10: read models rebuilt from the events -----------------------------------------------------
 
-    def read_models(self, entries: list[bytes], kinds: list[str | None]) -> None:
-        """Rebuild the journal and disclosures in a scratch database; check money and every published document.
-        An entry whose type no book reads is not parsed again (`kinds`: each entry's type, None when the checks
-        could not parse it, which the books then try)."""
-        with tempfile.TemporaryDirectory() as tmp:
-            sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "audit.sqlite3")))
-            source = EntriesInMemory(entries, sql)
-            models = ReadModels(*(p(source, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
-            books = (models.journal, models.periods, models.cases)  # what checks 9 and 10 read (not the roster)
-            read = {kind for book in books for kind in book.appliers()}
+    def money_and_disclosures(self, books: _Books) -> None:
+        """Checks 10 and 9 once the books hold every entry: balanced postings, zero trial balance and complete
+        custody; then every published disclosure rebuilt and its hash compared."""
+        last = self.report.entries - 1
+        if isinstance(books.error, UnbalancedPostingError):
+            self.fail(*books.where, "10 money (balanced postings)", "debits = credits", books.error)
+            return
+        if books.error is not None:
+            self.fail(last, None, "10 money (journal)", "a journal built from the events", books.error)
+            return
+        if books.journal.trial_balance() != 0:
+            self.fail(last, None, "10 money (trial balance)", 0, books.journal.trial_balance())
+        if books.journal.custody_gap() != 0:
+            self.fail(last, None, "10 money (custody)", 0, books.journal.custody_gap())
+        failed = {member: periods for member, periods in self.failed.items() if periods}
+        for index, e in self.disclosures:
             try:
-                for start in range(0, len(entries), BOOKS_BATCH):
-                    stop = min(len(entries), start + BOOKS_BATCH)
-                    with paused_gc(), sql.transaction() as cursor:
-                        apply_together(cursor, books, [(index + 1, orjson.loads(entries[index]))
-                                                       for index in range(start, stop)
-                                                       if kinds[index] is None or kinds[index] in read], stop)
-            except UnbalancedPostingError as error:
-                where = next((i for i, entry in enumerate(entries)
-                              if f"{json.loads(entry)['stream']}#{json.loads(entry)['seq']}" in str(error)), 0)
-                self.fail(where, json.loads(entries[where]), "10 money (balanced postings)", "debits = credits",
-                          error)
-                return
-            except (KeyError, TypeError, ValueError) as error:
-                self.fail(len(entries) - 1, None, "10 money (journal)", "a journal built from the events", error)
-                return
-            if models.journal.trial_balance() != 0:
-                self.fail(len(entries) - 1, None, "10 money (trial balance)", 0, models.journal.trial_balance())
-            if models.journal.custody_gap() != 0:
-                self.fail(len(entries) - 1, None, "10 money (custody)", 0, models.journal.custody_gap())
-            failed = {member: periods for member, periods in self.failed.items() if periods}
-            for index, entry in enumerate(entries):
-                if b'"disclosure.published"' not in entry:
-                    continue
-                e = json.loads(entry)
-                if e.get("type") != "disclosure.published":
-                    continue
-                try:
-                    document = disclosure_document(e["body"]["period"], models.periods, models.cases, failed)
-                except (KeyError, ValueError) as error:
-                    self.fail(index, e, "9 disclosure", "a settled period", error)
-                    continue
-                if document_hash(document) != e["body"]["document_hash"]:
-                    self.fail(index, e, "9 disclosure (document hash)", document_hash(document),
-                              e["body"]["document_hash"])
+                document = disclosure_document(e["body"]["period"], books.periods, books.cases, failed)
+            except (KeyError, ValueError) as error:
+                self.fail(index, e, "9 disclosure", "a settled period", error)
+                continue
+            if document_hash(document) != e["body"]["document_hash"]:
+                self.fail(index, e, "9 disclosure (document hash)", document_hash(document),
+                          e["body"]["document_hash"])
 
     # -- 12: checkpoints -----------------------------------------------------------------------------------
 
-    def checkpoints(self, entries: list[bytes], notes: list[str]) -> None:
-        """Check each checkpoint against the entries."""
-        hashes = [leaf_hash(entry) for entry in entries]
+    def checkpoint_note(self, note: str) -> Checkpoint | NoteError:
+        """A checkpoint note's signature by the log key, checked before the pass (which then takes the root at its
+        size): the checkpoint, or why the note does not verify."""
+        try:
+            if self.log_key is None:
+                raise NoteError("no --log-key given")
+            return Checkpoint.parse(verify_note(note, self.log_key))
+        except NoteError as error:
+            return error
+
+    def checkpoints(self, notes: list[Checkpoint | NoteError], roots: _Roots) -> None:
+        """Check each checkpoint against the entries, in order."""
+        entries = self.report.entries
         previous: Checkpoint | None = None
-        for note in notes:
-            try:
-                if self.log_key is None:
-                    raise NoteError("no --log-key given")
-                checkpoint = Checkpoint.parse(verify_note(note, self.log_key))
-            except NoteError as error:
-                self.fail(len(entries) - 1, None, "12 checkpoint (signature)", "signed by the log key", error)
+        for checkpoint in notes:
+            if isinstance(checkpoint, NoteError):
+                self.fail(entries - 1, None, "12 checkpoint (signature)", "signed by the log key", checkpoint)
                 continue
-            if checkpoint.size > len(entries):
-                self.fail(checkpoint.size - 1, None, "12 checkpoint (size)", f"at most {len(entries)}",
-                          checkpoint.size)
+            if checkpoint.size > entries:
+                self.fail(checkpoint.size - 1, None, "12 checkpoint (size)", f"at most {entries}", checkpoint.size)
                 continue
-            root = root_from_leaf_hashes(hashes[:checkpoint.size])
+            root = roots.roots[checkpoint.size]
             if root != checkpoint.root:
                 self.fail(max(0, checkpoint.size - 1), None, f"12 checkpoint {checkpoint.size} (root)", root.hex(),
                           checkpoint.root.hex())
             if previous is not None and checkpoint.size < previous.size:
                 self.fail(checkpoint.size - 1, None, "12 checkpoint (order)", f">= {previous.size}", checkpoint.size)
             previous = checkpoint
-

@@ -9,7 +9,9 @@ For each N (default 100,000 and 1,000,000) a postpaid plan gets N members throug
   p50 < 20 ms after 48 periods at 1M).
 
 Rebuild: every read model rebuilt from the store into a fresh database, in events/s, as a ratio of the raw rate of
-reading the same events from the store in the same run (target >= 0.25).
+reading the same events from the store in the same run (target >= 0.25): through the store's own read path with its
+own paging, which is what the rebuild reads through (larger pages read slower: 5,000 rows a page, a fifth slower at a
+million events), the faster of two reads, the first warming the page cache.
 
 Usage: python -m bench.projections [--members 100000 1000000] [--periods 48]
 """
@@ -104,9 +106,11 @@ def rebuild_ratio(directory: Path) -> tuple[float, float, int]:
     from ledger.projections.sql import SqlStore
 
     app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
-    start = time.perf_counter()
-    count = sum(1 for _ in app.entries(1, 5000))
-    read_rate = count / (time.perf_counter() - start)
+    read_rate, count = 0.0, 0
+    for _ in range(2):
+        start = time.perf_counter()
+        count = sum(1 for _ in app.entries())
+        read_rate = max(read_rate, count / (time.perf_counter() - start))
     with tempfile.TemporaryDirectory() as tmp:
         sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "fresh.sqlite3")))
         models = ReadModels(*(p(app, sql) for p in PROJECTIONS))  # type: ignore[arg-type]

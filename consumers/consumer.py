@@ -62,7 +62,6 @@ from consumers.topic import (
     partitions_of,
     previous_in_partitions,
 )
-from ledger.envelope import Envelope
 from ledger.projections import PROJECTIONS
 from ledger.projections.base import EntrySource, Projection
 from ledger.projections.sql import SqlStore
@@ -305,8 +304,9 @@ class ProjectionConsumer:
 
     # -- checks ------------------------------------------------------------------------------------------
 
-    def _verify(self, lane: Lane, index: int, entry: bytes) -> Envelope:
-        """Check 4 for one entry of the lane; keep a whole-topic lane's last index per partition."""
+    def _verify(self, lane: Lane, index: int, entry: bytes) -> dict[str, Any]:
+        """Check 4 for one entry of the lane (its decoded envelope); keep a whole-topic lane's last index per
+        partition."""
         before = len(lane.verifier.report.failures)
         envelope = lane.verifier.entry(lane.verified, entry)
         lane.verified += 1
@@ -317,50 +317,50 @@ class ProjectionConsumer:
                                        f"{failure.expected}, found {failure.found}")
         assert envelope is not None
         if lane.partition is None:
-            for partition in partitions_of(envelope.stream, envelope.type, self.partitions):
+            for partition in partitions_of(envelope["stream"], envelope["type"], self.partitions):
                 lane.last[partition] = index
         return envelope
 
-    def _place(self, message: Message, envelope: Envelope) -> None:
+    def _place(self, message: Message, envelope: dict[str, Any]) -> None:
         """Check 5."""
-        if message.stream != envelope.stream:
+        stream = envelope["stream"]
+        if message.stream != stream:
             raise MessageRejectedError(f"{message.where()}: header {HEADER_STREAM}: must be the envelope's stream "
-                                       f"{envelope.stream} ({message.stream})")
-        carriers = partitions_of(envelope.stream, envelope.type, self.partitions)
+                                       f"{stream} ({message.stream})")
+        carriers = partitions_of(stream, envelope["type"], self.partitions)
         if message.partition not in carriers:
-            raise MessageRejectedError(f"{message.where()}: partition: stream {envelope.stream} goes to partition "
+            raise MessageRejectedError(f"{message.where()}: partition: stream {stream} goes to partition "
                                        f"{carriers[0]}")
 
-    def _confirm(self, messages: Sequence[Message], envelopes: Sequence[Envelope]
+    def _confirm(self, messages: Sequence[Message], envelopes: Sequence[dict[str, Any]]
                  ) -> tuple[int, MessageRejectedError | None]:
         """Check 6, for a batch: how many messages pass it before the first that does not, and its refusal."""
         stored = self.store.identities([message.index for message in messages]) if messages else {}
         for count, (message, envelope) in enumerate(zip(messages, envelopes, strict=True)):
             identity = stored.get(message.index)
-            if identity != (envelope.stream, envelope.seq):
+            if identity != (envelope["stream"], envelope["seq"]):
                 held = "nothing" if identity is None else f"stream {identity[0]} seq {identity[1]}"
                 return count, MessageRejectedError(
                     f"{message.where()}: header {HEADER_INDEX}: the store holds {held} at {message.index}, the "
-                    f"message is stream {envelope.stream} seq {envelope.seq}")
+                    f"message is stream {envelope['stream']} seq {envelope['seq']}")
         return len(messages), None
 
-    def _apply_checked(self, lane: Lane, messages: Sequence[Message], envelopes: Sequence[Envelope],
+    def _apply_checked(self, lane: Lane, messages: Sequence[Message], envelopes: Sequence[dict[str, Any]],
                        refusal: MessageRejectedError | None) -> None:
         """Given the envelopes of the leading messages that passed checks 1–5 (and the refusal of the next one, if
         any), confirm their indexes, apply those before the first refused message, then stop with its refusal."""
         confirmed, mismatch = self._confirm(messages[:len(envelopes)], envelopes)
         if confirmed:
-            self._apply(lane, [(message.index, envelope) for message, envelope in
-                               zip(messages[:confirmed], envelopes[:confirmed], strict=True)], False)
+            self._apply(lane, [(message.index, message.value) for message in messages[:confirmed]], False)
         refusal = mismatch or refusal
         if refusal is not None:
             raise refusal
 
     # -- applying ----------------------------------------------------------------------------------------
 
-    def _apply(self, lane: Lane, items: Sequence[tuple[int, Envelope]], from_store: bool) -> None:
-        """Apply verified envelopes to the lane's projection and record its position, in one transaction."""
-        lane.projection.apply_envelopes([(index, envelope.parsed or envelope.to_json()) for index, envelope in items])
+    def _apply(self, lane: Lane, items: Sequence[tuple[int, bytes]], from_store: bool) -> None:
+        """Apply verified entries to the lane's projection and record its position, in one transaction."""
+        lane.projection.apply_batch(items)
         lane.position = items[-1][0]
         if from_store:
             self.from_store += len(items)
@@ -379,7 +379,9 @@ class ProjectionConsumer:
             mine = [(index, entry) for index, entry in chunk
                     if lane.partition is None or lane.carries(entry_partitions(entry, self.partitions))]
             if mine:
-                self._apply(lane, [(index, self._verify(lane, index, entry)) for index, entry in mine], True)
+                for index, entry in mine:
+                    self._verify(lane, index, entry)
+                self._apply(lane, mine, True)
 
     def _sync(self, lanes: Sequence[Lane]) -> None:
         """Bring the lanes' verifiers to their stored positions, verifying the stored events in between (in one
@@ -434,7 +436,7 @@ class ProjectionConsumer:
         self.done[partition] = messages[-1].offset
 
     def _apply_run(self, lane: Lane, run: Sequence[Message]) -> None:
-        envelopes: list[Envelope] = []
+        envelopes: list[dict[str, Any]] = []
         refusal = None
         try:
             for message in run:
@@ -483,7 +485,7 @@ class ProjectionConsumer:
 
     def _apply_copies(self, lane: Lane, run: Sequence[list[Message]]) -> None:
         """Check and apply events of the whole topic, each with the copies the partitions carried of it."""
-        envelopes: list[Envelope] = []
+        envelopes: list[dict[str, Any]] = []
         refusal = None
         try:
             for copies in run:

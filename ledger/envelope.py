@@ -129,7 +129,7 @@ class Envelope:
 
     def event_hash(self) -> bytes:
         """SHA-256 of the canonical unsigned bytes."""
-        return hashlib.sha256(self.canonical_unsigned()).digest()
+        return event_hash_of(self.canonical_unsigned())
 
     def entry(self) -> bytes:
         """RFC 8785 bytes of the full envelope: the transparency log entry."""
@@ -146,75 +146,98 @@ def entry_with_signature(canonical_unsigned: bytes, sig: str) -> bytes:
     return b"%s,\"sig\":\"%s\"%s" % (canonical_unsigned[:cut], sig.encode("ascii"), canonical_unsigned[cut:])
 
 
-def _require(condition: bool, field: str, rule: str) -> None:
-    if not condition:
-        raise EnvelopeError(field, rule)
+def check_envelope_json(data: Any) -> None:
+    """Check a decoded envelope against the contract; raise EnvelopeError naming the field and the rule."""
+    if not isinstance(data, dict):
+        raise EnvelopeError("envelope", "must be a JSON object")
+    if data.keys() != ENVELOPE_KEYS:
+        raise EnvelopeError("envelope", _KEYS_RULE)
+    if type(data["v"]) is not int or data["v"] != ENVELOPE_VERSION:
+        raise EnvelopeError("v", "must be 1")
+    stream = data["stream"]
+    if not isinstance(stream, str):
+        raise EnvelopeError("stream", "must be a string UUID")
+    if not _UUID_PATTERN.fullmatch(stream):
+        raise EnvelopeError("stream", "must be a lowercase hyphenated UUID")
+    seq = data["seq"]
+    if type(seq) is not int or seq < 1:
+        raise EnvelopeError("seq", "must be an integer >= 1")
+    if not isinstance(data["type"], str) or not _TYPE_PATTERN.fullmatch(data["type"]):
+        raise EnvelopeError("type", "must be <noun>.<past_tense> in lowercase")
+    if type(data["schema"]) is not int or data["schema"] < 1:
+        raise EnvelopeError("schema", "must be an integer >= 1")
+    if not isinstance(data["at"], str):
+        raise EnvelopeError("at", "must be a string")
+    parse_at(data["at"])
+    actor = data["actor"]
+    if not isinstance(actor, dict):
+        raise EnvelopeError("actor", "must be an object")
+    if actor.keys() not in _ACTOR_KEYS:
+        raise EnvelopeError("actor", "keys must be role, key and optionally on_behalf_of")
+    if actor["role"] not in ROLES:
+        raise EnvelopeError("actor.role", _ROLES_RULE)
+    if not isinstance(actor["key"], str) or not _KEY_ID_PATTERN.fullmatch(actor["key"]):
+        raise EnvelopeError("actor.key", "must be a 16-hex-character key id")
+    on_behalf_of = actor.get("on_behalf_of")
+    if on_behalf_of is not None and not isinstance(on_behalf_of, str):
+        raise EnvelopeError("actor.on_behalf_of", "must be a member id string")
+    prev = data["prev"]
+    if seq == 1:
+        if prev is not None:
+            raise EnvelopeError("prev", "must be null for seq 1")
+    elif not isinstance(prev, str) or not _HASH_PATTERN.fullmatch(prev):
+        raise EnvelopeError("prev", "must be the lowercase hex SHA-256 event hash of seq-1")
+    if not isinstance(data["body"], dict):
+        raise EnvelopeError("body", "must be an object")
+    if not isinstance(data["sig"], str) or not _SIG_PATTERN.fullmatch(data["sig"]):
+        raise EnvelopeError("sig", "must be base64 of a 64-byte Ed25519 signature")
+
+
+def _envelope(data: dict[str, Any], unsigned: bytes | None = None, body: bytes | None = None) -> Envelope:
+    """The Envelope of a decoded envelope that passed `check_envelope_json`."""
+    actor = data["actor"]
+    return Envelope(stream=data["stream"], seq=data["seq"], type=data["type"], schema=data["schema"], at=data["at"],
+                    actor=Actor(actor["role"], actor["key"], actor.get("on_behalf_of")), prev=data["prev"],
+                    body=data["body"], sig=data["sig"], unsigned_bytes=unsigned, body_json=body,
+                    parsed=None if unsigned is None else data)
 
 
 def envelope_from_json(data: Any) -> Envelope:
     """Check a decoded envelope against the contract and return it; raise EnvelopeError naming the field."""
-    _require(isinstance(data, dict), "envelope", "must be a JSON object")
-    _require(data.keys() == ENVELOPE_KEYS, "envelope", _KEYS_RULE)
-    _require(type(data["v"]) is int and data["v"] == ENVELOPE_VERSION, "v", "must be 1")
-    stream = data["stream"]
-    _require(isinstance(stream, str), "stream", "must be a string UUID")
-    _require(bool(_UUID_PATTERN.fullmatch(stream)), "stream", "must be a lowercase hyphenated UUID")
-    seq = data["seq"]
-    _require(type(seq) is int and seq >= 1, "seq", "must be an integer >= 1")
-    _require(isinstance(data["type"], str) and bool(_TYPE_PATTERN.fullmatch(data["type"])),
-             "type", "must be <noun>.<past_tense> in lowercase")
-    _require(type(data["schema"]) is int and data["schema"] >= 1, "schema", "must be an integer >= 1")
-    _require(isinstance(data["at"], str), "at", "must be a string")
-    parse_at(data["at"])
-    actor = data["actor"]
-    _require(isinstance(actor, dict), "actor", "must be an object")
-    _require(actor.keys() in _ACTOR_KEYS, "actor", "keys must be role, key and optionally on_behalf_of")
-    _require(actor["role"] in ROLES, "actor.role", _ROLES_RULE)
-    _require(isinstance(actor["key"], str) and bool(_KEY_ID_PATTERN.fullmatch(actor["key"])),
-             "actor.key", "must be a 16-hex-character key id")
-    on_behalf_of = actor.get("on_behalf_of")
-    _require(on_behalf_of is None or isinstance(on_behalf_of, str),
-             "actor.on_behalf_of", "must be a member id string")
-    prev = data["prev"]
-    if seq == 1:
-        _require(prev is None, "prev", "must be null for seq 1")
-    else:
-        _require(isinstance(prev, str) and bool(_HASH_PATTERN.fullmatch(prev)),
-                 "prev", "must be the lowercase hex SHA-256 event hash of seq-1")
-    _require(isinstance(data["body"], dict), "body", "must be an object")
-    _require(isinstance(data["sig"], str) and bool(_SIG_PATTERN.fullmatch(data["sig"])),
-             "sig", "must be base64 of a 64-byte Ed25519 signature")
-    return Envelope(
-        stream=stream,
-        seq=seq,
-        type=data["type"],
-        schema=data["schema"],
-        at=data["at"],
-        actor=Actor(actor["role"], actor["key"], on_behalf_of),
-        prev=prev,
-        body=data["body"],
-        sig=data["sig"],
-    )
+    check_envelope_json(data)
+    return _envelope(data)
 
 
-def parse_entry(entry: bytes) -> Envelope:
-    """Parse a log entry (canonical envelope bytes); reject anything not in canonical form."""
+def read_entry(entry: bytes) -> tuple[dict[str, Any], bytes, bytes]:
+    """Parse a log entry strictly — exactly the contract's keys and types, in RFC 8785 canonical form — into its
+    decoded envelope, its canonical unsigned bytes (what the event hash covers) and its body's bytes (what the
+    schema validates); raise EnvelopeError naming the field and the rule."""
     try:
         data = orjson.loads(entry)
     except orjson.JSONDecodeError as error:
         raise EnvelopeError("envelope", f"is not valid JSON: {error}") from None
-    envelope = envelope_from_json(data)
+    check_envelope_json(data)
     try:
         canonical = canonical_envelope_bytes(data)
     except CanonicalizationError as error:
         raise EnvelopeError("envelope", f"has no canonical form: {error}") from None
-    _require(canonical == entry, "envelope", "is not in RFC 8785 canonical form")
+    if canonical != entry:
+        raise EnvelopeError("envelope", "is not in RFC 8785 canonical form")
     # Canonical, so the members sit in JCS order with no whitespace, and a `,"name":` outside a string is a key:
     # the last `,"sig":"` is the top-level signature (only a UUID, a type and 1 follow it), the first `,"body":`
     # follows `actor` and `at`, and the last `,"prev":` closes the body.
     cut = entry.rindex(b',"sig":"')
-    unsigned = entry[:cut] + entry[cut + 9 + len(envelope.sig):]
+    unsigned = entry[:cut] + entry[cut + 9 + len(data["sig"]):]
     body = entry[entry.index(b',"body":') + 8:entry.rindex(b',"prev":')]
-    for name, value in (("unsigned_bytes", unsigned), ("body_json", body), ("parsed", data)):
-        object.__setattr__(envelope, name, value)  # caches on a frozen value
-    return envelope
+    return data, unsigned, body
+
+
+def parse_entry(entry: bytes) -> Envelope:
+    """Parse a log entry (`read_entry`) into an Envelope that keeps its unsigned bytes, body bytes and decoded
+    form; reject anything not in canonical form."""
+    return _envelope(*read_entry(entry))
+
+
+def event_hash_of(canonical_unsigned: bytes) -> bytes:
+    """SHA-256 of an envelope's canonical unsigned bytes: the event hash its signature covers and `prev` names."""
+    return hashlib.sha256(canonical_unsigned).digest()

@@ -3,7 +3,7 @@
 Over the entries in global order (the live store, or an `export` JSONL file), for each entry i (0-based):
 
 1. **Envelope** — the entry is a JSON object with exactly the contract's keys and types, and its bytes are the
-   RFC 8785 canonical form of that object (ledger.envelope.parse_entry).
+   RFC 8785 canonical form of that object (ledger.envelope.read_entry).
 2. **Schema** — the body validates against the committed model for its (type, schema).
 3. **Chain** — seq is 1 for a new stream and one more than the stream's last seq otherwise; `prev` is null for
    seq 1 and otherwise the SHA-256 event hash of the stream's previous event.
@@ -15,6 +15,9 @@ Over the entries in global order (the live store, or an `export` JSONL file), fo
    (registered at or before it, not revoked at it).
 6. **Signature** — Ed25519 over `mutual-ledger/event/v1\\n` + event hash verifies under that key.
 7. **Role rules** — the signer's role suits the event (ledger.roles, the same function the application uses).
+
+Checks 1 and 2 need nothing but the entry itself (`examine`), so they can run anywhere, in any order — `audit verify`
+runs them in worker processes, with the signatures; checks 3–7 follow the global order (`Verifier.follow`).
 
 A failure names the entry (global index, stream, seq), the check, and the expected and found values. Exit status
 of the CLI is 0 only when every entry passes.
@@ -32,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ledger.envelope import Envelope, EnvelopeError, parse_at, parse_entry
+from ledger.envelope import Actor, EnvelopeError, event_hash_of, parse_at, read_entry
 from ledger.keys import event_signature_is_valid, key_id, public_key_from_base64
 from ledger.roles import required_role_error
 from schemas.events import EVENT_BODIES
@@ -50,6 +53,12 @@ class Failure:
     check: str
     expected: str
     found: str
+
+    @classmethod
+    def of(cls, index: int, data: dict[str, Any] | None, check: str, expected: object, found: object) -> Failure:
+        """A failure at entry `index`; `data` is its decoded envelope when the entry is one (for stream and seq)."""
+        return cls(index, data["stream"] if data else None, data["seq"] if data else None, check, str(expected),
+                   str(found))
 
     def __str__(self) -> str:
         where = f"entry {self.index}" + (f" (stream {self.stream} seq {self.seq})" if self.stream else "")
@@ -111,6 +120,59 @@ class TrustAnchors:
         return cls(root["key_id"], root["public_key"], witnesses)
 
 
+Problem = tuple[str, str, str]
+"""(check, expected, found) of a failed check of checks 1–2, before the entry's place in the log is known."""
+
+KEYRING_TYPES = ("key.registered", "key.revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """What checks 1 and 2 found in one entry: its decoded envelope (None when it is not one), its event hash, and
+    the checks that failed."""
+
+    data: dict[str, Any] | None
+    event_hash: bytes | None
+    problems: list[Problem]
+
+
+def examine(entry: bytes) -> Examined:
+    """Checks 1 and 2 for one entry: strict parse, canonical form and schema need nothing but the entry's bytes."""
+    try:
+        data, unsigned, body = read_entry(entry)
+    except EnvelopeError as error:
+        return Examined(None, None, [(f"1 envelope ({error.field})", error.rule,
+                                      entry[:80].decode("utf-8", "replace"))])
+    problems: list[Problem] = []
+    model = EVENT_BODIES.get((data["type"], data["schema"]))
+    if model is None:
+        problems.append(("2 schema", "a known type@schema", f"{data['type']}@{data['schema']}"))
+    else:
+        try:
+            model.model_validate_json(body)  # the body's own canonical bytes, in JSON mode
+        except ValidationError as error:
+            first = error.errors()[0]
+            problems.append(("2 schema", ".".join(map(str, first["loc"])) + " valid", first["msg"]))
+    return Examined(data, event_hash_of(unsigned), problems)
+
+
+@dataclass(frozen=True)
+class CheckedSignatures:
+    """Check 6 done ahead of the global order (in a worker process), before the keyring at each entry is known:
+    each signature was checked under the candidate public key of its key id (`candidates`, key id → base64 public
+    key), and `failing` holds the indexes whose signature did not verify under it. An outcome counts only when the
+    keyring, at that entry, gives that very key; otherwise the signature is checked again with the key it gives."""
+
+    candidates: dict[str, str]
+    failing: frozenset[int]
+
+    def outcome(self, index: int, key: str, public_base64: str) -> bool | None:
+        """Whether the signature at `index` verified under `public_base64`; None when it was not checked under it."""
+        if self.candidates.get(key) != public_base64:
+            return None
+        return index not in self.failing
+
+
 class Verifier:
     """Runs the numbered procedure over entries in order (see module docstring)."""
 
@@ -119,15 +181,13 @@ class Verifier:
         self.report = Report()
         self.keys: dict[str, _Key] = {}
         self.root_key_id: str | None = None
-        self.streams: dict[str, tuple[int, str]] = {}
-        self.deferred: list[SignatureCheck] | None = None
-        """When a list, signatures are collected here to be checked in parallel (`check_signatures`)."""
+        self.streams: dict[str, tuple[int, bytes]] = {}
+        """Stream → its last seq and event hash (raw bytes: half the memory of hex, for millions of streams)."""
 
-    def fail(self, index: int, envelope: Envelope | None, check: str, expected: object, found: object) -> None:
-        """Record a failure."""
+    def fail(self, index: int, data: dict[str, Any] | None, check: str, expected: object, found: object) -> None:
+        """Record a failure (`data`: the decoded envelope, when the entry is one)."""
         if len(self.report.failures) < MAX_FAILURES:
-            self.report.failures.append(Failure(index, envelope.stream if envelope else None,
-                                                envelope.seq if envelope else None, check, str(expected), str(found)))
+            self.report.failures.append(Failure.of(index, data, check, expected, found))
 
     def run(self, entries: Iterable[bytes]) -> Report:
         """Verify every entry."""
@@ -138,115 +198,94 @@ class Verifier:
             self.fail(0, None, "log", "at least one entry", "an empty log")
         return self.report
 
-    def entry(self, index: int, entry: bytes) -> Envelope | None:
-        """Checks 1–7 for one entry; the parsed envelope, or None when it is not one."""
-        try:
-            envelope = parse_entry(entry)
-        except EnvelopeError as error:
-            self.fail(index, None, f"1 envelope ({error.field})", error.rule, entry[:80].decode("utf-8", "replace"))
+    def entry(self, index: int, entry: bytes) -> dict[str, Any] | None:
+        """Checks 1–7 for one entry; its decoded envelope, or None when it is not one."""
+        examined = examine(entry)
+        for check, expected, found in examined.problems:
+            self.fail(index, examined.data, check, expected, found)
+        if examined.data is None or examined.event_hash is None:
             return None
-        model = EVENT_BODIES.get((envelope.type, envelope.schema))
-        if model is None:
-            self.fail(index, envelope, "2 schema", "a known type@schema", f"{envelope.type}@{envelope.schema}")
-        else:
-            try:
-                if envelope.body_json is not None:  # the body's own canonical bytes, validated in JSON mode
-                    model.model_validate_json(envelope.body_json)
-                else:
-                    model.from_json_value(envelope.body)
-            except ValidationError as error:
-                first = error.errors()[0]
-                self.fail(index, envelope, "2 schema", ".".join(map(str, first["loc"])) + " valid",
-                          first["msg"])
-        event_hash = envelope.event_hash()
-        last = self.streams.get(envelope.stream)
-        expected_seq, expected_prev = (1, None) if last is None else (last[0] + 1, last[1])
-        if envelope.seq != expected_seq:
-            self.fail(index, envelope, "3 chain (seq)", expected_seq, envelope.seq)
-        if envelope.prev != expected_prev:
-            self.fail(index, envelope, "3 chain (prev)", expected_prev, envelope.prev)
-        self.streams[envelope.stream] = (envelope.seq, event_hash.hex())
-        at = parse_at(envelope.at)
-        if index == 0:
-            self.first_entry(envelope, at)
-        self.signature(index, envelope, at, event_hash)
-        if index > 0 and envelope.type in ("key.registered", "key.revoked"):
-            self.keyring_change(index, envelope, at)
-        return envelope
+        self.follow(index, examined.data, examined.event_hash)
+        return examined.data
 
-    def first_entry(self, envelope: Envelope, at: datetime) -> None:
+    def follow(self, index: int, data: dict[str, Any], event_hash: bytes,
+               signatures: CheckedSignatures | None = None) -> None:
+        """Checks 3–7 for the entry at `index`, in global order: `data` is its decoded envelope (it passed check 1)
+        and `signatures` the outcomes of check 6 when it was done ahead."""
+        stream, seq, prev = data["stream"], data["seq"], data["prev"]
+        last = self.streams.get(stream)
+        expected_seq, expected_prev = (1, None) if last is None else (last[0] + 1, last[1].hex())
+        if seq != expected_seq:
+            self.fail(index, data, "3 chain (seq)", expected_seq, seq)
+        if prev != expected_prev:
+            self.fail(index, data, "3 chain (prev)", expected_prev, prev)
+        self.streams[stream] = (seq, event_hash)
+        at = parse_at(data["at"])
+        if index == 0:
+            self.first_entry(data, at)
+        self.signature(index, data, at, event_hash, signatures)
+        if index > 0 and data["type"] in KEYRING_TYPES:
+            self.keyring_change(index, data, at)
+
+    def first_entry(self, data: dict[str, Any], at: datetime) -> None:
         """Entry 0: the root key registers itself."""
-        body = envelope.body
-        if envelope.type != "key.registered" or envelope.actor.key != body.get("key_id"):
-            self.fail(0, envelope, "4 keyring (root)", "the root key registering itself",
-                      f"{envelope.type} signed by {envelope.actor.key}")
+        body, signer = data["body"], data["actor"]["key"]
+        if data["type"] != "key.registered" or signer != body.get("key_id"):
+            self.fail(0, data, "4 keyring (root)", "the root key registering itself",
+                      f"{data['type']} signed by {signer}")
             return
         if self.anchors is not None and body.get("key_id") != self.anchors.root_key_id:
-            self.fail(0, envelope, "4 keyring (trust anchor)", self.anchors.root_key_id, body.get("key_id"))
+            self.fail(0, data, "4 keyring (trust anchor)", self.anchors.root_key_id, body.get("key_id"))
             return
         if key_id(base64.b64decode(str(body.get("public_key")))) != body.get("key_id"):
-            self.fail(0, envelope, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", body.get("key_id"))
+            self.fail(0, data, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", body.get("key_id"))
             return
         self.root_key_id = str(body["key_id"])
         self.keys[self.root_key_id] = _Key("operator", str(body["public_key"]), at, None)
 
-    def keyring_change(self, index: int, envelope: Envelope, at: datetime) -> None:
+    def keyring_change(self, index: int, data: dict[str, Any], at: datetime) -> None:
         """Apply a later key registration or revocation (signed by the root key)."""
-        if envelope.actor.key != self.root_key_id:
-            self.fail(index, envelope, "4 keyring (signer)", f"the root key {self.root_key_id}", envelope.actor.key)
+        if data["actor"]["key"] != self.root_key_id:
+            self.fail(index, data, "4 keyring (signer)", f"the root key {self.root_key_id}", data["actor"]["key"])
             return
-        body = envelope.body
-        if envelope.type == "key.registered":
+        body = data["body"]
+        if data["type"] == "key.registered":
             kid, public = str(body.get("key_id")), str(body.get("public_key"))
             if key_id(base64.b64decode(public)) != kid:
-                self.fail(index, envelope, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", kid)
+                self.fail(index, data, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", kid)
                 return
             role = str(body.get("role"))
             if self.anchors is not None and role in ("custodian", "regulator") and (
                     self.anchors.witness_keys.get(kid) != role):
-                self.fail(index, envelope, "4 keyring (trust anchor)", f"an anchored {role} key", kid)
+                self.fail(index, data, "4 keyring (trust anchor)", f"an anchored {role} key", kid)
             self.keys[kid] = _Key(role, public, parse_at(str(body.get("valid_from"))), body.get("member"))
         else:
             key = self.keys.get(str(body.get("key_id")))
             if key is not None:
                 key.revoked_at = parse_at(str(body.get("revoked_at")))
 
-    def signature(self, index: int, envelope: Envelope, at: datetime, event_hash: bytes) -> None:
+    def signature(self, index: int, data: dict[str, Any], at: datetime, event_hash: bytes,
+                  signatures: CheckedSignatures | None) -> None:
         """Checks 5–7."""
-        key = self.keys.get(envelope.actor.key)
+        actor = data["actor"]
+        key = self.keys.get(actor["key"])
         if key is None:
-            self.fail(index, envelope, "5 key validity", "a registered key", envelope.actor.key)
+            self.fail(index, data, "5 key validity", "a registered key", actor["key"])
             return
-        if key.role != envelope.actor.role:
-            self.fail(index, envelope, "5 key validity (role)", key.role, envelope.actor.role)
+        if key.role != actor["role"]:
+            self.fail(index, data, "5 key validity (role)", key.role, actor["role"])
         if not key.valid_at(at):
-            self.fail(index, envelope, "5 key validity (time)", f"valid from {key.valid_from}"
-                      + (f" until {key.revoked_at}" if key.revoked_at else ""), envelope.at)
-        if self.deferred is not None:
-            self.deferred.append((index, key.public_base64, event_hash, envelope.sig))
-        elif not event_signature_is_valid(key.public(), event_hash, envelope.sig):
-            self.fail(index, envelope, "6 signature", f"Ed25519 by {envelope.actor.key}", "a signature that fails")
-        error = required_role_error(envelope.type, envelope.actor, envelope.stream, envelope.body, key.member)
+            self.fail(index, data, "5 key validity (time)", f"valid from {key.valid_from}"
+                      + (f" until {key.revoked_at}" if key.revoked_at else ""), data["at"])
+        valid = None if signatures is None else signatures.outcome(index, actor["key"], key.public_base64)
+        if valid is None:
+            valid = event_signature_is_valid(key.public(), event_hash, data["sig"])
+        if not valid:
+            self.fail(index, data, "6 signature", f"Ed25519 by {actor['key']}", "a signature that fails")
+        signer = Actor(actor["role"], actor["key"], actor.get("on_behalf_of"))
+        error = required_role_error(data["type"], signer, data["stream"], data["body"], key.member)
         if error is not None:
-            self.fail(index, envelope, "7 role rules", error, f"{envelope.actor.role} key {envelope.actor.key}")
-
-
-SignatureCheck = tuple[int, str, bytes, str]
-"""(index, base64 public key, event hash, base64 signature) of a deferred signature check: only what the check
-needs, as it crosses to a worker process (the entry at the index names the stream, seq and key)."""
-
-
-def failing_signatures(checks: list[SignatureCheck]) -> list[SignatureCheck]:
-    """The checks whose Ed25519 signature does not verify (run in worker processes)."""
-    keys: dict[str, bytes] = {}
-    failing = []
-    for check in checks:
-        public = keys.get(check[1])
-        if public is None:
-            public = keys[check[1]] = public_key_from_base64(check[1])
-        if not event_signature_is_valid(public, check[2], check[3]):
-            failing.append(check)
-    return failing
+            self.fail(index, data, "7 role rules", error, f"{actor['role']} key {actor['key']}")
 
 
 def verify_entries(entries: Iterable[bytes], anchors: TrustAnchors | None = None) -> Report:

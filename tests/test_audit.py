@@ -16,10 +16,11 @@ from audit.verify import Auditor
 from ledger.application import LedgerApplication
 from ledger.keys import SigningKey
 from ledger.log.checkpoints import CheckpointLog, log_signer
+from ledger.log.merkle import mth
 from ledger.log.note import Checkpoint, sign_note
 from ledger.log.tree import TransparencyLog
 from ledger.projections.sql import SqlStore
-from ledger.verify import Report, TrustAnchors
+from ledger.verify import Report, TrustAnchors, verify_entries
 from schemas.commands.claim import PayClaim
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.keys import RevokeKey
@@ -204,3 +205,67 @@ def test_each_tampering_is_caught_and_pinpointed(ledger: LedgerApplication, tamp
     assert expected in [(f.index, f.check) for f in report.failures], report.failures[:5]
     if not expected[1].startswith("12"):
         assert first(report) == expected
+
+
+def where(report: Report) -> list[tuple[int, str | None, int | None, str]]:
+    return [(f.index, f.stream, f.seq, f.check) for f in report.failures]
+
+
+def nth(entries: list[bytes], event_type: str, n: int = 0) -> int:
+    return [i for i, entry in enumerate(entries) if json.loads(entry)["type"] == event_type][n]
+
+
+def test_failures_found_ahead_in_workers_keep_their_global_index_stream_and_seq(
+        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 5)  # many chunks, shared by the workers
+    entries = [e for _, e in ledger.entries()]
+    anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
+    joined, deposit, paid = nth(entries, "member.joined", 2), nth(entries, "member.deposit_received", 3), nth(
+        entries, "claim.paid")
+    entries[joined] = json.dumps(json.loads(entries[joined]), indent=1).encode()  # not canonical: check 1
+    negative = json.loads(entries[deposit])
+    negative["body"]["amount_fen"] = -1  # validly signed, against the schema: check 2
+    entries[deposit] = resign(negative, ledger.signing_key("custodian"))
+    forged = json.loads(entries[paid])
+    forged["sig"] = ("B" if forged["sig"][0] == "A" else "A") + forged["sig"][1:]  # check 6
+    entries[paid] = canonical(forged)
+    in_workers = Auditor(anchors).run(entries, workers=2)
+    found = where(in_workers)
+    assert (joined, None, None, "1 envelope (envelope)") in found
+    assert (deposit, negative["stream"], negative["seq"], "2 schema") in found
+    assert (paid, forged["stream"], forged["seq"], "6 signature") in found
+    assert found == where(Auditor(anchors).run(entries, workers=1))  # the same as checking everything in order
+    assert [f for f in found if int(f[3].split()[0]) <= 7] == where(verify_entries(entries, anchors))
+
+
+def test_a_signature_checked_ahead_under_a_key_the_keyring_never_held_is_checked_again(
+        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 5)
+    entries = [e for _, e in ledger.entries()]
+    anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
+    custodian = ledger.signing_key("custodian")
+    impostor = SigningKey.generate("impostor", "custodian")  # registered under the custodian's key id below
+    first_deposit = nth(entries, "member.deposit_received")
+    registration = {"v": 1, "stream": "00000000-0000-4000-8000-0000000000cc", "seq": 1, "type": "key.registered",
+                    "schema": 1, "at": json.loads(entries[first_deposit])["at"], "prev": None,
+                    "body": {"key_id": custodian.key_id, "role": "custodian", "public_key": impostor.public_base64,
+                             "valid_from": "2026-01-01T00:00:00.000000Z", "member": None}}
+    entries.insert(first_deposit, resign(registration, ledger.signing_key("operator-root")))
+    report = Auditor(anchors).run(entries, workers=2)
+    # the keyring refuses the registration; every later custodian signature, checked ahead under the impostor's key,
+    # is checked again under the custodian's own and holds
+    assert where(report) == [(first_deposit, registration["stream"], 1, "4 keyring (key id)")]
+
+
+def test_checkpoints_of_any_size_are_checked_against_the_root_taken_as_the_entries_stream_by(
+        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 5)
+    entries = [e for _, e in ledger.entries()]
+    log = checkpoints(ledger)
+    anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
+    sizes = [0, 1, 5, 7, 11, len(entries) - 1, len(entries)]
+    notes = [sign_note(Checkpoint(ledger.settings.log_origin, n, mth(entries[:n])).text(), log.signer) for n in sizes]
+    assert Auditor(anchors, log.verifier).run(iter(entries), notes).ok
+    notes[3] = sign_note(Checkpoint(ledger.settings.log_origin, 7, mth(entries[:6])).text(), log.signer)
+    report = Auditor(anchors, log.verifier).run(iter(entries), notes)
+    assert where(report) == [(6, None, None, "12 checkpoint 7 (root)")]

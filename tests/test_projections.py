@@ -158,6 +158,18 @@ def test_live_read_models_equal_a_rebuild_and_repeated_delivery_changes_nothing(
     assert ledger_app.read_models().digests() == live
 
 
+def test_read_models_caught_up_a_few_events_per_transaction_equal_the_live_ones(
+        ledger_app: LedgerApplication, tmp_path: Path) -> None:
+    from eventsourcing.sqlite import SQLiteDatastore
+
+    prepaid_period(ledger_app)
+    live = ledger_app.read_models().digests()
+    sql = SqlStore(SQLiteDatastore(str(tmp_path / "batches.sqlite3")))
+    models = ReadModels(*(p(ledger_app, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
+    assert models.catch_up(page=5) == len(list(ledger_app.entries())) > 5
+    assert models.digests() == live
+
+
 def test_claim_metrics(ledger_app: LedgerApplication) -> None:
     plan = create_plan(ledger_app, rules(notice_days=3))
     members = [join(ledger_app, plan) for _ in range(3)]

@@ -1,16 +1,16 @@
 """Merkle tree hashing and proofs exactly as RFC 9162 §2.1 (Certificate Transparency 2.0) defines them.
 
-Pure functions over bytes. `leaf_hash` and `node_hash` are §2.1.1; `mth` / `root_from_leaf_hashes` compute MTH (§2.1.1)
-iteratively; `inclusion_proof` / `consistency_proof` generate the PATH and PROOF of §2.1.3.1 / §2.1.4.1;
-`verify_inclusion` / `verify_consistency` are the verification algorithms of §2.1.3.2 / §2.1.4.2. A proof that does
-not verify raises `ProofError` — the only error a caller needs to handle; a broken internal precondition (an index
-outside the tree when generating a proof) is an assertion.
+Pure functions over bytes. `leaf_hash` and `node_hash` are §2.1.1; `mth` / `root_from_leaf_hashes` / `MerkleFold`
+compute MTH (§2.1.1) iteratively; `inclusion_proof` / `consistency_proof` generate the PATH and PROOF of
+§2.1.3.1 / §2.1.4.1; `verify_inclusion` / `verify_consistency` are the verification algorithms of §2.1.3.2 /
+§2.1.4.2. A proof that does not verify raises `ProofError` — the only error a caller needs to handle; a broken
+internal precondition (an index outside the tree when generating a proof) is an assertion.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -31,25 +31,44 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
-    """MTH over leaves given by their leaf hashes, in O(n) time and O(log n) extra memory (§2.1.1).
+class MerkleFold:
+    """MTH of leaves given by their leaf hashes as they come, in O(n) time and O(log n) memory (§2.1.1): a verifier
+    streaming a log takes the root at each checkpoint's size as it passes it.
 
     Folding complete subtrees left to right and then merging the stack right to left yields the same tree as the
     RFC's recursive split at the largest power of two below n.
     """
-    if not hashes:
-        return EMPTY_ROOT
-    stack: list[tuple[int, bytes]] = []  # (subtree size, hash); sizes strictly decrease down the stack
-    for value in hashes:
-        size, current = 1, value
-        while stack and stack[-1][0] == size:
-            current = node_hash(stack.pop()[1], current)
-            size *= 2
-        stack.append((size, current))
-    root = stack.pop()[1]
-    while stack:
-        root = node_hash(stack.pop()[1], root)
-    return root
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (subtree size, hash); sizes strictly decrease down the stack
+
+    def extend(self, hashes: Iterable[bytes]) -> None:
+        """Append leaves, in order."""
+        stack = self._stack
+        for value in hashes:
+            size, current = 1, value
+            while stack and stack[-1][0] == size:
+                current = node_hash(stack.pop()[1], current)
+                size *= 2
+            stack.append((size, current))
+            self.size += 1
+
+    def root(self) -> bytes:
+        """MTH of the leaves appended so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        root = self._stack[-1][1]
+        for _, value in reversed(self._stack[:-1]):
+            root = node_hash(value, root)
+        return root
+
+
+def root_from_leaf_hashes(hashes: Iterable[bytes]) -> bytes:
+    """MTH over leaves given by their leaf hashes (§2.1.1)."""
+    fold = MerkleFold()
+    fold.extend(hashes)
+    return fold.root()
 
 
 def mth(entries: Sequence[bytes]) -> bytes:

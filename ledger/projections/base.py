@@ -98,12 +98,7 @@ class Projection:
         """Apply envelopes (notification id, bytes) in order and record the last position (or `through`, when the
         caller read further than what it passes), in one transaction. Entries at or before the recorded position
         are skipped, so a repeated delivery has no effect."""
-        with paused_gc():
-            self.apply_envelopes([(nid, orjson.loads(entry)) for nid, entry in batch], through)
-
-    def apply_envelopes(self, batch: Sequence[tuple[int, dict[str, Any]]], through: int = 0) -> None:
-        """`apply_batch` for envelopes already parsed (a consumer's verifier parsed them)."""
-        with self.sql.transaction() as cursor:
+        with paused_gc(), self.sql.transaction() as cursor:
             apply_together(cursor, (self,), batch, through)
 
     def record_in(self, cursor: SqlCursor, position: int) -> None:
@@ -121,7 +116,7 @@ class Projection:
         """Apply every stored event after the recorded position; return how many were read."""
         read = 0
         while True:
-            batch = list(islice(self.source.entries(self.position() + 1, page), page))
+            batch = list(islice(self.source.entries(self.position() + 1), page))
             if not batch:
                 return read
             self.apply_batch(batch)
@@ -172,19 +167,22 @@ class Projection:
         return digest.hexdigest()
 
 
-def apply_together(cursor: SqlCursor, projections: Sequence[Projection],
-                   batch: Sequence[tuple[int, dict[str, Any]]], through: int = 0) -> None:
-    """Apply parsed envelopes to several projections in the caller's transaction, each from after its own recorded
-    position, and record each one's new position: the last envelope's, or `through` when that is further on.
-    Projections at the same position (the usual case) share one pass over the batch that looks each event's type
-    up once; each keeps its own buffer of writes, in event order. Each position is read after the writers of it
-    were serialized (`SqlStore.serialize`), so two processes applying the same events apply them once."""
+def apply_together(cursor: SqlCursor, projections: Sequence[Projection], batch: Sequence[tuple[int, bytes]],
+                   through: int = 0) -> None:
+    """Apply envelopes (notification id, canonical bytes) to several projections in the caller's transaction, each
+    from after its own recorded position, and record each one's new position: the last envelope's, or `through`
+    when that is further on. Projections at the same position (the usual case) share one pass over the batch that
+    parses each envelope and looks its type up once; each keeps its own buffer of writes, in event order. An
+    envelope is parsed as it is applied and dropped after it: a batch held parsed costs more to build and to free
+    than the parse itself. Each position is read after the writers of it were serialized (`SqlStore.serialize`),
+    so two processes applying the same events apply them once."""
     groups: dict[int, list[Projection]] = {}
-    slices: dict[int, Sequence[tuple[int, dict[str, Any]]]] = {}
+    slices: dict[int, Sequence[tuple[int, bytes]]] = {}
     for projection in projections:
         projection.sql.serialize(cursor, f"{projection.tracking} {projection.tracking_name}")
         position = projection.position_in(cursor)
-        fresh = batch if batch and batch[0][0] > position else [(nid, env) for nid, env in batch if nid > position]
+        fresh = batch if batch and batch[0][0] > position else [(nid, entry) for nid, entry in batch
+                                                                if nid > position]
         if fresh:
             groups.setdefault(fresh[0][0], []).append(projection)
             slices[fresh[0][0]] = fresh
@@ -198,7 +196,8 @@ def apply_together(cursor: SqlCursor, projections: Sequence[Projection],
             for kind, applier in projection._appliers.items():
                 dispatch.setdefault(kind, []).append((applier, buffer))
         nothing: list[tuple[Applier, BufferedCursor]] = []
-        for _, envelope in fresh:
+        for _, entry in fresh:
+            envelope = orjson.loads(entry)
             for applier, buffer in dispatch.get(envelope["type"], nothing):
                 applier(buffer, envelope)
         for projection, buffer in zip(members, buffers, strict=True):

@@ -10,6 +10,7 @@ import pytest
 
 from ledger.log.merkle import (
     EMPTY_ROOT,
+    MerkleFold,
     ProofError,
     consistency_proof,
     inclusion_proof,
@@ -47,6 +48,18 @@ HASHES = [leaf_hash(e) for e in ENTRIES]
 def test_root_matches_the_recursive_definition_for_every_size() -> None:
     for n in range(0, 101):
         assert mth(ENTRIES[:n]) == recursive_mth(ENTRIES[:n]) == root_from_leaf_hashes(HASHES[:n])
+
+
+def test_a_fold_gives_the_root_at_every_size_as_leaves_come_in_uneven_runs() -> None:
+    fold = MerkleFold()
+    assert fold.root() == EMPTY_ROOT
+    start, run = 0, 1
+    while start < len(HASHES):
+        fold.extend(HASHES[start:start + run])
+        start = min(len(HASHES), start + run)
+        assert fold.size == start
+        assert fold.root() == recursive_mth(ENTRIES[:start])
+        run = run % 7 + 1
 
 
 def test_known_root_of_the_empty_tree() -> None:
