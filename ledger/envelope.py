@@ -64,7 +64,10 @@ def parse_at(text: str) -> datetime:
     """Parse an envelope `at` back into an aware UTC datetime (cached: a verifier parses each `at` twice)."""
     if not _AT_PATTERN.fullmatch(text):
         raise EnvelopeError("at", "must be RFC 3339 UTC with microseconds and Z")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        raise EnvelopeError("at", "must be a real date and time (RFC 3339)") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ of the CLI is 0 only when every entry passes.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -237,7 +236,7 @@ class Verifier:
         if self.anchors is not None and body.get("key_id") != self.anchors.root_key_id:
             self.fail(0, data, "4 keyring (trust anchor)", self.anchors.root_key_id, body.get("key_id"))
             return
-        if key_id(base64.b64decode(str(body.get("public_key")))) != body.get("key_id"):
+        if _key_id_of(body.get("public_key")) != body.get("key_id"):
             self.fail(0, data, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", body.get("key_id"))
             return
         self.root_key_id = str(body["key_id"])
@@ -251,18 +250,25 @@ class Verifier:
         body = data["body"]
         if data["type"] == "key.registered":
             kid, public = str(body.get("key_id")), str(body.get("public_key"))
-            if key_id(base64.b64decode(public)) != kid:
+            if _key_id_of(public) != kid:
                 self.fail(index, data, "4 keyring (key id)", "key id = SHA-256(public key)[:16]", kid)
+                return
+            valid_from = _instant_or_none(body.get("valid_from"))
+            if valid_from is None:
+                self.fail(index, data, "4 keyring (valid_from)", "an RFC 3339 instant", body.get("valid_from"))
                 return
             role = str(body.get("role"))
             if self.anchors is not None and role in ("custodian", "regulator") and (
                     self.anchors.witness_keys.get(kid) != role):
                 self.fail(index, data, "4 keyring (trust anchor)", f"an anchored {role} key", kid)
-            self.keys[kid] = _Key(role, public, parse_at(str(body.get("valid_from"))), body.get("member"))
+            self.keys[kid] = _Key(role, public, valid_from, body.get("member"))
         else:
             key = self.keys.get(str(body.get("key_id")))
-            if key is not None:
-                key.revoked_at = parse_at(str(body.get("revoked_at")))
+            revoked_at = _instant_or_none(body.get("revoked_at"))
+            if revoked_at is None:
+                self.fail(index, data, "4 keyring (revoked_at)", "an RFC 3339 instant", body.get("revoked_at"))
+            elif key is not None:
+                key.revoked_at = revoked_at
 
     def signature(self, index: int, data: dict[str, Any], at: datetime, event_hash: bytes,
                   signatures: CheckedSignatures | None) -> None:
@@ -286,6 +292,23 @@ class Verifier:
         error = required_role_error(data["type"], signer, data["stream"], data["body"], key.member)
         if error is not None:
             self.fail(index, data, "7 role rules", error, f"{actor['role']} key {actor['key']}")
+
+
+def _key_id_of(public_key: object) -> str | None:
+    """The key id of a base64 raw public key as a key event carries it, or None when it is not one (a tampered
+    body is reported, never a crash)."""
+    try:
+        return key_id(public_key_from_base64(str(public_key)))
+    except ValueError:
+        return None
+
+
+def _instant_or_none(text: object) -> datetime | None:
+    """An instant of a key event's body, or None when it is not one."""
+    try:
+        return parse_at(str(text))
+    except EnvelopeError:
+        return None
 
 
 def verify_entries(entries: Iterable[bytes], anchors: TrustAnchors | None = None) -> Report:

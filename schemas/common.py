@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import types
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
@@ -94,6 +94,7 @@ def _iso_date(value: str) -> str:
 def _instant(value: str) -> str:
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", value):
         raise ValueError("must be RFC 3339 UTC with microseconds and Z")
+    datetime.fromisoformat(value[:-1])  # a real date and time: 2026-02-30 is refused
     return value
 
 

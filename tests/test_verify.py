@@ -198,3 +198,24 @@ def test_a_revoked_key_signs_nothing_after_its_revocation(sqlite_app: LedgerAppl
     tampered = [*lines, resign(envelope, custodian.private_key)]
     report = verify_entries(tampered, TrustAnchors.load(app.settings.data_dir / "trust-anchors.json"))
     assert [(f.index, f.check) for f in report.failures] == [(len(lines), "5 key validity (time)")]
+
+
+@pytest.mark.parametrize(("field", "value", "check"), [
+    ("at", "2026-02-30T00:00:00.000000Z", "1 envelope (at)"),
+    ("body.public_key", "not base64!", "4 keyring (key id)"),
+    ("body.valid_from", "2026-02-30T00:00:00.000000Z", "4 keyring (valid_from)"),
+])
+def test_an_impossible_time_or_key_in_a_key_event_is_reported_not_a_crash(
+        demo_log: tuple[list[bytes], TrustAnchors], field: str, value: str, check: str) -> None:
+    from audit.verify import Auditor
+
+    lines, anchors = demo_log
+    index = first_index(lines, "key.registered") + 1  # a key the root key registers
+    envelope = json.loads(lines[index])
+    if field == "at":
+        envelope["at"] = value
+    else:
+        envelope["body"][field.removeprefix("body.")] = value
+    tampered = [*lines[:index], reencode(envelope), *lines[index + 1:]]
+    for report in (verify_entries(tampered, anchors), Auditor(anchors).run(tampered)):
+        assert (index, check) in [(f.index, f.check) for f in report.failures]
