@@ -7,7 +7,6 @@ one to it. The signature is added by `ledger.store.SignedEventMapper` when the e
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any, ClassVar, Self
 from uuid import UUID
@@ -16,7 +15,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.canonical import canonical_envelope_bytes
-from ledger.envelope import ENVELOPE_VERSION, Actor, format_at
+from ledger.envelope import ENVELOPE_VERSION, Actor, event_hash_of, format_at
 from schemas.common import Frozen
 
 
@@ -101,7 +100,7 @@ class LedgerAggregate(Aggregate):
             and is what the signature covers)."""
             cached: bytes | None = self.__dict__.get("_hash")
             if cached is None:
-                cached = hashlib.sha256(self.canonical_unsigned()).digest()
+                cached = event_hash_of(self.canonical_unsigned())
                 object.__setattr__(self, "_hash", cached)
             return cached
 

@@ -21,10 +21,9 @@ import re
 import struct
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.keys import ed25519_sign, ed25519_verify
+from ledger.keys import ed25519_sign, ed25519_verify, secret_key_of
 
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
@@ -91,10 +90,8 @@ class Signer:
 
     @property
     def secret_key(self) -> bytes:
-        """The key as `ledger.keys.ed25519_sign` takes it (seed, then public key)."""
-        seed = self.private_key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                              serialization.NoEncryption())
-        return seed + self.private_key.public_key().public_bytes_raw()
+        """The key as `ledger.keys.ed25519_sign` takes it."""
+        return secret_key_of(self.private_key)
 
     def verifier(self, kind: int = ED25519) -> Verifier:
         """The matching verifier."""
