@@ -34,6 +34,7 @@ from ledger.envelope import Actor
 from ledger.keys import KeyDirectory, KeyDirectoryError, SigningKey
 from ledger.memory import paused_gc
 from ledger.roles import required_role_error
+from ledger.signing import BatchSigner
 from ledger.store import (
     CommandReceipt,
     PostgresLedgerRecorder,
@@ -252,6 +253,7 @@ class LedgerApplication(Application[UUID]):
         self._balances: Balances | None = None
         self._read_models: ReadModels | None = None
         self._member_key_names: set[str] = set()
+        self._batch_signer = BatchSigner(settings.signing_workers)
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
         if settings.database_url is None:
@@ -290,8 +292,9 @@ class LedgerApplication(Application[UUID]):
         return key
 
     def signature_for(self, event: LedgerAggregate.Event) -> str:
-        """The event's signature by its actor's key."""
-        return self._signer_for(event.actor.key).sign(event.event_hash())
+        """The event's signature by its actor's key: made by a signing worker during the batch, or here."""
+        made = self._batch_signer.signature(id(event))
+        return made if made is not None else self._signer_for(event.actor.key).sign(event.event_hash())
 
     def actor_for(self, role: str, member: str | None = None, sign_as: str | None = None) -> Actor:
         """Pick the signing key for a role: `sign_as` if given, else the role's own key (member keys as listed
@@ -332,6 +335,7 @@ class LedgerApplication(Application[UUID]):
     def _execute_many(self, commands: Sequence[Command], sign_as: str | None) -> list[dict[str, Any]]:
         uow = UnitOfWork(self, self.clock.now(), sign_as)
         self._member_key_names = set(self.keys.names())
+        self._batch_signer.begin()
         stored = self.ledger_recorder.select_receipts([command.command_id for command in commands])
         results: list[dict[str, Any]] = []
         receipts: list[CommandReceipt] = []
@@ -369,6 +373,8 @@ class LedgerApplication(Application[UUID]):
         keyring = uow.signers_keyring()
         for event in events:
             self._check_signer(keyring, event)
+        for event in events:  # every rule passed: its signature can be made while the next commands run
+            self._batch_signer.submit(id(event), self._signer_for(event.actor.key), event.event_hash())
         result = {
             "command": command.command,
             "command_id": command.command_id,
@@ -398,6 +404,7 @@ class LedgerApplication(Application[UUID]):
         aggregates = [a for a in uow.loaded.values() if a.pending_events]
         if not aggregates and not receipts:
             return
+        self._batch_signer.finish()
         try:
             self._save_aggregates(aggregates, receipts)
         except IntegrityError:
@@ -422,6 +429,11 @@ class LedgerApplication(Application[UUID]):
         if cache is not None and not self.repository.fastforward:
             for aggregate in aggregates:
                 cache.put(aggregate.id, aggregate)
+
+    def close(self) -> None:
+        """Stop the signing workers, then close the store."""
+        self._batch_signer.close()
+        super().close()
 
     # -- reading -----------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -17,6 +17,19 @@ DEFAULT_ORIGIN = "mutual-ledger.local/log"
 
 class ConfigError(ValueError):
     """A configuration value is malformed; the message names the variable."""
+
+
+def default_workers() -> int:
+    """One signing worker per core beyond the first (none on a single core)."""
+    return max(0, (os.cpu_count() or 1) - 1)
+
+
+def _signing_workers(text: str | None) -> int:
+    if not text:
+        return default_workers()
+    if not text.isdigit() or int(text) > 64:
+        raise ConfigError("LEDGER_SIGNING_WORKERS: must be a whole number from 0 to 64")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,8 @@ class Settings:
     views_url: str | None = None
     key_passphrase: bytes | None = None
     log_origin: str = DEFAULT_ORIGIN
+    signing_workers: int = field(default_factory=default_workers)
+    """Worker processes that sign the events of large batches (`ledger.signing`); 0 signs in this process."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
@@ -50,6 +65,7 @@ class Settings:
             views_url=env.get("LEDGER_VIEWS_URL") or None,
             key_passphrase=passphrase.encode("utf-8") if passphrase else None,
             log_origin=env.get("LEDGER_LOG_ORIGIN") or DEFAULT_ORIGIN,
+            signing_workers=_signing_workers(env.get("LEDGER_SIGNING_WORKERS")),
         )
 
     @property
