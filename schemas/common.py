@@ -32,6 +32,14 @@ class Frozen(BaseModel):
         canonicalized. Decided once per class from the field types; strict validation guarantees the values."""
         return _model_in_ledger_domain(cls)
 
+    def json_value(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, taken from the instance's own values when every field of its class holds a
+        string, integer, boolean or null (decided once per class, `_model_is_flat`): the dump is then exactly
+        those values, and it runs per event."""
+        if _model_is_flat(type(self)):
+            return dict(self.__dict__)
+        return self.model_dump(mode="json")
+
     @classmethod
     def from_json_value(cls, value: object) -> Self:
         """Validate a parsed JSON value in JSON mode: strict types, but a JSON array may fill a tuple field. The
@@ -49,13 +57,11 @@ def _in_ledger_domain(annotation: Any) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _in_ledger_domain(get_args(annotation)[0])
-    if origin is Literal:
-        return all(type(value) in (str, int, bool) for value in get_args(annotation))
     if origin in (Union, types.UnionType, tuple):
         return all(arg is Ellipsis or _in_ledger_domain(arg) for arg in get_args(annotation))
     if isinstance(annotation, type) and issubclass(annotation, Frozen):
         return annotation.dumps_in_ledger_domain()
-    return annotation in (str, int, bool, type(None))
+    return _is_scalar(annotation)
 
 
 Fen = Annotated[int, Field(ge=0, le=MAX_FEN, description="Amount in integer fen (1/100 yuan).")]
@@ -101,6 +107,30 @@ def _instant(value: str) -> str:
 @cache
 def _model_in_ledger_domain(model: type[Frozen]) -> bool:
     return all(_in_ledger_domain(field.annotation) for field in model.model_fields.values())
+
+
+def _is_scalar(annotation: Any) -> bool:
+    """Whether values of this field type are JSON scalars as they are: str, int, bool, None, or a union or
+    literal of those."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_scalar(get_args(annotation)[0])
+    if origin is Literal:
+        return all(type(value) in (str, int, bool) for value in get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return all(_is_scalar(arg) for arg in get_args(annotation))
+    return annotation in (str, int, bool, type(None))
+
+
+@cache
+def _model_is_flat(model: type[Frozen]) -> bool:
+    """Whether `model_dump(mode="json")` of this class is its instances' `__dict__`: scalar fields only, none
+    excluded, and no serializer or computed field that could change a value."""
+    decorators = model.__pydantic_decorators__
+    return (
+        not decorators.field_serializers and not decorators.model_serializers and not model.model_computed_fields
+        and all(_is_scalar(field.annotation) and not field.exclude for field in model.model_fields.values())
+    )
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date), Field(description="A date, YYYY-MM-DD.")]

@@ -16,6 +16,7 @@ from ledger.application import (
     SimulatedClock,
 )
 from ledger.config import Settings
+from ledger.handlers.common import new_stream_id
 from ledger.store import decode_entry
 from schemas.commands.membership import Deposit, Join
 from tests.support import START, cid, commitment, create_plan, deposit, join, prepaid_rules
@@ -43,6 +44,11 @@ def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: LedgerAp
     plan = create_plan(ledger_app)
     member = ledger_app.execute(joins(plan, ["stable-id"])[0])["member"]
     assert member == str(uuid5(NAMESPACE_URL, "mutual-ledger:member:stable-id"))
+    for command_id in ("stable-id", "", "一", "x" * 300):
+        made = new_stream_id("claim", command_id, None)
+        expected = uuid5(NAMESPACE_URL, f"mutual-ledger:claim:{command_id}")
+        assert (made, hash(made), made.bytes, made.version, made.variant, made.is_safe) == (
+            expected, hash(expected), expected.bytes, expected.version, expected.variant, expected.is_safe)
 
 
 def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: LedgerApplication) -> None:

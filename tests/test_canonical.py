@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import field_serializer
 
 from ledger.canonical import (
     MAX_SAFE_INTEGER,
@@ -18,7 +19,7 @@ from ledger.canonical import (
     canonical_envelope_bytes,
     is_ledger_value,
 )
-from schemas.common import Frozen
+from schemas.common import Frozen, _model_is_flat
 from schemas.events import EVENT_BODIES
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc8785"
@@ -115,3 +116,28 @@ def test_a_typed_body_with_an_integer_beyond_2_53_still_has_no_canonical_form() 
     envelope = {"v": 1, "seq": 1, "body": {"rules_version": MAX_SAFE_INTEGER + 1}}
     with pytest.raises(CanonicalizationError):
         canonical_envelope_bytes(envelope, body_in_domain=True)
+
+
+class _Flat(Frozen):
+    name: str
+    count: int
+    note: str | None
+    kind: Literal["a", "b"]
+
+
+class _Serialized(Frozen):
+    name: str
+
+    @field_serializer("name")
+    def shout(self, name: str) -> str:
+        return name.upper()
+
+
+def test_only_bodies_of_scalar_fields_without_serializers_are_written_from_their_own_values() -> None:
+    assert _model_is_flat(_Flat)
+    flat = _Flat(name="x", count=3, note=None, kind="a")
+    assert flat.json_value() == flat.model_dump(mode="json")
+    assert not _model_is_flat(_Nested) and not _model_is_flat(_WithFreeKeys)
+    serialized = _Serialized(name="x")
+    assert not _model_is_flat(_Serialized)
+    assert serialized.json_value() == {"name": "X"}

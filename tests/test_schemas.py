@@ -46,3 +46,22 @@ def test_an_outside_validator_accepts_the_ledgers_events_with_the_files_alone(sq
         except jsonschema.ValidationError:
             continue
         raise AssertionError(f"{envelope['type']} schema accepted an unknown key")
+
+
+def test_a_request_hash_is_sha256_of_the_command_as_json_without_its_id() -> None:
+    """Receipts written earlier must keep matching: the hash is of `model_dump_json` without the command id."""
+    import hashlib
+
+    from ledger.application import request_hash
+    from schemas.commands.membership import Join
+    from schemas.commands.plan import CreatePlan
+    from tests.support import commitment, rules
+
+    join = Join(command_id="a", plan="00000000-0000-4000-8000-000000000000", age_years=30, sex="f",
+                province="zj", consent_commitment=commitment("c"), health_declaration_commitment=commitment("h"))
+    plan = CreatePlan(command_id="b", name="Plan 一", kind="cancer", rules=rules())
+    for command in (join, plan):
+        expected = hashlib.sha256(command.model_dump_json(exclude={"command_id"}).encode()).hexdigest()
+        assert request_hash(command) == expected
+        assert request_hash(command.model_copy(update={"command_id": "other"})) == expected
+    assert request_hash(join) != request_hash(join.model_copy(update={"age_years": 31}))

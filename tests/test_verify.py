@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledger.application import LedgerApplication
 from ledger.demo import run_demo
 from ledger.verify import TrustAnchors, verify_entries
+from schemas.common import _model_is_flat
+from schemas.events import EVENT_BODIES
 from tests.support import START
 
 ENVELOPE_KEYS = {"v", "stream", "seq", "type", "schema", "at", "actor", "prev", "body", "sig"}
@@ -64,6 +66,19 @@ def test_an_independent_verifier_accepts_every_exported_event(demo_log: tuple[li
     assert independent_verify(lines) == len(lines) > 500
     report = verify_entries(lines, anchors)
     assert report.ok, report.failures[:3]
+
+
+def test_every_body_is_written_exactly_as_its_model_dumps_it(demo_log: tuple[list[bytes], TrustAnchors]) -> None:
+    """Flat bodies are written from their own values (`Frozen.json_value`), the rest through `model_dump`: both
+    must give what the entry holds."""
+    seen: dict[str, bool] = {}
+    for line in demo_log[0]:
+        data = json.loads(line)
+        model = EVENT_BODIES[(data["type"], data["schema"])]
+        body = model.from_json_value(data["body"])
+        assert body.json_value() == body.model_dump(mode="json") == data["body"], data["type"]
+        seen[data["type"]] = _model_is_flat(model)
+    assert len(seen) >= 20 and True in seen.values() and False in seen.values(), seen
 
 
 def test_the_independent_verifier_rejects_a_flipped_bit(demo_log: tuple[list[bytes], TrustAnchors]) -> None:

@@ -84,7 +84,7 @@ class LedgerAggregate(Aggregate):
                 "at": format_at(self.timestamp),
                 "actor": self.actor.to_json(),
                 "prev": self.prev,
-                "body": self.body.model_dump(mode="json"),
+                "body": self.body.json_value(),
             }
 
         def canonical_unsigned(self) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID
 
 from ledger.aggregates.base import DomainRuleError
@@ -22,6 +23,12 @@ def new_stream_id(kind: str, command_id: str, given: str | None) -> UUID:
 
 
 _URL_NAMESPACE = NAMESPACE_URL.bytes
+
+
+@lru_cache(maxsize=256)
+def plan_id(text: str) -> UUID:
+    """A plan's id from its (schema-checked) text; cached, as every join of a batch names the same plan."""
+    return UUID(text)
 
 
 def date_arg(field: str, text: str) -> date:

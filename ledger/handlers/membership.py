@@ -9,7 +9,7 @@ from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
 from ledger.application import Outcome, UnitOfWork, handles
-from ledger.handlers.common import date_arg, new_stream_id
+from ledger.handlers.common import date_arg, new_stream_id, plan_id
 from schemas.commands.membership import (
     Deposit,
     DisburseRefund,
@@ -33,7 +33,7 @@ def member_and_plan(uow: UnitOfWork, member: str) -> tuple[Membership, Plan]:
 @handles(Join)
 def join(uow: UnitOfWork, command: Join) -> Outcome:
     """A person joins: the plan must be open, their age within its band, their payer a self-paying member."""
-    plan = uow.get(UUID(command.plan), Plan, "plan")
+    plan = uow.get(plan_id(command.plan), Plan, "plan")
     plan.check_accepts_joins(uow.at)
     rules = plan.rules_at(uow.at)
     if not rules.rules.min_age_years <= command.age_years <= rules.rules.max_age_years:
@@ -53,9 +53,10 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         consent_commitment=command.consent_commitment,
         health_declaration_commitment=command.health_declaration_commitment,
     )
-    uow.add(Membership.join(member_id, uow.at, uow.actor("member", str(member_id)), body), "member",
+    member = str(member_id)
+    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body), "member",
             derived=command.member is None)
-    return Outcome({"member": str(member_id), "plan": command.plan, "family_order": family_order})
+    return Outcome({"member": member, "plan": command.plan, "family_order": family_order})
 
 
 @handles(Deposit)
