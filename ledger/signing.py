@@ -31,10 +31,11 @@ from typing import IO
 
 from ledger.keys import EVENT_SIGNATURE_PREFIX, SigningKey, ed25519_sign
 
-CHUNK_EVENTS = 128
-"""Hashes per request: large enough to make a pipe round trip negligible, small enough to keep workers busy."""
-MAX_CHUNKS_IN_FLIGHT = 4
-"""Unanswered chunks per worker (4 x 128 signatures = 32 KiB, under a pipe's 64 KiB buffer)."""
+CHUNK_EVENTS = 64
+"""Hashes per request: large enough to make a pipe round trip negligible, small enough that the last partial chunk
+of a batch, which this process signs, is short."""
+MAX_CHUNKS_IN_FLIGHT = 8
+"""Unanswered chunks per worker (8 x 64 signatures = 32 KiB, under a pipe's 64 KiB buffer)."""
 _KEY_ID_BYTES = 16
 _HASH_BYTES = 32
 _SIGNATURE_BYTES = 64
