@@ -11,7 +11,7 @@ run, `ledger.signing`) and with every signature made in-process.
 
 Also times `mutual-ledger demo --members N --periods P` in a child process and reports its wall time and peak RSS.
 
-Usage: python -m bench.append [--events 20000] [--batch 1000] [--demo-members 100000 --demo-periods 4]
+Usage: python -m bench.append [--events 20000] [--batch 1000] [--rounds 3] [--demo-members 100000 --demo-periods 4]
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import hashlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,28 +113,43 @@ def plain_rate(directory: Path, events: int, batch: int) -> float:
 
 
 def main() -> None:
-    """Run the three measurements and print the figures and ratios."""
+    """Run the measurements in alternating rounds and print each round's figures and the medians.
+
+    This machine's rates drift by a fifth from one second to the next (other tenants, the disk's flush latency),
+    so one measurement of each says little about their ratio: each round measures every rate once, one after the
+    other, and the ratios are taken within a round.
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--demo-members", type=int, default=0, help="also time the demo (0: skip)")
     parser.add_argument("--demo-periods", type=int, default=4)
     args = parser.parse_args()
     workers = Settings(data_dir=Path()).signing_workers
-    sign, sodium = raw_signing_rate(), raw_libsodium_rate()
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = plain_rate(Path(tmp), args.events, args.batch)
-        signed = ledger_rate(Path(tmp) / "ledger", args.events, args.batch, workers)
-        inline = ledger_rate(Path(tmp) / "inline", args.events, args.batch, 0)
-    print(f"events: {args.events}, batch: {args.batch}, cores: {os.cpu_count()}")
-    print(f"raw Ed25519 signing, one core:    {sign:10.0f} signatures/s (cryptography); "
-          f"{sodium:.0f}/s (libsodium, as the ledger signs)")
-    print(f"plain eventsourcing, unsigned:    {plain:10.0f} events/s")
-    print(f"ledger, {workers} signing worker(s):  {signed:10.0f} events/s  "
-          f"= {signed / sign:.2f} x raw signing (target >= 0.50), {signed / sodium:.2f} x libsodium's, "
-          f"{signed / plain:.2f} x plain")
-    print(f"ledger, signing in-process:       {inline:10.0f} events/s  "
-          f"= {inline / sign:.2f} x raw signing, {inline / sodium:.2f} x libsodium's, {inline / plain:.2f} x plain")
+    print(f"events: {args.events}, batch: {args.batch}, cores: {os.cpu_count()}, signing workers: {workers}")
+    print("round | raw signing: cryptography, libsodium | plain eventsourcing | ledger with its workers "
+          "(x raw, x libsodium, x plain) | ledger signing in-process (x raw)")
+    rounds: list[dict[str, float]] = []
+    for number in range(1, args.rounds + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            sign, sodium = raw_signing_rate(), raw_libsodium_rate()
+            plain = plain_rate(Path(tmp), args.events, args.batch)
+            signed = ledger_rate(Path(tmp) / "ledger", args.events, args.batch, workers)
+            inline = ledger_rate(Path(tmp) / "inline", args.events, args.batch, 0)
+        rounds.append({"sign": sign, "sodium": sodium, "plain": plain, "signed": signed, "inline": inline})
+        print(f"{number:5d} | {sign:7.0f} {sodium:7.0f} signatures/s | {plain:7.0f} events/s | {signed:7.0f} "
+              f"events/s ({signed / sign:.2f}, {signed / sodium:.2f}, {signed / plain:.2f}) | {inline:7.0f} "
+              f"events/s ({inline / sign:.2f})", flush=True)
+
+    def median(ratio: Callable[[dict[str, float]], float]) -> float:
+        return statistics.median(ratio(r) for r in rounds)
+
+    print(f"median ledger / raw signing (cryptography, one core): {median(lambda r: r['signed'] / r['sign']):.2f}  "
+          f"(target >= 0.50)")
+    print(f"median ledger / raw signing (libsodium, one core):    {median(lambda r: r['signed'] / r['sodium']):.2f}")
+    print(f"median ledger / plain eventsourcing, unsigned:        {median(lambda r: r['signed'] / r['plain']):.2f}")
+    print(f"median ledger signing in-process / raw signing:       {median(lambda r: r['inline'] / r['sign']):.2f}")
     if args.demo_members:
         demo(args.demo_members, args.demo_periods)
 
