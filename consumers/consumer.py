@@ -49,7 +49,7 @@ from typing import Any, Protocol
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.protocol import ConsumerProtocolMemberAssignment_v0, ConsumerProtocolMemberMetadata_v0
-from kafka.errors import KafkaError
+from kafka.errors import IllegalStateError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.topic import (
@@ -154,6 +154,26 @@ class Lane:
         self.verifier, self.verified, self.position = Verifier(), 0, 0
 
 
+def _topic_missing(cluster: Any, members: dict[str, Any]) -> bool:
+    """Whether the metadata an assignment is computed from lacks a subscribed topic (a broker that came back
+    empty): every member is then given nothing, whatever its own metadata says by the time it hears of it."""
+    return any(not cluster.partitions_for_topic(topic) for s in members.values() for topic in s.topics)
+
+
+class RangeAssignor(RangePartitionAssignor):  # type: ignore[misc]
+    """The library's range assignment (stream-local read models split the partitions), remembering when this
+    member, as the group's leader, assigned without the topic."""
+
+    def __init__(self) -> None:
+        self.saw_no_topic = False
+
+    def assign(self, cluster: Any, members: dict[str, Any]) -> dict[str, Any]:
+        """Range assignment; see the class docstring."""
+        self.saw_no_topic = _topic_missing(cluster, members)
+        assignment: dict[str, Any] = super().assign(cluster, members)
+        return assignment
+
+
 class WholeTopicAssignor:
     """A partition assignor that gives every partition to one member of the group — the one holding them already,
     else the first member id — and nothing to the others (a total-order read model has one writer)."""
@@ -164,6 +184,7 @@ class WholeTopicAssignor:
 
     def __init__(self) -> None:
         self.holding = False
+        self.saw_no_topic = False
 
     def metadata(self, topics: Any) -> Any:
         """This member's subscription, saying whether it holds the topic."""
@@ -171,6 +192,7 @@ class WholeTopicAssignor:
 
     def assign(self, cluster: Any, members: dict[str, Any]) -> dict[str, Any]:
         """Every partition of every subscribed topic to one member."""
+        self.saw_no_topic = _topic_missing(cluster, members)
         holders = sorted(m for m, subscription in members.items() if subscription.user_data == self.HOLDING)
         chosen = (holders or sorted(members))[0]
         return {member: ConsumerProtocolMemberAssignment_v0(self.version, [
@@ -228,12 +250,13 @@ class ProjectionConsumer:
         """Set when the group gave this consumer nothing because it did not know the topic then."""
         self.rejected = False
         """Set when a message was refused: the offsets are then not committed (a restart reads it again)."""
+        self.assignor = WholeTopicAssignor() if self.whole else RangeAssignor()
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=2000,
             allow_auto_create_topics=False, reconnect_backoff_max_ms=1000, metadata_max_age_ms=5000,
             fetch_max_wait_ms=FETCH_WAIT_MS,
-            partition_assignment_strategy=[WholeTopicAssignor() if self.whole else RangePartitionAssignor])
+            partition_assignment_strategy=[self.assignor])
         self.consumer.subscribe([topic], listener=_Rebalances(self))
 
     def _rejoin_if_the_topic_is_gone(self) -> None:
@@ -265,7 +288,9 @@ class ProjectionConsumer:
 
     def _assigned(self, partitions: set[int]) -> None:
         self.assigned = partitions
-        self.given_nothing = not partitions and not self.consumer.partitions_for_topic(self.topic)
+        self.given_nothing = not partitions and (self.assignor.saw_no_topic
+                                                 or not self.consumer.partitions_for_topic(self.topic))
+        self.assignor.saw_no_topic = False
         self.held |= partitions
         for lane in self.lanes.values():
             lane.synced = False  # another member may have applied this lane meanwhile
@@ -540,7 +565,14 @@ class ProjectionConsumer:
     def poll_once(self, timeout_ms: int = 1000) -> int:
         """Apply one poll's messages; return how many messages came."""
         self._rejoin_if_the_topic_is_gone()
-        records = self.consumer.poll(timeout_ms)
+        try:
+            records = self.consumer.poll(timeout_ms)
+        except IllegalStateError:
+            # a join that the heartbeat thread completed while the subscription was being renewed: kafka-python
+            # refuses its assignment; renew the subscription again
+            self.report(f"{self.name}: a join overlapped the renewed subscription; joining again")
+            self.given_nothing = True
+            return 0
         try:
             messages, refusal = self._read(records)
             if messages and self._active():

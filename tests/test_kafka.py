@@ -22,8 +22,11 @@ import orjson
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.cluster import ClusterMetadata
+from kafka.coordinator.protocol import ConsumerProtocolMemberMetadata_v0
+from kafka.coordinator.subscription import Subscription
 
-from consumers.consumer import Message, ProjectionConsumer
+from consumers.consumer import Message, ProjectionConsumer, RangeAssignor, WholeTopicAssignor
 from consumers.relay import Relay
 from consumers.topic import ensure_topic, entry_partitions, message_headers, partition_of
 from consumers.views import views_store
@@ -504,3 +507,14 @@ def test_a_topic_or_views_of_another_partition_count_are_refused(demo_dir: Path,
     with pytest.raises(ValueError, match=r"^LEDGER_KAFKA_PARTITIONS: the views hold balances by 2 partitions"):
         ProjectionConsumer("balances", app, views, kafka_bootstrap, new_topic(), "g6", P)
     app.close()
+
+
+def test_a_leader_that_assigned_without_the_topic_knows_it_gave_nothing() -> None:
+    """After a broker came back empty, the group's leader may assign before the topic exists again: every member
+    gets nothing, and the leader must rejoin even if its metadata knows the topic by the time it is told."""
+    members = {member: Subscription(ConsumerProtocolMemberMetadata_v0(0, ["events"], b""), None)
+               for member in ("m1", "m2")}
+    for assignor in (RangeAssignor(), WholeTopicAssignor()):
+        assignment = assignor.assign(ClusterMetadata(), members)
+        assert assignor.saw_no_topic, type(assignor).__name__
+        assert all(not a.partitions() for a in assignment.values())
