@@ -25,9 +25,10 @@ def default_workers() -> int:
 
 
 def _signing_workers(text: str | None) -> int:
+    """`LEDGER_SIGNING_WORKERS`: a whole number from 0 to 64; unset, one per core beyond the first."""
     if not text:
         return default_workers()
-    if not text.isdigit() or int(text) > 64:
+    if not (text.isascii() and text.isdigit()) or int(text) > 64:
         raise ConfigError("LEDGER_SIGNING_WORKERS: must be a whole number from 0 to 64")
     return int(text)
 

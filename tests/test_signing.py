@@ -121,6 +121,6 @@ def test_a_worker_failing_mid_batch_still_saves_a_batch_that_verifies(tmp_path: 
 def test_the_number_of_signing_workers_is_read_from_the_environment() -> None:
     assert Settings.from_env({"LEDGER_SIGNING_WORKERS": "0"}).signing_workers == 0
     assert Settings.from_env({"LEDGER_SIGNING_WORKERS": "3"}).signing_workers == 3
-    for bad in ("-1", "two", "65"):
+    for bad in ("-1", "two", "65", "²", " 1"):
         with pytest.raises(ConfigError, match="LEDGER_SIGNING_WORKERS"):
             Settings.from_env({"LEDGER_SIGNING_WORKERS": bad})
