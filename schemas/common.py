@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import types
+from collections.abc import Sequence
 from datetime import date, datetime
 from functools import cache
 from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, WrapSerializer
 
 MAX_FEN = 2**53 - 1
 
@@ -114,7 +115,7 @@ def _is_scalar(annotation: Any) -> bool:
     literal of those."""
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _is_scalar(get_args(annotation)[0])
+        return _is_scalar(get_args(annotation)[0]) and not _serializes(get_args(annotation)[1:])
     if origin is Literal:
         return all(type(value) in (str, int, bool) for value in get_args(annotation))
     if origin in (Union, types.UnionType):
@@ -129,8 +130,14 @@ def _model_is_flat(model: type[Frozen]) -> bool:
     decorators = model.__pydantic_decorators__
     return (
         not decorators.field_serializers and not decorators.model_serializers and not model.model_computed_fields
-        and all(_is_scalar(field.annotation) and not field.exclude for field in model.model_fields.values())
+        and all(_is_scalar(field.annotation) and not field.exclude and not _serializes(field.metadata)
+                for field in model.model_fields.values())
     )
+
+
+def _serializes(metadata: Sequence[Any]) -> bool:
+    """Whether a field's annotations include a serializer of its own."""
+    return any(isinstance(item, PlainSerializer | WrapSerializer) for item in metadata)
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date), Field(description="A date, YYYY-MM-DD.")]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import field_serializer
+from pydantic import PlainSerializer, field_serializer
 
 from ledger.canonical import (
     MAX_SAFE_INTEGER,
@@ -133,7 +133,13 @@ class _Serialized(Frozen):
         return name.upper()
 
 
+class _AnnotatedSerializer(Frozen):
+    name: Annotated[str, PlainSerializer(lambda name: name.upper())] | None
+
+
 def test_only_bodies_of_scalar_fields_without_serializers_are_written_from_their_own_values() -> None:
+    assert not _model_is_flat(_AnnotatedSerializer)
+    assert _AnnotatedSerializer(name="x").json_value() == {"name": "X"}
     assert _model_is_flat(_Flat)
     flat = _Flat(name="x", count=3, note=None, kind="a")
     assert flat.json_value() == flat.model_dump(mode="json")
