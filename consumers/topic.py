@@ -26,11 +26,11 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from ledger.projections.base import EntrySource
+from ledger.verify import KEYRING_TYPES
 
 HEADER_INDEX = "notification_id"
 HEADER_STREAM = "stream"
 HEADER_PREVIOUS = "partition_previous"
-KEYRING_TYPES = frozenset({"key.registered", "key.revoked"})
 RETENTION = {"retention.ms": "-1", "retention.bytes": "-1"}
 """The topic keeps every message: a consumer starting from nothing reads the log from its first event."""
 

@@ -151,27 +151,25 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query per 500 ids; no
         event bytes are read)."""
-        found: dict[int, tuple[UUID, int]] = {}
-        with self.datastore.transaction(commit=False) as c:
-            for offset in range(0, len(notification_ids), 500):
-                chunk = list(notification_ids[offset:offset + 500])
-                c.execute(f"SELECT rowid, originator_id, originator_version FROM {self.events_table_name} "
-                          f"WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
-                for row in c.fetchall():
-                    found[row[0]] = (UUID(row[1]), row[2])
-        return found
+        rows = self._select_in(f"SELECT rowid, originator_id, originator_version FROM {self.events_table_name} "
+                               "WHERE rowid", notification_ids)
+        return {row[0]: (UUID(row[1]), row[2]) for row in rows}
 
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
-        found: dict[str, CommandReceipt] = {}
+        rows = self._select_in("SELECT * FROM command_receipts WHERE command_id", command_ids)
+        return {row[0]: CommandReceipt(row[0], row[1], row[2]) for row in rows}
+
+    def _select_in(self, query: str, values: Sequence[Any]) -> list[Any]:
+        """The rows of `query` + ` IN (values)`, in one read transaction, one statement per 500 values (SQLite
+        limits a statement's parameters)."""
+        rows: list[Any] = []
         with self.datastore.transaction(commit=False) as c:
-            for offset in range(0, len(command_ids), 500):
-                chunk = list(command_ids[offset:offset + 500])
-                c.execute(f"SELECT * FROM command_receipts WHERE command_id IN ({','.join('?' * len(chunk))})",
-                          chunk)
-                for row in c.fetchall():
-                    found[row[0]] = CommandReceipt(row[0], row[1], row[2])
-        return found
+            for offset in range(0, len(values), 500):
+                chunk = list(values[offset:offset + 500])
+                c.execute(f"{query} IN ({','.join('?' * len(chunk))})", chunk)
+                rows.extend(c.fetchall())
+        return rows
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):

@@ -122,7 +122,8 @@ class TrustAnchors:
 Problem = tuple[str, str, str]
 """(check, expected, found) of a failed check of checks 1–2, before the entry's place in the log is known."""
 
-KEYRING_TYPES = ("key.registered", "key.revoked")
+KEYRING_TYPES = frozenset({"key.registered", "key.revoked"})
+"""The types of keyring events: what changes which key may sign what."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -88,9 +89,9 @@ class Signer:
     name: str
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property
     def secret_key(self) -> bytes:
-        """The key as `ledger.keys.ed25519_sign` takes it."""
+        """The key as `ledger.keys.ed25519_sign` takes it, computed once."""
         return secret_key_of(self.private_key)
 
     def verifier(self, kind: int = ED25519) -> Verifier:
