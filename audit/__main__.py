@@ -1,5 +1,7 @@
-"""`python -m audit`."""
+"""`python -m audit …`: the outsiders' tools, the same as `mutual-ledger audit …`."""
 
-from audit.cli import audit
+import sys
 
-audit()
+from ledger.cli import main
+
+main(["audit", *sys.argv[1:]])

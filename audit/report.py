@@ -4,20 +4,18 @@ pseudonyms masked, coarse attributes only (no names exist in the events)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-from datetime import datetime
 from typing import Any
 
-from ledger.canonical import canonical_bytes
 from ledger.projections import ReadModels
 from ledger.projections.cases import mask
-from ledger.projections.metrics import metrics
+from ledger.projections.periods import COLUMNS
 
-REPORT_FORMAT = "mutual-ledger/regulator-report/v1"
 CASE_FIELDS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
                "province", "filed_at", "decision", "decision_reason", "decision_basis", "verdict", "approved_fen",
                "period_number", "paid_fen", "paid_at")
+PERIOD_FIELDS = COLUMNS
+REFUND_FIELDS = ("member", "plan", "reason", "due_fen", "due_at", "deadline", "paid_fen", "paid_at", "status")
 
 
 def query_cases(models: ReadModels, plan: str | None = None, since: str = "", until: str = "9999",
@@ -56,26 +54,11 @@ def query_refunds(models: ReadModels, plan: str | None, now: str, status: str | 
     return rows
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows as CSV with a header."""
-    if not rows:
-        return ""
+def to_csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
+    """Rows as CSV with a header row, also when there is no row."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
 
-
-def report_document(models: ReadModels, since: str, until: str, as_of: datetime) -> dict[str, Any]:
-    """The regulator's report over [since, until): per plan, shares, cases, approval rates, time to decision,
-    refunds overdue; and the custody gap. Facts only from the read models of the signed events."""
-    plans = sorted({p["plan"] for p in models.periods.all()} | {c["plan"] for c in models.cases.cards()})
-    figures = metrics(models, plans, since, until, as_of)
-    return {"format": REPORT_FORMAT, "since": since, "until": until, **figures}
-
-
-def report_hash(document: dict[str, Any]) -> tuple[str, int]:
-    """(SHA-256 hex, size) of a report's canonical bytes."""
-    data = canonical_bytes(document)
-    return hashlib.sha256(data).hexdigest(), len(data)

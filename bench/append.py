@@ -36,10 +36,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from ledger.application import LedgerApplication, SimulatedClock
+from ledger.application import SimulatedClock
 from ledger.config import Settings
 from ledger.keys import EVENT_SIGNATURE_PREFIX, SigningKey, ed25519_sign
-from ledger.service import initialize
+from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.plan import CreatePlan
 from tests.support import commitment, rules
@@ -70,10 +70,8 @@ def raw_libsodium_rate(seconds: float = 2.0) -> float:
 
 
 def ledger_rate(directory: Path, events: int, batch: int, workers: int) -> float:
-    """Joins per second through `LedgerApplication.execute_many` (each one signed event)."""
-    app = LedgerApplication(Settings(data_dir=directory, signing_workers=workers),
-                            SimulatedClock(datetime(2026, 1, 1, tzinfo=UTC)))
-    initialize(app)
+    """Joins per second through the application's `execute_many` (each one signed event)."""
+    app = ledger_with_parties(directory, SimulatedClock(datetime(2026, 1, 1, tzinfo=UTC)), signing_workers=workers)
     plan = app.execute(CreatePlan(command_id="bench-plan", name="Bench", kind="cancer", rules=rules()))["plan"]
     consent, health = commitment("consent"), commitment("health")
     commands = [

@@ -59,7 +59,8 @@ def raw_verify_rate(seconds: float = 3.0, libsodium: bool = False) -> float:
 def audit_phase(export: Path, anchors: Path) -> dict[str, float]:
     """Run in a child process: audit the export file, streamed."""
     from audit.verify import Auditor
-    from ledger.verify import TrustAnchors, read_export
+    from ledger.anchors import TrustAnchors
+    from ledger.verify import read_export
 
     start = time.perf_counter()
     report = Auditor(TrustAnchors.load(anchors)).run(read_export(export))
@@ -80,21 +81,22 @@ def main() -> None:
         print(json.dumps(audit_phase(Path(args.child[0]), Path(args.child[1]))))
         return
     from bench.projections import populate
-    from ledger.application import LedgerApplication, SimulatedClock
-    from ledger.config import Settings
+    from ledger.application import SimulatedClock
+    from ledger.service import ledger_with_parties
     from tests.support import START
 
     with tempfile.TemporaryDirectory() as tmp:
         directory, export = Path(tmp) / "log", Path(tmp) / "log.jsonl"
         populate(directory, args.events)
-        app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
+        app = ledger_with_parties(directory, SimulatedClock(START))
         with export.open("wb") as out:
             for _, entry in app.entries(1, 5000):
                 out.write(entry + b"\n")
         app.close()
         before = raw_verify_rate()
         child = subprocess.run([sys.executable, "-m", "bench.audit", "--child", str(export),
-                                str(directory / "trust-anchors.json")], check=False, capture_output=True, text=True)
+                                str(directory / "operator" / "trust-anchors.json")], check=False, capture_output=True,
+                               text=True)
         if child.returncode:
             raise SystemExit(child.stderr)
         after = raw_verify_rate()

@@ -54,7 +54,7 @@ def main() -> None:
     from bench.projections import populate
     from consumers.relay import Relay
     from consumers.views import views_store
-    from ledger.application import LedgerApplication
+    from ledger.bootstrap import bootstrap as bootstrap_ledger
     from ledger.config import Settings
     from ledger.projections.balances import Balances
     from tests.services import kafka_server
@@ -63,7 +63,7 @@ def main() -> None:
         data = Path(tmp) / "data"
         populate(data, args.members)
         topic = f"bench-{uuid.uuid4().hex[:8]}"
-        app = LedgerApplication(Settings(data_dir=data))
+        app = bootstrap_ledger(Settings(data_dir=data / "operator")).app
         relay = Relay(app, bootstrap, topic, Settings(data_dir=data).kafka_partitions)
         start = time.perf_counter()
         relay.publish_pending(5000)

@@ -105,21 +105,20 @@ def bench_bundle(periods: int, directory: Path) -> tuple[float, int, int]:
     import json
 
     from audit.bundle import verify_bundle
-    from ledger.application import LedgerApplication, SimulatedClock
-    from ledger.config import Settings
+    from ledger.application import SimulatedClock
     from ledger.demo import DEMO_START, run_demo
     from ledger.log.bundle import build_bundle
-    from ledger.log.checkpoints import CheckpointLog, log_signer
+    from ledger.service import ledger_with_parties
 
-    app = LedgerApplication(Settings(data_dir=directory / "bundle"), SimulatedClock(DEMO_START))
+    app = ledger_with_parties(directory / "bundle", SimulatedClock(DEMO_START))
     summary = run_demo(app, members=200, periods=periods, seed=2)
-    checkpoints = CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+    checkpoints = app.checkpoints
     checkpoints.publish(app.clock.now())
     best: dict[str, Any] | None = None
     for _, entry in app.entries():
         envelope = json.loads(entry)
         if envelope["type"] == "member.joined" and envelope["body"]["plan"] == summary.plans["prepaid"]:
-            bundle = build_bundle(checkpoints, envelope["stream"], app.clock.now())
+            bundle = build_bundle(checkpoints, envelope["stream"])
             if best is None or len(bundle["rolls"]) > len(best["rolls"]):
                 best = bundle
             if len(best["rolls"]) == periods:

@@ -52,9 +52,11 @@ from consumers.relay import Relay, producer
 from consumers.topic import ensure_topic, entry_partitions, message_headers, partition_of
 from consumers.views import views_store
 from ledger.application import LedgerApplication, SimulatedClock
+from ledger.bootstrap import bootstrap as open_ledger
 from ledger.config import Settings
 from ledger.projections.balances import Balances
 from ledger.projections.sql import SqlStore
+from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from tests.support import commitment
 
@@ -90,8 +92,8 @@ def wait_applied(views: SqlStore, targets: dict[str, int], timeout: float = 3600
 
 
 def start(env: dict[str, str], log: IO[bytes], *args: str) -> subprocess.Popen[bytes]:
-    """A `mutual-ledger` process."""
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env={**os.environ, **env},
+    """A `mutual-ledger kafka …` process (the relay or a consumer)."""
+    return subprocess.Popen([sys.executable, "-m", "ledger.cli", "kafka", *args], env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=log)
 
 
@@ -109,8 +111,8 @@ def joined(logs: list[Path], timeout: float = 120) -> float:
 
 def consumer_env(data: Path, bootstrap: str, topic: str, views: Path) -> dict[str, str]:
     """The environment of the ledger's processes."""
-    return {"LEDGER_DATA_DIR": str(data), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEDGER_KAFKA_TOPIC": topic,
-            "LEDGER_VIEWS_URL": f"sqlite:///{views}"}
+    return {"LEDGER_DATA_DIR": str(data / "operator"), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "LEDGER_KAFKA_TOPIC": topic, "LEDGER_VIEWS_URL": f"sqlite:///{views}"}
 
 
 def raw_kafka(bootstrap: str, app: LedgerApplication) -> tuple[float, float, int]:
@@ -146,7 +148,7 @@ def throughput(tmp: Path, bootstrap: str, members: int) -> None:
     """Part 1."""
     data = tmp / "throughput"
     populate(data, members)
-    app = LedgerApplication(Settings(data_dir=data))
+    app = open_ledger(Settings(data_dir=data / "operator")).app
     events = app.recorder.max_notification_id() or 0
     targets = lane_targets(app)
     produced, consumed, messages = raw_kafka(bootstrap, app)
@@ -219,7 +221,8 @@ def lag(tmp: Path, bootstrap: str, rate: int, seconds: float, interval: float) -
     """Part 2."""
     data = tmp / "lag"
     plan, _ = populate(data, 1000)
-    app = LedgerApplication(Settings(data_dir=data), SimulatedClock(START + timedelta(days=1)))
+    ledger = ledger_with_parties(data, SimulatedClock(START + timedelta(days=1)))
+    app = ledger.app
     topic = f"lag-{uuid.uuid4().hex[:8]}"
     views_path = tmp / "lag-views.sqlite3"
     env = consumer_env(data, bootstrap, topic, views_path)
@@ -277,7 +280,7 @@ def scale(tmp: Path, bootstrap: str, members: int) -> None:
     plan, _ = populate(data, members)
     period = period_phase(data, plan, 1)
     built = time.perf_counter() - began
-    app = LedgerApplication(Settings(data_dir=data))
+    app = open_ledger(Settings(data_dir=data / "operator")).app
     events = app.recorder.max_notification_id() or 0
     topic = f"scale-{uuid.uuid4().hex[:8]}"
     relay = Relay(app, bootstrap, topic, PARTITIONS)
@@ -285,7 +288,8 @@ def scale(tmp: Path, bootstrap: str, members: int) -> None:
     relay.publish_pending(5000)
     published = time.perf_counter() - began
     relay.close()
-    env = {"LEDGER_DATA_DIR": str(data), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEDGER_KAFKA_TOPIC": topic}
+    env = {"LEDGER_DATA_DIR": str(data / "operator"), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "LEDGER_KAFKA_TOPIC": topic}
     one, _ = timed_consumers(env, tmp / "scale-one.sqlite3", 1)
     two, summaries = timed_consumers(env, tmp / "scale-two.sqlite3", 2)
     fresh = Balances(app, views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/scale-fresh.sqlite3")))

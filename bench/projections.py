@@ -29,10 +29,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ledger.application import LedgerApplication, SimulatedClock
-from ledger.config import Settings
+from ledger.application import SimulatedClock
 from ledger.envelope import parse_at
-from ledger.service import initialize
+from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 
@@ -43,8 +42,7 @@ def populate(directory: Path, members: int) -> tuple[str, float]:
     """A plan with `members` members; returns the plan id and the seconds it took."""
     from tests.support import commitment, rules
 
-    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
-    initialize(app)
+    app = ledger_with_parties(directory, SimulatedClock(START))
     from schemas.commands.plan import CreatePlan
 
     plan = str(app.execute(CreatePlan(command_id="plan", name="Bench", kind="cancer", rules=rules()))["plan"])
@@ -63,7 +61,7 @@ def period_phase(directory: Path, plan: str, periods: int) -> dict[str, float]:
     """Run in a child process: periods, then statement queries."""
     from ledger.projections.statements import statement
 
-    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START + timedelta(days=1)))
+    app = ledger_with_parties(directory, SimulatedClock(START + timedelta(days=1)))
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     app.read_models()
@@ -105,7 +103,7 @@ def rebuild_ratio(directory: Path) -> tuple[float, float, int]:
     from ledger.projections import PROJECTIONS, ReadModels
     from ledger.projections.sql import SqlStore
 
-    app = LedgerApplication(Settings(data_dir=directory), SimulatedClock(START))
+    app = ledger_with_parties(directory, SimulatedClock(START)).app
     read_rate, count = 0.0, 0
     for _ in range(2):
         start = time.perf_counter()

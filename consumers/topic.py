@@ -26,7 +26,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from ledger.projections.base import EntrySource
-from ledger.verify import KEYRING_TYPES
+from ledger.roles import KEYRING_TYPES
 
 HEADER_INDEX = "notification_id"
 HEADER_STREAM = "stream"

@@ -7,8 +7,10 @@ from pathlib import Path
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
-from ledger.config import ConfigError, Settings, postgres_env
+from ledger.config import Settings, postgres_env
+from ledger.errors import ConfigError
 from ledger.projections.sql import SqlStore
+from ledger.rules import Rule
 
 
 def views_store(settings: Settings) -> SqlStore:
@@ -26,4 +28,4 @@ def views_store(settings: Settings) -> SqlStore:
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=env.get("POSTGRES_SCHEMA", ""),
             pool_size=2, max_overflow=2))
-    raise ConfigError("LEDGER_VIEWS_URL: must be a postgresql:// or sqlite:/// URL")
+    raise ConfigError("LEDGER_VIEWS_URL", Rule.VIEWS_URL_MUST_BE_POSTGRESQL_OR_SQLITE, url)

@@ -2,12 +2,12 @@
 
 `LedgerApplication.execute(command)` is the one way anything is written. It (1) returns the stored result if the
 command id already ran, (2) runs the command's handler, which loads aggregates through a unit of work, checks
-every rule and records events, (3) checks that each new event's signer holds a key valid for the event's role,
-and (4) saves all events and the command's receipt in one transaction. A broken rule raises `DomainRuleError`
-before anything is written; a concurrent writer raises the retryable `ConcurrencyConflictError`.
-
-Exceptions: `DomainRuleError` (a rule; names field and rule), `CommandIdReusedError` (same id, different
-request), `ConcurrencyConflictError` (retry), `SigningKeyMissingError` (no local key for the needed role).
+every rule and records events, (3) checks each new event's signer with the verifier's own rules (`ledger.roles`:
+role rules, the root key for keyring changes only, custodian and regulator keys only when anchored; a key valid for
+its role now), and (4) saves all events and the command's receipt in one transaction. A broken rule raises
+`DomainRuleError` before anything is written; a concurrent writer raises the retryable `ConcurrencyConflictError`
+(`ledger.errors` has the tree). It is built by the composition root, `ledger.bootstrap`, which gives it the keys
+it may sign with, the trust anchors and the read side's answers (`ledger.ports`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -26,14 +26,24 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper
 
 from ledger.aggregates import EVENT_CLASSES
-from ledger.aggregates.base import DomainRuleError, LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.aggregates.keyring import KEYRING_ID, Keyring
-from ledger.aggregates.membership import Membership
+from ledger.anchors import TrustAnchors
 from ledger.config import Settings
 from ledger.envelope import Actor
-from ledger.keys import KeyDirectory, KeyDirectoryError, SigningKey
+from ledger.errors import (
+    BatchError,
+    CommandIdReusedError,
+    ConcurrencyConflictError,
+    DomainRuleError,
+    KeyDirectoryError,
+    check,
+)
+from ledger.keys import Signers, SigningKey
 from ledger.memory import paused_gc
-from ledger.roles import required_role_error
+from ledger.ports import LedgerReadSide
+from ledger.roles import anchored_key_error, required_role_error
+from ledger.rules import Rule
 from ledger.signing import BatchSigner
 from ledger.store import (
     CommandReceipt,
@@ -41,16 +51,16 @@ from ledger.store import (
     SignedEventMapper,
     SQLiteLedgerRecorder,
 )
+from ledger.unit_of_work import HANDLERS, UnitOfWork
 from schemas.commands import Command
-
-if TYPE_CHECKING:
-    from ledger.projections import ReadModels
-    from ledger.projections.balances import Balances
 
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
 
 OPERATOR_ROOT_KEY = "operator-root"
+"""The key directory name of the operator's root key: it registers itself first and alone changes the keyring."""
+LOG_KEY = "log"
+"""The key directory name of the operator's checkpoint key: it signs checkpoints and nothing else."""
 ROLE_KEY_NAMES = {
     "operator": "operator",
     "custodian": "custodian",
@@ -97,141 +107,6 @@ class SimulatedClock:
         self.current = moment
 
 
-class CommandIdReusedError(Exception):
-    """A command id was reused for a different request."""
-
-    def __init__(self, command_id: str) -> None:
-        super().__init__(f"command_id: command_id_must_not_be_reused_for_a_different_request ({command_id})")
-        self.field = "command_id"
-        self.rule = "command_id_must_not_be_reused_for_a_different_request"
-
-
-class ConcurrencyConflictError(Exception):
-    """Another writer changed a stream this command read; nothing was written. Retrying is safe."""
-
-    retryable = True
-
-
-class SigningKeyMissingError(Exception):
-    """The key directory holds no key for the role a command must be signed by."""
-
-
-@dataclass
-class Outcome:
-    """What a handler returns: its result fields; the events are collected from the unit of work."""
-
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class UnitOfWork:
-    """Aggregates loaded and changed by the commands of one transaction."""
-
-    app: LedgerApplication
-    at: datetime
-    sign_as: str | None = None
-    loaded: dict[UUID, LedgerAggregate] = field(default_factory=dict)
-    touched: dict[UUID, int] = field(default_factory=dict)
-    """Aggregates the current command touched, with their pending event count when it first did."""
-    families: dict[str, int] = field(default_factory=dict)
-    """Family members joined per payer in this unit of work (not yet saved)."""
-    signing_keyring: Keyring | None = None
-    """The keyring that new events' signers are checked against, once it exists (see `signers_keyring`)."""
-
-    def get(self, aggregate_id: UUID, kind: type[A], field_name: str) -> A:
-        """Load an aggregate for change; a missing one is a rule error naming the field."""
-        aggregate = self.loaded.get(aggregate_id)
-        if aggregate is None:
-            try:
-                aggregate = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                raise DomainRuleError(field_name, f"{kind.__name__.lower()}_must_exist",
-                                      str(aggregate_id)) from None
-            self.loaded[aggregate_id] = aggregate
-        if not isinstance(aggregate, kind):
-            raise DomainRuleError(field_name, f"id_must_name_a_{kind.__name__.lower()}", str(aggregate_id))
-        self.touched.setdefault(aggregate_id, len(aggregate.pending_events))
-        return aggregate
-
-    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        """Load an aggregate if it exists."""
-        try:
-            return self.get(aggregate_id, kind, "id")
-        except DomainRuleError:
-            return None
-
-    def add(self, aggregate: LedgerAggregate, field_name: str = "id", derived: bool = False) -> None:
-        """Track a newly created aggregate; its stream id must not exist yet.
-
-        `derived`: the id was derived from this command's new id (`new_stream_id`), so no stored stream can
-        have it and the lookup is skipped; the store's uniqueness constraint still guards the write.
-        """
-        if aggregate.id in self.loaded or not (derived or not self.app.stream_exists(aggregate.id)):
-            raise DomainRuleError(field_name, "stream_id_must_be_new", str(aggregate.id))
-        self.loaded[aggregate.id] = aggregate
-        self.touched[aggregate.id] = 0
-        if isinstance(aggregate, Membership) and aggregate.details.payer is not None:
-            payer = aggregate.details.payer
-            self.families[payer] = self.families.get(payer, 0) + 1
-
-    def keyring(self) -> Keyring:
-        """The keyring, for reading (and changing when a key command runs)."""
-        return self.get(KEYRING_ID, Keyring, "keyring")
-
-    def signers_keyring(self) -> Keyring | None:
-        """The keyring that checks the signers of new events, or None before the log's first event (the root key
-        registers itself). Loaded once per unit of work: key commands change that same object."""
-        if self.signing_keyring is None and (KEYRING_ID in self.loaded or self.app.stream_exists(KEYRING_ID)):
-            self.signing_keyring = self.keyring()
-        return self.signing_keyring
-
-    def actor(self, role: str, member: str | None = None) -> Actor:
-        """The actor who signs for `role`; a member request falls back to the operator on their behalf."""
-        return self.app.actor_for(role, member, self.sign_as)
-
-    def family_joined(self, payer: str) -> int:
-        """Family members joined under `payer` earlier in this unit of work (not yet saved)."""
-        return self.families.get(payer, 0)
-
-    def begin_command(self) -> None:
-        """Start tracking what the next command touches."""
-        self.touched = {}
-
-    def command_events(self) -> list[LedgerAggregate.Event]:
-        """The events the current command recorded."""
-        return [
-            cast(LedgerAggregate.Event, event)
-            for aggregate_id, before in self.touched.items()
-            for event in self.loaded[aggregate_id].pending_events[before:]
-        ]
-
-    def pending(self) -> list[LedgerAggregate.Event]:
-        """Every event recorded in this unit of work, not yet saved."""
-        return [
-            cast(LedgerAggregate.Event, event)
-            for aggregate in self.loaded.values()
-            for event in aggregate.pending_events
-        ]
-
-
-Handler = Callable[[UnitOfWork, Any], Outcome]
-HANDLERS: dict[type[Command], Handler] = {}
-
-
-TypedHandler = Callable[[UnitOfWork, C], Outcome]
-
-
-def handles(command_type: type[C]) -> Callable[[TypedHandler[C]], TypedHandler[C]]:
-    """Register the handler of a command type."""
-
-    def register(function: TypedHandler[C]) -> TypedHandler[C]:
-        assert command_type not in HANDLERS, f"two handlers for {command_type.__name__}"
-        HANDLERS[command_type] = function
-        return function
-
-    return register
-
-
 def request_hash(command: Command) -> str:
     """A hash of the request (everything but its id), to tell a repeat from a reused id: SHA-256 of
     `command.model_dump_json(exclude={"command_id"})`, made by the model's serializer directly (it runs per
@@ -243,27 +118,25 @@ _NOT_HASHED = {"command_id"}
 
 
 class LedgerApplication(Application[UUID]):
-    """The ledger's application service over the configured event store."""
+    """The ledger's application service over the configured event store (built by `ledger.bootstrap`)."""
 
     name = "Ledger"
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        import ledger.handlers  # noqa: F401  (registers every handler; imported here to avoid a cycle)
+    def __init__(self, settings: Settings, clock: Clock, signers: Signers, anchors: TrustAnchors | None,
+                 read_side: Callable[[LedgerApplication], LedgerReadSide]) -> None:
+        import ledger.handlers  # noqa: F401  (registers every handler)
 
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
-        self.keys = KeyDirectory(settings.key_dir, settings.key_passphrase)
-        self._signers: dict[str, SigningKey] = {}
-        self._signer_names: dict[str, str] = {}
-        self._balances: Balances | None = None
-        self._read_models: ReadModels | None = None
+        self.clock = clock
+        self.signers = signers
+        self.anchors = anchors
+        """The trust anchors the writer checks key registrations against, as verifiers will."""
         self._member_key_names: set[str] = set()
         self._batch_signer = BatchSigner(settings.signing_workers)
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
-        if settings.database_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(env)
+        self.read_side = read_side(self)
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Signed envelopes instead of the library's default JSON state."""
@@ -279,21 +152,13 @@ class LedgerApplication(Application[UUID]):
     # -- keys --------------------------------------------------------------------------------------------
 
     def signing_key(self, name: str) -> SigningKey:
-        """A private key from the key directory, cached by name and by key id."""
-        key = self._signers.get(self._signer_names.get(name, ""))
-        if key is None:
-            try:
-                key = self.keys.load(name)
-            except KeyDirectoryError as error:
-                raise SigningKeyMissingError(str(error)) from None
-            self._signers[key.key_id] = key
-            self._signer_names[name] = key.key_id
-        return key
+        """A private key by name from the key directories this process may sign with."""
+        return self.signers.load(name)
 
     def _signer_for(self, key_id: str) -> SigningKey:
-        key = self._signers.get(key_id)
+        key = self.signers.by_key_id(key_id)
         if key is None:
-            raise SigningKeyMissingError(f"no private key loaded for key id {key_id}")
+            raise KeyDirectoryError("key", Rule.KEY_MUST_EXIST, f"no private key loaded for key id {key_id}")
         return key
 
     def signature_for(self, event: LedgerAggregate.Event) -> str:
@@ -305,8 +170,8 @@ class LedgerApplication(Application[UUID]):
         """Pick the signing key for a role: `sign_as` if given, else the role's own key (member keys as listed
         when the batch began).
 
-        A member's request uses the member's key when the key directory holds one, otherwise the operator key
-        on the member's behalf (DESIGN.md, role rules).
+        A member's request uses the member's key when this process holds one, otherwise the operator key on the
+        member's behalf (docs/design.md, role rules).
         """
         if sign_as is not None:
             key = self.signing_key(sign_as)
@@ -318,9 +183,15 @@ class LedgerApplication(Application[UUID]):
             if name in self._member_key_names:
                 return Actor(role, self.signing_key(name).key_id)
             if role == "juror":
-                raise SigningKeyMissingError(f"a vote must be signed by the juror's own key ({name})")
+                raise KeyDirectoryError("juror", Rule.VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY,
+                                        f"no key {name} here")
             return Actor("operator", self.signing_key(ROLE_KEY_NAMES["operator"]).key_id, member)
         return Actor(role, self.signing_key(ROLE_KEY_NAMES[role]).key_id)
+
+    def root_actor(self, sign_as: str | None = None) -> Actor:
+        """The signer of a keyring change: the root key, or `sign_as` (which the keyring handler checks is it)."""
+        key = self.signing_key(sign_as or OPERATOR_ROOT_KEY)
+        return Actor(key.role, key.key_id)
 
     # -- commands ----------------------------------------------------------------------------------------
 
@@ -338,8 +209,9 @@ class LedgerApplication(Application[UUID]):
             return self._execute_many(commands, sign_as)
 
     def _execute_many(self, commands: Sequence[Command], sign_as: str | None) -> list[dict[str, Any]]:
-        uow = UnitOfWork(self, self.clock.now(), sign_as)
-        self._member_key_names = set(self.keys.names())
+        self.read_side.refresh()
+        uow = UnitOfWork(self, self.read_side, self.clock.now(), sign_as)
+        self._member_key_names = self.signers.names()
         self._batch_signer.begin()
         stored = self.ledger_recorder.select_receipts([command.command_id for command in commands])
         results: list[dict[str, Any]] = []
@@ -392,18 +264,21 @@ class LedgerApplication(Application[UUID]):
         return result, digest, True
 
     def _check_signer(self, keyring: Keyring | None, event: LedgerAggregate.Event) -> None:
-        """The event's key must suit the event (role rules) and be valid for its role now (invariant 1)."""
+        """The verifier's checks 4, 5 and 7 on a new event (`ledger.roles`): nothing is written that an audit
+        would reject."""
         if keyring is None:
             return  # the log's first event: the root key registers itself
         registered = keyring.keys.get(event.actor.key)
-        error = required_role_error(
-            event.TYPE, event.actor, event.stream(), event.body.__dict__,
-            registered.member if registered else None,
-        )
+        body = event.body.__dict__
+        error = required_role_error(event.TYPE, event.actor, event.stream(), body,
+                                    registered.member if registered else None, keyring.root_key_id)
         if error is not None:
-            raise DomainRuleError("signer", error, f"{event.TYPE} signed by a {event.actor.role} key")
+            raise DomainRuleError("signer", error, f"{event.TYPE} signed by {event.actor.role} key {event.actor.key}")
+        unanchored = anchored_key_error(event.TYPE, body, self.anchors)
+        if unanchored is not None:
+            raise DomainRuleError("public_key", unanchored, f"{body.get('role')} key {body.get('key_id')}")
         check(keyring.key_valid_for(event.actor.key, event.actor.role, event.timestamp),
-              "signer", "signing_key_must_be_registered_and_valid_for_its_role", event.actor.key)
+              "signer", Rule.SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE, event.actor.key)
 
     def _save(self, uow: UnitOfWork, receipts: list[CommandReceipt]) -> None:
         aggregates = [a for a in uow.loaded.values() if a.pending_events]
@@ -417,10 +292,19 @@ class LedgerApplication(Application[UUID]):
                 if self.repository.cache is not None:
                     with suppress(KeyError):
                         self.repository.cache.get(aggregate.id, evict=True)
-            raise ConcurrencyConflictError(
-                "another writer changed a stream this command read (or ran the same command id); "
-                "nothing was written; retry"
-            ) from None
+            self._raise_taken_stream(aggregates, receipts)
+            raise ConcurrencyConflictError from None
+
+    def _raise_taken_stream(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
+        """After a failed insert: a new stream whose id is taken by an event of another command is a permanent
+        conflict (a client-chosen id that another command's derived id equals), a broken rule rather than a race
+        worth retrying. A race with a writer of the same command leaves that command's receipt behind."""
+        if self.ledger_recorder.select_receipts([receipt.command_id for receipt in receipts]):
+            return
+        for aggregate in aggregates:
+            first = aggregate.version - len(aggregate.pending_events) == 0
+            if first and self.stream_exists(aggregate.id):
+                raise DomainRuleError("id", Rule.STREAM_ID_MUST_BE_NEW, str(aggregate.id))
 
     def _save_aggregates(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
         """`Application.save` for aggregates known to be ours: the library's steps (map each event to its stored
@@ -459,27 +343,18 @@ class LedgerApplication(Application[UUID]):
         found = self.ledger_recorder.select_identities(notification_ids)
         return {nid: (str(stream), seq) for nid, (stream, seq) in found.items()}
 
-    def balances(self) -> Balances:
-        """The balances read model (members, accounts, claims), caught up with every stored event."""
-        if self._balances is None:
-            from ledger.projections.balances import Balances
-
-            self._balances = Balances(self)
-        self._balances.catch_up()
-        return self._balances
-
     def stream_exists(self, stream: UUID) -> bool:
         """Whether any event of this stream is stored (one indexed lookup, no replay)."""
         return bool(self.recorder.select_events(stream, limit=1))
 
-    def read_models(self) -> ReadModels:
-        """Every read model on the store's database, caught up with every stored event."""
-        if self._read_models is None:
-            from ledger.projections import ReadModels
-
-            self._read_models = ReadModels.open(self, balances=self.balances())
-        self._read_models.catch_up()
-        return self._read_models
+    def load(self, aggregate_id: UUID) -> LedgerAggregate | None:
+        """A stored aggregate for change (a copy the unit of work may change), or None."""
+        try:
+            aggregate: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(aggregate, LedgerAggregate)
+        return aggregate
 
     def keyring(self) -> Keyring:
         """The current keyring (read-only)."""
@@ -489,18 +364,5 @@ class LedgerApplication(Application[UUID]):
 
     def read(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate for reading, or None."""
-        try:
-            aggregate: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
+        aggregate = self.load(aggregate_id)
         return aggregate if isinstance(aggregate, kind) else None
-
-
-class BatchError(Exception):
-    """Command number `position` of a batch failed; the commands before it were saved."""
-
-    def __init__(self, position: int, error: Exception) -> None:
-        super().__init__(f"command {position + 1} of the batch failed: {error}")
-        self.position = position
-        self.error = error
-

@@ -12,6 +12,7 @@ represent. `tests/test_canonical.py` checks the two agree on the RFC vectors and
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -58,6 +59,13 @@ def canonical_bytes(value: Any) -> bytes:
         return bytes(rfc8785.dumps(value))
     except Exception as error:  # rfc8785 raises its own error family; one error type for callers
         raise CanonicalizationError(str(error)) from None
+
+
+def document_digest(document: Any) -> tuple[str, int]:
+    """The hex SHA-256 and the size of a published document's canonical bytes: what a `disclosure.published` or
+    `report.published` event pins."""
+    data = canonical_bytes(document)
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def canonical_envelope_bytes(data: dict[str, Any], body_in_domain: bool = False) -> bytes:

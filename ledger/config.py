@@ -1,22 +1,21 @@
-"""Configuration, read from the environment in this one place (DESIGN.md, "Running it")."""
+"""Configuration, read from the environment in this one place (docs/design.md, "Configuration")."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+from ledger.errors import ConfigError
+from ledger.rules import Rule
 
 DEFAULT_DATA_DIR = "ledger-data"
 DEFAULT_TOPIC = "mutual-ledger.events"
 DEFAULT_PARTITIONS = 4
 MAX_PARTITIONS = 1024
 DEFAULT_ORIGIN = "mutual-ledger.local/log"
-
-
-class ConfigError(ValueError):
-    """A configuration value is malformed; the message names the variable."""
 
 
 def default_workers() -> int:
@@ -29,7 +28,7 @@ def _signing_workers(text: str | None) -> int:
     if not text:
         return default_workers()
     if not (text.isascii() and text.isdigit()) or int(text) > 64:
-        raise ConfigError("LEDGER_SIGNING_WORKERS: must be a whole number from 0 to 64")
+        raise ConfigError("LEDGER_SIGNING_WORKERS", Rule.MUST_BE_A_WHOLE_NUMBER_IN_RANGE, f"0 to 64 ({text})")
     return int(text)
 
 
@@ -48,6 +47,9 @@ class Settings:
     log_origin: str = DEFAULT_ORIGIN
     signing_workers: int = field(default_factory=default_workers)
     """Worker processes that sign the events of large batches (`ledger.signing`); 0 signs in this process."""
+    store_dir: Path | None = None
+    """Where the embedded default's database is, when it is not this party's own data directory (`--ledger DIR`:
+    a custodian, regulator or member working on the operator's ledger with keys of its own)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
@@ -56,7 +58,8 @@ class Settings:
         passphrase = env.get("LEDGER_KEY_PASSPHRASE")
         database_url = env.get("LEDGER_DATABASE_URL") or None
         if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("LEDGER_DATABASE_URL: must be a postgresql:// URL (SQLite is the default)")
+            raise ConfigError("LEDGER_DATABASE_URL", Rule.DATABASE_URL_MUST_BE_POSTGRESQL,
+                              "a postgresql:// URL; unset, the embedded SQLite default is used")
         return cls(
             data_dir=data_dir or Path(env.get("LEDGER_DATA_DIR") or DEFAULT_DATA_DIR),
             database_url=database_url,
@@ -77,29 +80,43 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         """The embedded default's database file."""
-        return self.data_dir / "ledger.sqlite3"
+        return (self.store_dir or self.data_dir) / "ledger.sqlite3"
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The `eventsourcing` environment for this configuration."""
+    def on_ledger(self, location: str | None) -> Settings:
+        """These settings working on the ledger at `location` (`--ledger`): a data directory, or a postgresql://
+        URL; None keeps the configured store."""
+        if location is None:
+            return self
+        if location.startswith(("postgresql://", "postgres://")):
+            return replace(self, database_url=location, store_dir=None)
+        return replace(self, database_url=None, store_dir=Path(location))
+
+    def eventsourcing_env(self, read_only: bool = False) -> dict[str, str]:
+        """The `eventsourcing` environment for this configuration; `read_only` opens the store as outsiders do
+        (SQLite in read-only mode, no table created)."""
         if self.database_url is None:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_DBNAME": (f"file:{self.sqlite_path.resolve()}?mode=ro" if read_only
+                                  else str(self.sqlite_path)),
                 "SQLITE_LOCK_TIMEOUT": "30",
                 "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
+                **({"CREATE_TABLE": "n"} if read_only else {}),
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "APPLICATION_RECORDER_TOPIC": "ledger.store:PostgresLedgerRecorder",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             **postgres_env(self.database_url),
+            **({"CREATE_TABLE": "n"} if read_only else {}),
         }
 
 
 def partition_count(text: str) -> int:
     """`LEDGER_KAFKA_PARTITIONS`: a whole number from 1 to 1,024."""
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PARTITIONS):
-        raise ConfigError(f"LEDGER_KAFKA_PARTITIONS: must be a whole number from 1 to {MAX_PARTITIONS} ({text})")
+        raise ConfigError("LEDGER_KAFKA_PARTITIONS", Rule.MUST_BE_A_WHOLE_NUMBER_IN_RANGE,
+                          f"1 to {MAX_PARTITIONS} ({text})")
     return int(text)
 
 
@@ -107,7 +124,7 @@ def postgres_env(url: str) -> dict[str, str]:
     """Translate a `postgresql://user:password@host:port/db?schema=s` URL into `eventsourcing` variables."""
     parsed = urlparse(url)
     if not parsed.hostname or not parsed.path.strip("/"):
-        raise ConfigError("LEDGER_DATABASE_URL: needs a host and a database name")
+        raise ConfigError("LEDGER_DATABASE_URL", Rule.DATABASE_URL_MUST_BE_POSTGRESQL, "needs a host and a database")
     env = {
         "POSTGRES_HOST": parsed.hostname,
         "POSTGRES_PORT": str(parsed.port or 5432),

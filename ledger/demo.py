@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shlex
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,10 +27,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, plan_date, plan_midnight
-from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.anchors import TRUST_ANCHORS_FILE
+from ledger.application import SimulatedClock, member_key_name
+from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.keys import SigningKey
-from ledger.service import initialize
+from ledger.log.note import Signer
+from ledger.log.witness import Witness, witness_name
+from ledger.projections.cases import render_disclosure, yuan
+from ledger.service import initialize, set_up_parties
 from schemas.commands import Command
 from schemas.commands.claim import (
     CastVote,
@@ -129,6 +137,8 @@ class DemoSummary:
     data_dir: str
     seed: int
     members: int
+    parties: str = ""
+    """Where the custodian, investigator, regulator and members keep their own directories."""
     plans: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     periods: list[PeriodRow] = field(default_factory=list)
@@ -139,7 +149,8 @@ class DemoSummary:
     def to_json(self) -> dict[str, Any]:
         """The summary as JSON-ready data."""
         return {
-            "data_dir": self.data_dir, "seed": self.seed, "members": self.members, "plans": self.plans,
+            "data_dir": self.data_dir, "parties": self.parties, "seed": self.seed, "members": self.members,
+            "plans": self.plans,
             "counts": self.counts, "events": self.events,
             "periods": [vars(row) for row in self.periods],
             "statement": self.statement, "last_disclosure": self.disclosure,
@@ -164,24 +175,20 @@ class DemoSummary:
         lines += ["", "share = ceil((aid + fee - surplus in) / members), capped at 0.10 yuan (postpaid) or 1 yuan "
                   "(prepaid) per case; the operator pays what the cap cuts off in the postpaid plan, payouts shrink "
                   "pro rata in the prepaid one.", "", self.statement]
-        d = self.disclosure
-        if d:
-            lines += ["", f"公示 — period {d['number']} of plan {d['plan'][:8]} (notice {d['notice_on']}): "
-                      f"{d['patients_helped']} patients helped, {d['sharing_members_wan']}万 sharing members, "
-                      f"{yuan(d['per_person_share_fen'])} yuan each, {yuan(d['total_collected_fen'])} yuan collected"]
-            lines += [f"  {c['member']}, {c['condition']}, {c['age_at_diagnosis']} {c['sex']} {c['province']}, aid "
-                      f"{yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan; "
-                      f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, "
-                      f"shared {yuan(c['shared_fen'])} yuan"
-                      for c in d["cases"]]
+        if self.disclosure:
+            lines += ["", render_disclosure(self.disclosure)]
+        lines += ["", f"Explore it: the operator's ledger is in {self.data_dir}, the other parties' directories in "
+                  f"{self.parties}.", *(f"  mutual-ledger {command}" for command in self.explore())]
         return "\n".join(lines)
 
-
-def yuan(fen: int) -> str:
-    """Format fen as yuan with two decimals and thousands separators."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
+    def explore(self) -> list[str]:
+        """Commands that look at what the demo built, with the exact directories."""
+        data, regulator = shlex.quote(self.data_dir), shlex.quote(str(Path(self.parties) / "regulator"))
+        first = next(iter(self.plans), "postpaid")
+        return [f"--data-dir {data} plan list", f"--data-dir {data} period list",
+                f"--data-dir {data} disclosure show \"{first} cancer plan:1\"",
+                f"--data-dir {data} log checkpoint show",
+                f"--data-dir {regulator} audit verify --ledger {data}"]
 
 
 @dataclass
@@ -218,7 +225,7 @@ class Member:
 class Demo:
     """Drives the application through a simulated history."""
 
-    def __init__(self, app: LedgerApplication, members: int, periods: int, seed: int, progress: Progress | None):
+    def __init__(self, app: Ledger, members: int, periods: int, seed: int, progress: Progress | None):
         self.app = app
         self.clock = app.clock
         assert isinstance(self.clock, SimulatedClock), "the demo runs on a simulated clock"
@@ -332,7 +339,7 @@ class Demo:
                 commands.append(QualifyJuror(command_id=self.next_id("juror"), member=member.id,
                                              age_years=member.age, exam_commitment=commitment("exam", member.id)))
                 key = SigningKey.generate(member_key_name("juror", member.id), "juror", member.id)
-                self.app.keys.save(key)
+                self.app.signers.party("members").save(key)
                 keys.append(RegisterKey(command_id=self.next_id("key"), role="juror",
                                         public_key=key.public_base64, member=member.id))
             self.run(commands)
@@ -535,6 +542,7 @@ class Demo:
             locked_members=a.locked_members, cases=len(a.cases), aid_fen=a.aid_fen, fee_fen=a.fee_fen,
             surplus_in_fen=a.surplus_in_fen, share_fen=a.share_fen, cap_applied=a.cap_applied,
             subsidy_fen=a.subsidy_fen, funded_aid_fen=a.funded_aid_fen, failed_debits=state.failed, lapsed=lapsed))
+        self.witness_checkpoint()
 
     def eligible_claimants(self, plan_name: str, diagnosed_on: date, count: int) -> list[Member]:
         """Members still in the plan, past the waiting period, without a claim, chosen at random."""
@@ -580,16 +588,40 @@ class Demo:
                    key=lambda m: statement(models, m.id, None, None, self.clock.now())["periods_paid_into"])
         self.summary.statement = render(statement(models, best.id, None, None, self.clock.now()))
 
+    def share_trust_anchors(self) -> None:
+        """Every party receives the trust anchors (out of band, in reality): the operator's root and log keys and
+        the custodian's and regulator's own keys, so each can verify the ledger from public material alone."""
+        anchors = self.app.settings.data_dir / TRUST_ANCHORS_FILE
+        for directory in self.app.signers.directories[1:]:
+            shutil.copyfile(anchors, directory.path.parent / TRUST_ANCHORS_FILE)
+
+    def witness_checkpoint(self) -> None:
+        """The operator publishes a checkpoint; the custodian and the regulator, each from its own directory and its
+        own state, check it against the last one they cosigned and cosign it."""
+        checkpoints = self.app.checkpoints
+        published = checkpoints.publish(self.clock.now())
+        for party in ("custodian", "regulator"):
+            directory = self.app.signers.party(party)
+            key = directory.load(party)
+            home = directory.path.parent
+            witness = Witness(Signer(witness_name(party, self.app.settings.log_origin), key.private_key),
+                              home / "witness-state.json", home / "witness-evidence.json")
+            cosigned = witness.cosign(published.note, checkpoints.verifier, checkpoints.log.consistency_proof,
+                                      int(self.clock.now().timestamp()))
+            checkpoints.add_cosignature(published.size, cosigned, witness.verifier)
+        self.count("checkpoints")
+
     def event_count(self) -> int:
         """Stored events so far."""
-        return self.app.recorder.max_notification_id() or 0
+        return self.app.app.recorder.max_notification_id() or 0
 
 
-def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, progress: bool = False,
+def run_demo(app: Ledger, members: int, periods: int, seed: int, progress: bool = False,
              console: Console | None = None) -> DemoSummary:
     """Build the demo history in an empty ledger and return its summary."""
-    if not app.recorder.max_notification_id():
+    if not app.app.recorder.max_notification_id():
         initialize(app)
+        set_up_parties(app)
     columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console or Console(stderr=True), disable=not progress) as bar:
         demo = Demo(app, members, periods, seed, bar if progress else None)
@@ -598,6 +630,8 @@ def run_demo(app: LedgerApplication, members: int, periods: int, seed: int, prog
         demo.qualify_jurors()
         demo.run_periods()
         demo.disclose()
+        demo.witness_checkpoint()
+    demo.share_trust_anchors()
     demo.summary.counts = demo.counts
     demo.summary.events = demo.event_count()
     return demo.summary

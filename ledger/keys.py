@@ -19,7 +19,8 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,9 @@ import nacl.bindings
 import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import KeyDirectoryError
+from ledger.rules import Rule
 
 EVENT_SIGNATURE_PREFIX = b"mutual-ledger/event/v1\n"
 """Domain separation: an event signature can never be replayed as a signature over anything else."""
@@ -126,32 +130,51 @@ class SigningKey:
         """Sign an event hash (see `sign_event_hash`)."""
         return sign_event_hash(self.secret_key, event_hash)
 
+    def public_facts(self) -> dict[str, str | None]:
+        """What may be published about the key: name, role, member, key id and the base64 public key."""
+        return {"name": self.name, "role": self.role, "member": self.member, "key_id": self.key_id,
+                "public_key": self.public_base64}
+
     @staticmethod
     def generate(name: str, role: str, member: str | None = None) -> SigningKey:
         """Create a new random key."""
         return SigningKey(name, role, Ed25519PrivateKey.generate(), member)
 
 
-class KeyDirectoryError(Exception):
-    """A key file is missing, unreadable, or the passphrase does not open it."""
+KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+"""A key's name: a plain file name inside the key directory (no path separators, no leading dot)."""
+
+PARTY_ROLES = ("operator", "custodian", "investigator", "regulator", "member", "juror")
+"""Roles whose keys a party generates for itself (`keys generate --role R`)."""
+
+
+def check_key_name(name: str, field: str = "key") -> str:
+    """A key name, refused when it is not a plain name inside the key directory (`../x`, `/abs/x`)."""
+    if not KEY_NAME.fullmatch(name):
+        raise KeyDirectoryError(field, Rule.KEY_NAME_MUST_NAME_A_KEY_IN_THE_KEY_DIRECTORY, name)
+    return name
 
 
 class KeyDirectory:
-    """Private keys on disk: `<name>.pem` (PKCS#8, encrypted when a passphrase is set) and `<name>.json`.
+    """One party's private keys on disk: `<name>.pem` (PKCS#8, encrypted when a passphrase is set) and `<name>.json`.
 
-    The JSON sidecar holds only public facts (role, member, key id) so that listing keys needs no passphrase.
+    The JSON sidecar holds only public facts (name, role, member, key id, public key) so that listing keys and
+    publishing public keys need no passphrase.
     """
 
-    def __init__(self, path: Path, passphrase: bytes | None = None) -> None:
+    def __init__(self, path: Path, passphrase: bytes | None = None, party: str | None = None) -> None:
         self.path = path
         self.passphrase = passphrase
+        self.party = party
+        """Whose directory this is, where one process plays several parties (the demo, the tests)."""
 
     def save(self, key: SigningKey) -> None:
         """Write a key; refuse to overwrite an existing one (a lost key cannot be recovered)."""
+        check_key_name(key.name)
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         pem_path = self.path / f"{key.name}.pem"
         if pem_path.exists():
-            raise KeyDirectoryError(f"key {key.name!r} already exists in {self.path}")
+            raise KeyDirectoryError("key", Rule.KEY_NAME_MUST_BE_NEW, f"{key.name} in {self.path}")
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(self.passphrase)
             if self.passphrase
@@ -163,30 +186,98 @@ class KeyDirectory:
         descriptor = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
-        meta = {"name": key.name, "role": key.role, "member": key.member, "key_id": key.key_id}
-        (self.path / f"{key.name}.json").write_text(json.dumps(meta, sort_keys=True) + "\n")
+        (self.path / f"{key.name}.json").write_text(json.dumps(key.public_facts(), sort_keys=True) + "\n")
 
     def load(self, name: str) -> SigningKey:
-        """Read a key by name."""
-        pem_path = self.path / f"{name}.pem"
+        """Read a key by name (a plain name inside this directory)."""
+        check_key_name(name)
+        meta = self.public_facts(name)
         try:
-            meta = json.loads((self.path / f"{name}.json").read_text())
-            pem = pem_path.read_bytes()
-        except FileNotFoundError:
-            raise KeyDirectoryError(f"no key named {name!r} in {self.path}") from None
+            pem = (self.path / f"{name}.pem").read_bytes()
+        except OSError:
+            raise KeyDirectoryError("key", Rule.KEY_MUST_EXIST, f"{name} in {self.path}") from None
         try:
             private_key = serialization.load_pem_private_key(pem, password=self.passphrase)
-        except (TypeError, ValueError) as error:
-            raise KeyDirectoryError(f"cannot open key {name!r}: {error}") from None
+        except (TypeError, ValueError):
+            raise KeyDirectoryError("key", Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE,
+                                    f"{name}: LEDGER_KEY_PASSPHRASE missing or wrong, or the file is damaged") from None
         if not isinstance(private_key, Ed25519PrivateKey):
-            raise KeyDirectoryError(f"key {name!r} is not an Ed25519 key")
-        return SigningKey(name, str(meta["role"]), private_key, meta.get("member"))
+            raise KeyDirectoryError("key", Rule.KEY_MUST_BE_ED25519, name)
+        key = SigningKey(name, meta["role"], private_key, meta.get("member"))
+        if key.key_id != meta["key_id"]:
+            raise KeyDirectoryError("key", Rule.KEY_FILES_MUST_AGREE, f"{name}: the sidecar names {meta['key_id']}")
+        return key
+
+    def public_facts(self, name: str) -> dict[str, str]:
+        """A key's public facts from its sidecar (name, role, member, key id, public key), checked for shape."""
+        check_key_name(name)
+        try:
+            meta = json.loads((self.path / f"{name}.json").read_text())
+        except FileNotFoundError:
+            raise KeyDirectoryError("key", Rule.KEY_MUST_EXIST, f"{name} in {self.path}") from None
+        except (OSError, ValueError):
+            raise KeyDirectoryError("key", Rule.KEY_FILES_MUST_AGREE, f"{name}.json is not readable JSON") from None
+        if not (isinstance(meta, dict) and isinstance(meta.get("role"), str) and isinstance(meta.get("key_id"), str)
+                and isinstance(meta.get("member"), str | None)):
+            raise KeyDirectoryError("key", Rule.KEY_FILES_MUST_AGREE, f"{name}.json lacks role or key_id")
+        return meta
 
     def exists(self, name: str) -> bool:
         """Whether a key of that name is stored."""
-        return (self.path / f"{name}.pem").exists()
+        return (self.path / f"{check_key_name(name)}.pem").exists()
 
     def names(self) -> Iterator[str]:
         """Names of the stored keys, sorted."""
-        if self.path.exists():
+        if self.path.is_dir():
             yield from sorted(p.stem for p in self.path.glob("*.pem"))
+
+
+class Signers:
+    """The private keys a process may sign with: its own party's key directory, or — where one process plays
+    several parties, as the demo and the tests do — one directory per party. Keys are found by name, first
+    directory first, and cached by name and key id."""
+
+    def __init__(self, directories: Sequence[KeyDirectory]) -> None:
+        self.directories = tuple(directories)
+        self._by_name: dict[str, SigningKey] = {}
+        self._by_id: dict[str, SigningKey] = {}
+
+    @property
+    def own(self) -> KeyDirectory:
+        """The first directory: where this process's party keeps its keys (and new keys are saved)."""
+        return self.directories[0]
+
+    def party(self, name: str) -> KeyDirectory:
+        """The directory of a party this process plays (see `KeyDirectory.party`)."""
+        found = next((d for d in self.directories if d.party == name), None)
+        assert found is not None, f"no key directory of party {name}"
+        return found
+
+    def directory_of(self, name: str) -> KeyDirectory | None:
+        """The directory holding a key of that name, if any."""
+        return next((d for d in self.directories if d.exists(name)), None)
+
+    def exists(self, name: str) -> bool:
+        """Whether any directory holds a key of that name."""
+        return self.directory_of(name) is not None
+
+    def names(self) -> set[str]:
+        """The names of every key this process can sign with."""
+        return {name for directory in self.directories for name in directory.names()}
+
+    def load(self, name: str) -> SigningKey:
+        """A key by name (cached)."""
+        key = self._by_name.get(name)
+        if key is None:
+            directory = self.directory_of(name)
+            if directory is None:
+                raise KeyDirectoryError("key", Rule.KEY_MUST_EXIST, f"{check_key_name(name)} in "
+                                        + ", ".join(str(d.path) for d in self.directories))
+            key = directory.load(name)
+            self._by_name[name] = key
+            self._by_id[key.key_id] = key
+        return key
+
+    def by_key_id(self, key_id: str) -> SigningKey | None:
+        """A key already loaded, by its key id."""
+        return self._by_id.get(key_id)

@@ -1,10 +1,11 @@
-"""Role rules — a contract (DESIGN.md, "Signed events"): which role may sign which event.
+"""Role rules — a contract (docs/design.md, "Signed events"): which key may sign which event.
 
 Fund movements the custodian executed are signed by a custodian key; a juror's vote by that juror's own key; a
 claim investigation by the investigation firm's key; a regulator's report by a regulator key; a member's own
 requests by the member's key, or by an operator key on behalf of that member; everything else by an operator key.
-The same function serves the application (before writing) and the verifiers (after reading), so they cannot
-disagree.
+The root key (entry 0) signs keyring events and nothing else, and only it changes the keyring; a custodian or
+regulator key is registered only when the trust anchors hold it. The same functions serve the application (before
+writing) and the verifiers (after reading), so they cannot disagree: nothing is written that an audit would reject.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.anchors import ANCHORED_ROLES, TrustAnchors
 from ledger.envelope import Actor
+from ledger.rules import Rule
 from schemas.events import (
     CUSTODIAN_TYPES,
     INVESTIGATOR_TYPES,
@@ -20,6 +23,9 @@ from schemas.events import (
     MEMBER_REQUEST_TYPES,
     REGULATOR_TYPES,
 )
+
+KEYRING_TYPES = frozenset({"key.registered", "key.revoked"})
+"""The types of keyring events: what changes which key may sign what."""
 
 _CONCERNED_MEMBER_FIELD = {
     "claim.filed": "member",
@@ -38,30 +44,49 @@ def concerned_member(event_type: str, stream: str, body: Mapping[str, Any]) -> s
 
 
 def required_role_error(
-    event_type: str, actor: Actor, stream: str, body: Mapping[str, Any], key_member: str | None
-) -> str | None:
-    """Return the broken rule's name if `actor` may not sign this event, else None.
+    event_type: str, actor: Actor, stream: str, body: Mapping[str, Any], key_member: str | None,
+    root_key_id: str | None,
+) -> Rule | None:
+    """Return the broken rule if `actor` may not sign this event, else None.
 
-    `key_member` is the member the signing key is registered to (member and juror keys), if any.
+    `key_member` is the member the signing key is registered to (member and juror keys), if any; `root_key_id`
+    the log's root key (None before the first entry, which the root key signs itself).
     """
+    if event_type in KEYRING_TYPES:
+        ok = actor.key == root_key_id or root_key_id is None
+        return None if ok else Rule.KEYRING_CHANGES_MUST_BE_SIGNED_BY_THE_ROOT_KEY
+    if actor.key == root_key_id:
+        return Rule.ROOT_KEY_SIGNS_ONLY_KEYRING_EVENTS
     if event_type in CUSTODIAN_TYPES:
         ok = actor.role == "custodian" and actor.on_behalf_of is None
-        return None if ok else "fund_movements_must_be_signed_by_a_custodian_key"
+        return None if ok else Rule.FUND_MOVEMENTS_MUST_BE_SIGNED_BY_A_CUSTODIAN_KEY
     if event_type in REGULATOR_TYPES:
         ok = actor.role == "regulator" and actor.on_behalf_of is None
-        return None if ok else "regulator_reports_must_be_signed_by_a_regulator_key"
+        return None if ok else Rule.REGULATOR_REPORTS_MUST_BE_SIGNED_BY_A_REGULATOR_KEY
     if event_type in INVESTIGATOR_TYPES:
         ok = actor.role == "investigator" and actor.on_behalf_of is None
-        return None if ok else "investigations_must_be_signed_by_an_investigator_key"
+        return None if ok else Rule.INVESTIGATIONS_MUST_BE_SIGNED_BY_AN_INVESTIGATOR_KEY
     member = concerned_member(event_type, stream, body)
     if event_type in JUROR_TYPES:
         ok = actor.role == "juror" and actor.on_behalf_of is None and key_member == member
-        return None if ok else "votes_must_be_signed_by_the_jurors_own_key"
+        return None if ok else Rule.VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY
     if event_type in MEMBER_REQUEST_TYPES:
         if actor.role == "member":
             ok = actor.on_behalf_of is None and key_member == member
         else:
             ok = actor.role == "operator" and actor.on_behalf_of == member
-        return None if ok else "member_requests_must_be_signed_by_the_member_or_the_operator_on_their_behalf"
+        return None if ok else Rule.MEMBER_REQUESTS_MUST_BE_SIGNED_BY_THE_MEMBER_OR_THE_OPERATOR_ON_THEIR_BEHALF
     ok = actor.role == "operator" and actor.on_behalf_of is None
-    return None if ok else "this_event_must_be_signed_by_an_operator_key"
+    return None if ok else Rule.THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY
+
+
+def anchored_key_error(event_type: str, body: Mapping[str, Any], anchors: TrustAnchors | None) -> Rule | None:
+    """Return the broken rule if a key registration names a custodian or regulator key the anchors do not hold.
+
+    Without anchors the writer refuses every such registration (there is nothing a verifier could check it
+    against); a verifier without anchors cannot check it and says so in its report."""
+    if event_type != "key.registered" or body.get("role") not in ANCHORED_ROLES:
+        return None
+    if anchors is not None and anchors.anchored(str(body.get("key_id")), str(body.get("role"))):
+        return None
+    return Rule.CUSTODIAN_AND_REGULATOR_KEYS_MUST_BE_TRUST_ANCHORS

@@ -25,7 +25,6 @@ of the CLI is 0 only when every entry passes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -34,9 +33,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ledger.anchors import TrustAnchors
 from ledger.envelope import Actor, EnvelopeError, event_hash_of, parse_at, read_entry
 from ledger.keys import event_signature_is_valid, key_id, public_key_from_base64
-from ledger.roles import required_role_error
+from ledger.roles import KEYRING_TYPES, anchored_key_error, required_role_error
 from schemas.events import EVENT_BODIES
 
 MAX_FAILURES = 50
@@ -101,29 +101,9 @@ class _Key:
         return self.loaded
 
 
-@dataclass
-class TrustAnchors:
-    """Public keys given to the verifier out of band (`trust-anchors.json` written by `init`)."""
-
-    root_key_id: str
-    root_public_key: str
-    witness_keys: dict[str, str]
-    """key id → role, for custodian and regulator keys."""
-
-    @classmethod
-    def load(cls, path: Path) -> TrustAnchors:
-        """Read a trust-anchors file."""
-        data = json.loads(path.read_text())
-        root = data["operator-root"]
-        witnesses = {v["key_id"]: v["role"] for k, v in data.items() if k != "operator-root"}
-        return cls(root["key_id"], root["public_key"], witnesses)
-
-
 Problem = tuple[str, str, str]
 """(check, expected, found) of a failed check of checks 1–2, before the entry's place in the log is known."""
 
-KEYRING_TYPES = frozenset({"key.registered", "key.revoked"})
-"""The types of keyring events: what changes which key may sign what."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +239,7 @@ class Verifier:
                 self.fail(index, data, "4 keyring (valid_from)", "an RFC 3339 instant", body.get("valid_from"))
                 return
             role = str(body.get("role"))
-            if self.anchors is not None and role in ("custodian", "regulator") and (
-                    self.anchors.witness_keys.get(kid) != role):
+            if self.anchors is not None and anchored_key_error(data["type"], body, self.anchors) is not None:
                 self.fail(index, data, "4 keyring (trust anchor)", f"an anchored {role} key", kid)
             self.keys[kid] = _Key(role, public, valid_from, body.get("member"))
         else:
@@ -290,7 +269,8 @@ class Verifier:
         if not valid:
             self.fail(index, data, "6 signature", f"Ed25519 by {actor['key']}", "a signature that fails")
         signer = Actor(actor["role"], actor["key"], actor.get("on_behalf_of"))
-        error = required_role_error(data["type"], signer, data["stream"], data["body"], key.member)
+        error = required_role_error(data["type"], signer, data["stream"], data["body"], key.member,
+                                    self.root_key_id)
         if error is not None:
             self.fail(index, data, "7 role rules", error, f"{actor['role']} key {actor['key']}")
 

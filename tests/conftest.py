@@ -1,4 +1,5 @@
-"""Fixtures: a fresh, initialized ledger per test, on the embedded default (SQLite) and on PostgreSQL.
+"""Fixtures: a fresh, initialized ledger per test, its parties each with their own key directory, on the embedded
+default (SQLite) and on PostgreSQL.
 
 `ledger_app` is parametrized over both backends, so every application test runs on both; `sqlite_app` is for
 tests that need only one. The PostgreSQL server comes from tests.services (found or started; never skipped).
@@ -12,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication, SimulatedClock
-from ledger.config import Settings
-from ledger.service import initialize
+from ledger.bootstrap import Ledger
 from tests.services import TansuBroker, fresh_schema, kafka_server, postgres_server, tansu_broker
-from tests.support import START
+from tests.support import new_ledger
 
 
 @pytest.fixture(scope="session")
@@ -57,29 +56,23 @@ def postgres_dsn(postgres_url: str) -> Iterator[str]:
         yield url
 
 
-def _app(data_dir: Path, database_url: str | None) -> LedgerApplication:
-    app = LedgerApplication(Settings(data_dir=data_dir, database_url=database_url), SimulatedClock(START))
-    initialize(app)
-    return app
-
-
 @pytest.fixture
-def sqlite_app(tmp_path: Path) -> Iterator[LedgerApplication]:
-    """An initialized ledger on a fresh SQLite file, driven by a simulated clock."""
-    app = _app(tmp_path / "data", None)
-    yield app
-    app.close()
+def sqlite_app(tmp_path: Path) -> Iterator[Ledger]:
+    """An initialized ledger on a fresh SQLite file, its parties set up, driven by a simulated clock."""
+    ledger = new_ledger(tmp_path, None)
+    yield ledger
+    ledger.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerApplication]:
-    """An initialized ledger with a simulated clock, on each backend in turn."""
+def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """An initialized ledger with its parties and a simulated clock, on each backend in turn."""
     if request.param == "sqlite":
-        app = _app(tmp_path / "data", None)
-        yield app
-        app.close()
+        ledger = new_ledger(tmp_path, None)
+        yield ledger
+        ledger.close()
         return
     with fresh_schema(request.getfixturevalue("postgres_url")) as url:
-        app = _app(tmp_path / "data", url)
-        yield app
-        app.close()
+        ledger = new_ledger(tmp_path, url)
+        yield ledger
+        ledger.close()

@@ -6,13 +6,19 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.aggregates.base import DomainRuleError
-from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.application import SimulatedClock, member_key_name
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.config import Settings
+from ledger.errors import DomainRuleError
 from ledger.keys import SigningKey
+from ledger.log.checkpoints import CheckpointLog
+from ledger.log.note import Signer
+from ledger.service import ledger_with_parties, party_key_directories
 from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join
 from schemas.commands.plan import CreatePlan
@@ -20,6 +26,10 @@ from schemas.events import AidBand, PlanRules
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 """The simulated clock's starting instant in every test."""
+
+INITIAL = 5
+"""Entries of a new test ledger: the root key, the operator key, and the custodian's, investigator's and
+regulator's keys registered."""
 
 _ids = count(1)
 
@@ -71,27 +81,53 @@ def prepaid_rules(**overrides: Any) -> PlanRules:
                     "per_case_cap_fen": 300, **overrides})
 
 
-def clock_of(app: LedgerApplication) -> SimulatedClock:
+def new_ledger(base: Path, database_url: str | None, **settings: Any) -> Ledger:
+    """An initialized ledger under `base` (the operator in `base/operator`, each other party in `base/<party>`),
+    driven by a simulated clock from START."""
+    return ledger_with_parties(base, SimulatedClock(START), database_url, **settings)
+
+
+def demo_ledger(base: Path) -> Ledger:
+    """An empty ledger for the demo under `base` (operator and parties), on the demo's simulated clock."""
+    from ledger.demo import DEMO_START
+
+    return bootstrap(Settings(data_dir=base / "operator"), clock=SimulatedClock(DEMO_START), create=True,
+                     key_directories=party_key_directories(base))
+
+
+def reopen(ledger: Ledger, clock: SimulatedClock | None = None) -> Ledger:
+    """Another process on the same store, with the same parties' keys."""
+    return bootstrap(ledger.settings, clock=clock or SimulatedClock(START),
+                     key_directories=ledger.signers.directories[1:])
+
+
+def signer_of(checkpoints: CheckpointLog) -> Signer:
+    """The log key of a checkpoint log the operator holds (tests sign forged checkpoints with it)."""
+    assert checkpoints.signer is not None
+    return checkpoints.signer
+
+
+def clock_of(app: Ledger) -> SimulatedClock:
     """The simulated clock of a test application."""
     assert isinstance(app.clock, SimulatedClock)
     return app.clock
 
 
-def advance(app: LedgerApplication, **delta: float) -> datetime:
+def advance(app: Ledger, **delta: float) -> datetime:
     """Move a test application's clock forward."""
     clock = clock_of(app)
     clock.set(clock.current + timedelta(**delta))
     return clock.current
 
 
-def create_plan(app: LedgerApplication, plan_rules: PlanRules | None = None, name: str = "Cancer plan") -> str:
+def create_plan(app: Ledger, plan_rules: PlanRules | None = None, name: str = "Cancer plan") -> str:
     """Create a plan and return its id."""
     result = app.execute(CreatePlan(command_id=cid("plan"), name=name, kind="cancer",
                                     rules=plan_rules or rules()))
     return str(result["plan"])
 
 
-def join(app: LedgerApplication, plan: str, age: int = 30, payer: str | None = None,
+def join(app: Ledger, plan: str, age: int = 30, payer: str | None = None,
          sex: str = "f", province: str = "zj") -> str:
     """Join a member and return their id."""
     result = app.execute(Join(command_id=cid("join"), plan=plan, age_years=age, sex=sex,  # type: ignore[arg-type]
@@ -100,25 +136,25 @@ def join(app: LedgerApplication, plan: str, age: int = 30, payer: str | None = N
     return str(result["member"])
 
 
-def deposit(app: LedgerApplication, member: str, amount_fen: int) -> None:
+def deposit(app: Ledger, member: str, amount_fen: int) -> None:
     """A custodian-confirmed top-up."""
     app.execute(Deposit(command_id=cid("dep"), member=member, amount_fen=amount_fen, reference=cid("ref")))
 
 
-def rejected(app: LedgerApplication, run: Callable[[], object], field: str, rule: str) -> DomainRuleError:
+def rejected(app: Ledger, run: Callable[[], object], field: str, rule: str) -> DomainRuleError:
     """Run a command that must break `rule` on `field`; assert the error names both and nothing was written."""
-    before = app.recorder.max_notification_id()
+    before = app.app.recorder.max_notification_id()
     with pytest.raises(DomainRuleError) as caught:
         run()
     assert (caught.value.field, caught.value.rule) == (field, rule), str(caught.value)
-    assert app.recorder.max_notification_id() == before, "a rejected command wrote events"
+    assert app.app.recorder.max_notification_id() == before, "a rejected command wrote events"
     return caught.value
 
 
-def member_key(app: LedgerApplication, member: str, role: str = "member") -> SigningKey:
+def member_key(app: Ledger, member: str, role: str = "member") -> SigningKey:
     """Give a member their own key (saved in the key directory and registered in the keyring)."""
     key = SigningKey.generate(member_key_name(role, member), role, member)
-    app.keys.save(key)
+    app.signers.party("members").save(key)
     app.execute(RegisterKey(command_id=cid("key"), role=role, public_key=key.public_base64,  # type: ignore[arg-type]
                             member=member))
     return key

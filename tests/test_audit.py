@@ -13,26 +13,26 @@ from uuid import UUID
 import pytest
 
 from audit.verify import Auditor
-from ledger.application import LedgerApplication
+from ledger.anchors import TrustAnchors
+from ledger.bootstrap import Ledger
 from ledger.keys import SigningKey
-from ledger.log.checkpoints import CheckpointLog, log_signer
+from ledger.log.checkpoints import CheckpointLog
 from ledger.log.merkle import mth
 from ledger.log.note import Checkpoint, sign_note
-from ledger.log.tree import TransparencyLog
 from ledger.projections.sql import SqlStore
-from ledger.verify import Report, TrustAnchors, verify_entries
+from ledger.verify import Report, verify_entries
 from schemas.commands.claim import PayClaim
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.keys import RevokeKey
 from schemas.commands.membership import Deposit
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
-from tests.support import advance, cid, create_plan, join, prepaid_rules
+from tests.support import advance, cid, create_plan, join, prepaid_rules, signer_of
 from tests.test_period import approved_claim, at_local
 
 PREFIX = b"mutual-ledger/event/v1\n"
 
 
-def history(app: LedgerApplication) -> None:
+def history(app: Ledger) -> None:
     """A prepaid plan through a settled, disclosed period with a paid claim, and a checkpoint."""
     plan = create_plan(app, prepaid_rules(notice_days=3))
     members = [join(app, plan) for _ in range(4)]
@@ -51,11 +51,11 @@ def history(app: LedgerApplication) -> None:
     checkpoints(app).publish(app.clock.now())
 
 
-def checkpoints(app: LedgerApplication) -> CheckpointLog:
-    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+def checkpoints(app: Ledger) -> CheckpointLog:
+    return app.checkpoints
 
 
-def audit(app: LedgerApplication) -> Report:
+def audit(app: Ledger) -> Report:
     log = checkpoints(app)
     anchors = TrustAnchors.load(app.settings.data_dir / "trust-anchors.json")
     return Auditor(anchors, log.verifier).run([e for _, e in app.entries()], [c.note for c in log.all()])
@@ -64,8 +64,8 @@ def audit(app: LedgerApplication) -> Report:
 class Store:
     """Direct access to the stored events, as someone with database access would have."""
 
-    def __init__(self, app: LedgerApplication) -> None:
-        recorder = app.ledger_recorder
+    def __init__(self, app: Ledger) -> None:
+        recorder = app.app.ledger_recorder
         self.sql = SqlStore(recorder.datastore)
         self.table = self.sql.table(recorder.events_table_name)
         self.id = "notification_id" if self.sql.postgres else "rowid"  # SQLite numbers notifications by rowid
@@ -118,24 +118,24 @@ def first(report: Report) -> tuple[int, str]:
 
 
 @pytest.fixture
-def ledger(ledger_app: LedgerApplication) -> LedgerApplication:
+def ledger(ledger_app: Ledger) -> Ledger:
     history(ledger_app)
     report = audit(ledger_app)
     assert report.ok, report.failures[:3]
     return ledger_app
 
 
-Tamper = Callable[[LedgerApplication, Store], tuple[int, str]]
+Tamper = Callable[[Ledger, Store], tuple[int, str]]
 
 
-def flip_a_byte(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def flip_a_byte(app: Ledger, store: Store) -> tuple[int, str]:
     index, nid, _ = store.find("member.deposit_received", 1)
     state = store.rows()[index][3].replace(b'"amount_fen":5000', b'"amount_fen":5001')
     store.set_state(nid, state)
     return index, "6 signature"
 
 
-def delete_one(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def delete_one(app: Ledger, store: Store) -> tuple[int, str]:
     index, nid, envelope = store.find("claim.investigated")
     store.delete(nid)
     rows = store.rows()
@@ -143,7 +143,7 @@ def delete_one(app: LedgerApplication, store: Store) -> tuple[int, str]:
     return following, "3 chain (seq)"
 
 
-def reorder_two(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def reorder_two(app: Ledger, store: Store) -> tuple[int, str]:
     index, nid, envelope = store.find("claim.investigated")
     rows = store.rows()
     later = next(i for i in range(index + 1, len(rows)) if json.loads(rows[i][3])["stream"] == envelope["stream"])
@@ -152,7 +152,7 @@ def reorder_two(app: LedgerApplication, store: Store) -> tuple[int, str]:
     return index, "3 chain (seq)"
 
 
-def insert_a_forgery(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def insert_a_forgery(app: Ledger, store: Store) -> tuple[int, str]:
     _, _, envelope = store.find("member.deposit_received")
     forger = SigningKey.generate("forger", "custodian")
     forged = json.loads(resign({**envelope, "stream": "00000000-0000-4000-8000-0000000000aa", "seq": 1,
@@ -161,8 +161,8 @@ def insert_a_forgery(app: LedgerApplication, store: Store) -> tuple[int, str]:
     return len(store.rows()) - 1, "5 key validity"
 
 
-def resign_with_a_revoked_key(app: LedgerApplication, store: Store) -> tuple[int, str]:
-    custodian = app.signing_key("custodian")
+def resign_with_a_revoked_key(app: Ledger, store: Store) -> tuple[int, str]:
+    custodian = app.signers.load("custodian")
     advance(app, hours=1)
     app.execute(RevokeKey(command_id=cid(), key_id=custodian.key_id))
     _, _, envelope = store.find("member.deposit_received")
@@ -172,24 +172,24 @@ def resign_with_a_revoked_key(app: LedgerApplication, store: Store) -> tuple[int
     return len(store.rows()) - 1, "5 key validity (time)"
 
 
-def payout_signed_by_the_operator(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def payout_signed_by_the_operator(app: Ledger, store: Store) -> tuple[int, str]:
     index, nid, envelope = store.find("claim.paid")
-    store.set_state(nid, resign(envelope, app.signing_key("operator")))
+    store.set_state(nid, resign(envelope, app.signers.load("operator")))
     return index, "7 role rules"
 
 
-def edit_an_assessed_share(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def edit_an_assessed_share(app: Ledger, store: Store) -> tuple[int, str]:
     index, nid, envelope = store.find("period.assessed")
     envelope["body"]["share_fen"] += 1  # re-signed with the operator's own key: the signature is valid
-    store.set_state(nid, resign(envelope, app.signing_key("operator")))
+    store.set_state(nid, resign(envelope, app.signers.load("operator")))
     return index, "8 period (share_fen)"
 
 
-def publish_an_inconsistent_checkpoint(app: LedgerApplication, store: Store) -> tuple[int, str]:
+def publish_an_inconsistent_checkpoint(app: Ledger, store: Store) -> tuple[int, str]:
     log = checkpoints(app)
     size = len(store.rows()) - 1
     note = sign_note(Checkpoint(app.settings.log_origin, size, hashlib.sha256(b"other history").digest()).text(),
-                     log.signer)
+                     signer_of(log))
     with log.log.sql.transaction() as cursor:
         cursor.execute(f"INSERT INTO {log.table} VALUES (?, ?, ?)", (size, note, "2026-12-01T00:00:00.000000Z"))
     return size - 1, f"12 checkpoint {size} (root)"
@@ -199,7 +199,7 @@ def publish_an_inconsistent_checkpoint(app: LedgerApplication, store: Store) -> 
                                     resign_with_a_revoked_key, payout_signed_by_the_operator,
                                     edit_an_assessed_share, publish_an_inconsistent_checkpoint],
                          ids=lambda f: f.__name__)
-def test_each_tampering_is_caught_and_pinpointed(ledger: LedgerApplication, tamper: Tamper) -> None:
+def test_each_tampering_is_caught_and_pinpointed(ledger: Ledger, tamper: Tamper) -> None:
     expected = tamper(ledger, Store(ledger))
     report = audit(ledger)
     assert expected in [(f.index, f.check) for f in report.failures], report.failures[:5]
@@ -216,7 +216,7 @@ def nth(entries: list[bytes], event_type: str, n: int = 0) -> int:
 
 
 def test_failures_found_ahead_in_workers_keep_their_global_index_stream_and_seq(
-        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("audit.verify.CHUNK", 5)  # many chunks, shared by the workers
     entries = [e for _, e in ledger.entries()]
     anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
@@ -225,7 +225,7 @@ def test_failures_found_ahead_in_workers_keep_their_global_index_stream_and_seq(
     entries[joined] = json.dumps(json.loads(entries[joined]), indent=1).encode()  # not canonical: check 1
     negative = json.loads(entries[deposit])
     negative["body"]["amount_fen"] = -1  # validly signed, against the schema: check 2
-    entries[deposit] = resign(negative, ledger.signing_key("custodian"))
+    entries[deposit] = resign(negative, ledger.signers.load("custodian"))
     forged = json.loads(entries[paid])
     forged["sig"] = ("B" if forged["sig"][0] == "A" else "A") + forged["sig"][1:]  # check 6
     entries[paid] = canonical(forged)
@@ -239,18 +239,18 @@ def test_failures_found_ahead_in_workers_keep_their_global_index_stream_and_seq(
 
 
 def test_a_signature_checked_ahead_under_a_key_the_keyring_never_held_is_checked_again(
-        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("audit.verify.CHUNK", 5)
     entries = [e for _, e in ledger.entries()]
     anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
-    custodian = ledger.signing_key("custodian")
+    custodian = ledger.signers.load("custodian")
     impostor = SigningKey.generate("impostor", "custodian")  # registered under the custodian's key id below
     first_deposit = nth(entries, "member.deposit_received")
     registration = {"v": 1, "stream": "00000000-0000-4000-8000-0000000000cc", "seq": 1, "type": "key.registered",
                     "schema": 1, "at": json.loads(entries[first_deposit])["at"], "prev": None,
                     "body": {"key_id": custodian.key_id, "role": "custodian", "public_key": impostor.public_base64,
                              "valid_from": "2026-01-01T00:00:00.000000Z", "member": None}}
-    entries.insert(first_deposit, resign(registration, ledger.signing_key("operator-root")))
+    entries.insert(first_deposit, resign(registration, ledger.signers.load("operator-root")))
     report = Auditor(anchors).run(entries, workers=2)
     # the keyring refuses the registration; every later custodian signature, checked ahead under the impostor's key,
     # is checked again under the custodian's own and holds
@@ -258,14 +258,15 @@ def test_a_signature_checked_ahead_under_a_key_the_keyring_never_held_is_checked
 
 
 def test_checkpoints_of_any_size_are_checked_against_the_root_taken_as_the_entries_stream_by(
-        ledger: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("audit.verify.CHUNK", 5)
     entries = [e for _, e in ledger.entries()]
     log = checkpoints(ledger)
     anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
     sizes = [0, 1, 5, 7, 11, len(entries) - 1, len(entries)]
-    notes = [sign_note(Checkpoint(ledger.settings.log_origin, n, mth(entries[:n])).text(), log.signer) for n in sizes]
+    notes = [sign_note(Checkpoint(ledger.settings.log_origin, n, mth(entries[:n])).text(), signer_of(log))
+             for n in sizes]
     assert Auditor(anchors, log.verifier).run(iter(entries), notes).ok
-    notes[3] = sign_note(Checkpoint(ledger.settings.log_origin, 7, mth(entries[:6])).text(), log.signer)
+    notes[3] = sign_note(Checkpoint(ledger.settings.log_origin, 7, mth(entries[:6])).text(), signer_of(log))
     report = Auditor(anchors, log.verifier).run(iter(entries), notes)
     assert where(report) == [(6, None, None, "12 checkpoint 7 (root)")]

@@ -8,18 +8,12 @@ from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
-from ledger.application import (
-    BatchError,
-    CommandIdReusedError,
-    ConcurrencyConflictError,
-    LedgerApplication,
-    SimulatedClock,
-)
-from ledger.config import Settings
+from ledger.bootstrap import Ledger
+from ledger.errors import BatchError, CommandIdReusedError, ConcurrencyConflictError
 from ledger.handlers.common import new_stream_id
 from ledger.store import decode_entry
 from schemas.commands.membership import Deposit, Join
-from tests.support import START, cid, commitment, create_plan, deposit, join, prepaid_rules
+from tests.support import cid, commitment, create_plan, deposit, join, new_ledger, prepaid_rules, reopen
 
 
 def joins(plan: str, ids: list[str], age: int = 30) -> list[Join]:
@@ -27,20 +21,20 @@ def joins(plan: str, ids: list[str], age: int = 30) -> list[Join]:
                  health_declaration_commitment=commitment()) for i in ids]
 
 
-def test_a_repeated_command_returns_the_first_result_and_writes_nothing(ledger_app: LedgerApplication) -> None:
+def test_a_repeated_command_returns_the_first_result_and_writes_nothing(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     command = joins(plan, ["same-id"])[0]
     first = ledger_app.execute(command)
-    before = ledger_app.recorder.max_notification_id()
+    before = ledger_app.app.recorder.max_notification_id()
     again = ledger_app.execute(command)
     assert again == {**first, "repeated": True}
-    assert ledger_app.recorder.max_notification_id() == before
+    assert ledger_app.app.recorder.max_notification_id() == before
     with pytest.raises(CommandIdReusedError):
         ledger_app.execute(joins(plan, ["same-id"], age=31)[0])
-    assert ledger_app.recorder.max_notification_id() == before
+    assert ledger_app.app.recorder.max_notification_id() == before
 
 
-def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: LedgerApplication) -> None:
+def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     member = ledger_app.execute(joins(plan, ["stable-id"])[0])["member"]
     assert member == str(uuid5(NAMESPACE_URL, "mutual-ledger:member:stable-id"))
@@ -51,44 +45,43 @@ def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: LedgerAp
             expected, hash(expected), expected.bytes, expected.version, expected.variant, expected.is_safe)
 
 
-def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: LedgerApplication) -> None:
+def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     results = ledger_app.execute_many([*joins(plan, ["b1", "b2"]), joins(plan, ["b1"])[0]])
     assert results[2] == {**results[0], "repeated": True}
-    before = ledger_app.recorder.max_notification_id()
+    before = ledger_app.app.recorder.max_notification_id()
     with pytest.raises(BatchError) as caught:
         ledger_app.execute_many([*joins(plan, ["b3"]), *joins(plan, ["b4"], age=70), *joins(plan, ["b5"])])
     assert caught.value.position == 1
-    assert ledger_app.recorder.max_notification_id() == (before or 0) + 1  # b3 was saved, b4 and b5 were not
+    assert ledger_app.app.recorder.max_notification_id() == (before or 0) + 1  # b3 was saved, b4 and b5 were not
     assert ledger_app.execute(joins(plan, ["b3"])[0])["repeated"] is True
 
 
-def second_app(app: LedgerApplication) -> LedgerApplication:
+def second_app(app: Ledger) -> Ledger:
     """Another application on the same store (another process, in production)."""
-    return LedgerApplication(Settings(data_dir=app.settings.data_dir, database_url=app.settings.database_url),
-                             SimulatedClock(START))
+    return reopen(app)
 
 
 def test_a_concurrent_writer_is_a_retryable_conflict_and_nothing_partial_is_written(
-        ledger_app: LedgerApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger_app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = create_plan(ledger_app, prepaid_rules())
     member = join(ledger_app, plan)
     other = second_app(ledger_app)
-    original = ledger_app._save_aggregates
+    original = ledger_app.app._save_aggregates
 
     def racing_save(*args: Any) -> None:
-        monkeypatch.setattr(ledger_app, "_save_aggregates", original)
+        monkeypatch.setattr(ledger_app.app, "_save_aggregates", original)
         deposit(other, member, 700)  # the other writer gets there between our read and our write
         original(*args)
 
-    monkeypatch.setattr(ledger_app, "_save_aggregates", racing_save)
+    monkeypatch.setattr(ledger_app.app, "_save_aggregates", racing_save)
     newcomer_and_deposit = [*joins(plan, ["racer"]),
                             Deposit(command_id="dep-race", member=member, amount_fen=500, reference="bank-race")]
-    before = ledger_app.recorder.max_notification_id()
+    before = ledger_app.app.recorder.max_notification_id()
     with pytest.raises(ConcurrencyConflictError) as caught:
         ledger_app.execute_many(newcomer_and_deposit)
-    assert caught.value.retryable
-    assert ledger_app.recorder.max_notification_id() == (before or 0) + 1  # only the other writer's deposit
+    assert caught.value.exit_code == 75
+    assert ledger_app.app.recorder.max_notification_id() == (before or 0) + 1  # only the other writer's deposit
     ledger_app.execute_many(newcomer_and_deposit)  # the retry succeeds
     deposits = [decode_entry(e) for _, e in ledger_app.entries() if b'"member.deposit_received"' in e]
     assert [d.body["amount_fen"] for d in deposits] == [700, 500]
@@ -97,7 +90,7 @@ def test_a_concurrent_writer_is_a_retryable_conflict_and_nothing_partial_is_writ
 
 
 def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) -> None:
-    def history(app: LedgerApplication) -> list[tuple[str, int, str, Any]]:
+    def history(app: Ledger) -> list[tuple[str, int, str, Any]]:
         plan = create_plan(app, prepaid_rules())
         members = [join(app, plan, age=20 + i) for i in range(5)]
         for i, m in enumerate(members):
@@ -109,14 +102,10 @@ def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) ->
 
     counter = support._ids
     support._ids = __import__("itertools").count(1000)
-    sqlite = LedgerApplication(Settings(data_dir=tmp_path / "a"), SimulatedClock(START))
-    from ledger.service import initialize
-
-    initialize(sqlite)
+    sqlite = new_ledger(tmp_path / "a", None)
     one = history(sqlite)
     support._ids = __import__("itertools").count(1000)
-    postgres = LedgerApplication(Settings(data_dir=tmp_path / "b", database_url=postgres_dsn), SimulatedClock(START))
-    initialize(postgres)
+    postgres = new_ledger(tmp_path / "b", postgres_dsn)
     two = history(postgres)
     support._ids = counter
     assert one == two and len(one) == 11

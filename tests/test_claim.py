@@ -7,12 +7,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.aggregates.base import DomainRuleError
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.sharing_period import plan_midnight
-from ledger.application import BatchError, LedgerApplication, SigningKeyMissingError, member_key_name
+from ledger.application import member_key_name
+from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
+from ledger.errors import BatchError, DomainRuleError, KeyDirectoryError
 from ledger.store import decode_entry
 from schemas.commands.claim import (
     CastVote,
@@ -32,37 +33,37 @@ from schemas.events import AidBand
 from tests.support import advance, cid, clock_of, commitment, create_plan, join, member_key, rejected, rules
 
 
-def today(app: LedgerApplication, days: int = 0) -> str:
+def today(app: Ledger, days: int = 0) -> str:
     """The simulated date, shifted."""
     return (clock_of(app).current.date() + timedelta(days=days)).isoformat()
 
 
-def file(app: LedgerApplication, member: str, diagnosed_on: str, age: int = 30,
+def file(app: Ledger, member: str, diagnosed_on: str, age: int = 30,
          category: str = "illness") -> str:
     return str(app.execute(FileClaim(
         command_id=cid(), member=member, category=category, condition="breast_cancer",  # type: ignore[arg-type]
         diagnosed_on=diagnosed_on, age_at_diagnosis=age, evidence_commitment=commitment("evidence")))["claim"])
 
 
-def investigate(app: LedgerApplication, claim: str, amount: int = 30_000_000, reason: str | None = None) -> None:
+def investigate(app: Ledger, claim: str, amount: int = 30_000_000, reason: str | None = None) -> None:
     app.execute(InvestigateClaim(
         command_id=cid(), claim=claim, report_commitment=commitment("report"),
         opinion="reject" if reason else "approve", recommended_amount_fen=0 if reason else amount,
         reason=reason))  # type: ignore[arg-type]
 
 
-def read(app: LedgerApplication, claim: str) -> Claim:
+def read(app: Ledger, claim: str) -> Claim:
     found = app.read(UUID(claim), Claim)
     assert found is not None
     return found
 
 
 @pytest.fixture
-def plan(ledger_app: LedgerApplication) -> str:
+def plan(ledger_app: Ledger) -> str:
     return create_plan(ledger_app, rules(jury_quorum=3, notice_days=3))
 
 
-def test_claim_approved_on_notice(ledger_app: LedgerApplication, plan: str) -> None:
+def test_claim_approved_on_notice(ledger_app: Ledger, plan: str) -> None:
     member = join(ledger_app, plan, age=34)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -3), age=34)
@@ -79,7 +80,7 @@ def test_claim_approved_on_notice(ledger_app: LedgerApplication, plan: str) -> N
                      ("claim.noticed", "operator"), ("claim.approved", "operator")]
 
 
-def test_filing_rules(ledger_app: LedgerApplication, plan: str) -> None:
+def test_filing_rules(ledger_app: Ledger, plan: str) -> None:
     member = join(ledger_app, plan, age=34)
     advance(ledger_app, days=30)
     rejected(ledger_app, lambda: file(ledger_app, member, today(ledger_app, -1), age=34),
@@ -93,13 +94,13 @@ def test_filing_rules(ledger_app: LedgerApplication, plan: str) -> None:
     twice = [FileClaim(command_id=cid(), member=batched, category="illness", condition="breast_cancer",
                        diagnosed_on=today(ledger_app, -1), age_at_diagnosis=30, evidence_commitment=commitment())
              for _ in range(2)]
-    before = ledger_app.recorder.max_notification_id()
+    before = ledger_app.app.recorder.max_notification_id()
     assert before is not None
     with pytest.raises(BatchError) as caught:
         ledger_app.execute_many(twice)
     error = caught.value.error
     assert isinstance(error, DomainRuleError) and (error.field, error.rule) == ("member", "member_has_an_open_claim")
-    assert ledger_app.recorder.max_notification_id() == before + 1  # the first filing only
+    assert ledger_app.app.recorder.max_notification_id() == before + 1  # the first filing only
     rejected(ledger_app, lambda: file(ledger_app, other, today(ledger_app, -181), age=50),
              "diagnosed_on", "claim_must_be_filed_within_the_claim_window")
     rejected(ledger_app, lambda: file(ledger_app, other, today(ledger_app, 1), age=50),
@@ -110,7 +111,7 @@ def test_filing_rules(ledger_app: LedgerApplication, plan: str) -> None:
              "diagnosed_on", "diagnosis_must_not_precede_joining")
 
 
-def test_investigation_never_recommends_above_the_age_band_maximum(ledger_app: LedgerApplication,
+def test_investigation_never_recommends_above_the_age_band_maximum(ledger_app: Ledger,
                                                                     plan: str) -> None:
     member = join(ledger_app, plan, age=45)
     advance(ledger_app, days=100)
@@ -124,7 +125,7 @@ def test_investigation_never_recommends_above_the_age_band_maximum(ledger_app: L
              "claim_is_investigated_once_after_filing")
 
 
-def test_an_investigation_signed_by_the_operator_is_refused(ledger_app: LedgerApplication, plan: str) -> None:
+def test_an_investigation_signed_by_the_operator_is_refused(ledger_app: Ledger, plan: str) -> None:
     member = join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -1))
@@ -134,7 +135,7 @@ def test_an_investigation_signed_by_the_operator_is_refused(ledger_app: LedgerAp
         "signer", "investigations_must_be_signed_by_an_investigator_key")
 
 
-def test_an_upheld_objection_rejects_the_case(ledger_app: LedgerApplication, plan: str) -> None:
+def test_an_upheld_objection_rejects_the_case(ledger_app: Ledger, plan: str) -> None:
     member, objector = join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -1))
@@ -162,7 +163,7 @@ def test_an_upheld_objection_rejects_the_case(ledger_app: LedgerApplication, pla
     assert read(ledger_app, claim).rejection.reason == "objection_upheld"  # type: ignore[union-attr]
 
 
-def jurors(app: LedgerApplication, plan: str, count: int) -> list[str]:
+def jurors(app: Ledger, plan: str, count: int) -> list[str]:
     """Members who passed the exam and hold their own juror keys."""
     chosen = [join(app, plan, age=40) for _ in range(count)]
     for member in chosen:
@@ -171,11 +172,11 @@ def jurors(app: LedgerApplication, plan: str, count: int) -> list[str]:
     return chosen
 
 
-def vote(app: LedgerApplication, claim: str, juror: str, support: bool) -> None:
+def vote(app: Ledger, claim: str, juror: str, support: bool) -> None:
     app.execute(CastVote(command_id=cid(), claim=claim, juror=juror, support=support))
 
 
-def test_a_jury_overturns_a_preliminary_rejection(ledger_app: LedgerApplication, plan: str) -> None:
+def test_a_jury_overturns_a_preliminary_rejection(ledger_app: Ledger, plan: str) -> None:
     panel = jurors(ledger_app, plan, 4)
     member, newcomer = join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
@@ -187,10 +188,10 @@ def test_a_jury_overturns_a_preliminary_rejection(ledger_app: LedgerApplication,
     rejected(ledger_app, lambda: ledger_app.execute(RequestJury(command_id=cid(), claim=claim)),
              "claim", "jury_is_requested_once")
     ledger_app.execute(QualifyJuror(command_id=cid(), member=newcomer, age_years=40, exam_commitment=commitment()))
-    before = ledger_app.recorder.max_notification_id()
-    with pytest.raises(SigningKeyMissingError):
+    before = ledger_app.app.recorder.max_notification_id()
+    with pytest.raises(KeyDirectoryError):
         vote(ledger_app, claim, newcomer, True)
-    assert ledger_app.recorder.max_notification_id() == before
+    assert ledger_app.app.recorder.max_notification_id() == before
     vote(ledger_app, claim, panel[0], True)
     rejected(ledger_app, lambda: vote(ledger_app, claim, panel[0], True), "juror", "one_vote_per_juror")
     vote(ledger_app, claim, panel[1], True)
@@ -205,7 +206,7 @@ def test_a_jury_overturns_a_preliminary_rejection(ledger_app: LedgerApplication,
     assert decided.body == {"votes": 4, "support": 3, "quorum": 3, "threshold_bps": 5000, "verdict": "approve"}
 
 
-def test_juror_eligibility(ledger_app: LedgerApplication, plan: str) -> None:
+def test_juror_eligibility(ledger_app: Ledger, plan: str) -> None:
     panel = jurors(ledger_app, plan, 3)
     minor = join(ledger_app, plan, age=16)  # the exam states 18; the membership proves at most 16
     ledger_app.execute(QualifyJuror(command_id=cid(), member=minor, age_years=18, exam_commitment=commitment()))
@@ -234,7 +235,7 @@ def test_juror_eligibility(ledger_app: LedgerApplication, plan: str) -> None:
              "signer", "votes_must_be_signed_by_the_jurors_own_key")
 
 
-def test_without_quorum_the_preliminary_opinion_stands(ledger_app: LedgerApplication, plan: str) -> None:
+def test_without_quorum_the_preliminary_opinion_stands(ledger_app: Ledger, plan: str) -> None:
     panel = jurors(ledger_app, plan, 2)
     member = join(ledger_app, plan)
     advance(ledger_app, days=100)
@@ -251,15 +252,15 @@ def test_without_quorum_the_preliminary_opinion_stands(ledger_app: LedgerApplica
     assert (rejection.reason, rejection.basis) == ("undeclared_pre_existing_condition", "notice")
 
 
-def notice(app: LedgerApplication, claim: str) -> None:
+def notice(app: Ledger, claim: str) -> None:
     app.execute(NoticeClaim(command_id=cid(), claim=claim))
 
 
-def decide(app: LedgerApplication, claim: str) -> dict[str, object]:
+def decide(app: Ledger, claim: str) -> dict[str, object]:
     return dict(app.execute(DecideClaim(command_id=cid(), claim=claim)))
 
 
-def test_a_claim_needs_coverage_on_the_diagnosis_date(ledger_app: LedgerApplication, plan: str) -> None:
+def test_a_claim_needs_coverage_on_the_diagnosis_date(ledger_app: Ledger, plan: str) -> None:
     member, stays = join(ledger_app, plan), join(ledger_app, plan, age=59)
     advance(ledger_app, days=100)
     ledger_app.execute(Exit(command_id=cid(), member=member))
@@ -275,7 +276,7 @@ def test_a_claim_needs_coverage_on_the_diagnosis_date(ledger_app: LedgerApplicat
              "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
 
 
-def test_the_rules_version_in_force_at_diagnosis_sets_the_maximum(ledger_app: LedgerApplication,
+def test_the_rules_version_in_force_at_diagnosis_sets_the_maximum(ledger_app: Ledger,
                                                                   plan: str) -> None:
     member = join(ledger_app, plan, age=30)
     advance(ledger_app, days=100)
@@ -295,7 +296,7 @@ def test_the_rules_version_in_force_at_diagnosis_sets_the_maximum(ledger_app: Le
              "amount_must_not_exceed_the_plan_maximum_for_the_age_at_diagnosis")
 
 
-def test_claims_after_the_plan_ends_only_for_earlier_diagnoses_within_the_tail(ledger_app: LedgerApplication,
+def test_claims_after_the_plan_ends_only_for_earlier_diagnoses_within_the_tail(ledger_app: Ledger,
                                                                                plan: str) -> None:
     member, other, last_day = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
@@ -315,7 +316,7 @@ def test_claims_after_the_plan_ends_only_for_earlier_diagnoses_within_the_tail(l
              "diagnosed_on", "claim_must_be_filed_within_the_claim_window")
 
 
-def test_investigation_rules(ledger_app: LedgerApplication, plan: str) -> None:
+def test_investigation_rules(ledger_app: Ledger, plan: str) -> None:
     member = join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -1))
@@ -331,7 +332,7 @@ def test_investigation_rules(ledger_app: LedgerApplication, plan: str) -> None:
     rejected(ledger_app, lambda: notice(ledger_app, claim), "claim", "claim_must_be_investigated_before_notice")
 
 
-def test_objection_rules(ledger_app: LedgerApplication, plan: str) -> None:
+def test_objection_rules(ledger_app: Ledger, plan: str) -> None:
     member, objector, leaver = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
     outsider = join(ledger_app, create_plan(ledger_app, rules(), name="Other plan"))
     advance(ledger_app, days=100)
@@ -371,7 +372,7 @@ def test_objection_rules(ledger_app: LedgerApplication, plan: str) -> None:
     assert (found.status, found.approved_fen) == ("approved", 30_000_000)
 
 
-def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
+def test_jury_request_rules(ledger_app: Ledger, plan: str) -> None:
     member, approved_member = join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim = file(ledger_app, member, today(ledger_app, -1))
@@ -387,7 +388,7 @@ def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
     notice(ledger_app, approved)
     rejected(ledger_app, lambda: request(approved), "claim", "jury_only_against_a_rejection")
     loaded, now = read(ledger_app, claim), clock_of(ledger_app).current
-    rejected(ledger_app, lambda: loaded.request_jury(now, ledger_app.actor_for("member", approved_member),
+    rejected(ledger_app, lambda: loaded.request_jury(now, ledger_app.app.actor_for("member", approved_member),
                                                      approved_member),
              "requested_by", "only_the_claimant_may_request_a_jury")
     advance(ledger_app, days=3)
@@ -399,7 +400,7 @@ def test_jury_request_rules(ledger_app: LedgerApplication, plan: str) -> None:
     assert (rejection.reason, rejection.basis) == ("insufficient_evidence", "notice")
 
 
-def test_a_jury_rejects_and_votes_close_with_the_notice(ledger_app: LedgerApplication, plan: str) -> None:
+def test_a_jury_rejects_and_votes_close_with_the_notice(ledger_app: Ledger, plan: str) -> None:
     panel = jurors(ledger_app, plan, 5)
     elsewhere = jurors(ledger_app, create_plan(ledger_app, rules(), name="Other plan"), 1)[0]
     member = join(ledger_app, plan)
@@ -425,7 +426,7 @@ def test_a_jury_rejects_and_votes_close_with_the_notice(ledger_app: LedgerApplic
     assert decided.body == {"votes": 3, "support": 1, "quorum": 3, "threshold_bps": 5000, "verdict": "reject"}
 
 
-def test_a_tie_is_not_a_majority(ledger_app: LedgerApplication) -> None:
+def test_a_tie_is_not_a_majority(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, rules(jury_quorum=2, notice_days=3))
     panel = jurors(ledger_app, plan, 2)
     member = join(ledger_app, plan)
@@ -440,7 +441,7 @@ def test_a_tie_is_not_a_majority(ledger_app: LedgerApplication) -> None:
     assert decide(ledger_app, claim)["decision"] == "rejected"
 
 
-def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, plan: str) -> None:
+def test_only_an_approved_claim_is_included_once(ledger_app: Ledger, plan: str) -> None:
     member, refused = join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
     claim, other = file(ledger_app, member, today(ledger_app, -1)), file(ledger_app, refused, today(ledger_app, -1))
@@ -453,7 +454,7 @@ def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, 
     decide(ledger_app, other)
     rejected(ledger_app, lambda: ledger_app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-0")),
              "claim", "claim_must_be_included_in_an_assessed_period")
-    actor = ledger_app.actor_for("operator")
+    actor = ledger_app.app.actor_for("operator")
     now = clock_of(ledger_app).current
     period = str(uuid4())
     loaded = read(ledger_app, other)
@@ -464,7 +465,7 @@ def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, 
     assert (approved.status, approved.period, approved.approved_fen) == ("included", period, 30_000_000)
     rejected(ledger_app, lambda: approved.include(now, actor, period, 2), "claim",
              "only_an_approved_claim_is_included_once")
-    custodian = ledger_app.actor_for("custodian")
+    custodian = ledger_app.app.actor_for("custodian")
     rejected(ledger_app, lambda: approved.pay(now, custodian, 30_000_001, 0, 30_000_000, "aid-1"), "claim",
              "payout_must_not_exceed_the_plan_maximum")
     rejected(ledger_app, lambda: approved.pay(now, custodian, 100, 100, 30_000_000, "aid-1"), "claim",
@@ -475,12 +476,12 @@ def test_only_an_approved_claim_is_included_once(ledger_app: LedgerApplication, 
              "claim_is_paid_at_most_once")
 
 
-def at_local(app: LedgerApplication, day: str, hours: int = 0) -> None:
+def at_local(app: Ledger, day: str, hours: int = 0) -> None:
     """Move the clock to a plan-time day (China) plus hours."""
     clock_of(app).set(plan_midnight(date.fromisoformat(day), rules()) + timedelta(hours=hours))
 
 
-def approved_claim(app: LedgerApplication, member: str) -> str:
+def approved_claim(app: Ledger, member: str) -> str:
     """A claim filed, investigated, noticed and approved on notice (the clock moves 3 days)."""
     claim = file(app, member, today(app, -1))
     investigate(app, claim)
@@ -490,7 +491,7 @@ def approved_claim(app: LedgerApplication, member: str) -> str:
     return claim
 
 
-def test_payout_less_arrears_at_most_once(ledger_app: LedgerApplication, plan: str) -> None:
+def test_payout_less_arrears_at_most_once(ledger_app: Ledger, plan: str) -> None:
     app = ledger_app
     first, claimant, *others = [join(app, plan) for _ in range(5)]
     advance(app, days=100)  # 2026-04-11
@@ -523,7 +524,7 @@ def test_payout_less_arrears_at_most_once(ledger_app: LedgerApplication, plan: s
     assert others
 
 
-def test_a_juror_in_arrears_cannot_vote(ledger_app: LedgerApplication, plan: str) -> None:
+def test_a_juror_in_arrears_cannot_vote(ledger_app: Ledger, plan: str) -> None:
     app = ledger_app
     panel = jurors(app, plan, 3)
     first, member = join(app, plan), join(app, plan)
@@ -542,7 +543,7 @@ def test_a_juror_in_arrears_cannot_vote(ledger_app: LedgerApplication, plan: str
     vote(app, claim, panel[1], True)
 
 
-def test_a_jury_can_overturn_an_upheld_objection(ledger_app: LedgerApplication, plan: str) -> None:
+def test_a_jury_can_overturn_an_upheld_objection(ledger_app: Ledger, plan: str) -> None:
     panel = jurors(ledger_app, plan, 3)
     member, objector, second = join(ledger_app, plan), join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
@@ -571,7 +572,7 @@ def test_a_jury_can_overturn_an_upheld_objection(ledger_app: LedgerApplication, 
     assert (rejection.reason, rejection.basis) == ("objection_upheld", "objection")
 
 
-def test_diagnosis_dates_are_plan_dates(ledger_app: LedgerApplication, plan: str) -> None:
+def test_diagnosis_dates_are_plan_dates(ledger_app: Ledger, plan: str) -> None:
     member, other = join(ledger_app, plan), join(ledger_app, plan)
     advance(ledger_app, days=100)
     at_local(ledger_app, "2026-04-12", 1)  # 01:00 in China is still the 11th in UTC

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from consumers.views import views_store
-from ledger.config import ConfigError, Settings
+from ledger.config import Settings
+from ledger.errors import ConfigError
 from ledger.projections import PROJECTIONS
 
 ROOT = Path(__file__).parent.parent
@@ -72,6 +73,6 @@ def test_the_partition_count_is_a_whole_number_from_1_to_1024() -> None:
     assert Settings.from_env({}).kafka_partitions == 4
     assert Settings.from_env({"LEDGER_KAFKA_PARTITIONS": "1024"}).kafka_partitions == 1024
     for text in ("0", "1025", "-1", "four", "2.5", "٣"):
-        with pytest.raises(ConfigError, match=rf"^LEDGER_KAFKA_PARTITIONS: must be a whole number from 1 to 1024 "
-                                              rf"\({text}\)$"):
+        with pytest.raises(ConfigError, match=rf"^LEDGER_KAFKA_PARTITIONS: must_be_a_whole_number_in_range \(1 to "
+                                              rf"1024 \({text}\)\)$"):
             Settings.from_env({"LEDGER_KAFKA_PARTITIONS": text})

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.envelope import Actor, Envelope, EnvelopeError, entry_with_signature, parse_entry
+from ledger.errors import KeyDirectoryError
 from ledger.keys import (
     EVENT_SIGNATURE_PREFIX,
     KeyDirectory,
-    KeyDirectoryError,
     SigningKey,
     ed25519_sign,
     ed25519_verify,

@@ -31,10 +31,12 @@ from consumers.relay import Relay
 from consumers.topic import ensure_topic, entry_partitions, message_headers, partition_of
 from consumers.views import views_store
 from ledger.application import LedgerApplication, SimulatedClock
+from ledger.bootstrap import bootstrap as open_ledger
 from ledger.config import DEFAULT_PARTITIONS, Settings
 from ledger.demo import DEMO_START, run_demo
 from ledger.projections import PROJECTIONS
 from ledger.projections.sql import SqlStore
+from ledger.service import party_key_directories
 from schemas.commands.membership import Deposit, Join
 from tests.services import TansuBroker, fresh_schema
 from tests.support import commitment
@@ -64,20 +66,23 @@ class Ledger:
         return env
 
     def app(self, bootstrap: str, topic: str) -> LedgerApplication:
-        return LedgerApplication(self.settings(bootstrap, topic))
+        return open_ledger(self.settings(bootstrap, topic),
+                         key_directories=party_key_directories(self.data.with_name("parties"))).app
 
 
-def build_demo(app: LedgerApplication) -> None:
-    run_demo(app, members=150, periods=1, seed=21)
-    app.close()
+def build_demo(settings: Settings) -> None:
+    ledger = open_ledger(settings, clock=SimulatedClock(DEMO_START), create=True,
+                       key_directories=party_key_directories(settings.data_dir.with_name("parties")))
+    run_demo(ledger, members=150, periods=1, seed=21)
+    ledger.close()
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo history on the embedded default."""
     data = tmp_path_factory.mktemp("kafka-demo")
-    build_demo(LedgerApplication(Settings(data_dir=data), SimulatedClock(DEMO_START)))
-    return data
+    build_demo(Settings(data_dir=data / "operator"))
+    return data / "operator"
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +90,8 @@ def postgres_demo(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
     """The same demo history with its event store on PostgreSQL."""
     data = tmp_path_factory.mktemp("kafka-demo-postgres")
     with fresh_schema(postgres_url) as url:
-        build_demo(LedgerApplication(Settings(data_dir=data, database_url=url), SimulatedClock(DEMO_START)))
-        yield data, url
+        build_demo(Settings(data_dir=data / "operator", database_url=url))
+        yield data / "operator", url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -103,9 +108,8 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
 @pytest.fixture
 def own_ledger(demo_dir: Path, tmp_path: Path) -> Ledger:
     """A copy of the SQLite demo history that a test may add events to."""
-    data = tmp_path / "data"
-    shutil.copytree(demo_dir, data)
-    return Ledger(data, None, f"sqlite:///{tmp_path / 'views.sqlite3'}")
+    shutil.copytree(demo_dir.parent, tmp_path / "data")
+    return Ledger(tmp_path / "data" / "operator", None, f"sqlite:///{tmp_path / 'views.sqlite3'}")
 
 
 def new_topic() -> str:
@@ -273,11 +277,11 @@ def test_a_relay_killed_at_random_points_loses_and_reorders_nothing(demo_dir: Pa
     env = ledger.env(kafka_bootstrap, topic)
     rng = random.Random(5)
     for _ in range(3):
-        process = cli(env, "relay", "--batch", "25", "--interval", "0.05")
+        process = cli(env, "kafka", "relay", "--batch", "25", "--interval", "0.05")
         time.sleep(rng.uniform(1.5, 3.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-    code, stderr = finished(cli(env, "relay", "--once"), 120)
+    code, stderr = finished(cli(env, "kafka", "relay", "--once"), 120)
     assert code == 0, stderr
     app = ledger.app(kafka_bootstrap, topic)
     expected = previous_headers(app)
@@ -297,11 +301,11 @@ def test_a_consumer_killed_mid_batch_resumes_without_duplicate_effects(ledger: L
     relay.close()
     env = ledger.env(kafka_bootstrap, topic)
     views = views_store(app.settings)
-    process = cli(env, "consume", "balances", "--group", "g3")
+    process = cli(env, "kafka", "consume", "balances", "--group", "g3")
     wait_for(lambda: any(stored_positions(app, views, ["balances"]).values()), 60, "the consumer to apply a batch")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    code, stderr = finished(cli(env, "consume", "balances", "--group", "g3", "--until-caught-up"))
+    code, stderr = finished(cli(env, "kafka", "consume", "balances", "--group", "g3", "--until-caught-up"))
     assert code == 0, stderr
     assert PROJECTIONS[0].NAME == "balances"
     assert PROJECTIONS[0](app, views).digest() == fresh_digests(app, tmp_path)["balances"]
@@ -371,7 +375,7 @@ def test_a_tampered_message_is_refused_by_every_consumer_and_nothing_of_it_is_ap
     for case, topic in topics.items():
         env = {**own_ledger.env(kafka_bootstrap, topic), "LEDGER_VIEWS_URL": f"sqlite:///{tmp_path / case}.sqlite3"}
         for name in NAMES:
-            runs[case, name] = cli(env, "consume", name, "--until-caught-up", "--group", f"{case}-{name}")
+            runs[case, name] = cli(env, "kafka", "consume", name, "--until-caught-up", "--group", f"{case}-{name}")
     checks = {"signature": "6 signature", "index": "header notification_id: the store holds stream",
               "previous": "header partition_previous: must be"}
     for (case, name), process in runs.items():
@@ -402,7 +406,7 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
     processes = {}
     for name, log in logs.items():
         with log.open("wb") as handle:
-            processes[name] = cli(env, "consume", name.split("-")[0], "--group", f"g5-{name.split('-')[0]}",
+            processes[name] = cli(env, "kafka", "consume", name.split("-")[0], "--group", f"g5-{name.split('-')[0]}",
                                   log=handle)
 
     def latest(name: str, prefix: str) -> str:
@@ -464,7 +468,7 @@ def test_after_the_broker_lost_everything_the_relay_publishes_again_and_the_cons
     with Workload(app) as workload:
         for name, log in logs.items():
             with log.open("wb") as handle:
-                args = ("relay", "--interval", "0.1") if name == "relay" else ("consume", name)
+                args = ("kafka", "relay", "--interval", "0.1") if name == "relay" else ("kafka", "consume", name)
                 processes[name] = cli(env, *args, log=handle)
         wait_for(lambda: len([v for v in stored_positions(app, views, ["balances", "journal"]).values() if v]) == P + 1,
                  90, "the consumers to apply events")
@@ -496,11 +500,12 @@ def test_a_topic_or_views_of_another_partition_count_are_refused(demo_dir: Path,
     ledger = Ledger(demo_dir, None, f"sqlite:///{tmp_path / 'views.sqlite3'}")
     env = ledger.env(kafka_bootstrap, topic)
     message = f"LEDGER_KAFKA_PARTITIONS: topic {topic} has 1 partitions, the configuration says {P}"
-    for args in (("relay", "--once"), ("consume", "balances")):
+    for args in (("kafka", "relay", "--once"), ("kafka", "consume", "balances")):
         code, stderr = finished(cli(env, *args), 60)
         assert code == 2 and message in stderr, stderr
-    code, stderr = finished(cli({**env, "LEDGER_KAFKA_PARTITIONS": "0"}, "relay", "--once"), 60)
-    assert code == 2 and "LEDGER_KAFKA_PARTITIONS: must be a whole number from 1 to 1024 (0)" in stderr, stderr
+    code, stderr = finished(cli({**env, "LEDGER_KAFKA_PARTITIONS": "0"}, "kafka", "relay", "--once"), 60)
+    assert code == 2 and "LEDGER_KAFKA_PARTITIONS: must_be_a_whole_number_in_range (1 to 1024 (0))" in stderr, stderr
+    assert "Traceback" not in stderr
     app = ledger.app(kafka_bootstrap, topic)
     views = views_store(app.settings)
     PROJECTIONS[0](app, views, "balances partition 0/2").apply_batch(list(app.entries())[:1])

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from ledger.application import LedgerApplication, SigningKeyMissingError
+from ledger.bootstrap import Ledger
+from ledger.errors import AlreadyInitializedError, KeyDirectoryError
 from ledger.keys import SigningKey
-from ledger.service import AlreadyInitializedError, initialize
+from ledger.service import anchor, initialize
 from ledger.store import decode_entry
 from schemas.commands.keys import RegisterKey, RevokeKey
 from schemas.commands.membership import Deposit, Exit
@@ -26,43 +27,45 @@ from tests.support import (
 )
 
 
-def test_the_first_event_registers_the_root_key_by_itself(ledger_app: LedgerApplication) -> None:
+def test_the_first_event_registers_the_root_key_by_itself(ledger_app: Ledger) -> None:
     first = decode_entry(next(ledger_app.entries())[1])
-    root = ledger_app.signing_key("operator-root")
+    root = ledger_app.app.signing_key("operator-root")
     assert (first.type, first.seq, first.prev) == ("key.registered", 1, None)
     assert first.actor.key == root.key_id == first.body["key_id"]
     assert first.body["public_key"] == root.public_base64
-    keyring = ledger_app.keyring()
+    keyring = ledger_app.app.keyring()
     roles = sorted(k.role for k in keyring.keys.values())
-    assert roles == ["custodian", "investigator", "operator", "operator", "operator", "regulator"]
+    assert roles == ["custodian", "investigator", "operator", "operator", "regulator"]  # the log key is not there
+    assert ledger_app.signers.load("log").key_id not in keyring.keys
     anchors = json.loads((ledger_app.settings.data_dir / "trust-anchors.json").read_text())
     assert anchors["operator-root"]["key_id"] == root.key_id
-    assert set(anchors) == {"operator-root", "custodian", "regulator"}
+    assert set(anchors) == {"operator-root", "log", "custodian", "regulator"}
+    assert anchors["log"]["verifier_key"] == ledger_app.checkpoints.verifier.encode()
 
 
-def test_a_log_is_initialized_once(ledger_app: LedgerApplication) -> None:
-    before = ledger_app.recorder.max_notification_id()
+def test_a_log_is_initialized_once(ledger_app: Ledger) -> None:
+    before = ledger_app.app.recorder.max_notification_id()
     with pytest.raises(AlreadyInitializedError):
         initialize(ledger_app)
-    assert ledger_app.recorder.max_notification_id() == before
+    assert ledger_app.app.recorder.max_notification_id() == before
 
 
-def test_keys_must_be_registered_under_the_root_key(ledger_app: LedgerApplication) -> None:
-    key = SigningKey.generate("extra", "custodian")
-    command = RegisterKey(command_id=cid(), role="custodian", public_key=key.public_base64)
+def test_keys_must_be_registered_under_the_root_key(ledger_app: Ledger) -> None:
+    key = SigningKey.generate("extra", "investigator")
+    command = RegisterKey(command_id=cid(), role="investigator", public_key=key.public_base64)
     rejected(ledger_app, lambda: ledger_app.execute(command, sign_as="operator"),
              "signer", "keyring_changes_must_be_signed_by_the_root_key")
     assert ledger_app.execute(command)["key_id"] == key.key_id
 
 
-def test_a_key_is_registered_once(ledger_app: LedgerApplication) -> None:
-    custodian = ledger_app.signing_key("custodian")
+def test_a_key_is_registered_once(ledger_app: Ledger) -> None:
+    custodian = ledger_app.app.signing_key("custodian")
     rejected(ledger_app, lambda: ledger_app.execute(
         RegisterKey(command_id=cid(), role="custodian", public_key=custodian.public_base64)),
         "public_key", "key_must_not_be_registered_twice")
 
 
-def test_member_keys_name_their_member_and_others_do_not(ledger_app: LedgerApplication) -> None:
+def test_member_keys_name_their_member_and_others_do_not(ledger_app: Ledger) -> None:
     key = SigningKey.generate("k", "member")
     rejected(ledger_app, lambda: ledger_app.execute(
         RegisterKey(command_id=cid(), role="member", public_key=key.public_base64)),
@@ -73,44 +76,73 @@ def test_member_keys_name_their_member_and_others_do_not(ledger_app: LedgerAppli
         "member", "member_and_juror_keys_name_their_member_and_others_do_not")
 
 
-def test_revocation_rules(ledger_app: LedgerApplication) -> None:
-    root = ledger_app.signing_key("operator-root").key_id
+def test_revocation_rules(ledger_app: Ledger) -> None:
+    root = ledger_app.app.signing_key("operator-root").key_id
     rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id=root)),
              "key_id", "root_key_cannot_be_revoked")
     rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id="00" * 8)),
              "key_id", "key_must_be_registered")
-    investigator = ledger_app.signing_key("investigator").key_id
+    investigator = ledger_app.app.signing_key("investigator").key_id
     ledger_app.execute(RevokeKey(command_id=cid(), key_id=investigator))
     rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id=investigator)),
              "key_id", "key_must_not_be_revoked_twice")
 
 
-def test_a_revoked_key_signs_nothing_from_its_revocation_on(ledger_app: LedgerApplication) -> None:
+def test_a_revoked_key_signs_nothing_from_its_revocation_on(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, prepaid_rules())
     member = join(ledger_app, plan)
     ledger_app.execute(Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-1"))
     advance(ledger_app, hours=1)
-    ledger_app.execute(RevokeKey(command_id=cid(), key_id=ledger_app.signing_key("custodian").key_id))
+    ledger_app.execute(RevokeKey(command_id=cid(), key_id=ledger_app.app.signing_key("custodian").key_id))
     advance(ledger_app, hours=1)
     rejected(ledger_app, lambda: ledger_app.execute(
         Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-2")),
         "signer", "signing_key_must_be_registered_and_valid_for_its_role")
     replacement = SigningKey.generate("custodian-2", "custodian")
-    ledger_app.keys.save(replacement)
+    ledger_app.signers.party("custodian").save(replacement)
+    ledger_app.app.anchors = anchor(ledger_app.settings.data_dir, "custodian-2", replacement.public_facts())
     ledger_app.execute(RegisterKey(command_id=cid(), role="custodian", public_key=replacement.public_base64))
     ledger_app.execute(Deposit(command_id=cid(), member=member, amount_fen=1000, reference="bank-2"),
                        sign_as="custodian-2")
 
 
-def test_an_unregistered_key_signs_nothing(ledger_app: LedgerApplication) -> None:
+def test_an_unregistered_key_signs_nothing(ledger_app: Ledger) -> None:
     stranger = SigningKey.generate("stranger", "operator")
-    ledger_app.keys.save(stranger)
+    ledger_app.signers.own.save(stranger)
     rejected(ledger_app, lambda: ledger_app.execute(
         CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()), sign_as="stranger"),
         "signer", "signing_key_must_be_registered_and_valid_for_its_role")
 
 
-def test_role_rules_are_enforced_before_writing(ledger_app: LedgerApplication) -> None:
+def test_a_custodian_or_regulator_key_outside_the_trust_anchors_is_never_registered(ledger_app: Ledger) -> None:
+    for role in ("custodian", "regulator"):
+        outsider = SigningKey.generate(f"forged-{role}", role)
+        rejected(ledger_app, lambda role=role, outsider=outsider: ledger_app.execute(  # type: ignore[misc]
+            RegisterKey(command_id=cid(), role=role, public_key=outsider.public_base64)),
+            "public_key", "custodian_and_regulator_keys_must_be_trust_anchors")
+
+
+def test_the_root_key_signs_keyring_events_only_and_the_log_key_signs_no_event(ledger_app: Ledger) -> None:
+    command = CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules())
+    rejected(ledger_app, lambda: ledger_app.execute(command, sign_as="operator-root"),
+             "signer", "root_key_signs_only_keyring_events")
+    rejected(ledger_app, lambda: ledger_app.execute(command, sign_as="log"),
+             "signer", "this_event_must_be_signed_by_an_operator_key")
+    rejected(ledger_app, lambda: ledger_app.execute(
+        RegisterKey(command_id=cid(), role="investigator", public_key=SigningKey.generate("i", "investigator")
+                    .public_base64), sign_as="log"),
+        "signer", "keyring_changes_must_be_signed_by_the_root_key")
+
+
+def test_a_key_name_outside_the_key_directory_is_refused(ledger_app: Ledger) -> None:
+    from ledger.errors import KeyDirectoryError
+
+    for name in ("../operator/keys/operator", "/etc/passwd", ".hidden", "a/b"):
+        with pytest.raises(KeyDirectoryError, match="key_name_must_name_a_key_in_the_key_directory"):
+            ledger_app.execute(CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()), sign_as=name)
+
+
+def test_role_rules_are_enforced_before_writing(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, prepaid_rules())
     member = join(ledger_app, plan)
     rejected(ledger_app, lambda: ledger_app.execute(
@@ -121,7 +153,7 @@ def test_role_rules_are_enforced_before_writing(ledger_app: LedgerApplication) -
         "signer", "this_event_must_be_signed_by_an_operator_key")
 
 
-def test_a_member_request_is_signed_by_that_members_key(ledger_app: LedgerApplication) -> None:
+def test_a_member_request_is_signed_by_that_members_key(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     alice, bob = join(ledger_app, plan), join(ledger_app, plan)
     joined = [decode_entry(e) for _, e in ledger_app.entries()][-1]
@@ -134,9 +166,9 @@ def test_a_member_request_is_signed_by_that_members_key(ledger_app: LedgerApplic
     assert (exited.type, exited.actor.role, exited.actor.key) == ("member.exited", "member", key.key_id)
 
 
-def test_a_missing_private_key_is_a_clear_error(ledger_app: LedgerApplication) -> None:
-    before = ledger_app.recorder.max_notification_id()
-    with pytest.raises(SigningKeyMissingError):
+def test_a_missing_private_key_is_a_clear_error(ledger_app: Ledger) -> None:
+    before = ledger_app.app.recorder.max_notification_id()
+    with pytest.raises(KeyDirectoryError):
         ledger_app.execute(CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()),
                            sign_as="nobody")
-    assert ledger_app.recorder.max_notification_id() == before
+    assert ledger_app.app.recorder.max_notification_id() == before

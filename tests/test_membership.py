@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from ledger.aggregates.membership import Membership
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from schemas.commands.membership import (
     Deposit,
     DisburseRefund,
@@ -32,14 +32,14 @@ from tests.support import (
 )
 
 
-def membership(app: LedgerApplication, member: str) -> Membership:
+def membership(app: Ledger, member: str) -> Membership:
     """A membership, read back from the store."""
     found = app.read(UUID(member), Membership)
     assert found is not None
     return found
 
 
-def test_join_records_the_commitments_not_the_documents(ledger_app: LedgerApplication) -> None:
+def test_join_records_the_commitments_not_the_documents(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     member = membership(ledger_app, join(ledger_app, plan, age=41))
     assert member.details.age_years == 41
@@ -47,7 +47,7 @@ def test_join_records_the_commitments_not_the_documents(ledger_app: LedgerApplic
     assert member.details.family_order == 0 and member.details.payer is None
 
 
-def test_age_must_be_within_the_plan_band(ledger_app: LedgerApplication) -> None:
+def test_age_must_be_within_the_plan_band(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, prepaid_rules(min_age_years=18))
     rejected(ledger_app, lambda: join(ledger_app, plan, age=17), "age_years", "age_must_be_within_the_plan_band")
     rejected(ledger_app, lambda: join(ledger_app, plan, age=60), "age_years", "age_must_be_within_the_plan_band")
@@ -64,7 +64,7 @@ def test_command_fields_are_strictly_typed() -> None:
         assert caught.value.errors()[0]["loc"] == (field,)
 
 
-def test_family_members_join_under_a_self_paying_payer(ledger_app: LedgerApplication) -> None:
+def test_family_members_join_under_a_self_paying_payer(ledger_app: Ledger) -> None:
     plan, other_plan = create_plan(ledger_app), create_plan(ledger_app)
     payer = join(ledger_app, plan)
     child = join(ledger_app, plan, age=5, payer=payer)
@@ -82,7 +82,7 @@ def test_family_members_join_under_a_self_paying_payer(ledger_app: LedgerApplica
     rejected(ledger_app, lambda: join(ledger_app, plan, payer=payer), "payer", "member_must_be_active")
 
 
-def test_deposits(ledger_app: LedgerApplication) -> None:
+def test_deposits(ledger_app: Ledger) -> None:
     postpaid, prepaid = create_plan(ledger_app), create_plan(ledger_app, prepaid_rules())
     postpaid_member = join(ledger_app, postpaid)
     rejected(ledger_app, lambda: deposit(ledger_app, postpaid_member, 100), "member",
@@ -97,7 +97,7 @@ def test_deposits(ledger_app: LedgerApplication) -> None:
     assert ledger_app.balances().balance_fen(payer) == 1000
 
 
-def test_juror_qualification(ledger_app: LedgerApplication) -> None:
+def test_juror_qualification(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     member = join(ledger_app, plan, age=17)
     rejected(ledger_app, lambda: ledger_app.execute(QualifyJuror(
@@ -109,7 +109,7 @@ def test_juror_qualification(ledger_app: LedgerApplication) -> None:
         "member", "juror_can_qualify_once")
 
 
-def test_exit_is_once_and_refunds_a_prepaid_balance(ledger_app: LedgerApplication) -> None:
+def test_exit_is_once_and_refunds_a_prepaid_balance(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, prepaid_rules())
     member = join(ledger_app, plan)
     deposit(ledger_app, member, 2000)
@@ -128,13 +128,13 @@ def test_exit_is_once_and_refunds_a_prepaid_balance(ledger_app: LedgerApplicatio
         "amount_fen", "refund_must_not_exceed_amount_due")
 
 
-def test_refund_must_be_due(ledger_app: LedgerApplication) -> None:
+def test_refund_must_be_due(ledger_app: Ledger) -> None:
     member = join(ledger_app, create_plan(ledger_app))
     rejected(ledger_app, lambda: ledger_app.execute(DisburseRefund(
         command_id=cid(), member=member, amount_fen=1, reference="out-1")), "member", "refund_must_be_due")
 
 
-def test_illness_in_the_waiting_period_excludes_and_refunds(ledger_app: LedgerApplication) -> None:
+def test_illness_in_the_waiting_period_excludes_and_refunds(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, prepaid_rules(waiting_days=90))
     member = join(ledger_app, plan)
     deposit(ledger_app, member, 500)

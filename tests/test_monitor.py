@@ -7,35 +7,33 @@ import json
 from pathlib import Path
 
 from audit.monitor import monitor_once
-from ledger.application import LedgerApplication
-from ledger.log.checkpoints import CheckpointLog, log_signer
+from ledger.bootstrap import Ledger
 from ledger.log.merkle import ProofError, verify_consistency
 from ledger.log.note import Checkpoint, sign_note, verify_note
-from ledger.log.tree import TransparencyLog
 from ledger.log.witness import CheckpointFollower
-from tests.support import create_plan
+from tests.support import INITIAL, create_plan, signer_of
 
 
-def test_the_monitor_accepts_a_growing_log_and_catches_a_fork(ledger_app: LedgerApplication, tmp_path: Path) -> None:
+def test_the_monitor_accepts_a_growing_log_and_catches_a_fork(ledger_app: Ledger, tmp_path: Path) -> None:
     import base64
 
     import pytest
 
-    log = CheckpointLog(TransparencyLog(ledger_app), log_signer(ledger_app.settings.log_origin,
-                                                                ledger_app.signing_key("log")))
+    log = ledger_app.checkpoints
     follower = CheckpointFollower(tmp_path / "monitor.json", tmp_path / "evidence.json", "monitor")
     log.publish(ledger_app.clock.now())
     create_plan(ledger_app)
     log.publish(ledger_app.clock.now())
-    assert monitor_once(follower, log, log.verifier).accepted == [6, 7]
+    assert monitor_once(follower, log, log.verifier).accepted == [INITIAL, INITIAL + 1]
     assert monitor_once(follower, log, log.verifier).accepted == []
     create_plan(ledger_app)
     create_plan(ledger_app)
     log.log.integrate()
-    forged = sign_note(Checkpoint(ledger_app.settings.log_origin, 9, hashlib.sha256(b"elsewhere").digest()).text(),
-                       log.signer)
+    size = INITIAL + 3
+    forged = sign_note(Checkpoint(ledger_app.settings.log_origin, size, hashlib.sha256(b"elsewhere").digest()
+                                  ).text(), signer_of(log))
     with log.log.sql.transaction() as cursor:
-        cursor.execute(f"INSERT INTO {log.table} VALUES (?, ?, ?)", (9, forged, "2026-12-01T00:00:00.000000Z"))
+        cursor.execute(f"INSERT INTO {log.table} VALUES (?, ?, ?)", (size, forged, "2026-12-01T00:00:00.000000Z"))
     run = monitor_once(follower, log, log.verifier)
     assert run.accepted == [] and run.problem is not None and "inconsistent" in run.problem
     evidence = json.loads((tmp_path / "evidence.json").read_text())
@@ -44,4 +42,4 @@ def test_the_monitor_accepts_a_growing_log_and_catches_a_fork(ledger_app: Ledger
     with pytest.raises(ProofError):
         verify_consistency(old.size, new.size, old.root, new.root,
                            [base64.b64decode(p) for p in evidence["consistency_proof"]])
-    assert json.loads((tmp_path / "monitor.json").read_text())["size"] == 7
+    assert json.loads((tmp_path / "monitor.json").read_text())["size"] == INITIAL + 1

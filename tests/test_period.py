@@ -10,7 +10,7 @@ import pytest
 
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.sharing_period import SharingPeriod, plan_midnight
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from ledger.sharing import roll_root
 from ledger.store import decode_entry
 from schemas.commands.claim import DecideClaim, NoticeClaim, PayClaim
@@ -20,7 +20,7 @@ from tests.support import START, advance, cid, clock_of, create_plan, join, prep
 from tests.test_claim import file, investigate, today
 
 
-def approved_claim(app: LedgerApplication, member: str, age: int = 30) -> str:
+def approved_claim(app: Ledger, member: str, age: int = 30) -> str:
     """A claim filed, investigated, noticed and approved (the clock moves 3 days)."""
     claim = file(app, member, today(app, -1), age=age)
     investigate(app, claim, amount=30_000_000 if age <= 39 else 10_000_000)
@@ -30,19 +30,19 @@ def approved_claim(app: LedgerApplication, member: str, age: int = 30) -> str:
     return claim
 
 
-def period_of(app: LedgerApplication, period: str) -> SharingPeriod:
+def period_of(app: Ledger, period: str) -> SharingPeriod:
     found = app.read(UUID(period), SharingPeriod)
     assert found is not None
     return found
 
 
-def member_of(app: LedgerApplication, member: str) -> Membership:
+def member_of(app: Ledger, member: str) -> Membership:
     found = app.read(UUID(member), Membership)
     assert found is not None
     return found
 
 
-def at_local(app: LedgerApplication, day: str, hours: int = 0) -> None:
+def at_local(app: Ledger, day: str, hours: int = 0) -> None:
     """Move the clock to a plan-time day (China) plus hours."""
     from datetime import date
 
@@ -50,7 +50,7 @@ def at_local(app: LedgerApplication, day: str, hours: int = 0) -> None:
     clock_of(app).set(target)
 
 
-def test_postpaid_cycle(ledger_app: LedgerApplication) -> None:
+def test_postpaid_cycle(ledger_app: Ledger) -> None:
     app = ledger_app
     plan = create_plan(app, rules(notice_days=3))
     members = [join(app, plan, age=30) for _ in range(5)]
@@ -129,7 +129,7 @@ def test_postpaid_cycle(ledger_app: LedgerApplication) -> None:
     assert third_assessment.locked_members == 6  # the lapsed payer left, the late joiner is in
 
 
-def test_prepaid_cycle_with_pro_rata_and_an_exhausted_balance(ledger_app: LedgerApplication) -> None:
+def test_prepaid_cycle_with_pro_rata_and_an_exhausted_balance(ledger_app: Ledger) -> None:
     app = ledger_app
     plan = create_plan(app, prepaid_rules(notice_days=3))
     payer, rich, poor = join(app, plan), join(app, plan), join(app, plan)
@@ -162,7 +162,7 @@ def test_prepaid_cycle_with_pro_rata_and_an_exhausted_balance(ledger_app: Ledger
     assert app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))["amount_fen"] == 1_111
 
 
-def test_notice_day_must_be_in_the_calendar(ledger_app: LedgerApplication) -> None:
+def test_notice_day_must_be_in_the_calendar(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     rejected(ledger_app, lambda: ledger_app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1,
                                                                notice_on="2026-01-08")),
@@ -173,7 +173,7 @@ def test_notice_day_must_be_in_the_calendar(ledger_app: LedgerApplication) -> No
     assert START.date().isoformat() == "2026-01-01"
 
 
-def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: LedgerApplication) -> None:
+def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: Ledger) -> None:
     from ledger.envelope import format_at
     from schemas.commands.membership import DisburseRefund
     from schemas.commands.period import WindDown
@@ -201,7 +201,7 @@ def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: 
     assert app.balances().balance_fen(payer) == 0
 
 
-def test_prepaid_collection_comes_before_settlement_and_the_next_assessment(ledger_app: LedgerApplication) -> None:
+def test_prepaid_collection_comes_before_settlement_and_the_next_assessment(ledger_app: Ledger) -> None:
     app = ledger_app
     plan = create_plan(app, prepaid_rules(notice_days=3))
     payer, poor, rich = join(app, plan), join(app, plan), join(app, plan)
@@ -238,7 +238,7 @@ def test_prepaid_collection_comes_before_settlement_and_the_next_assessment(ledg
              "only_an_assessed_unsettled_period_is_collected")
 
 
-def test_subsidy_rules_and_a_terminated_plan(ledger_app: LedgerApplication) -> None:
+def test_subsidy_rules_and_a_terminated_plan(ledger_app: Ledger) -> None:
     from ledger.envelope import format_at
     from schemas.commands.plan import AnnounceClosing, TerminatePlan
 
@@ -267,8 +267,8 @@ def test_subsidy_rules_and_a_terminated_plan(ledger_app: LedgerApplication) -> N
 def test_a_period_opens_before_its_cutoff() -> None:
     from datetime import date
 
-    from ledger.aggregates.base import DomainRuleError
     from ledger.envelope import Actor
+    from ledger.errors import DomainRuleError
 
     cutoff = plan_midnight(date(2026, 1, 7), rules())
     with pytest.raises(DomainRuleError) as caught:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from ledger.aggregates.plan import Plan
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from schemas.commands.membership import Join
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
@@ -17,7 +17,7 @@ from schemas.events import AidBand, PlanRules
 from tests.support import advance, cid, clock_of, commitment, create_plan, join, rejected, rules
 
 
-def at(app: LedgerApplication, **delta: float) -> str:
+def at(app: Ledger, **delta: float) -> str:
     """An instant relative to the simulated clock, in the envelope's format."""
     return format_at(clock_of(app).current + timedelta(**delta))
 
@@ -42,7 +42,7 @@ def test_max_aid_follows_the_age_band_at_diagnosis() -> None:
         30_000_000, 30_000_000, 10_000_000, 10_000_000, 0]
 
 
-def test_amended_rules_take_effect_from_their_instant(ledger_app: LedgerApplication) -> None:
+def test_amended_rules_take_effect_from_their_instant(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     result = ledger_app.execute(AmendRules(command_id=cid(), plan=plan, effective_from=at(ledger_app, days=10),
                                            rules=rules(fee_bps=600)))
@@ -54,7 +54,7 @@ def test_amended_rules_take_effect_from_their_instant(ledger_app: LedgerApplicat
     assert stored is not None and stored.rules_at(clock_of(ledger_app).current).rules.fee_bps == 600
 
 
-def join_version(app: LedgerApplication, plan: str) -> int:
+def join_version(app: Ledger, plan: str) -> int:
     """The rules version recorded by a new join."""
     member = join(app, plan)
     from ledger.aggregates.membership import Membership
@@ -64,7 +64,7 @@ def join_version(app: LedgerApplication, plan: str) -> int:
     return membership.details.rules_version
 
 
-def test_rules_cannot_be_amended_in_the_past_or_out_of_order(ledger_app: LedgerApplication) -> None:
+def test_rules_cannot_be_amended_in_the_past_or_out_of_order(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     advance(ledger_app, days=1)
     rejected(ledger_app, lambda: ledger_app.execute(AmendRules(
@@ -77,14 +77,14 @@ def test_rules_cannot_be_amended_in_the_past_or_out_of_order(ledger_app: LedgerA
         "effective_from", "rules_versions_must_take_effect_in_order")
 
 
-def test_unknown_plan(ledger_app: LedgerApplication) -> None:
+def test_unknown_plan(ledger_app: Ledger) -> None:
     rejected(ledger_app, lambda: ledger_app.execute(Join(
         command_id=cid(), plan="5e0a4a3e-8d3c-4b43-9f4c-1f1f6f0c2a11", age_years=30, sex="f", province="zj",
         consent_commitment=commitment(), health_declaration_commitment=commitment())),
         "plan", "plan_must_exist")
 
 
-def test_closing_and_termination(ledger_app: LedgerApplication) -> None:
+def test_closing_and_termination(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     rejected(ledger_app, lambda: ledger_app.execute(TerminatePlan(command_id=cid(), plan=plan)),
              "plan", "plan_must_announce_closing_before_termination")

@@ -12,46 +12,57 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.aggregates.base import DomainRuleError
-from ledger.application import LedgerApplication, SimulatedClock
-from ledger.config import Settings
+from ledger.bootstrap import Ledger
+from ledger.canonical import document_digest
 from ledger.envelope import format_at
+from ledger.errors import DomainRuleError
 from ledger.projections import PROJECTIONS, ReadModels
-from ledger.projections.cases import disclosure_document, document_hash
+from ledger.projections.cases import disclosure_document
 from ledger.projections.metrics import metrics
 from ledger.projections.sql import SqlStore
 from ledger.projections.statements import statement
-from ledger.service import initialize
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
-from tests.support import START, advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
+from tests.support import (
+    START,
+    advance,
+    cid,
+    clock_of,
+    create_plan,
+    demo_ledger,
+    join,
+    new_ledger,
+    prepaid_rules,
+    rejected,
+    rules,
+)
 from tests.test_claim import file, investigate
 from tests.test_period import approved_claim, at_local
 
 
-def books(app: LedgerApplication) -> dict[str, int]:
+def books(app: Ledger) -> dict[str, int]:
     journal = app.read_models().journal
     assert journal.trial_balance() == 0
     assert journal.custody_gap() == 0
     return journal.balances()
 
 
-def fresh_digests(app: LedgerApplication, tmp: Path) -> dict[str, str]:
+def fresh_digests(app: Ledger, tmp: Path) -> dict[str, str]:
     """Digests of a rebuild from scratch into another database."""
     from eventsourcing.sqlite import SQLiteDatastore
 
     sql = SqlStore(SQLiteDatastore(str(tmp / "fresh.sqlite3")))
     digests = {}
     for projection_class in PROJECTIONS:
-        projection = projection_class(app, sql)
+        projection = projection_class(app.app, sql)
         projection.catch_up(page=7)
         digests[projection.NAME] = projection.digest()
     return digests
 
 
-def prepaid_period(app: LedgerApplication) -> tuple[str, str, str, str]:
+def prepaid_period(app: Ledger) -> tuple[str, str, str, str]:
     """A prepaid plan through one settled period: (plan, period, rich member, poor member)."""
     plan = create_plan(app, prepaid_rules(notice_days=3))
     rich, poor = join(app, plan), join(app, plan)
@@ -71,7 +82,7 @@ def prepaid_period(app: LedgerApplication) -> tuple[str, str, str, str]:
     return plan, period, rich, poor
 
 
-def test_postings_balance_and_custody_holds(ledger_app: LedgerApplication) -> None:
+def test_postings_balance_and_custody_holds(ledger_app: Ledger) -> None:
     _, _, rich, _ = prepaid_period(ledger_app)
     b = books(ledger_app)
     # 10,100 deposited; 2 x 300 assessed and funded pro rata: aid floor(600 x 30,000,000 / 32,400,000) = 555,
@@ -84,7 +95,7 @@ def test_postings_balance_and_custody_holds(ledger_app: LedgerApplication) -> No
     assert journal.member_movements(rich) == {"member.deposit_received": -10_000}
 
 
-def test_statement_of_a_member(ledger_app: LedgerApplication) -> None:
+def test_statement_of_a_member(ledger_app: Ledger) -> None:
     _, _, rich, poor = prepaid_period(ledger_app)
     now = clock_of(ledger_app).current
     s = statement(ledger_app.read_models(), rich, None, None, now)
@@ -98,7 +109,7 @@ def test_statement_of_a_member(ledger_app: LedgerApplication) -> None:
     assert year["periods_paid_into"] == 0
 
 
-def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: LedgerApplication,
+def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: Ledger,
                                                                   tmp_path: Path) -> None:
     _, period, rich, _ = prepaid_period(ledger_app)
     result = ledger_app.execute(PublishDisclosure(command_id=cid(), period=period))
@@ -106,17 +117,17 @@ def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: Le
              "stream_id_must_be_new")
     models = ledger_app.read_models()
     document = disclosure_document(period, models.periods, models.cases, models.balances.failed_periods())
-    assert document_hash(document) == result["document_hash"]
+    assert document_digest(document)[0] == result["document_hash"]
     assert document["patients_helped"] == 1 and document["per_person_share_fen"] == 300
     assert document["cases"][0]["member"].endswith("****") and rich not in json.dumps(document)
-    rebuilt = ReadModels.open(ledger_app)
+    rebuilt = ReadModels.open(ledger_app.app)
     for projection in rebuilt.all():
         projection.rebuild()
     again = disclosure_document(period, rebuilt.periods, rebuilt.cases, rebuilt.balances.failed_periods())
-    assert document_hash(again) == result["document_hash"]
+    assert document_digest(again)[0] == result["document_hash"]
 
 
-def test_only_a_settled_period_is_disclosed(ledger_app: LedgerApplication) -> None:
+def test_only_a_settled_period_is_disclosed(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     join(ledger_app, plan)
     period = str(ledger_app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
@@ -124,7 +135,7 @@ def test_only_a_settled_period_is_disclosed(ledger_app: LedgerApplication) -> No
              "period_must_be_settled_to_be_disclosed")
 
 
-def test_wind_down_refunds_past_their_deadline_show_in_the_metrics(ledger_app: LedgerApplication) -> None:
+def test_wind_down_refunds_past_their_deadline_show_in_the_metrics(ledger_app: Ledger) -> None:
     """水滴互助's terms: refunds within 5 days of the end, claims for 180 days after it."""
     app = ledger_app
     plan = create_plan(app, prepaid_rules())
@@ -148,7 +159,7 @@ def test_wind_down_refunds_past_their_deadline_show_in_the_metrics(ledger_app: L
 
 
 def test_live_read_models_equal_a_rebuild_and_repeated_delivery_changes_nothing(
-        ledger_app: LedgerApplication, tmp_path: Path) -> None:
+        ledger_app: Ledger, tmp_path: Path) -> None:
     prepaid_period(ledger_app)
     live = ledger_app.read_models().digests()
     assert live == fresh_digests(ledger_app, tmp_path)
@@ -159,7 +170,7 @@ def test_live_read_models_equal_a_rebuild_and_repeated_delivery_changes_nothing(
 
 
 def test_read_models_caught_up_a_few_events_per_transaction_equal_the_live_ones(
-        ledger_app: LedgerApplication, tmp_path: Path) -> None:
+        ledger_app: Ledger, tmp_path: Path) -> None:
     from eventsourcing.sqlite import SQLiteDatastore
 
     prepaid_period(ledger_app)
@@ -170,7 +181,7 @@ def test_read_models_caught_up_a_few_events_per_transaction_equal_the_live_ones(
     assert models.digests() == live
 
 
-def test_claim_metrics(ledger_app: LedgerApplication) -> None:
+def test_claim_metrics(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app, rules(notice_days=3))
     members = [join(ledger_app, plan) for _ in range(3)]
     advance(ledger_app, days=100)
@@ -197,8 +208,7 @@ ACTIONS = st.lists(st.tuples(st.sampled_from(["join", "deposit", "exit", "period
 @given(actions=ACTIONS, prepaid=st.booleans())
 def test_money_is_conserved_under_random_command_sequences(tmp_path_factory: Any, actions: list[tuple[str, int]],
                                                            prepaid: bool) -> None:
-    app = LedgerApplication(Settings(data_dir=tmp_path_factory.mktemp("random")), SimulatedClock(START))
-    initialize(app)
+    app = new_ledger(tmp_path_factory.mktemp("random"), None)
     plan = create_plan(app, prepaid_rules(per_case_cap_fen=7) if prepaid else rules())
     members: list[str] = []
     number = 0
@@ -234,7 +244,7 @@ def test_money_is_conserved_under_random_command_sequences(tmp_path_factory: Any
     app.close()
 
 
-def cash_from_events(app: LedgerApplication, prepaid: bool) -> int:
+def cash_from_events(app: Ledger, prepaid: bool) -> int:
     """What the custodian must hold, computed from the raw events alone (not from the journal's code)."""
     cash = 0
     for _, entry in app.entries():
@@ -268,9 +278,9 @@ def test_stream_local_projections_split_by_partition_build_the_same_rows(tmp_pat
     from eventsourcing.sqlite import SQLiteDatastore
 
     from consumers.topic import entry_partitions
-    from ledger.demo import DEMO_START, run_demo
+    from ledger.demo import run_demo
 
-    app = LedgerApplication(Settings(data_dir=tmp_path / "data"), SimulatedClock(DEMO_START))
+    app = demo_ledger(tmp_path / "data")
     run_demo(app, members=80, periods=2, seed=3)
     entries = list(app.entries())
     whole = fresh_digests(app, tmp_path)
@@ -280,7 +290,7 @@ def test_stream_local_projections_split_by_partition_build_the_same_rows(tmp_pat
     for projection_class in local:
         carried = 0
         for partition in (2, 0, 1):
-            projection = projection_class(app, sql, f"{projection_class.NAME} partition {partition}/3")
+            projection = projection_class(app.app, sql, f"{projection_class.NAME} partition {partition}/3")
             mine = [(nid, entry) for nid, entry in entries if partition in entry_partitions(entry, 3)]
             carried += len(mine)
             for start in range(0, len(mine), 50):

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from audit.cli import audit
 from audit.reconcile import Movement, ledger_movements, read_statement, reconcile, write_statement
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
+from ledger.cli import main
 from tests.test_audit import history
 
 
 @pytest.fixture
-def entries(ledger_app: LedgerApplication) -> list[bytes]:
+def entries(ledger_app: Ledger) -> list[bytes]:
     history(ledger_app)
     return [entry for _, entry in ledger_app.entries()]
 
@@ -51,8 +51,10 @@ def test_the_command_reports_and_rejects_a_malformed_statement(entries: list[byt
     export.write_bytes(b"\n".join(entries) + b"\n")
     statement = tmp_path / "statement.csv"
     statement.write_text(write_statement(ledger_movements(entries)))
-    ok = CliRunner().invoke(audit, ["reconcile", "--statement", str(statement), "--input", str(export), "--json"])
+    ok = CliRunner().invoke(main, ["audit", "reconcile", "--statement", str(statement), "--input", str(export),
+                                   "--json"])
     assert ok.exit_code == 0, ok.output
     statement.write_text("date,reference,direction,amount_fen,counterparty\n2026-01-01,x,in,12.5,member\n")
-    bad = CliRunner().invoke(audit, ["reconcile", "--statement", str(statement), "--input", str(export)])
+    bad = CliRunner().invoke(main, ["audit", "reconcile", "--statement", str(statement), "--input", str(export)])
     assert bad.exit_code == 2 and "line 2: amount_fen must be a positive integer" in bad.output
+    assert "statement: statement_must_follow_the_format" in bad.output

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.projections.balances import Balances
 from ledger.projections.sql import Params, SqlCursor
@@ -43,7 +43,7 @@ def count_rows(balances: Balances, table: str) -> int:
     return int(row[0])
 
 
-def test_locked_members_are_those_in_the_plan_at_the_cutoff_sorted(ledger_app: LedgerApplication) -> None:
+def test_locked_members_are_those_in_the_plan_at_the_cutoff_sorted(ledger_app: Ledger) -> None:
     app = ledger_app
     plan, other_plan = create_plan(app), create_plan(app, name="Other plan")
     stays, leaves_later, left_before = join(app, plan), join(app, plan), join(app, plan)
@@ -59,10 +59,10 @@ def test_locked_members_are_those_in_the_plan_at_the_cutoff_sorted(ledger_app: L
     assert balances.locked_members(plan, cutoff) == sorted([stays, leaves_later])
     assert balances.locked_members(plan, format_at(clock_of(app).current)) == sorted([stays, joined_after])
     assert balances.locked_members(plan, format_at(START - timedelta(days=1))) == []
-    assert balances.position() == app.recorder.max_notification_id()
+    assert balances.position() == app.app.recorder.max_notification_id()
 
 
-def test_claims_waiting_for_a_period_and_the_years_shares(ledger_app: LedgerApplication) -> None:
+def test_claims_waiting_for_a_period_and_the_years_shares(ledger_app: Ledger) -> None:
     app = ledger_app
     plan = create_plan(app, rules(notice_days=3))
     members = [join(app, plan) for _ in range(4)]
@@ -87,7 +87,7 @@ def test_claims_waiting_for_a_period_and_the_years_shares(ledger_app: LedgerAppl
     assert [balances.shares_charged_fen(m) for m in members] == [share] * 4
 
 
-def test_an_assessment_is_one_statement_whatever_the_number_of_members(ledger_app: LedgerApplication) -> None:
+def test_an_assessment_is_one_statement_whatever_the_number_of_members(ledger_app: Ledger) -> None:
     balances = ledger_app.balances()
     plan, period = str(uuid.uuid4()), str(uuid.uuid4())
     rng = random.Random(7)

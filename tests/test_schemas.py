@@ -28,10 +28,10 @@ def test_every_event_type_and_command_has_a_schema_file() -> None:
 def test_an_outside_validator_accepts_the_ledgers_events_with_the_files_alone(sqlite_app: object) -> None:
     import jsonschema
 
-    from ledger.application import LedgerApplication
+    from ledger.bootstrap import Ledger
     from tests.support import create_plan, deposit, join, prepaid_rules
 
-    assert isinstance(sqlite_app, LedgerApplication)
+    assert isinstance(sqlite_app, Ledger)
     plan = create_plan(sqlite_app, prepaid_rules())
     deposit(sqlite_app, join(sqlite_app, plan), 900)
     envelope_schema = json.loads((JSON_DIR / "envelope.v1.json").read_text())

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import LedgerApplication, SimulatedClock
-from ledger.config import ConfigError, Settings
+from ledger.anchors import TrustAnchors
+from ledger.config import Settings
+from ledger.errors import ConfigError
 from ledger.keys import SigningKey, event_signature_is_valid
-from ledger.service import initialize
 from ledger.signing import CHUNK_EVENTS, BatchSigner
-from ledger.verify import TrustAnchors, verify_entries
+from ledger.verify import verify_entries
 from schemas.commands.membership import Join
-from tests.support import START, cid, commitment, create_plan
+from tests.support import cid, commitment, create_plan, new_ledger
 from tests.test_verify import independent_verify
 
 
@@ -90,27 +90,25 @@ def joins(plan: str, count: int) -> list[Join]:
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_every_event_of_a_large_batch_verifies_with_or_without_workers(tmp_path: Path, workers: int) -> None:
-    app = LedgerApplication(Settings(data_dir=tmp_path, signing_workers=workers), SimulatedClock(START))
+    app = new_ledger(tmp_path, None, signing_workers=workers)
     try:
-        initialize(app)
         plan = create_plan(app)
         app.execute_many(joins(plan, 5 * CHUNK_EVENTS + 7))
-        assert bool(app._batch_signer._workers) == (workers > 0)
+        assert bool(app.app._batch_signer._workers) == (workers > 0)
         entries = [entry for _, entry in app.entries()]
     finally:
         app.close()
     assert independent_verify(entries) == len(entries)
-    report = verify_entries(entries, TrustAnchors.load(tmp_path / "trust-anchors.json"))
+    report = verify_entries(entries, TrustAnchors.load(tmp_path / "operator" / "trust-anchors.json"))
     assert report.ok, report.failures[:3]
 
 
 def test_a_worker_failing_mid_batch_still_saves_a_batch_that_verifies(tmp_path: Path) -> None:
-    app = LedgerApplication(Settings(data_dir=tmp_path, signing_workers=1), SimulatedClock(START))
+    app = new_ledger(tmp_path, None, signing_workers=1)
     try:
-        initialize(app)
         plan = create_plan(app)
         app.execute_many(joins(plan, 2 * CHUNK_EVENTS))  # starts the worker
-        app._batch_signer._workers[0].process.kill()
+        app.app._batch_signer._workers[0].process.kill()
         app.execute_many(joins(plan, 3 * CHUNK_EVENTS))
         entries = [entry for _, entry in app.entries()]
     finally:

@@ -14,12 +14,13 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.application import LedgerApplication
+from ledger.anchors import TrustAnchors
+from ledger.bootstrap import Ledger
 from ledger.demo import run_demo
-from ledger.verify import TrustAnchors, verify_entries
+from ledger.verify import verify_entries
 from schemas.common import _model_is_flat
 from schemas.events import EVENT_BODIES
-from tests.support import START
+from tests.support import START, demo_ledger
 
 ENVELOPE_KEYS = {"v", "stream", "seq", "type", "schema", "at", "actor", "prev", "body", "sig"}
 PREFIX = b"mutual-ledger/event/v1\n"
@@ -49,16 +50,12 @@ def independent_verify(lines: list[bytes]) -> int:
 @pytest.fixture(scope="module")
 def demo_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], TrustAnchors]:
     """A small demo history, exported."""
-    from ledger.application import SimulatedClock
-    from ledger.config import Settings
-    from ledger.demo import DEMO_START
-
     data = tmp_path_factory.mktemp("demo")
-    app = LedgerApplication(Settings(data_dir=data), SimulatedClock(DEMO_START))
+    app = demo_ledger(data)
     run_demo(app, members=300, periods=2, seed=3)
     lines = [entry for _, entry in app.entries()]
     app.close()
-    return lines, TrustAnchors.load(data / "trust-anchors.json")
+    return lines, TrustAnchors.load(data / "operator" / "trust-anchors.json")
 
 
 def test_an_independent_verifier_accepts_every_exported_event(demo_log: tuple[list[bytes], TrustAnchors]) -> None:
@@ -162,15 +159,11 @@ def test_an_event_forged_with_an_unregistered_key_is_pinpointed(
 
 
 def test_a_payout_signed_by_an_operator_key_is_pinpointed(tmp_path: Any) -> None:
-    from ledger.application import SimulatedClock
-    from ledger.config import Settings
-    from ledger.demo import DEMO_START
-
-    app = LedgerApplication(Settings(data_dir=tmp_path), SimulatedClock(DEMO_START))
+    app = demo_ledger(tmp_path)
     run_demo(app, members=200, periods=1, seed=5)
     lines = [entry for _, entry in app.entries()]
-    operator = app.signing_key("operator")
-    anchors = TrustAnchors.load(tmp_path / "trust-anchors.json")
+    operator = app.signers.load("operator")
+    anchors = TrustAnchors.load(tmp_path / "operator" / "trust-anchors.json")
     app.close()
     index = first_index(lines, "claim.paid")
     envelope = json.loads(lines[index])
@@ -193,13 +186,13 @@ def test_a_custodian_key_the_anchors_do_not_know_is_refused(demo_log: tuple[list
     assert failure_of(lines, other) == (index, "4 keyring (trust anchor)")
 
 
-def test_a_revoked_key_signs_nothing_after_its_revocation(sqlite_app: LedgerApplication) -> None:
+def test_a_revoked_key_signs_nothing_after_its_revocation(sqlite_app: Ledger) -> None:
     from schemas.commands.keys import RevokeKey
     from tests.support import advance, cid, create_plan, prepaid_rules
 
     app = sqlite_app
     create_plan(app, prepaid_rules())
-    custodian = app.signing_key("custodian")
+    custodian = app.signers.load("custodian")
     advance(app, hours=1)
     app.execute(RevokeKey(command_id=cid(), key_id=custodian.key_id))
     lines = [entry for _, entry in app.entries()]

@@ -16,33 +16,17 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.canonical import canonical_envelope_bytes
 from ledger.envelope import ENVELOPE_VERSION, Actor, event_hash_of, format_at
+from ledger.errors import check
+from ledger.rules import Rule
 from schemas.common import Frozen
-
-
-class DomainRuleError(Exception):
-    """A command breaks a rule of the domain: names the field, the rule, and says what was found.
-
-    `rule` is a stable snake_case name from a closed set (e.g. `claim_must_be_noticed_before_payout`).
-    """
-
-    def __init__(self, field: str, rule: str, detail: str = "") -> None:
-        message = f"{field}: {rule}" + (f" ({detail})" if detail else "")
-        super().__init__(message)
-        self.field = field
-        self.rule = rule
-        self.detail = detail
-
-
-def check(condition: bool, field: str, rule: str, detail: str = "") -> None:
-    """Raise DomainRuleError unless `condition` holds."""
-    if not condition:
-        raise DomainRuleError(field, rule, detail)
 
 
 class LedgerAggregate(Aggregate):
     """An aggregate whose every event is a signed, chained envelope."""
 
     last_event_hash: str | None = None
+    MUST_EXIST: ClassVar[Rule] = Rule.LEDGER_MUST_BE_INITIALIZED
+    """The rule a command breaks when it names a stream of this kind that does not exist."""
     events_by_type: ClassVar[dict[tuple[str, int, bool], type[LedgerAggregate.Event]]]
     """This aggregate's event classes by (type, schema, is the stream's first event)."""
 
@@ -164,7 +148,7 @@ class LedgerAggregate(Aggregate):
         self, event_class: type[LedgerAggregate.Event], at: datetime, actor: Actor, body: Frozen
     ) -> None:
         """Trigger the next event of this stream, chained to the last one."""
-        check(at >= self.modified_on, "at", "event_time_must_not_precede_stream", str(self.modified_on))
+        check(at >= self.modified_on, "at", Rule.EVENT_TIME_MUST_NOT_PRECEDE_STREAM, str(self.modified_on))
         event = event_class.build({
             "originator_id": self.id, "originator_version": self.version + 1, "timestamp": at,
             "actor": actor, "prev": self.last_event_hash, "body": body,

@@ -10,11 +10,13 @@ period that funds it, and the custodian's payout — at most once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import ClassVar, Final
 from uuid import UUID
 
-from ledger.aggregates.base import LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at, parse_at
+from ledger.errors import check
+from ledger.rules import Rule
 from schemas.events import (
     ClaimApprovedV1,
     ClaimFiledV1,
@@ -40,6 +42,8 @@ jury, so an investigator cannot pre-empt either."""
 
 class Claim(LedgerAggregate):
     """A claim's state."""
+
+    MUST_EXIST: ClassVar[Rule] = Rule.CLAIM_MUST_EXIST
 
     def __init__(self) -> None:
         self.filing: ClaimFiledV1 | None = None
@@ -194,33 +198,33 @@ class Claim(LedgerAggregate):
 
     def investigate(self, at: datetime, actor: Actor, body: ClaimInvestigatedV1, max_aid_fen: int) -> None:
         """Record the investigation; an approval never recommends more than the plan maximum."""
-        check(self.status == "filed", "claim", "claim_is_investigated_once_after_filing", self.status)
+        check(self.status == "filed", "claim", Rule.CLAIM_IS_INVESTIGATED_ONCE_AFTER_FILING, self.status)
         check(body.recommended_amount_fen <= max_aid_fen, "recommended_amount_fen",
-              "amount_must_not_exceed_the_plan_maximum_for_the_age_at_diagnosis",
+              Rule.AMOUNT_MUST_NOT_EXCEED_THE_PLAN_MAXIMUM_FOR_THE_AGE_AT_DIAGNOSIS,
               f"{body.recommended_amount_fen} > {max_aid_fen}")
         check(body.opinion == "reject" or body.recommended_amount_fen > 0, "recommended_amount_fen",
-              "an_approval_recommends_a_positive_amount")
+              Rule.AN_APPROVAL_RECOMMENDS_A_POSITIVE_AMOUNT)
         check(body.reason is None or body.reason in PRELIMINARY_REASONS, "reason",
-              "investigation_reason_must_be_a_preliminary_reason", str(body.reason))
+              Rule.INVESTIGATION_REASON_MUST_BE_A_PRELIMINARY_REASON, str(body.reason))
         self.record(self.Investigated, at, actor, body)
 
     def notice(self, at: datetime, actor: Actor, notice_days: int) -> None:
         """Put the case on public notice for the plan's notice days."""
-        check(self.status == "investigated", "claim", "claim_must_be_investigated_before_notice", self.status)
+        check(self.status == "investigated", "claim", Rule.CLAIM_MUST_BE_INVESTIGATED_BEFORE_NOTICE, self.status)
         ends = at + timedelta(days=notice_days)
         self.record(self.Noticed, at, actor, ClaimNoticedV1(starts_at=format_at(at), ends_at=format_at(ends)))
 
     def check_on_notice(self, at: datetime, field: str) -> None:
         """The case must be on notice now."""
-        check(self.status == "noticed", "claim", "claim_must_be_on_notice", self.status)
+        check(self.status == "noticed", "claim", Rule.CLAIM_MUST_BE_ON_NOTICE, self.status)
         assert self.notice_ends_at is not None
-        check(at < self.notice_ends_at, field, "only_during_the_public_notice", format_at(self.notice_ends_at))
+        check(at < self.notice_ends_at, field, Rule.ONLY_DURING_THE_PUBLIC_NOTICE, format_at(self.notice_ends_at))
 
     def file_objection(self, at: datetime, actor: Actor, objector: str, evidence_commitment: str) -> int:
         """A member objects during the notice; one objection per member; returns the objection number."""
         self.check_on_notice(at, "objector")
-        check(objector != self.claimant, "objector", "claimant_cannot_object_to_own_claim")
-        check(objector not in self.objectors, "objector", "one_objection_per_member")
+        check(objector != self.claimant, "objector", Rule.CLAIMANT_CANNOT_OBJECT_TO_OWN_CLAIM)
+        check(objector not in self.objectors, "objector", Rule.ONE_OBJECTION_PER_MEMBER)
         number = len(self.objections) + 1
         self.record(self.ObjectionFiled, at, actor, ObjectionFiledV1(
             objection=number, objector=objector, evidence_commitment=evidence_commitment))
@@ -228,36 +232,37 @@ class Claim(LedgerAggregate):
 
     def resolve_objection(self, at: datetime, actor: Actor, objection: int, upheld: bool, review: str) -> None:
         """Record the re-review of an objection, once."""
-        check(objection in self.objections, "objection", "objection_must_exist", str(objection))
-        check(self.objections[objection] is None, "objection", "objection_is_resolved_once", str(objection))
+        check(objection in self.objections, "objection", Rule.OBJECTION_MUST_EXIST, str(objection))
+        check(self.objections[objection] is None, "objection", Rule.OBJECTION_IS_RESOLVED_ONCE, str(objection))
         self.record(self.ObjectionResolved, at, actor, ObjectionResolvedV1(
             objection=objection, upheld=upheld, review_commitment=review))
 
     def request_jury(self, at: datetime, actor: Actor, requested_by: str) -> None:
         """The claimant disputes a rejection during the notice: the preliminary one, or an upheld objection's."""
         self.check_on_notice(at, "claim")
-        check(requested_by == self.claimant, "requested_by", "only_the_claimant_may_request_a_jury")
+        check(requested_by == self.claimant, "requested_by", Rule.ONLY_THE_CLAIMANT_MAY_REQUEST_A_JURY)
         assert self.investigation is not None
         check(self.investigation.opinion == "reject" or any(self.objections.values()), "claim",
-              "jury_only_against_a_rejection")
-        check(not self.jury_requested, "claim", "jury_is_requested_once")
+              Rule.JURY_ONLY_AGAINST_A_REJECTION)
+        check(not self.jury_requested, "claim", Rule.JURY_IS_REQUESTED_ONCE)
         self.record(self.JuryRequested, at, actor, JuryRequestedV1(requested_by=requested_by))
 
     def cast_vote(self, at: datetime, actor: Actor, juror: str, support: bool) -> None:
         """A juror's vote (eligibility is checked by the handler); one vote per juror, during the notice, so the
         count is closed before anyone can choose the moment of the decision."""
-        check(self.jury_requested, "claim", "votes_need_a_jury_request")
+        check(self.jury_requested, "claim", Rule.VOTES_NEED_A_JURY_REQUEST)
         self.check_on_notice(at, "juror")
-        check(juror not in self.votes, "juror", "one_vote_per_juror")
+        check(juror not in self.votes, "juror", Rule.ONE_VOTE_PER_JUROR)
         self.record(self.VoteCast, at, actor, VoteCastV1(juror=juror, support=support))
 
     def decide(self, at: datetime, actor: Actor, max_aid_fen: int, quorum: int, threshold_bps: int) -> str:
         """Decide after the notice: a jury's verdict if it reached quorum, else an upheld objection rejects, else
         the preliminary opinion stands."""
-        check(self.status == "noticed", "claim", "claim_must_be_on_notice", self.status)
+        check(self.status == "noticed", "claim", Rule.CLAIM_MUST_BE_ON_NOTICE, self.status)
         assert self.notice_ends_at is not None and self.investigation is not None
-        check(at >= self.notice_ends_at, "claim", "decision_only_after_the_notice_ends", format_at(self.notice_ends_at))
-        check(all(v is not None for v in self.objections.values()), "claim", "objections_must_be_resolved_first")
+        check(at >= self.notice_ends_at, "claim", Rule.DECISION_ONLY_AFTER_THE_NOTICE_ENDS,
+              format_at(self.notice_ends_at))
+        check(all(v is not None for v in self.objections.values()), "claim", Rule.OBJECTIONS_MUST_BE_RESOLVED_FIRST)
         opinion = self.investigation
         if self.jury_requested:
             votes, support = len(self.votes), sum(self.votes.values())
@@ -289,19 +294,19 @@ class Claim(LedgerAggregate):
 
     def include(self, at: datetime, actor: Actor, period: str, period_number: int) -> None:
         """A period funds the approved case, once."""
-        check(self.status == "approved", "claim", "only_an_approved_claim_is_included_once", self.status)
+        check(self.status == "approved", "claim", Rule.ONLY_AN_APPROVED_CLAIM_IS_INCLUDED_ONCE, self.status)
         self.record(self.Included, at, actor, ClaimIncludedV1(period=period, period_number=period_number))
 
     def pay(self, at: datetime, actor: Actor, funded_fen: int, arrears_fen: int, max_aid_fen: int,
             reference: str) -> int:
         """The custodian pays the funded amount less arrears, at most once, never above the plan maximum."""
-        check(self.status != "paid", "claim", "claim_is_paid_at_most_once")
-        check(self.status == "included", "claim", "claim_must_be_included_in_an_assessed_period", self.status)
-        check(funded_fen <= max_aid_fen, "claim", "payout_must_not_exceed_the_plan_maximum",
+        check(self.status != "paid", "claim", Rule.CLAIM_IS_PAID_AT_MOST_ONCE)
+        check(self.status == "included", "claim", Rule.CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD, self.status)
+        check(funded_fen <= max_aid_fen, "claim", Rule.PAYOUT_MUST_NOT_EXCEED_THE_PLAN_MAXIMUM,
               f"{funded_fen} > {max_aid_fen}")
         deducted = min(arrears_fen, funded_fen)
         amount = funded_fen - deducted
-        check(amount > 0, "claim", "nothing_left_to_pay_after_arrears", f"{funded_fen} - {deducted}")
+        check(amount > 0, "claim", Rule.NOTHING_LEFT_TO_PAY_AFTER_ARREARS, f"{funded_fen} - {deducted}")
         self.record(self.Paid, at, actor, ClaimPaidV1(amount_fen=amount, arrears_deducted_fen=deducted,
                                                       reference=reference))
         return amount

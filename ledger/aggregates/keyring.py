@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import NAMESPACE_URL, uuid5
 
-from ledger.aggregates.base import LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at, parse_at
+from ledger.errors import check
 from ledger.keys import key_id
+from ledger.rules import Rule
 from schemas.events import KeyRegisteredV1, KeyRevokedV1
 
 KEYRING_ID = uuid5(NAMESPACE_URL, "mutual-ledger:keyring")
@@ -97,11 +99,11 @@ class Keyring(LedgerAggregate):
         self, at: datetime, actor: Actor, public_key: bytes, role: str, member: str | None
     ) -> str:
         """Register a key for a role; member and juror keys must name their member."""
-        check(len(public_key) == 32, "public_key", "public_key_must_be_32_bytes")
+        check(len(public_key) == 32, "public_key", Rule.PUBLIC_KEY_MUST_BE_32_BYTES)
         new_id = key_id(public_key)
-        check(new_id not in self.keys, "public_key", "key_must_not_be_registered_twice", new_id)
+        check(new_id not in self.keys, "public_key", Rule.KEY_MUST_NOT_BE_REGISTERED_TWICE, new_id)
         check((role in ("member", "juror")) == (member is not None), "member",
-              "member_and_juror_keys_name_their_member_and_others_do_not")
+              Rule.MEMBER_AND_JUROR_KEYS_NAME_THEIR_MEMBER_AND_OTHERS_DO_NOT)
         body = KeyRegisteredV1(
             key_id=new_id, role=role,  # type: ignore[arg-type]  # checked by the model
             public_key=base64.b64encode(public_key).decode(), valid_from=format_at(at), member=member,
@@ -112,10 +114,10 @@ class Keyring(LedgerAggregate):
     def revoke(self, at: datetime, actor: Actor, revoked_key_id: str) -> None:
         """Revoke a key from `at` on; the root key cannot be revoked (it anchors the log)."""
         key = self.keys.get(revoked_key_id)
-        check(key is not None, "key_id", "key_must_be_registered", revoked_key_id)
+        check(key is not None, "key_id", Rule.KEY_MUST_BE_REGISTERED, revoked_key_id)
         assert key is not None
-        check(key.revoked_at is None, "key_id", "key_must_not_be_revoked_twice", revoked_key_id)
-        check(revoked_key_id != self.root_key_id, "key_id", "root_key_cannot_be_revoked")
+        check(key.revoked_at is None, "key_id", Rule.KEY_MUST_NOT_BE_REVOKED_TWICE, revoked_key_id)
+        check(revoked_key_id != self.root_key_id, "key_id", Rule.ROOT_KEY_CANNOT_BE_REVOKED)
         self.record(self.Revoked, at, actor, KeyRevokedV1(key_id=revoked_key_id, revoked_at=format_at(at)))
 
     def key_valid_for(self, key: str, role: str, moment: datetime) -> bool:

@@ -9,10 +9,13 @@ period's assessment roll (DESIGN.md, "Sharing a period").
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import ClassVar
 from uuid import UUID
 
-from ledger.aggregates.base import LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at
+from ledger.errors import check
+from ledger.rules import Rule
 from schemas.events import (
     DebitFailedV1,
     DebitRecoveredV1,
@@ -33,6 +36,8 @@ ENDED_STATUSES = ("lapsed", "exited", "excluded", "wound_down")
 
 class Membership(LedgerAggregate):
     """A member's state in their plan."""
+
+    MUST_EXIST: ClassVar[Rule] = Rule.MEMBERSHIP_MUST_EXIST
 
     def __init__(self) -> None:
         self.plan = ""
@@ -206,19 +211,19 @@ class Membership(LedgerAggregate):
 
     def check_active(self, field: str = "member") -> None:
         """The member must still be in the plan."""
-        check(self.status == ACTIVE, field, "member_must_be_active", self.status)
+        check(self.status == ACTIVE, field, Rule.MEMBER_MUST_BE_ACTIVE, self.status)
 
     def receive_deposit(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record a custodian-confirmed top-up; a bank reference is credited once."""
         self.check_active()
-        check(reference not in self.deposit_references, "reference", "deposit_reference_must_be_new",
+        check(reference not in self.deposit_references, "reference", Rule.DEPOSIT_REFERENCE_MUST_BE_NEW,
               reference)
         self.record(self.DepositReceived, at, actor,
                     DepositReceivedV1(plan=self.plan, amount_fen=amount_fen, reference=reference))
 
     def fail_debit(self, at: datetime, actor: Actor, period: str, amount_fen: int, reason: str) -> None:
         """Record a failed share collection, once per period."""
-        check(period not in self.failed_periods, "period", "debit_can_fail_once_per_period", period)
+        check(period not in self.failed_periods, "period", Rule.DEBIT_CAN_FAIL_ONCE_PER_PERIOD, period)
         self.record(self.DebitFailed, at, actor, DebitFailedV1(
             plan=self.plan, period=period, amount_fen=amount_fen,
             reason=reason,  # type: ignore[arg-type]  # checked by the model
@@ -226,9 +231,9 @@ class Membership(LedgerAggregate):
 
     def recover_debit(self, at: datetime, actor: Actor, period: str, grace_ends_at: datetime) -> None:
         """Record that a failed debit was collected on retry, before the grace period ends."""
-        check(period in self.arrears, "period", "only_an_outstanding_failed_debit_can_be_recovered", period)
+        check(period in self.arrears, "period", Rule.ONLY_AN_OUTSTANDING_FAILED_DEBIT_CAN_BE_RECOVERED, period)
         self.check_active()
-        check(at < grace_ends_at, "at", "debit_must_be_recovered_before_grace_ends", format_at(grace_ends_at))
+        check(at < grace_ends_at, "at", Rule.DEBIT_MUST_BE_RECOVERED_BEFORE_GRACE_ENDS, format_at(grace_ends_at))
         self.record(self.DebitRecovered, at, actor, DebitRecoveredV1(
             plan=self.plan, period=period, amount_fen=self.arrears[period]))
 
@@ -236,8 +241,8 @@ class Membership(LedgerAggregate):
                       min_age_years: int) -> None:
         """Record a passed juror exam; the member must be of age."""
         self.check_active()
-        check(self.juror_qualified_at is None, "member", "juror_can_qualify_once")
-        check(age_years >= min_age_years, "age_years", "juror_must_be_of_age", f"minimum {min_age_years}")
+        check(self.juror_qualified_at is None, "member", Rule.JUROR_CAN_QUALIFY_ONCE)
+        check(age_years >= min_age_years, "age_years", Rule.JUROR_MUST_BE_OF_AGE, f"minimum {min_age_years}")
         self.record(self.JurorQualified, at, actor,
                     JurorQualifiedV1(age_years=age_years, exam_commitment=exam_commitment))
 
@@ -249,13 +254,13 @@ class Membership(LedgerAggregate):
     def check_juror_eligible(self, at: datetime, claimant: str, min_member_days: int) -> None:
         """Juror rules (DOMAIN.md): qualified by exam, of age, paying member for the minimum days, no fraud
         record, not the claimant."""
-        check(str(self.id) != claimant, "juror", "claimant_cannot_vote_on_own_claim")
-        check(self.juror_qualified_at is not None, "juror", "juror_must_pass_the_qualification_exam")
-        check(self.status == ACTIVE, "juror", "juror_must_be_an_active_member", self.status)
-        check(not self.fraud_recorded, "juror", "juror_must_have_no_fraud_record")
-        check(not self.arrears, "juror", "juror_must_be_a_paying_member")
+        check(str(self.id) != claimant, "juror", Rule.CLAIMANT_CANNOT_VOTE_ON_OWN_CLAIM)
+        check(self.juror_qualified_at is not None, "juror", Rule.JUROR_MUST_PASS_THE_QUALIFICATION_EXAM)
+        check(self.status == ACTIVE, "juror", Rule.JUROR_MUST_BE_AN_ACTIVE_MEMBER, self.status)
+        check(not self.fraud_recorded, "juror", Rule.JUROR_MUST_HAVE_NO_FRAUD_RECORD)
+        check(not self.arrears, "juror", Rule.JUROR_MUST_BE_A_PAYING_MEMBER)
         check(self.days_in_plan(at) >= min_member_days, "juror",
-              "juror_must_be_a_member_for_the_minimum_days", f"{self.days_in_plan(at)} < {min_member_days}")
+              Rule.JUROR_MUST_BE_A_MEMBER_FOR_THE_MINIMUM_DAYS, f"{self.days_in_plan(at)} < {min_member_days}")
 
     def lapse(self, at: datetime, actor: Actor, reason: str) -> None:
         """End protection for arrears past grace or an exhausted prepaid balance."""
@@ -273,24 +278,24 @@ class Membership(LedgerAggregate):
                 shares_paid_fen: int, balance_fen: int) -> None:
         """Illness diagnosed in the waiting period: refund shares paid (and any prepaid balance), leave."""
         self.check_active()
-        check(diagnosed_on >= self.joined_at.date(), "diagnosed_on", "diagnosis_must_not_precede_joining")
-        check(diagnosed_on <= at.date(), "diagnosed_on", "diagnosis_must_not_be_in_the_future")
+        check(diagnosed_on >= self.joined_at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
+        check(diagnosed_on <= at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
         check(self.in_waiting_period(diagnosed_on, waiting_days), "diagnosed_on",
-              "exclusion_applies_only_to_illness_in_the_waiting_period")
+              Rule.EXCLUSION_APPLIES_ONLY_TO_ILLNESS_IN_THE_WAITING_PERIOD)
         self.record(self.Excluded, at, actor, MemberExcludedV1(
             plan=self.plan, diagnosed_on=diagnosed_on.isoformat(), shares_paid_fen=shares_paid_fen,
             refund_due_fen=shares_paid_fen + max(balance_fen, 0)))
 
     def owe_wind_down_refund(self, at: datetime, actor: Actor, balance_fen: int, deadline: datetime) -> None:
         """At a plan's end, make the remaining balance due by the deadline (once)."""
-        check(self.refund_reason != "wind_down", "member", "wind_down_refund_is_due_once")
+        check(self.refund_reason != "wind_down", "member", Rule.WIND_DOWN_REFUND_IS_DUE_ONCE)
         self.record(self.WindDownRefundDue, at, actor, WindDownRefundDueV1(
             plan=self.plan, refund_due_fen=max(balance_fen, 0), deadline=format_at(deadline)))
 
     def disburse_refund(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record a custodian-paid refund; never more than is due."""
-        check(self.refund_reason is not None, "member", "refund_must_be_due")
-        check(amount_fen <= self.refund_outstanding_fen(), "amount_fen", "refund_must_not_exceed_amount_due",
+        check(self.refund_reason is not None, "member", Rule.REFUND_MUST_BE_DUE)
+        check(amount_fen <= self.refund_outstanding_fen(), "amount_fen", Rule.REFUND_MUST_NOT_EXCEED_AMOUNT_DUE,
               f"{amount_fen} > {self.refund_outstanding_fen()}")
         self.record(self.RefundDisbursed, at, actor, RefundDisbursedV1(
             plan=self.plan, amount_fen=amount_fen, reference=reference,

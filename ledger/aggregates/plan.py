@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 from uuid import UUID
 
-from ledger.aggregates.base import LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at, parse_at
+from ledger.errors import check
+from ledger.rules import Rule
 from schemas.events import (
     PlanClosingAnnouncedV1,
     PlanCreatedV1,
@@ -33,6 +36,8 @@ class RulesVersion:
 
 class Plan(LedgerAggregate):
     """A plan's name, kind, rules versions, status and wind-down terms."""
+
+    MUST_EXIST: ClassVar[Rule] = Rule.PLAN_MUST_EXIST
 
     def __init__(self) -> None:
         self.name = ""
@@ -99,15 +104,15 @@ class Plan(LedgerAggregate):
 
     def rules_version(self, number: int) -> RulesVersion:
         """A rules version by number."""
-        check(1 <= number <= len(self.versions), "rules_version", "rules_version_must_exist", str(number))
+        check(1 <= number <= len(self.versions), "rules_version", Rule.RULES_VERSION_MUST_EXIST, str(number))
         return self.versions[number - 1]
 
     def amend_rules(self, at: datetime, actor: Actor, effective_from: datetime, rules: PlanRules) -> int:
         """Add a rules version effective from a future (or present) instant; return its number."""
-        check(self.status == "open", "plan", "plan_must_be_open_to_amend_rules", self.status)
-        check(effective_from >= at, "effective_from", "rules_cannot_take_effect_in_the_past")
+        check(self.status == "open", "plan", Rule.PLAN_MUST_BE_OPEN_TO_AMEND_RULES, self.status)
+        check(effective_from >= at, "effective_from", Rule.RULES_CANNOT_TAKE_EFFECT_IN_THE_PAST)
         check(effective_from >= self.versions[-1].effective_from, "effective_from",
-              "rules_versions_must_take_effect_in_order")
+              Rule.RULES_VERSIONS_MUST_TAKE_EFFECT_IN_ORDER)
         number = len(self.versions) + 1
         body = PlanRulesAmendedV1(version=number, effective_from=format_at(effective_from), rules=rules)
         self.record(self.RulesAmended, at, actor, body)
@@ -123,9 +128,9 @@ class Plan(LedgerAggregate):
         operator_pays_final_periods: int,
     ) -> None:
         """Announce the wind-down: the end, the refund deadline, and the claim tail."""
-        check(self.status == "open", "plan", "plan_must_be_open_to_announce_closing", self.status)
-        check(ends_at > at, "ends_at", "plan_end_must_be_in_the_future")
-        check(refund_deadline >= ends_at, "refund_deadline", "refund_deadline_must_not_precede_end")
+        check(self.status == "open", "plan", Rule.PLAN_MUST_BE_OPEN_TO_ANNOUNCE_CLOSING, self.status)
+        check(ends_at > at, "ends_at", Rule.PLAN_END_MUST_BE_IN_THE_FUTURE)
+        check(refund_deadline >= ends_at, "refund_deadline", Rule.REFUND_DEADLINE_MUST_NOT_PRECEDE_END)
         body = PlanClosingAnnouncedV1(
             ends_at=format_at(ends_at), refund_deadline=format_at(refund_deadline),
             claim_tail_days=claim_tail_days, operator_pays_final_periods=operator_pays_final_periods,
@@ -134,15 +139,15 @@ class Plan(LedgerAggregate):
 
     def terminate(self, at: datetime, actor: Actor) -> None:
         """End the plan at its announced end."""
-        check(self.status == "closing", "plan", "plan_must_announce_closing_before_termination", self.status)
+        check(self.status == "closing", "plan", Rule.PLAN_MUST_ANNOUNCE_CLOSING_BEFORE_TERMINATION, self.status)
         assert self.closing is not None
-        check(at >= parse_at(self.closing.ends_at), "at", "plan_cannot_terminate_before_announced_end",
+        check(at >= parse_at(self.closing.ends_at), "at", Rule.PLAN_CANNOT_TERMINATE_BEFORE_ANNOUNCED_END,
               self.closing.ends_at)
         self.record(self.Terminated, at, actor, PlanTerminatedV1(terminated_at=format_at(at)))
 
     def check_accepts_joins(self, at: datetime) -> None:
         """Joins are accepted only while the plan is open."""
-        check(self.status == "open", "plan", "plan_must_be_open_to_join", self.status)
+        check(self.status == "open", "plan", Rule.PLAN_MUST_BE_OPEN_TO_JOIN, self.status)
 
     def ends_at(self) -> datetime | None:
         """When the plan ends (or ended), if closing was announced."""

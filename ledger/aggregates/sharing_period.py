@@ -9,10 +9,13 @@ before the next collection day (DOMAIN.md: "retried until two days before the ne
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from ledger.aggregates.base import LedgerAggregate, check
+from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at, parse_at
+from ledger.errors import check
+from ledger.rules import Rule
 from schemas.events import PeriodAssessedV1, PeriodOpenedV1, PeriodSettledV1, PlanRules, SubsidyReceivedV1
 
 
@@ -55,6 +58,8 @@ def next_collection(rules: PlanRules, after: date) -> date:
 
 class SharingPeriod(LedgerAggregate):
     """A period's calendar, its one assessment, subsidy received, and settlement."""
+
+    MUST_EXIST: ClassVar[Rule] = Rule.PERIOD_MUST_EXIST
 
     def __init__(self) -> None:
         self.plan = ""
@@ -120,35 +125,38 @@ class SharingPeriod(LedgerAggregate):
              rules: PlanRules) -> SharingPeriod:
         """Announce a period; its cutoff must still be ahead, so the locked set is never chosen in hindsight."""
         cutoff = plan_midnight(notice_on, rules)
-        check(notice_on.day in rules.notice_days_of_month, "notice_on", "notice_day_must_be_in_the_plan_calendar",
+        check(notice_on.day in rules.notice_days_of_month, "notice_on", Rule.NOTICE_DAY_MUST_BE_IN_THE_PLAN_CALENDAR,
               notice_on.isoformat())
-        check(at < cutoff, "notice_on", "period_must_open_before_its_cutoff", format_at(cutoff))
+        check(at < cutoff, "notice_on", Rule.PERIOD_MUST_OPEN_BEFORE_ITS_CUTOFF, format_at(cutoff))
         body = PeriodOpenedV1(plan=plan, number=number, notice_on=notice_on.isoformat(),
                               collection_on=collection_on.isoformat(), cutoff_at=format_at(cutoff))
         return cls.start(cls.Opened, period_id(plan, number), at, actor, body)
 
     def assess(self, at: datetime, actor: Actor, body: PeriodAssessedV1) -> None:
         """Record the assessment, once, after the cutoff."""
-        check(self.status == "opened", "period", "period_is_assessed_once", self.status)
-        check(at >= self.cutoff_at, "period", "period_cannot_be_assessed_before_its_cutoff", format_at(self.cutoff_at))
+        check(self.status == "opened", "period", Rule.PERIOD_IS_ASSESSED_ONCE, self.status)
+        check(at >= self.cutoff_at, "period", Rule.PERIOD_CANNOT_BE_ASSESSED_BEFORE_ITS_CUTOFF,
+              format_at(self.cutoff_at))
         self.record(self.Assessed, at, actor, body)
 
     def receive_subsidy(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record subsidy received, never more than the assessment's subsidy."""
         assessment = self.require_assessment()
-        check(reference not in self.subsidy_references, "reference", "subsidy_reference_must_be_new", reference)
+        check(reference not in self.subsidy_references, "reference", Rule.SUBSIDY_REFERENCE_MUST_BE_NEW, reference)
         outstanding = assessment.subsidy_fen - self.subsidy_received_fen
-        check(amount_fen <= outstanding, "amount_fen", "subsidy_must_not_exceed_the_assessed_subsidy",
+        check(amount_fen <= outstanding, "amount_fen", Rule.SUBSIDY_MUST_NOT_EXCEED_THE_ASSESSED_SUBSIDY,
               f"{amount_fen} > {outstanding}")
         self.record(self.SubsidyReceived, at, actor, SubsidyReceivedV1(amount_fen=amount_fen, reference=reference))
 
     def settle(self, at: datetime, actor: Actor, uncollected_fen: int, settles_at: datetime) -> PeriodSettledV1:
         """Close collection: the subsidy must be in, and grace (postpaid) or the collection day (prepaid) over."""
         assessment = self.require_assessment()
-        check(self.status == "assessed", "period", "period_is_settled_once", self.status)
-        check(at >= settles_at, "period", "period_cannot_settle_before_collection_and_grace_end", format_at(settles_at))
+        check(self.status == "assessed", "period", Rule.PERIOD_IS_SETTLED_ONCE, self.status)
+        check(at >= settles_at, "period", Rule.PERIOD_CANNOT_SETTLE_BEFORE_COLLECTION_AND_GRACE_END,
+              format_at(settles_at))
         check(self.subsidy_received_fen == assessment.subsidy_fen, "period",
-              "subsidy_must_be_received_before_settlement", f"{self.subsidy_received_fen} of {assessment.subsidy_fen}")
+              Rule.SUBSIDY_MUST_BE_RECEIVED_BEFORE_SETTLEMENT,
+              f"{self.subsidy_received_fen} of {assessment.subsidy_fen}")
         raised = assessment.share_fen * assessment.locked_members
         body = PeriodSettledV1(collected_fen=raised - uncollected_fen, uncollected_fen=uncollected_fen,
                                surplus_carried_fen=assessment.surplus_out_fen - uncollected_fen)
@@ -157,7 +165,7 @@ class SharingPeriod(LedgerAggregate):
 
     def require_assessment(self) -> PeriodAssessedV1:
         """The assessment; a rule error when the period is not assessed yet."""
-        check(self.assessment is not None, "period", "period_must_be_assessed", self.status)
+        check(self.assessment is not None, "period", Rule.PERIOD_MUST_BE_ASSESSED, self.status)
         assert self.assessment is not None
         return self.assessment
 

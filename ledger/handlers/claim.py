@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
-from ledger.aggregates.base import check
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midnight
-from ledger.application import Outcome, UnitOfWork, handles
 from ledger.envelope import format_at
+from ledger.errors import check
 from ledger.handlers.common import date_arg, new_stream_id
+from ledger.rules import Rule
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.claim import (
     CastVote,
     DecideClaim,
@@ -37,7 +38,7 @@ def claim_and_plan(uow: UnitOfWork, claim_id: str) -> tuple[Claim, Plan, PlanRul
 def open_claims_of(uow: UnitOfWork, member: str) -> set[str]:
     """The member's claims not yet rejected or paid: the stored ones, as changed by this unit of work, so that a
     batch cannot file two claims for one member."""
-    found = set(uow.app.balances().open_claims(member))
+    found = set(uow.queries.open_claims(member))
     for aggregate in uow.loaded.values():
         if isinstance(aggregate, Claim) and aggregate.filing is not None and aggregate.claimant == member:
             if aggregate.status in ("rejected", "paid"):
@@ -56,33 +57,33 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     diagnosed_at = datetime.combine(diagnosed_on, time.max, UTC)  # the rules of the diagnosis day, as audited
     zone = plan.rules_at(uow.at).rules  # diagnosis dates are calendar dates in the plan's time zone
     today = plan_date(uow.at, zone)
-    check(diagnosed_on <= today, "diagnosed_on", "diagnosis_must_not_be_in_the_future", today.isoformat())
+    check(diagnosed_on <= today, "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE, today.isoformat())
     check(plan_date(membership.joined_at, zone) <= diagnosed_on, "diagnosed_on",
-          "diagnosis_must_not_precede_joining")
+          Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
     check(membership.ended_at is None or diagnosed_on < plan_date(membership.ended_at, zone), "member",
-          "member_must_be_covered_on_the_diagnosis_date", membership.status)
+          Rule.MEMBER_MUST_BE_COVERED_ON_THE_DIAGNOSIS_DATE, membership.status)
     ends_at = plan.ends_at()
     if plan.status != "open":
         assert ends_at is not None
         check(plan_midnight(diagnosed_on, plan.rules_at(ends_at).rules) < ends_at, "diagnosed_on",
-              "diagnosis_must_precede_the_plan_end", format_at(ends_at))  # the end day itself counts as before
+              Rule.DIAGNOSIS_MUST_PRECEDE_THE_PLAN_END, format_at(ends_at))  # the end day itself counts as before
     version = plan.rules_at(diagnosed_at)
     rules = version.rules
     window = rules.claim_window_days
     if plan.status != "open" and plan.closing is not None:
         window = plan.closing.claim_tail_days
     check(today <= diagnosed_on + timedelta(days=window), "diagnosed_on",
-          "claim_must_be_filed_within_the_claim_window", f"{window} days")
+          Rule.CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW, f"{window} days")
     joined_rules = plan.rules_version(membership.details.rules_version).rules
     check(command.category == "accident" or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days),
-          "diagnosed_on", "illness_in_the_waiting_period_is_not_covered", f"{joined_rules.waiting_days} days")
+          "diagnosed_on", Rule.ILLNESS_IN_THE_WAITING_PERIOD_IS_NOT_COVERED, f"{joined_rules.waiting_days} days")
     years_in_plan = (diagnosed_on - membership.joined_at.date()).days // 365
     check(membership.details.age_years <= command.age_at_diagnosis <= membership.details.age_years + years_in_plan + 1,
-          "age_at_diagnosis", "age_at_diagnosis_must_match_the_age_at_joining",
+          "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING,
           f"joined at {membership.details.age_years}")
-    check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", "age_at_diagnosis_must_be_covered")
+    check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_BE_COVERED)
     open_claims = open_claims_of(uow, command.member)
-    check(not open_claims, "member", "member_has_an_open_claim", ", ".join(sorted(open_claims)))
+    check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(sorted(open_claims)))
     claim_id = new_stream_id("claim", command.command_id, command.claim)
     body = ClaimFiledV1(
         plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,
@@ -118,7 +119,7 @@ def file_objection(uow: UnitOfWork, command: FileObjection) -> Outcome:
     """An active member of the same plan objects during the notice."""
     claim, _, _ = claim_and_plan(uow, command.claim)
     objector = uow.get(UUID(command.objector), Membership, "objector")
-    check(objector.plan == claim.details.plan, "objector", "objector_must_be_in_the_claims_plan")
+    check(objector.plan == claim.details.plan, "objector", Rule.OBJECTOR_MUST_BE_IN_THE_CLAIMS_PLAN)
     objector.check_active("objector")
     number = claim.file_objection(uow.at, uow.actor("member", command.objector), command.objector,
                                   command.evidence_commitment)
@@ -148,12 +149,12 @@ def cast_vote(uow: UnitOfWork, command: CastVote) -> Outcome:
     joining plus whole years since), not only the one stated at the exam."""
     claim, plan, _ = claim_and_plan(uow, command.claim)
     juror = uow.get(UUID(command.juror), Membership, "juror")
-    check(juror.plan == claim.details.plan, "juror", "juror_must_be_in_the_claims_plan")
+    check(juror.plan == claim.details.plan, "juror", Rule.JUROR_MUST_BE_IN_THE_CLAIMS_PLAN)
     rules = plan.rules_at(uow.at).rules
     juror.check_juror_eligible(uow.at, claim.claimant, rules.juror_min_member_days)
     joined, now = juror.joined_at.date(), uow.at.date()
     years_since = now.year - joined.year - ((now.month, now.day) < (joined.month, joined.day))
-    check(juror.details.age_years + years_since >= rules.juror_min_age_years, "juror", "juror_must_be_of_age",
+    check(juror.details.age_years + years_since >= rules.juror_min_age_years, "juror", Rule.JUROR_MUST_BE_OF_AGE,
           f"joined at {juror.details.age_years}, {years_since} years ago")
     claim.cast_vote(uow.at, uow.actor("juror", command.juror), command.juror, command.support)
     return Outcome({"claim": command.claim, "juror": command.juror})
@@ -174,12 +175,12 @@ def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
     """The custodian pays the funded amount less the claimant's arrears still in grace (which the deduction
     recovers); arrears past grace were written off when the member lapsed."""
     claim, plan, rules = claim_and_plan(uow, command.claim)
-    check(claim.period is not None, "claim", "claim_must_be_included_in_an_assessed_period", claim.status)
+    check(claim.period is not None, "claim", Rule.CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD, claim.status)
     assert claim.period is not None
     period = uow.get(UUID(claim.period), SharingPeriod, "period")
     assessment = period.require_assessment()
     funded = next((case.funded_fen for case in assessment.cases if case.claim == command.claim), None)
-    check(funded is not None, "claim", "claim_must_be_in_its_periods_assessment")
+    check(funded is not None, "claim", Rule.CLAIM_MUST_BE_IN_ITS_PERIODS_ASSESSMENT)
     assert funded is not None
     membership = uow.get(UUID(claim.claimant), Membership, "member")
     recoverable = []

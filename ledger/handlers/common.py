@@ -7,7 +7,8 @@ from datetime import date
 from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID
 
-from ledger.aggregates.base import DomainRuleError
+from ledger.errors import DomainRuleError
+from ledger.rules import Rule
 
 
 def new_stream_id(kind: str, command_id: str, given: str | None) -> UUID:
@@ -36,4 +37,4 @@ def date_arg(field: str, text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise DomainRuleError(field, "must_be_a_date", text) from None
+        raise DomainRuleError(field, Rule.MUST_BE_A_DATE, text) from None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.aggregates.base import check
 from ledger.aggregates.disclosure import Disclosure, disclosure_id
 from ledger.aggregates.sharing_period import SharingPeriod
-from ledger.application import Outcome, UnitOfWork, handles
-from ledger.projections.cases import disclosure_document, document_bytes, document_hash
+from ledger.canonical import document_digest
+from ledger.errors import check
+from ledger.rules import Rule
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.events import DisclosurePublishedV1
 
@@ -17,12 +18,10 @@ from schemas.events import DisclosurePublishedV1
 def publish_disclosure(uow: UnitOfWork, command: PublishDisclosure) -> Outcome:
     """A settled period's document, built from the read models, is pinned by its hash, once."""
     period = uow.get(UUID(command.period), SharingPeriod, "period")
-    check(period.status == "settled", "period", "period_must_be_settled_to_be_disclosed", period.status)
-    models = uow.app.read_models()
-    document = disclosure_document(command.period, models.periods, models.cases,
-                                   models.balances.failed_periods())
+    check(period.status == "settled", "period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, period.status)
+    digest, size = document_digest(uow.documents.disclosure(command.period))
     body = DisclosurePublishedV1(plan=period.plan, period=command.period, number=period.number,
-                                 document_hash=document_hash(document), document_bytes=len(document_bytes(document)))
+                                 document_hash=digest, document_bytes=size)
     uow.add(Disclosure.publish(uow.at, uow.actor("operator"), body), "period")
     return Outcome({"disclosure": str(disclosure_id(command.period)), "period": command.period,
                     "document_hash": body.document_hash})

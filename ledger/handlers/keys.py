@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import base64
 
-from ledger.aggregates.base import check
-from ledger.application import OPERATOR_ROOT_KEY, Outcome, UnitOfWork, handles
 from ledger.envelope import Actor
+from ledger.errors import check
+from ledger.rules import Rule
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.keys import RegisterKey, RevokeKey
 
 
 def root_actor(uow: UnitOfWork) -> Actor:
     """The signer of a keyring change: the root key, or `--key` when it names the root key."""
     keyring = uow.keyring()
-    actor = uow.actor("operator") if uow.sign_as is not None else Actor(
-        "operator", uow.app.signing_key(OPERATOR_ROOT_KEY).key_id)
-    check(actor.key == keyring.root_key_id, "signer", "keyring_changes_must_be_signed_by_the_root_key",
+    actor = uow.root_actor()
+    check(actor.key == keyring.root_key_id, "signer", Rule.KEYRING_CHANGES_MUST_BE_SIGNED_BY_THE_ROOT_KEY,
           actor.key)
     return actor
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.aggregates.base import DomainRuleError, check
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
-from ledger.application import Outcome, UnitOfWork, handles
+from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, new_stream_id, plan_id
+from ledger.rules import Rule
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
     Deposit,
     DisburseRefund,
@@ -37,15 +38,15 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
     plan.check_accepts_joins(uow.at)
     rules = plan.rules_at(uow.at)
     if not rules.rules.min_age_years <= command.age_years <= rules.rules.max_age_years:
-        raise DomainRuleError("age_years", "age_must_be_within_the_plan_band",
+        raise DomainRuleError("age_years", Rule.AGE_MUST_BE_WITHIN_THE_PLAN_BAND,
                               f"{command.age_years} not in {rules.rules.min_age_years}..{rules.rules.max_age_years}")
     family_order = 0
     if command.payer is not None:
         payer = uow.get(UUID(command.payer), Membership, "payer")
-        check(payer.plan == command.plan, "payer", "payer_must_be_in_the_same_plan")
+        check(payer.plan == command.plan, "payer", Rule.PAYER_MUST_BE_IN_THE_SAME_PLAN)
         payer.check_active("payer")
-        check(payer.details.payer is None, "payer", "payer_must_pay_for_themselves")
-        family_order = 1 + uow.app.balances().family_count(command.payer) + uow.family_joined(command.payer)
+        check(payer.details.payer is None, "payer", Rule.PAYER_MUST_PAY_FOR_THEMSELVES)
+        family_order = 1 + uow.queries.family_count(command.payer) + uow.family_joined(command.payer)
     member_id = new_stream_id("member", command.command_id, command.member)
     body = MemberJoinedV1(
         plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,
@@ -64,8 +65,8 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
     """A custodian-confirmed top-up into a self-paying member's prepaid account."""
     membership, plan = member_and_plan(uow, command.member)
     check(plan.rules_at(uow.at).rules.payment_model == "prepaid", "member",
-          "deposits_are_only_for_prepaid_plans")
-    check(membership.details.payer is None, "member", "deposits_go_to_the_paying_member",
+          Rule.DEPOSITS_ARE_ONLY_FOR_PREPAID_PLANS)
+    check(membership.details.payer is None, "member", Rule.DEPOSITS_GO_TO_THE_PAYING_MEMBER,
           f"payer is {membership.details.payer}")
     membership.receive_deposit(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen})
@@ -74,9 +75,9 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
 def assessed_period_for(uow: UnitOfWork, membership: Membership, period_id: str) -> SharingPeriod:
     """The assessed period a member was locked into."""
     period = uow.get(UUID(period_id), SharingPeriod, "period")
-    check(period.plan == membership.plan, "period", "period_must_belong_to_the_members_plan")
-    check(period.assessment is not None, "period", "period_must_be_assessed")
-    check(membership.active_at(period.cutoff_at), "member", "member_must_be_locked_in_the_period")
+    check(period.plan == membership.plan, "period", Rule.PERIOD_MUST_BELONG_TO_THE_MEMBERS_PLAN)
+    check(period.assessment is not None, "period", Rule.PERIOD_MUST_BE_ASSESSED)
+    check(membership.active_at(period.cutoff_at), "member", Rule.MEMBER_MUST_BE_LOCKED_IN_THE_PERIOD)
     return period
 
 
@@ -85,11 +86,11 @@ def record_debit_failure(uow: UnitOfWork, command: RecordDebitFailure) -> Outcom
     """The payment channel declined a postpaid share."""
     membership, plan = member_and_plan(uow, command.member)
     check(plan.rules_at(uow.at).rules.payment_model == "postpaid", "member",
-          "channel_debit_failures_are_only_for_postpaid_plans")
+          Rule.CHANNEL_DEBIT_FAILURES_ARE_ONLY_FOR_POSTPAID_PLANS)
     period = assessed_period_for(uow, membership, command.period)
-    check(period.status == "assessed", "period", "debits_can_fail_only_before_settlement", period.status)
+    check(period.status == "assessed", "period", Rule.DEBITS_CAN_FAIL_ONLY_BEFORE_SETTLEMENT, period.status)
     assert period.assessment is not None
-    check(period.assessment.share_fen > 0, "period", "a_zero_share_cannot_fail")
+    check(period.assessment.share_fen > 0, "period", Rule.A_ZERO_SHARE_CANNOT_FAIL)
     membership.fail_debit(uow.at, uow.actor("operator"), command.period, period.assessment.share_fen,
                           "channel_declined")
     return Outcome({"member": command.member, "period": command.period,
@@ -127,7 +128,7 @@ def prepaid_balance_fen(uow: UnitOfWork, membership: Membership, plan: Plan) -> 
     """The prepaid account balance a self-paying member holds (0 for postpaid plans and family members)."""
     if membership.details.payer is not None or plan.rules_at(uow.at).rules.payment_model != "prepaid":
         return 0
-    return uow.app.balances().balance_fen(str(membership.id))
+    return uow.queries.balance_fen(str(membership.id))
 
 
 @handles(Exit)
@@ -135,8 +136,8 @@ def exit_plan(uow: UnitOfWork, command: Exit) -> Outcome:
     """The member leaves; a payer must not leave family members without a payer."""
     membership, plan = member_and_plan(uow, command.member)
     membership.check_active()
-    family = uow.app.balances().active_family(command.member)
-    check(not family, "member", "payer_with_active_family_cannot_exit", f"{len(family)} family members")
+    family = uow.queries.active_family(command.member)
+    check(not family, "member", Rule.PAYER_WITH_ACTIVE_FAMILY_CANNOT_EXIT, f"{len(family)} family members")
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exit(uow.at, uow.actor("member", command.member), balance)
     return Outcome({"member": command.member, "refund_due_fen": max(balance, 0)})
@@ -147,7 +148,7 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     """Illness in the waiting period: the shares paid come back without interest, the member leaves."""
     membership, plan = member_and_plan(uow, command.member)
     rules = plan.rules_version(membership.details.rules_version).rules
-    shares_paid = uow.app.balances().shares_charged_fen(command.member)
+    shares_paid = uow.queries.shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
                        rules.waiting_days, shares_paid, balance)

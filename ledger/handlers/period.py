@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from ledger.aggregates.base import check
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, period_id, plan_date, plan_midnight
-from ledger.application import Outcome, UnitOfWork, handles
 from ledger.envelope import format_at, parse_at
+from ledger.errors import check
 from ledger.handlers.common import date_arg
+from ledger.rules import Rule
 from ledger.sharing import assess, roll_root
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.period import (
     AssessPeriod,
     CollectPeriod,
@@ -30,22 +31,22 @@ from schemas.events import AssessedCase, PeriodAssessedV1
 def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
     """Period 1, or the one after an assessed period, on a later notice day of the plan's calendar."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status != "terminated", "plan", "plan_must_not_be_terminated", plan.status)
+    check(plan.status != "terminated", "plan", Rule.PLAN_MUST_NOT_BE_TERMINATED, plan.status)
     rules = plan.rules_at(uow.at).rules
     after = plan_date(uow.at, rules)
     if command.number > 1:
         previous = uow.find(period_id(command.plan, command.number - 1), SharingPeriod)
-        check(previous is not None, "number", "previous_period_must_exist", str(command.number - 1))
+        check(previous is not None, "number", Rule.PREVIOUS_PERIOD_MUST_EXIST, str(command.number - 1))
         assert previous is not None
-        check(previous.status != "opened", "number", "previous_period_must_be_assessed_first", previous.status)
+        check(previous.status != "opened", "number", Rule.PREVIOUS_PERIOD_MUST_BE_ASSESSED_FIRST, previous.status)
         after = max(after, previous.notice_on)
     notice_on, collection_on = next_cycle(rules, after)
     if command.notice_on is not None:
         given = date_arg("notice_on", command.notice_on)
-        check(given >= notice_on, "notice_on", "notice_day_must_follow_the_previous_period_and_today",
+        check(given >= notice_on, "notice_on", Rule.NOTICE_DAY_MUST_FOLLOW_THE_PREVIOUS_PERIOD_AND_TODAY,
               f"earliest {notice_on.isoformat()}")
         notice_on, collection_on = next_cycle(rules, date.fromordinal(given.toordinal() - 1))
-        check(notice_on == given, "notice_on", "notice_day_must_be_in_the_plan_calendar", command.notice_on)
+        check(notice_on == given, "notice_on", Rule.NOTICE_DAY_MUST_BE_IN_THE_PLAN_CALENDAR, command.notice_on)
     period = SharingPeriod.open(command.plan, command.number, uow.at, uow.actor("operator"), notice_on, collection_on,
                                 rules)
     uow.add(period, "number")
@@ -76,21 +77,21 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     """The one assessment: members locked at the cutoff, approved cases decided by then, the formula, the roll."""
     period = uow.get(UUID(command.period), SharingPeriod, "period")
     plan = uow.get(UUID(period.plan), Plan, "plan")
-    check(uow.at >= period.cutoff_at, "period", "period_cannot_be_assessed_before_its_cutoff",
+    check(uow.at >= period.cutoff_at, "period", Rule.PERIOD_CANNOT_BE_ASSESSED_BEFORE_ITS_CUTOFF,
           format_at(period.cutoff_at))
     version = plan.rules_at(period.cutoff_at)
     rules = version.rules
     if rules.payment_model == "prepaid" and period.number > 1:
         previous = uow.get(period_id(period.plan, period.number - 1), SharingPeriod, "period")
         if previous.status == "assessed":
-            check(not uncovered_shares(uow, previous), "period", "previous_period_must_be_collected_first",
+            check(not uncovered_shares(uow, previous), "period", Rule.PREVIOUS_PERIOD_MUST_BE_COLLECTED_FIRST,
                   str(previous.number))
-    balances = uow.app.balances()
+    queries = uow.queries
     cutoff = format_at(period.cutoff_at)
-    locked = sorted(balances.locked_members(period.plan, cutoff))  # code-point order, whatever the SQL collation
-    claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in balances.approved_claims(period.plan, cutoff)]
+    locked = sorted(queries.locked_members(period.plan, cutoff))  # code-point order, whatever the SQL collation
+    claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
-    annual_remaining = max(0, rules.annual_cap_fen - balances.year_shares_fen(period.plan, year_start, cutoff))
+    annual_remaining = max(0, rules.annual_cap_fen - queries.year_shares_fen(period.plan, year_start, cutoff))
     result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
                     surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy)
     actor = uow.actor("operator")
@@ -131,11 +132,11 @@ def uncovered_shares(uow: UnitOfWork, period: SharingPeriod) -> list[Membership]
     share = assessment.share_fen
     if share == 0:
         return []
-    balances = uow.app.balances()
+    queries = uow.queries
     uncovered: list[Membership] = []
-    for account, balance in balances.short_accounts(period.plan):
+    for account, balance in queries.short_accounts(period.plan):
         family = [uow.get(UUID(member_id), Membership, "member")
-                  for member_id in balances.family_locked(account, assessment.cutoff_at)]
+                  for member_id in queries.family_locked(account, assessment.cutoff_at)]
         pending = [membership for membership in family if str(period.id) not in membership.failed_periods]
         available = balance + share * len(pending)  # the balance before this period's pending shares
         for membership in pending:
@@ -153,11 +154,11 @@ def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
     period = uow.get(UUID(command.period), SharingPeriod, "period")
     plan = uow.get(UUID(period.plan), Plan, "plan")
     rules = plan.rules_at(period.cutoff_at).rules
-    check(rules.payment_model == "prepaid", "period", "collection_from_balances_is_only_for_prepaid_plans")
-    check(period.status == "assessed", "period", "only_an_assessed_unsettled_period_is_collected", period.status)
-    check(uow.at >= period.collection_starts_at(rules), "period", "collection_starts_on_the_collection_day",
+    check(rules.payment_model == "prepaid", "period", Rule.COLLECTION_FROM_BALANCES_IS_ONLY_FOR_PREPAID_PLANS)
+    check(period.status == "assessed", "period", Rule.ONLY_AN_ASSESSED_UNSETTLED_PERIOD_IS_COLLECTED, period.status)
+    check(uow.at >= period.collection_starts_at(rules), "period", Rule.COLLECTION_STARTS_ON_THE_COLLECTION_DAY,
           period.collection_on.isoformat())
-    check(not next_assessed(uow, period), "period", "collection_precedes_the_next_assessment",
+    check(not next_assessed(uow, period), "period", Rule.COLLECTION_PRECEDES_THE_NEXT_ASSESSMENT,
           str(period.number + 1))
     share = period.require_assessment().share_fen
     actor = uow.actor("operator")
@@ -185,9 +186,9 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     settles_at = period.collection_starts_at(rules) if prepaid else period.grace_ends_at(rules)
     if prepaid and period.status == "assessed" and uow.at >= settles_at and not next_assessed(uow, period):
         uncovered = uncovered_shares(uow, period)
-        check(not uncovered, "period", "prepaid_period_must_be_collected_before_settlement",
+        check(not uncovered, "period", Rule.PREPAID_PERIOD_MUST_BE_COLLECTED_BEFORE_SETTLEMENT,
               f"{len(uncovered)} shares not covered")
-    outstanding = uow.app.balances().outstanding_debits(str(period.id))
+    outstanding = uow.queries.outstanding_debits(str(period.id))
     actor = uow.actor("operator")
     settlement = period.settle(uow.at, actor, sum(amount for _, amount in outstanding), settles_at)
     lapsed = 0
@@ -204,13 +205,13 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
 def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
     """After termination every prepaid account's balance is a refund due by the announced deadline."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status == "terminated", "plan", "wind_down_refunds_follow_termination", plan.status)
+    check(plan.status == "terminated", "plan", Rule.WIND_DOWN_REFUNDS_FOLLOW_TERMINATION, plan.status)
     assert plan.closing is not None
     deadline = parse_at(plan.closing.refund_deadline)
-    balances = uow.app.balances()
+    queries = uow.queries
     actor = uow.actor("operator")
     due = 0
-    for account, balance in balances.accounts_with_balance(command.plan):
+    for account, balance in queries.accounts_with_balance(command.plan):
         membership = uow.get(UUID(account), Membership, "member")
         if membership.refund_reason == "wind_down":
             continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from ledger.aggregates.plan import Plan
-from ledger.application import Outcome, UnitOfWork, handles
 from ledger.envelope import parse_at
 from ledger.handlers.common import new_stream_id
+from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.plan import AmendRules, AnnounceClosing, CreatePlan, TerminatePlan
 from schemas.events import PlanCreatedV1
 

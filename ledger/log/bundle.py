@@ -18,12 +18,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.merkle import inclusion_proof
 from ledger.log.note import Checkpoint, split_note
+from ledger.rules import Rule
 from ledger.sharing import roll_leaf_hashes
 
 FORMAT = "mutual-ledger/proof-bundle/v1"
@@ -54,11 +56,15 @@ class _Scan:
     entries: dict[int, bytes] = field(default_factory=dict)
 
 
-def build_bundle(checkpoints: CheckpointLog, member: str, now: datetime, since: date | None = None,
+def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = None,
                  until: date | None = None) -> dict[str, Any]:
-    """The proof bundle of `member` against the latest checkpoint (published now if entries are newer)."""
+    """The proof bundle of `member` against the latest published checkpoint (reading only: events after it are not
+    in the bundle until the operator publishes a newer one)."""
     log = checkpoints.log
-    stored = checkpoints.publish(now)
+    stored = checkpoints.latest()
+    if stored is None:
+        raise InputError("checkpoint", Rule.A_CHECKPOINT_MUST_BE_PUBLISHED,
+                         "the operator publishes one with `mutual-ledger log checkpoint publish`")
     size = Checkpoint.parse(split_note(stored.note)[0]).size
     scan = _Scan()
     for index, entry in log.entries(0):
@@ -82,7 +88,7 @@ def build_bundle(checkpoints: CheckpointLog, member: str, now: datetime, since: 
             scan.member_indexes.append(index)
             scan.entries[index] = entry
     if member not in scan.memberships:
-        raise ValueError(f"member: no membership {member} in the log up to size {size}")
+        raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, f"{member} in the log up to checkpoint {size}")
     mine = scan.memberships[member]
     rolls, period_indexes = [], []
     for index, envelope in scan.assessed:
@@ -118,7 +124,8 @@ def upgrade_bundle(bundle: dict[str, Any], checkpoints: CheckpointLog) -> dict[s
     """Add the latest checkpoint and the consistency proof from the bundle's checkpoint to it."""
     old = Checkpoint.parse(split_note(str(bundle["checkpoint"]))[0])
     latest = checkpoints.latest()
-    assert latest is not None
+    if latest is None:
+        raise InputError("checkpoint", Rule.A_CHECKPOINT_MUST_BE_PUBLISHED, "no checkpoint to upgrade to")
     new = Checkpoint.parse(split_note(latest.note)[0])
     proof = checkpoints.log.consistency_proof(old.size, new.size) if old.size and new.size > old.size else []
     return {**bundle, "upgrade": {"checkpoint": latest.note, "consistency": b64(proof)}}

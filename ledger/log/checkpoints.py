@@ -1,19 +1,20 @@
 """Signed checkpoints of the transparency log, stored with every cosignature they collect.
 
-The operator's `log` key signs C2SP checkpoints (origin = `LEDGER_LOG_ORIGIN`). A checkpoint is published on
+The operator's `log` key signs C2SP checkpoints (origin = `LEDGER_LOG_ORIGIN`) and nothing else: it is not in the
+event keyring, and verifiers take its verifier key from the trust anchors. A checkpoint is published on
 demand, and by `publish_if_due` once the last one is older than an interval or enough entries have arrived — a
 bounded publication interval. The log never signs a checkpoint inconsistent with one it signed before: before
 signing it recomputes, from storage, the root at the last signed size and refuses (`InconsistentLogError`) if that
-root differs, or if the tree has shrunk.
+root differs, or if the tree has shrunk. Reading needs no key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.envelope import format_at
+from ledger.errors import InputError, VerificationError
 from ledger.keys import SigningKey
 from ledger.log.note import (
     COSIGNATURE_V1,
@@ -27,14 +28,15 @@ from ledger.log.note import (
     verify_note,
 )
 from ledger.log.tree import TransparencyLog
+from ledger.rules import Rule
 
 
-class InconsistentLogError(Exception):
+class InconsistentLogError(VerificationError):
     """The stored tree no longer agrees with a checkpoint the log signed: nothing is signed."""
 
 
-class RevokedLogKeyError(Exception):
-    """The log key is not valid (revoked in the keyring): nothing is signed with it."""
+class NoLogKeyError(InputError):
+    """Publishing a checkpoint needs the operator's log key, which this process does not hold."""
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,24 @@ def log_signer(origin: str, key: SigningKey) -> Signer:
 class CheckpointLog:
     """Publishes and stores checkpoints of one transparency log."""
 
-    def __init__(self, log: TransparencyLog, signer: Signer,
-                 key_valid: Callable[[datetime], bool] | None = None) -> None:
+    def __init__(self, log: TransparencyLog, signer: Signer | None, verifier: Verifier | None = None,
+                 create: bool = True) -> None:
         self.log = log
         self.signer = signer
-        self.key_valid = key_valid
-        """Whether the signing key is still valid (the keyring's word); None: not checked."""
+        """The log key under the log's origin; None for a reader, which cannot publish."""
+        self._verifier = verifier or (signer.verifier() if signer else None)
         self.table = log.sql.table("log_checkpoints")
-        log.sql.create([f"CREATE TABLE IF NOT EXISTS {self.table} (size BIGINT PRIMARY KEY, note TEXT NOT NULL, "
-                        "published_at TEXT NOT NULL)"])
+        if create:
+            log.sql.create([f"CREATE TABLE IF NOT EXISTS {self.table} (size BIGINT PRIMARY KEY, note TEXT NOT NULL, "
+                            "published_at TEXT NOT NULL)"])
 
     @property
     def verifier(self) -> Verifier:
-        """The log's verifier key (give it to members, custodians and regulators)."""
-        return self.signer.verifier()
+        """The log's verifier key (published in the trust anchors for members, custodians and regulators)."""
+        if self._verifier is None:
+            raise NoLogKeyError("log_key", Rule.LOG_VERIFIER_KEY_MUST_BE_KNOWN,
+                                "neither the log key nor trust anchors with the log's verifier key are here")
+        return self._verifier
 
     def latest(self) -> StoredCheckpoint | None:
         """The largest checkpoint published."""
@@ -108,8 +114,8 @@ class CheckpointLog:
                                            "signed checkpoint: refusing to sign a fork")
             if size == previous.size:
                 return last
-        if self.key_valid is not None and not self.key_valid(now):
-            raise RevokedLogKeyError("the log key is revoked or not registered: refusing to sign a checkpoint")
+        if self.signer is None:
+            raise NoLogKeyError("key", Rule.KEY_MUST_EXIST, "publishing a checkpoint needs the operator's log key")
         checkpoint = Checkpoint(self.signer.name, size, self.log.root(size))
         note = sign_note(checkpoint.text(), self.signer)
         stored = StoredCheckpoint(size, note, format_at(now))

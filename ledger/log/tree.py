@@ -77,12 +77,18 @@ def _split(blob: bytes) -> list[bytes]:
 class TransparencyLog:
     """Integration and proofs over stored hash tiles (see module docstring)."""
 
-    def __init__(self, source: EntrySource) -> None:
+    def __init__(self, source: EntrySource, create: bool = True) -> None:
         self.source = source
         self.sql = SqlStore(source.recorder.datastore)
         t = self.sql.table
         self.tiles, self.ids, self.tracking = t("log_tiles"), t("log_entry_ids"), t("projection_tracking")
         blob = "BYTEA" if self.sql.postgres else "BLOB"
+        if create:
+            self._create(blob)
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def _create(self, blob: str) -> None:
+        """The log's tables, for the operator (a reader of someone else's store creates nothing)."""
         self.sql.create([
             f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.tiles} (level INTEGER NOT NULL, idx BIGINT NOT NULL, "
@@ -91,7 +97,6 @@ class TransparencyLog:
             f"ids {blob} NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS log_entry_ids_first ON {self.ids} (first_id)",
         ])
-        self._cache: dict[tuple[int, int], bytes] = {}
 
     # -- integration -------------------------------------------------------------------------------------
 

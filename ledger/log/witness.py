@@ -30,6 +30,12 @@ from ledger.log.note import (
     verify_note,
 )
 
+
+def witness_name(key_name: str, origin: str) -> str:
+    """The name a witness cosigns under: its key's name joined to the log's origin, dots for slashes."""
+    return f"{key_name}.{origin}".replace("/", ".")
+
+
 ProofSource = Callable[[int, int], list[bytes]]
 """Fetches the log's consistency proof between two sizes."""
 

@@ -10,14 +10,14 @@ settled, as canonical JSON (RFC 8785): the same events always give the same byte
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from typing import Any
 
-from ledger.canonical import canonical_bytes
+from ledger.errors import InputError
 from ledger.projections.base import Applier, Projection
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlCursor
+from ledger.rules import Rule
 
 DOCUMENT_FORMAT = "mutual-ledger/disclosure/v1"
 CASE_COLUMNS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
@@ -138,8 +138,10 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     """A settled period's public disclosure, from facts fixed at settlement; `failed` maps member → periods whose
     debit for them is still failed (their share was not paid)."""
     record = periods.record(period_id)
-    if record is None or record["status"] != "settled":
-        raise ValueError(f"period: must_be_settled_to_be_disclosed ({period_id})")
+    if record is None:
+        raise InputError("period", Rule.PERIOD_MUST_EXIST, period_id)
+    if record["status"] != "settled":
+        raise InputError("period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, f"{period_id} is {record['status']}")
     history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
     funded = {c["claim"]: c for c in record["cases"]}
     cards = []
@@ -177,11 +179,28 @@ def _case_count(periods: Periods, period: str) -> int:
     return 0 if record is None else len(record["cases"])
 
 
-def document_bytes(document: dict[str, Any]) -> bytes:
-    """The published bytes of a disclosure (RFC 8785)."""
-    return canonical_bytes(document)
+
+def yuan(fen: int | None) -> str:
+    """Fen as yuan with two decimals and thousands separators."""
+    if fen is None:
+        return "-"
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
 
 
-def document_hash(document: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the published bytes."""
-    return hashlib.sha256(document_bytes(document)).hexdigest()
+def render_disclosure(d: dict[str, Any]) -> str:
+    """A disclosure document as people read the 公示: the period's terms, then one card per case."""
+    lines = [f"公示 — period {d['number']} of plan {d['plan']} (notice day {d['notice_on']}, collection "
+             f"{d['collection_on']}): {d['patients_helped']} patients helped, {d['sharing_members_wan']}万 sharing "
+             f"members, {yuan(d['per_person_share_fen'])} yuan each, {yuan(d['total_collected_fen'])} yuan collected",
+             f"  aid {yuan(d['aid_fen'])}, fee {yuan(d['fee_fen'])}, surplus in {yuan(d['surplus_in_fen'])}, "
+             f"cap applied: {d['cap_applied']}, subsidy {yuan(d['subsidy_fen'])}, surplus carried "
+             f"{yuan(d['surplus_carried_fen'])} yuan"]
+    lines += [f"  {c['member']}, {c['condition']}, {c['age_at_diagnosis']} {c['sex']} {c['province']}: aid "
+              f"{yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved ({c['decision_basis']}"
+              + (f", jury {c['jury_verdict']}" if c["jury_verdict"] else "") + "); "
+              f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, "
+              f"shared {yuan(c['shared_fen'])} yuan"
+              for c in d["cases"]]
+    return "\n".join(lines)

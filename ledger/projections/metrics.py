@@ -11,6 +11,9 @@ from typing import Any
 from ledger.envelope import format_at, parse_at
 from ledger.projections import ReadModels
 
+REPORT_FORMAT = "mutual-ledger/regulator-report/v1"
+"""The format tag of the regulator's report document."""
+
 
 def distribution(days: list[float]) -> dict[str, float | int | None]:
     """Count, p50, p90 and max of durations in days."""
@@ -69,3 +72,12 @@ def metrics(models: ReadModels, plans: list[str], since: str, until: str, now: d
     """Metrics of each plan, and the custody figures of the whole fund."""
     return {"plans": [plan_metrics(models, plan, since, until, now) for plan in plans],
             "custody_gap_fen": models.journal.custody_gap(), "trial_balance_fen": models.journal.trial_balance()}
+
+
+def report_document(models: ReadModels, since: str, until: str, as_of: datetime) -> dict[str, Any]:
+    """The regulator's report over [since, until): per plan, shares, cases, approval rates, time to decision,
+    refunds overdue; and the custody gap. Facts only from the read models of the signed events."""
+    plans = sorted({p["plan"] for p in models.periods.all()} | {c["plan"] for c in models.cases.cards()})
+    figures = metrics(models, plans, since, until, as_of)
+    return {"format": REPORT_FORMAT, "since": since, "until": until, **figures}
+

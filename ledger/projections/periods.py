@@ -19,18 +19,19 @@ ASSESSED_TERMS = ("rules_version", "locked_members", "aid_fen", "fee_bps", "fee_
 SETTLED_TERMS = ("collected_fen", "uncollected_fen", "surplus_carried_fen")
 COLUMNS = ("id", "plan", "number", "notice_on", "collection_on", "cutoff_at", "status", "assessed_at",
            *ASSESSED_TERMS, "subsidy_received_fen", "failed_debits", "failed_fen", "recovered_debits",
-           "recovered_fen", "settled_at", *SETTLED_TERMS)
+           "recovered_fen", "settled_at", *SETTLED_TERMS, "disclosure_hash", "disclosed_at")
+PLAN_COLUMNS = ("id", "name", "kind", "status", "created_at", "rules_version", "payment_model", "ends_at")
 
 
 class Periods(Projection):
     """The sharing periods read model (see module docstring)."""
 
     NAME = "periods"
-    TABLES = ("period_records", "period_cases")
+    TABLES = ("period_records", "period_cases", "period_plans")
 
     def schema(self) -> list[str]:
-        """One row per period and one per case it funds."""
-        self.records, self.cases = (self.t(n) for n in self.TABLES)
+        """One row per period and one per case it funds; one per plan (name, status, current rules version)."""
+        self.records, self.cases, self.plans = (self.t(n) for n in self.TABLES)
         integer = {"number", "subsidy_received_fen", "failed_debits", "failed_fen", "recovered_debits",
                    "recovered_fen", *SETTLED_TERMS, *(t for t in ASSESSED_TERMS if t not in ("cap_applied",
                                                                                            "excess_policy",
@@ -42,11 +43,19 @@ class Periods(Projection):
             f"CREATE INDEX IF NOT EXISTS period_records_plan ON {self.records} (plan, number)",
             f"CREATE TABLE IF NOT EXISTS {self.cases} (period TEXT NOT NULL, claim TEXT NOT NULL, "
             "approved_fen BIGINT NOT NULL, funded_fen BIGINT NOT NULL, PRIMARY KEY (period, claim))",
+            f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, "
+            "status TEXT NOT NULL, created_at TEXT NOT NULL, rules_version BIGINT NOT NULL, "
+            "payment_model TEXT NOT NULL, ends_at TEXT)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
         """Period events and the debits that belong to a period."""
         return {
+            "plan.created": self._plan_created,
+            "plan.rules_amended": self._plan_amended,
+            "plan.closing_announced": self._plan_closing,
+            "plan.terminated": self._plan_terminated,
+            "disclosure.published": self._disclosed,
             "period.opened": self._opened,
             "period.assessed": self._assessed,
             "period.subsidy_received": self._subsidy,
@@ -54,6 +63,27 @@ class Periods(Projection):
             "member.debit_failed": self._debit,
             "member.debit_recovered": self._debit,
         }
+
+    def _plan_created(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?, ?, 'open', ?, 1, ?, NULL)",
+                       (e["stream"], b["name"], b["kind"], e["at"], b["rules"]["payment_model"]))
+
+    def _plan_amended(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        cursor.execute(f"UPDATE {self.plans} SET rules_version = ?, payment_model = ? WHERE id = ?",
+                       (b["version"], b["rules"]["payment_model"], e["stream"]))
+
+    def _plan_closing(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.plans} SET status = 'closing', ends_at = ? WHERE id = ?",
+                       (e["body"]["ends_at"], e["stream"]))
+
+    def _plan_terminated(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.plans} SET status = 'terminated' WHERE id = ?", (e["stream"],))
+
+    def _disclosed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.records} SET disclosure_hash = ?, disclosed_at = ? WHERE id = ?",
+                       (e["body"]["document_hash"], e["at"], e["body"]["period"]))
 
     def _opened(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
@@ -112,3 +142,10 @@ class Periods(Projection):
             rows = cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.records} {where} ORDER BY plan, number",
                                   params).fetchall()
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+    def plans_list(self) -> list[dict[str, Any]]:
+        """Every plan, oldest first."""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT {', '.join(PLAN_COLUMNS)} FROM {self.plans} ORDER BY created_at, id"
+                                  ).fetchall()
+        return [dict(zip(PLAN_COLUMNS, row, strict=True)) for row in rows]

@@ -85,6 +85,15 @@ class SqlStore:
         if self.postgres:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
+    def has_table(self, name: str) -> bool:
+        """Whether a table of that name exists (in the PostgreSQL schema, when there is one)."""
+        with self.transaction(commit=False) as cursor:
+            if self.postgres:
+                row = cursor.execute("SELECT to_regclass(?)", (self.table(name),)).fetchone()
+                return row is not None and row[0] is not None
+            return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                  (name,)).fetchone() is not None
+
     def create(self, statements: Sequence[str]) -> None:
         """Create tables and indexes (statements use IF NOT EXISTS)."""
         with self.transaction() as cursor:

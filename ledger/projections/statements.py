@@ -11,21 +11,24 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from ledger.envelope import parse_at
+from ledger.errors import InputError
 from ledger.projections import ReadModels
+from ledger.rules import Rule
 
 
 def statement(models: ReadModels, member: str, since: date | None, until: date | None,
               as_of: datetime) -> dict[str, Any]:
-    """The statement of `member` for [since, until) (dates in UTC; open ends mean the whole membership)."""
+    """The statement of `member` for [since, until): the periods whose notice day (the period's date, a plan day)
+    falls in the range; open ends mean the whole membership."""
     row = models.balances.member(member)
     if row is None:
-        raise ValueError(f"member: must_exist ({member})")
+        raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, member)
     start = since.isoformat() if since else ""
     end = until.isoformat() if until else "9999"
     failed = {period for period, _ in models.balances.outstanding_debits_of(member)}
     ended_at = row["ended_at"] or "9999"
     paid_into = [p for p in models.periods.all(row["plan"])
-                 if p["share_fen"] is not None and start <= p["cutoff_at"] < end
+                 if p["share_fen"] is not None and start <= p["notice_on"] < end
                  and row["joined_at"] <= p["cutoff_at"] < ended_at and p["id"] not in failed]
     cases = {p["id"]: len((models.periods.record(p["id"]) or {"cases": []})["cases"]) for p in paid_into}
     movements = models.journal.member_movements(member, start or None, None if until is None else end)

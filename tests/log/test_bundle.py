@@ -24,12 +24,9 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("bundle")
     data = tmp / "ledger"
     assert run(data, "demo", "--members", "300", "--periods", "2", "--seed", "11", "--json").exit_code == 0
-    assert run(data, "checkpoint").exit_code == 0
-    keys = {"log": run(data, "log-key").output.strip()}
-    for role in ("custodian", "regulator"):
-        keys[role] = run(data, "witness", "key", "--key", role).output.strip()
-        result = run(data, "witness", "cosign", "--key", role, "--state", str(tmp / f"{role}.json"))
-        assert result.exit_code == 0, result.output
+    keys = {"log": run(data, "log", "key").output.strip()}
+    for role in ("custodian", "regulator"):  # each witness in its own directory, with its own key
+        keys[role] = run(tmp / "ledger-parties" / role, "witness", "key").output.strip()
     summary = json.loads((data / "demo-summary.json").read_text())
     export = [json.loads(line) for line in run(data, "export").output.splitlines()]
     deposits = {e["stream"] for e in export if e["type"] == "member.deposit_received"}
@@ -37,7 +34,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     member = next(e["stream"] for e in export if e["type"] == "member.joined" and e["stream"] in deposits
                   and e["stream"] not in ended and e["body"]["plan"] == summary["plans"]["prepaid"])
     bundle_file = tmp / "bundle.json"
-    assert run(data, "proof", "member", member, "--out", str(bundle_file)).exit_code == 0
+    assert run(data, "log", "proof", "member", member, "--out", str(bundle_file)).exit_code == 0
     return {"data": data, "tmp": tmp, "keys": keys, "member": member, "bundle": bundle_file, "summary": summary}
 
 
@@ -121,13 +118,13 @@ def test_an_unwitnessed_checkpoint_fails_a_witness_requirement(ledger: dict[str,
 
 def test_a_later_checkpoint_upgrades_an_old_bundle(ledger: dict[str, Any]) -> None:
     data, tmp = ledger["data"], ledger["tmp"]
-    assert run(data, "create-plan", "--command-id", "later-plan", "--name", "Later", "--kind", "accident",
+    assert run(data, "plan", "create", "--command-id", "later-plan", "--name", "Later", "--kind", "accident",
                "--rules", json.dumps(json.loads(next(
                    line for line in run(data, "export").output.splitlines() if '"plan.created"' in line)
                )["body"]["rules"])).exit_code == 0
-    assert run(data, "checkpoint").exit_code == 0
+    assert run(data, "log", "checkpoint", "publish").exit_code == 0
     upgraded = tmp / "upgraded.json"
-    assert run(data, "proof", "upgrade", str(ledger["bundle"]), "--out", str(upgraded)).exit_code == 0
+    assert run(data, "log", "proof", "upgrade", str(ledger["bundle"]), "--out", str(upgraded)).exit_code == 0
     bundle = json.loads(upgraded.read_text())
     check(ledger, bundle)
     bundle["upgrade"]["consistency"] = bundle["upgrade"]["consistency"][1:]
@@ -142,15 +139,15 @@ def test_cli_proofs_verify_with_the_rfc_algorithms_and_entries_are_the_stored_by
     from ledger.log.note import Checkpoint, split_note, verify_note
 
     data = ledger["data"]
-    note = run(data, "checkpoint").output
+    note = run(data, "log", "checkpoint", "publish").output
     checkpoint = Checkpoint.parse(verify_note(note, Verifier.parse(ledger["keys"]["log"])))
     assert split_note(note)[0] == checkpoint.text()
-    raw = run(data, "entry", "--index", "5").stdout_bytes.rstrip(b"\n")
+    raw = run(data, "log", "entry", "5").stdout_bytes.rstrip(b"\n")
     assert raw == run(data, "export").stdout_bytes.splitlines()[5]
-    proof = json.loads(run(data, "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size)).output)
+    proof = json.loads(run(data, "log", "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size)).output)
     verify_inclusion(5, checkpoint.size, leaf_hash(raw), [base64.b64decode(p) for p in proof["proof"]],
                      checkpoint.root)
-    older = json.loads(run(data, "proof", "consistency", "--old", "100", "--size", str(checkpoint.size)).output)
+    older = json.loads(run(data, "log", "proof", "consistency", "--old", "100", "--size", str(checkpoint.size)).output)
     verify_consistency(100, checkpoint.size, base64.b64decode(older["old_root"]), checkpoint.root,
                        [base64.b64decode(p) for p in older["proof"]])
-    assert run(data, "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size + 1000)).exit_code == 2
+    assert run(data, "log", "proof", "inclusion", "--index", "5", "--size", str(checkpoint.size + 1000)).exit_code == 2

@@ -10,51 +10,52 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.application import LedgerApplication
-from ledger.log.checkpoints import CheckpointLog, InconsistentLogError, log_signer
+from ledger.application import SimulatedClock
+from ledger.bootstrap import Ledger
+from ledger.log.checkpoints import CheckpointLog, InconsistentLogError
 from ledger.log.merkle import ProofError, verify_consistency
 from ledger.log.note import Checkpoint, NoteError, Signer, sign_note, split_note, verify_cosignature, verify_note
 from ledger.log.tree import TransparencyLog
 from ledger.log.witness import ForkError, Witness, WitnessPolicy, WitnessRefusedError
-from tests.support import START, create_plan, join
+from tests.support import INITIAL, START, create_plan, join, signer_of
 
 
-def checkpoints(app: LedgerApplication) -> CheckpointLog:
-    return CheckpointLog(TransparencyLog(app), log_signer(app.settings.log_origin, app.signing_key("log")))
+def checkpoints(app: Ledger) -> CheckpointLog:
+    return app.checkpoints
 
 
-def witness(app: LedgerApplication, role: str, tmp_path: Path) -> Witness:
-    return Witness(Signer(f"{role}.witness", app.signing_key(role).private_key), tmp_path / f"{role}-state.json",
+def witness(app: Ledger, role: str, tmp_path: Path) -> Witness:
+    return Witness(Signer(f"{role}.witness", app.signers.load(role).private_key), tmp_path / f"{role}-state.json",
                    tmp_path / f"{role}-evidence.json")
 
 
-def test_publish_signs_the_current_tree_once(ledger_app: LedgerApplication) -> None:
+def test_publish_signs_the_current_tree_once(ledger_app: Ledger) -> None:
     log = checkpoints(ledger_app)
     first = log.publish(START)
     text = verify_note(first.note, log.verifier)
     checkpoint = Checkpoint.parse(text)
-    assert (checkpoint.origin, checkpoint.size) == (ledger_app.settings.log_origin, 6)
-    assert checkpoint.root == log.log.root(6)
+    assert (checkpoint.origin, checkpoint.size) == (ledger_app.settings.log_origin, INITIAL)
+    assert checkpoint.root == log.log.root(INITIAL)
     assert log.publish(START).note == first.note
     create_plan(ledger_app)
-    assert log.publish(START).size == 7
-    assert [c.size for c in log.all()] == [6, 7]
+    assert log.publish(START).size == INITIAL + 1
+    assert [c.size for c in log.all()] == [INITIAL, INITIAL + 1]
 
 
-def test_publication_is_bounded_by_age_and_by_entries(ledger_app: LedgerApplication) -> None:
+def test_publication_is_bounded_by_age_and_by_entries(ledger_app: Ledger) -> None:
     log = checkpoints(ledger_app)
     log.publish(START)
     plan = create_plan(ledger_app)
     assert log.publish_if_due(START + timedelta(seconds=10), max_age_seconds=60, max_entries=3) is None
     stored = log.publish_if_due(START + timedelta(seconds=61), max_age_seconds=60, max_entries=3)
-    assert stored is not None and stored.size == 7
+    assert stored is not None and stored.size == INITIAL + 1
     for _ in range(3):
         join(ledger_app, plan)
     stored = log.publish_if_due(START + timedelta(seconds=62), max_age_seconds=60, max_entries=3)
-    assert stored is not None and stored.size == 10
+    assert stored is not None and stored.size == INITIAL + 4
 
 
-def test_the_log_refuses_to_sign_a_checkpoint_inconsistent_with_one_it_signed(ledger_app: LedgerApplication) -> None:
+def test_the_log_refuses_to_sign_a_checkpoint_inconsistent_with_one_it_signed(ledger_app: Ledger) -> None:
     log = checkpoints(ledger_app)
     log.publish(START)
     create_plan(ledger_app)
@@ -65,13 +66,13 @@ def test_the_log_refuses_to_sign_a_checkpoint_inconsistent_with_one_it_signed(le
         hashes = bytes(row[0])
         forged = hashes[:4 * 32] + hashlib.sha256(b"forged").digest() + hashes[5 * 32:]
         cursor.execute(f"UPDATE {log.log.tiles} SET hashes = ? WHERE level = 0 AND idx = 0", (forged,))
-    fresh = checkpoints(ledger_app)
+    fresh = CheckpointLog(TransparencyLog(ledger_app.app), signer_of(log))  # another process: nothing cached
     with pytest.raises(InconsistentLogError):
         fresh.publish(START)
-    assert [c.size for c in fresh.all()] == [6]
+    assert [c.size for c in fresh.all()] == [INITIAL]
 
 
-def test_witnesses_cosign_after_checking_consistency(ledger_app: LedgerApplication, tmp_path: Path) -> None:
+def test_witnesses_cosign_after_checking_consistency(ledger_app: Ledger, tmp_path: Path) -> None:
     log = checkpoints(ledger_app)
     custodian, regulator = witness(ledger_app, "custodian", tmp_path), witness(ledger_app, "regulator", tmp_path)
     policy = WitnessPolicy((custodian.verifier, regulator.verifier), threshold=2)
@@ -96,7 +97,7 @@ def test_witnesses_cosign_after_checking_consistency(ledger_app: LedgerApplicati
         verify_cosignature(stored.note.replace(f"\n{second.size}\n", "\n99\n"), regulator.verifier)
 
 
-def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerApplication, tmp_path: Path) -> None:
+def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: Ledger, tmp_path: Path) -> None:
     log = checkpoints(ledger_app)
     custodian = witness(ledger_app, "custodian", tmp_path)
     first = log.publish(START)
@@ -104,7 +105,7 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerAppli
     create_plan(ledger_app)
     honest = log.publish(START)
     forked = sign_note(Checkpoint(ledger_app.settings.log_origin, honest.size, hashlib.sha256(b"other").digest()
-                                  ).text(), log.signer)  # the operator equivocates with its own key
+                                  ).text(), signer_of(log))  # the operator equivocates with its own key
     with pytest.raises(ForkError):
         custodian.cosign(forked, log.verifier, log.log.consistency_proof, 2)
     evidence = json.loads(custodian.evidence_path.read_text())
@@ -119,7 +120,7 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerAppli
     custodian.cosign(honest.note, log.verifier, log.log.consistency_proof, 3)  # the honest one is fine
 
 
-def test_a_witness_refuses_a_bad_signature_and_a_shrinking_tree(ledger_app: LedgerApplication,
+def test_a_witness_refuses_a_bad_signature_and_a_shrinking_tree(ledger_app: Ledger,
                                                                 tmp_path: Path) -> None:
     log = checkpoints(ledger_app)
     custodian = witness(ledger_app, "custodian", tmp_path)
@@ -129,7 +130,7 @@ def test_a_witness_refuses_a_bad_signature_and_a_shrinking_tree(ledger_app: Ledg
     stranger = Signer(ledger_app.settings.log_origin, Ed25519PrivateKey.generate())
     with pytest.raises(WitnessRefusedError):
         custodian.cosign(sign_note(split_note(second.note)[0], stranger), log.verifier, log.log.consistency_proof, 2)
-    smaller = sign_note(Checkpoint(ledger_app.settings.log_origin, 3, log.log.root(3)).text(), log.signer)
+    smaller = sign_note(Checkpoint(ledger_app.settings.log_origin, 3, log.log.root(3)).text(), signer_of(log))
     with pytest.raises(WitnessRefusedError):
         custodian.cosign(smaller, log.verifier, log.log.consistency_proof, 2)
 
@@ -138,15 +139,19 @@ def test_two_logs_sharing_a_prefix_are_caught_by_a_witness(tmp_path: Path) -> No
     """The operator copies its store and grows the copy differently: both histories are signed with the log key."""
     import shutil
 
-    from ledger.application import SimulatedClock
+    from ledger.bootstrap import bootstrap
     from ledger.config import Settings
-    from ledger.service import initialize
+    from ledger.service import party_key_directories
+    from tests.support import new_ledger
 
-    main = LedgerApplication(Settings(data_dir=tmp_path / "a"), SimulatedClock(START))
-    initialize(main)
+    main = new_ledger(tmp_path / "a", None)
     create_plan(main)
-    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the shared prefix: 7 entries
-    copy = LedgerApplication(Settings(data_dir=tmp_path / "b"), SimulatedClock(START))
+    main.close()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the shared prefix
+    main = bootstrap(Settings(data_dir=tmp_path / "a" / "operator"), clock=SimulatedClock(START),
+                     key_directories=party_key_directories(tmp_path / "a"))
+    copy = bootstrap(Settings(data_dir=tmp_path / "b" / "operator"), clock=SimulatedClock(START),
+                     key_directories=party_key_directories(tmp_path / "b"))
     custodian = witness(main, "custodian", tmp_path)
     honest, forked = checkpoints(main), checkpoints(copy)
     create_plan(main)
@@ -164,17 +169,12 @@ def test_two_logs_sharing_a_prefix_are_caught_by_a_witness(tmp_path: Path) -> No
     copy.close()
 
 
-def test_a_revoked_log_key_signs_no_checkpoint(ledger_app: LedgerApplication) -> None:
-    from ledger.log.checkpoints import RevokedLogKeyError
-    from schemas.commands.keys import RevokeKey
-    from tests.support import advance, cid
+def test_a_reader_without_the_log_key_reads_checkpoints_but_cannot_publish(ledger_app: Ledger) -> None:
+    from ledger.errors import InputError
 
-    key = ledger_app.signing_key("log")
-    log = CheckpointLog(TransparencyLog(ledger_app), log_signer(ledger_app.settings.log_origin, key),
-                        lambda moment: ledger_app.keyring().key_valid_for(key.key_id, "operator", moment))
-    log.publish(START)
-    advance(ledger_app, hours=1)
-    ledger_app.execute(RevokeKey(command_id=cid(), key_id=key.key_id))
-    with pytest.raises(RevokedLogKeyError):
-        log.publish(START + timedelta(hours=2))
-    assert [c.size for c in log.all()] == [6]
+    published = ledger_app.checkpoints.publish(START)
+    reader = CheckpointLog(ledger_app.log, None, ledger_app.checkpoints.verifier)
+    assert reader.latest() == published and reader.verifier == ledger_app.checkpoints.verifier
+    create_plan(ledger_app)
+    with pytest.raises(InputError, match="key_must_exist"):
+        reader.publish(START + timedelta(hours=1))

@@ -10,21 +10,21 @@ from typing import Any
 
 import pytest
 
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from ledger.log.merkle import leaf_hash, mth, root_from_leaf_hashes, verify_consistency, verify_inclusion
 from ledger.log.tree import TransparencyLog
-from tests.support import create_plan, join
+from tests.support import INITIAL, create_plan, join
 
 
-def grow(app: LedgerApplication, members: int) -> None:
+def grow(app: Ledger, members: int) -> None:
     plan = create_plan(app)
     for _ in range(members):
         join(app, plan)
 
 
-def test_roots_and_proofs_at_every_size(ledger_app: LedgerApplication) -> None:
+def test_roots_and_proofs_at_every_size(ledger_app: Ledger) -> None:
     grow(ledger_app, 30)
-    log = TransparencyLog(ledger_app)
+    log = ledger_app.log
     entries = [entry for _, entry in ledger_app.entries()]
     assert log.integrate(page=7) == len(entries) == log.size()
     hashes = [leaf_hash(e) for e in entries]
@@ -39,12 +39,12 @@ def test_roots_and_proofs_at_every_size(ledger_app: LedgerApplication) -> None:
         log.root(len(entries) + 1)
 
 
-def test_integration_is_incremental_and_survives_a_restart(ledger_app: LedgerApplication) -> None:
+def test_integration_is_incremental_and_survives_a_restart(ledger_app: Ledger) -> None:
     grow(ledger_app, 10)
-    first = TransparencyLog(ledger_app)
-    assert first.integrate() == 17
+    first = ledger_app.log
+    assert first.integrate() == INITIAL + 11
     grow(ledger_app, 5)
-    restarted = TransparencyLog(ledger_app)
+    restarted = ledger_app.log
     assert restarted.integrate() == 6
     assert restarted.integrate() == 0
     entries = [entry for _, entry in ledger_app.entries()]
@@ -52,10 +52,10 @@ def test_integration_is_incremental_and_survives_a_restart(ledger_app: LedgerApp
     assert [e for _, e in restarted.entries(3)] == entries[3:]
 
 
-def test_a_crash_during_integration_leaves_nothing_half_written(ledger_app: LedgerApplication,
+def test_a_crash_during_integration_leaves_nothing_half_written(ledger_app: Ledger,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     grow(ledger_app, 12)
-    log = TransparencyLog(ledger_app)
+    log = ledger_app.log
     log.integrate(page=5)
     grow(ledger_app, 3)
     original = log.sql.transaction

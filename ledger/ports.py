@@ -1,0 +1,91 @@
+"""What the write side needs to know beyond the aggregates it loads: narrow questions about the ledger's state.
+
+Command handlers answer some rules from facts spread over many streams — the members locked at a cutoff, a payer's
+family, a member's open claims, the documents a disclosure or a report pins. They ask these interfaces, never a
+read model: the composition root (`ledger.bootstrap`) gives the application an implementation backed by the read
+models, so the write side does not import the read side (cosmicpython's abstract repository is the model).
+Every answer is as of the last stored event; what the current unit of work changed is the handlers' own business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class LedgerQueries(Protocol):
+    """Questions about members, accounts, claims and periods, answered from every stored event."""
+
+    def locked_members(self, plan: str, cutoff: str) -> Sequence[str]:
+        """Members of the plan whose membership is active at the cutoff instant."""
+        ...
+
+    def approved_claims(self, plan: str, decided_by: str) -> Sequence[str]:
+        """Approved claims of the plan decided by the instant and not yet included in a period."""
+        ...
+
+    def year_shares_fen(self, plan: str, year_start: str, cutoff: str) -> int:
+        """Per-person shares assessed in the plan from the year's start up to the cutoff."""
+        ...
+
+    def family_count(self, payer: str) -> int:
+        """Family members ever joined under a payer."""
+        ...
+
+    def active_family(self, payer: str) -> Sequence[str]:
+        """Family members of a payer still active."""
+        ...
+
+    def family_locked(self, account: str, cutoff: str) -> Sequence[str]:
+        """The members an account pays for (holder first, then family in join order), active at the cutoff."""
+        ...
+
+    def balance_fen(self, account: str) -> int:
+        """A prepaid account's balance."""
+        ...
+
+    def shares_charged_fen(self, member: str) -> int:
+        """Every share charged to a member so far."""
+        ...
+
+    def short_accounts(self, plan: str) -> Sequence[tuple[str, int]]:
+        """Prepaid accounts of the plan whose balance is below zero (shares they could not cover), with it."""
+        ...
+
+    def accounts_with_balance(self, plan: str) -> Sequence[tuple[str, int]]:
+        """Prepaid accounts of the plan holding money, with their balance."""
+        ...
+
+    def outstanding_debits(self, period: str) -> Sequence[tuple[str, int]]:
+        """Members whose debit for the period is still failed, with the amount."""
+        ...
+
+    def open_claims(self, member: str) -> Sequence[str]:
+        """A member's claims neither rejected nor paid."""
+        ...
+
+
+class LedgerDocuments(Protocol):
+    """Documents whose hash a command pins on the log, built from every stored event."""
+
+    def disclosure(self, period: str) -> dict[str, Any]:
+        """A settled period's public disclosure (公示)."""
+        ...
+
+    def report(self, since: str, until: str, as_of: datetime) -> dict[str, Any]:
+        """The regulator's report over a date range."""
+        ...
+
+
+class LedgerReadSide(LedgerDocuments, Protocol):
+    """Both, as the composition root provides them; `refresh()` brings the answers up to the last stored event."""
+
+    @property
+    def queries(self) -> LedgerQueries:
+        """The answers to `LedgerQueries`."""
+        ...
+
+    def refresh(self) -> None:
+        """Catch up with every stored event (another process may have written since)."""
+        ...

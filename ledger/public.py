@@ -1,0 +1,80 @@
+"""What an outsider reads: a ledger's store opened read-only, with no key — its entries in global order and the
+checkpoints the operator published — and the outsider's own material beside it (trust anchors, the checkpoints it
+accepted as a monitor or cosigned as a witness).
+
+Outsiders (members, custodians, regulators, witnesses) run `audit …`, `witness …` and `log proof …` with this:
+nothing here signs, integrates or writes, and nothing needs a private key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from ledger.config import Settings
+from ledger.errors import InputError
+from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
+from ledger.log.note import Verifier
+from ledger.log.tree import TransparencyLog
+from ledger.projections.sql import SqlStore
+from ledger.rules import Rule
+
+
+class PublicStore:
+    """A ledger's store, read only (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.database_url is None and not settings.sqlite_path.exists():
+            raise InputError("ledger", Rule.LEDGER_MUST_BE_INITIALIZED,
+                             f"{settings.data_dir} holds no ledger (give --ledger the operator's data directory "
+                             "or set LEDGER_DATABASE_URL)")
+        self.settings = settings
+        factory = InfrastructureFactory.construct(Environment("Ledger", settings.eventsourcing_env(read_only=True)))
+        self.factory = factory
+        self.recorder: ApplicationRecorder = factory.application_recorder()
+        """The store's recorder (read only); it has a `datastore`, as the log and the read models expect."""
+
+    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """Every stored entry in global order, as (notification id, canonical envelope bytes)."""
+        position = start
+        while True:
+            notifications = self.recorder.select_notifications(position, page)
+            if not notifications:
+                return
+            for notification in notifications:
+                yield notification.id, notification.state
+            position = notifications[-1].id + 1
+
+    def checkpoints(self, verifier: Verifier | None) -> CheckpointLog:
+        """The operator's published checkpoints and its log's stored tiles, to read (no key: it cannot publish)."""
+        return CheckpointLog(TransparencyLog(self, create=False), None, verifier, create=False)
+
+    def published_checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint the operator published, smallest first (none when it never published one)."""
+        if not SqlStore(self.recorder.datastore).has_table("log_checkpoints"):  # type: ignore[attr-defined]
+            return []
+        return self.checkpoints(None).all()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.factory.close()
+
+
+def accepted_checkpoints(directory: Path) -> list[str]:
+    """The checkpoint notes an outsider holds in its own directory: the last one it accepted as a monitor and the
+    last one it cosigned as a witness (`monitor-state.json`, `witness-state.json`)."""
+    notes = []
+    for name in ("monitor-state.json", "witness-state.json"):
+        path = directory / name
+        if not path.exists():
+            continue
+        try:
+            state = json.loads(path.read_text())
+            notes.append(str(state["checkpoint"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError("state", Rule.STATE_FILE_MUST_BE_VALID, str(path)) from None
+    return notes
