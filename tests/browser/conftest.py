@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Playwright, Route, sync_playwright
 
-from tests.browser.server import TestServer, serving
+from tests.browser.server import LocalServer, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -40,7 +40,7 @@ def playwright() -> Iterator[Playwright]:
 
 
 @pytest.fixture(scope="session")
-def test_server() -> Iterator[TestServer]:
+def test_server() -> Iterator[LocalServer]:
     """The static files, the vectors and the signed-request recorder on a free loopback port."""
     with serving() as server:
         yield server
@@ -76,7 +76,7 @@ def page_problems() -> Problems:
 
 
 @pytest.fixture
-def page(context: BrowserContext, test_server: TestServer, page_problems: Problems) -> Iterator[Page]:
+def page(context: BrowserContext, test_server: LocalServer, page_problems: Problems) -> Iterator[Page]:
     """A page open on the test server's origin; the test fails on console errors and requests elsewhere."""
     page = context.pages[0] if context.pages else context.new_page()
     page.on("console", lambda message: _console(page_problems, message))

@@ -31,16 +31,16 @@ class Received:
 
 
 @dataclass
-class TestServer:
+class LocalServer:
     """The running server: its origin and the signed requests it received."""
 
     origin: str
     received: list[Received] = field(default_factory=list)
 
 
-def _handler(server: TestServer) -> type[BaseHTTPRequestHandler]:
+def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 — the base class's name
+        def log_message(self, format: str, *args: object) -> None:
             """Quiet: the tests look at what they need."""
 
         def do_GET(self) -> None:
@@ -54,7 +54,8 @@ def _handler(server: TestServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self.record()
 
-        do_PUT = do_DELETE = do_PATCH = do_POST
+        def do_DELETE(self) -> None:
+            self.record()
 
         def record(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -86,9 +87,9 @@ def _handler(server: TestServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving() -> Iterator[TestServer]:
+def serving() -> Iterator[LocalServer]:
     """Serve on a free loopback port until the block ends."""
-    state = TestServer("")
+    state = LocalServer("")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.origin = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
