@@ -6,7 +6,6 @@ console error or page error, and on any request that would leave that origin.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ MISSING = (f"the browser tests need Chromium at {CHROMIUM}: install Debian's pac
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """The system Chromium; the run fails saying what to install when it is missing."""
-    if not (CHROMIUM.exists() or shutil.which("chromium")):
+    if not CHROMIUM.exists():
         pytest.fail(MISSING, pytrace=False)
     return CHROMIUM
 
