@@ -1,0 +1,57 @@
+// The sharing formula (ledger/sharing.py, a contract) in exact integers (BigInt), and the assessment roll's leaf.
+//
+//   aid = Σ approved; fee = floor(aid × fee_bps / 10000); need = aid + fee − surplus_in
+//   share = ceil(need / locked) (0 when need ≤ 0 or nobody is locked), capped per case, then by the annual cap;
+//   operator_pays: subsidy = max(0, need − raised); pro_rata: what is available is split in proportion, floored.
+
+import { canonicalBytes } from "./jcs.js";
+
+const floorDiv = (a, b) => {
+  const q = a / b;
+  return (a % b !== 0n) && ((a < 0n) !== (b < 0n)) ? q - 1n : q;
+};
+const ceilDiv = (a, b) => -floorDiv(-a, b);
+const max = (a, b) => (a > b ? a : b);
+
+/** Every term of the formula for one period, as BigInts (cap_applied and excess_policy as strings). */
+export function assess(lockedMembers, cases, feeBps, surplusIn, perCaseCap, annualCapRemaining, excessPolicy) {
+  const locked = BigInt(lockedMembers);
+  const amounts = cases.map(([, amount]) => BigInt(amount));
+  const aid = amounts.reduce((a, b) => a + b, 0n);
+  const fee = floorDiv(aid * BigInt(feeBps), 10000n);
+  const surplus = BigInt(surplusIn);
+  const need = aid + fee - surplus;
+  const uncapped = need > 0n && locked > 0n ? ceilDiv(need, locked) : 0n;
+  let share = uncapped;
+  let capApplied = "none";
+  const caseLimit = BigInt(perCaseCap) * BigInt(cases.length);
+  if (share > caseLimit) [share, capApplied] = [caseLimit, "per_case"];
+  if (share > BigInt(annualCapRemaining)) [share, capApplied] = [BigInt(annualCapRemaining), "annual"];
+  const raised = share * locked;
+  let subsidy = 0n;
+  let funded;
+  let fundedFee;
+  if (excessPolicy === "operator_pays" || raised + surplus >= aid + fee || aid + fee === 0n) {
+    subsidy = excessPolicy === "operator_pays" ? max(0n, need - raised) : 0n;
+    funded = amounts;
+    fundedFee = fee;
+  } else {
+    const available = max(0n, raised + surplus);
+    const total = aid + fee;
+    funded = amounts.map((amount) => floorDiv(available * amount, total));
+    fundedFee = floorDiv(available * fee, total);
+  }
+  const fundedAid = funded.reduce((a, b) => a + b, 0n);
+  return {
+    locked_members: locked, aid_fen: aid, fee_bps: BigInt(feeBps), fee_fen: fee, surplus_in_fen: surplus,
+    need_fen: need, uncapped_share_fen: uncapped, per_case_cap_fen: BigInt(perCaseCap),
+    annual_cap_remaining_fen: BigInt(annualCapRemaining), cap_applied: capApplied, share_fen: share,
+    excess_policy: excessPolicy, subsidy_fen: subsidy, funded_aid_fen: fundedAid, funded_fee_fen: fundedFee,
+    surplus_out_fen: raised + subsidy + surplus - fundedAid - fundedFee, funded,
+  };
+}
+
+/** One assessment-roll entry: the JCS bytes of {"period", "member", "amount"}. */
+export function rollLeaf(period, member, amountFen) {
+  return canonicalBytes({ period, member, amount: amountFen });
+}
