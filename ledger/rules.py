@@ -71,6 +71,26 @@ class Rule(StrEnum):
     KEY_NAME_MUST_BE_NEW = "key_name_must_be_new"
     KEY_NAME_MUST_NAME_A_KEY_IN_THE_KEY_DIRECTORY = "key_name_must_name_a_key_in_the_key_directory"
 
+    # -- Signed requests (RFC 9421) ----------------------------------------------------------------------------------
+    SIGNATURE_ALGORITHM_MUST_BE_ED25519 = "signature_algorithm_must_be_ed25519"
+    SIGNATURE_COMPONENTS_MUST_BE_STRINGS = "signature_components_must_be_strings"
+    SIGNATURE_INPUT_MUST_BE_A_STRUCTURED_DICTIONARY = "signature_input_must_be_a_structured_dictionary"
+    SIGNATURE_INPUT_MUST_BE_PRESENT = "signature_input_must_be_present"
+    SIGNATURE_INPUT_MUST_BE_WELL_FORMED = "signature_input_must_be_well_formed"
+    SIGNATURE_KEYID_MUST_BE_A_KEY_ID = "signature_keyid_must_be_a_key_id"
+    SIGNATURE_KEY_MUST_BE_IN_THE_KEYRING = "signature_key_must_be_in_the_keyring"
+    SIGNATURE_MUST_BE_TAGGED_FOR_THE_LEDGER = "signature_must_be_tagged_for_the_ledger"
+    SIGNATURE_MUST_COVER_METHOD_AUTHORITY_PATH_AND_QUERY = "signature_must_cover_method_authority_path_and_query"
+    SIGNATURE_MUST_COVER_THE_CONTENT_DIGEST = "signature_must_cover_the_content_digest"
+    SIGNATURE_MUST_NOT_BE_CREATED_IN_THE_FUTURE = "signature_must_not_be_created_in_the_future"
+    SIGNATURE_MUST_NOT_HAVE_EXPIRED = "signature_must_not_have_expired"
+    SIGNATURE_MUST_VERIFY = "signature_must_verify"
+    SIGNATURE_NONCE_MUST_BE_16_TO_128_CHARACTERS = "signature_nonce_must_be_16_to_128_characters"
+    SIGNATURE_NONCE_MUST_BE_NEW = "signature_nonce_must_be_new"
+    SIGNATURE_TIMES_MUST_BE_INTEGERS = "signature_times_must_be_integers"
+    SIGNATURE_VALIDITY_MUST_BE_SHORT = "signature_validity_must_be_short"
+    SIGNED_REQUESTS_MUST_FIT_THE_REPLAY_WINDOW = "signed_requests_must_fit_the_replay_window"
+
     # -- Events --------------------------------------------------------------------------------------------------
     EVENT_TIME_MUST_NOT_PRECEDE_STREAM = "event_time_must_not_precede_stream"
 

@@ -29,24 +29,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.bundle import check_bundle
 from ledger.aggregates.sharing_period import plan_midnight
-from ledger.application import LedgerApplication, SimulatedClock, member_key_name
+from ledger.application import SimulatedClock, member_key_name
+from ledger.bootstrap import Ledger, bootstrap
 from ledger.canonical import canonical_bytes
 from ledger.config import Settings
 from ledger.envelope import event_hash_of
-from ledger.keys import SigningKey
+from ledger.keys import KeyDirectory, SigningKey
 from ledger.log.bundle import build_bundle, upgrade_bundle
-from ledger.log.checkpoints import CheckpointLog, log_signer
+from ledger.log.checkpoints import CheckpointLog
 from ledger.log.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from ledger.log.note import COSIGNATURE_V1, Checkpoint, Signer, Verifier, cosign_line, sign_note, split_note
-from ledger.log.tree import TransparencyLog
-from ledger.service import initialize
+from ledger.service import anchor, initialize, party_key_directories, register
 from schemas.commands.claim import DecideClaim, FileClaim, InvestigateClaim, NoticeClaim, PayClaim
 from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod
 from schemas.commands.plan import CreatePlan
 from schemas.events import PlanRules
-from tests.support import START, commitment, prepaid_rules
+from tests.support import START, commitment, prepaid_rules, signer_of
 
 VECTORS = Path(__file__).parent / "vectors" / "bundles"
 ORIGIN = "mutual-ledger.test/vectors"
@@ -65,7 +65,7 @@ def fixed_key(name: str, role: str, member: str | None = None) -> SigningKey:
 class History:
     """The application's log, its keys, and the member whose bundle is made."""
 
-    app: LedgerApplication
+    app: Ledger
     checkpoints: CheckpointLog
     member: str
     keys: dict[str, SigningKey]
@@ -95,25 +95,25 @@ class History:
                 "witness_keys": [self.witness(name).verifier(COSIGNATURE_V1).encode() for name in WITNESSES]}
 
 
-def _at_plan_day(app: LedgerApplication, day: str, rules: PlanRules, hours: int = 1) -> None:
+def _at_plan_day(app: Ledger, day: str, rules: PlanRules, hours: int = 1) -> None:
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     clock.set(plan_midnight(date.fromisoformat(day), rules) + timedelta(hours=hours))
 
 
-def _advance(app: LedgerApplication, days: int) -> None:
+def _advance(app: Ledger, days: int) -> None:
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     clock.set(clock.current + timedelta(days=days))
 
 
-def _join(app: LedgerApplication, plan: str, name: str, age: int) -> str:
+def _join(app: Ledger, plan: str, name: str, age: int) -> str:
     return str(app.execute(Join(command_id=f"join-{name}", plan=plan, age_years=age, sex="f", province="zj",
                                 consent_commitment=commitment(f"consent {name}"),
                                 health_declaration_commitment=commitment(f"health {name}")))["member"])
 
 
-def _approved_claim(app: LedgerApplication, member: str, name: str, age: int) -> str:
+def _approved_claim(app: Ledger, member: str, name: str, age: int) -> str:
     today = app.clock.now().date()
     claim = str(app.execute(FileClaim(
         command_id=f"file-{name}", member=member, category="illness", condition="breast_cancer",
@@ -128,7 +128,7 @@ def _approved_claim(app: LedgerApplication, member: str, name: str, age: int) ->
     return claim
 
 
-def _period(app: LedgerApplication, plan: str, number: int, rules: PlanRules) -> str:
+def _period(app: Ledger, plan: str, number: int, rules: PlanRules) -> str:
     opened = app.execute(OpenPeriod(command_id=f"open-{number}", plan=plan, number=number))
     _at_plan_day(app, str(opened["notice_on"]), rules)
     app.execute(AssessPeriod(command_id=f"assess-{number}", period=str(opened["period"])))
@@ -139,19 +139,27 @@ def _period(app: LedgerApplication, plan: str, number: int, rules: PlanRules) ->
 
 def build_history(directory: Path) -> History:
     """A prepaid plan with four members; the first holds their own key, files a claim, and pays into two periods."""
-    settings = Settings(data_dir=directory, database_url=None, log_origin=ORIGIN, signing_workers=0)
-    app = LedgerApplication(settings, SimulatedClock(START))
-    for name, role in (("operator-root", "operator"), ("operator", "operator"), ("custodian", "custodian"),
-                       ("investigator", "investigator"), ("regulator", "regulator"), ("log", "operator")):
-        app.keys.save(fixed_key(name, role))
+    settings = Settings(data_dir=directory / "operator", database_url=None, log_origin=ORIGIN, signing_workers=0)
+    parties = party_key_directories(directory)
+    own = {"operator-root": "operator", "operator": "operator", "log": "log"}
+    for name, role in own.items():
+        (directory / "operator" / "keys").mkdir(parents=True, exist_ok=True)
+        KeyDirectory(directory / "operator" / "keys").save(fixed_key(name, role))
+    app = bootstrap(settings, clock=SimulatedClock(START), key_directories=parties, create=True)
     initialize(app)
+    for role in ("custodian", "investigator", "regulator"):
+        key = fixed_key(role, role)
+        app.signers.party(role).save(key)
+        if role in WITNESSES:
+            app.app.anchors = anchor(settings.data_dir, role, key.public_facts())
+        register(app, key.public_facts())
     rules = prepaid_rules(notice_days=3)
     plan = str(app.execute(CreatePlan(command_id="plan", name="Prepaid plan", kind="cancer", rules=rules))["plan"])
     members = [_join(app, plan, name, age) for name, age in (("m", 30), ("a", 34), ("b", 41), ("c", 29))]
     member = members[0]
-    own = fixed_key(member_key_name("member", member), "member", member)
-    app.keys.save(own)
-    app.execute(RegisterKey(command_id="key-m", role="member", public_key=own.public_base64, member=member))
+    own_key = fixed_key(member_key_name("member", member), "member", member)
+    app.signers.party("members").save(own_key)
+    app.execute(RegisterKey(command_id="key-m", role="member", public_key=own_key.public_base64, member=member))
     for number, (who, amount) in enumerate(zip(members, (10_000, 10_000, 10_000, 5_000), strict=True)):
         app.execute(Deposit(command_id=f"deposit-{number}", member=who, amount_fen=amount, reference=f"bank-{number}"))
     _advance(app, 100)
@@ -161,8 +169,8 @@ def build_history(directory: Path) -> History:
     app.execute(Deposit(command_id="deposit-again", member=member, amount_fen=2_000, reference="bank-again"))
     _approved_claim(app, members[1], "a", 34)
     _period(app, plan, 2, rules)
-    checkpoints = CheckpointLog(TransparencyLog(app), log_signer(ORIGIN, app.keys.load("log")))
-    keys = {app.keys.load(name).key_id: app.keys.load(name) for name in app.keys.names()}
+    checkpoints = app.checkpoints
+    keys = {key.key_id: key for key in (app.signers.load(name) for name in app.signers.names())}
     return History(app, checkpoints, member, keys)
 
 
@@ -203,7 +211,7 @@ def reprove(history: History, bundle: dict[str, Any], entries: list[bytes]) -> d
     hashes = [leaf_hash(entry) for entry in entries]
     text = Checkpoint(ORIGIN, len(entries), root_from_leaf_hashes(hashes)).text()
     changed = copy.deepcopy(bundle)
-    changed["checkpoint"] = history.cosigned(sign_note(text, history.checkpoints.signer))
+    changed["checkpoint"] = history.cosigned(sign_note(text, signer_of(history.checkpoints)))
     for item in changed["events"]:
         index = item["index"]
         item["entry"] = entries[index].decode()
@@ -444,7 +452,7 @@ def upgrade_vectors(history: History, good: dict[str, Any]) -> list[Vector]:
     hashes = [leaf_hash(entry) for entry in forked]
     text = Checkpoint(ORIGIN, len(forked), root_from_leaf_hashes(hashes)).text()
     fork = copy.deepcopy(good)
-    fork["upgrade"] = {"checkpoint": history.cosigned(sign_note(text, history.checkpoints.signer)),
+    fork["upgrade"] = {"checkpoint": history.cosigned(sign_note(text, signer_of(history.checkpoints))),
                        "consistency": _b64(consistency_proof(old_size, hashes))}
     return [("upgrade-consistent", "the bundle with a later cosigned checkpoint and the consistency proof to it",
              upgraded, {"ok": True}),
@@ -466,7 +474,7 @@ def generate(directory: Path) -> tuple[list[Vector], dict[str, Any]]:
     """Every vector, built from a fresh history in `directory`, and the verifier keys they are checked with."""
     history = build_history(directory)
     published = history.checkpoints.publish(history.now())
-    good = build_bundle(history.checkpoints, history.member, history.now())
+    good = build_bundle(history.checkpoints, history.member)
     good["checkpoint"] = history.cosigned(published.note)
     vectors: list[Vector] = [("good", "the member's bundle as the ledger makes it, cosigned by both witnesses", good,
                               {"ok": True})]

@@ -38,7 +38,9 @@ from http_message_signatures import (
 )
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
 
+from ledger.errors import InputError
 from ledger.keys import SigningKey, ed25519_sign, ed25519_verify
+from ledger.rules import Rule
 
 TAG = "mutual-ledger"
 """The application tag (§2.3) every signature to the ledger's API carries."""
@@ -56,13 +58,9 @@ KeyLookup = Callable[[str], bytes | None]
 """The raw 32-byte Ed25519 public key of a key id the keyring holds (valid now), or None: the service's seam."""
 
 
-class SignatureRejectedError(Exception):
+class SignatureRejectedError(InputError):
     """A request's signature is missing, malformed, stale, replayed or does not verify; names the field and rule."""
 
-    def __init__(self, field: str, rule: str, detail: str = "") -> None:
-        super().__init__(f"{field}: {rule}" + (f" ({detail})" if detail else ""))
-        self.field = field
-        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -178,9 +176,9 @@ class ReplayGuard:
         if len(self.seen) >= self.capacity:
             self.seen = {k: until for k, until in self.seen.items() if until + MAX_CLOCK_SKEW_SECONDS >= now}
         if (key_id, nonce) in self.seen:
-            raise SignatureRejectedError("nonce", "must_not_be_reused")
+            raise SignatureRejectedError("nonce", Rule.SIGNATURE_NONCE_MUST_BE_NEW)
         if len(self.seen) >= self.capacity:
-            raise SignatureRejectedError("nonce", "too_many_recent_requests_retry_shortly")
+            raise SignatureRejectedError("nonce", Rule.SIGNED_REQUESTS_MUST_FIT_THE_REPLAY_WINDOW)
         self.seen[(key_id, nonce)] = expires
 
 
@@ -188,20 +186,20 @@ def _selected(headers: Iterable[tuple[str, str]]) -> tuple[list[str], dict[str, 
     """The covered component identifiers and parameters of the one signature tagged `mutual-ledger`."""
     values = [v for n, v in headers if n.lower() == "signature-input"]
     if not values or not any(n.lower() == "signature" for n, _ in headers):
-        raise SignatureRejectedError("Signature-Input", "must_be_present_with_Signature")
+        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_INPUT_MUST_BE_PRESENT)
     try:
         parsed: Any = http_sf.parse(", ".join(values).encode(), tltype="dictionary")
     except (ValueError, TypeError):
-        raise SignatureRejectedError("Signature-Input", "must_be_a_structured_field_dictionary") from None
+        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_INPUT_MUST_BE_A_STRUCTURED_DICTIONARY) from None
     tagged = [(members, params) for members, params in parsed.values()
               if isinstance(members, list) and params.get("tag") == TAG]
     if len(tagged) != 1:
-        raise SignatureRejectedError("Signature-Input", f"must_hold_one_signature_tagged_{TAG}")
+        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_MUST_BE_TAGGED_FOR_THE_LEDGER)
     members, params = tagged[0]
     covered = []
     for value, item_params in members:
         if not isinstance(value, str):
-            raise SignatureRejectedError("Signature-Input", "components_must_be_strings")
+            raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_COMPONENTS_MUST_BE_STRINGS)
         covered.append(str(http_sf.ser((value, item_params))))
     return covered, dict(params)
 
@@ -209,26 +207,26 @@ def _selected(headers: Iterable[tuple[str, str]]) -> tuple[list[str], dict[str, 
 def _check_parameters(params: Mapping[str, Any]) -> tuple[str, int, int, str]:
     """(2): key id, created, expires and nonce, each present and of its type; alg is ed25519."""
     if params.get("alg") != "ed25519":
-        raise SignatureRejectedError("alg", "must_be_ed25519")
+        raise SignatureRejectedError("alg", Rule.SIGNATURE_ALGORITHM_MUST_BE_ED25519)
     key_id = params.get("keyid")
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise SignatureRejectedError("keyid", "must_be_a_16_hex_key_id")
+        raise SignatureRejectedError("keyid", Rule.SIGNATURE_KEYID_MUST_BE_A_KEY_ID)
     created, expires, nonce = params.get("created"), params.get("expires"), params.get("nonce")
     if type(created) is not int or type(expires) is not int:
-        raise SignatureRejectedError("created", "created_and_expires_must_be_integers")
+        raise SignatureRejectedError("created", Rule.SIGNATURE_TIMES_MUST_BE_INTEGERS)
     if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
-        raise SignatureRejectedError("nonce", "must_be_a_string_of_16_to_128_characters")
+        raise SignatureRejectedError("nonce", Rule.SIGNATURE_NONCE_MUST_BE_16_TO_128_CHARACTERS)
     return key_id, created, expires, nonce
 
 
 def _check_time(created: int, expires: int, now: int) -> None:
     """(4): within the validity, allowing the clock skew; a short validity."""
     if created > now + MAX_CLOCK_SKEW_SECONDS:
-        raise SignatureRejectedError("created", "must_not_be_in_the_future")
+        raise SignatureRejectedError("created", Rule.SIGNATURE_MUST_NOT_BE_CREATED_IN_THE_FUTURE)
     if expires < now - MAX_CLOCK_SKEW_SECONDS:
-        raise SignatureRejectedError("expires", "must_not_have_passed")
+        raise SignatureRejectedError("expires", Rule.SIGNATURE_MUST_NOT_HAVE_EXPIRED)
     if not 0 < expires - created <= MAX_VALIDITY_SECONDS:
-        raise SignatureRejectedError("expires", f"must_be_at_most_{MAX_VALIDITY_SECONDS}_seconds_after_created")
+        raise SignatureRejectedError("expires", Rule.SIGNATURE_VALIDITY_MUST_BE_SHORT)
 
 
 def verify_request(request: SignedRequest, keys: KeyLookup, now: dt.datetime,
@@ -238,24 +236,24 @@ def verify_request(request: SignedRequest, keys: KeyLookup, now: dt.datetime,
     key_id, created, expires, nonce = _check_parameters(params)  # (2)
     missing = [c for c in REQUIRED_COMPONENTS if c not in covered]  # (3)
     if missing:
-        raise SignatureRejectedError("Signature-Input", "must_cover_@method_@authority_@path_@query",
+        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_MUST_COVER_METHOD_AUTHORITY_PATH_AND_QUERY,
                                      ", ".join(missing))
     if request.body and BODY_COMPONENT not in covered:
-        raise SignatureRejectedError("content-digest", "must_be_covered_when_there_is_a_body")
+        raise SignatureRejectedError("content-digest", Rule.SIGNATURE_MUST_COVER_THE_CONTENT_DIGEST)
     seconds = int(now.timestamp())
     _check_time(created, expires, seconds)  # (4)
     public_key = keys(key_id)  # (5)
     if public_key is None:
-        raise SignatureRejectedError("keyid", "must_name_a_key_of_the_keyring")
+        raise SignatureRejectedError("keyid", Rule.SIGNATURE_KEY_MUST_BE_IN_THE_KEYRING)
     verifier = _Verifier(signature_algorithm=_Ed25519, key_resolver=_Keys(lambda _: public_key))
     try:  # (6), (7)
         verifier.verify(request.message(), expect_tag=TAG, max_age=None, body=request.body,
                         require_components=REQUIRED_COMPONENTS)
     except InvalidSignature as error:
         field_name = "content-digest" if "digest" in str(error).lower() else "Signature"
-        raise SignatureRejectedError(field_name, "must_verify", str(error)) from None
+        raise SignatureRejectedError(field_name, Rule.SIGNATURE_MUST_VERIFY, str(error)) from None
     except HTTPMessageSignaturesException as error:
-        raise SignatureRejectedError("Signature-Input", "must_be_well_formed", str(error)) from None
+        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_INPUT_MUST_BE_WELL_FORMED, str(error)) from None
     if replay is not None:  # (8)
         replay.accept(key_id, nonce, expires, seconds)
     return VerifiedRequest(key_id, created, expires, nonce, tuple(covered))

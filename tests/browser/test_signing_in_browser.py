@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page
 
 from ledger.api.httpsig import SignatureRejectedError, SignedRequest, verify_request
-from ledger.application import LedgerApplication
+from ledger.bootstrap import Ledger
 from tests.browser.conftest import run_module
 from tests.browser.server import LocalServer, Received
 from tests.support import create_plan, join, member_key
@@ -47,18 +47,18 @@ def as_signed(received: Received, **changes: object) -> SignedRequest:
 
 
 def test_a_browser_signed_request_verifies_in_python_and_every_tampering_is_refused(
-        page: Page, test_server: LocalServer, sqlite_app: LedgerApplication) -> None:
+        page: Page, test_server: LocalServer, sqlite_app: Ledger) -> None:
     app = sqlite_app
     member = join(app, create_plan(app))
     key = member_key(app, member)
-    pem = (app.keys.path / f"{key.name}.pem").read_text()
+    pem = (app.signers.party("members").path / f"{key.name}.pem").read_text()
     kept = run_module(page, IMPORT_AND_KEEP, pem)
     assert kept == {"keyId": key.key_id, "extractable": False, "exported": "refused"}
     page.reload()
     test_server.received.clear()
     assert run_module(page, SIGN_AFTER_RELOAD, member) == [204, 204, False]
     statement, report = test_server.received
-    keyring = app.keyring()
+    keyring = app.app.keyring()
     now = dt.datetime.now(dt.UTC)
 
     def from_keyring(key_id: str) -> bytes | None:
@@ -81,7 +81,7 @@ def test_a_browser_signed_request_verifies_in_python_and_every_tampering_is_refu
     for tampered in tamperings:
         with pytest.raises(SignatureRejectedError) as caught:
             verify_request(tampered(), from_keyring, now)
-        assert caught.value.rule == "must_verify"
+        assert caught.value.rule == "signature_must_verify"
     with pytest.raises(SignatureRejectedError) as expired:
         verify_request(as_signed(statement), from_keyring, now + dt.timedelta(minutes=10))
-    assert (expired.value.field, expired.value.rule) == ("expires", "must_not_have_passed")
+    assert (expired.value.field, expired.value.rule) == ("expires", "signature_must_not_have_expired")
