@@ -8,7 +8,9 @@ enum by `python -m ledger.rules`) and in tests that break each rule on purpose.
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
+from pathlib import Path
 
 
 class Rule(StrEnum):
@@ -222,5 +224,47 @@ class Rule(StrEnum):
     WIND_DOWN_REFUNDS_FOLLOW_TERMINATION = "wind_down_refunds_follow_termination"
 
     # -- Disclosures and reports ---------------------------------------------------------------------------------
+    PERIOD_IS_DISCLOSED_ONCE = "period_is_disclosed_once"
     PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED = "period_must_be_settled_to_be_disclosed"
     REPORT_RANGE_MUST_NOT_BE_EMPTY = "report_range_must_not_be_empty"
+
+
+def sections() -> dict[str, list[Rule]]:
+    """The rules by the section of this module they are declared in (its `# -- Section` comments)."""
+    found: dict[str, list[Rule]] = {}
+    section = "Rules"
+    for line in Path(__file__).read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# -- "):
+            section = stripped[5:].rstrip("- ").strip()
+        elif " = " in stripped and stripped.split(" = ")[0] in Rule.__members__:
+            found.setdefault(section, []).append(Rule[stripped.split(" = ")[0]])
+    return found
+
+
+def where_enforced(rule: Rule, root: Path) -> list[str]:
+    """The modules under `root` (the project's packages) that raise or return `rule`."""
+    needle = f"Rule.{rule.name}"
+    return sorted(str(path.relative_to(root)) for package in ("ledger", "audit", "consumers")
+                  for path in (root / package).rglob("*.py")
+                  if path.name != "rules.py" and needle in path.read_text(encoding="utf-8"))
+
+
+def document(root: Path) -> str:
+    """`docs/rules.md`: every rule, by section, as it reads and where it is enforced (generated; do not edit)."""
+    lines = ["# Rules", "",
+             "Every rejection names a field and one of these rules (`ledger/rules.py`, the one declared set); the exit",
+             "status is 2 and nothing is written. This page is generated from the enum by `python -m ledger.rules`;",
+             "the test suite breaks each rule on purpose and checks that this page is up to date.", ""]
+    for section, members in sections().items():
+        lines += [f"## {section}", "", "| rule | reads | enforced in |", "|---|---|---|"]
+        lines += [f"| `{rule.value}` | {rule.value.replace('_', ' ')} | "
+                  f"{', '.join(f'`{m}`' for m in where_enforced(rule, root))} |" for rule in members]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    project = Path(__file__).resolve().parent.parent
+    (project / "docs" / "rules.md").write_text(document(project), encoding="utf-8")
+    sys.stdout.write(f"wrote docs/rules.md: {len(Rule)} rules\n")

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from ledger.bootstrap import Ledger
+from ledger.errors import InputError
+from ledger.rules import Rule
 from tests.services import TansuBroker, fresh_schema, kafka_server, postgres_server, tansu_broker
 from tests.support import new_ledger
 
@@ -76,3 +78,34 @@ def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledge
         ledger = new_ledger(tmp_path, url)
         yield ledger
         ledger.close()
+
+
+# -- every rule broken on purpose somewhere in the suite -----------------------------------------------------------
+
+BROKEN_RULES: set[str] = set()
+"""Every rule an `InputError` named during this run (see `test_rules.py`)."""
+_input_error_init = InputError.__init__
+
+
+def _recording_init(self: InputError, field: str, rule: Rule, detail: str = "") -> None:
+    BROKEN_RULES.add(str(rule))
+    _input_error_init(self, field, rule, detail)
+
+
+InputError.__init__ = _recording_init  # type: ignore[method-assign]
+
+RULE_COVERAGE = "tests/test_rules.py::test_every_rule_is_broken_on_purpose_somewhere_in_the_suite"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The rule-coverage test runs last, and only when the whole suite runs (a selection breaks fewer rules)."""
+    coverage = [item for item in items if item.nodeid == RULE_COVERAGE]
+    if not coverage:
+        return
+    items.remove(coverage[0])
+    whole = (not config.option.keyword and not config.option.markexpr and not config.option.deselect
+             and not getattr(config.option, "lf", False) and all(Path(arg).resolve() == Path(__file__).parent for arg in config.args))
+    if whole:
+        items.append(coverage[0])
+    else:
+        config.hook.pytest_deselected(items=coverage)

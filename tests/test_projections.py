@@ -114,7 +114,7 @@ def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: Le
     _, period, rich, _ = prepaid_period(ledger_app)
     result = ledger_app.execute(PublishDisclosure(command_id=cid(), period=period))
     rejected(ledger_app, lambda: ledger_app.execute(PublishDisclosure(command_id=cid(), period=period)), "period",
-             "stream_id_must_be_new")
+             "period_is_disclosed_once")
     models = ledger_app.read_models()
     document = disclosure_document(period, models.periods, models.cases, models.balances.failed_periods())
     assert document_digest(document)[0] == result["document_hash"]

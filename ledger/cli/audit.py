@@ -196,7 +196,7 @@ def reconcile_command(statement_path: Path, input_path: Path | None, window_days
 @anchors_option
 @click.option("--log-key", default=None, help="The log's verifier key (default: from the trust anchors).")
 @click.option("--follow", is_flag=True, help="Keep watching.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+@click.option("--interval", type=click.FloatRange(0.1, 86_400), default=60.0, show_default=True,
               help="Seconds between passes.")
 def monitor_command(state: Path | None, trust_anchors: Path | None, log_key: str | None, follow: bool,
                     interval: float) -> None:

@@ -32,6 +32,8 @@ from ledger.public import PublicStore
 from ledger.rules import Rule
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOG_INDEX = 2**62
+"""Above any log size or index the store can hold (both backends keep 64-bit integers)."""
 EXIT_DEFECT = 70
 """An error the ledger did not foresee (a defect): reported in one line, never as a traceback."""
 

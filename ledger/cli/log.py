@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from ledger.cli.base import (
+    LOG_INDEX,
     check_output_path,
     context,
     emit,
@@ -71,8 +72,8 @@ def checkpoint_group() -> None:
 @checkpoint_group.command("publish")
 @click.option("--if-due", is_flag=True, help="Only when the last checkpoint is older than --max-age seconds or "
               "--max-entries behind.")
-@click.option("--max-age", type=click.FloatRange(min=0), default=300.0, show_default=True, help="Seconds.")
-@click.option("--max-entries", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--max-age", type=click.FloatRange(0, 10**9), default=300.0, show_default=True, help="Seconds.")
+@click.option("--max-entries", type=click.IntRange(1, LOG_INDEX), default=10_000, show_default=True)
 def publish(if_due: bool, max_age: float, max_entries: int) -> None:
     """Operator: integrate, sign a checkpoint if the tree grew, print the latest with its cosignatures."""
     ledger = context().ledger()
@@ -121,7 +122,7 @@ def _cosigner(note: str, line: str) -> Verifier:
 
 
 @checkpoint_group.command("show")
-@click.option("--size", type=click.IntRange(min=1), default=None, help="Default: the latest.")
+@click.option("--size", type=click.IntRange(1, LOG_INDEX), default=None, help="Default: the latest.")
 def show(size: int | None) -> None:
     """A published checkpoint with its cosignatures."""
     checkpoints = reader()
@@ -147,7 +148,7 @@ def list_checkpoints() -> None:
 
 
 @log_group.command("entry")
-@click.argument("index", type=click.IntRange(min=0))
+@click.argument("index", type=click.IntRange(0, LOG_INDEX))
 def entry(index: int) -> None:
     """The raw entry at a log index (0-based), as stored: the JCS bytes of the signed envelope."""
     log = reader().log
@@ -172,8 +173,8 @@ def proof_group() -> None:
 
 
 @proof_group.command("inclusion")
-@click.option("--index", type=click.IntRange(min=0), required=True)
-@click.option("--size", type=click.IntRange(min=1), required=True)
+@click.option("--index", type=click.IntRange(0, LOG_INDEX), required=True)
+@click.option("--size", type=click.IntRange(1, LOG_INDEX), required=True)
 @json_option
 def inclusion(index: int, size: int) -> None:
     """The inclusion proof of entry INDEX in the tree of SIZE (base64 hashes in RFC 9162 order)."""
@@ -187,8 +188,8 @@ def inclusion(index: int, size: int) -> None:
 
 
 @proof_group.command("consistency")
-@click.option("--old", "old_size", type=click.IntRange(min=1), required=True)
-@click.option("--size", type=click.IntRange(min=1), required=True)
+@click.option("--old", "old_size", type=click.IntRange(1, LOG_INDEX), required=True)
+@click.option("--size", type=click.IntRange(1, LOG_INDEX), required=True)
 @json_option
 def consistency(old_size: int, size: int) -> None:
     """The consistency proof between tree sizes OLD and SIZE (base64 hashes in RFC 9162 order)."""

@@ -103,7 +103,7 @@ def report(line: str) -> None:
 @kafka_group.command("relay")
 @click.option("--once", is_flag=True, help="Publish everything pending and exit.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=2000, show_default=True)
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True,
+@click.option("--interval", type=click.FloatRange(0.01, 3600), default=0.1, show_default=True,
               help="Seconds between polls of the store.")
 def relay(once: bool, batch: int, interval: float) -> None:
     """Publish the store's global order to the Kafka topic (position advanced only after the broker's ack)."""

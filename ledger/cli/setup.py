@@ -153,7 +153,7 @@ def _mark_demo(directory: Path) -> None:
 @click.command("demo")
 @click.option("--members", type=click.IntRange(10, 10_000_000), default=2000, show_default=True)
 @click.option("--periods", type=click.IntRange(1, 48), default=3, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)
 @click.option("--parties", "parties_dir", type=click.Path(path_type=Path), default=None,
               help="Where the other parties keep their own directories (default: DATA_DIR-parties).")
 @click.option("--replace", is_flag=True, help="Replace what an earlier demo wrote there (nothing else).")

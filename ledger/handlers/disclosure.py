@@ -19,6 +19,8 @@ def publish_disclosure(uow: UnitOfWork, command: PublishDisclosure) -> Outcome:
     """A settled period's document, built from the read models, is pinned by its hash, once."""
     period = uow.get(UUID(command.period), SharingPeriod, "period")
     check(period.status == "settled", "period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, period.status)
+    check(uow.find(disclosure_id(command.period), Disclosure) is None, "period", Rule.PERIOD_IS_DISCLOSED_ONCE,
+          command.period)
     digest, size = document_digest(uow.documents.disclosure(command.period))
     body = DisclosurePublishedV1(plan=period.plan, period=command.period, number=period.number,
                                  document_hash=digest, document_bytes=size)
