@@ -24,7 +24,7 @@ def checkpoints(app: LedgerApplication) -> CheckpointLog:
 
 
 def witness(app: LedgerApplication, role: str, tmp_path: Path) -> Witness:
-    return Witness(Signer(f"{role}.witness", app.signing_key(role).private_key), tmp_path / f"{role}-state.json",
+    return Witness(Signer(f"{role}.witness", app.signing_key(role).private_key), tmp_path / f"{role}.sqlite3",
                    tmp_path / f"{role}-evidence.json")
 
 
@@ -107,6 +107,7 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerAppli
                                   ).text(), log.signer)  # the operator equivocates with its own key
     with pytest.raises(ForkError):
         custodian.cosign(forked, log.verifier, log.log.consistency_proof, 2)
+    assert custodian.evidence_path is not None
     evidence = json.loads(custodian.evidence_path.read_text())
     old = Checkpoint.parse(verify_note(evidence["older_checkpoint"], log.verifier))
     new = Checkpoint.parse(verify_note(evidence["newer_checkpoint"], log.verifier))
@@ -115,7 +116,8 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: LedgerAppli
     proof = [base64.b64decode(p) for p in evidence["consistency_proof"]]
     with pytest.raises(ProofError):
         verify_consistency(old.size, new.size, old.root, new.root, proof)
-    assert json.loads(custodian.state_path.read_text())["size"] == first.size  # state unchanged
+    latest = custodian.latest(ledger_app.settings.log_origin)
+    assert latest is not None and latest.size == first.size  # state unchanged
     custodian.cosign(honest.note, log.verifier, log.log.consistency_proof, 3)  # the honest one is fine
 
 
@@ -158,6 +160,7 @@ def test_two_logs_sharing_a_prefix_are_caught_by_a_witness(tmp_path: Path) -> No
     assert honest.verifier == forked.verifier and other.size > first.size
     with pytest.raises(ForkError):
         custodian.cosign(other.note, forked.verifier, forked.log.consistency_proof, 2)
+    assert custodian.evidence_path is not None
     evidence = json.loads(custodian.evidence_path.read_text())
     assert evidence["older_checkpoint"] == first.note and evidence["newer_checkpoint"] == other.note
     main.close()
@@ -178,3 +181,48 @@ def test_a_revoked_log_key_signs_no_checkpoint(ledger_app: LedgerApplication) ->
     with pytest.raises(RevokedLogKeyError):
         log.publish(START + timedelta(hours=2))
     assert [c.size for c in log.all()] == [6]
+
+
+def test_a_witness_asked_twice_cosigns_once_and_the_stored_note_keeps_one_line_per_witness(
+        ledger_app: LedgerApplication, tmp_path: Path) -> None:
+    from ledger.log.checkpoints import cosigners
+
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    stored = log.publish(START)
+    for timestamp in (1, 2):  # the second time at a later instant: still the first cosignature
+        note = log.latest()
+        assert note is not None
+        cosigned = custodian.cosign(note.note, log.verifier, log.log.consistency_proof, timestamp)
+        log.add_cosignature(stored.size, cosigned, custodian.verifier)
+    latest = log.latest()
+    assert latest is not None and len(split_note(latest.note)[1]) == 2
+    assert verify_cosignature(latest.note, custodian.verifier) == 1
+    assert cosigners(latest.note, log.verifier) == (f"custodian.witness+{custodian.verifier.hash.hex()}",)
+    other = Witness(Signer("custodian.witness", Ed25519PrivateKey.generate()), tmp_path / "other.sqlite3")
+    log.add_cosignature(stored.size, other.cosign(stored.note, log.verifier, log.log.consistency_proof, 3),
+                        other.verifier)  # the same name under another key: another witness
+    latest = log.latest()
+    assert latest is not None and len(cosigners(latest.note, log.verifier)) == 2
+
+
+def test_a_cosigned_note_carrying_foreign_lines_adds_only_the_witness_own(ledger_app: LedgerApplication,
+                                                                          tmp_path: Path) -> None:
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    stored = log.publish(START)
+    cosigned = custodian.cosign(stored.note, log.verifier, log.log.consistency_proof, 1)
+    stranger = Signer("stranger", Ed25519PrivateKey.generate())
+    from ledger.log.note import signer_line
+
+    padded = cosigned + signer_line(stored.checkpoint.text(), stranger)
+    assert log.add_cosignature(stored.size, padded, custodian.verifier).note == cosigned
+
+
+def test_an_operator_key_may_not_witness(ledger_app: LedgerApplication) -> None:
+    from ledger.log.witness import WitnessKeyError, witness_signer
+
+    for name in ("operator", "operator-root", "log"):
+        with pytest.raises(WitnessKeyError, match="never to the operator"):
+            witness_signer(ledger_app.signing_key(name), f"{name}.witness")
+    assert witness_signer(ledger_app.signing_key("regulator"), "regulator.witness").name == "regulator.witness"
