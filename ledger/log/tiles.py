@@ -177,27 +177,32 @@ class CheckpointSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class TiledLog:
     """The log's public resources: the latest checkpoint, hash tiles and entry bundles up to its size."""
 
-    tiles: TileSource
-    checkpoints: CheckpointSource
+    def __init__(self, tiles: TileSource, checkpoints: CheckpointSource) -> None:
+        self.tiles = tiles
+        self.checkpoints = checkpoints
+        self._published_size = 0
+        """The largest checkpoint size seen: checkpoints only grow, so what lies within it stays public."""
 
     def checkpoint(self) -> StoredCheckpoint:
         """The latest checkpoint with its cosignatures (§Checkpoints)."""
         latest = self.checkpoints.latest()
         if latest is None:
             raise TileNotFoundError("checkpoint", "must_be_published", "no checkpoint has been published yet")
+        self._published_size = max(self._published_size, latest.size)
         return latest
 
     def read(self, address: TileAddress, tree_size: int | None = None) -> bytes:
         """The bytes of a hash tile or entry bundle within the tree of `tree_size` (default: the latest
-        checkpoint's size)."""
-        size = self.checkpoint().size if tree_size is None else tree_size
+        checkpoint's size, looked up only when the resource lies beyond the largest size seen so far)."""
         level = 0 if address.level is None else address.level
-        available = size // WIDTH ** level  # complete subtrees of 256^level leaves: the hashes at that level
-        if address.index * WIDTH + address.count > available:
+        needed = (address.index * WIDTH + address.count) * WIDTH ** level  # leaves the resource covers
+        size = tree_size
+        if size is None:
+            size = self._published_size if needed <= self._published_size else self.checkpoint().size
+        if needed > size:
             raise TileNotFoundError("path", "must_lie_within_the_tree",
                                     f"{address.path()} lies beyond the tree of size {size}")
         hashes = self._hashes(level, address)
