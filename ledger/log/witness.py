@@ -26,13 +26,14 @@ A witness key is a custodian's or a regulator's: `witness_signer` refuses a key 
 refuses a key that is one of the log keys it trusts.
 
 `CheckpointFollower` is the monitor's side: it follows one log's checkpoints with its own state file and treats a
-checkpoint inconsistent with any it has seen — a larger one without a consistency proof, or a second one of a size it
-has seen with another root — as a fork, writing the evidence. `WitnessPolicy` decides whether a checkpoint carries
-enough cosignatures.
+checkpoint inconsistent with any it has seen — one whose consistency proof to or from the last accepted fails, or a
+second one of a size it has seen with another root — as a fork, writing the evidence. `WitnessPolicy` decides
+whether a checkpoint carries enough cosignatures.
 
 Errors: `WitnessRefusedError` (with the tlog-witness HTTP status on each subclass: `MalformedRequestError` 400,
 `UntrustedCheckpointError` 403, `UnknownOriginError` 404, `StaleCheckpointError` 409, `UnprovenCheckpointError` 422 and
-its `ForkError`), and `WitnessKeyError` for a key that may not witness.
+its `ForkError`), `WitnessKeyError` for a key that may not witness, and `WitnessStateError` for a state file that
+cannot be used.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ _SIZE = re.compile(r"0|[1-9][0-9]*")
 
 class WitnessKeyError(Exception):
     """The key may not witness: it belongs to one of the operator's roles, or it is a log key the witness trusts."""
+
+
+class WitnessStateError(Exception):
+    """The witness's state file is not a witness database, or cannot be read or written."""
 
 
 class WitnessRefusedError(Exception):
@@ -453,16 +458,20 @@ class Witness:
         """A transaction on the state file: a write one takes the database's write lock first (BEGIN IMMEDIATE),
         so that checking the old size and storing the new checkpoint are one step for every process; it is
         flushed to disk (synchronous=FULL) before it returns."""
-        with closing(sqlite3.connect(self.state_path, timeout=30, isolation_level=None)) as connection:
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+        try:
+            with closing(sqlite3.connect(self.state_path, timeout=30, isolation_level=None)) as connection:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+        except sqlite3.DatabaseError as error:
+            raise WitnessStateError(f"state: {self.state_path} cannot be used as the witness's state ({error})"
+                                    ) from None
 
 
 def _trusted_note(note: str, text: str, keys: Sequence[Verifier]) -> str:

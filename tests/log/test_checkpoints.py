@@ -226,3 +226,14 @@ def test_an_operator_key_may_not_witness(ledger_app: LedgerApplication) -> None:
         with pytest.raises(WitnessKeyError, match="never to the operator"):
             witness_signer(ledger_app.signing_key(name), f"{name}.witness")
     assert witness_signer(ledger_app.signing_key("regulator"), "regulator.witness").name == "regulator.witness"
+
+
+def test_a_state_file_that_is_not_a_witness_database_is_a_clear_error(ledger_app: LedgerApplication,
+                                                                       tmp_path: Path) -> None:
+    from ledger.log.witness import WitnessStateError
+
+    state = tmp_path / "custodian.json"
+    state.write_text('{"checkpoint": "from an older witness", "size": 6}\n' * 200)
+    with pytest.raises(WitnessStateError, match=r"^state: .*custodian\.json cannot be used"):
+        Witness(Signer("custodian.witness", ledger_app.signing_key("custodian").private_key), state)
+    assert state.read_text().startswith('{"checkpoint"')  # nothing the witness owns is overwritten
