@@ -115,6 +115,8 @@ def test_full_tiles_are_immutable_and_partial_ones_and_the_checkpoint_short_live
     again = served.http.get(f"{log}/tile/0/001", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     assert served.http.get(f"{log}/tile/0/001", headers={"If-None-Match": '"other"'}).status_code == 200
+    head = served.http.head(f"{log}/tile/0/001")
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
     partial = served.http.get(f"{log}/tile/0/002.p/195")
     assert partial.headers["cache-control"] == SHORT_LIVED and len(partial.content) == 195 * 32
     checkpoint = served.http.get(f"{log}/checkpoint")
