@@ -1,8 +1,10 @@
 """`audit monitor`: follow a log's published checkpoints over time and keep the evidence if it ever forks.
 
-Each checkpoint newer than the last one the monitor accepted (its own state file) must be signed by the log key and
-consistent with that last one — checked with a consistency proof the log serves and the RFC 9162 algorithm — before
-it is accepted. Two checkpoints that cannot both be true are written, with the failing proof, to the evidence file.
+Every published checkpoint must be signed by the log key and consistent with every checkpoint the monitor accepted
+before (its own state file): a larger one by a consistency proof from the last accepted, a smaller one by a proof up
+to it — both checked with proofs the log serves and the RFC 9162 algorithm — and one of a size the monitor has
+already seen by carrying the same root. A second checkpoint of a seen size with another root is a fork, as is any
+failing proof: both signed checkpoints are written, with the proof, to the evidence file.
 """
 
 from __future__ import annotations
@@ -16,25 +18,29 @@ from ledger.log.witness import CheckpointFollower, ForkError, WitnessRefusedErro
 
 @dataclass
 class MonitorRun:
-    """What one pass saw."""
+    """What one pass saw: the sizes newly accepted, and the first problem (a fork is one)."""
 
     accepted: list[int] = field(default_factory=list)
     problem: str | None = None
+    fork: bool = False
 
 
 def monitor_once(follower: CheckpointFollower, log: CheckpointLog, log_key: Verifier) -> MonitorRun:
-    """Check every stored checkpoint newer than the last accepted, in order; stop at the first problem."""
+    """Check every stored checkpoint not yet accepted with the same root, in order; stop at the first problem."""
     run = MonitorRun()
-    last = follower.last_accepted()
-    last_size = Checkpoint.parse(split_note(last)[0]).size if last else -1
-    for stored in log.all():
-        if stored.size <= last_size:
-            continue
-        try:
-            checkpoint = follower.check(stored.note, log_key, log.log.consistency_proof)
-        except (ForkError, WitnessRefusedError) as error:
-            run.problem = str(error)
-            return run
-        follower.accept(stored.note, checkpoint)
-        run.accepted.append(checkpoint.size)
+    try:
+        for stored in log.all():
+            seen = follower.seen(stored.size)
+            if seen is not None and Checkpoint.parse(split_note(seen)[0]) == stored.checkpoint:
+                continue
+            try:
+                checkpoint = follower.check(stored.note, log_key, log.log.consistency_proof)
+            except WitnessRefusedError as error:
+                run.problem, run.fork = str(error), isinstance(error, ForkError)
+                return run
+            follower.accept(stored.note, checkpoint, save=False)
+            run.accepted.append(checkpoint.size)
+    finally:
+        if run.accepted:
+            follower.save()
     return run

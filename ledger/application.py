@@ -285,6 +285,7 @@ class LedgerApplication(Application[UUID]):
         if not aggregates and not receipts:
             return
         self._batch_signer.finish()
+        created = [a.id for a in aggregates if a.version == len(a.pending_events)]
         try:
             self._save_aggregates(aggregates, receipts)
         except IntegrityError:
@@ -292,19 +293,18 @@ class LedgerApplication(Application[UUID]):
                 if self.repository.cache is not None:
                     with suppress(KeyError):
                         self.repository.cache.get(aggregate.id, evict=True)
-            self._raise_taken_stream(aggregates, receipts)
+            self._raise_taken_stream(created, receipts)
             raise ConcurrencyConflictError from None
 
-    def _raise_taken_stream(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
+    def _raise_taken_stream(self, created: list[UUID], receipts: list[CommandReceipt]) -> None:
         """After a failed insert: a new stream whose id is taken by an event of another command is a permanent
         conflict (a client-chosen id that another command's derived id equals), a broken rule rather than a race
         worth retrying. A race with a writer of the same command leaves that command's receipt behind."""
         if self.ledger_recorder.select_receipts([receipt.command_id for receipt in receipts]):
             return
-        for aggregate in aggregates:
-            first = aggregate.version - len(aggregate.pending_events) == 0
-            if first and self.stream_exists(aggregate.id):
-                raise DomainRuleError("id", Rule.STREAM_ID_MUST_BE_NEW, str(aggregate.id))
+        for stream in created:
+            if self.stream_exists(stream):
+                raise DomainRuleError("id", Rule.STREAM_ID_MUST_BE_NEW, str(stream))
 
     def _save_aggregates(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
         """`Application.save` for aggregates known to be ours: the library's steps (map each event to its stored

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ledger.errors import ConfigError
+from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier
 from ledger.rules import Rule
 
 DEFAULT_DATA_DIR = "ledger-data"
@@ -33,6 +35,45 @@ def _signing_workers(text: str | None) -> int:
 
 
 @dataclass(frozen=True)
+class WitnessEndpoint:
+    """A witness the log pushes its checkpoints to: its cosignature verifier key and its submission URL prefix
+    (C2SP tlog-witness: `<url>/add-checkpoint`)."""
+
+    verifier: Verifier
+    url: str
+
+
+_WITNESS_ENTRY = re.compile(r"(?P<key>[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44})=(?P<url>https?://[^\s,]+)")
+"""`<verifier key>=<url>`: a cosignature key is `name+8 hex+44 base64` (33 bytes, so no padding), which makes the
+first `=` after it the separator even when the name holds one."""
+
+
+def witness_endpoints(text: str | None) -> tuple[WitnessEndpoint, ...]:
+    """`LEDGER_WITNESSES`: comma-separated `<verifier key>=<url>` entries, each a witness's cosignature verifier key
+    (type 0x04) and the URL prefix of its tlog-witness service; every key at most once."""
+    endpoints: list[WitnessEndpoint] = []
+    for number, item in enumerate((text or "").split(","), start=1):
+        if not item.strip():
+            continue
+        match = _WITNESS_ENTRY.fullmatch(item.strip())
+        if match is None:
+            raise ConfigError("LEDGER_WITNESSES", Rule.WITNESS_ENTRY_MUST_BE_A_VERIFIER_KEY_AND_A_URL,
+                              f"entry {number}: <verifier key>=<http(s) URL>")
+        try:
+            verifier = Verifier.parse(match["key"])
+        except NoteError as error:
+            raise ConfigError("LEDGER_WITNESSES", Rule.WITNESS_ENTRY_MUST_BE_A_VERIFIER_KEY_AND_A_URL,
+                              f"entry {number}: {error}") from None
+        if verifier.kind != COSIGNATURE_V1:
+            raise ConfigError("LEDGER_WITNESSES", Rule.WITNESS_KEY_MUST_BE_A_COSIGNATURE_KEY,
+                              f"entry {number}: type 0x04")
+        if any(endpoint.verifier == verifier for endpoint in endpoints):
+            raise ConfigError("LEDGER_WITNESSES", Rule.WITNESS_MUST_BE_LISTED_ONCE, f"entry {number}")
+        endpoints.append(WitnessEndpoint(verifier, match["url"].rstrip("/")))
+    return tuple(endpoints)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where the ledger keeps its data and which services it talks to."""
 
@@ -50,6 +91,8 @@ class Settings:
     store_dir: Path | None = None
     """Where the embedded default's database is, when it is not this party's own data directory (`--ledger DIR`:
     a custodian, regulator or member working on the operator's ledger with keys of its own)."""
+    witnesses: tuple[WitnessEndpoint, ...] = ()
+    """The witnesses every new checkpoint is pushed to (`LEDGER_WITNESSES`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
@@ -70,6 +113,7 @@ class Settings:
             key_passphrase=passphrase.encode("utf-8") if passphrase else None,
             log_origin=env.get("LEDGER_LOG_ORIGIN") or DEFAULT_ORIGIN,
             signing_workers=_signing_workers(env.get("LEDGER_SIGNING_WORKERS")),
+            witnesses=witness_endpoints(env.get("LEDGER_WITNESSES")),
         )
 
     @property

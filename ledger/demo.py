@@ -28,12 +28,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, plan_date, plan_midnight
 from ledger.anchors import TRUST_ANCHORS_FILE
-from ledger.application import SimulatedClock, member_key_name
+from ledger.application import OPERATOR_ROOT_KEY, SimulatedClock, member_key_name
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.keys import SigningKey
-from ledger.log.note import Signer
-from ledger.log.witness import Witness, witness_name
+from ledger.log.witness import open_witness, witness_name
 from ledger.projections.cases import render_disclosure, yuan
 from ledger.service import initialize, set_up_parties
 from schemas.commands import Command
@@ -596,16 +595,15 @@ class Demo:
             shutil.copyfile(anchors, directory.path.parent / TRUST_ANCHORS_FILE)
 
     def witness_checkpoint(self) -> None:
-        """The operator publishes a checkpoint; the custodian and the regulator, each from its own directory and its
-        own state, check it against the last one they cosigned and cosign it."""
+        """The operator publishes a checkpoint; the custodian and the regulator, each from its own directory with
+        its own key and state, check it against every one they cosigned and cosign it."""
         checkpoints = self.app.checkpoints
         published = checkpoints.publish(self.clock.now())
+        root = self.app.signers.load(OPERATOR_ROOT_KEY).public_raw
         for party in ("custodian", "regulator"):
             directory = self.app.signers.party(party)
-            key = directory.load(party)
-            home = directory.path.parent
-            witness = Witness(Signer(witness_name(party, self.app.settings.log_origin), key.private_key),
-                              home / "witness-state.json", home / "witness-evidence.json")
+            witness = open_witness(directory.path.parent, directory.load(party),
+                                   witness_name(party, self.app.settings.log_origin), [checkpoints.verifier], [root])
             cosigned = witness.cosign(published.note, checkpoints.verifier, checkpoints.log.consistency_proof,
                                       int(self.clock.now().timestamp()))
             checkpoints.add_cosignature(published.size, cosigned, witness.verifier)

@@ -1,12 +1,14 @@
 """The ledger's errors: one tree, each family carrying the exit status the command line reports for it.
 
     LedgerError
-    ├── InputError                exit 2   an input breaks a rule: names the field and the rule; nothing was written
-    │   ├── DomainRuleError                a command breaks a rule of the domain
-    │   ├── CommandIdReusedError           a command id is reused for a different request
-    │   ├── ConfigError                    an environment variable (the field is its name)
-    │   ├── KeyDirectoryError              a key name, a key file, a passphrase
-    │   └── AlreadyInitializedError        `init` on a directory that holds a ledger
+    ├── RuleError                          names the field and the rule (`ledger.rules`)
+    │   ├── InputError            exit 2   an input breaks a rule; nothing was written
+    │   │   ├── DomainRuleError            a command breaks a rule of the domain
+    │   │   ├── CommandIdReusedError       a command id is reused for a different request
+    │   │   ├── ConfigError                an environment variable (the field is its name)
+    │   │   ├── KeyDirectoryError          a key name, a key file, a passphrase
+    │   │   └── AlreadyInitializedError    `init` on a directory that holds a ledger
+    │   └── RefusedError          exit 3   signed material refused by a named rule (a witness, a tile)
     ├── VerificationError         exit 3   signed material does not verify: says where (entry index, stream, seq)
     └── RetryableError            exit 75  another writer got there first: nothing was written, retrying is safe
         └── ConcurrencyConflictError
@@ -33,17 +35,21 @@ class LedgerError(Exception):
     exit_code: ClassVar[int] = 1
 
 
-class InputError(LedgerError):
-    """An input breaks a rule: `field` names what was wrong, `rule` which rule it breaks, `detail` what was found.
-    Nothing was written."""
-
-    exit_code: ClassVar[int] = EXIT_INPUT
+class RuleError(LedgerError):
+    """An error that names the field and the rule (`ledger.rules`): `field` names what was wrong, `rule` which rule
+    it breaks, `detail` what was found. The exit status is the family's."""
 
     def __init__(self, field: str, rule: Rule, detail: str = "") -> None:
         super().__init__(f"{field}: {rule}" + (f" ({detail})" if detail else ""))
         self.field = field
         self.rule = rule
         self.detail = detail
+
+
+class InputError(RuleError):
+    """An input breaks a rule; nothing was written."""
+
+    exit_code: ClassVar[int] = EXIT_INPUT
 
 
 class DomainRuleError(InputError):
@@ -77,6 +83,13 @@ class AlreadyInitializedError(InputError):
 
 class VerificationError(LedgerError):
     """Signed material does not verify; the message says which check failed and where."""
+
+    exit_code: ClassVar[int] = EXIT_VERIFICATION
+
+
+class RefusedError(RuleError):
+    """Signed material refused by a named rule (a witness refusing a checkpoint, a stored tile that does not match
+    its leaf): a verification failure."""
 
     exit_code: ClassVar[int] = EXIT_VERIFICATION
 

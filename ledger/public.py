@@ -9,7 +9,9 @@ nothing here signs, integrates or writes, and nothing needs a private key.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
@@ -20,6 +22,7 @@ from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
 from ledger.log.note import Verifier
 from ledger.log.tree import TransparencyLog
+from ledger.log.witness import STATE_FILE
 from ledger.projections.sql import SqlStore
 from ledger.rules import Rule
 
@@ -65,16 +68,21 @@ class PublicStore:
 
 
 def accepted_checkpoints(directory: Path) -> list[str]:
-    """The checkpoint notes an outsider holds in its own directory: the last one it accepted as a monitor and the
-    last one it cosigned as a witness (`monitor-state.json`, `witness-state.json`)."""
-    notes = []
-    for name in ("monitor-state.json", "witness-state.json"):
-        path = directory / name
-        if not path.exists():
-            continue
+    """The checkpoint notes an outsider holds in its own directory: every one its monitor accepted
+    (`monitor-state.json`) and the latest its witness cosigned for each log (`witness.sqlite3`)."""
+    notes: list[str] = []
+    monitor = directory / "monitor-state.json"
+    if monitor.exists():
         try:
-            state = json.loads(path.read_text())
-            notes.append(str(state["checkpoint"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError("state", Rule.STATE_FILE_MUST_BE_VALID, str(path)) from None
+            state = json.loads(monitor.read_text())
+            notes += [str(note) for note in state.get("seen", {}).values()]
+        except (OSError, ValueError, AttributeError, TypeError):
+            raise InputError("state", Rule.STATE_FILE_MUST_BE_VALID, str(monitor)) from None
+    cosigned = directory / STATE_FILE
+    if cosigned.exists():
+        try:
+            with closing(sqlite3.connect(f"file:{cosigned.resolve()}?mode=ro", uri=True)) as db:
+                notes += [str(row[0]) for row in db.execute("SELECT note FROM latest ORDER BY origin")]
+        except sqlite3.Error as error:
+            raise InputError("state", Rule.STATE_FILE_MUST_BE_VALID, f"{cosigned}: {error}") from None
     return notes

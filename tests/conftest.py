@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.bootstrap import Ledger
-from ledger.errors import InputError
+from ledger.errors import RuleError
 from ledger.rules import Rule
 from tests.services import TansuBroker, fresh_schema, kafka_server, postgres_server, tansu_broker
 from tests.support import new_ledger
@@ -83,16 +83,16 @@ def ledger_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledge
 # -- every rule broken on purpose somewhere in the suite -----------------------------------------------------------
 
 BROKEN_RULES: set[str] = set()
-"""Every rule an `InputError` named during this run (see `test_rules.py`)."""
-_input_error_init = InputError.__init__
+"""Every rule an error named during this run (see `test_rules.py`)."""
+_rule_error_init = RuleError.__init__
 
 
-def _recording_init(self: InputError, field: str, rule: Rule, detail: str = "") -> None:
+def _recording_init(self: RuleError, field: str, rule: Rule, detail: str = "") -> None:
     BROKEN_RULES.add(str(rule))
-    _input_error_init(self, field, rule, detail)
+    _rule_error_init(self, field, rule, detail)
 
 
-InputError.__init__ = _recording_init  # type: ignore[method-assign]
+RuleError.__init__ = _recording_init  # type: ignore[method-assign]
 
 RULE_COVERAGE = "tests/test_rules.py::test_every_rule_is_broken_on_purpose_somewhere_in_the_suite"
 
@@ -104,7 +104,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     items.remove(coverage[0])
     whole = (not config.option.keyword and not config.option.markexpr and not config.option.deselect
-             and not getattr(config.option, "lf", False) and all(Path(arg).resolve() == Path(__file__).parent for arg in config.args))
+             and not getattr(config.option, "lf", False)
+             and all(Path(arg).resolve() == Path(__file__).parent for arg in config.args))
     if whole:
         items.append(coverage[0])
     else:

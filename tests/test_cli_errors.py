@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli import main
+from tests.support import rules
 
 
 def run(data: Path, *args: str) -> Result:
@@ -146,10 +147,12 @@ def test_uninitialised_and_corrupt_directories_are_input_errors(demo: Path, tmp_
     shutil.copytree(demo.parent, tmp_path / "copy")
     data = tmp_path / "copy" / "ledger"
     (data / "keys" / "operator.json").write_text("{not json")
-    result = run(data, "plan", "create", "--command-id", "p", "--name", "x", "--kind", "cancer", "--rules", "{}")
+    (tmp_path / "rules.json").write_text(rules().model_dump_json())
+    result = run(data, "plan", "create", "--command-id", "p", "--name", "x", "--kind", "cancer", "--rules",
+                 f"@{tmp_path / 'rules.json'}")
     assert result.exit_code == 2 and "key_files_must_agree" in one_error_line(result)
     witness = tmp_path / "copy" / "ledger-parties" / "custodian"
-    (witness / "witness-state.json").write_text("corrupt")
+    (witness / "witness.sqlite3").write_text("corrupt" * 1000)
     result = run(witness, "--ledger", str(data), "witness", "cosign")
     assert result.exit_code == 2 and "state" in one_error_line(result)
     nobody = run(witness, "--ledger", str(data), "--key", "nobody", "witness", "cosign")
@@ -165,7 +168,9 @@ def test_a_malformed_bundle_is_bad_input_and_a_tampered_one_fails_verification(d
     malformed = run(demo, "audit", "verify-bundle", str(tmp_path / "malformed.json"))
     assert malformed.exit_code == 2 and "file: bundle_must_be_valid" in one_error_line(malformed)
     tampered = json.loads(bundle.read_text())
-    tampered["events"][1]["entry"] = tampered["events"][1]["entry"].replace('"seq":1', '"seq":2')
+    entry = tampered["events"][-1]["entry"]
+    tampered["events"][-1]["entry"] = entry.replace('"at":"2026', '"at":"2025')
+    assert tampered["events"][-1]["entry"] != entry
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     result = run(demo, "audit", "verify-bundle", str(tmp_path / "tampered.json"))
     assert result.exit_code == 3 and "bundle does not verify" in one_error_line(result)

@@ -30,7 +30,7 @@ from ledger.cli.base import (
 )
 from ledger.errors import InputError
 from ledger.log.bundle import build_bundle, upgrade_bundle
-from ledger.log.checkpoints import CheckpointLog
+from ledger.log.checkpoints import CheckpointLog, cosigners
 from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier, split_note
 from ledger.log.witness import witness_name
 from ledger.rules import Rule
@@ -139,9 +139,9 @@ def list_checkpoints() -> None:
     """Every published checkpoint: size, time, and how many distinct witnesses cosigned it."""
     rows: list[dict[str, Any]] = []
     lines_out = []
-    for stored in reader().all():
-        _, lines = split_note(stored.note)
-        witnesses = sorted({line.split(" ")[1] for line in lines[1:]})
+    checkpoints = reader()
+    for stored in checkpoints.all():
+        witnesses = list(cosigners(stored.note, checkpoints.verifier))
         rows.append({"size": stored.size, "published_at": stored.published_at, "witnesses": witnesses})
         lines_out.append(f"{stored.size}\t{stored.published_at}\t{len(witnesses)} witnesses")
     emit(rows, "\n".join(lines_out) or "no checkpoint published")

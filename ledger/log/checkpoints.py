@@ -22,10 +22,10 @@ from ledger.log.note import (
     Signer,
     Verifier,
     add_signature,
+    line_signer,
     sign_note,
     split_note,
     verify_cosignature,
-    verify_note,
 )
 from ledger.log.tree import TransparencyLog
 from ledger.rules import Rule
@@ -138,19 +138,32 @@ class CheckpointLog:
         return None
 
     def add_cosignature(self, size: int, cosigned_note: str, witness: Verifier) -> StoredCheckpoint:
-        """Store a witness's cosignature on a published checkpoint, after checking it."""
-        stored = self.get(size)
-        if stored is None:
-            raise ValueError(f"size: no checkpoint was published at {size}")
-        verify_cosignature(cosigned_note, Verifier(witness.name, witness.public_key, COSIGNATURE_V1))
+        """Store a witness's cosignature on a published checkpoint, after checking it. A witness is added once: when
+        the stored note already carries a line by that witness's key, it is returned unchanged."""
+        cosigner = Verifier(witness.name, witness.public_key, COSIGNATURE_V1)
+        verify_cosignature(cosigned_note, cosigner)
         text, lines = split_note(cosigned_note)
-        if text != split_note(stored.note)[0]:
-            raise ValueError("note: the cosigned checkpoint is not the published one")
-        verify_note(cosigned_note, self.verifier)
-        note = stored.note
-        for line in lines:
-            if line not in note:
-                note = add_signature(note, line)
+        line = next(line for line in lines if line_signer(line) == (cosigner.name, cosigner.hash))
         with self.log.sql.transaction() as cursor:
-            cursor.execute(f"UPDATE {self.table} SET note = ? WHERE size = ?", (note, size))
-        return StoredCheckpoint(size, note, stored.published_at)
+            lock = " FOR UPDATE" if self.log.sql.postgres else ""  # SQLite's write transaction already serializes
+            row = cursor.execute(f"SELECT note, published_at FROM {self.table} WHERE size = ?{lock}", (size,)
+                                 ).fetchone()
+            if row is None:
+                raise ValueError(f"size: no checkpoint was published at {size}")
+            stored = StoredCheckpoint(size, str(row[0]), str(row[1]))
+            stored_text, stored_lines = split_note(stored.note)
+            if text != stored_text:
+                raise ValueError("note: the cosigned checkpoint is not the published one")
+            if any(line_signer(other) == (cosigner.name, cosigner.hash) for other in stored_lines):
+                return stored
+            stored = StoredCheckpoint(size, add_signature(stored.note, line), stored.published_at)
+            cursor.execute(f"UPDATE {self.table} SET note = ? WHERE size = ?", (stored.note, size))
+        return stored
+
+
+def cosigners(note: str, log_key: Verifier) -> tuple[str, ...]:
+    """The distinct witnesses whose cosignature lines a stored checkpoint carries (`name+key hash`, sorted): every
+    signer but the log itself, each key counted once however many lines it has."""
+    signers = {line_signer(line) for line in split_note(note)[1]}
+    signers.discard((log_key.name, log_key.hash))
+    return tuple(sorted(f"{name}+{key_hash.hex()}" for name, key_hash in signers))

@@ -159,6 +159,12 @@ def _parse_line(line: str) -> tuple[str, bytes]:
         raise NoteError("signature line: signature must be base64") from None
 
 
+def line_signer(line: str) -> tuple[str, bytes]:
+    """(key name, 4-byte key hash) of a signature line: which key it claims to be by (nothing is verified)."""
+    name, blob = _parse_line(line)
+    return name, blob[:4]
+
+
 def verify_note(note: str, verifier: Verifier) -> str:
     """Return the text of `note` if it carries a valid signature by `verifier`, else raise NoteError."""
     text, lines = split_note(note)

@@ -285,6 +285,33 @@ class TransparencyLog:
             yield index, entry
             index += 1
 
+    def stored_tile(self, level: int, index: int) -> bytes:
+        """The bottom row of stored tile (`level`, `index`): the tree's hashes at level 8·`level`, as many as are
+        integrated (at most 256). Read from storage without caching, so that serving many tiles keeps no more than
+        one in memory."""
+        with self.sql.transaction(commit=False) as cursor:
+            row = cursor.execute(f"SELECT hashes FROM {self.tiles} WHERE level = ? AND idx = ?", (level, index)
+                                 ).fetchone()
+        return b"" if row is None else bytes(row[0])[:WIDTH * 32]
+
+    def tile_entries(self, tile: int, count: int) -> list[bytes]:
+        """The first `count` entries of level-0 tile `tile` (log indexes 256·`tile` onwards), read through the
+        store's paging from the notification ids integration recorded for that tile."""
+        ids = array("q")
+        ids.frombytes(self._ids_of(tile))
+        if not 0 < count <= len(ids):
+            raise LookupError(f"tile {tile}: {len(ids)} entries integrated, {count} asked")
+        wanted = set(ids[:count])
+        entries: list[bytes] = []
+        for notification_id, entry in self.source.entries(int(ids[0]), count):
+            if notification_id in wanted:  # a notification id committed late (a sequence gap filled) is not ours
+                entries.append(entry)
+                if len(entries) == count:
+                    break
+        if len(entries) != count:
+            raise LookupError(f"tile {tile}: the store holds {len(entries)} of its {count} entries")
+        return entries
+
     def clear_cache(self) -> None:
         """Forget cached tiles (the next reads come from storage)."""
         self._cache.clear()

@@ -25,7 +25,7 @@ def checkpoints(app: Ledger) -> CheckpointLog:
 
 
 def witness(app: Ledger, role: str, tmp_path: Path) -> Witness:
-    return Witness(Signer(f"{role}.witness", app.signers.load(role).private_key), tmp_path / f"{role}-state.json",
+    return Witness(Signer(f"{role}.witness", app.signers.load(role).private_key), tmp_path / f"{role}.sqlite3",
                    tmp_path / f"{role}-evidence.json")
 
 
@@ -108,6 +108,7 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: Ledger, tmp
                                   ).text(), signer_of(log))  # the operator equivocates with its own key
     with pytest.raises(ForkError):
         custodian.cosign(forked, log.verifier, log.log.consistency_proof, 2)
+    assert custodian.evidence_path is not None
     evidence = json.loads(custodian.evidence_path.read_text())
     old = Checkpoint.parse(verify_note(evidence["older_checkpoint"], log.verifier))
     new = Checkpoint.parse(verify_note(evidence["newer_checkpoint"], log.verifier))
@@ -116,7 +117,8 @@ def test_a_witness_refuses_a_fork_and_keeps_the_evidence(ledger_app: Ledger, tmp
     proof = [base64.b64decode(p) for p in evidence["consistency_proof"]]
     with pytest.raises(ProofError):
         verify_consistency(old.size, new.size, old.root, new.root, proof)
-    assert json.loads(custodian.state_path.read_text())["size"] == first.size  # state unchanged
+    latest = custodian.latest(ledger_app.settings.log_origin)
+    assert latest is not None and latest.size == first.size  # state unchanged
     custodian.cosign(honest.note, log.verifier, log.log.consistency_proof, 3)  # the honest one is fine
 
 
@@ -163,6 +165,7 @@ def test_two_logs_sharing_a_prefix_are_caught_by_a_witness(tmp_path: Path) -> No
     assert honest.verifier == forked.verifier and other.size > first.size
     with pytest.raises(ForkError):
         custodian.cosign(other.note, forked.verifier, forked.log.consistency_proof, 2)
+    assert custodian.evidence_path is not None
     evidence = json.loads(custodian.evidence_path.read_text())
     assert evidence["older_checkpoint"] == first.note and evidence["newer_checkpoint"] == other.note
     main.close()
@@ -178,3 +181,60 @@ def test_a_reader_without_the_log_key_reads_checkpoints_but_cannot_publish(ledge
     create_plan(ledger_app)
     with pytest.raises(InputError, match="key_must_exist"):
         reader.publish(START + timedelta(hours=1))
+
+
+
+def test_a_witness_asked_twice_cosigns_once_and_the_stored_note_keeps_one_line_per_witness(
+        ledger_app: Ledger, tmp_path: Path) -> None:
+    from ledger.log.checkpoints import cosigners
+
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    stored = log.publish(START)
+    for timestamp in (1, 2):  # the second time at a later instant: still the first cosignature
+        note = log.latest()
+        assert note is not None
+        cosigned = custodian.cosign(note.note, log.verifier, log.log.consistency_proof, timestamp)
+        log.add_cosignature(stored.size, cosigned, custodian.verifier)
+    latest = log.latest()
+    assert latest is not None and len(split_note(latest.note)[1]) == 2
+    assert verify_cosignature(latest.note, custodian.verifier) == 1
+    assert cosigners(latest.note, log.verifier) == (f"custodian.witness+{custodian.verifier.hash.hex()}",)
+    other = Witness(Signer("custodian.witness", Ed25519PrivateKey.generate()), tmp_path / "other.sqlite3")
+    log.add_cosignature(stored.size, other.cosign(stored.note, log.verifier, log.log.consistency_proof, 3),
+                        other.verifier)  # the same name under another key: another witness
+    latest = log.latest()
+    assert latest is not None and len(cosigners(latest.note, log.verifier)) == 2
+
+
+def test_a_cosigned_note_carrying_foreign_lines_adds_only_the_witness_own(ledger_app: Ledger,
+                                                                          tmp_path: Path) -> None:
+    log = checkpoints(ledger_app)
+    custodian = witness(ledger_app, "custodian", tmp_path)
+    stored = log.publish(START)
+    cosigned = custodian.cosign(stored.note, log.verifier, log.log.consistency_proof, 1)
+    stranger = Signer("stranger", Ed25519PrivateKey.generate())
+    from ledger.log.note import signer_line
+
+    padded = cosigned + signer_line(stored.checkpoint.text(), stranger)
+    assert log.add_cosignature(stored.size, padded, custodian.verifier).note == cosigned
+
+
+def test_an_operator_key_may_not_witness(ledger_app: Ledger) -> None:
+    from ledger.log.witness import WitnessKeyError, witness_signer
+
+    for name in ("operator", "operator-root", "log"):
+        with pytest.raises(WitnessKeyError, match="never to the operator"):
+            witness_signer(ledger_app.signers.load(name), f"{name}.witness")
+    assert witness_signer(ledger_app.signers.load("regulator"), "regulator.witness").name == "regulator.witness"
+
+
+def test_a_state_file_that_is_not_a_witness_database_is_a_clear_error(ledger_app: Ledger,
+                                                                       tmp_path: Path) -> None:
+    from ledger.log.witness import WitnessStateError
+
+    state = tmp_path / "custodian.json"
+    state.write_text('{"checkpoint": "from an older witness", "size": 6}\n' * 200)
+    with pytest.raises(WitnessStateError, match=r"^state: .*custodian\.json cannot be used"):
+        Witness(Signer("custodian.witness", ledger_app.signers.load("custodian").private_key), state)
+    assert state.read_text().startswith('{"checkpoint"')  # nothing the witness owns is overwritten
