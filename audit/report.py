@@ -1,4 +1,4 @@
-"""Regulator queries and the regulator's report — over the read models, never beyond what DOMAIN.md allows:
+"""Regulator queries and the regulator's report — over the read models, never beyond what docs/domain.md allows:
 pseudonyms masked, coarse attributes only (no names exist in the events)."""
 
 from __future__ import annotations

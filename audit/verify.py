@@ -1,4 +1,4 @@
-"""`audit verify`: re-check everything DESIGN.md promises, from the raw events and the public keys alone.
+"""`audit verify`: re-check everything docs/design.md promises, from the raw events and the public keys alone.
 
 Over the entries in global order (an `export` JSONL file or a live store), one numbered procedure:
 

@@ -1,7 +1,7 @@
 """RFC 8785 (JCS) canonical bytes for the ledger's JSON values.
 
 The contract is RFC 8785; the `rfc8785` package is the reference implementation. Ledger values are restricted
-to objects with ASCII keys, arrays, strings, booleans, null and integers of magnitude below 2^53 (DESIGN.md:
+to objects with ASCII keys, arrays, strings, booleans, null and integers of magnitude below 2^53 (docs/design.md:
 no floats, money in integer fen). For exactly that domain, RFC 8785 output is identical to a JSON encoder with
 sorted keys, no whitespace and UTF-8 output (orjson with OPT_SORT_KEYS, the fast path): keys compare the same
 by UTF-16 code units and by code points when they are ASCII, integers print the same, and both escape only

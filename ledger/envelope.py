@@ -1,4 +1,4 @@
-"""The signed-event envelope — a contract (DESIGN.md, "Signed events").
+"""The signed-event envelope — a contract (docs/design.md, "Signed events").
 
 ```
 {"v": 1, "stream": "<uuid>", "seq": <int>, "type": "<noun.past_tense>", "schema": <int>,
@@ -25,7 +25,7 @@ from ledger.canonical import CanonicalizationError, canonical_bytes, canonical_e
 
 ENVELOPE_VERSION = 1
 ROLES = ("operator", "custodian", "investigator", "juror", "member", "regulator")
-"""Roles that may sign events (DESIGN.md, "Access"; the public signs nothing)."""
+"""Roles that may sign events (docs/design.md, "Access"; the public signs nothing)."""
 
 ENVELOPE_KEYS = frozenset(
     {"v", "stream", "seq", "type", "schema", "at", "actor", "prev", "body", "sig"}

@@ -1,6 +1,6 @@
 """Ed25519 keys: key ids, event signatures, and the key directory.
 
-Contract (DESIGN.md, "Signed events"): `key_id` is the first 16 hex characters of SHA-256 of the raw 32-byte
+Contract (docs/design.md, "Signed events"): `key_id` is the first 16 hex characters of SHA-256 of the raw 32-byte
 public key, and an event signature is `Ed25519(key, b"mutual-ledger/event/v1\\n" + event_hash)`. Private keys
 live in a key directory as PKCS#8 PEM files, encrypted at rest when a passphrase is configured.
 

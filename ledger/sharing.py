@@ -1,4 +1,4 @@
-"""The sharing formula (DESIGN.md, "Sharing a period" — a contract) and the assessment roll.
+"""The sharing formula (docs/design.md, "Sharing a period" — a contract) and the assessment roll.
 
     aid   = Σ approved amounts of the period's cases
     fee   = floor(aid × fee_bps / 10000)

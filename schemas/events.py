@@ -1,6 +1,6 @@
 """Bodies of every signed event, by `(type, schema)`.
 
-The envelope is fixed (DESIGN.md); these models fix what each `body` may hold. A new shape of body is a new
+The envelope is fixed (docs/design.md); these models fix what each `body` may hold. A new shape of body is a new
 schema number with a new model; old events keep validating against the model they were written with.
 No body holds personal data: members are pseudonymous ids, documents are salted commitments, attributes are
 coarse (age in years, two-letter province, sex).
@@ -61,7 +61,7 @@ class AidBand(Frozen):
 
 
 class PlanRules(Frozen):
-    """One version of a plan's rules. Every rule that DOMAIN.md names is a parameter here."""
+    """One version of a plan's rules. Every rule that docs/domain.md names is a parameter here."""
 
     min_age_years: int = Field(ge=0, le=150)
     max_age_years: int = Field(ge=0, le=150)
@@ -391,7 +391,7 @@ class AssessedCase(Frozen):
 
 
 class PeriodAssessedV1(Frozen):
-    """The period's assessment, every term of the sharing formula (DESIGN.md), and the roll's Merkle root."""
+    """The period's assessment, every term of the sharing formula (docs/design.md), and the roll's Merkle root."""
 
     plan: Id
     number: int = Field(ge=1)

@@ -1,4 +1,4 @@
-"""The sharing formula (DESIGN.md contract) on hand-computed cases, asserted to the fen, and its money laws."""
+"""The sharing formula (docs/design.md contract) on hand-computed cases, asserted to the fen, and its money laws."""
 
 from __future__ import annotations
 

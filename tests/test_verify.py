@@ -1,4 +1,4 @@
-"""Verification: an independent verifier written from DESIGN.md alone accepts every exported event, and the
+"""Verification: an independent verifier written from docs/design.md alone accepts every exported event, and the
 ledger's own verifier pinpoints each kind of tampering."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PREFIX = b"mutual-ledger/event/v1\n"
 
 
 def independent_verify(lines: list[bytes]) -> int:
-    """DESIGN.md's contract, with nothing from this code base: JCS, SHA-256, Ed25519, per-stream chains."""
+    """docs/design.md's contract, with nothing from this code base: JCS, SHA-256, Ed25519, per-stream chains."""
     keys: dict[str, Ed25519PublicKey] = {}
     last: dict[str, tuple[int, str]] = {}
     for line in lines:

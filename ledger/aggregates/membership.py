@@ -3,7 +3,7 @@
 The membership stream holds the member's join (consent and health declaration as commitments only), custodian
 deposits, failed and recovered debits, juror qualification, lapse, exit, exclusion for an illness in the waiting
 period, refunds due and refunds paid. Per-period shares are not events here: a member's debit is proved by the
-period's assessment roll (DESIGN.md, "Sharing a period").
+period's assessment roll (docs/design.md, "Sharing a period").
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ class Membership(LedgerAggregate):
                     FraudRecordedV1(claim=claim, finding_commitment=finding_commitment))
 
     def check_juror_eligible(self, at: datetime, claimant: str, min_member_days: int) -> None:
-        """Juror rules (DOMAIN.md): qualified by exam, of age, paying member for the minimum days, no fraud
+        """Juror rules (docs/domain.md): qualified by exam, of age, paying member for the minimum days, no fraud
         record, not the claimant."""
         check(str(self.id) != claimant, "juror", Rule.CLAIMANT_CANNOT_VOTE_ON_OWN_CLAIM)
         check(self.juror_qualified_at is not None, "juror", Rule.JUROR_MUST_PASS_THE_QUALIFICATION_EXAM)

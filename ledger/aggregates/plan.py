@@ -2,7 +2,7 @@
 
 Rules are never constants: every join, claim and period records the rules version in force when it happened, and
 amendments take effect from a stated instant. Closing announces the wind-down terms that a ledger must make
-checkable (DOMAIN.md, "Termination"): when the plan ends, when refunds are due, how long tail claims run.
+checkable (docs/domain.md, "Termination"): when the plan ends, when refunds are due, how long tail claims run.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Stream id = uuid5(plan id, number), so a period is found from its plan and number. The cycle calendar is the
 plan's (e.g. notice on the 7th and 21st, collection on the 14th and 28th, China time). `cutoff_at` is 00:00 plan
 time on the notice day: the locked set is frozen then. A failed postpaid debit may be recovered until `grace_days`
-before the next collection day (DOMAIN.md: "retried until two days before the next collection day").
+before the next collection day (docs/domain.md: "retried until two days before the next collection day").
 """
 
 from __future__ import annotations
