@@ -168,4 +168,4 @@ def test_a_service_without_trust_anchors_says_so_as_a_problem(sqlite_app: Ledger
     (sqlite_app.settings.data_dir / TRUST_ANCHORS_FILE).unlink()
     for served_app in served_log(sqlite_app):
         response = served_app.http.get(f"{served_app.url}/log/trust-anchors.json")
-        assert response.status_code == 404 and response.json()["rule"] == "a_checkpoint_must_be_published"
+        assert response.status_code == 404 and response.json()["rule"] == "trust_anchors_must_be_published"

@@ -24,9 +24,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ledger.api.problem import problem, problem_responses
+from ledger.api.problem import problem_responses, rule_problem
+from ledger.errors import InputError
 from ledger.log.note import Verifier
 from ledger.log.tiles import TiledLog, TileError, TileNotFoundError, TilePathError, parse_tile_path
+from ledger.rules import Rule
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_LIVED = "public, max-age=5"
@@ -72,8 +74,8 @@ def log_router(reader: PublicLog) -> APIRouter:
         """The public keys a verifier is given out of band (operator root, custodian, regulator, log)."""
         path = reader.trust_anchors
         if path is None or not path.is_file():
-            return problem(404, "this ledger publishes no trust anchors file", field="path",
-                           rule="must_be_published")
+            return rule_problem(404, InputError("path", Rule.TRUST_ANCHORS_MUST_BE_PUBLISHED,
+                                                "this ledger publishes no trust anchors file"))
         return _resource(request, path.read_bytes(), "application/json", KEYS_CACHE)
 
     @router.api_route("/tile/{tile_path:path}", methods=["GET", "HEAD"], response_class=Response,
@@ -100,7 +102,7 @@ def _problem(error: TileError) -> Response:
         status = 404
     else:
         status = 500
-    return problem(status, error.detail, field=error.field, rule=error.rule)
+    return rule_problem(status, error)
 
 
 def _resource(request: Request, body: bytes, media_type: str, cache: str, etag: str | None = None,

@@ -8,10 +8,18 @@ from http import HTTPStatus
 
 from starlette.responses import Response
 
+from ledger.errors import RuleError
+from ledger.rules import Rule
+
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, detail: str, *, field: str | None = None, rule: str | None = None,
+def rule_problem(status: int, error: RuleError, headers: Mapping[str, str] | None = None) -> Response:
+    """The problem for an error of the ledger's tree that names its field and rule."""
+    return problem(status, error.detail or str(error), field=error.field, rule=error.rule, headers=headers)
+
+
+def problem(status: int, detail: str, *, field: str | None = None, rule: Rule | None = None,
             headers: Mapping[str, str] | None = None) -> Response:
     """A problem details response (RFC 9457 §3): `type` is `about:blank`, so `title` is the status phrase
     (§4.2.1); `field` and `rule` are extension members (§3.2) naming what was wrong and the rule it broke."""

@@ -26,10 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ledger.api.problem import problem, problem_responses
+from ledger.api.problem import problem_responses, rule_problem
+from ledger.errors import InputError
 from ledger.keys import KeyDirectory
 from ledger.log.note import Verifier
 from ledger.log.witness import AddCheckpoint, StaleCheckpointError, Witness, WitnessRefusedError, open_witness
+from ledger.rules import Rule
 
 MAX_REQUEST_BYTES = 64 * 1024
 """An add-checkpoint body: 64 lines of proof and a checkpoint with its signatures fit many times over."""
@@ -52,8 +54,8 @@ def witness_app(witness: Witness) -> FastAPI:
         async for chunk in request.stream():  # bounded whether or not a Content-Length was sent
             body += chunk
             if len(body) > MAX_REQUEST_BYTES:
-                return problem(413, f"the body must be at most {MAX_REQUEST_BYTES} bytes", field="body",
-                               rule="must_be_at_most_64_KiB")
+                return rule_problem(413, InputError("body", Rule.WITNESS_REQUEST_MUST_BE_AT_MOST_64_KIB,
+                                                    f"the body must be at most {MAX_REQUEST_BYTES} bytes"))
         try:
             parsed = AddCheckpoint.parse(body)
             line = await run_in_threadpool(witness.add_checkpoint, parsed)
@@ -61,7 +63,7 @@ def witness_app(witness: Witness) -> FastAPI:
             return Response(f"{error.latest_size}\n", status_code=409,  # exactly this type, with no charset
                             headers={"Content-Type": TLOG_SIZE, "Cache-Control": "no-store"})
         except WitnessRefusedError as error:
-            return problem(error.status, error.detail, field=error.field, rule=error.rule)
+            return rule_problem(error.status, error)
         return Response(line, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
     @app.get("/{origin_hash}/checkpoint", response_class=Response,
@@ -71,8 +73,8 @@ def witness_app(witness: Witness) -> FastAPI:
         for cosigned in witness.latest_all():
             if hashlib.sha256(cosigned.origin.encode()).hexdigest() == origin_hash:
                 return Response(cosigned.cosigned_note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
-        return problem(404, "this witness has cosigned no checkpoint of that log", field="origin_hash",
-                       rule="must_be_a_log_cosigned_before")
+        return rule_problem(404, InputError("origin_hash", Rule.CHECKPOINT_ORIGIN_MUST_BE_A_LOG_THE_WITNESS_FOLLOWS,
+                                            "this witness has cosigned no checkpoint of that log"))
 
     @app.get("/evidence", response_class=Response, responses={200: {"content": {"application/json": {}}}})
     def evidence() -> Response:
@@ -91,13 +93,14 @@ def witness_app(witness: Witness) -> FastAPI:
 async def _http_problem(request: Request, error: Exception) -> Response:
     """Routing errors (no such path, wrong method) as problems."""
     assert isinstance(error, HTTPException)
-    return problem(error.status_code, str(error.detail), field="path", rule="must_be_a_witness_resource")
+    return rule_problem(error.status_code, InputError("path", Rule.REQUEST_MUST_NAME_A_RESOURCE, str(error.detail)))
 
 
 async def _validation_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {"loc": ("request",), "msg": "invalid"}
-    return problem(400, str(first["msg"]), field=".".join(map(str, first["loc"])), rule="must_be_valid")
+    return rule_problem(400, InputError(".".join(map(str, first["loc"])), Rule.REQUEST_MUST_BE_VALID,
+                                        str(first["msg"])))
 
 
 def serve_witness(witness: Witness, host: str = "127.0.0.1", port: int = 8080) -> None:
