@@ -23,8 +23,8 @@ import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.cluster import ClusterMetadata
-from kafka.coordinator.protocol import ConsumerProtocolMemberMetadata_v0
-from kafka.coordinator.subscription import Subscription
+from kafka.protocol.consumer import JoinGroupResponse
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
 from consumers.consumer import Message, ProjectionConsumer, RangeAssignor, WholeTopicAssignor
 from consumers.relay import Relay
@@ -438,6 +438,8 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
     for name in ("balances-b", standby):
         processes[name].send_signal(signal.SIGTERM)
         assert finished(processes[name])[0] == 0
+    for name, log in logs.items():  # a member given nothing while the topic exists stands by; it does not rejoin
+        assert not any(" is gone" in line for line in consumer_log(log)), name
     summaries = {name: next(line for line in consumer_log(log) if " applied " in line) for name, log in logs.items()}
     for name in ("balances-a", "balances-b", standby):
         applied = int(summaries[name].split(" applied ")[1].split()[0])
@@ -509,12 +511,19 @@ def test_a_topic_or_views_of_another_partition_count_are_refused(demo_dir: Path,
     app.close()
 
 
-def test_a_leader_that_assigned_without_the_topic_knows_it_gave_nothing() -> None:
-    """After a broker came back empty, the group's leader may assign before the topic exists again: every member
-    gets nothing, and the leader must rejoin even if its metadata knows the topic by the time it is told."""
-    members = {member: Subscription(ConsumerProtocolMemberMetadata_v0(0, ["events"], b""), None)
-               for member in ("m1", "m2")}
-    for assignor in (RangeAssignor(), WholeTopicAssignor()):
-        assignment = assignor.assign(ClusterMetadata(), members)
-        assert assignor.saw_no_topic, type(assignor).__name__
-        assert all(not a.partitions() for a in assignment.values())
+def test_an_assignment_made_without_the_topic_tells_every_member_it_was_given_nothing() -> None:
+    """After a broker came back empty, the group's leader may assign before the topic exists again: every member gets
+    nothing, and each one — the leader as well as the others — learns it from the assignment it receives, whatever
+    its own metadata says by the time it is told, so that it joins again."""
+    members = [JoinGroupResponse.JoinGroupResponseMember(
+        member_id=member, metadata=ConsumerProtocolSubscription(version=0, topics=["events"], user_data=b""))
+        for member in ("m1", "m2")]
+    for kind in (RangeAssignor, WholeTopicAssignor):
+        assignment = kind().assign(ClusterMetadata(), members)
+        assert sorted(assignment) == ["m1", "m2"], kind.__name__
+        for member, sent in assignment.items():
+            received = ConsumerProtocolAssignment.decode(sent.encode())
+            assignor = kind()
+            assignor.on_assignment(received, 1)
+            assert not received.partitions(), (kind.__name__, member)
+            assert assignor.assigned_without_topic, (kind.__name__, member)
