@@ -4,6 +4,7 @@ tampered messages, a broker that loses everything."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import random
 import shutil
@@ -392,9 +393,9 @@ def consumer_log(path: Path) -> list[str]:
 def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the_whole_topic_over(
         own_ledger: Ledger, kafka_bootstrap: str, tmp_path: Path) -> None:
     """Two `consume balances` in one group each get partitions and apply their events; of two `consume journal`
-    in one group one applies the whole topic and the other stands by. Then one of each group stops, more events
-    come, and the other takes the partitions over where their positions say. The views end equal to the in-process
-    rebuild."""
+    in one group one applies the whole topic and the other stands by (in the group: it does not join again). Then
+    one of each group stops, more events come, and the other takes the partitions over where their positions say.
+    The views end equal to the in-process rebuild."""
     topic = new_topic()
     app = own_ledger.app(kafka_bootstrap, topic)
     env = own_ledger.env(kafka_bootstrap, topic)
@@ -416,6 +417,7 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
             "journal: partitions 0, 1, 2, 3 of 4", "journal: standing by (no partition given)"]
 
     wait_for(split, 90, "the groups to settle")
+    settled = {name: len(consumer_log(log)) for name, log in logs.items()}
     relay = Relay(app, kafka_bootstrap, topic, P)
     relay.publish_pending()
     views = views_store(app.settings)
@@ -438,8 +440,8 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
     for name in ("balances-b", standby):
         processes[name].send_signal(signal.SIGTERM)
         assert finished(processes[name])[0] == 0
-    for name, log in logs.items():  # a member given nothing while the topic exists stands by; it does not rejoin
-        assert not any(" is gone" in line for line in consumer_log(log)), name
+    for name, log in logs.items():  # once the topic exists, a member given nothing stands by: it does not rejoin
+        assert not any(" is gone" in line for line in consumer_log(log)[settled[name]:]), name
     summaries = {name: next(line for line in consumer_log(log) if " applied " in line) for name, log in logs.items()}
     for name in ("balances-a", "balances-b", standby):
         applied = int(summaries[name].split(" applied ")[1].split()[0])
@@ -488,6 +490,59 @@ def test_after_the_broker_lost_everything_the_relay_publishes_again_and_the_cons
     assert view_digests(app, views)["balances"] == fresh["balances"]
     assert view_digests(app, views)["journal"] == fresh["journal"]
     assert workload.accepted > 0
+    app.close()
+
+
+def joins_behind_another_partition(app: LedgerApplication) -> None:
+    """New joins, until one of partition 0 follows, in the global order, an event of another partition."""
+    plan = prepaid_plan(app)
+    another = behind = False
+    while not behind:
+        member = app.execute(Join(command_id=f"k-{uuid.uuid4()}", plan=plan, age_years=30, sex="f", province="zj",
+                                  consent_commitment=commitment("consent"),
+                                  health_declaration_commitment=commitment("health")))["member"]
+        partition = partition_of(str(member), P)
+        behind = another and partition == 0
+        another = another or partition != 0
+
+
+def test_a_member_that_keeps_the_whole_topic_across_a_rebalance_reads_on_from_where_it_had_handled(
+        own_ledger: Ledger, kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The member holding a total-order read model holds messages of partition 0 that the merge cannot apply yet,
+    and has paused every partition (as when its buffers are full), when a second member joins the group. It keeps
+    the whole topic: it reads on, and reads the held messages again from the topic (nothing from the store), however
+    the client carried its partitions' positions and pauses across the rebalance. The newcomer stands by."""
+    caplog.set_level(logging.INFO, logger="kafka.coordinator.heartbeat")
+    topic = new_topic()
+    app = own_ledger.app(kafka_bootstrap, topic)
+    relay = Relay(app, kafka_bootstrap, topic, P)
+    relay.publish_pending()
+    views = views_store(app.settings)
+    holder = ProjectionConsumer("journal", app, views, kafka_bootstrap, topic, "g7", P)
+    holder.run(until_caught_up=True, deadline_seconds=60)
+    every = [TopicPartition(topic, p) for p in range(P)]
+    holder.consumer.pause(*every[1:])
+    joins_behind_another_partition(app)
+    relay.publish_pending()
+    relay.close()
+    wait_for(lambda: holder.poll_once(200) >= 0 and bool(holder.buffers[0]), 30, "partition 0's messages held")
+    holder.consumer.pause(*every)
+    newcomer = ProjectionConsumer("journal", app, views, kafka_bootstrap, topic, "g7", P)
+    standing_by = threading.Thread(target=newcomer.run)
+    standing_by.start()
+    try:
+        wait_for(lambda: any("rebalancing" in record.getMessage() for record in caplog.records), 30,
+                 "the holder to hear of the rebalance")
+        holder.run(until_caught_up=True, deadline_seconds=60)
+    finally:
+        newcomer.stop()
+        standing_by.join()
+        newcomer.close()
+        holder.close()
+    assert holder.held == set(range(P)) and newcomer.held == set()
+    assert holder.from_store == 0
+    assert stored_positions(app, views, ["journal"]) == {"journal": final_positions(app)["journal"]}
+    assert view_digests(app, views)["journal"] == fresh_digests(app, tmp_path)["journal"]
     app.close()
 
 
