@@ -235,6 +235,7 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        """A rebalance begins, or the consumer closes: this member still holds the partitions, and commits them."""
         self.owner._revoked(commit=True)
 
     def on_partitions_lost(self, lost: Any) -> None:
@@ -243,6 +244,7 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner._revoked(commit=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        """The rebalance ended: these are all the partitions this member holds now."""
         self.owner._assigned({tp.partition for tp in assigned})
 
 
