@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 from itertools import islice, takewhile
 from typing import Any, Protocol
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.coordinator.protocol import ConsumerProtocolMemberAssignment_v0, ConsumerProtocolMemberMetadata_v0
-from kafka.errors import IllegalStateError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
 from consumers.topic import (
     HEADER_INDEX,
@@ -154,27 +154,42 @@ class Lane:
         self.verifier, self.verified, self.position = Verifier(), 0, 0
 
 
-def _topic_missing(cluster: Any, members: dict[str, Any]) -> bool:
-    """Whether the metadata an assignment is computed from lacks a subscribed topic (a broker that came back
-    empty): every member is then given nothing, whatever its own metadata says by the time it hears of it."""
-    return any(not cluster.partitions_for_topic(topic) for s in members.values() for topic in s.topics)
+WITHOUT_TOPIC = b"assigned-without-topic"
+"""The user data of an assignment the group's leader computed while its metadata lacked a subscribed topic (a broker
+that came back empty): every member is given nothing, and each one learns why from its own assignment."""
+
+
+def _topic_missing(cluster: Any, members: Sequence[Any]) -> bool:
+    """Whether the metadata an assignment is computed from lacks a topic some member subscribed to."""
+    return any(not cluster.partitions_for_topic(topic) for member in members for topic in member.metadata.topics)
+
+
+def _marked(assignment: Any, without_topic: bool) -> Any:
+    """The assignment, with the user data saying whether it was computed without the topic."""
+    return ConsumerProtocolAssignment(version=assignment.version, assigned_partitions=assignment.assigned_partitions,
+                                      user_data=WITHOUT_TOPIC if without_topic else b"")
 
 
 class RangeAssignor(RangePartitionAssignor):  # type: ignore[misc]
-    """The library's range assignment (stream-local read models split the partitions), remembering when this
-    member, as the group's leader, assigned without the topic."""
+    """The library's range assignment (stream-local read models split the partitions), telling every member when
+    the leader assigned without the topic."""
 
     def __init__(self) -> None:
-        self.saw_no_topic = False
+        self.assigned_without_topic = False
+        """Set when this member's last assignment was computed without the topic."""
 
-    def assign(self, cluster: Any, members: dict[str, Any]) -> dict[str, Any]:
+    def assign(self, cluster: Any, members: Sequence[Any]) -> dict[str, Any]:
         """Range assignment; see the class docstring."""
-        self.saw_no_topic = _topic_missing(cluster, members)
-        assignment: dict[str, Any] = super().assign(cluster, members)
-        return assignment
+        without_topic = _topic_missing(cluster, members)
+        return {member: _marked(assignment, without_topic)
+                for member, assignment in super().assign(cluster, members).items()}
+
+    def on_assignment(self, assignment: Any, generation: int) -> None:
+        """Remember whether the assignment was computed without the topic."""
+        self.assigned_without_topic = assignment.user_data == WITHOUT_TOPIC
 
 
-class WholeTopicAssignor:
+class WholeTopicAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
     """A partition assignor that gives every partition to one member of the group — the one holding them already,
     else the first member id — and nothing to the others (a total-order read model has one writer)."""
 
@@ -184,36 +199,52 @@ class WholeTopicAssignor:
 
     def __init__(self) -> None:
         self.holding = False
-        self.saw_no_topic = False
+        self.assigned_without_topic = False
+        """Set when this member's last assignment was computed without the topic."""
 
     def metadata(self, topics: Any) -> Any:
         """This member's subscription, saying whether it holds the topic."""
-        return ConsumerProtocolMemberMetadata_v0(self.version, list(topics), self.HOLDING if self.holding else b"")
+        return ConsumerProtocolSubscription(version=self.version, topics=sorted(topics),
+                                            user_data=self.HOLDING if self.holding else b"")
 
-    def assign(self, cluster: Any, members: dict[str, Any]) -> dict[str, Any]:
+    def assign(self, cluster: Any, members: Sequence[Any]) -> dict[str, Any]:
         """Every partition of every subscribed topic to one member."""
-        self.saw_no_topic = _topic_missing(cluster, members)
-        holders = sorted(m for m, subscription in members.items() if subscription.user_data == self.HOLDING)
-        chosen = (holders or sorted(members))[0]
-        return {member: ConsumerProtocolMemberAssignment_v0(self.version, [
-            (topic, sorted(cluster.partitions_for_topic(topic) or ())) for topic in sorted(subscription.topics)]
-            if member == chosen else [], b"") for member, subscription in members.items()}
+        without_topic = _topic_missing(cluster, members)
+        holders = sorted(member.member_id for member in members if member.metadata.user_data == self.HOLDING)
+        chosen = (holders or sorted(member.member_id for member in members))[0]
+        return {member.member_id: ConsumerProtocolAssignment(
+            version=self.version,
+            assigned_partitions=[(topic, sorted(cluster.partitions_for_topic(topic) or ()))
+                                 for topic in sorted(member.metadata.topics)] if member.member_id == chosen else [],
+            user_data=WITHOUT_TOPIC if without_topic else b"") for member in members}
 
-    def on_assignment(self, assignment: Any) -> None:
-        """Remember whether this member now holds the topic."""
+    def on_assignment(self, assignment: Any, generation: int) -> None:
+        """Remember whether this member now holds the topic, and whether the assignment was computed without it."""
         self.holding = bool(assignment.partitions())
+        self.assigned_without_topic = assignment.user_data == WITHOUT_TOPIC
 
 
 class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tells the consumer when the group gives it partitions or takes them away."""
+    """Tells the consumer when the group gives it partitions or takes them away.
+
+    kafka-python calls it on its IO thread while the consumer's own thread waits in `poll()` or `close()`, so it
+    changes the consumer's state as if called from that thread, but it must not wait on the broker: a blocking
+    client call made there raises."""
 
     def __init__(self, owner: ProjectionConsumer) -> None:
         self.owner = owner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.owner._revoked()
+        """A rebalance begins, or the consumer closes: this member still holds the partitions, and commits them."""
+        self.owner._revoked(commit=True)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        """The group removed this member (its session expired): another one may hold the partitions already, so
+        nothing is committed for them."""
+        self.owner._revoked(commit=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        """The rebalance ended: these are all the partitions this member holds now."""
         self.owner._assigned({tp.partition for tp in assigned})
 
 
@@ -244,7 +275,12 @@ class ProjectionConsumer:
         self.buffers: dict[int, deque[Message]] = {p: deque() for p in range(partitions)}
         self.done: dict[int, int] = {}
         """The offset of the last message handled in each partition (applied or dropped)."""
+        self.committed: dict[int, int] = {}
+        """The offset last committed for each partition (of the last message handled before it)."""
         self.committed_at = 0.0
+        self.unhandled: dict[int, int] = {}
+        """The offset of the first message fetched but not handled in each partition, when the group took the
+        partitions away (read again if the member keeps them)."""
         self.stopping = False
         self.given_nothing = False
         """Set when the group gave this consumer nothing because it did not know the topic then."""
@@ -287,13 +323,18 @@ class ProjectionConsumer:
     # -- the group ---------------------------------------------------------------------------------------
 
     def _assigned(self, partitions: set[int]) -> None:
+        """The group gave this member these partitions (called by kafka-python; see `_Rebalances`)."""
         self.assigned = partitions
-        self.given_nothing = not partitions and (self.assignor.saw_no_topic
-                                                 or not self.consumer.partitions_for_topic(self.topic))
-        self.assignor.saw_no_topic = False
+        self.given_nothing = not partitions and self.assignor.assigned_without_topic
         self.held |= partitions
         for lane in self.lanes.values():
             lane.synced = False  # another member may have applied this lane meanwhile
+        # kafka-python keeps the position and the paused flag of a partition a member keeps across a rebalance:
+        # resume it, and read again what was fetched but not handled before the rebalance
+        self.consumer.resume(*self._tps(partitions))
+        for partition in partitions & self.unhandled.keys():
+            self.consumer.seek(TopicPartition(self.topic, partition), self.unhandled[partition])
+        self.unhandled = {}
         if self.whole and partitions and len(partitions) < self.partitions:
             self.consumer.pause(*self._tps(partitions))
             self.report(f"{self.name}: given {len(partitions)} of {self.partitions} partitions: standing by")
@@ -303,8 +344,14 @@ class ProjectionConsumer:
             self.report(f"{self.name}: partitions {', '.join(map(str, sorted(partitions))) or 'none'} "
                         f"of {self.partitions}")
 
-    def _revoked(self) -> None:
-        self._commit(now=True)
+    def _revoked(self, commit: bool) -> None:
+        """The group takes this member's partitions away (a rebalance begins, or the consumer closes): commit the
+        offsets handled unless `commit` is false (the member was removed from the group), and drop the messages
+        held but not handled, remembering where they start."""
+        if commit:
+            self._commit_in_background()
+        self.unhandled = {p: buffer[0].offset for p, buffer in self.buffers.items() if buffer}
+        self.committed.clear()  # another member may commit these partitions before this one holds them again
         self.assigned = set()
         self.done.clear()
         for buffer in self.buffers.values():
@@ -317,15 +364,31 @@ class ProjectionConsumer:
     def _tps(self, partitions: Sequence[int] | set[int]) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p) for p in sorted(partitions)]
 
+    def _uncommitted(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The offsets handled in the partitions held and not committed yet (none after a refusal: a restart reads
+        the refused message again)."""
+        if self.rejected:
+            return {}
+        return {TopicPartition(self.topic, p): OffsetAndMetadata(offset + 1, "", -1)
+                for p, offset in self.done.items() if p in self.assigned and self.committed.get(p) != offset}
+
     def _commit(self, now: bool = False) -> None:
         """Commit the offsets handled (a hint for the next member; failures are harmless), at most once a second
         unless `now`."""
-        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(offset + 1, "", -1)
-                   for p, offset in self.done.items() if p in self.assigned}
-        if offsets and not self.rejected and (now or time.monotonic() - self.committed_at >= COMMIT_SECONDS):
+        offsets = self._uncommitted()
+        if offsets and (now or time.monotonic() - self.committed_at >= COMMIT_SECONDS):
             self.committed_at = time.monotonic()
             with suppress(KafkaError):
                 self.consumer.commit(offsets, timeout_ms=COMMIT_MS)
+                self.committed |= {tp.partition: offset.offset - 1 for tp, offset in offsets.items()}
+
+    def _commit_in_background(self) -> None:
+        """Send the offsets handled without waiting for the broker (from the rebalance listener, which must not
+        wait): the request goes out before this member's next join, as the member that still holds them."""
+        offsets = self._uncommitted()
+        if offsets:
+            with suppress(KafkaError):
+                self.consumer.commit_async(offsets)
 
     # -- checks ------------------------------------------------------------------------------------------
 
@@ -533,8 +596,14 @@ class ProjectionConsumer:
         empty = self._tps([p for p in self.assigned if not self.buffers[p]])
         if not empty:
             return True
-        ends = self.consumer.end_offsets(empty)
-        return all(self.consumer.position(tp) >= ends[tp] for tp in empty)
+        return self._read_to_end(empty)
+
+    def _read_to_end(self, partitions: Sequence[TopicPartition]) -> bool:
+        """Whether this consumer's position in each partition is at the partition's end (an unknown position is
+        not)."""
+        ends = self.consumer.end_offsets(partitions)
+        positions = {tp: self.consumer.position(tp) for tp in partitions}
+        return all(positions[tp] is not None and positions[tp] >= ends[tp] for tp in partitions)
 
     def _throttle(self) -> None:
         """Pause the partitions far ahead of the global order, resume the others."""
@@ -565,14 +634,7 @@ class ProjectionConsumer:
     def poll_once(self, timeout_ms: int = 1000) -> int:
         """Apply one poll's messages; return how many messages came."""
         self._rejoin_if_the_topic_is_gone()
-        try:
-            records = self.consumer.poll(timeout_ms)
-        except IllegalStateError:
-            # a join that the heartbeat thread completed while the subscription was being renewed: kafka-python
-            # refuses its assignment; renew the subscription again
-            self.report(f"{self.name}: a join overlapped the renewed subscription; joining again")
-            self.given_nothing = True
-            return 0
+        records = self.consumer.poll(timeout_ms)
         try:
             messages, refusal = self._read(records)
             if messages and self._active():
@@ -599,10 +661,7 @@ class ProjectionConsumer:
         """Whether everything published so far in this consumer's partitions has been applied."""
         if not self._active():
             return False
-        partitions = self._tps(self.assigned)
-        ends = self.consumer.end_offsets(partitions)
-        return all(self.consumer.position(tp) >= ends[tp] for tp in partitions) and not any(
-            self.buffers.values())
+        return self._read_to_end(self._tps(self.assigned)) and not any(self.buffers.values())
 
     def run(self, until_caught_up: bool = False, deadline_seconds: float = 600.0) -> None:
         """Consume until `stop()`; with `until_caught_up`, return once everything published so far is applied: the

@@ -50,8 +50,8 @@ def producer(bootstrap: str) -> KafkaProducer:
         return candidate
     except KafkaError:
         candidate.close(0)
-        return KafkaProducer(bootstrap_servers=bootstrap, retries=10, max_in_flight_requests_per_connection=1,
-                             **PRODUCER_SETTINGS)
+        return KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, retries=10,
+                             max_in_flight_requests_per_connection=1, **PRODUCER_SETTINGS)
 
 
 class Relay:

@@ -22,7 +22,6 @@ from itertools import islice
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from ledger.projections.base import EntrySource
@@ -105,8 +104,7 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     exists with another partition count."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                                      topic_configs=RETENTION)])
+        admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1, "configs": RETENTION}})
         return
     except TopicAlreadyExistsError:
         pass

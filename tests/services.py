@@ -155,7 +155,7 @@ def _broker_answers(bootstrap: str) -> bool:
     from kafka.errors import KafkaError
 
     try:
-        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000).close()
+        KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=2000).close()
         return True
     except (KafkaError, OSError, ValueError):
         return False

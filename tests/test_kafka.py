@@ -4,6 +4,7 @@ tampered messages, a broker that loses everything."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import random
 import shutil
@@ -23,8 +24,8 @@ import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.cluster import ClusterMetadata
-from kafka.coordinator.protocol import ConsumerProtocolMemberMetadata_v0
-from kafka.coordinator.subscription import Subscription
+from kafka.protocol.consumer import JoinGroupResponse
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment, ConsumerProtocolSubscription
 
 from consumers.consumer import Message, ProjectionConsumer, RangeAssignor, WholeTopicAssignor
 from consumers.relay import Relay
@@ -396,9 +397,9 @@ def consumer_log(path: Path) -> list[str]:
 def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the_whole_topic_over(
         own_ledger: Ledger, kafka_bootstrap: str, tmp_path: Path) -> None:
     """Two `consume balances` in one group each get partitions and apply their events; of two `consume journal`
-    in one group one applies the whole topic and the other stands by. Then one of each group stops, more events
-    come, and the other takes the partitions over where their positions say. The views end equal to the in-process
-    rebuild."""
+    in one group one applies the whole topic and the other stands by (in the group: it does not join again). Then
+    one of each group stops, more events come, and the other takes the partitions over where their positions say.
+    The views end equal to the in-process rebuild."""
     topic = new_topic()
     app = own_ledger.app(kafka_bootstrap, topic)
     env = own_ledger.env(kafka_bootstrap, topic)
@@ -420,6 +421,7 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
             "journal: partitions 0, 1, 2, 3 of 4", "journal: standing by (no partition given)"]
 
     wait_for(split, 90, "the groups to settle")
+    settled = {name: len(consumer_log(log)) for name, log in logs.items()}
     relay = Relay(app, kafka_bootstrap, topic, P)
     relay.publish_pending()
     views = views_store(app.settings)
@@ -442,6 +444,8 @@ def test_two_consumers_in_one_group_split_the_partitions_and_a_standby_takes_the
     for name in ("balances-b", standby):
         processes[name].send_signal(signal.SIGTERM)
         assert finished(processes[name])[0] == 0
+    for name, log in logs.items():  # once the topic exists, a member given nothing stands by: it does not rejoin
+        assert not any(" is gone" in line for line in consumer_log(log)[settled[name]:]), name
     summaries = {name: next(line for line in consumer_log(log) if " applied " in line) for name, log in logs.items()}
     for name in ("balances-a", "balances-b", standby):
         applied = int(summaries[name].split(" applied ")[1].split()[0])
@@ -493,6 +497,59 @@ def test_after_the_broker_lost_everything_the_relay_publishes_again_and_the_cons
     app.close()
 
 
+def joins_behind_another_partition(app: LedgerApplication) -> None:
+    """New joins, until one of partition 0 follows, in the global order, an event of another partition."""
+    plan = prepaid_plan(app)
+    another = behind = False
+    while not behind:
+        member = app.execute(Join(command_id=f"k-{uuid.uuid4()}", plan=plan, age_years=30, sex="f", province="zj",
+                                  consent_commitment=commitment("consent"),
+                                  health_declaration_commitment=commitment("health")))["member"]
+        partition = partition_of(str(member), P)
+        behind = another and partition == 0
+        another = another or partition != 0
+
+
+def test_a_member_that_keeps_the_whole_topic_across_a_rebalance_reads_on_from_where_it_had_handled(
+        own_ledger: Ledger, kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The member holding a total-order read model holds messages of partition 0 that the merge cannot apply yet,
+    and has paused every partition (as when its buffers are full), when a second member joins the group. It keeps
+    the whole topic: it reads on, and reads the held messages again from the topic (nothing from the store), however
+    the client carried its partitions' positions and pauses across the rebalance. The newcomer stands by."""
+    caplog.set_level(logging.INFO, logger="kafka.coordinator.heartbeat")
+    topic = new_topic()
+    app = own_ledger.app(kafka_bootstrap, topic)
+    relay = Relay(app, kafka_bootstrap, topic, P)
+    relay.publish_pending()
+    views = views_store(app.settings)
+    holder = ProjectionConsumer("journal", app, views, kafka_bootstrap, topic, "g7", P)
+    holder.run(until_caught_up=True, deadline_seconds=60)
+    every = [TopicPartition(topic, p) for p in range(P)]
+    holder.consumer.pause(*every[1:])
+    joins_behind_another_partition(app)
+    relay.publish_pending()
+    relay.close()
+    wait_for(lambda: holder.poll_once(200) >= 0 and bool(holder.buffers[0]), 30, "partition 0's messages held")
+    holder.consumer.pause(*every)
+    newcomer = ProjectionConsumer("journal", app, views, kafka_bootstrap, topic, "g7", P)
+    standing_by = threading.Thread(target=newcomer.run)
+    standing_by.start()
+    try:
+        wait_for(lambda: any("rebalancing" in record.getMessage() for record in caplog.records), 30,
+                 "the holder to hear of the rebalance")
+        holder.run(until_caught_up=True, deadline_seconds=60)
+    finally:
+        newcomer.stop()
+        standing_by.join()
+        newcomer.close()
+        holder.close()
+    assert holder.held == set(range(P)) and newcomer.held == set()
+    assert holder.from_store == 0
+    assert stored_positions(app, views, ["journal"]) == {"journal": final_positions(app)["journal"]}
+    assert view_digests(app, views)["journal"] == fresh_digests(app, tmp_path)["journal"]
+    app.close()
+
+
 def test_a_topic_or_views_of_another_partition_count_are_refused(demo_dir: Path, kafka_bootstrap: str,
                                                                  tmp_path: Path) -> None:
     topic = new_topic()
@@ -514,12 +571,19 @@ def test_a_topic_or_views_of_another_partition_count_are_refused(demo_dir: Path,
     app.close()
 
 
-def test_a_leader_that_assigned_without_the_topic_knows_it_gave_nothing() -> None:
-    """After a broker came back empty, the group's leader may assign before the topic exists again: every member
-    gets nothing, and the leader must rejoin even if its metadata knows the topic by the time it is told."""
-    members = {member: Subscription(ConsumerProtocolMemberMetadata_v0(0, ["events"], b""), None)
-               for member in ("m1", "m2")}
-    for assignor in (RangeAssignor(), WholeTopicAssignor()):
-        assignment = assignor.assign(ClusterMetadata(), members)
-        assert assignor.saw_no_topic, type(assignor).__name__
-        assert all(not a.partitions() for a in assignment.values())
+def test_an_assignment_made_without_the_topic_tells_every_member_it_was_given_nothing() -> None:
+    """After a broker came back empty, the group's leader may assign before the topic exists again: every member gets
+    nothing, and each one — the leader as well as the others — learns it from the assignment it receives, whatever
+    its own metadata says by the time it is told, so that it joins again."""
+    members = [JoinGroupResponse.JoinGroupResponseMember(
+        member_id=member, metadata=ConsumerProtocolSubscription(version=0, topics=["events"], user_data=b""))
+        for member in ("m1", "m2")]
+    for kind in (RangeAssignor, WholeTopicAssignor):
+        assignment = kind().assign(ClusterMetadata(), members)
+        assert sorted(assignment) == ["m1", "m2"], kind.__name__
+        for member, sent in assignment.items():
+            received = ConsumerProtocolAssignment.decode(sent.encode())
+            assignor = kind()
+            assignor.on_assignment(received, 1)
+            assert not received.partitions(), (kind.__name__, member)
+            assert assignor.assigned_without_topic, (kind.__name__, member)
