@@ -51,6 +51,7 @@ class Rule(StrEnum):
     WITNESS_ENTRY_MUST_BE_A_VERIFIER_KEY_AND_A_URL = "witness_entry_must_be_a_verifier_key_and_a_url"
     WITNESS_KEY_MUST_BE_A_COSIGNATURE_KEY = "witness_key_must_be_a_cosignature_key"
     WITNESS_MUST_BE_LISTED_ONCE = "witness_must_be_listed_once"
+    KAFKA_BROKER_MUST_ANSWER = "kafka_broker_must_answer"
     KAFKA_MUST_BE_CONFIGURED = "kafka_must_be_configured"
     TOPIC_MUST_HAVE_THE_CONFIGURED_PARTITIONS = "topic_must_have_the_configured_partitions"
     VIEWS_URL_MUST_BE_POSTGRESQL_OR_SQLITE = "views_url_must_be_postgresql_or_sqlite"

@@ -111,7 +111,9 @@ def relay(once: bool, batch: int, interval: float) -> None:
 
     ctx = context()
     settings = ctx.settings
-    publisher = Relay(ctx.ledger().app, bootstrap_servers(), settings.kafka_topic, settings.kafka_partitions, report)
+    with topic_errors():
+        publisher = Relay(ctx.ledger().app, bootstrap_servers(), settings.kafka_topic, settings.kafka_partitions,
+                          report)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with topic_errors():
@@ -122,7 +124,10 @@ def relay(once: bool, batch: int, interval: float) -> None:
 
 @contextmanager
 def topic_errors() -> Iterator[None]:
-    """A topic that exists with another partition count is a configuration error (exit 2)."""
+    """A topic that exists with another partition count, or a broker that does not answer, is a configuration
+    error (exit 2)."""
+    from kafka.errors import KafkaError
+
     from consumers.topic import TopicMismatchError
 
     try:
@@ -130,6 +135,9 @@ def topic_errors() -> Iterator[None]:
     except TopicMismatchError as error:
         raise InputError("LEDGER_KAFKA_PARTITIONS", Rule.TOPIC_MUST_HAVE_THE_CONFIGURED_PARTITIONS,
                          str(error)) from None
+    except KafkaError as error:
+        raise InputError("LEDGER_KAFKA_BOOTSTRAP_SERVERS", Rule.KAFKA_BROKER_MUST_ANSWER,
+                         f"{type(error).__name__}: {error}") from None
 
 
 @kafka_group.command("consume")
