@@ -21,6 +21,7 @@ class Rule(StrEnum):
     MEMBERSHIP_MUST_EXIST = "membership_must_exist"
     PERIOD_MUST_EXIST = "period_must_exist"
     PLAN_MUST_EXIST = "plan_must_exist"
+    RESOURCE_MUST_EXIST = "resource_must_exist"
 
     # -- Input ---------------------------------------------------------------------------------------------------
     DATE_RANGE_MUST_NOT_BE_EMPTY = "date_range_must_not_be_empty"
@@ -58,6 +59,7 @@ class Rule(StrEnum):
     ANCHOR_NAME_MUST_NOT_REPLACE_THE_OPERATORS = "anchor_name_must_not_replace_the_operators"
     DATABASE_URL_MUST_BE_POSTGRESQL = "database_url_must_be_postgresql"
     MUST_BE_A_WHOLE_NUMBER_IN_RANGE = "must_be_a_whole_number_in_range"
+    MUST_BE_A_NUMBER_OF_SECONDS_IN_RANGE = "must_be_a_number_of_seconds_in_range"
     STATE_FILE_MUST_BE_VALID = "state_file_must_be_valid"
     DATA_DIR_MUST_NOT_HOLD_A_LEDGER_ALREADY = "data_dir_must_not_hold_a_ledger_already"
     FILE_MUST_EXIST = "file_must_exist"
@@ -90,6 +92,20 @@ class Rule(StrEnum):
     SIGNATURE_TIMES_MUST_BE_INTEGERS = "signature_times_must_be_integers"
     SIGNATURE_VALIDITY_MUST_BE_SHORT = "signature_validity_must_be_short"
     SIGNED_REQUESTS_MUST_FIT_THE_REPLAY_WINDOW = "signed_requests_must_fit_the_replay_window"
+
+    # -- The HTTP API --------------------------------------------------------------------------------------------
+    CURSOR_MUST_BE_ONE_THE_SERVICE_GAVE = "cursor_must_be_one_the_service_gave"
+    LAST_EVENT_ID_MUST_BE_ONE_THE_FEED_SENT = "last_event_id_must_be_one_the_feed_sent"
+    REQUEST_MUST_MATCH_THE_API_SCHEMA = "request_must_match_the_api_schema"
+    SIGNING_KEY_MUST_BE_THE_MEMBERS_OWN = "signing_key_must_be_the_members_own"
+    SIGNING_KEY_MUST_HAVE_THE_ROUTES_ROLE = "signing_key_must_have_the_routes_role"
+    SIZE_MUST_NOT_EXCEED_THE_PUBLISHED_CHECKPOINT = "size_must_not_exceed_the_published_checkpoint"
+    STATEMENT_MUST_BE_SENT_AS_CSV = "statement_must_be_sent_as_csv"
+    REPORT_DRAFT_MUST_BE_RECENT = "report_draft_must_be_recent"
+    REPORT_ENVELOPE_MUST_BE_A_DRAFTED_ONE = "report_envelope_must_be_a_drafted_one"
+    REPORT_MUST_BE_SIGNED_BY_THE_REQUESTING_KEY = "report_must_be_signed_by_the_requesting_key"
+    EVENT_SIGNATURE_MUST_VERIFY = "event_signature_must_verify"
+    LOG_URL_MUST_ANSWER = "log_url_must_answer"
 
     # -- Events --------------------------------------------------------------------------------------------------
     EVENT_TIME_MUST_NOT_PRECEDE_STREAM = "event_time_must_not_precede_stream"
