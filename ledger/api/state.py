@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from ledger.aggregates.disclosure import Disclosure
 from ledger.aggregates.keyring import RegisteredKey
 from ledger.aggregates.report import RegulatorReport
@@ -27,8 +25,8 @@ from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
 from ledger.log.tree import WIDTH, TransparencyLog
 from ledger.projections import ReadModels
 
-FOLLOWED = {"disclosure.published": get_topic(Disclosure.Published),
-            "report.published": get_topic(RegulatorReport.Published)}
+FOLLOWED = {"disclosure.published": Disclosure.Published.topic_of(),
+            "report.published": RegulatorReport.Published.topic_of()}
 """The signed events the service lists and streams, by type, with the store's topic of each."""
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
+import uvicorn
 
 from ledger.cli.base import context
 
@@ -14,8 +18,6 @@ def serve(host: str, port: int) -> None:
     """Serve the ledger over HTTP: the JSON API under /api/v1 (OpenAPI at /openapi.json), the live feed, the
     in-browser verifier under /static; and, every LEDGER_CHECKPOINT_INTERVAL seconds at most, catch the read
     models up, integrate, publish a checkpoint when the tree grew and ask the witnesses to cosign it."""
-    import uvicorn
-
     from ledger.api.app import create_app, service_state
     from ledger.api.jobs import OperatorJobs, configured_witnesses
     from ledger.application import LOG_KEY
@@ -27,5 +29,20 @@ def serve(host: str, port: int) -> None:
                         push=configured_witnesses(ledger), publish=ledger.signers.exists(LOG_KEY))
     click.echo(f"serving {ledger.settings.data_dir} on http://{host}:{port}/ (API /api/v1, OpenAPI /openapi.json); "
                f"checkpoints every {ledger.settings.checkpoint_interval_seconds:g} s when the tree grew", err=True)
-    uvicorn.run(create_app(state, jobs=jobs), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=5)
+    config = uvicorn.Config(create_app(state, jobs=jobs), host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=5)
+    GracefulServer(config).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, which ends normally (status 0) after SIGTERM or SIGINT has shut it down gracefully
+    instead of raising the signal again once it is done."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's signal handling, forgetting the signals it caught before it would raise them again."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
