@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import httpx
 import uvicorn
@@ -26,7 +27,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: ASGIApp, lifespan: str = "off") -> Iterator[str]:
+def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
     """Serve `app` with uvicorn in a thread; yields its base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
                                            lifespan=lifespan, timeout_graceful_shutdown=2))
