@@ -106,6 +106,7 @@ class Rule(StrEnum):
     REPORT_MUST_BE_SIGNED_BY_THE_REQUESTING_KEY = "report_must_be_signed_by_the_requesting_key"
     EVENT_SIGNATURE_MUST_VERIFY = "event_signature_must_verify"
     LOG_URL_MUST_ANSWER = "log_url_must_answer"
+    INPUT_OR_LOG_URL_NOT_BOTH = "input_or_log_url_not_both"
 
     # -- Events --------------------------------------------------------------------------------------------------
     EVENT_TIME_MUST_NOT_PRECEDE_STREAM = "event_time_must_not_precede_stream"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -350,3 +351,40 @@ def test_the_checkpoint_interval_is_a_number_of_seconds_in_range() -> None:
         assert (caught.value.field, caught.value.rule) == ("LEDGER_CHECKPOINT_INTERVAL",
                                                            "must_be_a_number_of_seconds_in_range")
 
+
+
+# -- outsiders' tools over the network -----------------------------------------------------------------------
+
+
+def test_outsiders_verify_monitor_and_fetch_a_bundle_from_the_public_endpoints(scene: Scene, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ledger.cli import main
+    from ledger.cli.base import Context
+
+    anchors = scene.ledger.settings.data_dir / "trust-anchors.json"
+    members_dir = scene.ledger.signers.party("members").path.parent
+    shutil.copyfile(anchors, members_dir / "trust-anchors.json")
+    runner = CliRunner()
+    verified = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify", "--log-url", scene.base,
+                                    "--trust-anchors", str(anchors), "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.output)["entries"] == scene.state.published_size()
+    state = tmp_path / "monitor.json"
+    monitored = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "monitor", "--log-url", scene.base,
+                                     "--trust-anchors", str(anchors), "--state", str(state)])
+    assert monitored.exit_code == 0, monitored.output
+    assert f"checkpoint {scene.state.published_size()}: consistent" in monitored.output
+    out = tmp_path / "bundle.json"
+    fetched = runner.invoke(main, ["--data-dir", str(members_dir), "log", "proof", "member", scene.members[0],
+                                   "--url", scene.base, "--out", str(out)], obj=Context(clock=scene.ledger.clock))
+    assert fetched.exit_code == 0, fetched.output
+    assert json.loads(out.read_text())["member"] == scene.members[0]
+    refused = runner.invoke(main, ["--data-dir", str(members_dir), "--key", scene.member_key.name, "log", "proof",
+                                   "member", scene.members[1], "--url", scene.base, "--out", str(tmp_path / "x")],
+                            obj=Context(clock=scene.ledger.clock))
+    assert refused.exit_code == 2 and "signing_key_must_be_the_members_own" in refused.output
+    assert not (tmp_path / "x").exists()
+    unreachable = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify", "--log-url",
+                                       f"http://127.0.0.1:{free_port()}", "--trust-anchors", str(anchors)])
+    assert unreachable.exit_code == 2 and "log_url_must_answer" in unreachable.output
