@@ -8,7 +8,7 @@ The ledger's errors (`ledger.errors`) are mapped here, once, for every route:
 | `AccessDeniedError` (a valid key that may not read this) | 403, the same body whatever was asked for |
 | `InputError` whose rule says a thing must exist | 404 |
 | `InputError` (any other) and a request the schema refuses | 400 |
-| `RetryableError` | 503 with `Retry-After` |
+| `RetryableError`, no database connection free in time | 503 with `Retry-After` |
 | `VerificationError` (stored data that does not verify) | 500, saying which check failed |
 | anything else (a defect) | 500, one line, never a traceback |
 """
@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+from eventsourcing.persistence import ConnectionUnavailableError
 from starlette.responses import Response
 
 from ledger.errors import InputError, LedgerError, RetryableError, VerificationError
@@ -62,7 +63,7 @@ def problem_for(error: Exception) -> Response:
     if isinstance(error, InputError):
         status = 404 if error.rule in NOT_FOUND_RULES else 400
         return problem(status, str(error), field=error.field, rule=error.rule)
-    if isinstance(error, RetryableError):
+    if isinstance(error, RetryableError | ConnectionUnavailableError):  # busy: every connection is in use
         return problem(503, str(error), headers={"Retry-After": "1"})
     if isinstance(error, VerificationError):
         return problem(500, f"stored data does not verify: {error}")
