@@ -9,11 +9,34 @@ failing proof: both signed checkpoints are written, with the proof, to the evide
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from ledger.log.checkpoints import CheckpointLog
+from ledger.log.checkpoints import StoredCheckpoint
 from ledger.log.note import Checkpoint, Verifier, split_note
 from ledger.log.witness import CheckpointFollower, ForkError, WitnessRefusedError
+
+
+class ProofSource(Protocol):
+    """Where consistency proofs come from: the log's stored tree, or its public endpoints."""
+
+    def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
+        """The consistency proof between two sizes."""
+        ...
+
+
+class PublishedCheckpoints(Protocol):
+    """A log's published checkpoints and its proofs: `CheckpointLog`, or `audit.remote.RemoteLog` over a URL."""
+
+    @property
+    def log(self) -> ProofSource:
+        """The tree the checkpoints sign."""
+        ...
+
+    def all(self) -> Sequence[StoredCheckpoint]:
+        """Every published checkpoint, smallest first."""
+        ...
 
 
 @dataclass
@@ -25,7 +48,7 @@ class MonitorRun:
     fork: bool = False
 
 
-def monitor_once(follower: CheckpointFollower, log: CheckpointLog, log_key: Verifier) -> MonitorRun:
+def monitor_once(follower: CheckpointFollower, log: PublishedCheckpoints, log_key: Verifier) -> MonitorRun:
     """Check every stored checkpoint not yet accepted with the same root, in order; stop at the first problem."""
     run = MonitorRun()
     try:

@@ -1,126 +1,68 @@
-"""Public log service benchmark: full tiles served per second, and checkpoint-to-cosigned latency with two witnesses.
+"""Service benchmark: a member's statement and proof bundle over HTTP at 64 concurrent clients, and the service's
+peak RSS.
 
-Tiles: a log of synthetic entries (`bench.log.SyntheticSource`) is integrated and checkpointed, then one uvicorn
-server process serves it through `log_router` and, on a second route of the same server, the same full tiles from a
-dict in memory (the baseline, measured in the same run; target: tiles >= 0.5 x memory). A bounded load generator
-(asyncio streams, `--concurrency` keep-alive connections) asks for random full tiles of levels 0 and 1, alternating
-the two routes round by round; ratios are taken within a round and their median reported. The server's peak RSS is read
-from /proc.
+A postpaid plan gets `--members` members through the application (`bench.projections.populate`), one period is
+opened and assessed, `--keyed` of the members get keys of their own, the read models are caught up and a checkpoint
+published. Then `mutual-ledger serve` runs on that store in a process of its own, and a bounded load generator on
+loopback (asyncio, httpx, `--concurrency` clients each with one request in flight, every request RFC 9421-signed
+with the member's key) asks for:
 
-Witnesses: two witness services (their own processes, durable state), a log growing by `--batch` entries per round;
-each round publishes a checkpoint and pushes it to both (`WitnessClient`); the time from the start of publication to
-both cosignatures stored is reported (target: p99 < 1 s).
+- the public plan list (the baseline: the same server, the same signing-free path, in the same run);
+- statements of random keyed members, for `--seconds` (targets: p50 < 20 ms, p99 < 100 ms);
+- bundles of random keyed members, `--bundles` requests in all (same targets).
 
-Usage: python -m bench.service [--entries 1000000] [--rounds 6] [--seconds 3] [--concurrency 32]
+Reported: requests, p50 and p99 of each, their ratio to the baseline's p50, and the service's peak RSS (VmHWM).
+The machine may be shared: say so with the figures.
+
+Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--bundles 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import os
 import random
-import socket
-import statistics
+import signal
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from multiprocessing.process import BaseProcess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
-from starlette.responses import Response
 
-from bench.log import SyntheticSource, percentile
-from ledger.api.log import PublicLog, log_router
-from ledger.api.witness import run_witness
-from ledger.api.witness_client import WitnessClient
-from ledger.config import WitnessEndpoint
-from ledger.keys import KeyDirectory, SigningKey
-from ledger.log.checkpoints import CheckpointLog
-from ledger.log.note import COSIGNATURE_V1, Signer
-from ledger.log.tiles import TileAddress, TiledLog
-from ledger.log.tree import WIDTH, TransparencyLog
+from bench.log import percentile
+from bench.projections import START, populate
+from ledger.api.httpsig import sign_request
+from ledger.application import SimulatedClock
+from ledger.envelope import parse_at
+from ledger.keys import SigningKey
+from ledger.service import ledger_with_parties
+from schemas.commands.period import AssessPeriod, OpenPeriod
+from tests.http_servers import free_port
+from tests.support import member_key
 
-ORIGIN = "bench.example/log"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_process(target: Callable[..., None], ready_url: str, *args: object, **kwargs: object) -> BaseProcess:
-    """Start `target` in a fresh interpreter and wait until `ready_url` answers 200."""
-    process = multiprocessing.get_context("spawn").Process(target=target, args=args, kwargs=kwargs)
-    process.start()
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            if httpx.get(ready_url).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or not process.is_alive():
-                raise RuntimeError(f"{ready_url} did not come up") from None
-            time.sleep(0.2)
-
-
-def open_log(path: Path, count: int, key: Ed25519PrivateKey) -> CheckpointLog:
-    """The checkpoint log over `count` synthetic entries in the SQLite file `path`."""
-    return CheckpointLog(TransparencyLog(SyntheticSource(path, count)), Signer(ORIGIN, key))
-
-
-def full_tiles(size: int) -> list[TileAddress]:
-    """Every full tile of levels 0 and 1 of a tree of `size`."""
-    return [TileAddress(level, index) for level in (0, 1) for index in range(size // WIDTH ** (level + 1))]
-
-
-def serve(path: Path, count: int, seed: bytes, port: int) -> None:
-    """The server process: `/log/` from storage, `/memory/<path>` the same full tiles from a dict."""
-    checkpoints = open_log(path, count, Ed25519PrivateKey.from_private_bytes(seed))
-    tiled = TiledLog(checkpoints.log, checkpoints)
-    size = tiled.checkpoint().size
-    memory = {address.path(): tiled.read(address, size) for address in full_tiles(size)}
-    app = FastAPI()
-    app.include_router(log_router(PublicLog(tiled, checkpoints.verifier)))
-
-    @app.get("/memory/{tile_path:path}")
-    def from_memory(tile_path: str) -> Response:
-        return Response(memory[tile_path], media_type="application/octet-stream")
-
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
-async def load(port: int, prefix: str, paths: list[str], seconds: float, concurrency: int) -> float:
-    """Responses per second for random `paths` under `prefix`, over `concurrency` keep-alive connections each with
-    one request in flight. A few lines of HTTP/1.1 on asyncio streams: a general-purpose client in Python would be
-    slower than the server and measure itself."""
-    rng = random.Random(7)
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def connection() -> None:
-        nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            writer.write(f"GET {prefix}/{rng.choice(paths)} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            assert len(await reader.readexactly(length)) == WIDTH * 32
-            done += 1
-        writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start)
+def prepare(base: Path, members: int, keyed: int) -> list[SigningKey]:
+    """The store: members, one assessed period, keys for `keyed` members, read models caught up, a checkpoint."""
+    plan, seconds = populate(base, members)
+    print(f"{members:,} members joined in {seconds:.0f} s", flush=True)
+    ledger = ledger_with_parties(base, SimulatedClock(START + timedelta(days=1)))
+    clock = ledger.clock
+    assert isinstance(clock, SimulatedClock)
+    opened = ledger.execute(OpenPeriod(command_id="open-1", plan=plan, number=1))
+    clock.set(max(clock.now(), parse_at(str(opened["cutoff_at"])) + timedelta(hours=1)))
+    ledger.execute(AssessPeriod(command_id="assess-1", period=str(opened["period"])))
+    chosen = random.Random(7).sample(ledger.read_models().balances.active_members(plan), keyed)
+    keys = [member_key(ledger, member) for member in chosen]
+    ledger.read_models()
+    ledger.checkpoints.publish(clock.now())
+    ledger.close()
+    return keys
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -131,80 +73,98 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench_tiles(directory: Path, count: int, rounds: int, seconds: float, concurrency: int) -> None:
-    """Full tiles from storage against the same bytes from memory, alternating rounds."""
-    key = Ed25519PrivateKey.generate()
-    start = time.perf_counter()
-    checkpoints = open_log(directory / "log.sqlite3", count, key)
-    size = checkpoints.publish(datetime.now(UTC)).size
-    print(f"log of {size:,} entries integrated and checkpointed in {time.perf_counter() - start:.1f} s")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_process(serve, f"{url}/log/checkpoint", directory / "log.sqlite3", count,
-                           key.private_bytes_raw(), port)
-    paths = [address.path() for address in full_tiles(size)]
-    ratios = []
-    try:
-        for number in range(1, rounds + 1):
-            stored = asyncio.run(load(port, "/log", paths, seconds, concurrency))
-            memory = asyncio.run(load(port, "/memory", paths, seconds, concurrency))
-            ratios.append(stored / memory)
-            print(f"round {number}: {stored:,.0f} full tiles/s from storage, {memory:,.0f}/s from memory, "
-                  f"ratio {stored / memory:.2f}")
-        assert server.pid is not None
-        print(f"median ratio {statistics.median(ratios):.2f} (target >= 0.5) over {len(paths):,} full tiles; "
-              f"server peak RSS {peak_rss_mib(server.pid):.0f} MiB")
-    finally:
-        server.terminate()
-        server.join()
+async def load(base: str, paths: list[tuple[str, SigningKey | None]], concurrency: int, seconds: float,
+               requests: int) -> list[float]:
+    """Latencies (ms) of requests to random `paths`, `concurrency` at a time, until `seconds` or `requests`."""
+    rng = random.Random(11)
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
 
-
-def bench_witnesses(directory: Path, rounds: int, batch: int) -> None:
-    """Checkpoint-to-cosigned latency with two witness processes."""
-    key = Ed25519PrivateKey.generate()
-    source = SyntheticSource(directory / "witnessed.sqlite3", batch)
-    checkpoints = CheckpointLog(TransparencyLog(source), Signer(ORIGIN, key))
-    endpoints, processes = [], []
-    for role in ("custodian", "regulator"):
-        home, name, port = directory / role, f"{role}.example/witness", free_port()
-        witness_key = SigningKey.generate(role, role)
-        KeyDirectory(home / "keys").save(witness_key)
-        processes.append(start_process(run_witness, f"http://127.0.0.1:{port}/key", home, role, name,
-                                       [checkpoints.verifier], port=port))
-        endpoints.append(WitnessEndpoint(Signer(name, witness_key.private_key).verifier(COSIGNATURE_V1),
-                                         f"http://127.0.0.1:{port}"))
-    client = WitnessClient(checkpoints, endpoints)
-    latencies = []
-    try:
-        for _ in range(rounds):
-            source.count += batch
+    async def client(http: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline and len(latencies) < requests:
+            path, key = rng.choice(paths)
+            url = f"{base}{path}"
+            headers = sign_request("GET", url, [], b"", key, datetime.now(UTC)) if key else {}
             start = time.perf_counter()
-            result = client.push(checkpoints.publish(datetime.now(UTC)))
-            latencies.append(time.perf_counter() - start)
-            assert len(result.cosigned) == 2, result.refused
-    finally:
-        client.close()
-        for process in processes:
-            process.terminate()
-            process.join()
-    print(f"checkpoint to cosigned by 2 witnesses, {batch:,} new entries a round, {rounds} rounds: "
-          f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
-          f"max {max(latencies) * 1000:.0f} ms (target < 1 s)")
+            response = await http.get(url, headers=headers)
+            latencies.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, response.text[:300]
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=600) as http:
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+    return latencies
+
+
+def report(name: str, latencies: list[float], baseline_p50: float | None) -> None:
+    """One line of figures."""
+    ordered = sorted(latencies)
+    p50, p99 = percentile(ordered, 0.5), percentile(ordered, 0.99)
+    ratio = f", p50 {p50 / baseline_p50:.1f}x the baseline's" if baseline_p50 else ""
+    print(f"{name:<10} {len(ordered):>6} requests  p50 {p50:8.1f} ms  p99 {p99:8.1f} ms{ratio}", flush=True)
 
 
 def main() -> None:
-    """Run both benchmarks and print the figures."""
+    """The parts asked for: the API's latencies (`api`), full tiles against memory (`tiles`, `bench.service_log`),
+    checkpoint-to-cosigned with two witnesses (`witnesses`, `bench.service_log`)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--parts", nargs="+", choices=["api", "tiles", "witnesses"],
+                        default=["tiles", "witnesses", "api"])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--keyed", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--bundles", type=int, default=64)
+    parser.add_argument("--entries", type=int, default=1_000_000, help="Tiles: the synthetic log's size.")
+    parser.add_argument("--rounds", type=int, default=6, help="Tiles: rounds of the two routes.")
     parser.add_argument("--witness-rounds", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=1_000)
-    arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-service-") as directory:
-        bench_tiles(Path(directory), arguments.entries, arguments.rounds, arguments.seconds, arguments.concurrency)
-        bench_witnesses(Path(directory), arguments.witness_rounds, arguments.batch)
+    parser.add_argument("--batch", type=int, default=1_000, help="Witnesses: new entries a round.")
+    args = parser.parse_args()
+    if "tiles" in args.parts or "witnesses" in args.parts:
+        from bench.service_log import bench_tiles, bench_witnesses
+
+        with tempfile.TemporaryDirectory(prefix="bench-service-") as directory:
+            if "tiles" in args.parts:
+                bench_tiles(Path(directory), args.entries, args.rounds, min(args.seconds, 3.0), 32)
+            if "witnesses" in args.parts:
+                bench_witnesses(Path(directory), args.witness_rounds, args.batch)
+    if "api" in args.parts:
+        bench_api(args)
+
+
+def bench_api(args: argparse.Namespace) -> None:
+    """Statement and bundle latencies at `--concurrency` clients against the plans list as the baseline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        keys = prepare(base, args.members, args.keyed)
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "--data-dir", str(base / "operator"), "serve",
+                                   "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 600
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/v1/plans").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("the service did not start") from None
+                    time.sleep(0.2)
+            members = [(f"/api/v1/members/{key.member}", key) for key in keys]
+            baseline = asyncio.run(load(url, [("/api/v1/plans", None)], args.concurrency, args.seconds, 10**9))
+            report("baseline", baseline, None)
+            base_p50 = percentile(baseline, 0.5)
+            statements = asyncio.run(load(url, [(f"{p}/statement", k) for p, k in members], args.concurrency,
+                                          args.seconds, 10**9))
+            report("statement", statements, base_p50)
+            bundles = asyncio.run(load(url, [(f"{p}/bundle", k) for p, k in members], args.concurrency, 3600,
+                                       args.bundles))
+            report("bundle", bundles, base_p50)
+            print(f"service peak RSS {peak_rss_mib(server.pid):.0f} MiB", flush=True)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ DEFAULT_TOPIC = "mutual-ledger.events"
 DEFAULT_PARTITIONS = 4
 MAX_PARTITIONS = 1024
 DEFAULT_ORIGIN = "mutual-ledger.local/log"
+DEFAULT_CHECKPOINT_INTERVAL_SECONDS = 60.0
 
 
 def default_workers() -> int:
@@ -32,6 +33,20 @@ def _signing_workers(text: str | None) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > 64:
         raise ConfigError("LEDGER_SIGNING_WORKERS", Rule.MUST_BE_A_WHOLE_NUMBER_IN_RANGE, f"0 to 64 ({text})")
     return int(text)
+
+
+def _checkpoint_interval(text: str | None) -> float:
+    """`LEDGER_CHECKPOINT_INTERVAL`: seconds, from 0.1 to 86,400; unset, a minute."""
+    if not text:
+        return DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (text.isascii() and 0.1 <= seconds <= 86_400):
+        raise ConfigError("LEDGER_CHECKPOINT_INTERVAL", Rule.MUST_BE_A_NUMBER_OF_SECONDS_IN_RANGE,
+                          f"0.1 to 86400 ({text})")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,8 @@ class Settings:
     log_origin: str = DEFAULT_ORIGIN
     signing_workers: int = field(default_factory=default_workers)
     """Worker processes that sign the events of large batches (`ledger.signing`); 0 signs in this process."""
+    checkpoint_interval_seconds: float = DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+    """The service publishes a checkpoint at least this often when the tree grew (`LEDGER_CHECKPOINT_INTERVAL`)."""
     store_dir: Path | None = None
     """Where the embedded default's database is, when it is not this party's own data directory (`--ledger DIR`:
     a custodian, regulator or member working on the operator's ledger with keys of its own)."""
@@ -114,6 +131,7 @@ class Settings:
             log_origin=env.get("LEDGER_LOG_ORIGIN") or DEFAULT_ORIGIN,
             signing_workers=_signing_workers(env.get("LEDGER_SIGNING_WORKERS")),
             witnesses=witness_endpoints(env.get("LEDGER_WITNESSES")),
+            checkpoint_interval_seconds=_checkpoint_interval(env.get("LEDGER_CHECKPOINT_INTERVAL")),
         )
 
     @property

@@ -23,6 +23,7 @@ class Rule(StrEnum):
     MEMBERSHIP_MUST_EXIST = "membership_must_exist"
     PERIOD_MUST_EXIST = "period_must_exist"
     PLAN_MUST_EXIST = "plan_must_exist"
+    RESOURCE_MUST_EXIST = "resource_must_exist"
 
     # -- Input ---------------------------------------------------------------------------------------------------
     DATE_RANGE_MUST_NOT_BE_EMPTY = "date_range_must_not_be_empty"
@@ -64,6 +65,7 @@ class Rule(StrEnum):
     ANCHOR_NAME_MUST_NOT_REPLACE_THE_OPERATORS = "anchor_name_must_not_replace_the_operators"
     DATABASE_URL_MUST_BE_POSTGRESQL = "database_url_must_be_postgresql"
     MUST_BE_A_WHOLE_NUMBER_IN_RANGE = "must_be_a_whole_number_in_range"
+    MUST_BE_A_NUMBER_OF_SECONDS_IN_RANGE = "must_be_a_number_of_seconds_in_range"
     STATE_FILE_MUST_BE_VALID = "state_file_must_be_valid"
     DATA_DIR_MUST_NOT_HOLD_A_LEDGER_ALREADY = "data_dir_must_not_hold_a_ledger_already"
     FILE_MUST_EXIST = "file_must_exist"
@@ -122,7 +124,6 @@ class Rule(StrEnum):
     WITNESS_OLD_SIZE_MUST_BE_A_PLAIN_DECIMAL = "witness_old_size_must_be_a_plain_decimal"
     WITNESS_OLD_SIZE_MUST_BE_THE_LATEST_COSIGNED = "witness_old_size_must_be_the_latest_cosigned"
     WITNESS_OLD_SIZE_MUST_NOT_EXCEED_THE_CHECKPOINT = "witness_old_size_must_not_exceed_the_checkpoint"
-    REQUEST_MUST_BE_VALID = "request_must_be_valid"
     REQUEST_MUST_NAME_A_RESOURCE = "request_must_name_a_resource"
     WITNESS_REQUEST_MUST_BE_AT_MOST_64_KIB = "witness_request_must_be_at_most_64_kib"
     WITNESS_PROOF_MUST_BE_BASE64_HASHES = "witness_proof_must_be_base64_hashes"
@@ -130,6 +131,21 @@ class Rule(StrEnum):
     WITNESS_PROOF_MUST_HAVE_AT_MOST_63_LINES = "witness_proof_must_have_at_most_63_lines"
     WITNESS_REQUEST_MUST_BE_OLD_SIZE_PROOF_AND_CHECKPOINT = "witness_request_must_be_old_size_proof_and_checkpoint"
     WITNESS_REQUEST_MUST_BE_UTF8 = "witness_request_must_be_utf8"
+
+    # -- The HTTP API --------------------------------------------------------------------------------------------
+    CURSOR_MUST_BE_ONE_THE_SERVICE_GAVE = "cursor_must_be_one_the_service_gave"
+    LAST_EVENT_ID_MUST_BE_ONE_THE_FEED_SENT = "last_event_id_must_be_one_the_feed_sent"
+    REQUEST_MUST_MATCH_THE_API_SCHEMA = "request_must_match_the_api_schema"
+    SIGNING_KEY_MUST_BE_THE_MEMBERS_OWN = "signing_key_must_be_the_members_own"
+    SIGNING_KEY_MUST_HAVE_THE_ROUTES_ROLE = "signing_key_must_have_the_routes_role"
+    SIZE_MUST_NOT_EXCEED_THE_PUBLISHED_CHECKPOINT = "size_must_not_exceed_the_published_checkpoint"
+    STATEMENT_MUST_BE_SENT_AS_CSV = "statement_must_be_sent_as_csv"
+    REPORT_DRAFT_MUST_BE_RECENT = "report_draft_must_be_recent"
+    REPORT_ENVELOPE_MUST_BE_A_DRAFTED_ONE = "report_envelope_must_be_a_drafted_one"
+    REPORT_MUST_BE_SIGNED_BY_THE_REQUESTING_KEY = "report_must_be_signed_by_the_requesting_key"
+    EVENT_SIGNATURE_MUST_VERIFY = "event_signature_must_verify"
+    LOG_URL_MUST_ANSWER = "log_url_must_answer"
+    INPUT_OR_LOG_URL_NOT_BOTH = "input_or_log_url_not_both"
 
     # -- Events --------------------------------------------------------------------------------------------------
     EVENT_TIME_MUST_NOT_PRECEDE_STREAM = "event_time_must_not_precede_stream"

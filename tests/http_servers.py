@@ -1,5 +1,6 @@
 """Real uvicorn servers on free loopback ports for the HTTP tests: in a thread of the test process (an app over the
-test's own ledger), or as a witness process of its own that a test can kill with SIGKILL and start again."""
+test's own ledger), or as a witness process of its own that a test can kill with SIGKILL and start again; and signed
+requests to them (RFC 9421, as members, custodians and regulators sign)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+from ledger.api.httpsig import sign_request
+from ledger.bootstrap import Ledger
+from ledger.keys import SigningKey
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,10 +35,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
+def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
     """Serve `app` with uvicorn in a thread; yields its base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
-                                           lifespan="off"))
+                                           lifespan=lifespan, timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -94,3 +100,11 @@ def witness_process(directory: Path, key_name: str, name: str, log_keys: Sequenc
         yield process
     finally:
         process.stop()
+
+
+def signed(ledger: Ledger, method: str, url: str, key: SigningKey, body: bytes = b"",
+           content_type: str | None = None) -> httpx.Response:
+    """Send a request signed with `key` at the ledger's (simulated) time."""
+    headers = [("content-type", content_type)] if content_type else []
+    fields = sign_request(method, url, headers, body, key, ledger.clock.now())
+    return httpx.request(method, url, headers={**dict(headers), **fields}, content=body, timeout=60)

@@ -62,6 +62,13 @@ def test_the_environment_is_the_ledgers_configuration() -> None:
     assert views_store.__doc__ and "postgresql://" in views_store.__doc__
 
 
+def test_the_service_serves_the_api_with_the_ledgers_configuration() -> None:
+    api = compose()["services"]["api"]
+    assert api["image"] == "mutual-ledger:latest" and api["command"][0] == "serve" and "8000:8000" in api["ports"]
+    settings = Settings.from_env(api["environment"])
+    assert settings.views_url is not None and settings.checkpoint_interval_seconds == 60.0
+
+
 def test_the_image_installs_the_packages_and_runs_the_cli() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("ledger", "schemas", "consumers", "audit"):

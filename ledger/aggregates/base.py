@@ -90,7 +90,12 @@ class LedgerAggregate(Aggregate):
 
         def topic(self) -> str:
             """The event's stored topic: `type@schema`."""
-            return f"{self.TYPE}@{self.SCHEMA}"
+            return self.topic_of()
+
+        @classmethod
+        def topic_of(cls) -> str:
+            """The stored topic of this event class, `type@schema` (what the store is filtered by)."""
+            return f"{cls.TYPE}@{cls.SCHEMA}"
 
         def mutate(self, aggregate: Any) -> Any:
             """Apply the event, then remember its hash as the next event's `prev`."""

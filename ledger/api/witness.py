@@ -99,7 +99,7 @@ async def _http_problem(request: Request, error: Exception) -> Response:
 async def _validation_problem(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {"loc": ("request",), "msg": "invalid"}
-    return rule_problem(400, InputError(".".join(map(str, first["loc"])), Rule.REQUEST_MUST_BE_VALID,
+    return rule_problem(400, InputError(".".join(map(str, first["loc"])), Rule.REQUEST_MUST_MATCH_THE_API_SCHEMA,
                                         str(first["msg"])))
 
 

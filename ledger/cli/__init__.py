@@ -1,6 +1,7 @@
 """`mutual-ledger`: the command line of the ledger, one `NOUN VERB` path per operation.
 
     init | demo | apply | export                    set up, play the demo, feed commands, export the log
+    serve                                           the HTTP service and the operator's periodic jobs
     keys      generate | list | show | anchor | register | revoke
     plan      create | amend-rules | announce-closing | terminate | wind-down | list | show
     member    join | deposit | exit | … | statement
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli import audit, commands, log, operations, reads, setup, witness
+from ledger.cli import audit, commands, log, operations, reads, serve, setup, witness
 from ledger.cli.base import LedgerGroup, add_global_options, global_options
 
 
@@ -56,6 +57,7 @@ def _build() -> None:
     for group in (log.log_group, witness.witness_group, audit.audit_group, operations.projections_group,
                   operations.kafka_group):
         main.add_command(group)
+    main.add_command(serve.serve)
     add_global_options(main)
 
 

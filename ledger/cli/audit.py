@@ -22,6 +22,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from audit.bundle import BundleError, load_bundle, verify_bundle
 from audit.monitor import monitor_once
 from audit.reconcile import read_statement, reconcile
+from audit.remote import RemoteLog
 from audit.report import (
     CASE_FIELDS,
     PERIOD_FIELDS,
@@ -75,8 +76,23 @@ def _log_key(text: str | None, anchors: TrustAnchors | None) -> Verifier | None:
         raise InputError("log_key", Rule.LOG_VERIFIER_KEY_MUST_BE_VALID, str(error)) from None
 
 
-def _input(path: Path | None) -> Any:
-    """The entries: of an export file, else of the ledger, read-only."""
+log_url_option = click.option("--log-url", default=None, metavar="URL",
+                               help="Read the ledger from its public endpoints at URL (the service) instead.")
+
+
+def remote(url: str) -> RemoteLog:
+    """The ledger served at `url`, closed when the command ends."""
+    log = RemoteLog(url)
+    click.get_current_context().call_on_close(log.close)
+    return log
+
+
+def _input(path: Path | None, log_url: str | None = None) -> Any:
+    """The entries: of an export file, of the ledger served at a URL, else of the ledger, read-only."""
+    if path is not None and log_url is not None:
+        raise InputError("log_url", Rule.INPUT_OR_LOG_URL_NOT_BOTH, "give --input or --log-url")
+    if log_url is not None:
+        return remote(log_url).entries()
     if path is not None:
         if not path.is_file():
             raise InputError("input", Rule.FILE_MUST_EXIST, str(path))
@@ -92,13 +108,14 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
               help="An export (JSONL) to audit; default: the ledger (--ledger), read-only.")
+@log_url_option
 @anchors_option
 @click.option("--log-key", default=None, help="The log's verifier key (default: from the trust anchors).")
 @click.option("--checkpoints", "checkpoints_file", type=click.Path(path_type=Path), default=None,
               help="A JSON list of signed checkpoint notes you hold (default: the ones in DATA_DIR's monitor and "
                    "witness state).")
 @json_option
-def verify(input_path: Path | None, trust_anchors: Path | None, log_key: str | None,
+def verify(input_path: Path | None, log_url: str | None, trust_anchors: Path | None, log_key: str | None,
            checkpoints_file: Path | None) -> None:
     """Re-check everything from the events and public keys alone (the numbered procedure of audit/verify.py),
     against the checkpoints you hold."""
@@ -106,7 +123,7 @@ def verify(input_path: Path | None, trust_anchors: Path | None, log_key: str | N
     anchors = ctx.anchors(trust_anchors)
     key = _log_key(log_key, anchors)
     held = _held_checkpoints(checkpoints_file)
-    report = Auditor(anchors, key).run(_input(input_path), held)
+    report = Auditor(anchors, key).run(_input(input_path, log_url), held)
     covered = max((Checkpoint.parse(split_note(note)[0]).size for note in held), default=0)
     notes = []
     if anchors is None:
@@ -193,13 +210,14 @@ def reconcile_command(statement_path: Path, input_path: Path | None, window_days
 @audit_group.command("monitor")
 @click.option("--state", type=click.Path(path_type=Path), default=None,
               help="The monitor's own state (default: DATA_DIR/monitor-state.json).")
+@log_url_option
 @anchors_option
 @click.option("--log-key", default=None, help="The log's verifier key (default: from the trust anchors).")
 @click.option("--follow", is_flag=True, help="Keep watching.")
 @click.option("--interval", type=click.FloatRange(0.1, 86_400), default=60.0, show_default=True,
               help="Seconds between passes.")
-def monitor_command(state: Path | None, trust_anchors: Path | None, log_key: str | None, follow: bool,
-                    interval: float) -> None:
+def monitor_command(state: Path | None, log_url: str | None, trust_anchors: Path | None, log_key: str | None,
+                    follow: bool, interval: float) -> None:
     """Follow the published checkpoints; verify each is consistent with the last one accepted (a second
     checkpoint of a size already seen with another root is a fork); keep the evidence and exit 3 on a fork."""
     key = _log_key(log_key, context().anchors(trust_anchors))
@@ -209,8 +227,9 @@ def monitor_command(state: Path | None, trust_anchors: Path | None, log_key: str
     if state_path.exists():
         _state_note(state_path)
     follower = CheckpointFollower(state_path, state_path.with_name("monitor-evidence.json"), "monitor")
+    source = remote(log_url) if log_url is not None else reader()
     while True:
-        run = monitor_once(follower, reader(), key)
+        run = monitor_once(follower, source, key)
         for size in run.accepted:
             click.echo(f"checkpoint {size}: consistent")
         if run.problem:

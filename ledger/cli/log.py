@@ -28,7 +28,7 @@ from ledger.cli.base import (
     read_text_file,
     write_file,
 )
-from ledger.errors import InputError
+from ledger.errors import InputError, VerificationError
 from ledger.log.bundle import build_bundle, upgrade_bundle
 from ledger.log.checkpoints import CheckpointLog, cosigners
 from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier, split_note
@@ -213,19 +213,51 @@ def _check_size(size: int, integrated: int) -> None:
 @click.option("--from", "since", default=None, help="YYYY-MM-DD")
 @click.option("--to", "until", default=None, help="YYYY-MM-DD, inclusive (notice days)")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
-def member(member: str, since: str | None, until: str | None, out: Path | None) -> None:
+@click.option("--url", default=None, metavar="URL",
+              help="Ask the ledger's service at URL, signing with the member's own key (--key, default "
+                   "member-MEMBER), and check the bundle with the trust anchors before writing it.")
+def member(member: str, since: str | None, until: str | None, out: Path | None, url: str | None) -> None:
     """A member's events, each with an inclusion proof, their roll proofs, and the latest published checkpoint
     with its cosignatures: a bundle `audit verify-bundle` checks offline."""
     check_output_path("out", out)
     start, end = parse_date("from", since), parse_date("to", until)
     if start and end and end < start:
         raise InputError("to", Rule.DATE_RANGE_MUST_NOT_BE_EMPTY, f"{until} is before {since}")
-    bundle = build_bundle(reader(), parse_id("member", member), start, end)
+    member_id = parse_id("member", member)
+    bundle = (remote_bundle(url, member_id) if url is not None
+              else build_bundle(reader(), member_id, start, end))
     text = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:
         write_file("out", out, text.encode())
+
+
+def remote_bundle(url: str, member: str) -> dict[str, Any]:
+    """The member's bundle from the service at `url`, signed for with the member's key and verified with the log
+    key of the trust anchors (a bundle that does not verify is not written: exit 3)."""
+    from audit.bundle import BundleError, verify_bundle
+    from audit.remote import RemoteLog
+    from ledger.application import member_key_name
+    from ledger.keys import KeyDirectory
+
+    ctx = context()
+    anchors = ctx.anchors()
+    if anchors is None or anchors.log_verifier_key is None:
+        raise InputError("trust_anchors", Rule.LOG_VERIFIER_KEY_MUST_BE_KNOWN,
+                         f"{ctx.settings.data_dir} holds no trust anchors with the log's verifier key")
+    key = KeyDirectory(ctx.settings.key_dir, ctx.settings.key_passphrase).load(
+        ctx.key or member_key_name("member", member))
+    log = RemoteLog(url)
+    try:
+        bundle = log.member_bundle(member, key, ctx.now())
+    finally:
+        log.close()
+    try:
+        verify_bundle(bundle, Verifier.parse(anchors.log_verifier_key), [])
+    except (BundleError, NoteError, ValueError, KeyError, TypeError) as error:
+        raise VerificationError(f"the bundle {url} sent does not verify: {error}") from None
+    return bundle
 
 
 @proof_group.command("upgrade")

@@ -1,0 +1,61 @@
+"""A member's own records: their 爱心账单 and their proof bundle, only for requests signed with a key the keyring
+holds for that member (`ledger.api.dependencies`). Any other signer gets the same 403, whether or not the member
+exists."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from ledger.api.dependencies import Caller, caller, require_member, service
+from ledger.api.problem import problem_responses
+from ledger.api.state import ServiceState
+from ledger.cli.base import date_range, parse_date
+from ledger.errors import InputError
+from ledger.log.bundle import build_bundle
+from ledger.projections.statements import statement
+from ledger.rules import Rule
+from schemas.api import ProofBundle, Statement
+
+router = APIRouter(prefix="/members/{member}", tags=["member"], responses=problem_responses(400, 401, 403, 404))
+State = Annotated[ServiceState, Depends(service)]
+Signed = Annotated[Caller, Depends(caller)]
+Since = Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")]
+Until = Annotated[str | None, Query(alias="to", description="YYYY-MM-DD")]
+
+
+def revealed_for(state: ServiceState, who: Caller, member: str) -> dict[str, str] | None:
+    """Sealed personal fields of `member` opened for `who` (the member themself): the place where they will be
+    revealed; no field is sealed yet."""
+    return None
+
+
+@router.get("/statement", response_model=Statement)
+def member_statement(state: State, who: Signed, member: str,
+                     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+                     since: Since = None, until: Annotated[str | None, Query(alias="to",
+                                                                         description="YYYY-MM-DD, exclusive")] = None
+                     ) -> dict[str, Any]:
+    """The member's 爱心账单: days in the plan, periods paid into, shared, people helped, top-ups, refunds, balance,
+    claims — for a year, a date range of notice days, or the whole membership."""
+    require_member(who, member)
+    if year is not None and (since or until):
+        raise InputError("year", Rule.YEAR_OR_DATE_RANGE_NOT_BOTH, "give year or from/to")
+    start, end = (date(year, 1, 1), date(year + 1, 1, 1)) if year else date_range(since, until)
+    result = statement(state.models, member, start, end, state.now())
+    return {**result, "revealed": revealed_for(state, who, member)}
+
+
+@router.get("/bundle", response_model=ProofBundle)
+def member_bundle(state: State, who: Signed, member: str, since: Since = None,
+                  until: Annotated[str | None, Query(alias="to", description="YYYY-MM-DD, inclusive")] = None
+                  ) -> dict[str, Any]:
+    """The member's proof bundle against the latest published checkpoint: the same file `mutual-ledger log proof
+    member` writes and `audit verify-bundle` checks offline."""
+    require_member(who, member)
+    start, end = parse_date("from", since), parse_date("to", until)
+    if start and end and end < start:
+        raise InputError("to", Rule.DATE_RANGE_MUST_NOT_BE_EMPTY, f"{until} is before {since}")
+    return build_bundle(state.checkpoints, member, start, end)
