@@ -16,8 +16,9 @@ from ledger.cli.base import context
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(host: str, port: int) -> None:
     """Serve the ledger over HTTP: the JSON API under /api/v1 (OpenAPI at /openapi.json), the live feed, the log as
-    C2SP tlog-tiles under /log, the in-browser verifier under /static; and, every LEDGER_CHECKPOINT_INTERVAL seconds at most, catch the read
-    models up, integrate, publish a checkpoint when the tree grew and ask the witnesses to cosign it."""
+    C2SP tlog-tiles under /log, the in-browser verifier under /static; and, every LEDGER_CHECKPOINT_INTERVAL seconds
+    at most, catch the read models up, integrate, publish a checkpoint when the tree grew and ask the witnesses to
+    cosign it."""
     from ledger.anchors import TRUST_ANCHORS_FILE
     from ledger.api.app import create_app, service_state
     from ledger.api.jobs import OperatorJobs, configured_witnesses
