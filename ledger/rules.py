@@ -85,7 +85,6 @@ class Rule(StrEnum):
     SIGNATURE_COMPONENTS_MUST_BE_STRINGS = "signature_components_must_be_strings"
     SIGNATURE_INPUT_MUST_BE_A_STRUCTURED_DICTIONARY = "signature_input_must_be_a_structured_dictionary"
     SIGNATURE_INPUT_MUST_BE_PRESENT = "signature_input_must_be_present"
-    SIGNATURE_INPUT_MUST_BE_WELL_FORMED = "signature_input_must_be_well_formed"
     SIGNATURE_KEYID_MUST_BE_A_KEY_ID = "signature_keyid_must_be_a_key_id"
     SIGNATURE_KEY_MUST_BE_IN_THE_KEYRING = "signature_key_must_be_in_the_keyring"
     SIGNATURE_MUST_BE_TAGGED_FOR_THE_LEDGER = "signature_must_be_tagged_for_the_ledger"
@@ -165,7 +164,6 @@ class Rule(StrEnum):
     MEMBER_REQUESTS_MUST_BE_SIGNED_BY_THE_MEMBER_OR_THE_OPERATOR_ON_THEIR_BEHALF = (
         "member_requests_must_be_signed_by_the_member_or_the_operator_on_their_behalf"
     )
-    PUBLIC_KEY_MUST_BE_32_BYTES = "public_key_must_be_32_bytes"
     REGULATOR_REPORTS_MUST_BE_SIGNED_BY_A_REGULATOR_KEY = "regulator_reports_must_be_signed_by_a_regulator_key"
     ROOT_KEY_CANNOT_BE_REVOKED = "root_key_cannot_be_revoked"
     SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE = "signing_key_must_be_registered_and_valid_for_its_role"
@@ -182,7 +180,6 @@ class Rule(StrEnum):
     PLAN_MUST_BE_OPEN_TO_JOIN = "plan_must_be_open_to_join"
     REFUND_DEADLINE_MUST_NOT_PRECEDE_END = "refund_deadline_must_not_precede_end"
     RULES_CANNOT_TAKE_EFFECT_IN_THE_PAST = "rules_cannot_take_effect_in_the_past"
-    RULES_VERSION_MUST_EXIST = "rules_version_must_exist"
     RULES_VERSIONS_MUST_TAKE_EFFECT_IN_ORDER = "rules_versions_must_take_effect_in_order"
 
     # -- Membership ----------------------------------------------------------------------------------------------
@@ -225,7 +222,6 @@ class Rule(StrEnum):
     CLAIM_IS_INVESTIGATED_ONCE_AFTER_FILING = "claim_is_investigated_once_after_filing"
     CLAIM_IS_PAID_AT_MOST_ONCE = "claim_is_paid_at_most_once"
     CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW = "claim_must_be_filed_within_the_claim_window"
-    CLAIM_MUST_BE_IN_ITS_PERIODS_ASSESSMENT = "claim_must_be_in_its_periods_assessment"
     CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD = "claim_must_be_included_in_an_assessed_period"
     CLAIM_MUST_BE_INVESTIGATED_BEFORE_NOTICE = "claim_must_be_investigated_before_notice"
     CLAIM_MUST_BE_ON_NOTICE = "claim_must_be_on_notice"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Callable
 
 import pytest
@@ -149,3 +150,22 @@ def test_a_member_key_registered_in_the_keyring_signs_requests_the_keyring_verif
     registered = keyring.keys[verified.key_id]
     assert (registered.role, registered.member) == ("member", member)
     assert base64.b64encode(registered.public_key).decode() == key.public_base64
+
+
+def with_input(request: SignedRequest, replace: Callable[[str], str]) -> SignedRequest:
+    """The request with its Signature-Input header rewritten."""
+    return SignedRequest(request.method, request.url,
+                         [(n, replace(v) if n == "Signature-Input" else v) for n, v in request.headers],
+                         request.body)
+
+
+@pytest.mark.parametrize(("replace", "field", "rule"), [
+    (lambda v: "not a dictionary ((", "Signature-Input", "signature_input_must_be_a_structured_dictionary"),
+    (lambda v: v.replace('("@method"', '(1 "@method"'), "Signature-Input", "signature_components_must_be_strings"),
+    (lambda v: v.replace(';keyid="', ';keyid="X'), "keyid", "signature_keyid_must_be_a_key_id"),
+    (lambda v: re.sub(r";created=\d+", ';created="soon"', v), "created", "signature_times_must_be_integers"),
+    (lambda v: v.replace('"@query")', '"@query" "x-not-sent")'), "Signature", "signature_must_verify"),
+])
+def test_a_malformed_signature_input_is_refused_naming_the_parameter(
+        key: SigningKey, replace: Callable[[str], str], field: str, rule: str) -> None:
+    refused(with_input(signed(key), replace), key, field, rule)

@@ -29,7 +29,7 @@ from ledger.keys import KeyDirectory, SigningKey
 from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint, cosigners
 from ledger.log.merkle import EMPTY_ROOT, ProofError, consistency_proof, root_from_leaf_hashes, verify_consistency
 from ledger.log.note import COSIGNATURE_V1, Checkpoint, Signer, sign_note, split_note, verify_cosignature, verify_note
-from ledger.log.witness import STATE_FILE, AddCheckpoint, Witness, WitnessKeyError, open_witness
+from ledger.log.witness import STATE_FILE, AddCheckpoint, MalformedRequestError, Witness, WitnessKeyError, open_witness
 from schemas.commands.membership import Join
 from tests.http_servers import WitnessProcess, serving
 from tests.support import START, cid, commitment, create_plan, signer_of
@@ -343,3 +343,41 @@ def test_ledger_witnesses_lists_each_witness_key_and_url() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"^LEDGER_WITNESSES: {re.escape(message)}"):
             Settings.from_env({"LEDGER_WITNESSES": bad})
+
+
+@pytest.mark.parametrize(("body", "field", "rule"), [
+    (b"old 0\n\xff\n\nnote", "body", "witness_request_must_be_utf8"),
+    (b"old 0\n" + b"AAAA\n" * 64 + b"\nnote", "proof", "witness_proof_must_have_at_most_63_lines"),
+    (b"old 3\nnot base64!\n\nnote", "proof", "witness_proof_must_be_base64_hashes"),
+    (b"old 3\n" + base64.b64encode(b"short") + b"\n\nnote", "proof", "witness_proof_must_be_base64_hashes"),
+])
+def test_a_malformed_add_checkpoint_body_names_the_field_and_rule(body: bytes, field: str, rule: str) -> None:
+    with pytest.raises(MalformedRequestError) as caught:
+        AddCheckpoint.parse(body)
+    assert (caught.value.field, caught.value.rule, caught.value.status) == (field, rule, 400)
+
+
+def test_a_pulled_note_that_is_no_checkpoint_is_refused(log: Log, tmp_path: Path) -> None:
+    witness = open_custodian(tmp_path, log)
+    with pytest.raises(MalformedRequestError) as caught:
+        witness.cosign("not a signed note\n", log.checkpoints.verifier, log.checkpoints.log.consistency_proof, 1)
+    assert caught.value.rule == "checkpoint_must_be_a_signed_note"
+
+
+def test_a_follower_refuses_a_checkpoint_not_signed_by_the_log_key_or_of_another_origin(log: Log,
+                                                                                      tmp_path: Path) -> None:
+    from ledger.log.witness import CheckpointFollower, UnknownOriginError, UntrustedCheckpointError
+
+    follower = CheckpointFollower(tmp_path / "monitor.json", tmp_path / "evidence.json", "monitor")
+    stored = log.publish()
+    follower.accept(stored.note, follower.check(stored.note, log.checkpoints.verifier, lambda a, b: []))
+    stranger = Signer(log.app.settings.log_origin, SigningKey.generate("s", "operator").private_key)
+    with pytest.raises(UntrustedCheckpointError) as untrusted:
+        follower.check(sign_note(stored.checkpoint.text(), stranger), log.checkpoints.verifier, lambda a, b: [])
+    assert untrusted.value.rule == "checkpoint_must_be_signed_by_the_log_key"
+    moved = Signer("elsewhere.example/log", signer_of(log.checkpoints).private_key)
+    elsewhere = sign_note(stored.checkpoint.text().replace(log.app.settings.log_origin, "elsewhere.example/log"),
+                          moved)
+    with pytest.raises(UnknownOriginError) as origin:
+        follower.check(elsewhere, moved.verifier(), lambda a, b: [])
+    assert origin.value.rule == "checkpoint_origin_must_not_change"

@@ -99,7 +99,7 @@ class Keyring(LedgerAggregate):
         self, at: datetime, actor: Actor, public_key: bytes, role: str, member: str | None
     ) -> str:
         """Register a key for a role; member and juror keys must name their member."""
-        check(len(public_key) == 32, "public_key", Rule.PUBLIC_KEY_MUST_BE_32_BYTES)
+        assert len(public_key) == 32, "the command's schema admits 32-byte keys only"
         new_id = key_id(public_key)
         check(new_id not in self.keys, "public_key", Rule.KEY_MUST_NOT_BE_REGISTERED_TWICE, new_id)
         check((role in ("member", "juror")) == (member is not None), "member",

@@ -104,7 +104,7 @@ class Plan(LedgerAggregate):
 
     def rules_version(self, number: int) -> RulesVersion:
         """A rules version by number."""
-        check(1 <= number <= len(self.versions), "rules_version", Rule.RULES_VERSION_MUST_EXIST, str(number))
+        assert 1 <= number <= len(self.versions), f"rules version {number} is one the plan recorded"
         return self.versions[number - 1]
 
     def amend_rules(self, at: datetime, actor: Actor, effective_from: datetime, rules: PlanRules) -> int:

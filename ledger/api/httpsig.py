@@ -36,7 +36,7 @@ from http_message_signatures import (
     HTTPSignatureAlgorithm,
     HTTPSignatureKeyResolver,
 )
-from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
+from http_message_signatures.exceptions import InvalidSignature
 
 from ledger.errors import InputError
 from ledger.keys import SigningKey, ed25519_sign, ed25519_verify
@@ -252,8 +252,6 @@ def verify_request(request: SignedRequest, keys: KeyLookup, now: dt.datetime,
     except InvalidSignature as error:
         field_name = "content-digest" if "digest" in str(error).lower() else "Signature"
         raise SignatureRejectedError(field_name, Rule.SIGNATURE_MUST_VERIFY, str(error)) from None
-    except HTTPMessageSignaturesException as error:
-        raise SignatureRejectedError("Signature-Input", Rule.SIGNATURE_INPUT_MUST_BE_WELL_FORMED, str(error)) from None
     if replay is not None:  # (8)
         replay.accept(key_id, nonce, expires, seconds)
     return VerifiedRequest(key_id, created, expires, nonce, tuple(covered))

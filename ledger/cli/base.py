@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
 import click
@@ -213,6 +213,16 @@ def write_file(field_name: str, path: Path, data: bytes) -> None:
         raise InputError(field_name, Rule.OUTPUT_DIRECTORY_MUST_EXIST, str(path.parent))
     try:
         path.write_bytes(data)
+    except OSError as error:
+        raise InputError(field_name, Rule.OUTPUT_FILE_MUST_BE_WRITABLE, f"{path}: {error.strerror}") from None
+
+
+def open_output(field_name: str, path: Path) -> BinaryIO:
+    """An output file the user named, opened for writing; a missing directory or a path that cannot be written is an
+    input error naming the field."""
+    check_output_path(field_name, path)
+    try:
+        return path.open("wb")
     except OSError as error:
         raise InputError(field_name, Rule.OUTPUT_FILE_MUST_BE_WRITABLE, f"{path}: {error.strerror}") from None
 

@@ -18,6 +18,7 @@ from ledger.cli.base import (
     context,
     emit,
     json_option,
+    open_output,
     validation_message,
     write_file,
 )
@@ -252,7 +253,7 @@ def export(out: Path | None) -> None:
     """Every signed envelope in global order, one canonical (JCS) envelope per line: the log's entries."""
     check_output_path("out", out)
     ledger = context().ledger()
-    handle = sys.stdout.buffer if out is None else out.open("wb")
+    handle = sys.stdout.buffer if out is None else open_output("out", out)
     try:
         for _, entry in ledger.entries():
             handle.write(entry + b"\n")

@@ -180,8 +180,7 @@ def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
     period = uow.get(UUID(claim.period), SharingPeriod, "period")
     assessment = period.require_assessment()
     funded = next((case.funded_fen for case in assessment.cases if case.claim == command.claim), None)
-    check(funded is not None, "claim", Rule.CLAIM_MUST_BE_IN_ITS_PERIODS_ASSESSMENT)
-    assert funded is not None
+    assert funded is not None, "an included claim is a case of its period's assessment"
     membership = uow.get(UUID(claim.claimant), Membership, "member")
     recoverable = []
     for arrears_period in sorted(membership.arrears):

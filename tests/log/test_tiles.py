@@ -141,3 +141,28 @@ def _subtree(hashes: list[bytes]) -> bytes:
     while len(hashes) > 1:
         hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
     return hashes[0]
+
+
+def test_a_tree_beyond_what_is_stored_is_refused_not_served() -> None:
+    """Tiles or entries that storage does not hold under a size it should (an operator that lost or truncated them)
+    are a storage failure, never a short or made-up tile."""
+
+    class Truncated:
+        def stored_tile(self, level: int, index: int) -> bytes:
+            return bytes(32)  # one hash where five should be
+
+        def tile_entries(self, tile: int, count: int) -> list[bytes]:
+            raise LookupError(f"the entries of tile {tile} are not stored")
+
+    tiles = TiledLog(Truncated(), NoCheckpoints())
+    with pytest.raises(TileStorageError) as caught:
+        tiles.read(TileAddress(0, 0, 5), tree_size=5)
+    assert (caught.value.field, caught.value.rule) == ("path", "tile_must_be_integrated")
+
+    class EntriesLost(RowsOfZeros):
+        def tile_entries(self, tile: int, count: int) -> list[bytes]:
+            raise LookupError(f"the entries of tile {tile} are not stored")
+
+    with pytest.raises(TileStorageError) as caught:
+        TiledLog(EntriesLost(), NoCheckpoints()).read(TileAddress(None, 0, 5), tree_size=5)
+    assert (caught.value.field, caught.value.rule) == ("path", "tile_must_be_stored")
