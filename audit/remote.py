@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ledger.api.httpsig import sign_request
 from ledger.errors import InputError
+from ledger.httpsig import sign_request
 from ledger.keys import SigningKey
 from ledger.log.checkpoints import StoredCheckpoint
 from ledger.rules import Rule

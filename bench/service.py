@@ -35,9 +35,9 @@ import httpx
 
 from bench.log import percentile
 from bench.projections import START, populate
-from ledger.api.httpsig import sign_request
 from ledger.application import SimulatedClock
 from ledger.envelope import parse_at
+from ledger.httpsig import sign_request
 from ledger.keys import SigningKey
 from ledger.service import ledger_with_parties
 from schemas.commands.period import AssessPeriod, OpenPeriod

@@ -20,8 +20,8 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from ledger.api.httpsig import sign_request
 from ledger.bootstrap import Ledger
+from ledger.httpsig import sign_request
 from ledger.keys import SigningKey
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from ledger.api.httpsig import (
+from ledger.bootstrap import Ledger
+from ledger.httpsig import (
     MAX_VALIDITY_SECONDS,
     ReplayGuard,
     SignatureRejectedError,
@@ -19,7 +20,6 @@ from ledger.api.httpsig import (
     sign_request,
     verify_request,
 )
-from ledger.bootstrap import Ledger
 from ledger.keys import SigningKey
 from tests.support import create_plan, join, member_key
 

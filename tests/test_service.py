@@ -118,7 +118,7 @@ def test_an_unsigned_tampered_or_replayed_request_is_refused_naming_the_field_an
     url = scene.url(f"/members/{scene.members[0]}/statement")
     is_problem(httpx.get(url), 401, "Signature-Input", "signature_input_must_be_present")
     assert "Accept-Signature" in httpx.get(url).headers
-    from ledger.api.httpsig import sign_request
+    from ledger.httpsig import sign_request
 
     fields = sign_request("GET", url, [], b"", scene.member_key, scene.ledger.clock.now())
     is_problem(httpx.get(url + "?year=2025", headers=fields), 401, "Signature", "signature_must_verify")

@@ -1,4 +1,4 @@
-"""What the routers share: the service state, who signed a request (RFC 9421, `ledger.api.httpsig`), and cursor
+"""What the routers share: the service state, who signed a request (RFC 9421, `ledger.httpsig`), and cursor
 pagination.
 
 Authentication: every member, custodian and regulator route depends on `caller`, which verifies the request's
@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from ledger.api.httpsig import SignedRequest, verify_request
 from ledger.api.problem import AccessDeniedError
 from ledger.api.state import ServiceState
 from ledger.errors import InputError
+from ledger.httpsig import SignedRequest, verify_request
 from ledger.rules import Rule
 
 T = TypeVar("T")

@@ -58,7 +58,7 @@ def problem(status: int, detail: str, *, field: str | None = None, rule: Rule | 
 
 def problem_for(error: Exception) -> Response:
     """The problem response for an error raised while answering a request (the table of the module docstring)."""
-    from ledger.api.httpsig import SignatureRejectedError
+    from ledger.httpsig import SignatureRejectedError
 
     if isinstance(error, SignatureRejectedError):
         return problem(401, "the request's signature was refused", field=error.field, rule=error.rule,

@@ -19,8 +19,8 @@ from typing import Any
 from ledger.aggregates.disclosure import Disclosure
 from ledger.aggregates.keyring import RegisteredKey
 from ledger.aggregates.report import RegulatorReport
-from ledger.api.httpsig import ReplayGuard
 from ledger.bootstrap import Ledger
+from ledger.httpsig import ReplayGuard
 from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
 from ledger.log.tree import WIDTH, TransparencyLog
 from ledger.projections import ReadModels
@@ -138,7 +138,7 @@ class ServiceState:
         return registered if registered is not None and registered.valid_at(self.now()) else None
 
     def public_key(self, key_id: str) -> bytes | None:
-        """The raw public key of a key valid now (`ledger.api.httpsig.KeyLookup`)."""
+        """The raw public key of a key valid now (`ledger.httpsig.KeyLookup`)."""
         registered = self.registered_key(key_id)
         return None if registered is None else registered.public_key
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page
 
-from ledger.api.httpsig import SignatureRejectedError, SignedRequest, verify_request
 from ledger.bootstrap import Ledger
+from ledger.httpsig import SignatureRejectedError, SignedRequest, verify_request
 from tests.browser.conftest import run_module
 from tests.browser.server import LocalServer, Received
 from tests.support import create_plan, join, member_key

@@ -3,7 +3,7 @@
 //
 // Covered components (§2.2): "@method", "@authority", "@path", "@query", and "content-digest" (RFC 9530, SHA-256)
 // when the request has a body. Parameters (§2.3): created, expires (a short validity), a random nonce, keyid (the
-// keyring's key id), alg="ed25519", tag="mutual-ledger". The server side is ledger/api/httpsig.py.
+// keyring's key id), alg="ed25519", tag="mutual-ledger". The server side is ledger/httpsig.py.
 
 import { FormatError, base64Decode, base64Encode, sha256, utf8 } from "./bytes.js";
 import { keyId } from "./envelope.js";
