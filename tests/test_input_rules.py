@@ -145,3 +145,21 @@ def test_an_outsider_reading_a_directory_without_a_ledger_is_told_so(tmp_path: P
     refused(run(tmp_path / "reader", "--ledger", str(tmp_path / "nothing"), "audit", "verify"), "ledger",
             "ledger_must_be_initialized")
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_binary_rules_file_is_refused(ledger: Path, tmp_path: Path) -> None:
+    (tmp_path / "rules.bin").write_bytes(b"\xff\xfe\x00binary")
+    refused(run(ledger, "plan", "create", "--command-id", "p", "--name", "x", "--kind", "cancer", "--rules",
+                f"@{tmp_path / 'rules.bin'}"), "rules", "file_must_be_a_readable_text_file")
+
+
+def test_an_empty_query_still_has_its_header_and_every_output_has_a_json_form(demo: Path, tmp_path: Path) -> None:
+    regulator = demo.parent / "ledger-parties" / "regulator"
+    result = run(regulator, "--ledger", str(demo), "audit", "query", "refunds", "--format", "csv")
+    assert result.exit_code == 0 and result.output == ("member,plan,reason,due_fen,due_at,deadline,paid_fen,paid_at,"
+                                                       "status\n")
+    shown = json.loads(run(demo, "log", "checkpoint", "show", "--json").output)
+    assert shown["size"] > 0 and len(shown["witnesses"]) == 2 and shown["note"].startswith("mutual-ledger.local/log")
+    assert json.loads(run(demo, "log", "key", "--json").output)["verifier_key"].startswith("mutual-ledger.local/log+")
+    metrics = run(demo, "metrics", "show")
+    assert metrics.exit_code == 0 and not metrics.output.lstrip().startswith("{")  # text unless --json

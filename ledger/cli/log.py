@@ -30,7 +30,7 @@ from ledger.cli.base import (
 )
 from ledger.errors import InputError, VerificationError
 from ledger.log.bundle import build_bundle, upgrade_bundle
-from ledger.log.checkpoints import CheckpointLog, cosigners
+from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint, cosigners
 from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier, split_note
 from ledger.log.witness import witness_name
 from ledger.rules import Rule
@@ -85,7 +85,7 @@ def publish(if_due: bool, max_age: float, max_entries: int) -> None:
         checkpoints.publish(now)
     latest = checkpoints.latest()
     assert latest is not None
-    click.echo(latest.note, nl=False)
+    show_checkpoint(latest, checkpoints)
 
 
 @checkpoint_group.command("add-cosignature")
@@ -106,7 +106,16 @@ def add_cosignature(file: Path) -> None:
         stored = checkpoints.add_cosignature(size, note, witness)
     if stored is None:
         raise InputError("file", Rule.COSIGNED_NOTE_MUST_BE_VALID, f"{file} carries no witness's cosignature")
-    click.echo(stored.note, nl=False)
+    show_checkpoint(stored, checkpoints)
+
+
+def show_checkpoint(stored: StoredCheckpoint, checkpoints: CheckpointLog) -> None:
+    """A checkpoint as its signed note (the text), or with `--json` its size, note and distinct witnesses."""
+    if context().as_json:
+        emit({"size": stored.size, "published_at": stored.published_at, "note": stored.note,
+              "witnesses": list(cosigners(stored.note, checkpoints.verifier))})
+    else:
+        click.echo(stored.note, nl=False)
 
 
 def _cosigner(note: str, line: str) -> Verifier:
@@ -130,7 +139,7 @@ def show(size: int | None) -> None:
     if stored is None:
         raise InputError("size", Rule.A_CHECKPOINT_MUST_BE_PUBLISHED,
                          "none published yet" if size is None else f"none of size {size}")
-    click.echo(stored.note, nl=False)
+    show_checkpoint(stored, checkpoints)
 
 
 @checkpoint_group.command("list")
@@ -164,7 +173,8 @@ def entry(index: int) -> None:
 def key() -> None:
     """The log's verifier key (name+hash+base64), from the trust anchors: give it to anyone who checks
     checkpoints."""
-    click.echo(reader().verifier.encode())
+    verifier_key = reader().verifier.encode()
+    emit({"verifier_key": verifier_key}, verifier_key)
 
 
 @log_group.group("proof")
