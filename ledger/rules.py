@@ -23,7 +23,6 @@ class Rule(StrEnum):
     MEMBERSHIP_MUST_EXIST = "membership_must_exist"
     PERIOD_MUST_EXIST = "period_must_exist"
     PLAN_MUST_EXIST = "plan_must_exist"
-    RESOURCE_MUST_EXIST = "resource_must_exist"
 
     # -- Input ---------------------------------------------------------------------------------------------------
     DATE_RANGE_MUST_NOT_BE_EMPTY = "date_range_must_not_be_empty"
@@ -210,7 +209,6 @@ class Rule(StrEnum):
     PERIOD_MUST_BELONG_TO_THE_MEMBERS_PLAN = "period_must_belong_to_the_members_plan"
     REFUND_MUST_BE_DUE = "refund_must_be_due"
     REFUND_MUST_NOT_EXCEED_AMOUNT_DUE = "refund_must_not_exceed_amount_due"
-    WIND_DOWN_REFUND_IS_DUE_ONCE = "wind_down_refund_is_due_once"
 
     # -- Claims --------------------------------------------------------------------------------------------------
     AGE_AT_DIAGNOSIS_MUST_BE_COVERED = "age_at_diagnosis_must_be_covered"

@@ -109,6 +109,8 @@ def test_every_subcommand_refuses_bad_arguments_in_one_line_without_a_traceback(
      "output_directory_must_exist"),
     (("audit", "verify-bundle", "garbage.json"), "file", "file_must_exist"),
     (("audit", "verify", "--log-key", "not-a-key"), "log_key", "log_verifier_key_must_be_valid"),
+    (("audit", "verify", "--input", "export.jsonl", "--log-url", "http://127.0.0.1:9"), "log_url",
+     "input_or_log_url_not_both"),
     (("plan", "create", "--command-id", "p", "--name", "x", "--kind", "cancer", "--rules", "@missing.json"),
      "rules", "file_must_exist"),
     (("plan", "create", "--command-id", "p", "--name", "x", "--kind", "cancer", "--rules", "@."),

@@ -43,6 +43,8 @@ def test_the_report_is_signed_by_the_regulator_and_reproducible(ledger_app: Ledg
     command = PublishReport(command_id=cid(), since="2026-01-01", until="2027-01-01")
     rejected(ledger_app, lambda: ledger_app.execute(command, sign_as="operator"), "signer",
              "regulator_reports_must_be_signed_by_a_regulator_key")
+    empty = PublishReport(command_id=cid(), since="2027-01-01", until="2027-01-01")
+    rejected(ledger_app, lambda: ledger_app.execute(empty), "until", "report_range_must_not_be_empty")
     result = ledger_app.execute(command)
     event = [decode_entry(e) for _, e in ledger_app.entries()][-1]
     assert (event.type, event.actor.role) == ("report.published", "regulator")

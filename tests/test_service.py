@@ -296,7 +296,9 @@ def test_a_regulator_publishes_a_report_it_signed_and_nothing_else_is_stored(sce
              "report_envelope_must_be_a_drafted_one"),
             ({**envelope, "at": "2025-01-01T00:00:00.000000Z", "sig": signature}, "envelope.at",
              "report_draft_must_be_recent"),
-            ({**envelope, "sig": "!"}, "envelope.sig", "report_envelope_must_be_a_drafted_one")):
+            ({**envelope, "sig": "!"}, "envelope.sig", "report_envelope_must_be_a_drafted_one"),
+            ({**envelope, "actor": {"role": "regulator", "key": scene.custodian.key_id}, "sig": signature},
+             "envelope.actor", "report_must_be_signed_by_the_requesting_key")):
         is_problem(publish(scene, scene.regulator, tampered), 400, field, rule)
     is_problem(publish(scene, scene.custodian, {**envelope, "sig": signature}), 403, "keyid",
                "signing_key_must_have_the_routes_role")

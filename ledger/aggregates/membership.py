@@ -288,7 +288,7 @@ class Membership(LedgerAggregate):
 
     def owe_wind_down_refund(self, at: datetime, actor: Actor, balance_fen: int, deadline: datetime) -> None:
         """At a plan's end, make the remaining balance due by the deadline (once)."""
-        check(self.refund_reason != "wind_down", "member", Rule.WIND_DOWN_REFUND_IS_DUE_ONCE)
+        assert self.refund_reason != "wind_down", "the wind-down handler skips refunds already due"
         self.record(self.WindDownRefundDue, at, actor, WindDownRefundDueV1(
             plan=self.plan, refund_due_fen=max(balance_fen, 0), deadline=format_at(deadline)))
 

@@ -30,7 +30,7 @@ from schemas.api import Problem
 
 PROBLEM_JSON = "application/problem+json"
 NOT_FOUND_RULES = frozenset({Rule.PLAN_MUST_EXIST, Rule.PERIOD_MUST_EXIST, Rule.MEMBERSHIP_MUST_EXIST,
-                             Rule.CLAIM_MUST_EXIST, Rule.RESOURCE_MUST_EXIST})
+                             Rule.CLAIM_MUST_EXIST})
 ACCEPT_SIGNATURE = ('ledger=("@method" "@authority" "@path" "@query");alg="ed25519";tag="mutual-ledger"'
                     ';keyid="<your key id>"')
 """RFC 9421 §5.1: what a signature to this API covers (`content-digest` too when the request has a body)."""
