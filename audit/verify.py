@@ -12,7 +12,8 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
 9.   Every disclosure document rebuilt from the events and its hash compared with its `disclosure.published`.
 10.  Money: the double-entry journal rebuilt from the events, every event's postings balanced, the trial balance
      zero and custody complete.
-11.  Claims: paid at most once, only when approved (after notice or by a jury) and included in an assessed period,
+11.  Claims: filed under the rules version in force on the diagnosis day (a plan day, Asia/Shanghai); paid at
+     most once, only when approved (after notice or by a jury) and included in an assessed period,
      for exactly the funded amount of that case, never above the plan maximum for the age at diagnosis.
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
@@ -44,6 +45,7 @@ from ledger.keys import event_signature_is_valid, public_key_from_base64
 from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
+from ledger.plan_days import day_end
 from ledger.projections.base import EntriesInMemory, apply_together
 from ledger.projections.cases import Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
@@ -234,6 +236,12 @@ class _Plan:
                 current = version
         return current[1], current[2]
 
+    def rules_on_day(self, day: str, filed_at: str) -> tuple[int, PlanRules]:
+        """The rules version in force on a plan day (its last instant in plan time, the zone read from the rules
+        in force when the claim was filed): as the claim handler chooses it."""
+        _, now = self.rules_at(filed_at)
+        return self.rules_at(format_at(day_end(date.fromisoformat(day), now.utc_offset_minutes)))
+
 
 class Auditor:
     """Runs the procedure (module docstring)."""
@@ -351,7 +359,10 @@ class Auditor:
                 raise KeyError(f"member {stream} of plan {body['plan']}")
             plan.ended.setdefault(stream, at)
         elif kind == "claim.filed":
-            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0}
+            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "filed_at": at}
+            version, _ = self.plans[body["plan"]].rules_on_day(body["diagnosed_on"], at)
+            if body["rules_version"] != version:
+                self.fail(index, e, "11 claim (rules_version of the diagnosis day)", version, body["rules_version"])
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
@@ -427,7 +438,7 @@ class Auditor:
         approved = claim["approved"]
         if approved["basis"] not in ("notice", "jury"):
             self.fail(index, e, "11 claim (basis)", "notice or jury", approved["basis"])
-        _, rules = self.plans[claim["plan"]].rules_at(claim["filing"]["diagnosed_on"] + "T23:59:59.999999Z")
+        _, rules = self.plans[claim["plan"]].rules_on_day(claim["filing"]["diagnosed_on"], claim["filed_at"])
         maximum = rules.max_aid_fen(claim["filing"]["age_at_diagnosis"])
         if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
             self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])

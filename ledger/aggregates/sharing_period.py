@@ -8,13 +8,14 @@ before the next collection day (docs/domain.md: "retried until two days before t
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at, parse_at
 from ledger.errors import check
+from ledger.plan_days import day_of, day_start
 from ledger.rules import Rule
 from schemas.events import PeriodAssessedV1, PeriodOpenedV1, PeriodSettledV1, PlanRules, SubsidyReceivedV1
 
@@ -25,14 +26,13 @@ def period_id(plan: str, number: int) -> UUID:
 
 
 def plan_midnight(day: date, rules: PlanRules) -> datetime:
-    """00:00 plan time on `day`, as a UTC instant."""
-    zone = timezone(timedelta(minutes=rules.utc_offset_minutes))
-    return datetime.combine(day, time(0, 0), zone).astimezone(UTC)
+    """00:00 plan time on `day`, as a UTC instant (ledger.plan_days)."""
+    return day_start(day, rules.utc_offset_minutes)
 
 
 def plan_date(moment: datetime, rules: PlanRules) -> date:
-    """The plan-time calendar date of an instant."""
-    return moment.astimezone(timezone(timedelta(minutes=rules.utc_offset_minutes))).date()
+    """The plan-time calendar date of an instant (ledger.plan_days)."""
+    return day_of(moment, rules.utc_offset_minutes)
 
 
 def _days(start: date) -> list[date]:
