@@ -218,6 +218,7 @@ class Rule(StrEnum):
     )
     AN_APPROVAL_RECOMMENDS_A_POSITIVE_AMOUNT = "an_approval_recommends_a_positive_amount"
     CLAIM_IS_INVESTIGATED_ONCE_AFTER_FILING = "claim_is_investigated_once_after_filing"
+    CLAIM_IS_PAID_AFTER_ITS_PERIOD_SETTLES = "claim_is_paid_after_its_period_settles"
     CLAIM_IS_PAID_AT_MOST_ONCE = "claim_is_paid_at_most_once"
     CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW = "claim_must_be_filed_within_the_claim_window"
     CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD = "claim_must_be_included_in_an_assessed_period"
@@ -250,6 +251,9 @@ class Rule(StrEnum):
     VOTES_NEED_A_JURY_REQUEST = "votes_need_a_jury_request"
 
     # -- Sharing periods -----------------------------------------------------------------------------------------
+    ADVANCE_MUST_NOT_EXCEED_THE_SHORTFALL = "advance_must_not_exceed_the_shortfall"
+    ADVANCE_ONLY_BEFORE_SETTLEMENT = "advance_only_before_settlement"
+    ADVANCE_REFERENCE_MUST_BE_NEW = "advance_reference_must_be_new"
     COLLECTION_FROM_BALANCES_IS_ONLY_FOR_PREPAID_PLANS = "collection_from_balances_is_only_for_prepaid_plans"
     COLLECTION_PRECEDES_THE_NEXT_ASSESSMENT = "collection_precedes_the_next_assessment"
     COLLECTION_STARTS_ON_THE_COLLECTION_DAY = "collection_starts_on_the_collection_day"

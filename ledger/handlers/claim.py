@@ -174,15 +174,14 @@ def decide_claim(uow: UnitOfWork, command: DecideClaim) -> Outcome:
 
 @handles(PayClaim)
 def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
-    """The custodian pays the funded amount less the claimant's arrears still in grace (which the deduction
-    recovers); arrears past grace were written off when the member lapsed."""
+    """After its period settles, the custodian pays the case's payable amount (docs/plans.md, "Money held") less the
+    claimant's arrears still in grace (which the deduction recovers); arrears past grace were written off when the
+    member lapsed."""
     claim, plan, rules = claim_and_plan(uow, command.claim)
     check(claim.period is not None, "claim", Rule.CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD, claim.status)
     assert claim.period is not None
     period = uow.get(UUID(claim.period), SharingPeriod, "period")
-    assessment = period.require_assessment()
-    funded = next((case.funded_fen for case in assessment.cases if case.claim == command.claim), None)
-    assert funded is not None, "an included claim is a case of its period's assessment"
+    funded = period.payable_fen(command.claim)  # sized at settlement from the money the period holds
     membership = uow.get(UUID(claim.claimant), Membership, "member")
     recoverable = []
     for arrears_period in sorted(membership.arrears):

@@ -20,11 +20,12 @@ from schemas.commands.period import (
     AssessPeriod,
     CollectPeriod,
     OpenPeriod,
+    ReceiveAdvance,
     ReceiveSubsidy,
     SettlePeriod,
     WindDown,
 )
-from schemas.events import AssessedCase, PeriodAssessedV1
+from schemas.events import AssessedCase, PeriodAssessedV2
 
 
 @handles(OpenPeriod)
@@ -56,20 +57,22 @@ def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
 
 
 def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
-    """The previous period's surplus, less the debits left uncollected by every settlement since it was assessed
-    (a settlement before that was already carried into it)."""
+    """Money held that the period starts from: the surpluses carried by the plan's settlements recorded since the
+    previous period was assessed (each settlement's surplus goes into exactly one later assessment). After a
+    schema-1 assessment, its own rule: the previous surplus out less what settlements since left uncollected."""
     if period.number == 1:
         return 0
     previous = uow.get(period_id(period.plan, period.number - 1), SharingPeriod, "period")
     assessment = previous.require_assessment()
     assert previous.assessed_at is not None
-    carried = assessment.surplus_out_fen
+    legacy = not isinstance(assessment, PeriodAssessedV2)
+    carried = assessment.surplus_out_fen if legacy else 0
     for number in range(period.number - 1, 0, -1):
         earlier = uow.get(period_id(period.plan, number), SharingPeriod, "period")
         if earlier.settlement is not None and earlier.settled_at is not None and (
                 earlier.settled_at > previous.assessed_at):
-            carried -= earlier.settlement.uncollected_fen
-    return carried
+            carried += -earlier.settlement.uncollected_fen if legacy else earlier.settlement.surplus_carried_fen
+    return max(0, carried)  # a schema-1 deficit is not money held
 
 
 @handles(AssessPeriod)
@@ -97,7 +100,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
-    body = PeriodAssessedV1(
+    body = PeriodAssessedV2(
         plan=period.plan, number=period.number, rules_version=version.version, cutoff_at=cutoff,
         locked_members=result.locked_members,
         cases=tuple(AssessedCase(claim=c.claim, approved_fen=c.approved_fen, funded_fen=c.funded_fen)
@@ -110,7 +113,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked),
+        roll_size=len(locked), funded_by="members",
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
@@ -176,6 +179,15 @@ def receive_subsidy(uow: UnitOfWork, command: ReceiveSubsidy) -> Outcome:
     return Outcome({"period": command.period, "amount_fen": command.amount_fen})
 
 
+@handles(ReceiveAdvance)
+def receive_advance(uow: UnitOfWork, command: ReceiveAdvance) -> Outcome:
+    """The custodian received an operator advance toward the period's shortfall (shares uncollected now)."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    uncollected = sum(amount for _, amount in uow.queries.outstanding_debits(command.period))
+    period.receive_advance(uow.at, uow.actor("custodian"), command.amount_fen, command.reference, uncollected)
+    return Outcome({"period": command.period, "amount_fen": command.amount_fen})
+
+
 @handles(SettlePeriod)
 def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     """After collection (prepaid) or grace (postpaid): members whose debit is still failed lapse."""
@@ -198,7 +210,7 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
             membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired")
             lapsed += 1
     return Outcome({"period": command.period, "uncollected_fen": settlement.uncollected_fen, "lapsed": lapsed,
-                    "surplus_carried_fen": settlement.surplus_carried_fen})
+                    "shortfall_fen": settlement.shortfall_fen, "surplus_carried_fen": settlement.surplus_carried_fen})
 
 
 @handles(WindDown)
