@@ -9,7 +9,8 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      yet included, at their approved amounts), surplus carried in (the previous period's surplus out less debits
      left uncollected by settlements since), the annual cap left, every term of the formula (`ledger.sharing`), and
      the roll root and size — each compared with the signed `period.assessed`. Under schema 2 the surplus in is
-     the surpluses carried by settlements since the previous assessment (money held). Every schema-2
+     the surpluses carried by settlements since the previous assessment (money held), and who funds the period
+     (the operator: its announced final periods and tail periods after the end, members charged 0). Every schema-2
      `period.settled`: the shares uncollected (debits failed and not recovered), advances within the shortfall,
      and the payouts sized from the money held (`ledger.sharing.settle`).
 9.   Every disclosure document rebuilt from the events and its hash compared with its `disclosure.published`.
@@ -40,7 +41,7 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
-from ledger.aggregates.sharing_period import plan_date, plan_midnight
+from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
 from ledger.envelope import format_at, parse_at
@@ -234,6 +235,8 @@ class _Plan:
     ended: dict[str, str] = field(default_factory=dict)
     """Member → when they first lapsed, left or were excluded or wound down."""
     periods: dict[int, dict[str, Any]] = field(default_factory=dict)
+    closing: tuple[str, str, int] | None = None
+    """(announced at, ends at, final periods the operator pays) once closing is announced."""
     settlements: list[tuple[str, int, int]] = field(default_factory=list)
     """(when, uncollected, surplus carried) of every settlement of the plan's periods."""
 
@@ -264,6 +267,8 @@ class Auditor:
         self.period_plan: dict[str, str] = {}
         self.failed: dict[str, set[str]] = {}
         """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
+        self.notice_on: dict[str, str] = {}
+        """Period → its notice day."""
         self.uncollected: dict[str, int] = {}
         """Period → fen of its debits failed and not recovered."""
         self.advances: dict[str, int] = {}
@@ -363,6 +368,8 @@ class Auditor:
         elif kind == "plan.rules_amended":
             self.plans[stream].versions.append((body["effective_from"], body["version"],
                                                 PlanRules.from_json_value(body["rules"])))
+        elif kind == "plan.closing_announced":
+            self.plans[stream].closing = (at, body["ends_at"], body["operator_pays_final_periods"])
         elif kind == "member.joined":
             plan = self.plans[body["plan"]]
             plan.members[stream] = at
@@ -391,6 +398,7 @@ class Auditor:
             self.advances[stream] = self.advances.get(stream, 0) + body["amount_fen"]
         elif kind == "period.opened":
             self.period_plan[stream] = body["plan"]
+            self.notice_on[stream] = body["notice_on"]
         elif kind == "period.settled":
             self.settlement(index, e)
             self.plans[self.period_plan[stream]].settlements.append(
@@ -435,8 +443,16 @@ class Auditor:
         year_start = format_at(plan_midnight(date(year, 1, 1), rules))
         used = sum(p["body"]["share_fen"] for p in plan.periods.values()
                    if year_start <= p["body"]["cutoff_at"] < cutoff)
+        operator = False
+        if e["schema"] >= 2:
+            announced, ends, final = plan.closing if plan.closing else (None, None, 0)
+            operator = operator_funds(parse_at(announced) if announced else None, parse_at(ends) if ends else None,
+                                      final, date.fromisoformat(self.notice_on[period]), parse_at(cutoff), rules)
+            if body["funded_by"] != ("operator" if operator else "members"):
+                self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
         expected = assess(len(locked), [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
-                          surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy)
+                          surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy,
+                          operator)
         for term in TERMS:
             if getattr(expected, term) != body[term]:
                 self.fail(index, e, f"8 period ({term})", getattr(expected, term), body[term])

@@ -265,7 +265,6 @@ class Rule(StrEnum):
     PERIOD_IS_ASSESSED_ONCE = "period_is_assessed_once"
     PERIOD_IS_SETTLED_ONCE = "period_is_settled_once"
     PERIOD_MUST_OPEN_BEFORE_ITS_CUTOFF = "period_must_open_before_its_cutoff"
-    PLAN_MUST_NOT_BE_TERMINATED = "plan_must_not_be_terminated"
     PREPAID_PERIOD_MUST_BE_COLLECTED_BEFORE_SETTLEMENT = "prepaid_period_must_be_collected_before_settlement"
     PREVIOUS_PERIOD_MUST_BE_ASSESSED_FIRST = "previous_period_must_be_assessed_first"
     PREVIOUS_PERIOD_MUST_BE_COLLECTED_FIRST = "previous_period_must_be_collected_first"
@@ -273,6 +272,7 @@ class Rule(StrEnum):
     SUBSIDY_MUST_BE_RECEIVED_BEFORE_SETTLEMENT = "subsidy_must_be_received_before_settlement"
     SUBSIDY_MUST_NOT_EXCEED_THE_ASSESSED_SUBSIDY = "subsidy_must_not_exceed_the_assessed_subsidy"
     SUBSIDY_REFERENCE_MUST_BE_NEW = "subsidy_reference_must_be_new"
+    TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
     WIND_DOWN_REFUNDS_FOLLOW_TERMINATION = "wind_down_refunds_follow_termination"
 
     # -- Disclosures and reports ---------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 What the caps cut off follows the plan's excess policy:
 
 - `operator_pays`: subsidy = max(0, need − raised) from the operator; every case and the fee are funded in full.
+- an operator-funded period (docs/plans.md, "The end of a plan"): share 0, subsidy = max(0, need), every case and
+  the fee funded in full, whatever the policy.
 - `pro_rata`: no subsidy; the money available (raised + surplus_in) is split in proportion to the approved amounts
   and the fee, each part rounded down (floor); the remainder fen of that rounding stays in the surplus.
 
@@ -94,8 +96,11 @@ def assess(
     per_case_cap_fen: int,
     annual_cap_remaining_fen: int,
     excess_policy: str,
+    operator_funded: bool = False,
 ) -> Assessment:
-    """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount)."""
+    """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount). When the
+    operator funds the period (its announced final periods, a tail period after the end) members are charged 0 and
+    the subsidy is everything the period needs: `uncapped_share` still shows what members would have paid."""
     assert locked_members >= 0 and fee_bps >= 0 and per_case_cap_fen >= 0 and annual_cap_remaining_fen >= 0
     assert excess_policy in ("operator_pays", "pro_rata"), excess_policy
     aid = sum(amount for _, amount in cases)
@@ -104,14 +109,16 @@ def assess(
     uncapped = ceil_div(need, locked_members) if need > 0 and locked_members > 0 else 0
     case_limit = per_case_cap_fen * len(cases)
     share, cap_applied = uncapped, "none"
+    if operator_funded:
+        share = 0
     if share > case_limit:
         share, cap_applied = case_limit, "per_case"
     if share > annual_cap_remaining_fen:
         share, cap_applied = annual_cap_remaining_fen, "annual"
     raised = share * locked_members
     subsidy = 0
-    if excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
-        subsidy = max(0, need - raised) if excess_policy == "operator_pays" else 0
+    if operator_funded or excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
+        subsidy = max(0, need - raised) if operator_funded or excess_policy == "operator_pays" else 0
         funded = [Case(claim, amount, amount) for claim, amount in cases]
         funded_fee = fee
     else:

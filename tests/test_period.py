@@ -269,7 +269,7 @@ def test_subsidy_rules_and_a_terminated_plan(ledger_app: Ledger) -> None:
     advance(app, days=1)
     app.execute(TerminatePlan(command_id=cid(), plan=plan))
     rejected(app, lambda: app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2)), "plan",
-             "plan_must_not_be_terminated")
+             "tail_period_needs_an_approved_claim")
 
 
 def test_a_period_opens_before_its_cutoff() -> None:

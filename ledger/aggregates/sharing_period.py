@@ -67,6 +67,23 @@ def next_collection(rules: PlanRules, after: date) -> date:
     return next(d for d in _days(after + timedelta(days=1)) if d.day in rules.collection_days_of_month)
 
 
+def operator_funds(announced_at: datetime | None, ends_at: datetime | None, final_periods: int, notice_on: date,
+                   cutoff_at: datetime, rules: PlanRules) -> bool:
+    """Whether the operator funds a period (members charged 0): the plan announced its closing before the period's
+    cutoff, and the period is a tail period (its cutoff at or after the plan's end) or one of the
+    `final_periods` last of the plan's calendar (its notice day among the last `final_periods` notice days whose
+    cutoff precedes the end). The audit recomputes it with this function."""
+    if announced_at is None or ends_at is None or announced_at > cutoff_at:
+        return False
+    if cutoff_at >= ends_at:
+        return True
+    remaining, day = 0, notice_on
+    while plan_midnight(day, rules) < ends_at and remaining <= final_periods:
+        remaining += 1
+        day = next_cycle(rules, day)[0]
+    return remaining <= final_periods
+
+
 class SharingPeriod(LedgerAggregate):
     """A period's calendar, its one assessment, subsidy received, and settlement."""
 

@@ -9,7 +9,14 @@ from uuid import UUID
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
-from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, period_id, plan_date, plan_midnight
+from ledger.aggregates.sharing_period import (
+    SharingPeriod,
+    next_cycle,
+    operator_funds,
+    period_id,
+    plan_date,
+    plan_midnight,
+)
 from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
@@ -32,7 +39,9 @@ from schemas.events import AssessedCase, PeriodAssessedV2
 def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
     """Period 1, or the one after an assessed period, on a later notice day of the plan's calendar."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status != "terminated", "plan", Rule.PLAN_MUST_NOT_BE_TERMINATED, plan.status)
+    if plan.status == "terminated":  # a tail period, funded by the operator, for claims approved after the end
+        waiting = uow.queries.approved_claims(command.plan, format_at(uow.at))
+        check(bool(waiting), "plan", Rule.TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM, plan.status)
     rules = plan.rules_at(uow.at).rules
     after = plan_date(uow.at, rules)
     if command.number > 1:
@@ -95,8 +104,10 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
     annual_remaining = max(0, rules.annual_cap_fen - queries.year_shares_fen(period.plan, year_start, cutoff))
+    operator = operator_funds(plan.closing_announced_at, plan.ends_at(), plan.final_periods(), period.notice_on,
+                              period.cutoff_at, rules)
     result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
-                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy)
+                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy, operator)
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
@@ -113,11 +124,12 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked), funded_by="members",
+        roll_size=len(locked), funded_by="operator" if operator else "members",
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
                     "cases": len(claims), "share_fen": result.share_fen, "subsidy_fen": result.subsidy_fen,
+                    "funded_by": body.funded_by,
                     "roll_root": body.roll_root})
 
 
