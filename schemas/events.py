@@ -138,6 +138,13 @@ class PlanClosingAnnouncedV1(Frozen):
     operator_pays_final_periods: int = Field(ge=0, le=24)
 
 
+class PlanClosingAnnouncedV2(PlanClosingAnnouncedV1):
+    """Schema 2 of the closing: the conversion offered to members at the closing (水滴: a free one-year policy), if
+    any; each member who takes it is recorded by `member.conversion_accepted`."""
+
+    conversion_offer: Name | None = Field(description="what members are offered at the closing, or null")
+
+
 class PlanTerminatedV1(Frozen):
     """The plan has ended; no joins, no new periods, tail claims only."""
 
@@ -230,6 +237,13 @@ class WindDownRefundDueV1(Frozen):
     plan: Id
     refund_due_fen: Fen
     deadline: Instant
+
+
+class ConversionAcceptedV1(Frozen):
+    """A member took the conversion offered at the plan's closing (a member's own request)."""
+
+    plan: Id
+    offer: Name
 
 
 class RefundDisbursedV1(Frozen):
@@ -507,6 +521,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("plan.created", 1): PlanCreatedV1,
     ("plan.rules_amended", 1): PlanRulesAmendedV1,
     ("plan.closing_announced", 1): PlanClosingAnnouncedV1,
+    ("plan.closing_announced", 2): PlanClosingAnnouncedV2,
     ("plan.terminated", 1): PlanTerminatedV1,
     ("member.joined", 1): MemberJoinedV1,
     ("member.deposit_received", 1): DepositReceivedV1,
@@ -519,6 +534,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.excluded", 1): MemberExcludedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
+    ("member.conversion_accepted", 1): ConversionAcceptedV1,
     ("claim.filed", 1): ClaimFiledV1,
     ("claim.investigated", 1): ClaimInvestigatedV1,
     ("claim.noticed", 1): ClaimNoticedV1,
@@ -559,6 +575,7 @@ INVESTIGATOR_TYPES = frozenset({"claim.investigated"})
 """Events only the investigation firm's key may sign."""
 
 MEMBER_REQUEST_TYPES = frozenset(
-    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested"}
+    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested",
+     "member.conversion_accepted"}
 )
 """A member's own requests: signed by the member's key, or by an operator key on behalf of the member."""

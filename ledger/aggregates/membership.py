@@ -18,6 +18,7 @@ from ledger.errors import check
 from ledger.plan_days import day_of, waiting_ends_on
 from ledger.rules import Rule
 from schemas.events import (
+    ConversionAcceptedV1,
     DebitFailedV1,
     DebitRecoveredV1,
     DepositReceivedV1,
@@ -56,6 +57,7 @@ class Membership(LedgerAggregate):
         self.juror_age_years = 0
         self.fraud_recorded = False
         self.deposit_references: set[str] = set()
+        self.conversion: str | None = None
 
     class Joined(LedgerAggregate.Created):
         """The member joined."""
@@ -155,6 +157,15 @@ class Membership(LedgerAggregate):
             if aggregate.status == ACTIVE:
                 aggregate.end("wound_down", self.timestamp)
             aggregate.owe_refund(self.body.refund_due_fen, "wind_down")
+
+    class ConversionAccepted(LedgerAggregate.Event):
+        """The member took the conversion offered at the closing."""
+
+        TYPE = "member.conversion_accepted"
+        body: ConversionAcceptedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.conversion = self.body.offer
 
     class RefundDisbursed(LedgerAggregate.Event):
         """The custodian paid a refund."""
@@ -293,6 +304,13 @@ class Membership(LedgerAggregate):
         assert self.refund_reason != "wind_down", "the wind-down handler skips refunds already due"
         self.record(self.WindDownRefundDue, at, actor, WindDownRefundDueV1(
             plan=self.plan, refund_due_fen=max(balance_fen, 0), deadline=format_at(deadline)))
+
+    def accept_conversion(self, at: datetime, actor: Actor, offer: str) -> None:
+        """Take the conversion offered at the closing, once; a member still in the plan or wound down by it."""
+        check(self.status in (ACTIVE, "wound_down"), "member", Rule.CONVERSION_IS_FOR_MEMBERS_AT_THE_CLOSING,
+              self.status)
+        check(self.conversion is None, "member", Rule.CONVERSION_IS_ACCEPTED_ONCE)
+        self.record(self.ConversionAccepted, at, actor, ConversionAcceptedV1(plan=self.plan, offer=offer))
 
     def disburse_refund(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record a custodian-paid refund; never more than is due."""

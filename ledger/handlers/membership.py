@@ -12,6 +12,7 @@ from ledger.handlers.common import date_arg, new_stream_id, plan_id
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
+    AcceptConversion,
     Deposit,
     DisburseRefund,
     ExcludeForWaitingIllness,
@@ -141,6 +142,17 @@ def exit_plan(uow: UnitOfWork, command: Exit) -> Outcome:
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exit(uow.at, uow.actor("member", command.member), balance)
     return Outcome({"member": command.member, "refund_due_fen": max(balance, 0)})
+
+
+@handles(AcceptConversion)
+def accept_conversion(uow: UnitOfWork, command: AcceptConversion) -> Outcome:
+    """The member takes the conversion offered at the plan's closing (水滴: a free one-year policy)."""
+    membership, plan = member_and_plan(uow, command.member)
+    offer = plan.conversion_offer()
+    check(plan.status != "open" and offer is not None, "member", Rule.CONVERSION_MUST_BE_OFFERED, plan.status)
+    assert offer is not None
+    membership.accept_conversion(uow.at, uow.actor("member", command.member), offer)
+    return Outcome({"member": command.member, "offer": offer})
 
 
 @handles(ExcludeForWaitingIllness)

@@ -227,18 +227,24 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
 
 @handles(WindDown)
 def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
-    """After termination every prepaid account's balance is a refund due by the announced deadline."""
+    """From the closing announcement on, the plan winds down: every membership still active ends (family and
+    postpaid members included, with a refund of 0 when they hold no balance), and every prepaid balance left —
+    of members active or already gone — becomes a refund due by the announced deadline. Repeating it records
+    only what is new."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status == "terminated", "plan", Rule.WIND_DOWN_REFUNDS_FOLLOW_TERMINATION, plan.status)
+    check(plan.status in ("closing", "terminated"), "plan", Rule.WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT,
+          plan.status)
     assert plan.closing is not None
     deadline = parse_at(plan.closing.refund_deadline)
     queries = uow.queries
     actor = uow.actor("operator")
-    due = 0
-    for account, balance in queries.accounts_with_balance(command.plan):
-        membership = uow.get(UUID(account), Membership, "member")
+    balances = dict(queries.accounts_with_balance(command.plan))
+    due = ended = 0
+    for member in sorted(set(queries.active_members(command.plan)) | set(balances)):
+        membership = uow.get(UUID(member), Membership, "member")
         if membership.refund_reason == "wind_down":
             continue
-        membership.owe_wind_down_refund(uow.at, actor, balance, deadline)
-        due += 1
-    return Outcome({"plan": command.plan, "refunds_due": due})
+        ended += membership.status == "active"
+        due += balances.get(member, 0) > 0
+        membership.owe_wind_down_refund(uow.at, actor, balances.get(member, 0), deadline)
+    return Outcome({"plan": command.plan, "refunds_due": due, "memberships_ended": ended})

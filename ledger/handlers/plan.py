@@ -35,7 +35,7 @@ def announce_closing(uow: UnitOfWork, command: AnnounceClosing) -> Outcome:
     plan = uow.get(UUID(command.plan), Plan, "plan")
     plan.announce_closing(
         uow.at, uow.actor("operator"), parse_at(command.ends_at), parse_at(command.refund_deadline),
-        command.claim_tail_days, command.operator_pays_final_periods,
+        command.claim_tail_days, command.operator_pays_final_periods, command.conversion_offer,
     )
     return Outcome({"plan": command.plan})
 
