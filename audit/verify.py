@@ -460,6 +460,8 @@ class Auditor:
             announced, ends, final = plan.closing if plan.closing else (None, None, 0)
             operator = operator_funds(parse_at(announced) if announced else None, parse_at(ends) if ends else None,
                                       final, date.fromisoformat(self.notice_on[period]), parse_at(cutoff), rules)
+            if body["payment_model"] != rules.payment_model:
+                self.fail(index, e, "8 period (payment_model)", rules.payment_model, body["payment_model"])
             if body["funded_by"] != ("operator" if operator else "members"):
                 self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
         expected = assess(len(locked), [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,

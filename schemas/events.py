@@ -215,6 +215,13 @@ class MemberLapsedV1(Frozen):
     arrears_fen: Fen
 
 
+class MemberLapsedV2(MemberLapsedV1):
+    """Schema 2 of a lapse: what is left of an exhausted prepaid balance (less than a share) is refunded, never kept;
+    0 for family members and postpaid lapses."""
+
+    refund_due_fen: Fen
+
+
 class MemberExitedV1(Frozen):
     """The member left at their own request; a prepaid balance becomes a refund due."""
 
@@ -237,6 +244,15 @@ class WindDownRefundDueV1(Frozen):
     plan: Id
     refund_due_fen: Fen
     deadline: Instant
+
+
+class RefundDisbursedV2(Frozen):
+    """Schema 2 of a refund paid: the reasons include a lapse's remaining balance."""
+
+    plan: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+    reason: Literal["exit", "waiting_period_illness", "wind_down", "lapse"]
 
 
 class ConversionAcceptedV1(Frozen):
@@ -445,6 +461,9 @@ class PeriodAssessedV2(PeriodAssessedV1):
     surplus_out_fen: Fen = Field(description="what the period holds beyond its funded aid and fee if every debit "
                                              "succeeds")
     funded_by: Literal["members", "operator"]
+    payment_model: Literal["prepaid", "postpaid"] = Field(
+        description="of the rules version assessed under: prepaid shares come from balances, postpaid ones from the "
+                    "channel (a plan may switch)")
 
 
 class SubsidyReceivedV1(Frozen):
@@ -530,10 +549,12 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.juror_qualified", 1): JurorQualifiedV1,
     ("member.fraud_recorded", 1): FraudRecordedV1,
     ("member.lapsed", 1): MemberLapsedV1,
+    ("member.lapsed", 2): MemberLapsedV2,
     ("member.exited", 1): MemberExitedV1,
     ("member.excluded", 1): MemberExcludedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
+    ("member.refund_disbursed", 2): RefundDisbursedV2,
     ("member.conversion_accepted", 1): ConversionAcceptedV1,
     ("claim.filed", 1): ClaimFiledV1,
     ("claim.investigated", 1): ClaimInvestigatedV1,

@@ -9,10 +9,11 @@ from datetime import date, timedelta
 from ledger.aggregates.sharing_period import plan_midnight
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
+from ledger.store import decode_entry
 from schemas.commands.claim import PayClaim
 from schemas.commands.membership import AcceptConversion, Deposit, DisburseRefund, Exit
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
-from schemas.commands.plan import AnnounceClosing, TerminatePlan
+from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
 from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
 from tests.test_audit import audit, resign_and_audit
 from tests.test_claim import file, investigate, notice
@@ -170,3 +171,45 @@ def test_a_refund_paid_after_its_deadline_is_caught(ledger_app: Ledger) -> None:
     advance(app, days=3)
     app.execute(DisburseRefund(command_id=cid(), member=member, amount_fen=100, reference="out-2"))
     assert [f.check for f in audit(app).failures] == ["10 money (wind-down refund by its deadline)"]
+
+
+def test_a_lapse_refunds_what_is_left_of_the_balance(ledger_app: Ledger) -> None:
+    """Finding 4: a balance that cannot cover a whole share lapses, and its remainder is a refund due (schema 2 of
+    member.lapsed), paid by the custodian; a family member's lapse owes nothing of its own."""
+    from tests.test_money_never_negative import prepaid_shortfall
+
+    app = ledger_app
+    period, _ = prepaid_shortfall(app)
+    app.execute(SettlePeriod(command_id=cid(), period=period))
+    lapsed = [decode_entry(e) for _, e in app.entries() if b'"member.lapsed"' in e]
+    assert sorted((e.schema, e.body["refund_due_fen"]) for e in lapsed) == [(2, 0), (2, 100)]
+    poor = next(e.stream for e in lapsed if e.body["refund_due_fen"] == 100)
+    assert member_of(app, poor).refund_outstanding_fen() == 100
+    assert app.balances().balance_fen(poor) == 0
+    app.execute(DisburseRefund(command_id=cid(), member=poor, amount_fen=100, reference="out-lapse"))
+    assert member_of(app, poor).refund_outstanding_fen() == 0
+    assert audit(app).ok, audit(app).failures[:3]
+
+
+def test_a_switch_to_postpaid_keeps_the_balance_and_each_periods_own_model(ledger_app: Ledger) -> None:
+    """Finding 5 (比邻互助 switched): after an amendment to postpaid the account keeps its balance, postpaid shares
+    come from the channel, not the balance, and an exit refunds the balance."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    members = [join(app, plan) for _ in range(3)]
+    for member in members:
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=4_800, reference=cid("bank")))
+    advance(app, days=100)
+    approved_claim(app, members[0])
+    app.execute(AmendRules(command_id=cid(), plan=plan, effective_from=format_at(clock_of(app).current),
+                           rules=rules(notice_days=3)))
+    period = assess(app, plan, 1)
+    assessment = period_of(app, period).require_assessment()
+    assert (assessment.payment_model, assessment.share_fen) == ("postpaid", 10)  # type: ignore[attr-defined]
+    assert app.balances().balance_fen(members[1]) == 4_800  # the channel collects postpaid shares
+    assert app.execute(Exit(command_id=cid(), member=members[1]))["refund_due_fen"] == 4_800
+    books = app.read_models().journal.balances()
+    assert books["member_balances"] == -(4_800 * 2)  # two balances held, one moved to refunds payable
+    assert audit(app).ok, audit(app).failures[:3]
+    failures = resign_and_audit(app, "period.assessed", lambda body: body.update(payment_model="prepaid"))
+    assert "8 period (payment_model)" in failures

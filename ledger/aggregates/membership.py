@@ -28,7 +28,9 @@ from schemas.events import (
     MemberExitedV1,
     MemberJoinedV1,
     MemberLapsedV1,
+    MemberLapsedV2,
     RefundDisbursedV1,
+    RefundDisbursedV2,
     WindDownRefundDueV1,
 )
 
@@ -127,6 +129,17 @@ class Membership(LedgerAggregate):
         def apply(self, aggregate: Membership) -> None:
             aggregate.end("lapsed", self.timestamp)
 
+    class LapsedV2(Lapsed):
+        """Schema 2: the remainder of an exhausted balance is refunded."""
+
+        SCHEMA = 2
+        body: MemberLapsedV2
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("lapsed", self.timestamp)
+            if self.body.refund_due_fen > 0:
+                aggregate.owe_refund(self.body.refund_due_fen, "lapse")
+
     class Exited(LedgerAggregate.Event):
         """The member left."""
 
@@ -175,6 +188,12 @@ class Membership(LedgerAggregate):
 
         def apply(self, aggregate: Membership) -> None:
             aggregate.refunded_fen += self.body.amount_fen
+
+    class RefundDisbursedV2(RefundDisbursed):
+        """Schema 2: a lapse's refund among the reasons."""
+
+        SCHEMA = 2
+        body: RefundDisbursedV2  # type: ignore[assignment]  # the reasons widened
 
     def end(self, status: str, moment: datetime) -> None:
         """Mark the membership ended (used by the events above)."""
@@ -274,12 +293,13 @@ class Membership(LedgerAggregate):
         check(self.days_in_plan(at) >= min_member_days, "juror",
               Rule.JUROR_MUST_BE_A_MEMBER_FOR_THE_MINIMUM_DAYS, f"{self.days_in_plan(at)} < {min_member_days}")
 
-    def lapse(self, at: datetime, actor: Actor, reason: str) -> None:
-        """End protection for arrears past grace or an exhausted prepaid balance."""
+    def lapse(self, at: datetime, actor: Actor, reason: str, balance_fen: int = 0) -> None:
+        """End protection for arrears past grace or an exhausted prepaid balance; what is left of the balance (less
+        than a share) becomes a refund due."""
         self.check_active()
-        self.record(self.Lapsed, at, actor, MemberLapsedV1(
+        self.record(self.LapsedV2, at, actor, MemberLapsedV2(
             plan=self.plan, reason=reason,  # type: ignore[arg-type]  # checked by the model
-            arrears_fen=self.arrears_fen()))
+            arrears_fen=self.arrears_fen(), refund_due_fen=max(balance_fen, 0)))
 
     def exit(self, at: datetime, actor: Actor, balance_fen: int) -> None:
         """Leave at the member's request; a positive prepaid balance becomes a refund due."""
@@ -317,7 +337,7 @@ class Membership(LedgerAggregate):
         check(self.refund_reason is not None, "member", Rule.REFUND_MUST_BE_DUE)
         check(amount_fen <= self.refund_outstanding_fen(), "amount_fen", Rule.REFUND_MUST_NOT_EXCEED_AMOUNT_DUE,
               f"{amount_fen} > {self.refund_outstanding_fen()}")
-        self.record(self.RefundDisbursed, at, actor, RefundDisbursedV1(
+        self.record(self.RefundDisbursedV2, at, actor, RefundDisbursedV2(
             plan=self.plan, amount_fen=amount_fen, reference=reference,
             reason=self.refund_reason,  # type: ignore[arg-type]  # one of the model's literals
         ))

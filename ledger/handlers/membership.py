@@ -126,10 +126,11 @@ def record_fraud(uow: UnitOfWork, command: RecordFraud) -> Outcome:
 
 
 def prepaid_balance_fen(uow: UnitOfWork, membership: Membership, plan: Plan) -> int:
-    """The prepaid account balance a self-paying member holds (0 for postpaid plans and family members)."""
-    if membership.details.payer is not None or plan.rules_at(uow.at).rules.payment_model != "prepaid":
+    """The prepaid account balance a self-paying member holds (0 for family members): whatever the plan's payment
+    model is now, so a balance left from before a switch to postpaid is refunded, not lost."""
+    if membership.details.payer is not None:
         return 0
-    return uow.queries.balance_fen(str(membership.id))
+    return max(0, uow.queries.balance_fen(str(membership.id)))
 
 
 @handles(Exit)

@@ -124,7 +124,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked), funded_by="operator" if operator else "members",
+        roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
@@ -219,7 +219,9 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     for member_id, _ in outstanding:
         membership = uow.get(UUID(member_id), Membership, "member")
         if membership.status == "active":
-            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired")
+            # a self-paying prepaid member's remaining balance (less than a share) is refunded, never kept
+            remainder = uow.queries.balance_fen(member_id) if prepaid and membership.details.payer is None else 0
+            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired", remainder)
             lapsed += 1
     return Outcome({"period": command.period, "uncollected_fen": settlement.uncollected_fen, "lapsed": lapsed,
                     "shortfall_fen": settlement.shortfall_fen, "surplus_carried_fen": settlement.surplus_carried_fen})
