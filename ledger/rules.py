@@ -170,6 +170,12 @@ class Rule(StrEnum):
     THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY = "this_event_must_be_signed_by_an_operator_key"
     VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY = "votes_must_be_signed_by_the_jurors_own_key"
 
+    # -- Bounds --------------------------------------------------------------------------------------------------
+    AID_MUST_NOT_EXCEED_THE_LEDGER_BOUND = "aid_must_not_exceed_the_ledger_bound"
+    BALANCE_MUST_NOT_EXCEED_THE_BOUND = "balance_must_not_exceed_the_bound"
+    DEPOSIT_MUST_NOT_EXCEED_THE_BOUND = "deposit_must_not_exceed_the_bound"
+    SHARE_CAPS_MUST_NOT_EXCEED_THE_BALANCE_BOUND = "share_caps_must_not_exceed_the_balance_bound"
+
     # -- Plans ---------------------------------------------------------------------------------------------------
     PLAN_CANNOT_TERMINATE_BEFORE_ANNOUNCED_END = "plan_cannot_terminate_before_announced_end"
     PLAN_END_MUST_BE_IN_THE_FUTURE = "plan_end_must_be_in_the_future"

@@ -7,6 +7,7 @@ from uuid import UUID
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
+from ledger.bounds import check_deposit
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, new_stream_id, plan_id
 from ledger.rules import Rule
@@ -69,6 +70,7 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
           Rule.DEPOSITS_ARE_ONLY_FOR_PREPAID_PLANS)
     check(membership.details.payer is None, "member", Rule.DEPOSITS_GO_TO_THE_PAYING_MEMBER,
           f"payer is {membership.details.payer}")
+    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member))
     membership.receive_deposit(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen})
 
