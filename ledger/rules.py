@@ -235,6 +235,8 @@ class Rule(StrEnum):
     CLAIM_MUST_BE_INVESTIGATED_BEFORE_NOTICE = "claim_must_be_investigated_before_notice"
     CLAIM_MUST_BE_ON_NOTICE = "claim_must_be_on_notice"
     CLAIMANT_CANNOT_OBJECT_TO_OWN_CLAIM = "claimant_cannot_object_to_own_claim"
+    CONDITION_MUST_FIT_THE_CATEGORY = "condition_must_fit_the_category"
+    CONDITION_MUST_FIT_THE_MEMBERS_SEX = "condition_must_fit_the_members_sex"
     DECISION_ONLY_AFTER_THE_NOTICE_ENDS = "decision_only_after_the_notice_ends"
     DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE = "diagnosis_must_not_be_in_the_future"
     DIAGNOSIS_MUST_NOT_PRECEDE_JOINING = "diagnosis_must_not_precede_joining"

@@ -39,9 +39,10 @@ def today(app: Ledger, days: int = 0) -> str:
 
 
 def file(app: Ledger, member: str, diagnosed_on: str, age: int = 30,
-         category: str = "illness") -> str:
+         category: str = "illness", condition: str | None = None) -> str:
+    condition = condition or ("traffic_injury" if category == "accident" else "breast_cancer")
     return str(app.execute(FileClaim(
-        command_id=cid(), member=member, category=category, condition="breast_cancer",  # type: ignore[arg-type]
+        command_id=cid(), member=member, category=category, condition=condition,  # type: ignore[arg-type]
         diagnosed_on=diagnosed_on, age_at_diagnosis=age, evidence_commitment=commitment("evidence")))["claim"])
 
 
@@ -578,6 +579,21 @@ def test_a_jury_can_overturn_an_upheld_objection(ledger_app: Ledger, plan: str) 
     rejection = read(ledger_app, claims[1]).rejection
     assert rejection is not None
     assert (rejection.reason, rejection.basis) == ("objection_upheld", "objection")
+
+
+def test_a_condition_must_fit_the_category_and_the_members_sex(ledger_app: Ledger, plan: str) -> None:
+    """Finding 10: a cancer filed as an accident would skip the waiting period; a man cannot claim for cervical
+    cancer. Both are refused at filing, naming the condition."""
+    man = join(ledger_app, plan, sex="m")
+    woman = join(ledger_app, plan, sex="f")
+    advance(ledger_app, days=100)
+    rejected(ledger_app, lambda: file(ledger_app, man, today(ledger_app, -1), category="accident",
+                                      condition="lung_cancer"), "condition", "condition_must_fit_the_category")
+    rejected(ledger_app, lambda: file(ledger_app, man, today(ledger_app, -1), condition="traffic_injury"),
+             "condition", "condition_must_fit_the_category")
+    rejected(ledger_app, lambda: file(ledger_app, man, today(ledger_app, -1), condition="cervical_cancer"),
+             "condition", "condition_must_fit_the_members_sex")
+    assert file(ledger_app, woman, today(ledger_app, -1), condition="cervical_cancer")
 
 
 def test_diagnosis_dates_are_plan_dates(ledger_app: Ledger, plan: str) -> None:

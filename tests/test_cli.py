@@ -195,7 +195,7 @@ def test_read_model_commands_on_a_demo(demo: Path, tmp_path: Path) -> None:
     plans = {p["name"]: p for p in json.loads(run(demo, "plan", "list", "--json").output)}
     assert sorted(plans) == ["postpaid cancer plan", "prepaid cancer plan"]
     periods = json.loads(run(demo, "period", "list", "--plan", "prepaid cancer plan", "--json").output)
-    assert [p["number"] for p in periods] == [1, 2]
+    assert [p["number"] for p in periods] == [1, 2, 3]  # two periods, then the tail period after the plan's end
     assert all(p["plan"] == plans["prepaid cancer plan"]["id"] for p in periods)
     by_number = json.loads(run(demo, "period", "show", "prepaid cancer plan:2", "--json").output)
     assert by_number == json.loads(run(demo, "period", "show", periods[1]["id"], "--json").output)

@@ -9,6 +9,7 @@ from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midnight
+from ledger.conditions import fits_category, fits_sex
 from ledger.envelope import format_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg, new_stream_id
@@ -77,6 +78,11 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
         window = plan.closing.claim_tail_days
     check(today <= diagnosed_on + timedelta(days=window), "diagnosed_on",
           Rule.CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW, f"{window} days")
+    check(fits_category(command.condition, command.category), "condition", Rule.CONDITION_MUST_FIT_THE_CATEGORY,
+          f"{command.condition} is not an {command.category}" if command.category == "accident"
+          else f"{command.condition} is an accident")
+    check(fits_sex(command.condition, membership.details.sex), "condition", Rule.CONDITION_MUST_FIT_THE_MEMBERS_SEX,
+          f"{command.condition} for sex {membership.details.sex}")
     joined_rules = plan.rules_version(membership.details.rules_version).rules
     check(command.category == "accident"
           or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days, offset),
