@@ -3,6 +3,8 @@
     /api/v1/…            the JSON API (OpenAPI 3.1 at /openapi.json): one router per audience —
                          public (`routers/public.py`), member, custodian, regulator — and the live feed
     /static/…            the in-browser verifier's ES modules (`ledger/web/static/`), same origin
+    /, /plans/…, /periods/…, /member, /custodian, /regulator
+                         the pages people read (`routers/pages.py`, docs/pages.md)
     (more routers)       mounted with one `include_router` each: `create_app(state, routers=[log_router(...)])`
 
 Errors are RFC 9457 problem details (`ledger.api.problem`); no traceback reaches a client. Requests only read, but
@@ -27,7 +29,7 @@ from starlette.types import Scope
 
 from ledger.api.jobs import OperatorJobs
 from ledger.api.problem import problem, problem_for, validation_problem
-from ledger.api.routers import custodian, feed, member, public, regulator
+from ledger.api.routers import custodian, feed, member, pages, public, regulator
 from ledger.api.state import ServiceState
 from ledger.bootstrap import Ledger
 from ledger.errors import LedgerError
@@ -84,7 +86,9 @@ def create_app(state: ServiceState, *, routers: Sequence[APIRouter] = (), jobs: 
     api = APIRouter(prefix=API_PREFIX)
     for module in (public, feed, member, custodian, regulator):
         api.include_router(module.router)
+    api.include_router(member.identity)
     app.include_router(api)
+    app.include_router(pages.router)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticModules(directory=STATIC), name="static")
