@@ -164,7 +164,8 @@ function shareProblem(body) {
   const problem = termsProblem(body);
   if (problem !== null) return problem;
   const expected = assess(body.locked_members, body.cases.map((c) => [c.claim, c.approved_fen]), body.fee_bps,
-    body.surplus_in_fen, body.per_case_cap_fen, body.annual_cap_remaining_fen, body.excess_policy);
+    body.surplus_in_fen, body.per_case_cap_fen, body.annual_cap_remaining_fen, body.excess_policy,
+    body.funded_by === "operator");
   for (const term of TERMS) {
     if (!sameTerm(expected[term], body[term])) {
       return `${term}: the formula gives ${expected[term]}, the period signed ${body[term]}`;
