@@ -121,7 +121,6 @@ class WriterClient:
             if answer is None or answer.get("crash"):
                 self.count("writer ended without answering" if answer is None else "writer crashed")
                 if answer is not None:
-                    self.transcript.append(["crash", answer["crash"][:120]])
                     self.crashes.append(answer["crash"])
                 self.writer.kill()
                 continue

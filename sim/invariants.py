@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,9 @@ class Checks:
                 positions[projection_class.NAME] = max(last)
         return positions
 
-    def caught_up(self, seconds: float) -> None:
-        """Wait until the consumers have applied every stored event (liveness after the faults)."""
+    def caught_up(self, seconds: float, supervise: Callable[[], None]) -> None:
+        """Wait until the consumers have applied every stored event (liveness after the faults), starting again
+        whatever ends meanwhile."""
         expected = self.final_positions()
         deadline = time.monotonic() + seconds
         while True:
@@ -146,6 +147,7 @@ class Checks:
                 break
             require(time.monotonic() < deadline, "the consumers catch up after the faults",
                     f"after {seconds:g} s, lanes behind (at, end): {behind}")
+            supervise()
             time.sleep(0.3)
         self.positions_never_go_back()
         self.ran("consumers caught up: no event skipped")

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from eventsourcing.postgres import PostgresDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -124,7 +125,9 @@ class SimDemo(Demo):
         """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid."""
         plan = self.summary.plans["prepaid"]
         self.refresh_ended("prepaid")
-        leaving = [m for m in self.members["prepaid"] if m.id not in self.ended and m.id not in self.claimed][:2]
+        payers = {m.payer for m in self.members["prepaid"]}
+        leaving = [m for m in self.members["prepaid"]
+                   if m.id not in self.ended and m.id not in self.claimed and m.id not in payers][:2]
         self.run([Exit(command_id=self.next_id("exit"), member=m.id) for m in leaving])
         now = self.clock.now() + timedelta(hours=1)
         self.at(now)
@@ -240,6 +243,7 @@ class Simulation:
         """Start what is due to come back, inject the step's faults, check after the recovery; return the delay
         after which the writer is killed during this step's batch, if it is."""
         self.report.steps = step
+        self.supervise()
         for name, when in list(self.down.items()):
             if when <= step:
                 self.system.processes[name].start()
@@ -255,6 +259,18 @@ class Simulation:
             else:
                 self.inject(fault)
         return kill_writer
+
+    def supervise(self) -> None:
+        """Start again every process that ended on its own (as the deployment's `restart: unless-stopped` does),
+        saying why it ended."""
+        for name, process in self.system.processes.items():
+            if name == "writer" or name in self.down or process.popen is None or process.running:
+                continue
+            lines = process.log.read_text(errors="replace").strip().splitlines()
+            self.report.crashes.append(f"step {self.report.steps}: {name} ended with {process.popen.returncode}: "
+                                       f"{lines[-1][:200] if lines else ''}")
+            process.kill()
+            process.start()
 
     def kill(self, name: str, fault: Fault) -> None:
         """SIGKILL a process; it starts again `down_for` steps later (or now)."""
@@ -280,6 +296,9 @@ class Simulation:
             self.recovered("the broker came back empty")
         elif fault.kind == "postgres connections terminated":
             self.terminate_connections()
+            for store in (self.ledger.app.ledger_recorder.datastore, self.views.datastore):
+                if isinstance(store, PostgresDatastore):
+                    store.pool.check()  # the checks' own connections were ended too
             self.recovered("connections terminated")
         elif fault.kind == "consumer fed duplicates":
             self.feed(fault.target, random.Random(f"sim-feed-{self.seed}-{fault.step}"))
@@ -396,7 +415,7 @@ class Simulation:
             self.system.processes[name].start()
             del self.down[name]
         self.checks.quick(self.client.acknowledged)
-        self.checks.caught_up(180)
+        self.checks.caught_up(180, self.supervise)
         self.checks.digests()
         self.checks.audit([self.work / "custodian", self.work / "regulator"])
         self.report.checks = dict(self.checks.counts)
