@@ -394,7 +394,7 @@ class Simulation:
         self.client = WriterClient(self.system.processes["writer"], self.clock, rng, self.before_step,
                                    lambda: self.ledger.app.recorder.max_notification_id() or 0,
                                    lambda ids: set(self.ledger.app.ledger_recorder.select_receipts(ids)),
-                                   max_steps=self.steps)
+                                   lambda: self.recovered("the writer started again"), max_steps=self.steps)
         self.ledger.client = self.client
         demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
         try:
