@@ -36,6 +36,7 @@ from schemas.commands import Command
 from schemas.commands.membership import DisburseRefund, Exit
 from schemas.commands.period import WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
+from schemas.commands.report import PublishReport
 from sim.client import StepsDoneError, WriterClient
 from sim.invariants import Checks, InvariantBrokenError
 from sim.services import TansuBroker, new_database, tansu_binary
@@ -122,7 +123,8 @@ class SimDemo(Demo):
         """The service publishes and the witnesses cosign on their own."""
 
     def wind_down(self) -> None:
-        """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid."""
+        """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid;
+        the regulator publishes its report over the whole history."""
         plan = self.summary.plans["prepaid"]
         self.refresh_ended("prepaid")
         payers = {m.payer for m in self.members["prepaid"]}
@@ -143,6 +145,10 @@ class SimDemo(Demo):
         self.run([DisburseRefund(command_id=self.next_id("refund"), member=member, amount_fen=amount,
                                  reference=self.next_id("refund-ref")) for member, amount in owed])
         self.count("refunds_paid", len(owed))
+        today = self.clock.now().date()
+        self.app.execute(PublishReport(command_id=self.next_id("report"), since=DEMO_START.date().isoformat(),
+                                       until=today.isoformat()))
+        self.count("reports")
 
 
 def iso(moment: Any) -> str:
