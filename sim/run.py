@@ -9,6 +9,7 @@ import random
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -303,7 +304,7 @@ class Simulation:
         elif fault.kind == "postgres connections terminated":
             self.terminate_connections()
             for store in (self.ledger.app.ledger_recorder.datastore, self.views.datastore):
-                if isinstance(store, PostgresDatastore):
+                if isinstance(store, PostgresDatastore) and not store.pool.closed:
                     store.pool.check()  # the checks' own connections were ended too
             self.recovered("connections terminated")
         elif fault.kind == "consumer fed duplicates":
@@ -388,11 +389,18 @@ class Simulation:
             with self.deployment():
                 self.drive()
         except InvariantBrokenError as error:
-            where = self.current.describe() if self.current else "no fault yet"
-            self.report.broken = (f"seed {self.seed} ({self.store}) step {self.report.steps}, last fault: {where}, "
-                                  f"after {self.last_recovery}: invariant broken: {error}")
+            self.report.broken = f"{self.where()}: invariant broken: {error}"
+        except Exception as error:  # the simulation's own failure is reported like a broken invariant, with its trace
+            self.report.broken = (f"{self.where()}: the simulation failed: {type(error).__name__}: {error}\n"
+                                  f"{traceback.format_exc()}")
         self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
+
+    def where(self) -> str:
+        """The seed, the step, the last fault and the last recovery, for a failure's report."""
+        fault = self.current.describe() if self.current else "no fault yet"
+        return (f"seed {self.seed} ({self.store}) step {self.report.steps}, last fault: {fault}, after "
+                f"{self.last_recovery}")
 
     def drive(self) -> None:
         """The workload, then every process back, everything caught up and checked."""
