@@ -151,7 +151,7 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     shares_paid = uow.queries.shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
-                       rules.waiting_days, shares_paid, balance)
+                       rules.waiting_days, plan.rules_at(uow.at).rules.utc_offset_minutes, shares_paid, balance)
     return Outcome({"member": command.member, "refund_due_fen": shares_paid + max(balance, 0)})
 
 
