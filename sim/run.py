@@ -428,7 +428,7 @@ class Simulation:
         for name in list(self.down):
             self.system.processes[name].start()
             del self.down[name]
-        self.checks.quick(self.client.acknowledged)
+        self.checks.quick(self.client.acknowledged, settled=self.report.steps < self.steps)
         self.checks.caught_up(180, self.supervise)
         self.checks.digests()
         self.checks.audit([self.work / "custodian", self.work / "regulator"])
