@@ -20,6 +20,7 @@ class Rule(StrEnum):
     CLAIM_MUST_EXIST = "claim_must_exist"
     ID_MUST_NAME_THE_EXPECTED_KIND = "id_must_name_the_expected_kind"
     LEDGER_MUST_BE_INITIALIZED = "ledger_must_be_initialized"
+    STORE_SCHEMA_MUST_BE_CURRENT = "store_schema_must_be_current"
     MEMBERSHIP_MUST_EXIST = "membership_must_exist"
     PERIOD_MUST_EXIST = "period_must_exist"
     PLAN_MUST_EXIST = "plan_must_exist"

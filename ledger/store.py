@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.aggregates.base import LedgerAggregate
@@ -173,7 +172,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """The PostgreSQL event recorder plus the command receipts table, written in the same transaction."""
+    """The PostgreSQL event recorder plus the command receipts table, written in the same transaction.
+
+    A command's events and receipts are written in one round trip: the statements of the transaction (take the
+    table's write lock, insert the receipts, insert the events, notify) are pipelined and sent together, each
+    insert one prepared statement over parallel arrays (`unnest`) however many rows it carries. The write lock makes
+    notification ids commit in order, as the library's recorder does; a transaction that fails after taking ids
+    from the sequence leaves a gap, which readers of the notification log skip (`consumers.relay` counts them).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -184,16 +190,44 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "request_hash text NOT NULL, result text NOT NULL)"
             ).format(self.receipts_table)
         )
+        events = Identifier(self.datastore.schema, self.events_table_name)
+        self.insert_rows_statement = SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])").format(events)
+        self.insert_receipts_statement = SQL(
+            "INSERT INTO {} (command_id, request_hash, result) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])").format(self.receipts_table)
+        self.notify_statement = SQL("NOTIFY {}").format(Identifier(self.channel_name))
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert the events and the receipts (`receipts=`) in one transaction sent in one round trip (see the class
+        docstring). A taken stream version or command id raises the library's `IntegrityError`; a failure another
+        writer or the server caused (a serialization failure, a deadlock, a lock timeout, an aborted pipeline, a
+        dropped connection) raises its `OperationalError` or `InternalError`: nothing was written either way. The
+        ledger reads notification ids from the table, never from the insert, so none are returned."""
         receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
-        if receipts:
-            curs.executemany(
-                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
-                [(r.command_id, r.request_hash, r.result) for r in receipts],
-            )
+        with self.datastore.get_connection() as conn:
+            failure: Exception | None = None
+            with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
+                try:
+                    for statement in self.lock_table_statements:
+                        curs.execute(statement, prepare=True)
+                    if receipts:
+                        curs.execute(self.insert_receipts_statement,
+                                     ([r.command_id for r in receipts], [r.request_hash for r in receipts],
+                                      [r.result for r in receipts]), prepare=True)
+                    if stored_events:
+                        curs.execute(self.insert_rows_statement,
+                                     ([e.originator_id for e in stored_events],
+                                      [e.originator_version for e in stored_events],
+                                      [e.topic for e in stored_events], [e.state for e in stored_events]),
+                                     prepare=True)
+                        curs.execute(self.notify_statement)
+                except psycopg.Error as error:  # raised once the pipeline has ended, not inside it
+                    failure = error
+            if failure is not None:
+                raise failure
+        return None
 
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes

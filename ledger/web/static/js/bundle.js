@@ -182,7 +182,12 @@ function shareProblem(body) {
   return null;
 }
 
-class Procedure {
+/**
+ * The procedure's steps over one bundle-shaped input, reused by the other checks of signed events in the browser
+ * (disclosure.js): `runSigned` runs sections 1, 3 and 4 only — the checkpoint, the inclusion of each event, its
+ * envelope, its key and its signature — for events that are not a member's history.
+ */
+export class Procedure {
   constructor(bundle, logKey, witnessKeys) {
     this.bundle = bundle;
     this.logKey = logKey;
@@ -215,6 +220,16 @@ class Procedure {
     const periods = await this.rolls();
     if (!this.findings.every((f) => f.ok)) return null;
     return this.statement(checkpoint, periods);
+  }
+
+  /** Sections 1, 3 and 4: the checkpoint, then each event's inclusion, envelope, key and signature. */
+  async runSigned() {
+    const checkpoint = await this.checkpoint(this.bundle.checkpoint, "checkpoint");
+    if (checkpoint === null) return null;
+    await this.events(checkpoint);
+    await this.keyring();
+    await this.signatures();
+    return checkpoint;
   }
 
   async checkpoint(note, prefix) {
