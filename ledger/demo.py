@@ -149,9 +149,14 @@ def jury_quorum(members: int) -> int:
     return max(5, min(1000, members // 50))
 
 
-def claims_per_period(members: int, number: int, rng: random.Random) -> int:
-    """Cases this period among `members` demo members: the ramped incidence with its spread, at least two so every
-    path (an objection, a jury) shows."""
+def claims_per_period(members: int) -> int:
+    """Cases per period in a mature real pool of `members`: about 3,600 per 100 million (2021), at least two."""
+    return max(2, round(members * MATURE_INCIDENCE))
+
+
+def demo_claims(members: int, number: int, rng: random.Random) -> int:
+    """Cases in period `number` among `members` demo members: the ramped, scaled incidence with its spread, at least
+    two so every path (an objection, a jury) shows."""
     expected = members * incidence(number)
     return max(2, round(rng.gauss(expected, expected ** 0.5 / 2)))
 
@@ -533,7 +538,7 @@ class Demo:
         diagnosed_on = plan_date(cutoff - timedelta(days=20), rules)
         active = sum(1 for m in self.members[state.plan_name] if m.id not in self.ended)
         claimants = self.eligible_claimants(state.plan_name, diagnosed_on,
-                                            claims_per_period(active, state.number, self.rng))
+                                            demo_claims(active, state.number, self.rng))
         filed = self.run([FileClaim(
             command_id=self.next_id("claim"), member=m.id, category="illness", condition=self.condition(m),
             diagnosed_on=(diagnosed_on - timedelta(days=self.rng.randint(0, 10))).isoformat(),
