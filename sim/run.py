@@ -120,6 +120,10 @@ class SimDemo(Demo):
     """The demo's history (plans, joins, jurors, every claim path, periods, disclosures) with a wind-down after
     it; its checkpoints are the service's and the witnesses' business, not the workload's."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("endings", False)  # the workload winds the prepaid plan down itself (`wind_down`)
+        super().__init__(*args, **kwargs)
+
     def witness_checkpoint(self) -> None:
         """The service publishes and the witnesses cosign on their own."""
 
@@ -410,7 +414,7 @@ class Simulation:
                                    lambda ids: set(self.ledger.app.ledger_recorder.select_receipts(ids)),
                                    lambda: self.recovered("the writer started again"), max_steps=self.steps)
         self.ledger.client = self.client
-        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None, endings=False)  # its own wind-down
+        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
         try:
             demo.create_plans()
             demo.join_members()

@@ -38,7 +38,7 @@ def test_a_seed_runs_with_every_invariant_holding(seed: int, store: str, steps: 
 def test_the_workload_takes_every_role_and_claim_path_and_winds_down(tmp_path: Path) -> None:
     """The workload on the composition root in process (the simulation sends the same commands to its writer)."""
     ledger = new_ledger(tmp_path, None, signing_workers=0)  # the demo's clock starts where the tests' does
-    demo = SimDemo(ledger, 20, 1, 3, None)
+    demo = SimDemo(ledger, 150, 1, 3, None)  # a pool whose shares its balances can pay (money held only)
     demo.create_plans()
     demo.join_members()
     demo.qualify_jurors()
@@ -48,7 +48,9 @@ def test_the_workload_takes_every_role_and_claim_path_and_winds_down(tmp_path: P
     counts = demo.counts
     assert counts["jury_cases"] == counts["objections"] == counts["reports"] == 1
     assert counts["claims_approved"] and counts["claims_rejected"] and counts["claims_paid"]
-    assert counts["debits_failed"] and counts["subsidies"] and counts["refunds_paid"]
+    # no subsidy: the demo's caps bind only where they would in the real pool, and the workload leaves out the
+    # endings (whose operator-funded periods are the subsidies: tests/test_endings.py)
+    assert counts["debits_failed"] and counts["refunds_paid"]
     models = ledger.read_models()
     assert models.journal.trial_balance() == 0
     assert not [r for r in models.journal.refund_obligations() if (r[6] or 0) < r[3]]  # every refund due was paid
