@@ -16,6 +16,10 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      for exactly the funded amount of that case, never above the plan maximum for the age at diagnosis.
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
+13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
+     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
+     period, rules version of the diagnosis day, age covered, and check 11's plan maximum); without them, the
+     report counts the events whose checks needed them (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -35,6 +39,7 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
+from audit.sealed import SealedChecks, check_exclusion, check_filing, diagnosis_rules_instant
 from ledger.aggregates.sharing_period import plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
@@ -49,6 +54,7 @@ from ledger.projections.cases import Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
+from ledger.sealing import Revealed
 from ledger.sharing import assess, roll_root
 from ledger.verify import CheckedSignatures, Failure, Report, examine
 from ledger.verify import Verifier as EventVerifier
@@ -226,6 +232,8 @@ class _Plan:
     """Member → when they first lapsed, left or were excluded or wound down."""
     periods: dict[int, dict[str, Any]] = field(default_factory=dict)
     settlements: list[tuple[str, int]] = field(default_factory=list)
+    closing_tail_days: int | None = None
+    """The claim tail of a plan whose closing was announced (None while it is open)."""
 
     def rules_at(self, instant: str) -> tuple[int, PlanRules]:
         current = self.versions[0]
@@ -238,8 +246,11 @@ class _Plan:
 class Auditor:
     """Runs the procedure (module docstring)."""
 
-    def __init__(self, anchors: TrustAnchors | None, log_key: Verifier | None = None) -> None:
+    def __init__(self, anchors: TrustAnchors | None, log_key: Verifier | None = None,
+                 revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
+        self.sealed = SealedChecks.of(revealed)
+        """Check 13: the revealed values given (`--revealed`), or none."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -279,6 +290,7 @@ class Auditor:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         self.checkpoints(notes, roots)
+        self.report.needs_sealed_values = dict(self.sealed.needed)
         self.report.failures.sort(key=lambda f: (f.index, int(f.check.split()[0]) if f.check[0].isdigit() else 0))
         return self.report
 
@@ -338,6 +350,8 @@ class Auditor:
         kind, body, stream, at = e["type"], e["body"], e["stream"], e["at"]
         if kind == "plan.created":
             self.plans[stream] = _Plan([(at, 1, PlanRules.from_json_value(body["rules"]))])
+        elif kind == "plan.closing_announced":
+            self.plans[stream].closing_tail_days = body["claim_tail_days"]
         elif kind == "plan.rules_amended":
             self.plans[stream].versions.append((body["effective_from"], body["version"],
                                                 PlanRules.from_json_value(body["rules"])))
@@ -350,8 +364,12 @@ class Auditor:
             if stream not in plan.members:
                 raise KeyError(f"member {stream} of plan {body['plan']}")
             plan.ended.setdefault(stream, at)
+            if kind == "member.excluded" and e["schema"] == 2:
+                self.sealed_event(index, e, "waiting period")
         elif kind == "claim.filed":
-            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0}
+            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "schema": e["schema"]}
+            if e["schema"] == 2:
+                self.claims[stream]["values"] = self.sealed_event(index, e, "filing")
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
@@ -368,6 +386,24 @@ class Auditor:
             self.assessment(index, e)
         elif kind == "claim.paid":
             self.payout(index, e)
+
+    def sealed_event(self, index: int, e: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """Check 13 for a sealed event: its values opened and its rules re-checked; without values, counted."""
+        def fail(check: str, expected: object, found: object) -> None:
+            self.fail(index, e, check, expected, found)
+
+        values = self.sealed.values(e, fail)
+        if self.sealed.revealed is None:
+            self.sealed.need(f"13 sealed ({what})")
+            return None
+        if values is None:
+            return None
+        plan = self.plans[e["body"]["plan"]]
+        if e["type"] == "claim.filed":
+            check_filing(e, values, plan.members, plan.rules_at, plan.closing_tail_days, fail)
+        else:
+            check_exclusion(e, values, plan.members.get(e["stream"]), plan.rules_at, fail)
+        return values
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one `period.assessed`."""
@@ -427,10 +463,14 @@ class Auditor:
         approved = claim["approved"]
         if approved["basis"] not in ("notice", "jury"):
             self.fail(index, e, "11 claim (basis)", "notice or jury", approved["basis"])
-        _, rules = self.plans[claim["plan"]].rules_at(claim["filing"]["diagnosed_on"] + "T23:59:59.999999Z")
-        maximum = rules.max_aid_fen(claim["filing"]["age_at_diagnosis"])
-        if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
-            self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])
+        exact = claim["filing"] if claim["schema"] == 1 else claim.get("values")
+        if exact is None:
+            self.sealed.need("11 claim (plan maximum)")
+        else:
+            _, rules = self.plans[claim["plan"]].rules_at(diagnosis_rules_instant(exact["diagnosed_on"]))
+            maximum = rules.max_aid_fen(exact["age_at_diagnosis"])
+            if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
+                self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])
         period = claim.get("period")
         assessed = next((p["body"] for plan in self.plans.values() for p in plan.periods.values()
                          if p["stream"] == period), None)

@@ -3,7 +3,9 @@
 `SignedEventMapper` is where domain events become signed envelopes: each stored event's `state` is the RFC 8785
 bytes of the full signed envelope — exactly the transparency-log entry — and its `topic` is `type@schema`.
 The recorders add one table, `command_receipts`, written in the same transaction as a command's events so that
-repeating a command id returns the first result and writes nothing.
+repeating a command id returns the first result and writes nothing, and the two tables of the vault
+(`ledger.vault`: `vault_keys`, one wrapped data key per member, and `vault_values`, the sealed values of events,
+encrypted under their member's data key), written in that same transaction too.
 """
 
 from __future__ import annotations
@@ -35,6 +37,51 @@ class CommandReceipt:
     command_id: str
     request_hash: str
     result: str
+
+
+@dataclass(frozen=True)
+class VaultRow:
+    """One encrypted sealed value: the event field it opens, and the member whose data key encrypts it."""
+
+    stream: str
+    seq: int
+    field: str
+    member: str
+    sealed: bytes
+
+
+@dataclass
+class VaultWrites:
+    """What a transaction does to the vault: new members' wrapped data keys and new sealed values to add, and the
+    members whose key and values to delete (erasure: with the receipts of the commands that carried their sealed
+    values, `SCRUBBED_COMMANDS`)."""
+
+    keys: dict[str, bytes]
+    values: list[VaultRow]
+    erase: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.values or self.erase)
+
+
+SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness")
+"""Commands whose requests carried sealed values: their receipts go when their member is erased."""
+
+
+def erasure_deletions(member: str, streams: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The deletions of one member's erasure, as (table, condition with `?` placeholders, parameters): their data
+    key, their values, and the receipts of the commands that carried those values (a receipt's result names the
+    streams its command wrote)."""
+    deletions: list[tuple[str, str, tuple[str, ...]]] = [
+        ("vault_keys", "member = ?", (member,)), ("vault_values", "member = ?", (member,))]
+    for stream in sorted({*streams, member}):
+        for command in SCRUBBED_COMMANDS:
+            deletions.append(("command_receipts", "result LIKE ? AND result LIKE ?",
+                              (f'{{"command":"{command}",%', f"%{stream}%")))
+    return deletions
+
+
+VAULT_TABLES = ("vault_keys", "vault_values")
 
 
 class StoredEntryError(ValueError):
@@ -125,6 +172,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS command_receipts ("
             "command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, result TEXT NOT NULL)"
         )
+        statements.append("CREATE TABLE IF NOT EXISTS vault_keys (member TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS vault_values (stream TEXT NOT NULL, seq INTEGER NOT NULL, field TEXT NOT NULL, "
+            "member TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (stream, seq, field))"
+        )
+        statements.append("CREATE INDEX IF NOT EXISTS vault_values_member ON vault_values (member)")
         return statements
 
     def _insert_events(
@@ -141,6 +194,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO command_receipts VALUES (?,?,?)",
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
+        vault: VaultWrites | None = kwargs.get("vault")
+        if vault is not None:
+            c.executemany("INSERT INTO vault_keys VALUES (?,?)", list(vault.keys.items()))
+            c.executemany("INSERT INTO vault_values VALUES (?,?,?,?,?)",
+                          [(v.stream, v.seq, v.field, v.member, v.sealed) for v in vault.values])
+            if vault.erase:
+                c.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten with zeros, not just unlinked
+            for member in vault.erase:
+                c.execute("SELECT DISTINCT stream FROM vault_values WHERE member = ?", (member,))
+                for table, condition, parameters in erasure_deletions(member, [row[0] for row in c.fetchall()]):
+                    c.execute(f"DELETE FROM {table} WHERE {condition}", parameters)
         c.executemany(
             self.insert_events_statement,
             [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
@@ -159,6 +223,28 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
         rows = self._select_in("SELECT * FROM command_receipts WHERE command_id", command_ids)
         return {row[0]: CommandReceipt(row[0], row[1], row[2]) for row in rows}
+
+    def select_vault_key(self, member: str) -> bytes | None:
+        """A member's wrapped data key, or None (never made, or erased)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT wrapped FROM vault_keys WHERE member = ?", (member,))
+            row = c.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def select_vault_values(self, *, member: str | None = None, stream: str | None = None) -> list[VaultRow]:
+        """The sealed values of a member, or of a stream."""
+        column, value = ("member", member) if member is not None else ("stream", stream)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT stream, seq, field, member, sealed FROM vault_values WHERE {column} = ? "
+                      "ORDER BY stream, seq, field", (value,))
+            rows = c.fetchall()
+        return [VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def compact_vault(self) -> None:
+        """After an erasure: move every change into the database file and empty the write-ahead log, so no
+        earlier page of the erased rows stays in it."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _select_in(self, query: str, values: Sequence[Any]) -> list[Any]:
         """The rows of `query` + ` IN (values)`, in one read transaction, one statement per 500 values (SQLite
@@ -184,6 +270,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "request_hash text NOT NULL, result text NOT NULL)"
             ).format(self.receipts_table)
         )
+        self.vault_keys_table = Identifier(self.datastore.schema, "vault_keys")
+        self.vault_values_table = Identifier(self.datastore.schema, "vault_values")
+        self.sql_create_statements.append(
+            SQL("CREATE TABLE IF NOT EXISTS {} (member text PRIMARY KEY, wrapped bytea NOT NULL)").format(
+                self.vault_keys_table))
+        self.sql_create_statements.append(
+            SQL("CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, seq integer NOT NULL, field text NOT NULL, "
+                "member text NOT NULL, sealed bytea NOT NULL, PRIMARY KEY (stream, seq, field))").format(
+                self.vault_values_table))
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS vault_values_member ON {} (member)").format(self.vault_values_table))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -194,6 +291,45 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
+        vault: VaultWrites | None = kwargs.get("vault")
+        if vault is not None:
+            if vault.keys:
+                curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.vault_keys_table),
+                                 list(vault.keys.items()))
+            if vault.values:
+                curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s)").format(self.vault_values_table),
+                                 [(v.stream, v.seq, v.field, v.member, v.sealed) for v in vault.values])
+            for member in vault.erase:
+                curs.execute(SQL("SELECT DISTINCT stream FROM {} WHERE member = %s").format(self.vault_values_table),
+                             (member,))
+                streams = [row["stream"] for row in curs.fetchall()]
+                for table, condition, parameters in erasure_deletions(member, streams):
+                    curs.execute(SQL("DELETE FROM {} WHERE " + condition.replace("?", "%s")).format(
+                        Identifier(self.datastore.schema, table)), parameters)
+
+    def compact_vault(self) -> None:
+        """After an erasure: vacuum the vault and receipt tables, so the space of the deleted rows is reclaimed
+        (docs/privacy.md says what PostgreSQL may still hold until it is reused)."""
+        with self.datastore.get_connection() as conn:  # the pool's connections are in autocommit mode
+            conn.execute(SQL("VACUUM {}, {}, {}").format(self.vault_keys_table, self.vault_values_table,
+                                                         self.receipts_table))
+
+    def select_vault_key(self, member: str) -> bytes | None:
+        """A member's wrapped data key, or None (never made, or erased)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT wrapped FROM {} WHERE member = %s").format(self.vault_keys_table), (member,))
+            row = curs.fetchone()
+        return None if row is None else bytes(row["wrapped"])
+
+    def select_vault_values(self, *, member: str | None = None, stream: str | None = None) -> list[VaultRow]:
+        """The sealed values of a member, or of a stream."""
+        column, value = ("member", member) if member is not None else ("stream", stream)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT stream, seq, field, member, sealed FROM {} WHERE {} = %s "
+                             "ORDER BY stream, seq, field").format(self.vault_values_table, Identifier(column)),
+                         (value,))
+            rows = curs.fetchall()
+        return [VaultRow(r["stream"], r["seq"], r["field"], r["member"], bytes(r["sealed"])) for r in rows]
 
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes

@@ -36,6 +36,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "exit": ("member", "exit"),
     "exclude_for_waiting_illness": ("member", "exclude"),
     "disburse_refund": ("member", "disburse-refund"),
+    "erase_member": ("member", "erase"),
     "file_claim": ("claim", "file"),
     "investigate_claim": ("claim", "investigate"),
     "notice_claim": ("claim", "notice"),
