@@ -7,17 +7,28 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
+from audit.bundle import verify_bundle
+from audit.verify import Auditor
+from consumers.relay import Relay
+from ledger.anchors import TrustAnchors
 from ledger.bootstrap import Ledger
-from ledger.errors import KeyDirectoryError, VerificationError
+from ledger.errors import KeyDirectoryError, RefusedError, VerificationError
+from ledger.log.bundle import build_bundle
+from ledger.reveal import check_records, may_see, reveal_claim, reveal_member
 from ledger.rules import Rule
 from ledger.sealing import Revealed, age_band, check_revealed, commitment
 from ledger.store import decode_entry
+from ledger.unit_of_work import UnitOfWork
 from ledger.vault import VAULT_KEY_FILE, Vault
-from schemas.commands.claim import FileClaim
+from schemas.commands.claim import DecideClaim, FileClaim, NoticeClaim, PayClaim
+from schemas.commands.disclosure import PublishDisclosure
+from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from tests.support import (
     START,
     advance,
@@ -27,10 +38,13 @@ from tests.support import (
     join,
     member_key,
     new_ledger,
+    prepaid_rules,
     rejected,
     sealed_values,
 )
 from tests.support import commitment as document_commitment
+from tests.test_claim import investigate
+from tests.test_period import at_local
 
 KNOWN_SALT = bytes(range(32))
 """The salt of the known-answer vectors docs/privacy.md gives."""
@@ -220,3 +234,238 @@ def test_without_the_vault_key_nothing_is_sealed_or_written(tmp_path: Path) -> N
     key_file.write_bytes(saved)
     assert UUID(join(reopen(app), plan)).version == 8
     assert clock_of(app).current == START
+
+
+# -- reveal and the audit -----------------------------------------------------------------------------------
+
+
+def entries_of(app: Ledger) -> list[bytes]:
+    """Every entry of the log, as an export holds them."""
+    return [entry for _, entry in app.entries()]
+
+
+def anchors_of(app: Ledger) -> TrustAnchors:
+    """The operator's trust anchors."""
+    return TrustAnchors.load(app.settings.data_dir / "trust-anchors.json")
+
+
+def test_values_are_revealed_to_the_member_a_custodian_or_a_regulator_only(ledger_app: Ledger, plan: str) -> None:
+    member, other = join(ledger_app, plan), join(ledger_app, plan)
+    own, others = member_key(ledger_app, member), member_key(ledger_app, other)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -2), age=30)
+    app = ledger_app.app
+    regulator = ledger_app.signers.load("regulator").key_id
+    for allowed in (own.key_id, regulator, ledger_app.signers.load("custodian").key_id):
+        may_see(app, allowed, member)
+    for refused in (others.key_id, ledger_app.signers.load("operator").key_id, "0123456789abcdef"):
+        with pytest.raises(RefusedError) as caught:
+            may_see(app, refused, member)
+        assert caught.value.rule == Rule.SEALED_VALUES_ARE_REVEALED_ONLY_TO_THE_MEMBER_THE_CUSTODIAN_OR_THE_REGULATOR
+    records = reveal_member(app, member)
+    assert {(r.stream, r.field) for r in records} == {(claim, f) for f in
+                                                       ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
+    assert reveal_claim(app, claim) == records and reveal_member(app, other) == []
+    envelopes = {(e["stream"], e["seq"]): e for e in map(json.loads, entries_of(ledger_app))}
+    assert check_records(records, envelopes) == []
+    forged = [Revealed(r.stream, r.seq, r.field, 31, r.salt) if r.field == "age_at_diagnosis" else r for r in records]
+    assert check_records(forged, envelopes) == [f"{claim}#1: age_at_diagnosis does not match its commitment "
+                                                "age_at_diagnosis_sealed"]
+
+
+def seal_another(monkeypatch: pytest.MonkeyPatch, field: str, value: Any) -> None:
+    """Make the operator seal `value` for `field` instead of the value it checked (a dishonest operator)."""
+    honest = UnitOfWork.seal
+
+    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any) -> str:
+        return honest(self, member, stream, seq, name, value if name == field else checked)
+
+    monkeypatch.setattr(UnitOfWork, "seal", dishonest)
+
+
+def test_an_operator_that_checks_one_value_and_seals_another_is_caught_only_with_the_values(
+        ledger_app: Ledger, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    member = join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)  # 2026-04-11: the waiting period ended on 2026-04-01
+    assert day(ledger_app) == "2026-04-11"
+    seal_another(monkeypatch, "diagnosed_on", "2026-04-15")  # same month, so the public month agrees: in the future
+    file(ledger_app, member, "2026-04-08", age=30)
+    monkeypatch.undo()
+    honest_member = join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    file(ledger_app, honest_member, day(ledger_app, -1), age=30)
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values == {"13 sealed (filing)": 2}
+    records = reveal_member(ledger_app.app, member) + reveal_member(ledger_app.app, honest_member)
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (diagnosis date)", "2026-04-15")]
+    assert seeing.needs_sealed_values == {}
+    missing = Auditor(anchors_of(ledger_app), revealed=records[4:]).run(entries_of(ledger_app))
+    assert [f.check for f in missing.failures] == ["13 sealed (revealed member)"]
+    swapped = [Revealed(r.stream, r.seq, r.field, "2026-04-09", r.salt) if r.field == "diagnosed_on" else r
+               for r in records]
+    assert {f.check for f in Auditor(anchors_of(ledger_app), revealed=swapped).run(entries_of(ledger_app)).failures
+            } == {"13 sealed (commitment diagnosed_on)"}
+
+
+def test_the_waiting_period_and_the_claim_window_are_rechecked_from_sealed_values(
+        ledger_app: Ledger, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    advance(ledger_app, days=10)
+    waiting, window = join(ledger_app, plan), join(ledger_app, plan)  # joined 2026-01-11: waiting until 04-11
+    advance(ledger_app, days=100)
+    assert day(ledger_app) == "2026-04-21"
+    seal_another(monkeypatch, "diagnosed_on", "2026-04-05")  # checked on the 15th, sealed in the waiting period
+    file(ledger_app, waiting, "2026-04-15")
+    monkeypatch.undo()
+    clock_of(ledger_app).set(clock_of(ledger_app).current.replace(month=10, day=20))  # 180 days back: 04-23
+    seal_another(monkeypatch, "diagnosed_on", "2026-04-21")  # checked on the 25th, sealed 182 days back
+    file(ledger_app, window, "2026-04-25")
+    monkeypatch.undo()
+    records = reveal_member(ledger_app.app, waiting) + reveal_member(ledger_app.app, window)
+    assert Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app)).ok
+    report = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert sorted((f.check, f.found) for f in report.failures) == [
+        ("13 sealed (claim window)", "2026-10-20"), ("13 sealed (waiting period)", "2026-04-05")]
+
+
+# -- erasure ------------------------------------------------------------------------------------------------
+
+
+def erase(app: Ledger, member: str, reason: str = "left") -> dict[str, Any]:
+    """Erase a member's sealed values."""
+    return app.execute(EraseMember(command_id=cid("erase"), member=member, reason=reason))  # type: ignore[arg-type]
+
+
+def test_erasure_comes_after_leaving_with_no_open_claim_once_and_after_retention(ledger_app: Ledger, plan: str
+                                                                                ) -> None:
+    member, other = join(ledger_app, plan), join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1))
+    rejected(ledger_app, lambda: erase(ledger_app, member), "member", Rule.MEMBER_MUST_HAVE_LEFT_BEFORE_ERASURE)
+    ledger_app.execute(Exit(command_id=cid(), member=member))
+    rejected(ledger_app, lambda: erase(ledger_app, member), "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM)
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    ledger_app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    advance(ledger_app, days=8)
+    ledger_app.execute(DecideClaim(command_id=cid(), claim=claim))  # rejected: closed
+    rejected(ledger_app, lambda: erase(ledger_app, member, "retention_ended"), "reason",
+             Rule.RETENTION_PERIOD_MUST_HAVE_ENDED)
+    result = erase(ledger_app, member, "consent_withdrawn")
+    assert (result["reason"], result["sealed_streams"]) == ("consent_withdrawn", 1)
+    rejected(ledger_app, lambda: erase(ledger_app, member), "member", Rule.MEMBER_IS_ERASED_ONCE)
+    assert reveal_member(ledger_app.app, member) == [] and sealed_values(ledger_app, claim) == {}
+    assert ledger_app.app.ledger_recorder.select_vault_key(member) is None
+    assert reveal_member(ledger_app.app, other) == []  # never sealed anything, never had a key
+    ledger_app.execute(Exit(command_id=cid(), member=other))
+    advance(ledger_app, days=ledger_app.settings.retention_days)
+    assert erase(ledger_app, other, "retention_ended")["sealed_streams"] == 0
+
+
+MARKER = "2026-04-05"
+"""The diagnosis date planted for the erasure scan: no event happens on that day, so the bytes can only come from
+the sealed value."""
+
+
+def history_with_a_paid_claim(app: Ledger) -> tuple[str, str, str]:
+    """A prepaid plan through one settled, disclosed period whose only case (diagnosed on MARKER) is paid; the
+    claimant then leaves. Returns (claimant, claim, period)."""
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    rich, poor = join(app, plan, age=37), join(app, plan)
+    app.execute(Deposit(command_id=cid(), member=rich, amount_fen=10_000, reference=cid("bank")))
+    app.execute(Deposit(command_id=cid(), member=poor, amount_fen=10_000, reference=cid("bank")))
+    advance(app, days=100)
+    assert day(app) == "2026-04-11"
+    claim = file(app, rich, MARKER, age=37)
+    investigate(app, claim)
+    app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    advance(app, days=3)
+    app.execute(DecideClaim(command_id=cid(), claim=claim))
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=period))
+    at_local(app, "2026-04-28", 9)
+    app.execute(CollectPeriod(command_id=cid(), period=period))
+    app.execute(SettlePeriod(command_id=cid(), period=period))
+    app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    app.execute(PublishDisclosure(command_id=cid(), period=period))
+    app.execute(Exit(command_id=cid(), member=rich))
+    return rich, claim, period
+
+
+def scan(app: Ledger, root: Path, needles: list[bytes], topic_payloads: list[bytes]) -> list[str]:
+    """Where any needle is found: every file under `root` (the data directories of every party, exports,
+    bundles), every table of the store (PostgreSQL: each row of each table of the ledger's schema) and every Kafka
+    payload given."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.relative_to(root)}: {needle!r}" for needle in needles if needle in data]
+    if app.settings.database_url is not None:
+        datastore = app.app.ledger_recorder.datastore
+        schema = getattr(datastore, "schema")  # noqa: B009  (PostgreSQL's datastore only)
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
+            tables = [row["table_name"] for row in cursor.fetchall()]
+            for table in tables:
+                cursor.execute(f'SELECT * FROM "{schema}"."{table}"')
+                for row in cursor.fetchall():
+                    data = b"".join(bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode()
+                                    for v in row.values())
+                    found += [f"table {table}: {needle!r}" for needle in needles if needle in data]
+    for payload in topic_payloads:
+        found += [f"kafka payload: {needle!r}" for needle in needles if needle in payload]
+    return found
+
+
+def topic_payloads(app: Ledger, bootstrap: str) -> list[bytes]:
+    """Publish the log to a new topic (as the relay does) and read every payload back."""
+    topic = f"privacy-{uuid4().hex[:8]}"
+    relay = Relay(app.app, bootstrap, topic, 2)
+    relay.publish_pending()
+    relay.close()
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    reader.assign([TopicPartition(topic, p) for p in range(2)])
+    reader.seek_to_beginning()
+    payloads = []
+    while records := reader.poll(timeout_ms=1000):
+        for batch in records.values():
+            payloads += [bytes(record.value) for record in batch]
+    reader.close()
+    return payloads
+
+
+def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifies(
+        ledger_app: Ledger, tmp_path: Path, kafka_bootstrap: str) -> None:
+    app = ledger_app
+    member, claim, _ = history_with_a_paid_claim(app)
+    assert app.execute(DisburseRefund(command_id=cid(), member=member, amount_fen=9_700 + 0, reference="back-1")
+                       )["refund_outstanding_fen"] == 0
+    recorder = app.app.ledger_recorder
+    wrapped = recorder.select_vault_key(member)
+    sealed = [row.sealed for row in recorder.select_vault_values(member=member)]
+    assert wrapped is not None and len(sealed) == 4
+    needles = [MARKER.encode(), wrapped, *sealed]
+    app.read_models()  # every read model caught up, in the same store
+    log_key = app.checkpoints.verifier
+    app.checkpoints.publish(clock_of(app).current)
+    before = scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap))
+    assert MARKER.encode() not in b"".join(entries_of(app))  # never on the log, only in the vault
+    assert any("vault" in place or "sqlite3" in place for place in before)  # the ciphertext is there until erasure
+
+    assert erase(app, member)["sealed_streams"] == 1
+    app.read_models()
+    advance(app, days=1)
+    app.checkpoints.publish(clock_of(app).current)
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(b"".join(entry + b"\n" for entry in entries_of(app)))
+    bundle = build_bundle(app.checkpoints, member)
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    assert verify_bundle(bundle, log_key, []).member == member
+    report = Auditor(anchors_of(app), log_key).run(entries_of(app), [c.note for c in app.checkpoints.all()])
+    assert report.ok, report.failures[:3]
+    assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1}
+    journal = app.read_models().journal
+    assert journal.trial_balance() == 0 and journal.custody_gap() == 0
+    assert scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap)) == []
+    assert reveal_member(app.app, member) == [] and reveal_claim(app.app, claim) == []

@@ -312,12 +312,13 @@ class Membership(LedgerAggregate):
             plan=self.plan, diagnosed_month=day[:7], diagnosed_on_sealed=seal(self.version + 1, "diagnosed_on", day),
             shares_paid_fen=shares_paid_fen, refund_due_fen=shares_paid_fen + max(balance_fen, 0)))
 
-    def erase(self, at: datetime, actor: Actor, reason: str, retention_days: int) -> None:
-        """Record the erasure of the member's sealed values: once, after the member left; for the end of retention,
-        only once the retention period after leaving is over."""
+    def erase(self, at: datetime, actor: Actor, reason: str, retention_days: int, open_claims: list[str]) -> None:
+        """Record the erasure of the member's sealed values: once, after the member left, with no claim of theirs
+        still open; for the end of retention, only once the retention period after leaving is over."""
         check(not self.erased, "member", Rule.MEMBER_IS_ERASED_ONCE)
         check(self.status != ACTIVE and self.ended_at is not None, "member",
               Rule.MEMBER_MUST_HAVE_LEFT_BEFORE_ERASURE, self.status)
+        check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(open_claims))
         assert self.ended_at is not None
         ends = self.ended_at + timedelta(days=retention_days)
         check(reason != "retention_ended" or at >= ends, "reason", Rule.RETENTION_PERIOD_MUST_HAVE_ENDED,

@@ -176,7 +176,6 @@ def erase_member(uow: UnitOfWork, command: EraseMember) -> Outcome:
                          if (claim := uow.find(UUID(stream), Claim)) is not None
                          and claim.status not in ("rejected", "paid"))
     open_claims += uow.queries.open_claims(command.member)
-    check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(open_claims))
-    membership.erase(uow.at, uow.actor("operator"), command.reason, uow.writer.retention_days)
+    membership.erase(uow.at, uow.actor("operator"), command.reason, uow.writer.retention_days, open_claims)
     uow.vault_writes.erase.append(command.member)
     return Outcome({"member": command.member, "reason": command.reason, "sealed_streams": len(streams)})

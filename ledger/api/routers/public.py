@@ -129,7 +129,7 @@ def list_cases(state: State, plan: str | None = None, period: str | None = None,
         params.append(period_ref(models.periods, "period", period))
     cards = models.cases.cards(" AND ".join(conditions), tuple(params))
     page = paginate(cards, lambda c: (c["claim"],), cursor, limit)
-    page["items"] = [{**c, "case": c["claim"], "member": mask(str(c["member"])),
+    page["items"] = [{**c, "case": c["claim"], "member": None if c["member"] is None else mask(str(c["member"])),
                       "jury_requested": bool(c["jury_requested"])} for c in page["items"]]
     return page
 

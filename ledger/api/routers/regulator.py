@@ -31,6 +31,7 @@ from ledger.envelope import Actor, EnvelopeError, envelope_from_json, format_at,
 from ledger.errors import InputError
 from ledger.keys import event_signature_is_valid
 from ledger.projections.metrics import report_document
+from ledger.reveal import may_see, records_json, reveal_claim
 from ledger.rules import Rule
 from schemas.api import (
     Page,
@@ -66,10 +67,12 @@ def _plan(state: ServiceState, plan: str | None) -> str | None:
     return plan_ref(state.models.periods, "plan", plan) if plan else None
 
 
-def revealed_for(state: ServiceState, who: Caller, claim: str) -> dict[str, str] | None:
-    """Sealed personal fields of a case opened for a regulator: the place where they will be revealed, as far as
-    the law allows; no field is sealed yet."""
-    return None
+def revealed_for(state: ServiceState, who: Caller, claim: str) -> dict[str, Any]:
+    """Sealed personal fields of a case opened for a regulator's key, each checked against its commitment before it
+    leaves the vault (`ledger.reveal`); none for a case filed before sealing (its values are on the log) or after
+    its claimant's erasure."""
+    may_see(state.ledger.app, who.key_id, None)
+    return {"records": records_json(reveal_claim(state.ledger.app, claim))}
 
 
 @router.get("/cases", response_model=Page[RegulatorCase])
