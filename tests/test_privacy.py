@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from click.testing import CliRunner, Result
 from kafka import KafkaConsumer, TopicPartition
 
 from audit.bundle import verify_bundle
@@ -17,6 +18,7 @@ from audit.verify import Auditor
 from consumers.relay import Relay
 from ledger.anchors import TrustAnchors
 from ledger.bootstrap import Ledger
+from ledger.cli import main
 from ledger.errors import KeyDirectoryError, RefusedError, VerificationError
 from ledger.log.bundle import build_bundle
 from ledger.reveal import check_records, may_see, reveal_claim, reveal_member
@@ -40,6 +42,7 @@ from tests.support import (
     new_ledger,
     prepaid_rules,
     rejected,
+    reopen,
     sealed_values,
 )
 from tests.support import commitment as document_commitment
@@ -469,3 +472,67 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     assert journal.trial_balance() == 0 and journal.custody_gap() == 0
     assert scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap)) == []
     assert reveal_member(app.app, member) == [] and reveal_claim(app.app, claim) == []
+
+
+# -- the command line ---------------------------------------------------------------------------------------
+
+
+def cli(data: Path, *args: str) -> Result:
+    """Run the command line on a data directory."""
+    return CliRunner().invoke(main, ["--data-dir", str(data), *args], catch_exceptions=False)
+
+
+def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_path: Path) -> None:
+    app = new_ledger(tmp_path / "parties", None)
+    plan = create_plan(app)
+    member, other = join(app, plan), join(app, plan)
+    advance(app, days=100)
+    claim = file(app, member, day(app, -1))
+    app.close()
+    data = app.settings.data_dir
+    regulator = json.loads((tmp_path / "parties" / "regulator" / "keys" / "regulator.json").read_text())["key_id"]
+    out = tmp_path / "revealed.json"
+    refused = cli(data, "member", "reveal", member, "--for", app.signers.load("operator").key_id)
+    assert refused.exit_code == 3
+    assert "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator" in refused.output
+    assert cli(data, "member", "reveal", member, "--for", regulator, "--out", str(out)).exit_code == 0
+    records = json.loads(out.read_text())["records"]
+    assert {r["field"] for r in records} == {"member", "diagnosed_on", "age_at_diagnosis", "joined_at"}
+    assert all(r["stream"] == claim for r in records)
+    assert cli(data, "audit", "check-revealed", str(out)).exit_code == 0
+    blind = json.loads(cli(data, "--json", "audit", "verify").output)
+    assert blind["ok"] and blind["needs_sealed_values"] == {"13 sealed (filing)": 1}
+    assert any("give --revealed" in note for note in blind["notes"])
+    seeing = json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)
+    assert seeing["ok"] and seeing["needs_sealed_values"] == {}
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({"records": [{**r, "value": 31} if r["field"] == "age_at_diagnosis" else r
+                                              for r in records]}))
+    wrong = cli(data, "audit", "check-revealed", str(forged))
+    assert wrong.exit_code == 3 and "revealed_record_must_open_its_commitment" in wrong.output
+    assert cli(data, "--json", "audit", "verify", "--revealed", str(forged)).exit_code == 3
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text(json.dumps({"records": [{"stream": claim, "salt": "00"}]}))
+    bad = cli(data, "audit", "check-revealed", str(garbage))
+    assert bad.exit_code == 2 and "revealed: revealed_file_must_hold_revealed_records" in bad.output
+    def erase_cli(target: str) -> Result:
+        return cli(data, "member", "erase", "--command-id", cid(), "--member", target, "--reason", "left")
+
+    early = erase_cli(member)
+    assert early.exit_code == 2 and "member_must_have_left_before_erasure" in early.output
+    assert cli(data, "member", "exit", "--command-id", cid(), "--member", member).exit_code == 0
+    still_open = erase_cli(member)
+    assert still_open.exit_code == 2 and "member_has_an_open_claim" in still_open.output
+    reopened = reopen(app, clock_of(app))  # the investigation firm's key is in its own directory
+    investigate(reopened, claim, reason="fraud")
+    reopened.execute(NoticeClaim(command_id=cid(), claim=claim))
+    advance(reopened, days=10)
+    reopened.execute(DecideClaim(command_id=cid(), claim=claim))
+    reopened.close()
+    assert erase_cli(member).exit_code == 0
+    assert json.loads(cli(data, "--json", "member", "reveal", member, "--for", regulator).output)["records"] == []
+    # records handed out before the erasure are copies erasure cannot reach: they still open their commitments
+    assert json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)["ok"]
+    assert json.loads(cli(data, "--json", "audit", "check-revealed", str(out)).output)["ok"]
+    assert cli(data, "--json", "audit", "verify").exit_code == 0
+    assert other

@@ -31,6 +31,7 @@ from ledger.bootstrap import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.keys import SigningKey, sign_event_hash
+from ledger.sealing import Revealed, check_revealed
 from ledger.store import decode_entry
 from tests.http_servers import free_port, serving, signed
 from tests.support import advance, member_key
@@ -95,6 +96,11 @@ def test_a_member_reads_their_own_statement_and_bundle(scene: Scene) -> None:
     assert statement.status_code == 200, statement.text
     body = statement.json()
     assert body["member"] == member and body["periods_paid_into"] == 1 and body["claims"][0]["paid_fen"] > 0
+    revealed = [Revealed.from_json_value(r) for r in body["revealed"]["records"]]  # the member's own sealed values
+    claim = body["claims"][0]["claim"]
+    assert {(r.stream, r.field) for r in revealed} >= {(claim, "member"), (claim, "diagnosed_on")}
+    events = {(e.stream, e.seq): e for e in map(decode_entry, (x for _, x in scene.ledger.entries()))}
+    assert all(check_revealed("claim.filed", 2, events[(r.stream, r.seq)].body, r) is None for r in revealed)
     assert {"from", "to"} <= body.keys()
     yearly = signed(scene.ledger, "GET", scene.url(f"/members/{member}/statement?year=2026"), scene.member_key)
     assert yearly.json()["shared_fen"] == body["shared_fen"]
@@ -262,6 +268,8 @@ def test_a_regulator_queries_without_seeing_a_member(scene: Scene) -> None:
     refunds = signed(scene.ledger, "GET", scene.url("/regulator/refunds"), scene.regulator).json()
     assert len(cases["items"]) == 1 and [p["number"] for p in periods["items"]] == [1] and refunds["items"] == []
     assert not set(scene.members) & set(json.dumps([cases, periods, refunds]).split('"'))
+    fields = {r["field"] for r in cases["items"][0]["revealed"]["records"]}
+    assert fields == {"diagnosed_on", "age_at_diagnosis", "joined_at"}  # the exact values, not who claimed
     is_problem(signed(scene.ledger, "GET", scene.url("/regulator/cases?reason=bribery"), scene.regulator), 400,
                "reason", "must_be_one_of_the_known_values")
     is_problem(signed(scene.ledger, "GET", scene.url("/regulator/cases"), scene.custodian), 403, "keyid",

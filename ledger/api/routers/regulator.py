@@ -68,11 +68,12 @@ def _plan(state: ServiceState, plan: str | None) -> str | None:
 
 
 def revealed_for(state: ServiceState, who: Caller, claim: str) -> dict[str, Any]:
-    """Sealed personal fields of a case opened for a regulator's key, each checked against its commitment before it
-    leaves the vault (`ledger.reveal`); none for a case filed before sealing (its values are on the log) or after
-    its claimant's erasure."""
+    """Sealed values of a case opened for a regulator's key — the exact diagnosis date, age and joining instant the
+    rules need, each checked against its commitment before it leaves the vault (`ledger.reveal`) — but not who the
+    claimant is: a case row names no member (docs/privacy.md). None for a case filed before sealing (its values
+    are on the log) or after its claimant's erasure."""
     may_see(state.ledger.app, who.key_id, None)
-    return {"records": records_json(reveal_claim(state.ledger.app, claim))}
+    return {"records": records_json(r for r in reveal_claim(state.ledger.app, claim) if r.field != "member")}
 
 
 @router.get("/cases", response_model=Page[RegulatorCase])
