@@ -31,6 +31,7 @@ from ledger.bootstrap import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.keys import SigningKey, sign_event_hash
+from ledger.log.tiles import TiledLog, parse_tile_path
 from ledger.sealing import Revealed, check_revealed
 from ledger.store import decode_entry
 from tests.http_servers import free_port, serving, signed
@@ -398,3 +399,20 @@ def test_outsiders_verify_monitor_and_fetch_a_bundle_from_the_public_endpoints(s
     unreachable = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify", "--log-url",
                                        f"http://127.0.0.1:{free_port()}", "--trust-anchors", str(anchors)])
     assert unreachable.exit_code == 2 and "log_url_must_answer" in unreachable.output
+
+
+def test_no_public_page_tile_or_entry_carries_an_exact_date_or_ties_a_condition_to_a_member(scene: Scene) -> None:
+    diagnosed = b"2026-04-10"  # the claim's diagnosis day (tests.test_period.approved_claim): no event happens then
+    size = scene.ledger.checkpoints.log.size()
+    served = [httpx.get(scene.url(path)).content for path in (
+        "/cases", f"/periods/{scene.period}/disclosure", f"/log/entries?limit={size}", "/plans")]
+    tiles = TiledLog(scene.ledger.log, scene.ledger.checkpoints)  # what `serve` mounts under /log/
+    served.append(tiles.read(parse_tile_path(f"tile/entries/000.p/{size}")))
+    entries = b"".join(entry for _, entry in scene.ledger.entries())
+    assert len(served[-1]) > size * 100  # the entry bundle holds every entry
+    for page in (*served, entries):
+        assert diagnosed not in page
+    claim_entries = [x for _, x in scene.ledger.entries() if decode_entry(x).type.startswith("claim.")]
+    assert claim_entries and not any(m.encode() in x for x in claim_entries for m in scene.members)
+    for page in served[:2]:
+        assert not any(m.encode() in page or m[:4].encode() + b"****" in page for m in scene.members)
