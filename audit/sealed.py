@@ -18,24 +18,19 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from ledger.aggregates.sharing_period import plan_date
 from ledger.envelope import parse_at
+from ledger.plan_days import day_of, waiting_ends_on
 from ledger.sealing import Revealed, check_revealed, plan_month, sealed_fields
-from schemas.events import PlanRules
 
 NEEDS = "13 sealed"
 """The check name every sealed-value check starts with."""
 
 
-def diagnosis_rules_instant(diagnosed_on: str) -> str:
-    """The instant whose rules version governs a diagnosis day, as the writer chooses it (`file_claim`): the end of
-    that calendar day. The one place the audit's date logic for sealed values lives."""
-    return diagnosed_on + "T23:59:59.999999Z"
-
-
-def joined_day(joined_at: str, rules: PlanRules) -> date:
-    """The plan day a member joined on."""
-    return plan_date(parse_at(joined_at), rules)
+def plan_day(instant: str, plan: Any, at: str) -> date:
+    """The plan day (China day: the plan's `utc_offset_minutes` in force at `at`) of an instant, as the writer counts
+    days (`ledger.plan_days`)."""
+    _, rules = plan.rules_at(at)
+    return day_of(parse_at(instant), rules.utc_offset_minutes)
 
 
 @dataclass
@@ -78,48 +73,48 @@ class SealedChecks:
         return opened
 
 
-def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], versions: Any,
-                 closing_tail_days: int | None, fail: Any) -> None:
-    """Re-check a sealed filing's rules from its opened values. `members` maps the plan's members to when they
-    joined, `versions` is the plan's `rules_at`, `closing_tail_days` the tail of a plan whose closing was announced
-    before the filing (None while it is open)."""
-    body = e["body"]
+def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], plan: Any, fail: Any) -> None:
+    """Re-check a sealed filing's rules from its opened values, counting days as the writer does (plan days,
+    `ledger.plan_days`). `members` maps the plan's members to when they joined; `plan` is the auditor's plan
+    (`rules_at`, `rules_on_day`, `closing_tail_days`: the tail once the plan's closing was announced)."""
+    body, at = e["body"], e["at"]
     member, joined_at = values["member"], values["joined_at"]
     if members.get(member) != joined_at:
         fail(f"{NEEDS} (claimant)", f"a member of plan {body['plan']} who joined at the sealed instant",
              f"{member} joined at {members.get(member)}")
         return
-    _, now_rules = versions(e["at"])
-    if body["joined_month"] != plan_month(joined_at, now_rules.utc_offset_minutes):
-        fail(f"{NEEDS} (joined_month)", plan_month(joined_at, now_rules.utc_offset_minutes), body["joined_month"])
+    _, now_rules = plan.rules_at(at)
+    offset = now_rules.utc_offset_minutes
+    if body["joined_month"] != plan_month(joined_at, offset):
+        fail(f"{NEEDS} (joined_month)", plan_month(joined_at, offset), body["joined_month"])
     diagnosed = date.fromisoformat(values["diagnosed_on"])
-    filed = plan_date(parse_at(e["at"]), now_rules)
-    if not joined_day(joined_at, now_rules) <= diagnosed <= filed:
+    filed = plan_day(at, plan, at)
+    if not plan_day(joined_at, plan, at) <= diagnosed <= filed:
         fail(f"{NEEDS} (diagnosis date)", "from the joining day to the filing day", values["diagnosed_on"])
-    version, rules = versions(diagnosis_rules_instant(values["diagnosed_on"]))
+    version, rules = plan.rules_on_day(values["diagnosed_on"], at)
     if body["rules_version"] != version:
         fail(f"{NEEDS} (rules version)", version, body["rules_version"])
-    window = rules.claim_window_days if closing_tail_days is None else closing_tail_days
+    window = rules.claim_window_days if plan.closing_tail_days is None else plan.closing_tail_days
     if filed > diagnosed + timedelta(days=window):
         fail(f"{NEEDS} (claim window)", f"filed within {window} days of diagnosis", filed.isoformat())
-    _, joined_rules = versions(joined_at)
-    waiting_ends = (parse_at(joined_at) + timedelta(days=joined_rules.waiting_days)).date()
-    if body["category"] == "illness" and diagnosed < waiting_ends:
-        fail(f"{NEEDS} (waiting period)", f"an illness diagnosed on or after {waiting_ends}", values["diagnosed_on"])
+    _, joined_rules = plan.rules_at(joined_at)
+    covered_from = waiting_ends_on(parse_at(joined_at), joined_rules.waiting_days, offset)
+    if body["category"] == "illness" and diagnosed < covered_from:
+        fail(f"{NEEDS} (waiting period)", f"an illness diagnosed on or after {covered_from}", values["diagnosed_on"])
     if rules.max_aid_fen(values["age_at_diagnosis"]) <= 0:
         fail(f"{NEEDS} (age covered)", "an age some aid band covers", values["age_at_diagnosis"])
 
 
-def check_exclusion(e: dict[str, Any], values: dict[str, Any], joined_at: str | None, versions: Any, fail: Any
-                    ) -> None:
-    """Re-check a sealed exclusion: the diagnosis lies from the joining day into the waiting period."""
+def check_exclusion(e: dict[str, Any], values: dict[str, Any], joined_at: str | None, plan: Any, fail: Any) -> None:
+    """Re-check a sealed exclusion: the diagnosis lies from the joining day into the waiting period (plan days)."""
     if joined_at is None:
         fail(f"{NEEDS} (excluded member)", "a member of the plan", e["stream"])
         return
-    _, joined_rules = versions(joined_at)
+    _, now_rules = plan.rules_at(e["at"])
+    _, joined_rules = plan.rules_at(joined_at)
     diagnosed = date.fromisoformat(values["diagnosed_on"])
-    start = parse_at(joined_at).date()
-    waiting_ends = (parse_at(joined_at) + timedelta(days=joined_rules.waiting_days)).date()
-    if not start <= diagnosed < waiting_ends:
-        fail(f"{NEEDS} (waiting period)", f"a diagnosis from {start} to before {waiting_ends}",
+    start = plan_day(joined_at, plan, e["at"])
+    covered_from = waiting_ends_on(parse_at(joined_at), joined_rules.waiting_days, now_rules.utc_offset_minutes)
+    if not start <= diagnosed < covered_from:
+        fail(f"{NEEDS} (waiting period)", f"a diagnosis from {start} to before {covered_from}",
              values["diagnosed_on"])

@@ -24,7 +24,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, InternalError, Mapper, OperationalError
 
 from ledger.aggregates import EVENT_CLASSES
 from ledger.aggregates.base import LedgerAggregate
@@ -38,6 +38,8 @@ from ledger.errors import (
     ConcurrencyConflictError,
     DomainRuleError,
     KeyDirectoryError,
+    RetryableError,
+    StoreBusyError,
     check,
 )
 from ledger.keys import Signers, SigningKey
@@ -228,10 +230,22 @@ class LedgerApplication(Application[UUID]):
         """Run commands in order and save them in one transaction (batch mode).
 
         If one fails, the ones before it are saved and its error is raised (as `BatchError` when it is not the
-        first), so a batch behaves exactly like running its commands one by one.
+        first), so a batch behaves exactly like running its commands one by one. A command that failed because
+        another process ran the same command id meanwhile (its rule checks saw that process's events, or its insert
+        met that process's receipt) is not an error: the batch runs again and that command returns its first
+        result, as a repeat does.
         """
         with paused_gc():
-            return self._execute_many(commands, sign_as)
+            for attempt in range(1, 4):
+                try:
+                    return self._execute_many(commands, sign_as)
+                except (DomainRuleError, RetryableError, BatchError) as error:
+                    failed = ([commands[error.position]] if isinstance(error, BatchError) else
+                              commands[:1] if isinstance(error, DomainRuleError) else commands)
+                    if attempt == 3 or not self.ledger_recorder.select_receipts(
+                            [command.command_id for command in failed]):
+                        raise
+            raise AssertionError("unreachable")
 
     def _execute_many(self, commands: Sequence[Command], sign_as: str | None) -> list[dict[str, Any]]:
         self.read_side.refresh()
@@ -313,11 +327,13 @@ class LedgerApplication(Application[UUID]):
         created = [a.id for a in aggregates if a.version == len(a.pending_events)]
         try:
             self._save_aggregates(aggregates, receipts, uow.vault_writes)
-        except IntegrityError:
+        except (IntegrityError, OperationalError, InternalError) as error:
             for aggregate in aggregates:  # forget what this transaction did to them
                 if self.repository.cache is not None:
                     with suppress(KeyError):
                         self.repository.cache.get(aggregate.id, evict=True)
+            if not isinstance(error, IntegrityError):
+                raise StoreBusyError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
             self._raise_taken_stream(created, receipts)
             raise ConcurrencyConflictError from None
 

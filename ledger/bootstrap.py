@@ -6,8 +6,9 @@ trust anchors, the event store with the application service, the read side that 
 transparency log and its checkpoints. Nothing else constructs these. `open_store(settings)` opens the same store
 without keys for reading only, as outsiders with public material do (`ledger.public`).
 
-The store of the embedded default is created only by `init` and `demo` (`create=True`); every other command
-refuses a data directory that holds no ledger rather than create one where the user did not ask.
+The store of the embedded default is created only by `init` and `demo` (`create=True`, which runs the schema's
+migration, `ledger.migrations`); every other command refuses a data directory that holds no ledger rather than
+create one where the user did not ask, and a store whose schema is not the current version.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from ledger.keys import KeyDirectory, Signers
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.note import Signer, Verifier
 from ledger.log.tree import TransparencyLog
+from ledger.migrations import check_schema, migrate
 from ledger.projections import ReadModels
 from ledger.projections.balances import Balances
 from ledger.projections.read_side import ReadSide
+from ledger.projections.sql import SqlStore
 from ledger.rules import Rule
 from schemas.commands import Command
 
@@ -106,7 +109,7 @@ class Ledger:
     def log(self) -> TransparencyLog:
         """The transparency log over the store's global order."""
         if self._log is None:
-            self._log = TransparencyLog(self.app)
+            self._log = TransparencyLog(self.app, create=False)
         return self._log
 
     @property
@@ -117,7 +120,7 @@ class Ledger:
             if self.signers.exists(LOG_KEY):
                 signer = Signer(self.settings.log_origin, self.signers.load(LOG_KEY).private_key)
             verifier = signer.verifier() if signer else self.log_verifier()
-            self._checkpoints = CheckpointLog(self.log, signer, verifier)
+            self._checkpoints = CheckpointLog(self.log, signer, verifier, create=False)
         return self._checkpoints
 
     def log_verifier(self) -> Verifier | None:
@@ -140,8 +143,16 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, key_directories
     play every party in one process); `create` allows making the embedded default's store (`init`, `demo`)."""
     if not create:
         require_store(settings)
-    elif settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(settings)
     signers = Signers([KeyDirectory(settings.key_dir, settings.key_passphrase, "operator"), *key_directories])
     app = LedgerApplication(settings, clock or SystemClock(), signers, load_anchors(settings), ReadSide)
+    try:
+        check_schema(SqlStore(app.recorder.datastore),  # type: ignore[attr-defined]
+                     "data_dir" if settings.database_url is None else "LEDGER_DATABASE_URL")
+    except InputError:
+        app.close()
+        raise
     return Ledger(settings, app.clock, signers, app)

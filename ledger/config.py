@@ -161,7 +161,8 @@ class Settings:
 
     def eventsourcing_env(self, read_only: bool = False) -> dict[str, str]:
         """The `eventsourcing` environment for this configuration; `read_only` opens the store as outsiders do
-        (SQLite in read-only mode, no table created)."""
+        (SQLite in read-only mode). No process creates tables when it opens the store: `ledger.migrations` does,
+        once."""
         if self.database_url is None:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -169,14 +170,14 @@ class Settings:
                                   else str(self.sqlite_path)),
                 "SQLITE_LOCK_TIMEOUT": "30",
                 "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
-                **({"CREATE_TABLE": "n"} if read_only else {}),
+                "CREATE_TABLE": "n",
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "APPLICATION_RECORDER_TOPIC": "ledger.store:PostgresLedgerRecorder",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             **postgres_env(self.database_url),
-            **({"CREATE_TABLE": "n"} if read_only else {}),
+            "CREATE_TABLE": "n",
         }
 
 

@@ -11,7 +11,8 @@
     │   └── RefusedError          exit 3   signed material refused by a named rule (a witness, a tile)
     ├── VerificationError         exit 3   signed material does not verify: says where (entry index, stream, seq)
     └── RetryableError            exit 75  another writer got there first: nothing was written, retrying is safe
-        └── ConcurrencyConflictError
+        ├── ConcurrencyConflictError
+        └── StoreBusyError                 the database failed the write (serialization, lock, connection)
 
 Errors are raised where the fault is found and mapped to a message and an exit status once, at the edge (the
 command line, the HTTP service): `str(error)` is the one-line message, `error.exit_code` the status. Anything else
@@ -106,6 +107,15 @@ class ConcurrencyConflictError(RetryableError):
     def __init__(self, message: str = "another writer changed a stream this command read (or ran the same command "
                  "id); nothing was written; retry") -> None:
         super().__init__(message)
+
+
+class StoreBusyError(RetryableError):
+    """The database failed a write for a reason of its own or another session's (a serialization failure, a
+    deadlock, a lock timeout, an aborted pipeline, a dropped connection); retrying the same command id is safe: it
+    either runs or returns the first result, if the write did commit."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"the store did not complete the write ({cause}); retry with the same command id")
 
 
 class BatchError(LedgerError):

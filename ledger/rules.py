@@ -20,6 +20,7 @@ class Rule(StrEnum):
     CLAIM_MUST_EXIST = "claim_must_exist"
     ID_MUST_NAME_THE_EXPECTED_KIND = "id_must_name_the_expected_kind"
     LEDGER_MUST_BE_INITIALIZED = "ledger_must_be_initialized"
+    STORE_SCHEMA_MUST_BE_CURRENT = "store_schema_must_be_current"
     MEMBERSHIP_MUST_EXIST = "membership_must_exist"
     PERIOD_MUST_EXIST = "period_must_exist"
     PLAN_MUST_EXIST = "plan_must_exist"
@@ -221,6 +222,7 @@ class Rule(StrEnum):
     )
     AN_APPROVAL_RECOMMENDS_A_POSITIVE_AMOUNT = "an_approval_recommends_a_positive_amount"
     CLAIM_IS_INVESTIGATED_ONCE_AFTER_FILING = "claim_is_investigated_once_after_filing"
+    CLAIM_IS_PAID_AFTER_ITS_PERIOD_SETTLES = "claim_is_paid_after_its_period_settles"
     CLAIM_IS_PAID_AT_MOST_ONCE = "claim_is_paid_at_most_once"
     CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW = "claim_must_be_filed_within_the_claim_window"
     CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD = "claim_must_be_included_in_an_assessed_period"
@@ -253,6 +255,9 @@ class Rule(StrEnum):
     VOTES_NEED_A_JURY_REQUEST = "votes_need_a_jury_request"
 
     # -- Sharing periods -----------------------------------------------------------------------------------------
+    ADVANCE_MUST_NOT_EXCEED_THE_SHORTFALL = "advance_must_not_exceed_the_shortfall"
+    ADVANCE_ONLY_BEFORE_SETTLEMENT = "advance_only_before_settlement"
+    ADVANCE_REFERENCE_MUST_BE_NEW = "advance_reference_must_be_new"
     COLLECTION_FROM_BALANCES_IS_ONLY_FOR_PREPAID_PLANS = "collection_from_balances_is_only_for_prepaid_plans"
     COLLECTION_PRECEDES_THE_NEXT_ASSESSMENT = "collection_precedes_the_next_assessment"
     COLLECTION_STARTS_ON_THE_COLLECTION_DAY = "collection_starts_on_the_collection_day"
@@ -264,7 +269,6 @@ class Rule(StrEnum):
     PERIOD_IS_ASSESSED_ONCE = "period_is_assessed_once"
     PERIOD_IS_SETTLED_ONCE = "period_is_settled_once"
     PERIOD_MUST_OPEN_BEFORE_ITS_CUTOFF = "period_must_open_before_its_cutoff"
-    PLAN_MUST_NOT_BE_TERMINATED = "plan_must_not_be_terminated"
     PREPAID_PERIOD_MUST_BE_COLLECTED_BEFORE_SETTLEMENT = "prepaid_period_must_be_collected_before_settlement"
     PREVIOUS_PERIOD_MUST_BE_ASSESSED_FIRST = "previous_period_must_be_assessed_first"
     PREVIOUS_PERIOD_MUST_BE_COLLECTED_FIRST = "previous_period_must_be_collected_first"
@@ -272,6 +276,7 @@ class Rule(StrEnum):
     SUBSIDY_MUST_BE_RECEIVED_BEFORE_SETTLEMENT = "subsidy_must_be_received_before_settlement"
     SUBSIDY_MUST_NOT_EXCEED_THE_ASSESSED_SUBSIDY = "subsidy_must_not_exceed_the_assessed_subsidy"
     SUBSIDY_REFERENCE_MUST_BE_NEW = "subsidy_reference_must_be_new"
+    TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
     WIND_DOWN_REFUNDS_FOLLOW_TERMINATION = "wind_down_refunds_follow_termination"
 
     # -- Privacy ------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -58,7 +59,8 @@ class VaultWrites:
 
     keys: dict[str, bytes]
     values: list[VaultRow]
-    erase: list[str]
+    erase: dict[str, list[str]]
+    """Member → the streams holding their values (whose receipts go too)."""
 
     def __bool__(self) -> bool:
         return bool(self.keys or self.values or self.erase)
@@ -172,13 +174,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS command_receipts ("
             "command_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, result TEXT NOT NULL)"
         )
-        statements.append("CREATE TABLE IF NOT EXISTS vault_keys (member TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
-        statements.append(
-            "CREATE TABLE IF NOT EXISTS vault_values (stream TEXT NOT NULL, seq INTEGER NOT NULL, field TEXT NOT NULL, "
-            "member TEXT NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY (stream, seq, field))"
-        )
-        statements.append("CREATE INDEX IF NOT EXISTS vault_values_member ON vault_values (member)")
         return statements
+
+    def create_vault_tables(self) -> None:
+        """The vault's tables (`ledger.migrations`, version 2)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("CREATE TABLE IF NOT EXISTS vault_keys (member TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS vault_values (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
+                      "field TEXT NOT NULL, member TEXT NOT NULL, sealed BLOB NOT NULL, "
+                      "PRIMARY KEY (stream, seq, field))")
+            c.execute("CREATE INDEX IF NOT EXISTS vault_values_member ON vault_values (member)")
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -201,9 +206,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                           [(v.stream, v.seq, v.field, v.member, v.sealed) for v in vault.values])
             if vault.erase:
                 c.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten with zeros, not just unlinked
-            for member in vault.erase:
-                c.execute("SELECT DISTINCT stream FROM vault_values WHERE member = ?", (member,))
-                for table, condition, parameters in erasure_deletions(member, [row[0] for row in c.fetchall()]):
+            for member, streams in vault.erase.items():
+                for table, condition, parameters in erasure_deletions(member, streams):
                     c.execute(f"DELETE FROM {table} WHERE {condition}", parameters)
         c.executemany(
             self.insert_events_statement,
@@ -259,7 +263,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """The PostgreSQL event recorder plus the command receipts table, written in the same transaction."""
+    """The PostgreSQL event recorder plus the command receipts table, written in the same transaction.
+
+    A command's events and receipts are written in one round trip: the statements of the transaction (take the
+    table's write lock, insert the receipts, insert the events, notify) are pipelined and sent together, each
+    insert one prepared statement over parallel arrays (`unnest`) however many rows it carries. The write lock makes
+    notification ids commit in order, as the library's recorder does; a transaction that fails after taking ids
+    from the sequence leaves a gap, which readers of the notification log skip (`consumers.relay` counts them).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -272,40 +283,80 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self.vault_keys_table = Identifier(self.datastore.schema, "vault_keys")
         self.vault_values_table = Identifier(self.datastore.schema, "vault_values")
-        self.sql_create_statements.append(
-            SQL("CREATE TABLE IF NOT EXISTS {} (member text PRIMARY KEY, wrapped bytea NOT NULL)").format(
-                self.vault_keys_table))
-        self.sql_create_statements.append(
-            SQL("CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, seq integer NOT NULL, field text NOT NULL, "
-                "member text NOT NULL, sealed bytea NOT NULL, PRIMARY KEY (stream, seq, field))").format(
-                self.vault_values_table))
-        self.sql_create_statements.append(
-            SQL("CREATE INDEX IF NOT EXISTS vault_values_member ON {} (member)").format(self.vault_values_table))
+        events = Identifier(self.datastore.schema, self.events_table_name)
+        self.insert_rows_statement = SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])").format(events)
+        self.insert_receipts_statement = SQL(
+            "INSERT INTO {} (command_id, request_hash, result) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])").format(self.receipts_table)
+        self.notify_statement = SQL("NOTIFY {}").format(Identifier(self.channel_name))
+        self.insert_vault_keys_statement = SQL(
+            "INSERT INTO {} (member, wrapped) SELECT * FROM unnest(%b::text[], %b::bytea[])").format(
+            self.vault_keys_table)
+        self.insert_vault_values_statement = SQL(
+            "INSERT INTO {} (stream, seq, field, member, sealed) "
+            "SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::text[], %b::bytea[])").format(
+            self.vault_values_table)
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert the events and the receipts (`receipts=`) in one transaction sent in one round trip (see the class
+        docstring). A taken stream version or command id raises the library's `IntegrityError`; a failure another
+        writer or the server caused (a serialization failure, a deadlock, a lock timeout, an aborted pipeline, a
+        dropped connection) raises its `OperationalError` or `InternalError`: nothing was written either way. The
+        ledger reads notification ids from the table, never from the insert, so none are returned."""
         receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
-        if receipts:
-            curs.executemany(
-                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.receipts_table),
-                [(r.command_id, r.request_hash, r.result) for r in receipts],
-            )
         vault: VaultWrites | None = kwargs.get("vault")
-        if vault is not None:
-            if vault.keys:
-                curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.vault_keys_table),
-                                 list(vault.keys.items()))
-            if vault.values:
-                curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s, %s, %s, %s)").format(self.vault_values_table),
-                                 [(v.stream, v.seq, v.field, v.member, v.sealed) for v in vault.values])
-            for member in vault.erase:
-                curs.execute(SQL("SELECT DISTINCT stream FROM {} WHERE member = %s").format(self.vault_values_table),
-                             (member,))
-                streams = [row["stream"] for row in curs.fetchall()]
-                for table, condition, parameters in erasure_deletions(member, streams):
-                    curs.execute(SQL("DELETE FROM {} WHERE " + condition.replace("?", "%s")).format(
-                        Identifier(self.datastore.schema, table)), parameters)
+        with self.datastore.get_connection() as conn:
+            failure: Exception | None = None
+            with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
+                try:
+                    for statement in self.lock_table_statements:
+                        curs.execute(statement, prepare=True)
+                    if receipts:
+                        curs.execute(self.insert_receipts_statement,
+                                     ([r.command_id for r in receipts], [r.request_hash for r in receipts],
+                                      [r.result for r in receipts]), prepare=True)
+                    if stored_events:
+                        curs.execute(self.insert_rows_statement,
+                                     ([e.originator_id for e in stored_events],
+                                      [e.originator_version for e in stored_events],
+                                      [e.topic for e in stored_events], [e.state for e in stored_events]),
+                                     prepare=True)
+                        curs.execute(self.notify_statement)
+                    if vault is not None:
+                        self._write_vault(curs, vault)
+                except psycopg.Error as error:  # raised once the pipeline has ended, not inside it
+                    failure = error
+            if failure is not None:
+                raise failure
+        return None
+
+    def create_vault_tables(self) -> None:
+        """The vault's tables (`ledger.migrations`, version 2)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (member text PRIMARY KEY, wrapped bytea NOT NULL)").format(
+                self.vault_keys_table))
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, seq integer NOT NULL, "
+                             "field text NOT NULL, member text NOT NULL, sealed bytea NOT NULL, "
+                             "PRIMARY KEY (stream, seq, field))").format(self.vault_values_table))
+            curs.execute(SQL("CREATE INDEX IF NOT EXISTS vault_values_member ON {} (member)").format(
+                self.vault_values_table))
+
+    def _write_vault(self, curs: Cursor[DictRow], vault: VaultWrites) -> None:
+        """The vault's part of the transaction (`VaultWrites`), pipelined with the events."""
+        if vault.keys:
+            curs.execute(self.insert_vault_keys_statement, (list(vault.keys), list(vault.keys.values())),
+                         prepare=True)
+        if vault.values:
+            curs.execute(self.insert_vault_values_statement,
+                         ([v.stream for v in vault.values], [v.seq for v in vault.values],
+                          [v.field for v in vault.values], [v.member for v in vault.values],
+                          [v.sealed for v in vault.values]), prepare=True)
+        for member, streams in vault.erase.items():
+            for table, condition, parameters in erasure_deletions(member, streams):
+                curs.execute(SQL("DELETE FROM {} WHERE " + condition.replace("?", "%s")).format(
+                    Identifier(self.datastore.schema, table)), parameters)
 
     def compact_vault(self) -> None:
         """After an erasure: vacuum the vault and receipt tables, so the space of the deleted rows is reclaimed

@@ -184,4 +184,4 @@ def _aad(stream: str, seq: int, name: str) -> bytes:
 
 def empty_writes() -> VaultWrites:
     """Nothing sealed yet."""
-    return VaultWrites({}, [], [])
+    return VaultWrites({}, [], {})

@@ -235,7 +235,9 @@ class PublishedEvent(ApiModel):
 
 class Disclosure(ApiModel):
     """A settled period's 公示 rebuilt from the events, the hash published on the log, and the
-    `disclosure.published` event with its inclusion proof (null until a checkpoint covers it)."""
+    `disclosure.published` event with its inclusion proof (null until a checkpoint covers it); `keys` are the
+    root key's registration (entry 0) and the signer's, with their proofs, so that a browser checks the event's
+    signature from the log alone."""
 
     period: str
     document: DisclosureDocument
@@ -243,6 +245,7 @@ class Disclosure(ApiModel):
     published_hash: str | None
     matches: bool
     event: PublishedEvent | None
+    keys: list[PublishedEvent] = []
 
 
 class CaseCard(ApiModel):
@@ -380,6 +383,14 @@ class Revealed(ApiModel):
     empty once the member was erased."""
 
     records: list[RevealedRecord]
+
+
+class Identity(ApiModel):
+    """The key that signed a request, as the keyring holds it."""
+
+    key_id: str
+    role: str
+    member: str | None
 
 
 class Statement(ApiModel):

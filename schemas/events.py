@@ -467,6 +467,21 @@ class PeriodAssessedV1(Frozen):
     roll_size: Count
 
 
+class PeriodAssessedV2(PeriodAssessedV1):
+    """Schema 2 of the assessment: who funds the period, and money held only (docs/plans.md).
+
+    `surplus_in_fen` is the sum of the surpluses carried by the plan's settlements since the previous assessment
+    (never a promise of money not yet collected), so neither it nor `surplus_out_fen` is ever negative. When the
+    operator funds the period (the final periods it announced it would pay, and tail periods after the plan's end)
+    members are charged 0 and the subsidy covers aid and fee in full.
+    """
+
+    surplus_in_fen: Fen
+    surplus_out_fen: Fen = Field(description="what the period holds beyond its funded aid and fee if every debit "
+                                             "succeeds")
+    funded_by: Literal["members", "operator"]
+
+
 class SubsidyReceivedV1(Frozen):
     """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -480,6 +495,35 @@ class PeriodSettledV1(Frozen):
     collected_fen: Fen
     uncollected_fen: Fen
     surplus_carried_fen: SignedFen
+
+
+class AdvanceReceivedV1(Frozen):
+    """The custodian received an operator advance toward a period's shortfall (uncollected shares), so that its
+    cases are paid in full from money held."""
+
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+
+
+class SettledCase(Frozen):
+    """What one case of a settled period is paid: its funded amount, less its part of a shortfall."""
+
+    claim: Id
+    funded_fen: Fen
+    payable_fen: Fen
+
+
+class PeriodSettledV2(PeriodSettledV1):
+    """Schema 2 of the settlement: the payouts sized from the money held (`ledger.sharing.settle`): collected,
+    subsidy, surplus in and advances; aid before the fee; the surplus carried on is never negative."""
+
+    surplus_carried_fen: Fen
+    advance_fen: Fen
+    available_fen: Fen
+    owed_fen: Fen
+    shortfall_fen: Fen
+    cases: tuple[SettledCase, ...]
+    fee_payable_fen: Fen
 
 
 # -- disclosure ----------------------------------------------------------------------------------------------
@@ -542,15 +586,19 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("claim.paid", 1): ClaimPaidV1,
     ("period.opened", 1): PeriodOpenedV1,
     ("period.assessed", 1): PeriodAssessedV1,
+    ("period.assessed", 2): PeriodAssessedV2,
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
+    ("period.settled", 2): PeriodSettledV2,
+    ("period.advance_received", 1): AdvanceReceivedV1,
     ("disclosure.published", 1): DisclosurePublishedV1,
     ("report.published", 1): ReportPublishedV1,
 }
 """Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""
 
 CUSTODIAN_TYPES = frozenset(
-    {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received"}
+    {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received",
+     "period.advance_received"}
 )
 """Fund movements the custodian executed: only a custodian key may sign them."""
 

@@ -16,6 +16,7 @@ from uuid import UUID
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at
 from ledger.errors import check
+from ledger.plan_days import day_of, waiting_ends_on
 from ledger.rules import Rule
 from schemas.events import (
     DebitFailedV1,
@@ -210,9 +211,9 @@ class Membership(LedgerAggregate):
         """Whether the member is in the plan at `moment` (waiting period included)."""
         return self.joined_at <= moment and (self.ended_at is None or moment < self.ended_at)
 
-    def in_waiting_period(self, diagnosed_on: date, waiting_days: int) -> bool:
-        """Whether a diagnosis on that date falls in the waiting period after joining."""
-        return diagnosed_on < (self.joined_at + timedelta(days=waiting_days)).date()
+    def in_waiting_period(self, diagnosed_on: date, waiting_days: int, utc_offset_minutes: int) -> bool:
+        """Whether a diagnosis on that plan day falls in the waiting period after the plan day of joining."""
+        return diagnosed_on < waiting_ends_on(self.joined_at, waiting_days, utc_offset_minutes)
 
     def days_in_plan(self, moment: datetime) -> int:
         """Whole days since joining."""
@@ -298,14 +299,15 @@ class Membership(LedgerAggregate):
         self.check_active()
         self.record(self.Exited, at, actor, MemberExitedV1(plan=self.plan, refund_due_fen=max(balance_fen, 0)))
 
-    def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int,
+    def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int, utc_offset_minutes: int,
                 shares_paid_fen: int, balance_fen: int, seal: Callable[[int, str, object], str]) -> None:
-        """Illness diagnosed in the waiting period: refund shares paid (and any prepaid balance), leave. The date is
-        sealed (`seal(seq, field, value)` returns its commitment); the body shows its month."""
+        """Illness diagnosed in the waiting period (plan days): refund shares paid (and any prepaid balance), leave.
+        The date is sealed (`seal(seq, field, value)` returns its commitment); the body shows its month."""
         self.check_active()
-        check(diagnosed_on >= self.joined_at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
-        check(diagnosed_on <= at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
-        check(self.in_waiting_period(diagnosed_on, waiting_days), "diagnosed_on",
+        check(diagnosed_on >= day_of(self.joined_at, utc_offset_minutes), "diagnosed_on",
+              Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
+        check(diagnosed_on <= day_of(at, utc_offset_minutes), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
+        check(self.in_waiting_period(diagnosed_on, waiting_days, utc_offset_minutes), "diagnosed_on",
               Rule.EXCLUSION_APPLIES_ONLY_TO_ILLNESS_IN_THE_WAITING_PERIOD)
         day = diagnosed_on.isoformat()
         self.record(self.ExcludedV2, at, actor, MemberExcludedV2(

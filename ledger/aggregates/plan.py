@@ -45,6 +45,7 @@ class Plan(LedgerAggregate):
         self.versions: list[RulesVersion] = []
         self.status = "open"
         self.closing: PlanClosingAnnouncedV1 | None = None
+        self.closing_announced_at: datetime | None = None
         self.terminated_at: datetime | None = None
 
     class Created(LedgerAggregate.Created):
@@ -78,6 +79,7 @@ class Plan(LedgerAggregate):
         def apply(self, aggregate: Plan) -> None:
             aggregate.status = "closing"
             aggregate.closing = self.body
+            aggregate.closing_announced_at = self.timestamp
 
     class Terminated(LedgerAggregate.Event):
         """The plan has ended."""
@@ -152,6 +154,10 @@ class Plan(LedgerAggregate):
     def ends_at(self) -> datetime | None:
         """When the plan ends (or ended), if closing was announced."""
         return parse_at(self.closing.ends_at) if self.closing else None
+
+    def final_periods(self) -> int:
+        """How many of the last periods before the end the operator announced it pays (0 before an announcement)."""
+        return self.closing.operator_pays_final_periods if self.closing else 0
 
     def claim_tail_ends(self, diagnosed_on: datetime) -> datetime | None:
         """After termination: the last instant a claim for this diagnosis may be filed."""

@@ -6,7 +6,7 @@
     plan      create | amend-rules | announce-closing | terminate | wind-down | list | show
     member    join | deposit | exit | … | statement
     claim     file | investigate | notice | object | resolve-objection | request-jury | vote | decide | pay
-    period    open | assess | collect | receive-subsidy | settle | list | show
+    period    open | assess | collect | receive-subsidy | receive-advance | settle | list | show
     disclosure publish | list | show
     journal   show            metrics   show
     log       integrate | checkpoint publish|add-cosignature|show|list | entry | proof … | key

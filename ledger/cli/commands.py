@@ -50,6 +50,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "assess_period": ("period", "assess"),
     "collect_period": ("period", "collect"),
     "receive_subsidy": ("period", "receive-subsidy"),
+    "receive_advance": ("period", "receive-advance"),
     "settle_period": ("period", "settle"),
     "publish_disclosure": ("disclosure", "publish"),
     "revoke_key": ("keys", "revoke"),

@@ -38,7 +38,7 @@ def catch_up() -> None:
 @json_option
 def rebuild() -> None:
     """Rebuild every read model from the event store."""
-    models = ReadModels.open(context().ledger().app)
+    models = ReadModels.open(context().ledger().app, create=False)
     count = models.rebuild()
     emit({"events": count, "positions": models.status()},
          "\n".join(f"{p.NAME} rebuilt from {count} events, at {p.position()}" for p in models.all()))

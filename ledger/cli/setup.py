@@ -43,6 +43,21 @@ def init() -> None:
                             f"  trust anchors written to {result['trust_anchors']}"]))
 
 
+@click.command("migrate")
+@json_option
+def migrate_command() -> None:
+    """Bring the store's schema to this program's version (after an upgrade; `init` does it for a new ledger).
+    Processes that open the store never create tables: they refuse a store whose schema is behind."""
+    from ledger.bootstrap import require_store
+    from ledger.migrations import migrate
+
+    settings = context().settings
+    require_store(settings)
+    result = migrate(settings)
+    emit(result, f"schema at version {result['to']}" + ("" if result["from"] == result["to"]
+                                                          else f" (was {result['from']})"))
+
+
 # -- keys ----------------------------------------------------------------------------------------------------
 
 
@@ -265,6 +280,6 @@ def export(out: Path | None) -> None:
 
 def register_commands(main: click.Group) -> None:
     """Add the set-up commands to the main command."""
-    for command in (init, keys_group, demo, apply, export):
+    for command in (init, migrate_command, keys_group, demo, apply, export):
         main.add_command(command)
 

@@ -152,7 +152,7 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     shares_paid = uow.queries.shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
-                       rules.waiting_days, shares_paid, balance,
+                       rules.waiting_days, plan.rules_at(uow.at).rules.utc_offset_minutes, shares_paid, balance,
                        lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member, "refund_due_fen": shares_paid + max(balance, 0)})
 
@@ -177,5 +177,5 @@ def erase_member(uow: UnitOfWork, command: EraseMember) -> Outcome:
                          and claim.status not in ("rejected", "paid"))
     open_claims += uow.queries.open_claims(command.member)
     membership.erase(uow.at, uow.actor("operator"), command.reason, uow.writer.retention_days, open_claims)
-    uow.vault_writes.erase.append(command.member)
+    uow.vault_writes.erase[command.member] = sorted(streams)
     return Outcome({"member": command.member, "reason": command.reason, "sealed_streams": len(streams)})

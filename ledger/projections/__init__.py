@@ -28,10 +28,13 @@ class ReadModels:
     cases: Cases
 
     @classmethod
-    def open(cls, source: EntrySource, sql: SqlStore | None = None, balances: Balances | None = None) -> ReadModels:
-        """Open (creating tables when needed) every read model over `source`."""
+    def open(cls, source: EntrySource, sql: SqlStore | None = None, balances: Balances | None = None,
+             create: bool = True) -> ReadModels:
+        """Open every read model over `source`, creating their tables when `create` (a database of views; the
+        ledger's own store has them from `ledger.migrations`)."""
         sql = sql or SqlStore(source.recorder.datastore)
-        return cls(balances or Balances(source, sql), Journal(source, sql), Periods(source, sql), Cases(source, sql))
+        return cls(balances or Balances(source, sql, create=create), Journal(source, sql, create=create),
+                   Periods(source, sql, create=create), Cases(source, sql, create=create))
 
     def all(self) -> tuple[Projection, ...]:
         """Every read model, in PROJECTIONS order."""

@@ -59,15 +59,17 @@ class Projection:
     streams can be split among consumers (the partitions of the topic, each with its own position) that apply
     their parts in parallel into one database, and the union of their rows equals one consumer's."""
 
-    def __init__(self, source: EntrySource, sql: SqlStore | None = None, tracking_name: str | None = None) -> None:
+    def __init__(self, source: EntrySource, sql: SqlStore | None = None, tracking_name: str | None = None,
+                 create: bool = True) -> None:
         self.source = source
         self.tracking_name = tracking_name or self.NAME
         """The key of this projection's position (each partition of a stream-local one records its own)."""
         self.sql = sql or SqlStore(source.recorder.datastore)
         self.tracking = self.sql.table("projection_tracking")
         self._schema = self.schema()
-        self.sql.create([f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, "
-                         "position BIGINT NOT NULL)", *self._schema])
+        if create:  # the ledger's own store is made by `ledger.migrations`; a database of views by its consumers
+            self.sql.create([f"CREATE TABLE IF NOT EXISTS {self.tracking} (name TEXT PRIMARY KEY, "
+                             "position BIGINT NOT NULL)", *self._schema])
         self._appliers = self.appliers()
 
     def schema(self) -> list[str]:

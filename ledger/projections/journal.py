@@ -16,6 +16,9 @@ Postings by event (R = share × locked, S subsidy, I / O surplus in and out, FA 
 - debit failed: prepaid — Dr surplus, Cr member balances (the share was not taken); postpaid — Dr member
   balances (arrears), Cr cash. A recovery reverses its failure.
 - member lapsed with postpaid arrears: Dr surplus, Cr member balances (written off).
+- advance received (an operator advance toward a shortfall): Dr cash, Cr surplus.
+- period settled (schema 2): what the settlement cut from the funded aid and fee goes back to the surplus: Dr aid
+  payable (Σ funded − payable), Dr fee (funded fee − fee payable), Cr surplus.
 - subsidy received: Dr cash, Cr subsidy. Claim paid (amount + arrears deducted): Dr aid paid, Cr cash.
 - exit or wind-down refund due: Dr member balances, Cr refunds payable. Excluded for a waiting-period illness:
   Dr member balances (the balance), Dr surplus (the shares paid), Cr refunds payable.
@@ -71,6 +74,8 @@ class Journal(Projection):
             "member.debit_recovered": self._recovered,
             "member.lapsed": self._lapsed,
             "period.subsidy_received": self._subsidy,
+            "period.advance_received": self._advance,
+            "period.settled": self._settled,
             "claim.paid": self._paid,
             "member.exited": self._refund_due,
             "member.wind_down_refund_due": self._refund_due,
@@ -134,6 +139,19 @@ class Journal(Projection):
     def _subsidy(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount = e["body"]["amount_fen"]
         self.post(cursor, e, None, [("custodian_cash", amount, None), ("operator_subsidy", -amount, None)])
+
+    def _advance(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        amount = e["body"]["amount_fen"]
+        self.post(cursor, e, None, [("custodian_cash", amount, None), ("surplus", -amount, None)])
+
+    def _settled(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        if "cases" not in b:  # schema 1: the funded amounts are paid as assessed
+            return
+        aid_cut = sum(case["funded_fen"] - case["payable_fen"] for case in b["cases"])
+        fee_cut = b["owed_fen"] - sum(case["funded_fen"] for case in b["cases"]) - b["fee_payable_fen"]
+        self.post(cursor, e, None, [("aid_payable", aid_cut, None), ("fee_income", fee_cut, None),
+                                    ("surplus", -(aid_cut + fee_cut), None)])
 
     def _paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         total = e["body"]["amount_fen"] + e["body"]["arrears_deducted_fen"]

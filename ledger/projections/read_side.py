@@ -28,7 +28,7 @@ class ReadSide:
     def models(self) -> ReadModels:
         """The read models, opened at the first use (as they are: not caught up here)."""
         if self._models is None:
-            self._models = ReadModels.open(self.source)
+            self._models = ReadModels.open(self.source, create=False)  # made by `ledger.migrations`
         return self._models
 
     @property

@@ -95,8 +95,11 @@ class SqlStore:
                                   (name,)).fetchone() is not None
 
     def create(self, statements: Sequence[str]) -> None:
-        """Create tables and indexes (statements use IF NOT EXISTS)."""
+        """Create tables and indexes (statements use IF NOT EXISTS). On PostgreSQL creators take turns (an advisory
+        lock): two sessions racing to create the same table fail with `tuple concurrently updated`."""
         with self.transaction() as cursor:
+            if self.postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('mutual-ledger:create', 0))")
             for statement in statements:
                 cursor.execute(statement)
 

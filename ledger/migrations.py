@@ -1,0 +1,130 @@
+"""The store's schema, made once by a versioned migration rather than by every process that starts.
+
+`migrate(settings)` brings the configured store (SQLite or PostgreSQL) to `SCHEMA_VERSION`: it runs, in order,
+each step after the version the store records in `ledger_schema`, and records each one. `init` and `demo` run it,
+and so does `mutual-ledger migrate` (after an upgrade); every other process only reads the recorded version and
+refuses a store that is behind (`check_schema`). Concurrent `CREATE TABLE IF NOT EXISTS` on PostgreSQL is not
+safe — two sessions racing on the catalog fail with `tuple concurrently updated` — so migrations take turns under
+a session advisory lock, and nothing else creates tables in the store. Steps are idempotent (`IF NOT EXISTS`): a
+migration interrupted half-way is run again whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import Environment
+
+from ledger.config import Settings
+from ledger.errors import InputError
+from ledger.log.checkpoints import CheckpointLog
+from ledger.log.tree import TransparencyLog
+from ledger.projections import ReadModels
+from ledger.projections.sql import SqlStore
+from ledger.rules import Rule
+
+VERSION_TABLE = "ledger_schema"
+MIGRATION_LOCK = "mutual-ledger:migrate"
+
+
+class _Store:
+    """The store's recorder as the read models and the log expect their source (it has a `recorder`)."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def entries(self, start: int = 1, page: int = 1000) -> Iterator[tuple[int, bytes]]:
+        """No entries are read while migrating."""
+        return iter(())
+
+
+def _events_and_receipts(store: _Store, sql: SqlStore) -> None:
+    """The events table (with its notification-id index) and the command receipts, as the recorder defines them."""
+    store.recorder.create_table()
+
+
+def _read_models_and_log(store: _Store, sql: SqlStore) -> None:
+    """The read models' tables, the transparency log's tiles and entry ids, and the published checkpoints."""
+    ReadModels.open(store, sql, create=True)
+    CheckpointLog(TransparencyLog(store, create=True), None, None, create=True)
+
+
+def _vault(store: _Store, sql: SqlStore) -> None:
+    """The vault of sealed values (`ledger.vault`): wrapped data keys and encrypted values. A store made before it
+    also needs `projections rebuild`: the case cards and the roster's claims gained coarse columns (docs/privacy.md)."""
+    store.recorder.create_vault_tables()
+
+
+STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
+    1: (_events_and_receipts, _read_models_and_log),
+    2: (_vault,),
+}
+"""Each version's steps; a new version adds an entry (and never changes an old one)."""
+SCHEMA_VERSION = max(STEPS)
+
+
+def schema_version(sql: SqlStore) -> int:
+    """The version the store records (0 for a store no migration ran on)."""
+    if not sql.has_table(VERSION_TABLE):
+        return 0
+    with sql.transaction(commit=False) as cursor:
+        row = cursor.execute(f"SELECT MAX(version) FROM {sql.table(VERSION_TABLE)}").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def check_schema(sql: SqlStore, field: str) -> None:
+    """Refuse a store whose schema is not the current version, naming the command that migrates it."""
+    found = schema_version(sql)
+    if found != SCHEMA_VERSION:
+        raise InputError(field, Rule.STORE_SCHEMA_MUST_BE_CURRENT,
+                         f"the store's schema is version {found}, this program's {SCHEMA_VERSION}: run "
+                         "`mutual-ledger migrate` (or `init` for a new ledger)" if found < SCHEMA_VERSION else
+                         f"the store's schema is version {found}, newer than this program's {SCHEMA_VERSION}")
+
+
+@contextmanager
+def _turn(sql: SqlStore) -> Iterator[None]:
+    """One migration at a time: a PostgreSQL session advisory lock held on a connection of its own; on SQLite each
+    step's transaction holds the database's write lock, and every step is idempotent."""
+    if not isinstance(sql.datastore, PostgresDatastore):
+        yield
+        return
+    with sql.datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
+            conn.commit()
+
+
+def migrate(settings: Settings) -> dict[str, int]:
+    """Bring the store to the current schema version (see the module docstring): {"from": v0, "to": v1}."""
+    if settings.database_url is None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**settings.eventsourcing_env(), "CREATE_TABLE": "n"}
+    factory = InfrastructureFactory.construct(Environment("Ledger", env))
+    try:
+        recorder = factory.application_recorder()
+        store = _Store(recorder)
+        sql = SqlStore(recorder.datastore)  # type: ignore[attr-defined]
+        with _turn(sql):
+            before = schema_version(sql)
+            for version in range(before + 1, SCHEMA_VERSION + 1):
+                sql.create([f"CREATE TABLE IF NOT EXISTS {sql.table(VERSION_TABLE)} (version INTEGER PRIMARY KEY, "
+                            "applied_at TEXT NOT NULL)"])
+                for step in STEPS[version]:
+                    step(store, sql)
+                with sql.transaction() as cursor:
+                    cursor.execute(f"INSERT INTO {sql.table(VERSION_TABLE)} (version, applied_at) SELECT ?, ? "
+                                   f"WHERE NOT EXISTS (SELECT 1 FROM {sql.table(VERSION_TABLE)} WHERE version = ?)",
+                                   (version, datetime.now(UTC).isoformat(), version))
+        return {"from": before, "to": max(before, SCHEMA_VERSION)}
+    finally:
+        factory.close()
