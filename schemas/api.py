@@ -149,7 +149,7 @@ class DisclosureCard(ApiModel):
     condition: str
     age_at_diagnosis: int | None = None
     age_band: str | None = None
-    diagnosed_month: str | None = None
+    diagnosis_month: str | None = None
     joined_month: str | None = None
     sex: str
     province: str

@@ -191,7 +191,7 @@ def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dic
     return {
         "case": card["claim"], "member": None, "category": card["category"], "condition": card["condition"],
         "age_band": card["age_band"], "sex": card["sex"], "province": card["province"],
-        "diagnosed_month": card["diagnosed_month"], "joined_month": card["joined_month"],
+        "diagnosis_month": card["diagnosed_month"], "joined_month": card["joined_month"],
         "approved_fen": funded[card["claim"]]["approved_fen"], "aid_fen": funded[card["claim"]]["funded_fen"],
         "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
         "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
@@ -231,7 +231,7 @@ def render_disclosure(d: dict[str, Any]) -> str:
               f"{c['province']}: aid {yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved "
               f"({c['decision_basis']}" + (f", jury {c['jury_verdict']}" if c["jury_verdict"] else "") + "); "
               + (f"{c['days_in_plan_at_diagnosis']} days in the plan" if "days_in_plan_at_diagnosis" in c
-                 else f"joined {c['joined_month']}, diagnosed {c['diagnosed_month']}")
+                 else f"joined {c['joined_month']}, diagnosed {c['diagnosis_month']}")
               + f", helped {c['helped_people']} people, shared {yuan(c['shared_fen'])} yuan"
               for c in d["cases"]]
     return "\n".join(lines)
