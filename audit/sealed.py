@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ledger.envelope import parse_at
-from ledger.plan_days import day_of, waiting_ends_on
+from ledger.plan_days import day_of, waiting_ends_on, whole_years
 from ledger.sealing import Revealed, check_revealed, plan_month, sealed_fields
 
 NEEDS = "13 sealed"
@@ -73,9 +73,11 @@ class SealedChecks:
         return opened
 
 
-def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], plan: Any, fail: Any) -> None:
+def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], ages: dict[str, int], plan: Any,
+                 fail: Any) -> None:
     """Re-check a sealed filing's rules from its opened values, counting days as the writer does (plan days,
-    `ledger.plan_days`). `members` maps the plan's members to when they joined; `plan` is the auditor's plan
+    `ledger.plan_days`). `members` maps the plan's members to when they joined, `ages` to their age at joining;
+    `plan` is the auditor's plan
     (`rules_at`, `rules_on_day`, `closing_tail_days`: the tail once the plan's closing was announced)."""
     body, at = e["body"], e["at"]
     member, joined_at = values["member"], values["joined_at"]
@@ -101,6 +103,9 @@ def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, s
     covered_from = waiting_ends_on(parse_at(joined_at), joined_rules.waiting_days, offset)
     if body["category"] == "illness" and diagnosed < covered_from:
         fail(f"{NEEDS} (waiting period)", f"an illness diagnosed on or after {covered_from}", values["diagnosed_on"])
+    joined_age, age = ages.get(member, -1), values["age_at_diagnosis"]
+    if not joined_age <= age <= joined_age + whole_years(plan_day(joined_at, plan, at), diagnosed) + 1:
+        fail(f"{NEEDS} (age at diagnosis)", f"from the age at joining, {joined_age}, plus the years since", age)
     if rules.max_aid_fen(values["age_at_diagnosis"]) <= 0:
         fail(f"{NEEDS} (age covered)", "an age some aid band covers", values["age_at_diagnosis"])
 

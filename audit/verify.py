@@ -24,8 +24,8 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      of the entries up to its size, and consistent with the previous one.
 13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
      that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
-     period, rules version of the diagnosis day, age covered, and check 11's plan maximum); without them, the
-     report counts the events whose checks needed them (`needs_sealed_values`).
+     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
+     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -269,6 +269,8 @@ class Auditor:
                  revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
         self.sealed = SealedChecks.of(revealed)
+        self.joined_ages: dict[str, int] = {}
+        """Member → age in years at joining (what a sealed age at diagnosis is checked against)."""
         """Check 13: the revealed values given (`--revealed`), or none."""
         self.report: Report = self.events.report
         self.log_key = log_key
@@ -386,6 +388,7 @@ class Auditor:
         elif kind == "member.joined":
             plan = self.plans[body["plan"]]
             plan.members[stream] = at
+            self.joined_ages[stream] = body["age_years"]
             plan.ended.pop(stream, None)  # a join starts a new span
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
             plan = self.plans[body["plan"]]
@@ -442,7 +445,7 @@ class Auditor:
             return None
         plan = self.plans[e["body"]["plan"]]
         if e["type"] == "claim.filed":
-            check_filing(e, values, plan.members, plan, fail)
+            check_filing(e, values, plan.members, self.joined_ages, plan, fail)
         else:
             check_exclusion(e, values, plan.members.get(e["stream"]), plan, fail)
         return values

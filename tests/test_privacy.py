@@ -536,3 +536,16 @@ def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_pa
     assert json.loads(cli(data, "--json", "audit", "check-revealed", str(out)).output)["ok"]
     assert cli(data, "--json", "audit", "verify").exit_code == 0
     assert other
+
+
+def test_an_age_sealed_within_the_band_but_beyond_the_age_at_joining_is_caught_with_the_values(
+        ledger_app: Ledger, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    member = join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    seal_another(monkeypatch, "age_at_diagnosis", 34)  # the same 5-year band as the 30 checked
+    file(ledger_app, member, day(ledger_app, -1), age=30)
+    monkeypatch.undo()
+    assert Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app)).ok
+    report = Auditor(anchors_of(ledger_app), revealed=reveal_member(ledger_app.app, member)).run(
+        entries_of(ledger_app))
+    assert [(f.check, f.found) for f in report.failures] == [("13 sealed (age at diagnosis)", "34")]
