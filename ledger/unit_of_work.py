@@ -129,7 +129,7 @@ class UnitOfWork:
     def add(self, aggregate: LedgerAggregate, field_name: str = "id", derived: bool = False) -> None:
         """Track a newly created aggregate; its stream id must not exist yet.
 
-        `derived`: the id was derived from this command's new id (`new_stream_id`), so no stored stream can
+        `derived`: the id was derived from this command's id (`new_id`, keyed), so no stored stream can
         have it and the lookup is skipped; the store's uniqueness constraint still guards the write.
         """
         if aggregate.id in self.loaded or not (derived or not self.writer.stream_exists(aggregate.id)):
