@@ -141,7 +141,10 @@ class SharePoint(ApiModel):
 
 class DisclosureCard(ApiModel):
     """One case of a period's 公示, masked: coarse attributes only. A sealed case (`claim.filed` v2) names no member
-    and shows the age band and the months of diagnosis and joining instead of the exact age and days in the plan."""
+    and shows the age band and the months of diagnosis and joining instead of the exact age and days in the plan.
+    A card is served exactly as the document holds it (no field added or dropped), since its hash is pinned."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     case: str
     member: str | None

@@ -88,7 +88,7 @@ def get_period(state: State, period: str) -> dict[str, Any]:
     return record
 
 
-@router.get("/periods/{period}/disclosure", response_model=Disclosure)
+@router.get("/periods/{period}/disclosure", response_model=Disclosure, response_model_exclude_unset=True)
 def get_disclosure(state: State, period: str) -> dict[str, Any]:
     """A settled period's 公示 rebuilt from the events, its hash, the hash published on the log, and the
     `disclosure.published` event with its inclusion proof into the latest published checkpoint."""
