@@ -358,7 +358,8 @@ class LedgerApplication(Application[UUID]):
     def _raise_taken_stream(self, created: list[UUID], receipts: list[CommandReceipt]) -> None:
         """After a failed insert: a new stream whose id is taken by an event of another command is a permanent
         conflict (two commands opening the same period, whose id follows from its plan and number), a broken rule
-        rather than a race worth retrying. A race with a writer of the same command leaves that command's receipt behind."""
+        rather than a race worth retrying. A race with a writer of the same command leaves that command's receipt
+        behind."""
         if self.ledger_recorder.select_receipts([receipt.command_id for receipt in receipts]):
             return
         for stream in created:
