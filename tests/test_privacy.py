@@ -549,3 +549,16 @@ def test_an_age_sealed_within_the_band_but_beyond_the_age_at_joining_is_caught_w
     report = Auditor(anchors_of(ledger_app), revealed=reveal_member(ledger_app.app, member)).run(
         entries_of(ledger_app))
     assert [(f.check, f.found) for f in report.failures] == [("13 sealed (age at diagnosis)", "34")]
+
+
+def test_the_retention_period_is_configured_in_whole_days() -> None:
+    from ledger.config import DEFAULT_RETENTION_DAYS, Settings
+    from ledger.errors import ConfigError
+
+    assert Settings.from_env({}).retention_days == DEFAULT_RETENTION_DAYS == 1826
+    assert Settings.from_env({"LEDGER_RETENTION_DAYS": "30"}).retention_days == 30
+    for bad in ("-1", "1.5", "36501", "five years"):
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"LEDGER_RETENTION_DAYS": bad})
+        assert (caught.value.field, caught.value.rule) == (
+            "LEDGER_RETENTION_DAYS", Rule.MUST_BE_A_WHOLE_NUMBER_IN_RANGE)
