@@ -143,6 +143,7 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     if record["status"] != "settled":
         raise InputError("period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, f"{period_id} is {record['status']}")
     history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
+    counts = periods.case_counts(record["plan"])  # once, not once per card and period paid into
     funded = {c["claim"]: c for c in record["cases"]}
     cards = []
     for card in cases.cards("period = ?", (period_id,)):
@@ -156,7 +157,7 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
             "aid_fen": funded[card["claim"]]["funded_fen"],
             "days_in_plan_at_diagnosis": (date.fromisoformat(diagnosed) - date.fromisoformat(card["joined_at"][:10])
                                           ).days,
-            "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
+            "helped_people": sum(counts.get(str(p["id"]), 0) for p in paid_into),
             "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
             "decision_basis": card["decision_basis"], "objections": card["objections"],
             "jury_verdict": card["verdict"],
@@ -172,12 +173,6 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
         "surplus_in_fen": record["surplus_in_fen"], "surplus_carried_fen": record["surplus_carried_fen"],
         "cap_applied": record["cap_applied"], "roll_root": record["roll_root"], "cases": cards,
     }
-
-
-def _case_count(periods: Periods, period: str) -> int:
-    record = periods.record(period)
-    return 0 if record is None else len(record["cases"])
-
 
 
 def yuan(fen: int | None) -> str:
