@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ def line(report: Report) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the seeds; print each and the summary."""
     args = parse(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a run ended with SIGTERM stops what it started
     started = time.monotonic()
     faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
     checks: dict[str, int] = {}

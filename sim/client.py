@@ -61,7 +61,11 @@ class WriterClient:
     before_step: Callable[[int], float | None]
     last_event: Callable[[], int]
     receipts: Callable[[Sequence[str]], set[str]]
+    after_writer_recovery: Callable[[], None] = lambda: None
+    """Runs before the step after one in which the writer was started again (its batch acknowledged by then)."""
     max_steps: int | None = None
+    writer_restarted: bool = False
+    crashes: list[str] = field(default_factory=list)
     step: int = 0
     acknowledged: dict[str, Acknowledged] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
@@ -110,6 +114,9 @@ class WriterClient:
         self.step += 1
         if self.max_steps is not None and self.step > self.max_steps:
             raise StepsDoneError
+        if self.writer_restarted:
+            self.writer_restarted = False
+            self.after_writer_recovery()
         kill_after = self.before_step(self.step)
         line = orjson.dumps({"at": self.clock.now().isoformat(), "sign_as": sign_as, "commands": commands}) + b"\n"
         if kill_after is not None:
@@ -118,20 +125,20 @@ class WriterClient:
             self.writer.kill()  # whatever it answered is never read: not acknowledged
         for _ in range(20):
             answer = self._roundtrip(line)
+            if kill_after is not None:
+                self.writer_restarted = True
             if answer is None or answer.get("crash"):
                 self.count("writer ended without answering" if answer is None else "writer crashed")
                 if answer is not None:
-                    self.transcript.append(["crash", answer["crash"][:120]])
                     self.crashes.append(answer["crash"])
                 self.writer.kill()
+                self.writer_restarted = True
                 continue
             if answer.get("retry"):
                 self.count("retryable refusals")
                 continue
             return answer
         raise InvariantBrokenError("the writer recovers", f"step {self.step}: no answer after 20 tries")
-
-    crashes: list[str] = field(default_factory=list)
 
     def _write(self, line: bytes) -> None:
         if not self.writer.running:

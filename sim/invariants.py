@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,11 @@ class Checks:
 
     # -- after every recovery --------------------------------------------------------------------------
 
-    def quick(self, acknowledged: Mapping[str, Any]) -> None:
-        """The checks that read the store and the views as they are: exactly once, the books, the positions."""
+    def quick(self, acknowledged: Mapping[str, Any], settled: bool = False) -> None:
+        """The checks that read the store and the views as they are: exactly once, the books, the positions;
+        `settled` once every period is settled."""
         self.exactly_once(acknowledged)
-        self.books()
+        self.books(settled)
         self.positions_never_go_back()
 
     def exactly_once(self, acknowledged: Mapping[str, Any]) -> None:
@@ -84,8 +85,9 @@ class Checks:
                 f"set-up and acknowledged commands wrote {named} events, the store holds {counted}")
         self.ran("acknowledged commands stored exactly once with their first result")
 
-    def books(self) -> None:
-        """The journal balances; no balance, surplus or custodian cash is negative."""
+    def books(self, settled: bool = False) -> None:
+        """The journal balances; no balance, surplus or custodian cash is negative (the surplus only once every
+        period is settled: until then a failed debit is charged to it, and its settlement gives it back)."""
         models = self.ledger.read_models()
         journal = models.journal
         require(journal.trial_balance() == 0, "the journal balances", f"debits − credits = {journal.trial_balance()}")
@@ -97,6 +99,7 @@ class Checks:
         assert row is not None
         require(int(row[0]) <= 0, "the surplus is never negative (but for what failed to be collected)",
                 f"surplus from assessments and refunds: {-int(row[0])} fen; {balances}")
+        require(not settled or balances["surplus"] <= 0, "the surplus is never negative once settled", str(balances))
         require(balances["member_balances"] <= 0, "members' balances are never negative", str(balances))
         self.ran("the journal balances, nothing negative")
 
@@ -135,8 +138,9 @@ class Checks:
                 positions[projection_class.NAME] = max(last)
         return positions
 
-    def caught_up(self, seconds: float) -> None:
-        """Wait until the consumers have applied every stored event (liveness after the faults)."""
+    def caught_up(self, seconds: float, supervise: Callable[[], None]) -> None:
+        """Wait until the consumers have applied every stored event (liveness after the faults), starting again
+        whatever ends meanwhile."""
         expected = self.final_positions()
         deadline = time.monotonic() + seconds
         while True:
@@ -146,6 +150,7 @@ class Checks:
                 break
             require(time.monotonic() < deadline, "the consumers catch up after the faults",
                     f"after {seconds:g} s, lanes behind (at, end): {behind}")
+            supervise()
             time.sleep(0.3)
         self.positions_never_go_back()
         self.ran("consumers caught up: no event skipped")

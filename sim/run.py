@@ -9,6 +9,7 @@ import random
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from eventsourcing.postgres import PostgresDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -35,6 +37,7 @@ from schemas.commands import Command
 from schemas.commands.membership import DisburseRefund, Exit
 from schemas.commands.period import WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
+from schemas.commands.report import PublishReport
 from sim.client import StepsDoneError, WriterClient
 from sim.invariants import Checks, InvariantBrokenError
 from sim.services import TansuBroker, new_database, tansu_binary
@@ -121,10 +124,13 @@ class SimDemo(Demo):
         """The service publishes and the witnesses cosign on their own."""
 
     def wind_down(self) -> None:
-        """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid."""
+        """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid;
+        the regulator publishes its report over the whole history."""
         plan = self.summary.plans["prepaid"]
         self.refresh_ended("prepaid")
-        leaving = [m for m in self.members["prepaid"] if m.id not in self.ended and m.id not in self.claimed][:2]
+        payers = {m.payer for m in self.members["prepaid"]}
+        leaving = [m for m in self.members["prepaid"]
+                   if m.id not in self.ended and m.id not in self.claimed and m.id not in payers][:2]
         self.run([Exit(command_id=self.next_id("exit"), member=m.id) for m in leaving])
         now = self.clock.now() + timedelta(hours=1)
         self.at(now)
@@ -140,6 +146,10 @@ class SimDemo(Demo):
         self.run([DisburseRefund(command_id=self.next_id("refund"), member=member, amount_fen=amount,
                                  reference=self.next_id("refund-ref")) for member, amount in owed])
         self.count("refunds_paid", len(owed))
+        today = self.clock.now().date()
+        self.app.execute(PublishReport(command_id=self.next_id("report"), since=DEMO_START.date().isoformat(),
+                                       until=today.isoformat()))
+        self.count("reports")
 
 
 def iso(moment: Any) -> str:
@@ -240,6 +250,7 @@ class Simulation:
         """Start what is due to come back, inject the step's faults, check after the recovery; return the delay
         after which the writer is killed during this step's batch, if it is."""
         self.report.steps = step
+        self.supervise()
         for name, when in list(self.down.items()):
             if when <= step:
                 self.system.processes[name].start()
@@ -255,6 +266,18 @@ class Simulation:
             else:
                 self.inject(fault)
         return kill_writer
+
+    def supervise(self) -> None:
+        """Start again every process that ended on its own (as the deployment's `restart: unless-stopped` does),
+        saying why it ended."""
+        for name, process in self.system.processes.items():
+            if name == "writer" or name in self.down or process.popen is None or process.running:
+                continue
+            lines = process.log.read_text(errors="replace").strip().splitlines()
+            self.report.crashes.append(f"step {self.report.steps}: {name} ended with {process.popen.returncode}: "
+                                       f"{lines[-1][:200] if lines else ''}")
+            process.kill()
+            process.start()
 
     def kill(self, name: str, fault: Fault) -> None:
         """SIGKILL a process; it starts again `down_for` steps later (or now)."""
@@ -280,6 +303,9 @@ class Simulation:
             self.recovered("the broker came back empty")
         elif fault.kind == "postgres connections terminated":
             self.terminate_connections()
+            for store in (self.ledger.app.ledger_recorder.datastore, self.views.datastore):
+                if isinstance(store, PostgresDatastore) and not store.pool.closed:
+                    store.pool.check()  # the checks' own connections were ended too
             self.recovered("connections terminated")
         elif fault.kind == "consumer fed duplicates":
             self.feed(fault.target, random.Random(f"sim-feed-{self.seed}-{fault.step}"))
@@ -363,11 +389,18 @@ class Simulation:
             with self.deployment():
                 self.drive()
         except InvariantBrokenError as error:
-            where = self.current.describe() if self.current else "no fault yet"
-            self.report.broken = (f"seed {self.seed} ({self.store}) step {self.report.steps}, last fault: {where}, "
-                                  f"after {self.last_recovery}: invariant broken: {error}")
+            self.report.broken = f"{self.where()}: invariant broken: {error}"
+        except Exception as error:  # the simulation's own failure is reported like a broken invariant, with its trace
+            self.report.broken = (f"{self.where()}: the simulation failed: {type(error).__name__}: {error}\n"
+                                  f"{traceback.format_exc()}")
         self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
+
+    def where(self) -> str:
+        """The seed, the step, the last fault and the last recovery, for a failure's report."""
+        fault = self.current.describe() if self.current else "no fault yet"
+        return (f"seed {self.seed} ({self.store}) step {self.report.steps}, last fault: {fault}, after "
+                f"{self.last_recovery}")
 
     def drive(self) -> None:
         """The workload, then every process back, everything caught up and checked."""
@@ -375,7 +408,7 @@ class Simulation:
         self.client = WriterClient(self.system.processes["writer"], self.clock, rng, self.before_step,
                                    lambda: self.ledger.app.recorder.max_notification_id() or 0,
                                    lambda ids: set(self.ledger.app.ledger_recorder.select_receipts(ids)),
-                                   max_steps=self.steps)
+                                   lambda: self.recovered("the writer started again"), max_steps=self.steps)
         self.ledger.client = self.client
         demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
         try:
@@ -395,8 +428,8 @@ class Simulation:
         for name in list(self.down):
             self.system.processes[name].start()
             del self.down[name]
-        self.checks.quick(self.client.acknowledged)
-        self.checks.caught_up(180)
+        self.checks.quick(self.client.acknowledged, settled=self.report.steps < self.steps)
+        self.checks.caught_up(180, self.supervise)
         self.checks.digests()
         self.checks.audit([self.work / "custodian", self.work / "regulator"])
         self.report.checks = dict(self.checks.counts)
