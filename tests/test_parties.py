@@ -52,7 +52,9 @@ def test_every_party_holds_only_its_own_keys(demo: Path) -> None:
         assert [p.stem for p in private_keys(parties / party)] == [party]
     assert all(p.stem.startswith("juror-") for p in private_keys(parties / "members"))
     anchors = json.loads((demo / "trust-anchors.json").read_text())
-    assert set(anchors) == {"operator-root", "log", "custodian", "regulator"}
+    assert set(anchors) == {"operator-root", "log", "custodian", "regulator", "witnesses"}
+    assert anchors["witnesses"]["threshold"] == 1 and [k.split(".", 1)[0] for k in anchors["witnesses"]["keys"]] == [
+        "custodian", "regulator"]  # the witness policy: one of the two witnesses' cosignatures
 
 
 def test_outsider_commands_need_no_private_key_and_change_nothing(demo: Path, tmp_path: Path) -> None:

@@ -149,11 +149,12 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     if record["status"] != "settled":
         raise InputError("period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, f"{period_id} is {record['status']}")
     history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
+    counts = periods.case_counts(record["plan"])  # once, not once per card and period paid into
     funded = {c["claim"]: c for c in record["cases"]}
     cards = []
     for card in cases.cards("period = ?", (period_id,)):
         if card["member"] is None:
-            cards.append(_sealed_card(card, funded, history, periods))
+            cards.append(_sealed_card(card, funded, history, counts))
             continue
         diagnosed = card["diagnosed_on"]
         paid_into = [p for p in history if card["joined_at"] <= p["cutoff_at"] < diagnosed
@@ -165,7 +166,7 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
             "aid_fen": funded[card["claim"]]["funded_fen"],
             "days_in_plan_at_diagnosis": (date.fromisoformat(diagnosed) - date.fromisoformat(card["joined_at"][:10])
                                           ).days,
-            "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
+            "helped_people": sum(counts.get(str(p["id"]), 0) for p in paid_into),
             "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
             "decision_basis": card["decision_basis"], "objections": card["objections"],
             "jury_verdict": card["verdict"],
@@ -183,8 +184,8 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     }
 
 
-def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dict[str, Any]], periods: Periods
-                 ) -> dict[str, Any]:
+def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dict[str, Any]],
+                 counts: dict[str, int]) -> dict[str, Any]:
     """The card of a sealed claim: coarse values only (no member, no exact date or age); the periods it counts as
     paid into are those whose cutoff month lies from the joining month up to before the diagnosis month."""
     paid_into = [p for p in history if card["joined_month"] <= p["cutoff_at"][:7] < card["diagnosed_month"]]
@@ -193,16 +194,10 @@ def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dic
         "age_band": card["age_band"], "sex": card["sex"], "province": card["province"],
         "diagnosis_month": card["diagnosed_month"], "joined_month": card["joined_month"],
         "approved_fen": funded[card["claim"]]["approved_fen"], "aid_fen": funded[card["claim"]]["funded_fen"],
-        "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
+        "helped_people": sum(counts.get(str(p["id"]), 0) for p in paid_into),
         "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
         "decision_basis": card["decision_basis"], "objections": card["objections"], "jury_verdict": card["verdict"],
     }
-
-
-def _case_count(periods: Periods, period: str) -> int:
-    record = periods.record(period)
-    return 0 if record is None else len(record["cases"])
-
 
 
 def yuan(fen: int | None) -> str:
