@@ -41,7 +41,7 @@ from schemas.commands.report import PublishReport
 from sim.client import StepsDoneError, WriterClient
 from sim.invariants import Checks, InvariantBrokenError
 from sim.services import TansuBroker, new_database, tansu_binary
-from sim.system import CONSUMERS, System, base_env
+from sim.system import CONSUMERS, POOL, System, base_env
 
 FAULT_KINDS = ("writer killed mid-batch", "relay killed", "consumer killed", "witness killed", "service killed",
                "broker restarted empty", "postgres connections terminated", "consumer fed duplicates",
@@ -152,6 +152,15 @@ class SimDemo(Demo):
         self.count("reports")
 
 
+def restore_environment(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as they were."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def iso(moment: Any) -> str:
     """An instant as the commands write it."""
     from ledger.envelope import format_at
@@ -218,6 +227,9 @@ class Simulation:
                 database_url = stack.enter_context(new_database(self.server_url, "sim_ledger"))
                 views_url = stack.enter_context(new_database(self.server_url, "sim_views"))
             self.database_urls = [u for u in (database_url, views_url) if u and u.startswith("postgresql")]
+            saved = {name: os.environ.get(name) for name in POOL}
+            os.environ.update(POOL)  # this process's own pools too (eventsourcing reads the environment)
+            stack.callback(restore_environment, saved)
             broker = TansuBroker(binary)
             broker.start()
             stack.callback(broker.stop)

@@ -144,4 +144,10 @@ def base_env(data_dir: Path, database_url: str | None, views_url: str, bootstrap
             bootstrap, "LEDGER_KAFKA_TOPIC": topic, "LEDGER_SIGNING_WORKERS": "0", "PYTHONPATH": str(ROOT)}
     if database_url is not None:
         env["LEDGER_DATABASE_URL"] = database_url
-    return env
+    return env | POOL
+
+
+POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "3", "POSTGRES_CONNECT_TIMEOUT": "30"}
+"""The event store's connection pool in every process of a run (`eventsourcing` reads these from the environment):
+one connection kept open, not five, so that a run's dozen processes leave the server's connections to others;
+slow connecting tolerated on a loaded machine."""
