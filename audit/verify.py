@@ -15,7 +15,8 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      and the payouts sized from the money held (`ledger.sharing.settle`).
 9.   Every disclosure document rebuilt from the events and its hash compared with its `disclosure.published`.
 10.  Money: the double-entry journal rebuilt from the events, every event's postings balanced, the trial balance
-     zero and custody complete.
+     zero and custody complete; every wind-down refund whose deadline has passed (by the last event's time) paid
+     in full by that deadline.
 11.  Claims: filed under the rules version in force on the diagnosis day (a plan day, Asia/Shanghai); paid at
      most once, only when approved (after notice or by a jury) and included in an assessed period, after that
      period settled for exactly the case's payable amount (schema 1: its funded amount), never above the plan
@@ -267,6 +268,10 @@ class Auditor:
         self.period_plan: dict[str, str] = {}
         self.failed: dict[str, set[str]] = {}
         """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
+        self.wind_down_refunds: dict[str, list[Any]] = {}
+        """Member → [index, envelope, due, deadline, paid by the deadline] of a wind-down refund."""
+        self.last_at = ""
+        """The time of the last event followed."""
         self.notice_on: dict[str, str] = {}
         """Period → its notice day."""
         self.uncollected: dict[str, int] = {}
@@ -363,6 +368,7 @@ class Auditor:
     def domain(self, index: int, e: dict[str, Any]) -> None:
         """Follow the facts periods and claims depend on; check assessments and payouts when they come."""
         kind, body, stream, at = e["type"], e["body"], e["stream"], e["at"]
+        self.last_at = max(self.last_at, at)
         if kind == "plan.created":
             self.plans[stream] = _Plan([(at, 1, PlanRules.from_json_value(body["rules"]))])
         elif kind == "plan.rules_amended":
@@ -379,6 +385,8 @@ class Auditor:
             if stream not in plan.members:
                 raise KeyError(f"member {stream} of plan {body['plan']}")
             plan.ended.setdefault(stream, at)
+            if kind == "member.wind_down_refund_due":
+                self.wind_down_refunds[stream] = [index, e, body["refund_due_fen"], body["deadline"], 0]
         elif kind == "claim.filed":
             self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "filed_at": at}
             version, _ = self.plans[body["plan"]].rules_on_day(body["diagnosed_on"], at)
@@ -394,6 +402,10 @@ class Auditor:
         elif kind == "member.debit_recovered":
             self.failed.get(stream, set()).discard(body["period"])
             self.uncollected[body["period"]] = self.uncollected.get(body["period"], 0) - body["amount_fen"]
+        elif kind == "member.refund_disbursed" and body["reason"] == "wind_down" and stream in self.wind_down_refunds:
+            owed = self.wind_down_refunds[stream]
+            if at <= owed[3]:
+                owed[4] += body["amount_fen"]
         elif kind == "period.advance_received":
             self.advances[stream] = self.advances.get(stream, 0) + body["amount_fen"]
         elif kind == "period.opened":
@@ -448,6 +460,8 @@ class Auditor:
             announced, ends, final = plan.closing if plan.closing else (None, None, 0)
             operator = operator_funds(parse_at(announced) if announced else None, parse_at(ends) if ends else None,
                                       final, date.fromisoformat(self.notice_on[period]), parse_at(cutoff), rules)
+            if body["payment_model"] != rules.payment_model:
+                self.fail(index, e, "8 period (payment_model)", rules.payment_model, body["payment_model"])
             if body["funded_by"] != ("operator" if operator else "members"):
                 self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
         expected = assess(len(locked), [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
@@ -546,6 +560,9 @@ class Auditor:
         """Checks 10 and 9 once the books hold every entry: balanced postings, zero trial balance and complete
         custody; then every published disclosure rebuilt and its hash compared."""
         last = self.report.entries - 1
+        for index, e, due, deadline, paid in self.wind_down_refunds.values():
+            if deadline < self.last_at and paid < due:
+                self.fail(index, e, "10 money (wind-down refund by its deadline)", f"{due} paid by {deadline}", paid)
         if isinstance(books.error, UnbalancedPostingError):
             self.fail(*books.where, "10 money (balanced postings)", "debits = credits", books.error)
             return

@@ -138,6 +138,13 @@ class PlanClosingAnnouncedV1(Frozen):
     operator_pays_final_periods: int = Field(ge=0, le=24)
 
 
+class PlanClosingAnnouncedV2(PlanClosingAnnouncedV1):
+    """Schema 2 of the closing: the conversion offered to members at the closing (水滴: a free one-year policy), if
+    any; each member who takes it is recorded by `member.conversion_accepted`."""
+
+    conversion_offer: Name | None = Field(description="what members are offered at the closing, or null")
+
+
 class PlanTerminatedV1(Frozen):
     """The plan has ended; no joins, no new periods, tail claims only."""
 
@@ -208,6 +215,13 @@ class MemberLapsedV1(Frozen):
     arrears_fen: Fen
 
 
+class MemberLapsedV2(MemberLapsedV1):
+    """Schema 2 of a lapse: what is left of an exhausted prepaid balance (less than a share) is refunded, never kept;
+    0 for family members and postpaid lapses."""
+
+    refund_due_fen: Fen
+
+
 class MemberExitedV1(Frozen):
     """The member left at their own request; a prepaid balance becomes a refund due."""
 
@@ -230,6 +244,22 @@ class WindDownRefundDueV1(Frozen):
     plan: Id
     refund_due_fen: Fen
     deadline: Instant
+
+
+class RefundDisbursedV2(Frozen):
+    """Schema 2 of a refund paid: the reasons include a lapse's remaining balance."""
+
+    plan: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+    reason: Literal["exit", "waiting_period_illness", "wind_down", "lapse"]
+
+
+class ConversionAcceptedV1(Frozen):
+    """A member took the conversion offered at the plan's closing (a member's own request)."""
+
+    plan: Id
+    offer: Name
 
 
 class RefundDisbursedV1(Frozen):
@@ -431,6 +461,9 @@ class PeriodAssessedV2(PeriodAssessedV1):
     surplus_out_fen: Fen = Field(description="what the period holds beyond its funded aid and fee if every debit "
                                              "succeeds")
     funded_by: Literal["members", "operator"]
+    payment_model: Literal["prepaid", "postpaid"] = Field(
+        description="of the rules version assessed under: prepaid shares come from balances, postpaid ones from the "
+                    "channel (a plan may switch)")
 
 
 class SubsidyReceivedV1(Frozen):
@@ -507,6 +540,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("plan.created", 1): PlanCreatedV1,
     ("plan.rules_amended", 1): PlanRulesAmendedV1,
     ("plan.closing_announced", 1): PlanClosingAnnouncedV1,
+    ("plan.closing_announced", 2): PlanClosingAnnouncedV2,
     ("plan.terminated", 1): PlanTerminatedV1,
     ("member.joined", 1): MemberJoinedV1,
     ("member.deposit_received", 1): DepositReceivedV1,
@@ -515,10 +549,13 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.juror_qualified", 1): JurorQualifiedV1,
     ("member.fraud_recorded", 1): FraudRecordedV1,
     ("member.lapsed", 1): MemberLapsedV1,
+    ("member.lapsed", 2): MemberLapsedV2,
     ("member.exited", 1): MemberExitedV1,
     ("member.excluded", 1): MemberExcludedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
+    ("member.refund_disbursed", 2): RefundDisbursedV2,
+    ("member.conversion_accepted", 1): ConversionAcceptedV1,
     ("claim.filed", 1): ClaimFiledV1,
     ("claim.investigated", 1): ClaimInvestigatedV1,
     ("claim.noticed", 1): ClaimNoticedV1,
@@ -559,6 +596,7 @@ INVESTIGATOR_TYPES = frozenset({"claim.investigated"})
 """Events only the investigation firm's key may sign."""
 
 MEMBER_REQUEST_TYPES = frozenset(
-    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested"}
+    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested",
+     "member.conversion_accepted"}
 )
 """A member's own requests: signed by the member's key, or by an operator key on behalf of the member."""

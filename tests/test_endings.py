@@ -9,13 +9,15 @@ from datetime import date, timedelta
 from ledger.aggregates.sharing_period import plan_midnight
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
+from ledger.store import decode_entry
 from schemas.commands.claim import PayClaim
-from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
-from schemas.commands.plan import AnnounceClosing, TerminatePlan
-from tests.support import advance, cid, clock_of, create_plan, join, rejected, rules
+from schemas.commands.membership import AcceptConversion, Deposit, DisburseRefund, Exit
+from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
+from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
+from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
 from tests.test_audit import audit, resign_and_audit
 from tests.test_claim import file, investigate, notice
-from tests.test_period import approved_claim, at_local, period_of
+from tests.test_period import approved_claim, at_local, member_of, period_of
 
 
 def china(day: str) -> str:
@@ -103,3 +105,111 @@ def test_a_tail_claim_is_funded_by_the_operator_and_paid_after_termination(ledge
     assert audit(app).ok, audit(app).failures[:3]
     failures = resign_and_audit(app, "period.assessed", lambda body: body.update(subsidy_fen=32_399_999))
     assert "8 period (subsidy_fen)" in failures
+
+
+def test_a_wind_down_from_the_announcement_ends_every_membership(ledger_app: Ledger) -> None:
+    """水滴-style: balances refunded within five days of the announcement, a conversion offered and taken, every
+    membership ended (family, zero balance, postpaid), cover kept for diagnoses before the end, books at zero."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    postpaid = create_plan(app, rules(), name="Postpaid plan")
+    payer, other, empty, leaver = (join(app, plan) for _ in range(4))
+    child = join(app, plan, age=5, payer=payer)
+    postpaid_members = [join(app, postpaid) for _ in range(2)]
+    for member, amount in ((payer, 900), (other, 300), (leaver, 200)):
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    advance(app, days=100)
+    app.execute(Exit(command_id=cid(), member=leaver))
+    rejected(app, lambda: app.execute(WindDown(command_id=cid(), plan=plan)), "plan",
+             "wind_down_follows_the_closing_announcement")
+    rejected(app, lambda: app.execute(AcceptConversion(command_id=cid(), member=other)), "member",
+             "conversion_must_be_offered")
+    now = clock_of(app).current
+    offer = "free one-year critical illness policy"
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=5)),
+                                refund_deadline=format_at(now + timedelta(days=5)), claim_tail_days=180,
+                                conversion_offer=offer))
+    result = app.execute(WindDown(command_id=cid(), plan=plan))  # at the announcement, before the end
+    assert (result["refunds_due"], result["memberships_ended"]) == (2, 4)
+    assert app.execute(WindDown(command_id=cid(), plan=plan))["refunds_due"] == 0
+    statuses = {m: member_of(app, m).status for m in (payer, other, empty, child, leaver)}
+    assert statuses == {payer: "wound_down", other: "wound_down", empty: "wound_down", child: "wound_down",
+                        leaver: "exited"}
+    assert app.execute(AcceptConversion(command_id=cid(), member=other))["offer"] == offer
+    rejected(app, lambda: app.execute(AcceptConversion(command_id=cid(), member=other)), "member",
+             "conversion_is_accepted_once")
+    rejected(app, lambda: app.execute(AcceptConversion(command_id=cid(), member=leaver)), "member",
+             "conversion_is_for_members_at_the_closing")
+    claim = file(app, other, now.date().isoformat())  # wound down, still covered for diagnoses before the end
+    assert claim
+    advance(app, days=2)
+    for member, amount in ((payer, 900), (other, 300), (leaver, 200)):
+        app.execute(DisburseRefund(command_id=cid(), member=member, amount_fen=amount, reference=cid("out")))
+    app.execute(AnnounceClosing(command_id=cid(), plan=postpaid, ends_at=format_at(now + timedelta(days=5)),
+                                refund_deadline=format_at(now + timedelta(days=5)), claim_tail_days=180,
+                                operator_pays_final_periods=3))
+    assert app.execute(WindDown(command_id=cid(), plan=postpaid))["memberships_ended"] == 2
+    assert {member_of(app, m).status for m in postpaid_members} == {"wound_down"}
+    advance(app, days=4)
+    app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    books = app.read_models().journal.balances()
+    assert (books["member_balances"], books["refunds_payable"] + books["refunds_paid"]) == (0, 0)
+    assert audit(app).ok, audit(app).failures[:3]
+
+
+def test_a_refund_paid_after_its_deadline_is_caught(ledger_app: Ledger) -> None:
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules())
+    member = join(app, plan)
+    app.execute(Deposit(command_id=cid(), member=member, amount_fen=500, reference=cid("bank")))
+    now = clock_of(app).current
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=5)),
+                                refund_deadline=format_at(now + timedelta(days=5)), claim_tail_days=180))
+    app.execute(WindDown(command_id=cid(), plan=plan))
+    advance(app, days=3)
+    app.execute(DisburseRefund(command_id=cid(), member=member, amount_fen=400, reference="out-1"))
+    advance(app, days=3)
+    app.execute(DisburseRefund(command_id=cid(), member=member, amount_fen=100, reference="out-2"))
+    assert [f.check for f in audit(app).failures] == ["10 money (wind-down refund by its deadline)"]
+
+
+def test_a_lapse_refunds_what_is_left_of_the_balance(ledger_app: Ledger) -> None:
+    """Finding 4: a balance that cannot cover a whole share lapses, and its remainder is a refund due (schema 2 of
+    member.lapsed), paid by the custodian; a family member's lapse owes nothing of its own."""
+    from tests.test_money_never_negative import prepaid_shortfall
+
+    app = ledger_app
+    period, _ = prepaid_shortfall(app)
+    app.execute(SettlePeriod(command_id=cid(), period=period))
+    lapsed = [decode_entry(e) for _, e in app.entries() if b'"member.lapsed"' in e]
+    assert sorted((e.schema, e.body["refund_due_fen"]) for e in lapsed) == [(2, 0), (2, 100)]
+    poor = next(e.stream for e in lapsed if e.body["refund_due_fen"] == 100)
+    assert member_of(app, poor).refund_outstanding_fen() == 100
+    assert app.balances().balance_fen(poor) == 0
+    app.execute(DisburseRefund(command_id=cid(), member=poor, amount_fen=100, reference="out-lapse"))
+    assert member_of(app, poor).refund_outstanding_fen() == 0
+    assert audit(app).ok, audit(app).failures[:3]
+
+
+def test_a_switch_to_postpaid_keeps_the_balance_and_each_periods_own_model(ledger_app: Ledger) -> None:
+    """Finding 5 (比邻互助 switched): after an amendment to postpaid the account keeps its balance, postpaid shares
+    come from the channel, not the balance, and an exit refunds the balance."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    members = [join(app, plan) for _ in range(3)]
+    for member in members:
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=4_800, reference=cid("bank")))
+    advance(app, days=100)
+    approved_claim(app, members[0])
+    app.execute(AmendRules(command_id=cid(), plan=plan, effective_from=format_at(clock_of(app).current),
+                           rules=rules(notice_days=3)))
+    period = assess(app, plan, 1)
+    assessment = period_of(app, period).require_assessment()
+    assert (assessment.payment_model, assessment.share_fen) == ("postpaid", 10)  # type: ignore[attr-defined]
+    assert app.balances().balance_fen(members[1]) == 4_800  # the channel collects postpaid shares
+    assert app.execute(Exit(command_id=cid(), member=members[1]))["refund_due_fen"] == 4_800
+    books = app.read_models().journal.balances()
+    assert books["member_balances"] == -(4_800 * 2)  # two balances held, one moved to refunds payable
+    assert audit(app).ok, audit(app).failures[:3]
+    failures = resign_and_audit(app, "period.assessed", lambda body: body.update(payment_model="prepaid"))
+    assert "8 period (payment_model)" in failures

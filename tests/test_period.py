@@ -195,7 +195,7 @@ def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: 
     app.execute(Deposit(command_id=cid(), member=other, amount_fen=300, reference="b-2"))
     now = clock_of(app).current
     rejected(app, lambda: app.execute(WindDown(command_id=cid(), plan=plan)), "plan",
-             "wind_down_refunds_follow_termination")
+             "wind_down_follows_the_closing_announcement")
     app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=5)),
                                 refund_deadline=format_at(now + timedelta(days=10)), claim_tail_days=180))
     advance(app, days=5)
@@ -203,7 +203,7 @@ def test_wind_down_makes_every_balance_a_refund_due_by_the_deadline(ledger_app: 
     assert app.execute(WindDown(command_id=cid(), plan=plan))["refunds_due"] == 2
     assert app.execute(WindDown(command_id=cid(), plan=plan))["refunds_due"] == 0
     assert member_of(app, payer).refund_outstanding_fen() == 900
-    assert member_of(app, child).status == "active"  # family members hold no balance of their own
+    assert member_of(app, child).status == "wound_down"  # family members end too, with nothing of their own due
     app.execute(DisburseRefund(command_id=cid(), member=payer, amount_fen=900, reference="out-1"))
     assert member_of(app, payer).refund_outstanding_fen() == 0
     assert app.balances().balance_fen(payer) == 0

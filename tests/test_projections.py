@@ -90,10 +90,11 @@ def test_postings_balance_and_custody_holds(ledger_app: Ledger) -> None:
     # the settlement pays the case the 300 collected, the fee nothing, and carries 0: no deficit, no member's
     # balance pays a claim
     assert b["custodian_cash"] == 10_100 - 300
-    assert b["member_balances"] == -(10_000 - 300 + 100)
+    assert b["member_balances"] == -(10_000 - 300)
+    assert b["refunds_payable"] == -100  # the poor member lapsed: their 100 left is refunded, not kept
     assert (b["aid_paid"], b["aid_payable"], b["fee_income"]) == (300, -300, 0)
     assert b["surplus"] == 0
-    assert b["custodian_cash"] + b["member_balances"] == 0  # the cash covers every balance
+    assert b["custodian_cash"] + b["member_balances"] + b["refunds_payable"] == 0  # the cash covers every balance
     journal = ledger_app.read_models().journal
     assert journal.member_movements(rich) == {"member.deposit_received": -10_000}
 

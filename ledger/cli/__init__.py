@@ -4,7 +4,7 @@
     serve                                           the HTTP service and the operator's periodic jobs
     keys      generate | list | show | anchor | register | revoke
     plan      create | amend-rules | announce-closing | terminate | wind-down | list | show
-    member    join | deposit | exit | … | statement
+    member    join | deposit | exit | accept-conversion | … | statement
     claim     file | investigate | notice | object | resolve-objection | request-jury | vote | decide | pay
     period    open | assess | collect | receive-subsidy | receive-advance | settle | list | show
     disclosure publish | list | show

@@ -34,6 +34,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "qualify_juror": ("member", "qualify-juror"),
     "record_fraud": ("member", "record-fraud"),
     "exit": ("member", "exit"),
+    "accept_conversion": ("member", "accept-conversion"),
     "exclude_for_waiting_illness": ("member", "exclude"),
     "disburse_refund": ("member", "disburse-refund"),
     "file_claim": ("claim", "file"),

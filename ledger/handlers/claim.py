@@ -62,7 +62,8 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     check(diagnosed_on <= today, "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE, today.isoformat())
     check(plan_date(membership.joined_at, zone) <= diagnosed_on, "diagnosed_on",
           Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
-    check(membership.ended_at is None or diagnosed_on < plan_date(membership.ended_at, zone), "member",
+    wound_down = membership.status == "wound_down"  # the wind-down ends no cover: diagnoses up to the plan's end
+    check(membership.ended_at is None or wound_down or diagnosed_on < plan_date(membership.ended_at, zone), "member",
           Rule.MEMBER_MUST_BE_COVERED_ON_THE_DIAGNOSIS_DATE, membership.status)
     ends_at = plan.ends_at()
     if plan.status != "open":

@@ -124,7 +124,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked), funded_by="operator" if operator else "members",
+        roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
@@ -219,7 +219,9 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     for member_id, _ in outstanding:
         membership = uow.get(UUID(member_id), Membership, "member")
         if membership.status == "active":
-            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired")
+            # a self-paying prepaid member's remaining balance (less than a share) is refunded, never kept
+            remainder = uow.queries.balance_fen(member_id) if prepaid and membership.details.payer is None else 0
+            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired", remainder)
             lapsed += 1
     return Outcome({"period": command.period, "uncollected_fen": settlement.uncollected_fen, "lapsed": lapsed,
                     "shortfall_fen": settlement.shortfall_fen, "surplus_carried_fen": settlement.surplus_carried_fen})
@@ -227,18 +229,24 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
 
 @handles(WindDown)
 def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
-    """After termination every prepaid account's balance is a refund due by the announced deadline."""
+    """From the closing announcement on, the plan winds down: every membership still active ends (family and
+    postpaid members included, with a refund of 0 when they hold no balance), and every prepaid balance left —
+    of members active or already gone — becomes a refund due by the announced deadline. Repeating it records
+    only what is new."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status == "terminated", "plan", Rule.WIND_DOWN_REFUNDS_FOLLOW_TERMINATION, plan.status)
+    check(plan.status in ("closing", "terminated"), "plan", Rule.WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT,
+          plan.status)
     assert plan.closing is not None
     deadline = parse_at(plan.closing.refund_deadline)
     queries = uow.queries
     actor = uow.actor("operator")
-    due = 0
-    for account, balance in queries.accounts_with_balance(command.plan):
-        membership = uow.get(UUID(account), Membership, "member")
+    balances = dict(queries.accounts_with_balance(command.plan))
+    due = ended = 0
+    for member in sorted(set(queries.active_members(command.plan)) | set(balances)):
+        membership = uow.get(UUID(member), Membership, "member")
         if membership.refund_reason == "wind_down":
             continue
-        membership.owe_wind_down_refund(uow.at, actor, balance, deadline)
-        due += 1
-    return Outcome({"plan": command.plan, "refunds_due": due})
+        ended += membership.status == "active"
+        due += balances.get(member, 0) > 0
+        membership.owe_wind_down_refund(uow.at, actor, balances.get(member, 0), deadline)
+    return Outcome({"plan": command.plan, "refunds_due": due, "memberships_ended": ended})

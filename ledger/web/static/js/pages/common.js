@@ -1,9 +1,5 @@
-// What every page's module shares: the page's data block, its messages, money as yuan, building elements, the
-// sign-in with the reader's own key file (kept as a non-extractable WebCrypto key in IndexedDB), and the ✓/✗
-// checklist of a verification.
-
-import { importKeyFile, signedFetch } from "../httpsig.js";
-import { deleteKey, loadKey, saveKey } from "../keystore.js";
+// What every page's module shares: the page's data block, its messages, money as yuan, building elements, public
+// requests and the ✓/✗ checklist of a verification. Signing in is in signin.js, loaded only by the pages that sign.
 
 const block = document.getElementById("page-data");
 export const data = block ? JSON.parse(block.textContent) : { messages: {} };
@@ -57,7 +53,8 @@ export class ApiError extends Error {
   }
 }
 
-async function answer(response) {
+/** The response once it is 2xx; else an ApiError with its problem details. */
+export async function answer(response) {
   if (response.ok) return response;
   let problem = null;
   try {
@@ -68,60 +65,9 @@ async function answer(response) {
   throw new ApiError(response.status, problem);
 }
 
-/** GET (or another method) with the request signed by the signed-in key; the response once it is 2xx. */
-export async function signed(key, path, init = {}) {
-  return answer(await signedFetch(new URL(path, location.origin).href, init, key));
-}
-
 /** A public GET; the response once it is 2xx. */
 export async function get(path) {
   return answer(await fetch(path));
-}
-
-const KEY_NAME = "reader";
-
-/**
- * The sign-in of a page for `role`: the key kept from an earlier visit, or the key file chosen now (imported
- * non-extractable, checked with the service as that role, then kept). Calls `onSignedIn(key, identity)` once
- * signed in; shows errors in the page.
- */
-export async function signIn(role, onSignedIn) {
-  const form = document.getElementById("signin");
-  const signedIn = document.getElementById("signed-in");
-  const error = document.getElementById("signin-error");
-  const input = document.getElementById("key-file");
-
-  async function enter(key) {
-    const identity = await (await signed(key, "/api/v1/me")).json();
-    if (identity.role !== role) throw new Error(t("signin_wrong_role", { role: identity.role }));
-    form.hidden = true;
-    signedIn.hidden = false;
-    document.getElementById("who").textContent = identity.member ?? identity.key_id;
-    await onSignedIn(key, identity);
-  }
-
-  document.getElementById("signout").addEventListener("click", async () => {
-    await deleteKey(KEY_NAME);
-    location.reload();
-  });
-  input.addEventListener("change", async () => {
-    error.textContent = "";
-    try {
-      const key = await importKeyFile(await input.files[0].text());
-      await enter(key);
-      await saveKey(KEY_NAME, key);
-    } catch (failure) {
-      error.textContent = `${t("signin_failed")} ${failure.message}`;
-    }
-  });
-  const kept = await loadKey(KEY_NAME);
-  if (kept) {
-    try {
-      await enter(kept);
-    } catch (failure) {
-      error.textContent = `${t("signin_failed")} ${failure.message}`;
-    }
-  }
 }
 
 /** Describe what a finding is about: an event, a witness, a stream or a roll. */

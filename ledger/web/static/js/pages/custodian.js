@@ -3,7 +3,8 @@
 // published checkpoint — each cosignature verified here against the trust anchors' witness keys.
 
 import { COSIGNATURE_V1, NoteError, parseVerifier, verifyCosignature } from "../note.js";
-import { data, el, facts, get, rows, signIn, signed, t, yuan } from "./common.js";
+import { data, el, facts, get, rows, t, yuan } from "./common.js";
+import { signIn, signed } from "./signin.js";
 
 async function books(key) {
   const [journal, balance] = await Promise.all([

@@ -2,7 +2,8 @@
 // proof bundle checked in this browser (history.js), the checkpoint compared with the one it verified last time,
 // and a misbehaviour alert with downloadable evidence when the log contradicts what this browser saw before.
 
-import { data, facts, get, rows, showChecklist, signIn, signed, t, yuan } from "./common.js";
+import { data, facts, get, rows, showChecklist, t, yuan } from "./common.js";
+import { signIn, signed } from "./signin.js";
 
 const LOG_ORIGIN = `${location.origin}/log`;
 
@@ -46,6 +47,7 @@ async function verify(key, member) {
     const trust = await trustOf(data.anchors);
     const bundle = await (await signed(key, `/api/v1/members/${member}/bundle`)).json();
     const fetched = performance.now();
+    result.dataset.fetchMs = String(Math.round(fetched - started));
     const report = await checkHistory(bundle, trust);
     showChecklist(document.getElementById("checklist"), report);
     if (!report.ok) {
@@ -68,6 +70,7 @@ async function verify(key, member) {
       return;
     }
     await keystore.rememberCheckpoint(LOG_ORIGIN, bundle.checkpoint);
+    result.dataset.checkMs = String(Math.round(performance.now() - fetched));
     const s = report.statement;
     result.className = "result ok";
     result.textContent = t(seen.status === "first" ? "history_verified_first" : "history_verified",

@@ -5,7 +5,8 @@
 import { sha256, toHex } from "../bytes.js";
 import { eventHashOf, signEventHash } from "../envelope.js";
 import { canonicalBytes } from "../jcs.js";
-import { el, get, signIn, signed, t, yuan } from "./common.js";
+import { el, get, t, yuan } from "./common.js";
+import { signIn, signed } from "./signin.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
