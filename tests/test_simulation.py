@@ -6,9 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eventsourcing.sqlite import SQLiteDatastore
 
+from ledger.projections import PROJECTIONS
+from ledger.projections.sql import SqlStore
+from schemas.commands.membership import Join
+from sim.client import Acknowledged, first_result
+from sim.invariants import Checks, InvariantBrokenError
 from sim.run import FAULT_KINDS, SimDemo, Simulation, schedule
-from tests.support import new_ledger
+from tests.support import cid, commitment, create_plan, deposit, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
 
@@ -52,4 +58,40 @@ def test_the_workload_takes_every_role_and_claim_path_and_winds_down(tmp_path: P
     models = ledger.read_models()
     assert models.journal.trial_balance() == 0
     assert not [r for r in models.journal.refund_obligations() if (r[6] or 0) < r[3]]  # every refund due was paid
+    ledger.close()
+
+
+def test_each_check_fails_on_what_it_guards(tmp_path: Path) -> None:
+    """The checks are not vacuous: a view row altered, a result that is not the stored one, a command never
+    stored, a position gone back — each is named as the invariant it breaks."""
+    ledger = new_ledger(tmp_path, None, signing_workers=0)
+    setup_events = sum(1 for _ in ledger.entries())
+    plan = create_plan(ledger, prepaid_rules())
+    command = Join(command_id=cid("join"), plan=plan, age_years=30, sex="f", province="zj",
+                   consent_commitment=commitment("consent"), health_declaration_commitment=commitment("health"))
+    result = ledger.execute(command)
+    deposit(ledger, str(result["member"]), 5_000)
+    views = SqlStore(SQLiteDatastore(str(tmp_path / "views.sqlite3")))
+    for projection_class in PROJECTIONS:
+        projection_class(ledger.app, views).catch_up()
+    checks = Checks(ledger, views, tmp_path)
+    checks.setup_events = setup_events
+    acknowledged = {command.command_id: Acknowledged(command.model_dump(mode="json"), None, first_result(result))}
+    with pytest.raises(InvariantBrokenError, match="the store holds exactly the events"):
+        checks.exactly_once(acknowledged)  # the plan and the deposit were never acknowledged
+    checks.setup_events += 2  # their events
+    checks.quick(acknowledged)
+    checks.digests()
+    altered = {**result, "member": "someone else"}
+    with pytest.raises(InvariantBrokenError, match="stored with its first result"):
+        checks.exactly_once({command.command_id: Acknowledged({}, None, altered)})
+    with pytest.raises(InvariantBrokenError, match="every acknowledged command is stored"):
+        checks.exactly_once({"never-sent": Acknowledged({}, None, {"events": []})})
+    with views.transaction() as cursor:
+        cursor.execute(f"UPDATE {views.table('roster_members')} SET deposits = deposits + 1")
+    with pytest.raises(InvariantBrokenError, match="Kafka-fed digests equal a fresh rebuild: balances"):
+        checks.digests()
+    checks.positions = dict.fromkeys(checks.positions, 10**9)
+    with pytest.raises(InvariantBrokenError, match="a projection never goes back"):
+        checks.positions_never_go_back()
     ledger.close()
