@@ -443,6 +443,7 @@ class Simulation:
         self.checks.quick(self.client.acknowledged, settled=self.report.steps < self.steps)
         self.checks.caught_up(180, self.supervise)
         self.checks.digests()
+        self.checks.service(self.system.service_url)
         self.checks.audit([self.work / "custodian", self.work / "regulator"])
         self.report.checks = dict(self.checks.counts)
         self.report.outcome = hashlib.sha256(orjson.dumps(self.client.transcript)).hexdigest()[:16]

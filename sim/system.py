@@ -90,6 +90,7 @@ class System:
     witness_keys: dict[str, str] = field(default_factory=dict)
     """Party → its witness's cosignature verifier key."""
     processes: dict[str, Process] = field(default_factory=dict)
+    service_url: str = ""
 
     def cli(self, name: str, *args: str, env: dict[str, str] | None = None, ready_url: str | None = None) -> Process:
         """A `mutual-ledger` process of the system."""
