@@ -110,6 +110,8 @@ class Report:
     outcome: str = ""
     seconds: float = 0.0
     broken: str | None = None
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    """A broken run's last lines of each process's log (the run's directory is removed unless kept)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -202,6 +204,8 @@ class Simulation:
         self.down: dict[str, int] = {}
         """Process name → the step at which it starts again."""
         self.current: Fault | None = None
+        self.logs: dict[str, list[str]] = {}
+        """The last lines of each process's log, kept when the run breaks."""
         self.last_recovery = "the start"
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -399,12 +403,18 @@ class Simulation:
         started = time.monotonic()
         try:
             with self.deployment():
-                self.drive()
+                try:
+                    self.drive()
+                except Exception:
+                    self.logs = {name: p.tail() for name, p in self.system.processes.items()}
+                    raise
         except InvariantBrokenError as error:
             self.report.broken = f"{self.where()}: invariant broken: {error}"
+            self.report.logs = self.logs
         except Exception as error:  # the simulation's own failure is reported like a broken invariant, with its trace
             self.report.broken = (f"{self.where()}: the simulation failed: {type(error).__name__}: {error}\n"
                                   f"{traceback.format_exc()}")
+            self.report.logs = self.logs
         self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
 

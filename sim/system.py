@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSUMERS = tuple(p.NAME for p in PROJECTIONS)
 
 
+START_SECONDS = 240
+"""How long a process may take to answer after it starts (a loaded machine's Python start-up is slow)."""
+
+
 class StartError(Exception):
     """A process of the system did not come up."""
 
@@ -55,7 +59,7 @@ class Process:
         handle.close()
         if self.ready_url is None:
             return
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise StartError(f"{self.name} exited with {self.popen.returncode} (see {self.log})")
@@ -66,6 +70,12 @@ class Process:
                 pass
             time.sleep(0.1)
         raise StartError(f"{self.name} did not answer at {self.ready_url} (see {self.log})")
+
+    def tail(self, lines: int = 6) -> list[str]:
+        """The last lines the process logged."""
+        if not self.log.exists():
+            return []
+        return [line[:300] for line in self.log.read_text(errors="replace").strip().splitlines()[-lines:]]
 
     def kill(self) -> None:
         """SIGKILL: nothing is flushed, nothing finished."""
