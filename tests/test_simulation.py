@@ -3,17 +3,23 @@ invariant holding; the bugs its seeds found kept as regression tests."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
+from consumers.views import views_store
+from ledger.config import Settings
 from ledger.projections import PROJECTIONS
+from ledger.projections.balances import Balances
 from ledger.projections.sql import SqlStore
 from schemas.commands.membership import Join
 from sim.client import Acknowledged, first_result
 from sim.invariants import Checks, InvariantBrokenError
 from sim.run import FAULT_KINDS, SimDemo, Simulation, schedule
+from tests.services import fresh_schema
 from tests.support import cid, commitment, create_plan, deposit, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
@@ -95,3 +101,26 @@ def test_each_check_fails_on_what_it_guards(tmp_path: Path) -> None:
     with pytest.raises(InvariantBrokenError, match="a projection never goes back"):
         checks.positions_never_go_back()
     ledger.close()
+
+
+@pytest.mark.postgres
+def test_opening_a_read_model_takes_no_lock_its_consumer_waits_for(postgres_url: str, tmp_path: Path) -> None:
+    """Seed 40001 on PostgreSQL (`python -m sim --seed 40001 --store postgres`): the checks opened the read models
+    on the views while the consumers applied to them, and the database found a deadlock — `CREATE INDEX IF NOT
+    EXISTS` takes its table's SHARE lock before it finds the index. What exists is no longer created again."""
+    with fresh_schema(postgres_url) as url:
+        views = views_store(Settings(data_dir=tmp_path, views_url=url))
+        ledger = new_ledger(tmp_path, None, signing_workers=0)
+        Balances(ledger.app, views).catch_up()
+        name = views.table("roster_members")
+        schema = url.split("schema=")[1]
+        with psycopg.connect(url.split("?")[0]) as consumer:  # a consumer's transaction, applying
+            consumer.execute(f'UPDATE "{schema}".roster_members SET deposits = deposits WHERE false')
+            opened = threading.Thread(target=lambda: Balances(ledger.app, views))
+            opened.start()
+            opened.join(10)
+            blocked = opened.is_alive()
+            consumer.rollback()
+        opened.join(30)
+        assert not blocked, f"opening the read model waited for the consumer's lock on {name}"
+        ledger.close()
