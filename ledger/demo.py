@@ -28,13 +28,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, plan_date, plan_midnight
-from ledger.anchors import TRUST_ANCHORS_FILE
+from ledger.anchors import TRUST_ANCHORS_FILE, TrustAnchors
 from ledger.application import OPERATOR_ROOT_KEY, SimulatedClock, member_key_name
 from ledger.bootstrap import Ledger
 from ledger.bounds import MAX_BALANCE_FEN
 from ledger.conditions import SEX_SPECIFIC
 from ledger.envelope import format_at, parse_at
 from ledger.keys import SigningKey
+from ledger.log.note import COSIGNATURE_V1, Verifier
 from ledger.log.witness import open_witness, witness_name
 from ledger.projections.cases import render_disclosure, yuan
 from ledger.service import initialize, set_up_parties
@@ -854,9 +855,15 @@ class Demo:
         self.summary.statement = render(statement(models, best.id, None, None, self.clock.now()))
 
     def share_trust_anchors(self) -> None:
-        """Every party receives the trust anchors (out of band, in reality): the operator's root and log keys and
-        the custodian's and regulator's own keys, so each can verify the ledger from public material alone."""
+        """Every party receives the trust anchors (out of band, in reality): the operator's root and log keys, the
+        custodian's and regulator's own keys, and the witness policy — a checkpoint is trusted once at least one of
+        the two witnesses (custodian, regulator) cosigned it — so each can verify the ledger from public material
+        alone."""
         anchors = self.app.settings.data_dir / TRUST_ANCHORS_FILE
+        witnesses = [Verifier(witness_name(party, self.app.settings.log_origin),
+                              self.app.signers.party(party).load(party).public_raw, COSIGNATURE_V1).encode()
+                     for party in ("custodian", "regulator")]
+        TrustAnchors.load(anchors).with_witness_policy(witnesses, 1).save(anchors)
         for directory in self.app.signers.directories[1:]:
             shutil.copyfile(anchors, directory.path.parent / TRUST_ANCHORS_FILE)
 

@@ -143,6 +143,13 @@ class Periods(Projection):
                                   params).fetchall()
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
+    def case_counts(self, plan: str) -> dict[str, int]:
+        """How many cases each of a plan's periods funds, by period id (periods without cases left out)."""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT c.period, COUNT(*) FROM {self.cases} c JOIN {self.records} r "
+                                  "ON r.id = c.period WHERE r.plan = ? GROUP BY c.period", (plan,)).fetchall()
+        return {str(period): int(count) for period, count in rows}
+
     def plans_list(self) -> list[dict[str, Any]]:
         """Every plan, oldest first."""
         with self.sql.transaction(commit=False) as cursor:
