@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from eventsourcing.sqlite import SQLiteDatastore
 
 from consumers.topic import entry_partitions
@@ -167,6 +168,21 @@ class Checks:
                 require(fed == fresh.digest(), "Kafka-fed digests equal a fresh rebuild",
                         f"{projection_class.NAME}: views {fed}, rebuild {fresh.digest()}")
         self.ran("Kafka-fed digests equal a fresh rebuild")
+
+    def service(self, url: str) -> None:
+        """The HTTP service answers from the consumers' views, and serves a checkpoint of this log."""
+        plans = httpx.get(f"{url}/api/v1/plans", timeout=30)
+        ids = {plan["id"] for plan in plans.json()["items"]} if plans.status_code == 200 else set()
+        stored = {row["id"] for row in self.ledger.read_models().periods.plans_list()}
+        require(ids == stored, "the service answers from the views", f"{plans.status_code}: {ids} ≠ {stored}")
+        served = httpx.get(f"{url}/log/checkpoint", timeout=30)
+        require(served.status_code == 200, "the service serves the log", f"/log/checkpoint: {served.status_code}")
+        checkpoint = Checkpoint.parse(split_note(served.text)[0])
+        log = self.ledger.log
+        log.integrate()
+        require(checkpoint.size <= log.size() and checkpoint.root == log.root(checkpoint.size),
+                "every checkpoint is of this log", f"served size {checkpoint.size}")
+        self.ran("the service answers from the views and serves this log's checkpoint")
 
     def audit(self, witness_dirs: list[Path]) -> None:
         """`audit verify` over chains, signatures and checkpoints — every checkpoint the log stored and every one a

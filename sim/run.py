@@ -41,7 +41,7 @@ from schemas.commands.report import PublishReport
 from sim.client import StepsDoneError, WriterClient
 from sim.invariants import Checks, InvariantBrokenError
 from sim.services import TansuBroker, new_database, tansu_binary
-from sim.system import CONSUMERS, System, base_env
+from sim.system import CONSUMERS, POOL, System, base_env
 
 FAULT_KINDS = ("writer killed mid-batch", "relay killed", "consumer killed", "witness killed", "service killed",
                "broker restarted empty", "postgres connections terminated", "consumer fed duplicates",
@@ -110,6 +110,8 @@ class Report:
     outcome: str = ""
     seconds: float = 0.0
     broken: str | None = None
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    """A broken run's last lines of each process's log (the run's directory is removed unless kept)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -150,6 +152,15 @@ class SimDemo(Demo):
         self.app.execute(PublishReport(command_id=self.next_id("report"), since=DEMO_START.date().isoformat(),
                                        until=today.isoformat()))
         self.count("reports")
+
+
+def restore_environment(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as they were."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def iso(moment: Any) -> str:
@@ -193,6 +204,8 @@ class Simulation:
         self.down: dict[str, int] = {}
         """Process name → the step at which it starts again."""
         self.current: Fault | None = None
+        self.logs: dict[str, list[str]] = {}
+        """The last lines of each process's log, kept when the run breaks."""
         self.last_recovery = "the start"
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -218,6 +231,9 @@ class Simulation:
                 database_url = stack.enter_context(new_database(self.server_url, "sim_ledger"))
                 views_url = stack.enter_context(new_database(self.server_url, "sim_views"))
             self.database_urls = [u for u in (database_url, views_url) if u and u.startswith("postgresql")]
+            saved = {name: os.environ.get(name) for name in POOL}
+            os.environ.update(POOL)  # this process's own pools too (eventsourcing reads the environment)
+            stack.callback(restore_environment, saved)
             broker = TansuBroker(binary)
             broker.start()
             stack.callback(broker.stop)
@@ -387,12 +403,18 @@ class Simulation:
         started = time.monotonic()
         try:
             with self.deployment():
-                self.drive()
+                try:
+                    self.drive()
+                except Exception:
+                    self.logs = {name: p.tail() for name, p in self.system.processes.items()}
+                    raise
         except InvariantBrokenError as error:
             self.report.broken = f"{self.where()}: invariant broken: {error}"
+            self.report.logs = self.logs
         except Exception as error:  # the simulation's own failure is reported like a broken invariant, with its trace
             self.report.broken = (f"{self.where()}: the simulation failed: {type(error).__name__}: {error}\n"
                                   f"{traceback.format_exc()}")
+            self.report.logs = self.logs
         self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
 
@@ -410,7 +432,7 @@ class Simulation:
                                    lambda ids: set(self.ledger.app.ledger_recorder.select_receipts(ids)),
                                    lambda: self.recovered("the writer started again"), max_steps=self.steps)
         self.ledger.client = self.client
-        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
+        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None, endings=False)  # its own wind-down
         try:
             demo.create_plans()
             demo.join_members()
@@ -431,6 +453,7 @@ class Simulation:
         self.checks.quick(self.client.acknowledged, settled=self.report.steps < self.steps)
         self.checks.caught_up(180, self.supervise)
         self.checks.digests()
+        self.checks.service(self.system.service_url)
         self.checks.audit([self.work / "custodian", self.work / "regulator"])
         self.report.checks = dict(self.checks.counts)
         self.report.outcome = hashlib.sha256(orjson.dumps(self.client.transcript)).hexdigest()[:16]

@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSUMERS = tuple(p.NAME for p in PROJECTIONS)
 
 
+START_SECONDS = 240
+"""How long a process may take to answer after it starts (a loaded machine's Python start-up is slow)."""
+
+
 class StartError(Exception):
     """A process of the system did not come up."""
 
@@ -55,7 +59,7 @@ class Process:
         handle.close()
         if self.ready_url is None:
             return
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise StartError(f"{self.name} exited with {self.popen.returncode} (see {self.log})")
@@ -66,6 +70,12 @@ class Process:
                 pass
             time.sleep(0.1)
         raise StartError(f"{self.name} did not answer at {self.ready_url} (see {self.log})")
+
+    def tail(self, lines: int = 6) -> list[str]:
+        """The last lines the process logged."""
+        if not self.log.exists():
+            return []
+        return [line[:300] for line in self.log.read_text(errors="replace").strip().splitlines()[-lines:]]
 
     def kill(self) -> None:
         """SIGKILL: nothing is flushed, nothing finished."""
@@ -90,6 +100,7 @@ class System:
     witness_keys: dict[str, str] = field(default_factory=dict)
     """Party → its witness's cosignature verifier key."""
     processes: dict[str, Process] = field(default_factory=dict)
+    service_url: str = ""
 
     def cli(self, name: str, *args: str, env: dict[str, str] | None = None, ready_url: str | None = None) -> Process:
         """A `mutual-ledger` process of the system."""
@@ -144,4 +155,10 @@ def base_env(data_dir: Path, database_url: str | None, views_url: str, bootstrap
             bootstrap, "LEDGER_KAFKA_TOPIC": topic, "LEDGER_SIGNING_WORKERS": "0", "PYTHONPATH": str(ROOT)}
     if database_url is not None:
         env["LEDGER_DATABASE_URL"] = database_url
-    return env
+    return env | POOL
+
+
+POOL = {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "3", "POSTGRES_CONNECT_TIMEOUT": "30"}
+"""The event store's connection pool in every process of a run (`eventsourcing` reads these from the environment):
+one connection kept open, not five, so that a run's dozen processes leave the server's connections to others;
+slow connecting tolerated on a loaded machine."""

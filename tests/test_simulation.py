@@ -3,12 +3,24 @@ invariant holding; the bugs its seeds found kept as regression tests."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
+from eventsourcing.sqlite import SQLiteDatastore
 
+from consumers.views import views_store
+from ledger.config import Settings
+from ledger.projections import PROJECTIONS
+from ledger.projections.balances import Balances
+from ledger.projections.sql import SqlStore
+from schemas.commands.membership import Join
+from sim.client import Acknowledged, first_result
+from sim.invariants import Checks, InvariantBrokenError
 from sim.run import FAULT_KINDS, SimDemo, Simulation, schedule
-from tests.support import new_ledger
+from tests.services import fresh_schema
+from tests.support import cid, commitment, create_plan, deposit, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
 
@@ -53,3 +65,62 @@ def test_the_workload_takes_every_role_and_claim_path_and_winds_down(tmp_path: P
     assert models.journal.trial_balance() == 0
     assert not [r for r in models.journal.refund_obligations() if (r[6] or 0) < r[3]]  # every refund due was paid
     ledger.close()
+
+
+def test_each_check_fails_on_what_it_guards(tmp_path: Path) -> None:
+    """The checks are not vacuous: a view row altered, a result that is not the stored one, a command never
+    stored, a position gone back — each is named as the invariant it breaks."""
+    ledger = new_ledger(tmp_path, None, signing_workers=0)
+    setup_events = sum(1 for _ in ledger.entries())
+    plan = create_plan(ledger, prepaid_rules())
+    command = Join(command_id=cid("join"), plan=plan, age_years=30, sex="f", province="zj",
+                   consent_commitment=commitment("consent"), health_declaration_commitment=commitment("health"))
+    result = ledger.execute(command)
+    deposit(ledger, str(result["member"]), 5_000)
+    views = SqlStore(SQLiteDatastore(str(tmp_path / "views.sqlite3")))
+    for projection_class in PROJECTIONS:
+        projection_class(ledger.app, views).catch_up()
+    checks = Checks(ledger, views, tmp_path)
+    checks.setup_events = setup_events
+    acknowledged = {command.command_id: Acknowledged(command.model_dump(mode="json"), None, first_result(result))}
+    with pytest.raises(InvariantBrokenError, match="the store holds exactly the events"):
+        checks.exactly_once(acknowledged)  # the plan and the deposit were never acknowledged
+    checks.setup_events += 2  # their events
+    checks.quick(acknowledged)
+    checks.digests()
+    altered = {**result, "member": "someone else"}
+    with pytest.raises(InvariantBrokenError, match="stored with its first result"):
+        checks.exactly_once({command.command_id: Acknowledged({}, None, altered)})
+    with pytest.raises(InvariantBrokenError, match="every acknowledged command is stored"):
+        checks.exactly_once({"never-sent": Acknowledged({}, None, {"events": []})})
+    with views.transaction() as cursor:
+        cursor.execute(f"UPDATE {views.table('roster_members')} SET deposits = deposits + 1")
+    with pytest.raises(InvariantBrokenError, match="Kafka-fed digests equal a fresh rebuild: balances"):
+        checks.digests()
+    checks.positions = dict.fromkeys(checks.positions, 10**9)
+    with pytest.raises(InvariantBrokenError, match="a projection never goes back"):
+        checks.positions_never_go_back()
+    ledger.close()
+
+
+@pytest.mark.postgres
+def test_opening_a_read_model_takes_no_lock_its_consumer_waits_for(postgres_url: str, tmp_path: Path) -> None:
+    """Seed 40001 on PostgreSQL (`python -m sim --seed 40001 --store postgres`): the checks opened the read models
+    on the views while the consumers applied to them, and the database found a deadlock — `CREATE INDEX IF NOT
+    EXISTS` takes its table's SHARE lock before it finds the index. What exists is no longer created again."""
+    with fresh_schema(postgres_url) as url:
+        views = views_store(Settings(data_dir=tmp_path, views_url=url))
+        ledger = new_ledger(tmp_path, None, signing_workers=0)
+        Balances(ledger.app, views).catch_up()
+        name = views.table("roster_members")
+        schema = url.split("schema=")[1]
+        with psycopg.connect(url.split("?")[0]) as consumer:  # a consumer's transaction, applying
+            consumer.execute(f'UPDATE "{schema}".roster_members SET deposits = deposits WHERE false')
+            opened = threading.Thread(target=lambda: Balances(ledger.app, views))
+            opened.start()
+            opened.join(10)
+            blocked = opened.is_alive()
+            consumer.rollback()
+        opened.join(30)
+        assert not blocked, f"opening the read model waited for the consumer's lock on {name}"
+        ledger.close()

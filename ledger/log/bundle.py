@@ -79,7 +79,7 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
             scan.memberships[stream] = _Membership(body["plan"], envelope["at"])
         elif kind in ENDED and stream in scan.memberships and scan.memberships[stream].ended_at is None:
             scan.memberships[stream].ended_at = envelope["at"]
-        elif kind == "claim.filed" and body["member"] == member:
+        elif kind == "claim.filed" and body.get("member") == member:  # a sealed claim names no member
             scan.claims.add(stream)
         elif kind == "period.assessed":
             scan.assessed.append((index, envelope))

@@ -7,6 +7,7 @@ tuples on both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -96,12 +97,38 @@ class SqlStore:
 
     def create(self, statements: Sequence[str]) -> None:
         """Create tables and indexes (statements use IF NOT EXISTS). On PostgreSQL creators take turns (an advisory
-        lock): two sessions racing to create the same table fail with `tuple concurrently updated`."""
+        lock): two sessions racing to create the same table fail with `tuple concurrently updated`. And only what is
+        missing is created: `CREATE INDEX IF NOT EXISTS` takes its table's SHARE lock before it finds the index, so a
+        reader opening a read model while consumers apply to it would deadlock with them."""
+        if self.postgres:
+            statements = self._missing(statements)
+            if not statements:
+                return
         with self.transaction() as cursor:
             if self.postgres:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('mutual-ledger:create', 0))")
             for statement in statements:
                 cursor.execute(statement)
+
+
+    def _missing(self, statements: Sequence[str]) -> list[str]:
+        """The statements whose table or index does not exist yet (`to_regclass` takes no lock); any other
+        statement is kept."""
+        missing = []
+        with self.transaction(commit=False) as cursor:
+            for statement in statements:
+                found = _CREATES.match(statement)
+                if found is None:
+                    missing.append(statement)
+                    continue
+                name = found["name"] if "." in found["name"] else self.table(found["name"])
+                row = cursor.execute("SELECT to_regclass(?)", (name,)).fetchone()
+                if row is None or row[0] is None:
+                    missing.append(statement)
+        return missing
+
+
+_CREATES = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(?P<name>\S+)", re.IGNORECASE)
 
 
 class BufferedCursor(SqlCursor):

@@ -29,7 +29,8 @@ from ledger.projections.cases import disclosure_document
 router = APIRouter(include_in_schema=False)
 State = Annotated[ServiceState, Depends(service)]
 Lang = Annotated[str | None, Query(alias="lang", max_length=10)]
-CARD_FIELDS = ("category", "condition", "age_at_diagnosis", "sex", "province", "diagnosed_on", "diagnosis_month",
+CARD_FIELDS = ("category", "condition", "age_at_diagnosis", "age_band", "sex", "province", "diagnosed_on",
+               "diagnosis_month", "joined_month",
                "investigation_firm", "investigator", "days_in_plan_at_diagnosis", "decision_basis", "objections",
                "jury_verdict", "jury_votes", "jury_support", "votes", "support", "approved_fen", "aid_fen",
                "payable_fen", "helped_people", "shared_fen")
