@@ -8,7 +8,6 @@ same questions under /api/v1 for programs."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -17,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import FileResponse, HTMLResponse
 
 from ledger.aggregates.plan import Plan
-from ledger.anchors import TRUST_ANCHORS_FILE
+from ledger.anchors import TRUST_ANCHORS_FILE, TrustAnchors
 from ledger.api.charts import Point, share_chart
 from ledger.api.dependencies import service
 from ledger.api.render import WEB, catalog, language_of, render
@@ -41,12 +40,10 @@ HIDDEN_CARD_FIELDS = ("case", "member")
 
 
 def trust_anchors(state: ServiceState) -> dict[str, Any] | None:
-    """The service's published trust anchors (what the browser checks against), or None."""
+    """The service's published trust anchors (what the browser checks against: the log's key and the witness
+    policy), checked as every verifier reads them, or None when the service publishes none."""
     path = state.ledger.settings.data_dir / TRUST_ANCHORS_FILE
-    if not path.is_file():
-        return None
-    anchors: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return anchors
+    return TrustAnchors.load(path).entries if path.is_file() else None
 
 
 def not_found(language: str, what: str) -> HTMLResponse:
