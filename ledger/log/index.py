@@ -184,14 +184,11 @@ class LogIndex:
                 if len(bottom) == WIDTH:
                     inner = tile_levels(bottom)
                     roots.append(node_hash(inner[-2], inner[-1]))
-                    blob = b"".join(bottom) + b"".join(inner)
-                else:
-                    blob = b"".join(bottom)
                 if level:
-                    tiles.append((period, level, number, blob))
+                    tiles.append((period, level, number, _tile_blob(bottom)))
             level, hashes = level + 1, roots
         if level and hashes:  # the top level's one partial tile
-            tiles.append((period, level, 0, b"".join(hashes)))
+            tiles.append((period, level, 0, _tile_blob(hashes)))
         cursor.executemany(f"INSERT INTO {self.tiles} VALUES (?, ?, ?, ?)", tiles)
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -310,11 +307,10 @@ class RollTree:
         if tile_level == 0:
             return self._chunk_node(self._chunks[tile], within, offset)
         blob = self._tiles[(tile_level, tile)]
-        if within and len(blob) == (2 * WIDTH - 2) * 32:
-            at = (2 * WIDTH - (2 * WIDTH >> within) + (offset >> within)) * 32
-            return blob[at:at + 32]
-        bottom = [blob[i:i + 32] for i in range(offset * 32, (offset + (1 << within)) * 32, 32)]
-        return reduce_complete(bottom)
+        count = _bottom_count(len(blob) // 32)
+        at = sum(count >> below for below in range(within)) + (offset >> within)
+        assert offset >> within < count >> within, "a complete subtree's node is stored"
+        return blob[at * 32:at * 32 + 32]
 
     def _range_hash(self, lo: int, hi: int) -> bytes:
         found = self._known.get((lo, hi))
@@ -328,6 +324,28 @@ class RollTree:
             found = node_hash(self._range_hash(lo, lo + k), self._range_hash(lo + k, hi))
         self._known[(lo, hi)] = found
         return found
+
+
+def _tile_blob(bottom: list[bytes]) -> bytes:
+    """A roll tile: its bottom row, then each level above it up to 7 with the nodes of its complete pairs — the
+    layout of a full tile of `ledger.log.tree`, kept for a partial one too (a stored roll never grows)."""
+    rows, row = [bottom], bottom
+    for _ in range(HEIGHT - 1):
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+        rows.append(row)
+    return b"".join(b"".join(r) for r in rows)
+
+
+def _bottom_count(hashes: int) -> int:
+    """How many bottom hashes a roll tile of `hashes` hashes has (the inverse of `_tile_blob`'s layout)."""
+    low, high = 1, WIDTH
+    while low < high:
+        middle = (low + high) // 2
+        if sum(middle >> level for level in range(HEIGHT)) < hashes:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 @dataclass
