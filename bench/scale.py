@@ -11,9 +11,9 @@ For each N of `--members`, on a fresh store:
 3. every read model rebuilt from the store into a fresh database, as a ratio of the raw read of the same events in
    the same run (target >= 0.25).
 
-With two or more N, the growth between the last two is extrapolated to 10M and 100M members — linearly for the
-totals (build, period, integration), flat for the per-member lookups — and printed as projections, not
-measurements.
+With two or more N, 10M and 100M members are projected — the totals (build, period, integration) in proportion
+to the largest run, the peak RSS along its growth between the last two, the per-member lookups flat — and printed
+as projections, not measurements.
 
 Usage: python -m bench.scale --members 100000 [200000 …] [--store sqlite|postgres] [--periods 48]
        [--url postgresql://postgres@127.0.0.1:5432/postgres]
@@ -88,18 +88,19 @@ def report(r: dict[str, Any], store: str) -> None:
 
 
 def project(runs: list[dict[str, Any]]) -> None:
-    """Extrapolate the growth between the last two runs to 10M and 100M members (projections)."""
+    """Extrapolate to 10M and 100M members (projections, not measurements): the totals (build, one period, log
+    integration) in proportion to the members of the largest run — each is one pass over the members — and the
+    peak RSS along its growth per member between the last two runs."""
     a, b = runs[-2], runs[-1]
+    per_member_mib = (b["period_peak_rss_mib"] - a["period_peak_rss_mib"]) / (b["members"] - a["members"])
     for target in (10_000_000, 100_000_000):
-        def linear(key: str, target: int = target) -> float:
-            slope = (b[key] - a[key]) / (b["members"] - a["members"])
-            return float(b[key] + slope * (target - b["members"]))
-
-        print(f"PROJECTED at {target:,} members (linear from {a['members']:,} → {b['members']:,}; not measured): "
-              f"build {linear('build_seconds') / 3600:.1f} h, one period {linear('period_seconds'):.0f} s, peak RSS "
-              f"{linear('period_peak_rss_mib'):,.0f} MiB, log integration {linear('integrate_seconds') / 60:.0f} min;"
-              f" statement p50 ~{b['statement_p50_ms']:.1f} ms and bundle p50 ~{b['bundle_p50_ms']:.1f} ms "
-              "(index lookups: flat in N)")
+        scale = target / b["members"]
+        rss = b["period_peak_rss_mib"] + per_member_mib * (target - b["members"])
+        print(f"PROJECTED at {target:,} members (from the {b['members']:,}-member run; not measured): build "
+              f"{b['build_seconds'] * scale / 3600:.1f} h, one period {b['period_seconds'] * scale:.0f} s, peak RSS "
+              f"{rss:,.0f} MiB ({per_member_mib * 1024 * 1024:.0f} bytes a member), log integration with "
+              f"{b['periods']:.0f} rolls {b['integrate_seconds'] * scale / 60:.0f} min; statement p50 "
+              f"~{b['statement_p50_ms']:.1f} ms and bundle p50 ~{b['bundle_p50_ms']:.1f} ms (indexed lookups: flat)")
 
 
 def main() -> None:
