@@ -567,7 +567,7 @@ def _share_problem(body: dict[str, Any]) -> str | None:
         return problem
     expected = assess(body["locked_members"], [(c["claim"], c["approved_fen"]) for c in body["cases"]],
                       body["fee_bps"], body["surplus_in_fen"], body["per_case_cap_fen"],
-                      body["annual_cap_remaining_fen"], body["excess_policy"])
+                      body["annual_cap_remaining_fen"], body["excess_policy"], body.get("funded_by") == "operator")
     for term in TERMS:
         if getattr(expected, term) != body.get(term):
             return f"{term}: the formula gives {getattr(expected, term)}, the period signed {body.get(term)}"

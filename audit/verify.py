@@ -8,12 +8,19 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      locked set (members active at the cutoff), the cases (exactly the approved claims decided by the cutoff and not
      yet included, at their approved amounts), surplus carried in (the previous period's surplus out less debits
      left uncollected by settlements since), the annual cap left, every term of the formula (`ledger.sharing`), and
-     the roll root and size — each compared with the signed `period.assessed`.
+     the roll root and size — each compared with the signed `period.assessed`. Under schema 2 the surplus in is
+     the surpluses carried by settlements since the previous assessment (money held), and who funds the period
+     (the operator: its announced final periods and tail periods after the end, members charged 0). Every schema-2
+     `period.settled`: the shares uncollected (debits failed and not recovered), advances within the shortfall,
+     and the payouts sized from the money held (`ledger.sharing.settle`).
 9.   Every disclosure document rebuilt from the events and its hash compared with its `disclosure.published`.
 10.  Money: the double-entry journal rebuilt from the events, every event's postings balanced, the trial balance
-     zero and custody complete.
-11.  Claims: paid at most once, only when approved (after notice or by a jury) and included in an assessed period,
-     for exactly the funded amount of that case, never above the plan maximum for the age at diagnosis.
+     zero and custody complete; every wind-down refund whose deadline has passed (by the last event's time) paid
+     in full by that deadline.
+11.  Claims: filed under the rules version in force on the diagnosis day (a plan day, Asia/Shanghai); paid at
+     most once, only when approved (after notice or by a jury) and included in an assessed period, after that
+     period settled for exactly the case's payable amount (schema 1: its funded amount), never above the plan
+     maximum for the age at diagnosis.
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
 
@@ -37,7 +44,7 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
-from ledger.aggregates.sharing_period import plan_date, plan_midnight
+from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
 from ledger.envelope import format_at, parse_at
@@ -46,12 +53,13 @@ from ledger.keys import event_signature_is_valid, public_key_from_base64
 from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
+from ledger.plan_days import day_end
 from ledger.projections.base import EntriesInMemory, apply_together
 from ledger.projections.cases import Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
-from ledger.sharing import assess, roll_leaf_hashes
+from ledger.sharing import assess, roll_leaf_hashes, settle
 from ledger.verify import CheckedSignatures, Failure, Report, examine
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
@@ -69,6 +77,9 @@ SIGNER = b'{"actor":{"key":"'
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
          "per_case_cap_fen", "annual_cap_remaining_fen", "cap_applied", "share_fen", "excess_policy", "subsidy_fen",
          "funded_aid_fen", "funded_fee_fen", "surplus_out_fen")
+
+SETTLEMENT_TERMS = ("collected_fen", "advance_fen", "available_fen", "owed_fen", "shortfall_fen", "fee_payable_fen",
+                    "surplus_carried_fen")
 
 
 @dataclass(frozen=True)
@@ -287,7 +298,10 @@ class _Members:
 class _Plan:
     versions: list[tuple[str, int, PlanRules]] = field(default_factory=list)
     periods: dict[int, dict[str, Any]] = field(default_factory=dict)
-    settlements: list[tuple[str, int]] = field(default_factory=list)
+    closing: tuple[str, str, int] | None = None
+    """(announced at, ends at, final periods the operator pays) once closing is announced."""
+    settlements: list[tuple[str, int, int]] = field(default_factory=list)
+    """(when, uncollected, surplus carried) of every settlement of the plan's periods."""
 
     def rules_at(self, instant: str) -> tuple[int, PlanRules]:
         current = self.versions[0]
@@ -295,6 +309,12 @@ class _Plan:
             if version[0] <= instant:
                 current = version
         return current[1], current[2]
+
+    def rules_on_day(self, day: str, filed_at: str) -> tuple[int, PlanRules]:
+        """The rules version in force on a plan day (its last instant in plan time, the zone read from the rules
+        in force when the claim was filed): as the claim handler chooses it."""
+        _, now = self.rules_at(filed_at)
+        return self.rules_at(format_at(day_end(date.fromisoformat(day), now.utc_offset_minutes)))
 
 
 class Auditor:
@@ -312,6 +332,18 @@ class Auditor:
         """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
         self.members: _Members
         """Every plan's members, on disk (made by `run` in its scratch directory)."""
+        self.wind_down_refunds: dict[str, list[Any]] = {}
+        """Member → [index, envelope, due, deadline, paid by the deadline] of a wind-down refund."""
+        self.last_at = ""
+        """The time of the last event followed."""
+        self.notice_on: dict[str, str] = {}
+        """Period → its notice day."""
+        self.uncollected: dict[str, int] = {}
+        """Period → fen of its debits failed and not recovered."""
+        self.advances: dict[str, int] = {}
+        """Period → operator advances received."""
+        self.settled: dict[str, tuple[str, dict[str, Any]]] = {}
+        """Period → (when, body) of its settlement."""
         self.disclosures: list[tuple[int, dict[str, Any]]] = []
         """(index, envelope) of every `disclosure.published`, checked once the books hold every entry."""
 
@@ -407,31 +439,51 @@ class Auditor:
     def domain(self, index: int, e: dict[str, Any]) -> None:
         """Follow the facts periods and claims depend on; check assessments and payouts when they come."""
         kind, body, stream, at = e["type"], e["body"], e["stream"], e["at"]
+        self.last_at = max(self.last_at, at)
         if kind == "plan.created":
             self.plans[stream] = _Plan([(at, 1, PlanRules.from_json_value(body["rules"]))])
         elif kind == "plan.rules_amended":
             self.plans[stream].versions.append((body["effective_from"], body["version"],
                                                 PlanRules.from_json_value(body["rules"])))
+        elif kind == "plan.closing_announced":
+            self.plans[stream].closing = (at, body["ends_at"], body["operator_pays_final_periods"])
         elif kind == "member.joined":
             self.plans[body["plan"]]
             self.members.join(body["plan"], stream, at)
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
-            self.plans[body["plan"]]
+            self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
+            if kind == "member.wind_down_refund_due":
+                self.wind_down_refunds[stream] = [index, e, body["refund_due_fen"], body["deadline"], 0]
         elif kind == "claim.filed":
-            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0}
+            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "filed_at": at}
+            version, _ = self.plans[body["plan"]].rules_on_day(body["diagnosed_on"], at)
+            if body["rules_version"] != version:
+                self.fail(index, e, "11 claim (rules_version of the diagnosis day)", version, body["rules_version"])
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
             self.claims[stream]["period"] = body["period"]
         elif kind == "member.debit_failed":
             self.failed.setdefault(stream, set()).add(body["period"])
+            self.uncollected[body["period"]] = self.uncollected.get(body["period"], 0) + body["amount_fen"]
         elif kind == "member.debit_recovered":
             self.failed.get(stream, set()).discard(body["period"])
+            self.uncollected[body["period"]] = self.uncollected.get(body["period"], 0) - body["amount_fen"]
+        elif kind == "member.refund_disbursed" and body["reason"] == "wind_down" and stream in self.wind_down_refunds:
+            owed = self.wind_down_refunds[stream]
+            if at <= owed[3]:
+                owed[4] += body["amount_fen"]
+        elif kind == "period.advance_received":
+            self.advances[stream] = self.advances.get(stream, 0) + body["amount_fen"]
         elif kind == "period.opened":
             self.period_plan[stream] = body["plan"]
+            self.notice_on[stream] = body["notice_on"]
         elif kind == "period.settled":
-            self.plans[self.period_plan[stream]].settlements.append((at, body["uncollected_fen"]))
+            self.settlement(index, e)
+            self.plans[self.period_plan[stream]].settlements.append(
+                (at, body["uncollected_fen"], body["surplus_carried_fen"]))
+            self.settled[stream] = (at, body)
         elif kind == "period.assessed":
             self.assessment(index, e)
         elif kind == "claim.paid":
@@ -459,15 +511,29 @@ class Auditor:
             self.included.add(case["claim"])
         surplus_in = 0
         previous = plan.periods.get(body["number"] - 1)
-        if previous is not None:
+        if previous is not None and "funded_by" in previous["body"]:  # after schema 2: money held only
+            surplus_in = sum(carried for settled_at, _, carried in plan.settlements if settled_at > previous["at"])
+        elif previous is not None:
             surplus_in = previous["body"]["surplus_out_fen"] - sum(
-                uncollected for settled_at, uncollected in plan.settlements if settled_at > previous["at"])
+                uncollected for settled_at, uncollected, _ in plan.settlements if settled_at > previous["at"])
+            if e["schema"] >= 2:
+                surplus_in = max(0, surplus_in)
         year = plan_date(parse_at(cutoff), rules).year
         year_start = format_at(plan_midnight(date(year, 1, 1), rules))
         used = sum(p["body"]["share_fen"] for p in plan.periods.values()
                    if year_start <= p["body"]["cutoff_at"] < cutoff)
+        operator = False
+        if e["schema"] >= 2:
+            announced, ends, final = plan.closing if plan.closing else (None, None, 0)
+            operator = operator_funds(parse_at(announced) if announced else None, parse_at(ends) if ends else None,
+                                      final, date.fromisoformat(self.notice_on[period]), parse_at(cutoff), rules)
+            if body["payment_model"] != rules.payment_model:
+                self.fail(index, e, "8 period (payment_model)", rules.payment_model, body["payment_model"])
+            if body["funded_by"] != ("operator" if operator else "members"):
+                self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
         expected = assess(locked, [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
-                          surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy)
+                          surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy,
+                          operator)
         for term in TERMS:
             if getattr(expected, term) != body[term]:
                 self.fail(index, e, f"8 period ({term})", getattr(expected, term), body[term])
@@ -481,6 +547,43 @@ class Auditor:
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
 
+    def settlement(self, index: int, e: dict[str, Any]) -> None:
+        """Check 8 for one schema-2 `period.settled`: the uncollected shares are the debits failed and not
+        recovered, the payouts are sized from the money held (`ledger.sharing.settle`), and an advance never
+        exceeded the shortfall it was for."""
+        body, period = e["body"], e["stream"]
+        assessed = self.assessed_body(period)
+        if e["schema"] < 2 or assessed is None:
+            return
+        uncollected = self.uncollected.get(period, 0)
+        if body["uncollected_fen"] != uncollected:
+            self.fail(index, e, "8 settlement (uncollected_fen)", uncollected, body["uncollected_fen"])
+        advance = self.advances.get(period, 0)
+        raised = assessed["share_fen"] * assessed["locked_members"]
+        cases = [(c["claim"], c["funded_fen"]) for c in assessed["cases"]]
+        if not 0 <= uncollected <= raised:
+            self.fail(index, e, "8 settlement (uncollected_fen)", f"0..{raised}", uncollected)
+            return
+        expected = settle(cases, assessed["funded_fee_fen"], raised, assessed["subsidy_fen"],
+                          max(0, assessed["surplus_in_fen"]), uncollected, advance)
+        without = settle(cases, assessed["funded_fee_fen"], raised, assessed["subsidy_fen"],
+                         max(0, assessed["surplus_in_fen"]), uncollected, 0)
+        if advance > without.shortfall_fen:
+            self.fail(index, e, "8 settlement (advance within the shortfall)", f"at most {without.shortfall_fen}",
+                      advance)
+        for term in SETTLEMENT_TERMS:
+            if getattr(expected, term) != body[term]:
+                self.fail(index, e, f"8 settlement ({term})", getattr(expected, term), body[term])
+        payable = [{"claim": claim, "funded_fen": funded, "payable_fen": amount}
+                   for (claim, amount), (_, funded) in zip(expected.payable, cases, strict=True)]
+        if body["cases"] != payable:
+            self.fail(index, e, "8 settlement (cases)", payable, body["cases"])
+
+    def assessed_body(self, period: str) -> dict[str, Any] | None:
+        """The `period.assessed` body of a period, if it was assessed."""
+        plan = self.plans.get(self.period_plan.get(period, ""))
+        return next((p["body"] for p in plan.periods.values() if p["stream"] == period), None) if plan else None
+
     def payout(self, index: int, e: dict[str, Any]) -> None:
         """Check 11 for one `claim.paid`."""
         claim = self.claims.get(e["stream"])
@@ -493,7 +596,7 @@ class Auditor:
         approved = claim["approved"]
         if approved["basis"] not in ("notice", "jury"):
             self.fail(index, e, "11 claim (basis)", "notice or jury", approved["basis"])
-        _, rules = self.plans[claim["plan"]].rules_at(claim["filing"]["diagnosed_on"] + "T23:59:59.999999Z")
+        _, rules = self.plans[claim["plan"]].rules_on_day(claim["filing"]["diagnosed_on"], claim["filed_at"])
         maximum = rules.max_aid_fen(claim["filing"]["age_at_diagnosis"])
         if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
             self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])
@@ -501,12 +604,21 @@ class Auditor:
         assessed = next((p["body"] for plan in self.plans.values() for p in plan.periods.values()
                          if p["stream"] == period), None)
         case = next((c for c in (assessed or {}).get("cases", []) if c["claim"] == e["stream"]), None)
-        if case is None:
+        if case is None or assessed is None:
             self.fail(index, e, "11 claim (included)", "a case of an assessed period", period)
             return
         total = e["body"]["amount_fen"] + e["body"]["arrears_deducted_fen"]
-        if total != case["funded_fen"]:
-            self.fail(index, e, "11 claim (amount)", case["funded_fen"], total)
+        if "funded_by" not in assessed:  # schema 1: the funded amount, whenever paid
+            if total != case["funded_fen"]:
+                self.fail(index, e, "11 claim (amount)", case["funded_fen"], total)
+            return
+        settled = self.settled.get(str(period))
+        if settled is None:
+            self.fail(index, e, "11 claim (paid after its period settles)", "a settled period", "not settled")
+            return
+        payable = next((c["payable_fen"] for c in settled[1].get("cases", []) if c["claim"] == e["stream"]), None)
+        if total != payable:
+            self.fail(index, e, "11 claim (amount)", payable, total)
 
     # -- 9 and 10: read models rebuilt from the events -----------------------------------------------------
 
@@ -514,6 +626,9 @@ class Auditor:
         """Checks 10 and 9 once the books hold every entry: balanced postings, zero trial balance and complete
         custody; then every published disclosure rebuilt and its hash compared."""
         last = self.report.entries - 1
+        for index, e, due, deadline, paid in self.wind_down_refunds.values():
+            if deadline < self.last_at and paid < due:
+                self.fail(index, e, "10 money (wind-down refund by its deadline)", f"{due} paid by {deadline}", paid)
         if isinstance(books.error, UnbalancedPostingError):
             self.fail(*books.where, "10 money (balanced postings)", "debits = credits", books.error)
             return

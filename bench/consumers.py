@@ -33,8 +33,9 @@ def timed_consumers(env: dict[str, str], views: Path, count: int) -> tuple[float
     env = {**os.environ, **env, "LEDGER_VIEWS_URL": f"sqlite:///{views}"}
     group = f"bench-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "ledger.cli", "consume", "balances", "--until-caught-up",
-                                   "--group", group], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    processes = [subprocess.Popen([sys.executable, "-m", "ledger.cli", "kafka", "consume", "balances",
+                                   "--until-caught-up", "--group", group], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
                  for _ in range(count)]
     summaries = []
     for process in processes:

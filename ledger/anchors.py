@@ -5,10 +5,14 @@
     {"operator-root": {"key_id": "…", "role": "operator", "public_key": "<base64 raw Ed25519>"},
      "log":           {"origin": "mutual-ledger.local/log", "verifier_key": "<C2SP verifier key>"},
      "custodian":     {"key_id": "…", "role": "custodian", "public_key": "…"},
-     "regulator":     {"key_id": "…", "role": "regulator", "public_key": "…"}}
+     "regulator":     {"key_id": "…", "role": "regulator", "public_key": "…"},
+     "witnesses":     {"keys": ["<C2SP cosignature verifier key>", …], "threshold": 1}}
 
 - `operator-root` is the key that registers itself in the log's first entry and alone changes the keyring;
 - `log` is the checkpoint signer: the log's origin and its signed-note verifier key (it signs no event);
+- `witnesses` (optional) is the witness policy: a checkpoint is trusted once it carries valid cosignatures of at
+  least `threshold` of these witnesses' keys (`ledger.log.witness.WitnessPolicy`); the browser's "Verify my
+  history" applies it (docs/pages.md). Without it no cosignature is required;
 - every other entry is an institutional key the operator must not be able to forge — a custodian's (fund
   movements) or a regulator's (reports) — given by that party itself. A `key.registered` event for a custodian or
   regulator key that the anchors do not hold is refused by the writer and failed by the verifier (`ledger.roles`).
@@ -33,6 +37,7 @@ from ledger.rules import Rule
 TRUST_ANCHORS_FILE = "trust-anchors.json"
 ROOT = "operator-root"
 LOG = "log"
+WITNESSES = "witnesses"
 ANCHORED_ROLES = ("custodian", "regulator")
 """Roles whose keys verifiers take only from the anchors, never from the log alone."""
 
@@ -56,6 +61,26 @@ def _public_facts(name: str, value: object, path: Path | str) -> dict[str, str]:
     return {"key_id": value["key_id"], "role": value["role"], "public_key": value["public_key"]}
 
 
+def _witness_policy(value: object, path: Path | str) -> tuple[tuple[str, ...], int]:
+    """The witness policy entry, checked: distinct cosignature verifier keys and a threshold they can meet."""
+    from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier
+
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list) or not isinstance(
+            value.get("threshold"), int) or isinstance(value.get("threshold"), bool):
+        raise _invalid(path, f"{WITNESSES} must have a list of keys and an integer threshold")
+    keys = value["keys"]
+    for key in keys:
+        try:
+            verifier = Verifier.parse(key) if isinstance(key, str) else None
+        except NoteError as error:
+            raise _invalid(path, f"{WITNESSES}.keys: {error}") from None
+        if verifier is None or verifier.kind != COSIGNATURE_V1:
+            raise _invalid(path, f"{WITNESSES}.keys must be cosignature verifier keys (type 0x04)")
+    if len(set(keys)) != len(keys) or not 0 <= value["threshold"] <= len(keys):
+        raise _invalid(path, f"{WITNESSES}: distinct keys and a threshold from 0 to their number")
+    return tuple(keys), value["threshold"]
+
+
 @dataclass
 class TrustAnchors:
     """The anchors of one verifier (see the module docstring)."""
@@ -67,6 +92,8 @@ class TrustAnchors:
     log_origin: str | None = None
     log_verifier_key: str | None = None
     """The log's checkpoint verifier key (`name+hash+base64`), when the anchors carry it."""
+    witness_policy: tuple[tuple[str, ...], int] | None = None
+    """The witnesses' cosignature verifier keys and how many of them must cosign a checkpoint, when given."""
     entries: dict[str, Any] = field(default_factory=dict)
     """The file's content, name by name."""
 
@@ -86,6 +113,11 @@ class TrustAnchors:
                     raise _invalid(path, "log must have origin and verifier_key")
                 anchors.log_origin, anchors.log_verifier_key = value["origin"], value["verifier_key"]
                 anchors.entries[LOG] = {"origin": value["origin"], "verifier_key": value["verifier_key"]}
+                continue
+            if name == WITNESSES:
+                anchors.witness_policy = _witness_policy(value, path)
+                anchors.entries[WITNESSES] = {"keys": list(anchors.witness_policy[0]),
+                                              "threshold": anchors.witness_policy[1]}
                 continue
             facts = _public_facts(name, value, path)
             anchors.witness_keys[facts["key_id"]] = facts["role"]
@@ -109,9 +141,13 @@ class TrustAnchors:
 
     def with_key(self, name: str, facts: dict[str, Any]) -> TrustAnchors:
         """These anchors with one more party's key (`keys anchor`), checked like any entry."""
-        if name in (ROOT, LOG):
+        if name in (ROOT, LOG, WITNESSES):
             raise InputError("name", Rule.ANCHOR_NAME_MUST_NOT_REPLACE_THE_OPERATORS, name)
         return TrustAnchors.parse({**self.entries, name: facts})
+
+    def with_witness_policy(self, keys: list[str], threshold: int) -> TrustAnchors:
+        """These anchors with the witness policy: at least `threshold` of the witnesses' `keys` must cosign."""
+        return TrustAnchors.parse({**self.entries, WITNESSES: {"keys": keys, "threshold": threshold}})
 
     def save(self, path: Path) -> None:
         """Write the file (sorted, indented), replacing it atomically."""

@@ -395,9 +395,10 @@ class Demo:
             (collection + timedelta(hours=9), lambda: self.collect(state, rules, cutoff)),
             (collection + timedelta(hours=10), lambda: self.subsidy(state)),
             (collection + timedelta(days=1, hours=9), lambda: self.recover(state)),
-            (collection + timedelta(days=2, hours=10), lambda: self.pay(state)),
             ((collection + timedelta(hours=12)) if prepaid else (grace_end + timedelta(hours=1)),
              lambda: self.settle(state)),
+            ((collection + timedelta(hours=13)) if prepaid else (grace_end + timedelta(hours=2)),
+             lambda: self.pay(state)),
         ]
         if prepaid:
             steps.append((collection + timedelta(days=3), lambda: self.top_ups(state.plan_name)))
@@ -523,10 +524,13 @@ class Demo:
         self.count("debits_recovered", len(recovered))
 
     def pay(self, state: PeriodState) -> None:
-        """The custodian pays the included cases."""
+        """Once the period settles, the custodian pays each case what the settlement made payable."""
+        stored = self.app.read(UUID(state.period), SharingPeriod)
+        assert stored is not None
+        payable = [claim for claim in state.approved if stored.payable_fen(claim) > 0]
         self.run([PayClaim(command_id=self.next_id("pay"), claim=claim, reference=self.next_id("aid"))
-                  for claim in state.approved])
-        self.count("claims_paid", len(state.approved))
+                  for claim in payable])
+        self.count("claims_paid", len(payable))
 
     def settle(self, state: PeriodState) -> None:
         """Settlement: members whose debit still failed lapse; the summary row is written."""

@@ -29,6 +29,10 @@ class LedgerQueries(Protocol):
         """Per-person shares assessed in the plan from the year's start up to the cutoff."""
         ...
 
+    def active_members(self, plan: str) -> Sequence[str]:
+        """Members of the plan who have not left, sorted by id."""
+        ...
+
     def family_count(self, payer: str) -> int:
         """Family members ever joined under a payer."""
         ...

@@ -37,7 +37,7 @@ _CONCERNED_MEMBER_FIELD = {
 
 def concerned_member(event_type: str, stream: str, body: Mapping[str, Any]) -> str | None:
     """The member whose own request or vote an event records (None for other events)."""
-    if event_type in ("member.joined", "member.exited"):
+    if event_type in ("member.joined", "member.exited", "member.conversion_accepted"):
         return stream
     field = _CONCERNED_MEMBER_FIELD.get(event_type)
     return None if field is None else str(body[field])

@@ -171,6 +171,12 @@ class Rule(StrEnum):
     THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY = "this_event_must_be_signed_by_an_operator_key"
     VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY = "votes_must_be_signed_by_the_jurors_own_key"
 
+    # -- Bounds --------------------------------------------------------------------------------------------------
+    AID_MUST_NOT_EXCEED_THE_LEDGER_BOUND = "aid_must_not_exceed_the_ledger_bound"
+    BALANCE_MUST_NOT_EXCEED_THE_BOUND = "balance_must_not_exceed_the_bound"
+    DEPOSIT_MUST_NOT_EXCEED_THE_BOUND = "deposit_must_not_exceed_the_bound"
+    SHARE_CAPS_MUST_NOT_EXCEED_THE_BALANCE_BOUND = "share_caps_must_not_exceed_the_balance_bound"
+
     # -- Plans ---------------------------------------------------------------------------------------------------
     PLAN_CANNOT_TERMINATE_BEFORE_ANNOUNCED_END = "plan_cannot_terminate_before_announced_end"
     PLAN_END_MUST_BE_IN_THE_FUTURE = "plan_end_must_be_in_the_future"
@@ -187,6 +193,9 @@ class Rule(StrEnum):
     AGE_MUST_BE_WITHIN_THE_PLAN_BAND = "age_must_be_within_the_plan_band"
     CHANNEL_DEBIT_FAILURES_ARE_ONLY_FOR_POSTPAID_PLANS = "channel_debit_failures_are_only_for_postpaid_plans"
     CLAIMANT_CANNOT_VOTE_ON_OWN_CLAIM = "claimant_cannot_vote_on_own_claim"
+    CONVERSION_IS_ACCEPTED_ONCE = "conversion_is_accepted_once"
+    CONVERSION_IS_FOR_MEMBERS_AT_THE_CLOSING = "conversion_is_for_members_at_the_closing"
+    CONVERSION_MUST_BE_OFFERED = "conversion_must_be_offered"
     DEBIT_CAN_FAIL_ONCE_PER_PERIOD = "debit_can_fail_once_per_period"
     DEBIT_MUST_BE_RECOVERED_BEFORE_GRACE_ENDS = "debit_must_be_recovered_before_grace_ends"
     DEBITS_CAN_FAIL_ONLY_BEFORE_SETTLEMENT = "debits_can_fail_only_before_settlement"
@@ -211,6 +220,7 @@ class Rule(StrEnum):
     REFUND_MUST_BE_DUE = "refund_must_be_due"
     REFUND_MUST_NOT_EXCEED_AMOUNT_DUE = "refund_must_not_exceed_amount_due"
 
+
     # -- Claims --------------------------------------------------------------------------------------------------
     AGE_AT_DIAGNOSIS_MUST_BE_COVERED = "age_at_diagnosis_must_be_covered"
     AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING = "age_at_diagnosis_must_match_the_age_at_joining"
@@ -219,6 +229,7 @@ class Rule(StrEnum):
     )
     AN_APPROVAL_RECOMMENDS_A_POSITIVE_AMOUNT = "an_approval_recommends_a_positive_amount"
     CLAIM_IS_INVESTIGATED_ONCE_AFTER_FILING = "claim_is_investigated_once_after_filing"
+    CLAIM_IS_PAID_AFTER_ITS_PERIOD_SETTLES = "claim_is_paid_after_its_period_settles"
     CLAIM_IS_PAID_AT_MOST_ONCE = "claim_is_paid_at_most_once"
     CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW = "claim_must_be_filed_within_the_claim_window"
     CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD = "claim_must_be_included_in_an_assessed_period"
@@ -251,6 +262,9 @@ class Rule(StrEnum):
     VOTES_NEED_A_JURY_REQUEST = "votes_need_a_jury_request"
 
     # -- Sharing periods -----------------------------------------------------------------------------------------
+    ADVANCE_MUST_NOT_EXCEED_THE_SHORTFALL = "advance_must_not_exceed_the_shortfall"
+    ADVANCE_ONLY_BEFORE_SETTLEMENT = "advance_only_before_settlement"
+    ADVANCE_REFERENCE_MUST_BE_NEW = "advance_reference_must_be_new"
     COLLECTION_FROM_BALANCES_IS_ONLY_FOR_PREPAID_PLANS = "collection_from_balances_is_only_for_prepaid_plans"
     COLLECTION_PRECEDES_THE_NEXT_ASSESSMENT = "collection_precedes_the_next_assessment"
     COLLECTION_STARTS_ON_THE_COLLECTION_DAY = "collection_starts_on_the_collection_day"
@@ -262,7 +276,6 @@ class Rule(StrEnum):
     PERIOD_IS_ASSESSED_ONCE = "period_is_assessed_once"
     PERIOD_IS_SETTLED_ONCE = "period_is_settled_once"
     PERIOD_MUST_OPEN_BEFORE_ITS_CUTOFF = "period_must_open_before_its_cutoff"
-    PLAN_MUST_NOT_BE_TERMINATED = "plan_must_not_be_terminated"
     PREPAID_PERIOD_MUST_BE_COLLECTED_BEFORE_SETTLEMENT = "prepaid_period_must_be_collected_before_settlement"
     PREVIOUS_PERIOD_MUST_BE_ASSESSED_FIRST = "previous_period_must_be_assessed_first"
     PREVIOUS_PERIOD_MUST_BE_COLLECTED_FIRST = "previous_period_must_be_collected_first"
@@ -270,7 +283,8 @@ class Rule(StrEnum):
     SUBSIDY_MUST_BE_RECEIVED_BEFORE_SETTLEMENT = "subsidy_must_be_received_before_settlement"
     SUBSIDY_MUST_NOT_EXCEED_THE_ASSESSED_SUBSIDY = "subsidy_must_not_exceed_the_assessed_subsidy"
     SUBSIDY_REFERENCE_MUST_BE_NEW = "subsidy_reference_must_be_new"
-    WIND_DOWN_REFUNDS_FOLLOW_TERMINATION = "wind_down_refunds_follow_termination"
+    TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
+    WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT = "wind_down_follows_the_closing_announcement"
 
     # -- Disclosures and reports ---------------------------------------------------------------------------------
     PERIOD_IS_DISCLOSED_ONCE = "period_is_disclosed_once"

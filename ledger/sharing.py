@@ -10,14 +10,25 @@
 What the caps cut off follows the plan's excess policy:
 
 - `operator_pays`: subsidy = max(0, need − raised) from the operator; every case and the fee are funded in full.
+- an operator-funded period (docs/plans.md, "The end of a plan"): share 0, subsidy = max(0, need), every case and
+  the fee funded in full, whatever the policy.
 - `pro_rata`: no subsidy; the money available (raised + surplus_in) is split in proportion to the approved amounts
   and the fee, each part rounded down (floor); the remainder fen of that rounding stays in the surplus.
 
     surplus_out = raised + subsidy + surplus_in − funded_aid − funded_fee
 
-Money is conserved exactly: raised + subsidy + surplus_in = funded_aid + funded_fee + surplus_out. surplus_out is
-negative only in one corner of `pro_rata` (a deficit carried in that the capped share cannot cover), and then the
-deficit carries on. The roll: one leaf per locked member, `JCS({"period": P, "member": M, "amount": share})`, sorted
+Money is conserved exactly: raised + subsidy + surplus_in = funded_aid + funded_fee + surplus_out. The funded
+amounts are what the period would pay if every debit succeeded; what it pays is fixed at settlement, from the money
+actually held (`settle`, docs/plans.md "Money held"):
+
+    available = collected + subsidy + surplus_in + advance        (collected = raised − uncollected)
+    aid first: each case gets its funded amount when available covers the funded aid, else floor(available ×
+    funded / funded_aid); the fee gets what is left, up to the funded fee; the rest is carried on, never negative.
+
+surplus_in (period.assessed schema 2) is the sum of the surpluses carried by the plan's settlements recorded since
+the previous period's assessment, so it is money held, never a promise.
+
+The roll: one leaf per locked member, `JCS({"period": P, "member": M, "amount": share})`, sorted
 by member id (equal to sorting the leaf bytes, since only the member differs), hashed as an RFC 9162 tree.
 """
 
@@ -85,8 +96,11 @@ def assess(
     per_case_cap_fen: int,
     annual_cap_remaining_fen: int,
     excess_policy: str,
+    operator_funded: bool = False,
 ) -> Assessment:
-    """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount)."""
+    """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount). When the
+    operator funds the period (its announced final periods, a tail period after the end) members are charged 0 and
+    the subsidy is everything the period needs: `uncapped_share` still shows what members would have paid."""
     assert locked_members >= 0 and fee_bps >= 0 and per_case_cap_fen >= 0 and annual_cap_remaining_fen >= 0
     assert excess_policy in ("operator_pays", "pro_rata"), excess_policy
     aid = sum(amount for _, amount in cases)
@@ -95,14 +109,16 @@ def assess(
     uncapped = ceil_div(need, locked_members) if need > 0 and locked_members > 0 else 0
     case_limit = per_case_cap_fen * len(cases)
     share, cap_applied = uncapped, "none"
+    if operator_funded:
+        share = 0
     if share > case_limit:
         share, cap_applied = case_limit, "per_case"
     if share > annual_cap_remaining_fen:
         share, cap_applied = annual_cap_remaining_fen, "annual"
     raised = share * locked_members
     subsidy = 0
-    if excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
-        subsidy = max(0, need - raised) if excess_policy == "operator_pays" else 0
+    if operator_funded or excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
+        subsidy = max(0, need - raised) if operator_funded or excess_policy == "operator_pays" else 0
         funded = [Case(claim, amount, amount) for claim, amount in cases]
         funded_fee = fee
     else:
@@ -119,6 +135,43 @@ def assess(
         excess_policy=excess_policy, subsidy_fen=subsidy, funded_aid_fen=funded_aid, funded_fee_fen=funded_fee,
         surplus_out_fen=surplus_out,
     )
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a period pays once collection is known (module docstring)."""
+
+    collected_fen: int
+    uncollected_fen: int
+    advance_fen: int
+    available_fen: int
+    owed_fen: int
+    shortfall_fen: int
+    payable: tuple[tuple[str, int], ...]
+    """(claim, payable fen) in the assessment's case order."""
+    fee_payable_fen: int
+    surplus_carried_fen: int
+
+
+def settle(cases: Sequence[tuple[str, int]], funded_fee_fen: int, raised_fen: int, subsidy_fen: int,
+           surplus_in_fen: int, uncollected_fen: int, advance_fen: int) -> Settlement:
+    """Size the payouts of a period from what it holds: `cases` are (claim, funded fen); aid before the fee."""
+    assert 0 <= uncollected_fen <= raised_fen and subsidy_fen >= 0 and surplus_in_fen >= 0 and advance_fen >= 0
+    collected = raised_fen - uncollected_fen
+    available = collected + subsidy_fen + surplus_in_fen + advance_fen
+    funded_aid = sum(amount for _, amount in cases)
+    owed = funded_aid + funded_fee_fen
+    if available >= funded_aid:
+        payable = tuple((claim, amount) for claim, amount in cases)
+        fee = min(funded_fee_fen, available - funded_aid)
+    else:
+        payable = tuple((claim, available * amount // funded_aid) for claim, amount in cases)
+        fee = 0
+    carried = available - sum(amount for _, amount in payable) - fee
+    assert carried >= 0
+    return Settlement(collected_fen=collected, uncollected_fen=uncollected_fen, advance_fen=advance_fen,
+                      available_fen=available, owed_fen=owed, shortfall_fen=max(0, owed - available),
+                      payable=payable, fee_payable_fen=fee, surplus_carried_fen=carried)
 
 
 def roll_leaf(period: str, member: str, amount_fen: int) -> bytes:

@@ -231,7 +231,9 @@ class PublishedEvent(ApiModel):
 
 class Disclosure(ApiModel):
     """A settled period's 公示 rebuilt from the events, the hash published on the log, and the
-    `disclosure.published` event with its inclusion proof (null until a checkpoint covers it)."""
+    `disclosure.published` event with its inclusion proof (null until a checkpoint covers it); `keys` are the
+    root key's registration (entry 0) and the signer's, with their proofs, so that a browser checks the event's
+    signature from the log alone."""
 
     period: str
     document: DisclosureDocument
@@ -239,6 +241,7 @@ class Disclosure(ApiModel):
     published_hash: str | None
     matches: bool
     event: PublishedEvent | None
+    keys: list[PublishedEvent] = []
 
 
 class CaseCard(ApiModel):
@@ -362,6 +365,14 @@ class StatementClaim(ApiModel):
 class Revealed(ApiModel):
     """Sealed personal fields opened for the caller alone (the member, their custodian, a regulator): none are
     sealed yet, so this stays empty."""
+
+
+class Identity(ApiModel):
+    """The key that signed a request, as the keyring holds it."""
+
+    key_id: str
+    role: str
+    member: str | None
 
 
 class Statement(ApiModel):

@@ -138,6 +138,13 @@ class PlanClosingAnnouncedV1(Frozen):
     operator_pays_final_periods: int = Field(ge=0, le=24)
 
 
+class PlanClosingAnnouncedV2(PlanClosingAnnouncedV1):
+    """Schema 2 of the closing: the conversion offered to members at the closing (水滴: a free one-year policy), if
+    any; each member who takes it is recorded by `member.conversion_accepted`."""
+
+    conversion_offer: Name | None = Field(description="what members are offered at the closing, or null")
+
+
 class PlanTerminatedV1(Frozen):
     """The plan has ended; no joins, no new periods, tail claims only."""
 
@@ -208,6 +215,13 @@ class MemberLapsedV1(Frozen):
     arrears_fen: Fen
 
 
+class MemberLapsedV2(MemberLapsedV1):
+    """Schema 2 of a lapse: what is left of an exhausted prepaid balance (less than a share) is refunded, never kept;
+    0 for family members and postpaid lapses."""
+
+    refund_due_fen: Fen
+
+
 class MemberExitedV1(Frozen):
     """The member left at their own request; a prepaid balance becomes a refund due."""
 
@@ -230,6 +244,22 @@ class WindDownRefundDueV1(Frozen):
     plan: Id
     refund_due_fen: Fen
     deadline: Instant
+
+
+class RefundDisbursedV2(Frozen):
+    """Schema 2 of a refund paid: the reasons include a lapse's remaining balance."""
+
+    plan: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+    reason: Literal["exit", "waiting_period_illness", "wind_down", "lapse"]
+
+
+class ConversionAcceptedV1(Frozen):
+    """A member took the conversion offered at the plan's closing (a member's own request)."""
+
+    plan: Id
+    offer: Name
 
 
 class RefundDisbursedV1(Frozen):
@@ -418,6 +448,24 @@ class PeriodAssessedV1(Frozen):
     roll_size: Count
 
 
+class PeriodAssessedV2(PeriodAssessedV1):
+    """Schema 2 of the assessment: who funds the period, and money held only (docs/plans.md).
+
+    `surplus_in_fen` is the sum of the surpluses carried by the plan's settlements since the previous assessment
+    (never a promise of money not yet collected), so neither it nor `surplus_out_fen` is ever negative. When the
+    operator funds the period (the final periods it announced it would pay, and tail periods after the plan's end)
+    members are charged 0 and the subsidy covers aid and fee in full.
+    """
+
+    surplus_in_fen: Fen
+    surplus_out_fen: Fen = Field(description="what the period holds beyond its funded aid and fee if every debit "
+                                             "succeeds")
+    funded_by: Literal["members", "operator"]
+    payment_model: Literal["prepaid", "postpaid"] = Field(
+        description="of the rules version assessed under: prepaid shares come from balances, postpaid ones from the "
+                    "channel (a plan may switch)")
+
+
 class SubsidyReceivedV1(Frozen):
     """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -431,6 +479,35 @@ class PeriodSettledV1(Frozen):
     collected_fen: Fen
     uncollected_fen: Fen
     surplus_carried_fen: SignedFen
+
+
+class AdvanceReceivedV1(Frozen):
+    """The custodian received an operator advance toward a period's shortfall (uncollected shares), so that its
+    cases are paid in full from money held."""
+
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+
+
+class SettledCase(Frozen):
+    """What one case of a settled period is paid: its funded amount, less its part of a shortfall."""
+
+    claim: Id
+    funded_fen: Fen
+    payable_fen: Fen
+
+
+class PeriodSettledV2(PeriodSettledV1):
+    """Schema 2 of the settlement: the payouts sized from the money held (`ledger.sharing.settle`): collected,
+    subsidy, surplus in and advances; aid before the fee; the surplus carried on is never negative."""
+
+    surplus_carried_fen: Fen
+    advance_fen: Fen
+    available_fen: Fen
+    owed_fen: Fen
+    shortfall_fen: Fen
+    cases: tuple[SettledCase, ...]
+    fee_payable_fen: Fen
 
 
 # -- disclosure ----------------------------------------------------------------------------------------------
@@ -463,6 +540,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("plan.created", 1): PlanCreatedV1,
     ("plan.rules_amended", 1): PlanRulesAmendedV1,
     ("plan.closing_announced", 1): PlanClosingAnnouncedV1,
+    ("plan.closing_announced", 2): PlanClosingAnnouncedV2,
     ("plan.terminated", 1): PlanTerminatedV1,
     ("member.joined", 1): MemberJoinedV1,
     ("member.deposit_received", 1): DepositReceivedV1,
@@ -471,10 +549,13 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.juror_qualified", 1): JurorQualifiedV1,
     ("member.fraud_recorded", 1): FraudRecordedV1,
     ("member.lapsed", 1): MemberLapsedV1,
+    ("member.lapsed", 2): MemberLapsedV2,
     ("member.exited", 1): MemberExitedV1,
     ("member.excluded", 1): MemberExcludedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
+    ("member.refund_disbursed", 2): RefundDisbursedV2,
+    ("member.conversion_accepted", 1): ConversionAcceptedV1,
     ("claim.filed", 1): ClaimFiledV1,
     ("claim.investigated", 1): ClaimInvestigatedV1,
     ("claim.noticed", 1): ClaimNoticedV1,
@@ -489,15 +570,19 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("claim.paid", 1): ClaimPaidV1,
     ("period.opened", 1): PeriodOpenedV1,
     ("period.assessed", 1): PeriodAssessedV1,
+    ("period.assessed", 2): PeriodAssessedV2,
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
+    ("period.settled", 2): PeriodSettledV2,
+    ("period.advance_received", 1): AdvanceReceivedV1,
     ("disclosure.published", 1): DisclosurePublishedV1,
     ("report.published", 1): ReportPublishedV1,
 }
 """Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""
 
 CUSTODIAN_TYPES = frozenset(
-    {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received"}
+    {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received",
+     "period.advance_received"}
 )
 """Fund movements the custodian executed: only a custodian key may sign them."""
 
@@ -511,6 +596,7 @@ INVESTIGATOR_TYPES = frozenset({"claim.investigated"})
 """Events only the investigation firm's key may sign."""
 
 MEMBER_REQUEST_TYPES = frozenset(
-    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested"}
+    {"member.joined", "member.exited", "claim.filed", "claim.objection_filed", "claim.jury_requested",
+     "member.conversion_accepted"}
 )
 """A member's own requests: signed by the member's key, or by an operator key on behalf of the member."""

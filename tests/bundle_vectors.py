@@ -43,7 +43,7 @@ from ledger.service import anchor, initialize, party_key_directories, register
 from schemas.commands.claim import DecideClaim, FileClaim, InvestigateClaim, NoticeClaim, PayClaim
 from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join
-from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from schemas.commands.plan import CreatePlan
 from schemas.events import PlanRules
 from tests.support import START, commitment, prepaid_rules, signer_of
@@ -164,7 +164,8 @@ def build_history(directory: Path) -> History:
         app.execute(Deposit(command_id=f"deposit-{number}", member=who, amount_fen=amount, reference=f"bank-{number}"))
     _advance(app, 100)
     claim = _approved_claim(app, member, "m", 30)
-    _period(app, plan, 1, rules)
+    first = _period(app, plan, 1, rules)
+    app.execute(SettlePeriod(command_id="settle-1", period=first))  # a case is paid once its period settles
     app.execute(PayClaim(command_id="pay-m", claim=claim, reference="aid-m"))
     app.execute(Deposit(command_id="deposit-again", member=member, amount_fen=2_000, reference="bank-again"))
     _approved_claim(app, members[1], "a", 34)

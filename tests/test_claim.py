@@ -9,7 +9,7 @@ import pytest
 
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
-from ledger.aggregates.sharing_period import plan_midnight
+from ledger.aggregates.sharing_period import SharingPeriod, plan_midnight
 from ledger.application import member_key_name
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
@@ -27,7 +27,7 @@ from schemas.commands.claim import (
     ResolveObjection,
 )
 from schemas.commands.membership import Exit, QualifyJuror, RecordDebitFailure, RecordFraud
-from schemas.commands.period import AssessPeriod, OpenPeriod
+from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
 from schemas.events import AidBand
 from tests.support import advance, cid, clock_of, commitment, create_plan, join, member_key, rejected, rules
@@ -493,22 +493,30 @@ def approved_claim(app: Ledger, member: str) -> str:
 
 def test_payout_less_arrears_at_most_once(ledger_app: Ledger, plan: str) -> None:
     app = ledger_app
-    first, claimant, *others = [join(app, plan) for _ in range(5)]
+    claimant, *others = [join(app, plan) for _ in range(5)]
     advance(app, days=100)  # 2026-04-11
-    approved_claim(app, first)
-    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
-    at_local(app, str(opened["notice_on"]), 1)
-    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
-    at_local(app, str(opened["collection_on"]), 9)
-    failed = app.execute(RecordDebitFailure(command_id=cid(), member=claimant, period=str(opened["period"])))
     claim = approved_claim(app, claimant)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
     rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1")), "claim",
              "claim_must_be_included_in_an_assessed_period")
+    at_local(app, str(opened["notice_on"]), 1)
+    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    found = read(app, claim)
+    assert (found.status, found.period, found.period_number) == ("included", str(opened["period"]), 1)
+    rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1")), "claim",
+             "claim_is_paid_after_its_period_settles")
+    stored = app.read(UUID(str(opened["period"])), SharingPeriod)
+    assert stored is not None
+    subsidy = stored.require_assessment().subsidy_fen
+    app.execute(ReceiveSubsidy(command_id=cid(), period=str(opened["period"]), amount_fen=subsidy, reference="op"))
+    approved_claim(app, others[0])  # period 2 has a case of its own, so its share is not 0
     second = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2))
     at_local(app, str(second["notice_on"]), 1)
     app.execute(AssessPeriod(command_id=cid(), period=str(second["period"])))
-    found = read(app, claim)
-    assert (found.status, found.period, found.period_number) == ("included", str(second["period"]), 2)
+    at_local(app, "2026-05-12", 1)  # period 1's grace is over: it settles
+    app.execute(SettlePeriod(command_id=cid(), period=str(opened["period"])))
+    at_local(app, str(second["collection_on"]), 9)  # the claimant's share of period 2 fails: arrears in grace
+    failed = app.execute(RecordDebitFailure(command_id=cid(), member=claimant, period=str(second["period"])))
     rejected(app, lambda: app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"),
                                       sign_as="operator"),
              "signer", "fund_movements_must_be_signed_by_a_custodian_key")

@@ -112,8 +112,9 @@ def test_three_apply_processes_on_one_postgresql_store(tmp_path: Path, postgres_
         deposits = conn.execute(f'SELECT count(*) FROM "{schema}".ledger_events WHERE topic LIKE %s',
                                 ("member.deposit_received%",)).fetchone()
         receipts = conn.execute(f'SELECT count(*) FROM "{schema}".command_receipts').fetchone()
-        versions = conn.execute(f'SELECT version FROM "{schema}".{VERSION_TABLE}').fetchall()
-    assert deposits == (len(custodian),) and versions == [(SCHEMA_VERSION,)]
+        versions = conn.execute(f'SELECT version FROM "{schema}".{VERSION_TABLE} ORDER BY version').fetchall()
+    assert deposits == (len(custodian),)
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]  # each step once
     assert receipts is not None and receipts[0] == len(operator) + len(custodian) + 2  # + init's and the key's
 
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from consumers.views import views_store
+from ledger.cli import main
 from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.projections import PROJECTIONS
@@ -33,8 +35,19 @@ def test_services_images_ports_and_health_checks() -> None:
     assert consumers == {p.NAME for p in PROJECTIONS}
     for name in ("relay", *(f"consume-{c}" for c in consumers)):
         assert services[name]["image"] == "mutual-ledger:latest"
-    assert services["relay"]["command"] == ["relay"]
-    assert all(services[f"consume-{c}"]["command"] == ["consume", c] for c in consumers)
+    assert services["relay"]["command"] == ["kafka", "relay"]
+    assert all(services[f"consume-{c}"]["command"] == ["kafka", "consume", c] for c in consumers)
+
+
+def test_every_service_of_the_image_runs_a_command_the_cli_has() -> None:
+    for name, service in compose()["services"].items():
+        if service.get("image") != "mutual-ledger:latest":
+            continue
+        words = [word for word in service["command"] if not word.startswith("-")]
+        words = words[:1] if words[0] == "serve" else words  # serve's option values are not subcommands
+        result = CliRunner().invoke(main, [*words, "--help"], prog_name="mutual-ledger")
+        assert result.exit_code == 0, (name, result.output)
+        assert result.output.startswith(f"Usage: mutual-ledger {' '.join(words[:2])}"), (name, result.output)
 
 
 def test_per_stream_read_models_run_two_members_of_one_group_and_total_order_ones_one() -> None:

@@ -86,11 +86,15 @@ def test_postings_balance_and_custody_holds(ledger_app: Ledger) -> None:
     _, _, rich, _ = prepaid_period(ledger_app)
     b = books(ledger_app)
     # 10,100 deposited; 2 x 300 assessed and funded pro rata: aid floor(600 x 30,000,000 / 32,400,000) = 555,
-    # fee floor(600 x 2,400,000 / 32,400,000) = 44, surplus 1; then the poor member's 300 could not be taken
-    assert b["custodian_cash"] == 10_100 - 555
-    assert b["member_balances"] == -(10_000 - 300 + 100)
-    assert (b["aid_paid"], b["aid_payable"], b["fee_income"]) == (555, -555, -44)
-    assert b["surplus"] == 300 - 1  # a deficit (debit balance) carried into the next period
+    # fee floor(600 x 2,400,000 / 32,400,000) = 44, surplus 1; then the poor member's 300 could not be taken, so
+    # the settlement pays the case the 300 collected, the fee nothing, and carries 0: no deficit, no member's
+    # balance pays a claim
+    assert b["custodian_cash"] == 10_100 - 300
+    assert b["member_balances"] == -(10_000 - 300)
+    assert b["refunds_payable"] == -100  # the poor member lapsed: their 100 left is refunded, not kept
+    assert (b["aid_paid"], b["aid_payable"], b["fee_income"]) == (300, -300, 0)
+    assert b["surplus"] == 0
+    assert b["custodian_cash"] + b["member_balances"] + b["refunds_payable"] == 0  # the cash covers every balance
     journal = ledger_app.read_models().journal
     assert journal.member_movements(rich) == {"member.deposit_received": -10_000}
 

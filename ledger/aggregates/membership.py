@@ -8,15 +8,17 @@ period's assessment roll (docs/design.md, "Sharing a period").
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import ClassVar
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor, format_at
 from ledger.errors import check
+from ledger.plan_days import day_of, waiting_ends_on
 from ledger.rules import Rule
 from schemas.events import (
+    ConversionAcceptedV1,
     DebitFailedV1,
     DebitRecoveredV1,
     DepositReceivedV1,
@@ -26,7 +28,9 @@ from schemas.events import (
     MemberExitedV1,
     MemberJoinedV1,
     MemberLapsedV1,
+    MemberLapsedV2,
     RefundDisbursedV1,
+    RefundDisbursedV2,
     WindDownRefundDueV1,
 )
 
@@ -55,6 +59,7 @@ class Membership(LedgerAggregate):
         self.juror_age_years = 0
         self.fraud_recorded = False
         self.deposit_references: set[str] = set()
+        self.conversion: str | None = None
 
     class Joined(LedgerAggregate.Created):
         """The member joined."""
@@ -124,6 +129,17 @@ class Membership(LedgerAggregate):
         def apply(self, aggregate: Membership) -> None:
             aggregate.end("lapsed", self.timestamp)
 
+    class LapsedV2(Lapsed):
+        """Schema 2: the remainder of an exhausted balance is refunded."""
+
+        SCHEMA = 2
+        body: MemberLapsedV2
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("lapsed", self.timestamp)
+            if self.body.refund_due_fen > 0:
+                aggregate.owe_refund(self.body.refund_due_fen, "lapse")
+
     class Exited(LedgerAggregate.Event):
         """The member left."""
 
@@ -155,6 +171,15 @@ class Membership(LedgerAggregate):
                 aggregate.end("wound_down", self.timestamp)
             aggregate.owe_refund(self.body.refund_due_fen, "wind_down")
 
+    class ConversionAccepted(LedgerAggregate.Event):
+        """The member took the conversion offered at the closing."""
+
+        TYPE = "member.conversion_accepted"
+        body: ConversionAcceptedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.conversion = self.body.offer
+
     class RefundDisbursed(LedgerAggregate.Event):
         """The custodian paid a refund."""
 
@@ -163,6 +188,12 @@ class Membership(LedgerAggregate):
 
         def apply(self, aggregate: Membership) -> None:
             aggregate.refunded_fen += self.body.amount_fen
+
+    class RefundDisbursedV2(RefundDisbursed):
+        """Schema 2: a lapse's refund among the reasons."""
+
+        SCHEMA = 2
+        body: RefundDisbursedV2  # type: ignore[assignment]  # the reasons widened
 
     def end(self, status: str, moment: datetime) -> None:
         """Mark the membership ended (used by the events above)."""
@@ -186,9 +217,9 @@ class Membership(LedgerAggregate):
         """Whether the member is in the plan at `moment` (waiting period included)."""
         return self.joined_at <= moment and (self.ended_at is None or moment < self.ended_at)
 
-    def in_waiting_period(self, diagnosed_on: date, waiting_days: int) -> bool:
-        """Whether a diagnosis on that date falls in the waiting period after joining."""
-        return diagnosed_on < (self.joined_at + timedelta(days=waiting_days)).date()
+    def in_waiting_period(self, diagnosed_on: date, waiting_days: int, utc_offset_minutes: int) -> bool:
+        """Whether a diagnosis on that plan day falls in the waiting period after the plan day of joining."""
+        return diagnosed_on < waiting_ends_on(self.joined_at, waiting_days, utc_offset_minutes)
 
     def days_in_plan(self, moment: datetime) -> int:
         """Whole days since joining."""
@@ -262,25 +293,27 @@ class Membership(LedgerAggregate):
         check(self.days_in_plan(at) >= min_member_days, "juror",
               Rule.JUROR_MUST_BE_A_MEMBER_FOR_THE_MINIMUM_DAYS, f"{self.days_in_plan(at)} < {min_member_days}")
 
-    def lapse(self, at: datetime, actor: Actor, reason: str) -> None:
-        """End protection for arrears past grace or an exhausted prepaid balance."""
+    def lapse(self, at: datetime, actor: Actor, reason: str, balance_fen: int = 0) -> None:
+        """End protection for arrears past grace or an exhausted prepaid balance; what is left of the balance (less
+        than a share) becomes a refund due."""
         self.check_active()
-        self.record(self.Lapsed, at, actor, MemberLapsedV1(
+        self.record(self.LapsedV2, at, actor, MemberLapsedV2(
             plan=self.plan, reason=reason,  # type: ignore[arg-type]  # checked by the model
-            arrears_fen=self.arrears_fen()))
+            arrears_fen=self.arrears_fen(), refund_due_fen=max(balance_fen, 0)))
 
     def exit(self, at: datetime, actor: Actor, balance_fen: int) -> None:
         """Leave at the member's request; a positive prepaid balance becomes a refund due."""
         self.check_active()
         self.record(self.Exited, at, actor, MemberExitedV1(plan=self.plan, refund_due_fen=max(balance_fen, 0)))
 
-    def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int,
+    def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int, utc_offset_minutes: int,
                 shares_paid_fen: int, balance_fen: int) -> None:
-        """Illness diagnosed in the waiting period: refund shares paid (and any prepaid balance), leave."""
+        """Illness diagnosed in the waiting period (plan days): refund shares paid (and any prepaid balance), leave."""
         self.check_active()
-        check(diagnosed_on >= self.joined_at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
-        check(diagnosed_on <= at.date(), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
-        check(self.in_waiting_period(diagnosed_on, waiting_days), "diagnosed_on",
+        check(diagnosed_on >= day_of(self.joined_at, utc_offset_minutes), "diagnosed_on",
+              Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
+        check(diagnosed_on <= day_of(at, utc_offset_minutes), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
+        check(self.in_waiting_period(diagnosed_on, waiting_days, utc_offset_minutes), "diagnosed_on",
               Rule.EXCLUSION_APPLIES_ONLY_TO_ILLNESS_IN_THE_WAITING_PERIOD)
         self.record(self.Excluded, at, actor, MemberExcludedV1(
             plan=self.plan, diagnosed_on=diagnosed_on.isoformat(), shares_paid_fen=shares_paid_fen,
@@ -292,12 +325,19 @@ class Membership(LedgerAggregate):
         self.record(self.WindDownRefundDue, at, actor, WindDownRefundDueV1(
             plan=self.plan, refund_due_fen=max(balance_fen, 0), deadline=format_at(deadline)))
 
+    def accept_conversion(self, at: datetime, actor: Actor, offer: str) -> None:
+        """Take the conversion offered at the closing, once; a member still in the plan or wound down by it."""
+        check(self.status in (ACTIVE, "wound_down"), "member", Rule.CONVERSION_IS_FOR_MEMBERS_AT_THE_CLOSING,
+              self.status)
+        check(self.conversion is None, "member", Rule.CONVERSION_IS_ACCEPTED_ONCE)
+        self.record(self.ConversionAccepted, at, actor, ConversionAcceptedV1(plan=self.plan, offer=offer))
+
     def disburse_refund(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record a custodian-paid refund; never more than is due."""
         check(self.refund_reason is not None, "member", Rule.REFUND_MUST_BE_DUE)
         check(amount_fen <= self.refund_outstanding_fen(), "amount_fen", Rule.REFUND_MUST_NOT_EXCEED_AMOUNT_DUE,
               f"{amount_fen} > {self.refund_outstanding_fen()}")
-        self.record(self.RefundDisbursed, at, actor, RefundDisbursedV1(
+        self.record(self.RefundDisbursedV2, at, actor, RefundDisbursedV2(
             plan=self.plan, amount_fen=amount_fen, reference=reference,
             reason=self.refund_reason,  # type: ignore[arg-type]  # one of the model's literals
         ))

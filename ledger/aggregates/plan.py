@@ -18,6 +18,7 @@ from ledger.errors import check
 from ledger.rules import Rule
 from schemas.events import (
     PlanClosingAnnouncedV1,
+    PlanClosingAnnouncedV2,
     PlanCreatedV1,
     PlanRules,
     PlanRulesAmendedV1,
@@ -45,6 +46,7 @@ class Plan(LedgerAggregate):
         self.versions: list[RulesVersion] = []
         self.status = "open"
         self.closing: PlanClosingAnnouncedV1 | None = None
+        self.closing_announced_at: datetime | None = None
         self.terminated_at: datetime | None = None
 
     class Created(LedgerAggregate.Created):
@@ -78,6 +80,13 @@ class Plan(LedgerAggregate):
         def apply(self, aggregate: Plan) -> None:
             aggregate.status = "closing"
             aggregate.closing = self.body
+            aggregate.closing_announced_at = self.timestamp
+
+    class ClosingAnnouncedV2(ClosingAnnounced):
+        """Schema 2: with the conversion offered at the closing."""
+
+        SCHEMA = 2
+        body: PlanClosingAnnouncedV2
 
     class Terminated(LedgerAggregate.Event):
         """The plan has ended."""
@@ -126,16 +135,19 @@ class Plan(LedgerAggregate):
         refund_deadline: datetime,
         claim_tail_days: int,
         operator_pays_final_periods: int,
+        conversion_offer: str | None = None,
     ) -> None:
-        """Announce the wind-down: the end, the refund deadline, and the claim tail."""
+        """Announce the wind-down: the end, the refund deadline, the claim tail, the final periods the operator pays
+        and the conversion offered."""
         check(self.status == "open", "plan", Rule.PLAN_MUST_BE_OPEN_TO_ANNOUNCE_CLOSING, self.status)
         check(ends_at > at, "ends_at", Rule.PLAN_END_MUST_BE_IN_THE_FUTURE)
         check(refund_deadline >= ends_at, "refund_deadline", Rule.REFUND_DEADLINE_MUST_NOT_PRECEDE_END)
-        body = PlanClosingAnnouncedV1(
+        body = PlanClosingAnnouncedV2(
             ends_at=format_at(ends_at), refund_deadline=format_at(refund_deadline),
             claim_tail_days=claim_tail_days, operator_pays_final_periods=operator_pays_final_periods,
+            conversion_offer=conversion_offer,
         )
-        self.record(self.ClosingAnnounced, at, actor, body)
+        self.record(self.ClosingAnnouncedV2, at, actor, body)
 
     def terminate(self, at: datetime, actor: Actor) -> None:
         """End the plan at its announced end."""
@@ -152,6 +164,14 @@ class Plan(LedgerAggregate):
     def ends_at(self) -> datetime | None:
         """When the plan ends (or ended), if closing was announced."""
         return parse_at(self.closing.ends_at) if self.closing else None
+
+    def conversion_offer(self) -> str | None:
+        """The conversion offered at the closing, if any."""
+        return self.closing.conversion_offer if isinstance(self.closing, PlanClosingAnnouncedV2) else None
+
+    def final_periods(self) -> int:
+        """How many of the last periods before the end the operator announced it pays (0 before an announcement)."""
+        return self.closing.operator_pays_final_periods if self.closing else 0
 
     def claim_tail_ends(self, diagnosed_on: datetime) -> datetime | None:
         """After termination: the last instant a claim for this diagnosis may be filed."""

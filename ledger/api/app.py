@@ -3,11 +3,14 @@
     /api/v1/…            the JSON API (OpenAPI 3.1 at /openapi.json): one router per audience —
                          public (`routers/public.py`), member, custodian, regulator — and the live feed
     /static/…            the in-browser verifier's ES modules (`ledger/web/static/`), same origin
+    /, /plans/…, /periods/…, /member, /custodian, /regulator
+                         the pages people read (`routers/pages.py`, docs/pages.md)
     (more routers)       mounted with one `include_router` each: `create_app(state, routers=[log_router(...)])`
 
-Errors are RFC 9457 problem details (`ledger.api.problem`); no traceback reaches a client. Requests only read, but
-for the regulator's signed report. While the application runs, the operator's periodic jobs (`ledger.api.jobs`) run
-beside it when given.
+Responses a client accepts gzip for are compressed (what a phone downloads for "Verify my history" and the 公示),
+but for the live feed and the log's tiles. Errors are RFC 9457 problem details (`ledger.api.problem`); no traceback
+reaches a client. Requests only read, but for the regulator's signed report. While the application runs, the
+operator's periodic jobs (`ledger.api.jobs`) run beside it when given.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from ledger.api.jobs import OperatorJobs
 from ledger.api.problem import problem, problem_for, validation_problem
-from ledger.api.routers import custodian, feed, member, public, regulator
+from ledger.api.routers import custodian, feed, member, pages, public, regulator
 from ledger.api.state import ServiceState
 from ledger.bootstrap import Ledger
 from ledger.errors import LedgerError
@@ -36,6 +40,9 @@ from ledger.projections import ReadModels
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 API_PREFIX = "/api/v1"
 SCRIPT_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8"}
+UNCOMPRESSED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream")
+"""Responses never gzip-compressed on the way: the live feed (a stream) and the log's tiles (entry bundles are
+compressed by the tiles router itself; a tile's ETag is the hash of the bytes sent)."""
 
 
 class StaticModules(StaticFiles):
@@ -84,10 +91,13 @@ def create_app(state: ServiceState, *, routers: Sequence[APIRouter] = (), jobs: 
     api = APIRouter(prefix=API_PREFIX)
     for module in (public, feed, member, custodian, regulator):
         api.include_router(module.router)
+    api.include_router(member.identity)
     app.include_router(api)
+    app.include_router(pages.router)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticModules(directory=STATIC), name="static")
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6, exclude_content_types=UNCOMPRESSED)
     _handle_errors(app)
     return app
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.aggregates.disclosure import Disclosure
-from ledger.aggregates.keyring import RegisteredKey
+from ledger.aggregates.keyring import Keyring, RegisteredKey
 from ledger.aggregates.report import RegulatorReport
 from ledger.bootstrap import Ledger
 from ledger.httpsig import ReplayGuard
@@ -108,6 +108,7 @@ class ServiceState:
         self.replay = LockedReplayGuard()
         self.followed = FollowedEvents(ledger)
         self._indexes: dict[int, int] = {}
+        self._registrations: dict[str, FollowedEvent] = {}
 
     @property
     def checkpoints(self) -> CheckpointLog:
@@ -154,3 +155,16 @@ class ServiceState:
     def read_models_position(self) -> int:
         """The last notification id every read model has applied."""
         return int(min(self.models.status().values()))
+
+    def key_registration(self, key_id: str) -> FollowedEvent | None:
+        """The stored `key.registered` event of a key (what a verifier needs to check an event signed with it), or
+        None; registrations are few, so a miss reads them all again."""
+        known = self._registrations.get(key_id)
+        if known is None:
+            recorder = self.ledger.app.recorder
+            for notification in recorder.select_notifications(1, 1_000_000, topics=[Keyring.Registered.topic_of()]):
+                envelope = json.loads(notification.state)
+                self._registrations[envelope["body"]["key_id"]] = FollowedEvent(notification.id, envelope,
+                                                                                notification.state)
+            known = self._registrations.get(key_id)
+        return known

@@ -4,9 +4,9 @@
     serve                                           the HTTP service and the operator's periodic jobs
     keys      generate | list | show | anchor | register | revoke
     plan      create | amend-rules | announce-closing | terminate | wind-down | list | show
-    member    join | deposit | exit | … | statement
+    member    join | deposit | exit | accept-conversion | … | statement
     claim     file | investigate | notice | object | resolve-objection | request-jury | vote | decide | pay
-    period    open | assess | collect | receive-subsidy | settle | list | show
+    period    open | assess | collect | receive-subsidy | receive-advance | settle | list | show
     disclosure publish | list | show
     journal   show            metrics   show
     log       integrate | checkpoint publish|add-cosignature|show|list | entry | proof … | key

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from ledger.aggregates.claim import Claim
@@ -12,6 +12,7 @@ from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midn
 from ledger.envelope import format_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg, new_stream_id
+from ledger.plan_days import day_end, whole_years
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.claim import (
@@ -54,13 +55,15 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     membership = uow.get(UUID(command.member), Membership, "member")
     plan = uow.get(UUID(membership.plan), Plan, "plan")
     diagnosed_on = date_arg("diagnosed_on", command.diagnosed_on)
-    diagnosed_at = datetime.combine(diagnosed_on, time.max, UTC)  # the rules of the diagnosis day, as audited
-    zone = plan.rules_at(uow.at).rules  # diagnosis dates are calendar dates in the plan's time zone
+    zone = plan.rules_at(uow.at).rules  # diagnosis dates are plan days (ledger.plan_days)
+    offset = zone.utc_offset_minutes
+    diagnosed_at = day_end(diagnosed_on, offset)  # the rules in force on the diagnosis day, as audited
     today = plan_date(uow.at, zone)
     check(diagnosed_on <= today, "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE, today.isoformat())
     check(plan_date(membership.joined_at, zone) <= diagnosed_on, "diagnosed_on",
           Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
-    check(membership.ended_at is None or diagnosed_on < plan_date(membership.ended_at, zone), "member",
+    wound_down = membership.status == "wound_down"  # the wind-down ends no cover: diagnoses up to the plan's end
+    check(membership.ended_at is None or wound_down or diagnosed_on < plan_date(membership.ended_at, zone), "member",
           Rule.MEMBER_MUST_BE_COVERED_ON_THE_DIAGNOSIS_DATE, membership.status)
     ends_at = plan.ends_at()
     if plan.status != "open":
@@ -75,9 +78,10 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     check(today <= diagnosed_on + timedelta(days=window), "diagnosed_on",
           Rule.CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW, f"{window} days")
     joined_rules = plan.rules_version(membership.details.rules_version).rules
-    check(command.category == "accident" or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days),
+    check(command.category == "accident"
+          or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days, offset),
           "diagnosed_on", Rule.ILLNESS_IN_THE_WAITING_PERIOD_IS_NOT_COVERED, f"{joined_rules.waiting_days} days")
-    years_in_plan = (diagnosed_on - membership.joined_at.date()).days // 365
+    years_in_plan = whole_years(plan_date(membership.joined_at, zone), diagnosed_on)
     check(membership.details.age_years <= command.age_at_diagnosis <= membership.details.age_years + years_in_plan + 1,
           "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING,
           f"joined at {membership.details.age_years}")
@@ -152,8 +156,7 @@ def cast_vote(uow: UnitOfWork, command: CastVote) -> Outcome:
     check(juror.plan == claim.details.plan, "juror", Rule.JUROR_MUST_BE_IN_THE_CLAIMS_PLAN)
     rules = plan.rules_at(uow.at).rules
     juror.check_juror_eligible(uow.at, claim.claimant, rules.juror_min_member_days)
-    joined, now = juror.joined_at.date(), uow.at.date()
-    years_since = now.year - joined.year - ((now.month, now.day) < (joined.month, joined.day))
+    years_since = whole_years(plan_date(juror.joined_at, rules), plan_date(uow.at, rules))
     check(juror.details.age_years + years_since >= rules.juror_min_age_years, "juror", Rule.JUROR_MUST_BE_OF_AGE,
           f"joined at {juror.details.age_years}, {years_since} years ago")
     claim.cast_vote(uow.at, uow.actor("juror", command.juror), command.juror, command.support)
@@ -172,15 +175,14 @@ def decide_claim(uow: UnitOfWork, command: DecideClaim) -> Outcome:
 
 @handles(PayClaim)
 def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
-    """The custodian pays the funded amount less the claimant's arrears still in grace (which the deduction
-    recovers); arrears past grace were written off when the member lapsed."""
+    """After its period settles, the custodian pays the case's payable amount (docs/plans.md, "Money held") less the
+    claimant's arrears still in grace (which the deduction recovers); arrears past grace were written off when the
+    member lapsed."""
     claim, plan, rules = claim_and_plan(uow, command.claim)
     check(claim.period is not None, "claim", Rule.CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD, claim.status)
     assert claim.period is not None
     period = uow.get(UUID(claim.period), SharingPeriod, "period")
-    assessment = period.require_assessment()
-    funded = next((case.funded_fen for case in assessment.cases if case.claim == command.claim), None)
-    assert funded is not None, "an included claim is a case of its period's assessment"
+    funded = period.payable_fen(command.claim)  # sized at settlement from the money the period holds
     membership = uow.get(UUID(claim.claimant), Membership, "member")
     recoverable = []
     for arrears_period in sorted(membership.arrears):

@@ -7,11 +7,13 @@ from uuid import UUID
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
+from ledger.bounds import check_deposit
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, new_stream_id, plan_id
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
+    AcceptConversion,
     Deposit,
     DisburseRefund,
     ExcludeForWaitingIllness,
@@ -68,6 +70,7 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
           Rule.DEPOSITS_ARE_ONLY_FOR_PREPAID_PLANS)
     check(membership.details.payer is None, "member", Rule.DEPOSITS_GO_TO_THE_PAYING_MEMBER,
           f"payer is {membership.details.payer}")
+    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member))
     membership.receive_deposit(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen})
 
@@ -125,10 +128,11 @@ def record_fraud(uow: UnitOfWork, command: RecordFraud) -> Outcome:
 
 
 def prepaid_balance_fen(uow: UnitOfWork, membership: Membership, plan: Plan) -> int:
-    """The prepaid account balance a self-paying member holds (0 for postpaid plans and family members)."""
-    if membership.details.payer is not None or plan.rules_at(uow.at).rules.payment_model != "prepaid":
+    """The prepaid account balance a self-paying member holds (0 for family members): whatever the plan's payment
+    model is now, so a balance left from before a switch to postpaid is refunded, not lost."""
+    if membership.details.payer is not None:
         return 0
-    return uow.queries.balance_fen(str(membership.id))
+    return max(0, uow.queries.balance_fen(str(membership.id)))
 
 
 @handles(Exit)
@@ -143,6 +147,17 @@ def exit_plan(uow: UnitOfWork, command: Exit) -> Outcome:
     return Outcome({"member": command.member, "refund_due_fen": max(balance, 0)})
 
 
+@handles(AcceptConversion)
+def accept_conversion(uow: UnitOfWork, command: AcceptConversion) -> Outcome:
+    """The member takes the conversion offered at the plan's closing (水滴: a free one-year policy)."""
+    membership, plan = member_and_plan(uow, command.member)
+    offer = plan.conversion_offer()
+    check(plan.status != "open" and offer is not None, "member", Rule.CONVERSION_MUST_BE_OFFERED, plan.status)
+    assert offer is not None
+    membership.accept_conversion(uow.at, uow.actor("member", command.member), offer)
+    return Outcome({"member": command.member, "offer": offer})
+
+
 @handles(ExcludeForWaitingIllness)
 def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllness) -> Outcome:
     """Illness in the waiting period: the shares paid come back without interest, the member leaves."""
@@ -151,7 +166,7 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     shares_paid = uow.queries.shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
-                       rules.waiting_days, shares_paid, balance)
+                       rules.waiting_days, plan.rules_at(uow.at).rules.utc_offset_minutes, shares_paid, balance)
     return Outcome({"member": command.member, "refund_due_fen": shares_paid + max(balance, 0)})
 
 

@@ -9,7 +9,14 @@ from uuid import UUID
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
-from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, period_id, plan_date, plan_midnight
+from ledger.aggregates.sharing_period import (
+    SharingPeriod,
+    next_cycle,
+    operator_funds,
+    period_id,
+    plan_date,
+    plan_midnight,
+)
 from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
@@ -20,18 +27,21 @@ from schemas.commands.period import (
     AssessPeriod,
     CollectPeriod,
     OpenPeriod,
+    ReceiveAdvance,
     ReceiveSubsidy,
     SettlePeriod,
     WindDown,
 )
-from schemas.events import AssessedCase, PeriodAssessedV1
+from schemas.events import AssessedCase, PeriodAssessedV2
 
 
 @handles(OpenPeriod)
 def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
     """Period 1, or the one after an assessed period, on a later notice day of the plan's calendar."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status != "terminated", "plan", Rule.PLAN_MUST_NOT_BE_TERMINATED, plan.status)
+    if plan.status == "terminated":  # a tail period, funded by the operator, for claims approved after the end
+        waiting = uow.queries.approved_claims(command.plan, format_at(uow.at))
+        check(bool(waiting), "plan", Rule.TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM, plan.status)
     rules = plan.rules_at(uow.at).rules
     after = plan_date(uow.at, rules)
     if command.number > 1:
@@ -56,20 +66,22 @@ def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
 
 
 def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
-    """The previous period's surplus, less the debits left uncollected by every settlement since it was assessed
-    (a settlement before that was already carried into it)."""
+    """Money held that the period starts from: the surpluses carried by the plan's settlements recorded since the
+    previous period was assessed (each settlement's surplus goes into exactly one later assessment). After a
+    schema-1 assessment, its own rule: the previous surplus out less what settlements since left uncollected."""
     if period.number == 1:
         return 0
     previous = uow.get(period_id(period.plan, period.number - 1), SharingPeriod, "period")
     assessment = previous.require_assessment()
     assert previous.assessed_at is not None
-    carried = assessment.surplus_out_fen
+    legacy = not isinstance(assessment, PeriodAssessedV2)
+    carried = assessment.surplus_out_fen if legacy else 0
     for number in range(period.number - 1, 0, -1):
         earlier = uow.get(period_id(period.plan, number), SharingPeriod, "period")
         if earlier.settlement is not None and earlier.settled_at is not None and (
                 earlier.settled_at > previous.assessed_at):
-            carried -= earlier.settlement.uncollected_fen
-    return carried
+            carried += -earlier.settlement.uncollected_fen if legacy else earlier.settlement.surplus_carried_fen
+    return max(0, carried)  # a schema-1 deficit is not money held
 
 
 @handles(AssessPeriod)
@@ -92,12 +104,14 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
     annual_remaining = max(0, rules.annual_cap_fen - queries.year_shares_fen(period.plan, year_start, cutoff))
+    operator = operator_funds(plan.closing_announced_at, plan.ends_at(), plan.final_periods(), period.notice_on,
+                              period.cutoff_at, rules)
     result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
-                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy)
+                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy, operator)
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
-    body = PeriodAssessedV1(
+    body = PeriodAssessedV2(
         plan=period.plan, number=period.number, rules_version=version.version, cutoff_at=cutoff,
         locked_members=result.locked_members,
         cases=tuple(AssessedCase(claim=c.claim, approved_fen=c.approved_fen, funded_fen=c.funded_fen)
@@ -110,11 +124,12 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked),
+        roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
                     "cases": len(claims), "share_fen": result.share_fen, "subsidy_fen": result.subsidy_fen,
+                    "funded_by": body.funded_by,
                     "roll_root": body.roll_root})
 
 
@@ -176,6 +191,15 @@ def receive_subsidy(uow: UnitOfWork, command: ReceiveSubsidy) -> Outcome:
     return Outcome({"period": command.period, "amount_fen": command.amount_fen})
 
 
+@handles(ReceiveAdvance)
+def receive_advance(uow: UnitOfWork, command: ReceiveAdvance) -> Outcome:
+    """The custodian received an operator advance toward the period's shortfall (shares uncollected now)."""
+    period = uow.get(UUID(command.period), SharingPeriod, "period")
+    uncollected = sum(amount for _, amount in uow.queries.outstanding_debits(command.period))
+    period.receive_advance(uow.at, uow.actor("custodian"), command.amount_fen, command.reference, uncollected)
+    return Outcome({"period": command.period, "amount_fen": command.amount_fen})
+
+
 @handles(SettlePeriod)
 def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     """After collection (prepaid) or grace (postpaid): members whose debit is still failed lapse."""
@@ -195,26 +219,34 @@ def settle_period(uow: UnitOfWork, command: SettlePeriod) -> Outcome:
     for member_id, _ in outstanding:
         membership = uow.get(UUID(member_id), Membership, "member")
         if membership.status == "active":
-            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired")
+            # a self-paying prepaid member's remaining balance (less than a share) is refunded, never kept
+            remainder = uow.queries.balance_fen(member_id) if prepaid and membership.details.payer is None else 0
+            membership.lapse(uow.at, actor, "balance_exhausted" if prepaid else "grace_expired", remainder)
             lapsed += 1
     return Outcome({"period": command.period, "uncollected_fen": settlement.uncollected_fen, "lapsed": lapsed,
-                    "surplus_carried_fen": settlement.surplus_carried_fen})
+                    "shortfall_fen": settlement.shortfall_fen, "surplus_carried_fen": settlement.surplus_carried_fen})
 
 
 @handles(WindDown)
 def wind_down(uow: UnitOfWork, command: WindDown) -> Outcome:
-    """After termination every prepaid account's balance is a refund due by the announced deadline."""
+    """From the closing announcement on, the plan winds down: every membership still active ends (family and
+    postpaid members included, with a refund of 0 when they hold no balance), and every prepaid balance left —
+    of members active or already gone — becomes a refund due by the announced deadline. Repeating it records
+    only what is new."""
     plan = uow.get(UUID(command.plan), Plan, "plan")
-    check(plan.status == "terminated", "plan", Rule.WIND_DOWN_REFUNDS_FOLLOW_TERMINATION, plan.status)
+    check(plan.status in ("closing", "terminated"), "plan", Rule.WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT,
+          plan.status)
     assert plan.closing is not None
     deadline = parse_at(plan.closing.refund_deadline)
     queries = uow.queries
     actor = uow.actor("operator")
-    due = 0
-    for account, balance in queries.accounts_with_balance(command.plan):
-        membership = uow.get(UUID(account), Membership, "member")
+    balances = dict(queries.accounts_with_balance(command.plan))
+    due = ended = 0
+    for member in sorted(set(queries.active_members(command.plan)) | set(balances)):
+        membership = uow.get(UUID(member), Membership, "member")
         if membership.refund_reason == "wind_down":
             continue
-        membership.owe_wind_down_refund(uow.at, actor, balance, deadline)
-        due += 1
-    return Outcome({"plan": command.plan, "refunds_due": due})
+        ended += membership.status == "active"
+        due += balances.get(member, 0) > 0
+        membership.owe_wind_down_refund(uow.at, actor, balances.get(member, 0), deadline)
+    return Outcome({"plan": command.plan, "refunds_due": due, "memberships_ended": ended})

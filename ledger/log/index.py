@@ -22,7 +22,7 @@ is computed from the log's own entries when the `period.assessed` entry is index
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -230,54 +230,88 @@ class LogIndex:
         return [Assessment(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows]
 
     def roll_proofs(self, assessments: Sequence[Assessment], member: str) -> list[tuple[int, list[bytes]]]:
-        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root, read in
-        one transaction."""
+        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root: three
+        queries in one transaction whatever the number of periods (the member's chunk of every roll; the last,
+        partial chunks not read before; the tiles above both), then hashing. LookupError when the member is not in
+        one of the rolls."""
+        trees = [RollTree(self, assessment) for assessment in assessments]
+        if not trees:
+            return []
+        by_period = {tree.assessment.period: tree for tree in trees}
         with self.sql.transaction(commit=False) as cursor:
-            return [RollTree(self, assessment, cursor).proof(member) for assessment in assessments]
+            for part in _parts(list(by_period), 400):
+                for period, chunk, members, groups in cursor.execute(
+                        f"SELECT c.period, c.chunk, c.members, c.groups FROM {self.chunks} c WHERE c.period IN "
+                        f"({','.join('?' * len(part))}) AND c.first_member = (SELECT MAX(d.first_member) FROM "
+                        f"{self.chunks} d WHERE d.period = c.period AND d.first_member <= ?)", [*part, member]
+                ).fetchall():
+                    by_period[str(period)].place(int(chunk), bytes(members), bytes(groups), member)
+            wanted = [(tree.assessment.period, tree.last) for tree in trees if tree.needs_last()]
+            for part in _parts(wanted, 400):
+                for period, members, groups in cursor.execute(
+                        f"SELECT period, members, groups FROM {self.chunks} WHERE "
+                        + " OR ".join("(period = ? AND chunk = ?)" for _ in part),
+                        [value for key in part for value in key]).fetchall():
+                    self.last_chunks[str(period)] = _Chunk(_unpack(bytes(members)), bytes(groups), {})
+            keys = [(tree.assessment.period, *key) for tree in trees for key in tree.tile_keys()]
+            for part in _parts(keys, 300):
+                for period, level, idx, hashes in cursor.execute(
+                        f"SELECT period, level, idx, hashes FROM {self.tiles} WHERE "
+                        + " OR ".join("(period = ? AND level = ? AND idx = ?)" for _ in part),
+                        [value for key in part for value in key]).fetchall():
+                    by_period[str(period)].tiles[(int(level), int(idx))] = bytes(hashes)
+        return [tree.proof() for tree in trees]
+
+
+def _parts(values: list[Any], size: int) -> Iterator[list[Any]]:
+    """`values` in lists of at most `size` (a statement's parameters are limited)."""
+    for offset in range(0, len(values), size):
+        yield values[offset:offset + size]
 
 
 class RollTree:
-    """One assessment's stored roll tree, read for a proof: chunks of member ids, tiles at levels 8, 16, …"""
+    """One assessment's stored roll tree, read for one member's proof: the member's chunk and the last, chunks of
+    member ids with their groups' roots, and the tiles at levels 8, 16, … above them."""
 
-    def __init__(self, index: LogIndex, assessment: Assessment, cursor: SqlCursor) -> None:
+    def __init__(self, index: LogIndex, assessment: Assessment) -> None:
         self.index = index
         self.assessment = assessment
-        self.cursor = cursor
+        self.last = (assessment.roll_size - 1) // WIDTH
+        self.position = -1
         self._chunks: dict[int, _Chunk] = {}
-        self._tiles: dict[tuple[int, int], bytes] = {}
+        self.tiles: dict[tuple[int, int], bytes] = {}
         self._known: dict[tuple[int, int], bytes] = {}
 
-    def proof(self, member: str) -> tuple[int, list[bytes]]:
-        """(leaf index, inclusion proof) of `member`; LookupError when it is not in the roll. Reads the member's
-        chunk, the last chunk when it is partial, and at each stored level the tiles above those two: every
-        subtree an inclusion path composes lies under one of them."""
-        period, size, wanted = self.assessment.period, self.assessment.roll_size, UUID(member).bytes
-        cursor = self.cursor
-        row = cursor.execute(f"SELECT chunk, members, groups FROM {self.index.chunks} WHERE period = ? AND "
-                             "first_member <= ? ORDER BY first_member DESC LIMIT 1", (period, member)).fetchone()
-        ids = _unpack(bytes(row[1])) if row is not None else []
+    def place(self, chunk: int, members: bytes, groups: bytes, member: str) -> None:
+        """Take the chunk where the member would be; find the member's leaf in it."""
+        ids, wanted = _unpack(members), UUID(member).bytes
         offset = bisect_left(ids, wanted)
-        if row is None or offset == len(ids) or ids[offset] != wanted:
-            raise LookupError(f"{member} is not in the roll of {period}")
-        chunk, last = int(row[0]), (size - 1) // WIDTH
-        self._chunks[chunk] = _Chunk(ids, bytes(row[2]), {})
-        if size % WIDTH and last != chunk:  # the same for every member: kept (a stored roll never changes)
-            if period not in self.index.last_chunks:
-                packed = cursor.execute(f"SELECT members, groups FROM {self.index.chunks} WHERE period = ? AND "
-                                        "chunk = ?", (period, last)).fetchone()
-                assert packed is not None, "a roll's chunks are stored together"
-                self.index.last_chunks[period] = _Chunk(_unpack(bytes(packed[0])), bytes(packed[1]), {})
-            self._chunks[last] = self.index.last_chunks[period]
-        position = chunk * WIDTH + offset
-        keys = sorted({(level, leaf // WIDTH ** (level + 1)) for level in range(1, 8) if WIDTH ** level <= size
-                       for leaf in (position, size - 1)})
-        if keys:
-            condition = " OR ".join("(level = ? AND idx = ?)" for _ in keys)
-            for level, idx, hashes in cursor.execute(
-                    f"SELECT level, idx, hashes FROM {self.index.tiles} WHERE period = ? AND ({condition})",
-                    [period, *(value for key in keys for value in key)]).fetchall():
-                self._tiles[(int(level), int(idx))] = bytes(hashes)
-        return position, inclusion_path(position, size, self._range_hash)
+        if offset < len(ids) and ids[offset] == wanted:
+            self._chunks[chunk] = _Chunk(ids, groups, {})
+            self.position = chunk * WIDTH + offset
+
+    def needs_last(self) -> bool:
+        """Whether the roll's last, partial chunk must be read (every path composes its leaves)."""
+        return (self.position >= 0 and bool(self.assessment.roll_size % WIDTH)
+                and self.last != self.position // WIDTH and self.assessment.period not in self.index.last_chunks)
+
+    def tile_keys(self) -> list[tuple[int, int]]:
+        """The stored tiles a path from the member's leaf can touch: at each level, those above the member's leaf and
+        above the last leaf (every subtree an inclusion path composes lies under one of them)."""
+        size = self.assessment.roll_size
+        if self.position < 0:
+            return []
+        return sorted({(level, leaf // WIDTH ** (level + 1)) for level in range(1, 8) if WIDTH ** level <= size
+                       for leaf in (self.position, size - 1)})
+
+    def proof(self) -> tuple[int, list[bytes]]:
+        """(leaf index, inclusion proof) of the member placed; LookupError when it is not in the roll."""
+        period, size = self.assessment.period, self.assessment.roll_size
+        if self.position < 0:
+            raise LookupError(f"the member is not in the roll of {period}")
+        if size % WIDTH and self.last not in self._chunks:
+            self._chunks[self.last] = self.index.last_chunks[period]
+        return self.position, inclusion_path(self.position, size, self._range_hash)
 
     def _leaves(self, ids: list[bytes]) -> list[bytes]:
         members = []
@@ -306,7 +340,7 @@ class RollTree:
         tile, offset = divmod(first, WIDTH)
         if tile_level == 0:
             return self._chunk_node(self._chunks[tile], within, offset)
-        blob = self._tiles[(tile_level, tile)]
+        blob = self.tiles[(tile_level, tile)]
         count = _bottom_count(len(blob) // 32)
         at = sum(count >> below for below in range(within)) + (offset >> within)
         assert offset >> within < count >> within, "a complete subtree's node is stored"

@@ -6,7 +6,8 @@ their balance, arrears, warning and lapse state. This projection answers both fr
 
 Applying a `period.assessed` event writes one row, whatever the number of members: the shares a member was charged
 are the shares of the plan's periods whose cutoff fell while they were in it, computed in SQL when asked.
-Account balances (prepaid): deposits − shares paid by the account holder and their family − balance refunded.
+Account balances (prepaid): deposits − shares of prepaid periods paid by the account holder and their family −
+balance refunded (a period is prepaid or postpaid by the rules version it was assessed under).
 A share is paid unless a `member.debit_failed` for it is outstanding; postpaid arrears are those failed debits.
 """
 
@@ -47,7 +48,8 @@ class Balances(Projection):
             f"CREATE TABLE IF NOT EXISTS {self.debits} (member TEXT NOT NULL, period TEXT NOT NULL, "
             "amount_fen BIGINT NOT NULL, outstanding INTEGER NOT NULL, PRIMARY KEY (period, member))",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
-            "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
+            "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL, "
+            "prepaid INTEGER NOT NULL DEFAULT 1)",
             f"CREATE INDEX IF NOT EXISTS roster_periods_plan ON {self.periods} (plan, cutoff_at)",
         ]
 
@@ -78,6 +80,15 @@ class Balances(Projection):
         return (f"(SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
                 f"AND p.cutoff_at >= {alias}.joined_at "
                 f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at))")
+
+    def spent(self, alias: str) -> str:
+        """SQL for what member row `alias` took from a prepaid account: the shares of prepaid periods (by the rules
+        version each was assessed under: a plan may switch to postpaid) less its failed debits outstanding in them."""
+        return (f"((SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
+                f"AND p.prepaid = 1 AND p.cutoff_at >= {alias}.joined_at "
+                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at)) - "
+                f"(SELECT COALESCE(SUM(d.amount_fen), 0) FROM {self.debits} d JOIN {self.periods} q "
+                f"ON q.id = d.period WHERE d.member = {alias}.id AND d.outstanding = 1 AND q.prepaid = 1))")
 
     def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         rules = e["body"]["rules"]
@@ -112,6 +123,7 @@ class Balances(Projection):
         body, kind = e["body"], e["type"]
         from_balance = {
             "member.exited": body.get("refund_due_fen", 0),
+            "member.lapsed": body.get("refund_due_fen", 0),
             "member.excluded": body.get("refund_due_fen", 0) - body.get("shares_paid_fen", 0),
             "member.wind_down_refund_due": body.get("refund_due_fen", 0),
         }.get(kind, 0)
@@ -124,8 +136,11 @@ class Balances(Projection):
 
     def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
-        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?, ?, ?)",
-                       (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"]))
+        model = body.get("payment_model")  # schema 2; under schema 1 the plan's model, in the same statement
+        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?, ?, ?, COALESCE(CAST(? AS INTEGER), (SELECT "
+                       f"CASE WHEN payment_model = 'prepaid' THEN 1 ELSE 0 END FROM {self.plans} WHERE id = ?), 1))",
+                       (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"],
+                        None if model is None else int(model == "prepaid"), body["plan"]))
 
     def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.claims} (id, plan, member, status) VALUES (?, ?, ?, 'filed')",
@@ -179,7 +194,7 @@ class Balances(Projection):
     def balance_fen(self, account: str) -> int:
         """A prepaid account's balance: deposits − shares paid by it and its family − balance refunded."""
         rows = self._query(
-            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM({self.charged('f')} - f.failed) "
+            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM({self.spent('f')}) "
             f"FROM {self.members} f WHERE f.id = a.id OR f.payer = a.id), 0) FROM {self.members} a WHERE a.id = ?",
             (account,))
         return int(rows[0][0]) if rows else 0
@@ -190,7 +205,7 @@ class Balances(Projection):
         rows = self._query(
             f"SELECT id, balance FROM (SELECT a.id AS id, a.payer AS payer, a.ended_at AS ended_at, "
             f"a.deposits - a.refunded_from_balance - fam.spent AS balance FROM {self.members} a JOIN "
-            f"(SELECT COALESCE(m.payer, m.id) AS account, SUM({self.charged('m')} - m.failed) AS spent "
+            f"(SELECT COALESCE(m.payer, m.id) AS account, SUM({self.spent('m')}) AS spent "
             f"FROM {self.members} m WHERE m.plan = ? GROUP BY COALESCE(m.payer, m.id)) fam ON fam.account = a.id) "
             "accounts "
             f"WHERE {condition} ORDER BY id", (plan, *params))

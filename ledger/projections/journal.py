@@ -11,11 +11,16 @@ every event, and custody holds: cash = member balances + surplus + aid outstandi
 Postings by event (R = share × locked, S subsidy, I / O surplus in and out, FA / FF funded aid and fee):
 
 - deposit received: Dr cash, Cr member balances.
-- period assessed: Dr member balances R (prepaid) or cash R (postpaid: the channel collected), Dr subsidy S;
+- period assessed: Dr member balances R (prepaid) or cash R (postpaid: the channel collected) — the payment model of
+  the rules version the period was assessed under, so a plan that switches keeps each period's own — Dr subsidy S;
   Cr aid payable FA, Cr fee FF, Cr surplus O − I.
 - debit failed: prepaid — Dr surplus, Cr member balances (the share was not taken); postpaid — Dr member
   balances (arrears), Cr cash. A recovery reverses its failure.
-- member lapsed with postpaid arrears: Dr surplus, Cr member balances (written off).
+- member lapsed with postpaid arrears (grace expired): Dr surplus, Cr member balances (written off); a lapse's
+  remaining prepaid balance (schema 2): Dr member balances, Cr refunds payable.
+- advance received (an operator advance toward a shortfall): Dr cash, Cr surplus.
+- period settled (schema 2): what the settlement cut from the funded aid and fee goes back to the surplus: Dr aid
+  payable (Σ funded − payable), Dr fee (funded fee − fee payable), Cr surplus.
 - subsidy received: Dr cash, Cr subsidy. Claim paid (amount + arrears deducted): Dr aid paid, Cr cash.
 - exit or wind-down refund due: Dr member balances, Cr refunds payable. Excluded for a waiting-period illness:
   Dr member balances (the balance), Dr surplus (the shares paid), Cr refunds payable.
@@ -44,12 +49,13 @@ class Journal(Projection):
     """The fund journal (see module docstring)."""
 
     NAME = "journal"
-    TABLES = ("journal_plans", "journal_postings", "journal_refunds")
+    TABLES = ("journal_plans", "journal_postings", "journal_refunds", "journal_periods")
 
     def schema(self) -> list[str]:
         """Postings keyed by (stream, seq, line); each plan's payment model; refund obligations."""
-        self.plans, self.postings, self.refunds = (self.t(n) for n in self.TABLES)
+        self.plans, self.postings, self.refunds, self.periods = (self.t(n) for n in self.TABLES)
         return [
+            f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.postings} (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
             "line INTEGER NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, plan TEXT, account TEXT NOT NULL, "
@@ -71,6 +77,8 @@ class Journal(Projection):
             "member.debit_recovered": self._recovered,
             "member.lapsed": self._lapsed,
             "period.subsidy_received": self._subsidy,
+            "period.advance_received": self._advance,
+            "period.settled": self._settled,
             "claim.paid": self._paid,
             "member.exited": self._refund_due,
             "member.wind_down_refund_due": self._refund_due,
@@ -95,6 +103,11 @@ class Journal(Projection):
     def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?)", (e["stream"], e["body"]["rules"]["payment_model"]))
 
+    def _period_model(self, cursor: SqlCursor, period: str, plan: str) -> str:
+        """The payment model a period was assessed under (its rules version's), which an amendment can change."""
+        row = cursor.execute(f"SELECT payment_model FROM {self.periods} WHERE id = ?", (period,)).fetchone()
+        return str(row[0]) if row else self._model(cursor, plan)
+
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount, member = e["body"]["amount_fen"], e["stream"]
         self.post(cursor, e, e["body"]["plan"],
@@ -103,7 +116,9 @@ class Journal(Projection):
     def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
         raised = b["share_fen"] * b["locked_members"]
-        source = "member_balances" if self._model(cursor, b["plan"]) == "prepaid" else "custodian_cash"
+        model = b.get("payment_model") or self._model(cursor, b["plan"])  # schema 1: the plan's first model
+        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?)", (e["stream"], model))
+        source = "member_balances" if model == "prepaid" else "custodian_cash"
         self.post(cursor, e, b["plan"], [
             (source, raised, None), ("operator_subsidy", b["subsidy_fen"], None),
             ("aid_payable", -b["funded_aid_fen"], None), ("fee_income", -b["funded_fee_fen"], None),
@@ -111,7 +126,7 @@ class Journal(Projection):
 
     def _failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]
-        if self._model(cursor, b["plan"]) == "prepaid":
+        if self._period_model(cursor, b["period"], b["plan"]) == "prepaid":
             lines: list[Line] = [("surplus", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
         else:
             lines = [("member_balances", b["amount_fen"], member), ("custodian_cash", -b["amount_fen"], None)]
@@ -119,7 +134,7 @@ class Journal(Projection):
 
     def _recovered(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]
-        if self._model(cursor, b["plan"]) == "prepaid":
+        if self._period_model(cursor, b["period"], b["plan"]) == "prepaid":
             lines: list[Line] = [("member_balances", b["amount_fen"], member), ("surplus", -b["amount_fen"], None)]
         else:
             lines = [("custodian_cash", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
@@ -127,13 +142,31 @@ class Journal(Projection):
 
     def _lapsed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
-        if self._model(cursor, b["plan"]) == "postpaid":
+        if b["reason"] == "grace_expired":  # postpaid arrears, whatever the plan's payment model became
             self.post(cursor, e, b["plan"], [("surplus", b["arrears_fen"], None),
                                              ("member_balances", -b["arrears_fen"], e["stream"])])
+        refund = b.get("refund_due_fen", 0)
+        if refund:
+            self._owe(cursor, e, "lapse", refund, None)
+            self.post(cursor, e, b["plan"], [("member_balances", refund, e["stream"]),
+                                             ("refunds_payable", -refund, e["stream"])])
 
     def _subsidy(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount = e["body"]["amount_fen"]
         self.post(cursor, e, None, [("custodian_cash", amount, None), ("operator_subsidy", -amount, None)])
+
+    def _advance(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        amount = e["body"]["amount_fen"]
+        self.post(cursor, e, None, [("custodian_cash", amount, None), ("surplus", -amount, None)])
+
+    def _settled(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        if "cases" not in b:  # schema 1: the funded amounts are paid as assessed
+            return
+        aid_cut = sum(case["funded_fen"] - case["payable_fen"] for case in b["cases"])
+        fee_cut = b["owed_fen"] - sum(case["funded_fen"] for case in b["cases"]) - b["fee_payable_fen"]
+        self.post(cursor, e, None, [("aid_payable", aid_cut, None), ("fee_income", fee_cut, None),
+                                    ("surplus", -(aid_cut + fee_cut), None)])
 
     def _paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         total = e["body"]["amount_fen"] + e["body"]["arrears_deducted_fen"]

@@ -79,6 +79,15 @@ class RecordFraud(Command):
     finding_commitment: Commitment
 
 
+class AcceptConversion(Command):
+    """The member takes the conversion offered at the plan's closing (a member's own request)."""
+
+    NAME: ClassVar[str] = "accept_conversion"
+    ROLE: ClassVar[str] = "member"
+    command: Literal["accept_conversion"] = "accept_conversion"
+    member: Id
+
+
 class Exit(Command):
     """The member leaves the plan (a member's own request)."""
 

@@ -51,6 +51,17 @@ class ReceiveSubsidy(Command):
     reference: Reference
 
 
+class ReceiveAdvance(Command):
+    """The custodian confirms an operator advance toward a period's shortfall (shares left uncollected)."""
+
+    NAME: ClassVar[str] = "receive_advance"
+    ROLE: ClassVar[str] = "custodian"
+    command: Literal["receive_advance"] = "receive_advance"
+    period: Id
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+
+
 class SettlePeriod(Command):
     """Close a period's collection: lapse members whose debit failed for good, carry the surplus."""
 

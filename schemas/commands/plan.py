@@ -45,6 +45,8 @@ class AnnounceClosing(Command):
     refund_deadline: Instant
     claim_tail_days: int = Field(ge=0, le=3650)
     operator_pays_final_periods: int = Field(default=0, ge=0, le=24)
+    conversion_offer: Name | None = Field(default=None, description="what members are offered at the closing "
+                                          "(e.g. a free one-year policy), if anything")
 
 
 class TerminatePlan(Command):

@@ -92,3 +92,52 @@ def test_the_browser_names_the_same_steps_in_the_same_order() -> None:
     source = (Path(__file__).parents[2] / "ledger" / "web" / "static" / "js" / "bundle.js").read_text()
     listed = source[source.index("export const STEPS = [") : source.index("];", source.index("export const STEPS"))]
     assert [json.loads(line.strip().rstrip(","))[0] for line in listed.splitlines()[1:]] == [s for s, _, _ in STEPS]
+
+
+CHECK_UNDER_POLICY = """
+const { checkHistory } = await modules("history");
+const { parseVerifier } = await modules("note");
+const reports = {};
+for (const name of argument.names) {
+  const vector = await (await fetch(`/vectors/bundles/${name}.json`)).json();
+  for (const threshold of argument.thresholds) {
+    const trust = { logKey: await parseVerifier(vector.log_key),
+      witnesses: await Promise.all(vector.witness_keys.map(parseVerifier)), threshold };
+    const report = await checkHistory(vector.bundle, trust);
+    reports[`${name}@${threshold}`] = { ok: report.ok, failing_step: report.failing_step,
+      findings: report.findings.map(({ step, subject, ok }) => ({ step, subject, ok })) };
+  }
+}
+return reports;
+"""
+
+
+def python_under_policy(vector: dict[str, Any], threshold: int) -> dict[str, Any]:
+    """What "Verify my history" must conclude, by the Python verifier and the ledger's `WitnessPolicy`: the bundle
+    checked with the witnesses that cosigned when they meet the threshold, with all of them when they do not."""
+    from ledger.log.witness import WitnessPolicy
+
+    witnesses = [Verifier.parse(k) for k in vector["witness_keys"]]
+    note = vector["bundle"].get("checkpoint") if isinstance(vector["bundle"], dict) else None
+    policy = WitnessPolicy(tuple(witnesses), threshold)
+    present, satisfied = (policy.evaluate(note).present, policy.evaluate(note).satisfied) if isinstance(
+        note, str) else ((), threshold <= 0)
+    chosen = [w for w in witnesses if w.name in present] if satisfied else witnesses
+    report = check_bundle(vector["bundle"], Verifier.parse(vector["log_key"]), chosen).to_json()
+    findings = [{"step": "witness.policy", "subject": {"witnesses": list(present)}, "ok": satisfied},
+                *({k: f[k] for k in ("step", "subject", "ok")} for f in report["findings"])]
+    first = next((f for f in findings if not f["ok"]), None)
+    return {"ok": report["ok"] and satisfied, "failing_step": first["step"] if first else None, "findings": findings}
+
+
+def test_under_a_witness_policy_the_browser_and_python_agree_on_every_bundle(page: Page) -> None:
+    thresholds = [0, 1, 2]
+    browser = run_module(page, CHECK_UNDER_POLICY, {"names": NAMES, "thresholds": thresholds})
+    for name in NAMES:
+        vector = load(name)
+        for threshold in thresholds:
+            assert browser[f"{name}@{threshold}"] == python_under_policy(vector, threshold), (name, threshold)
+    # one cosignature of two is enough for a policy of one, not for a policy of two
+    assert browser["cosignature-missing@1"]["ok"] is True
+    assert browser["cosignature-missing@2"]["failing_step"] == "witness.policy"
+    assert browser["good@2"]["ok"] is True

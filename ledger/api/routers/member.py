@@ -17,9 +17,11 @@ from ledger.errors import InputError
 from ledger.log.bundle import build_bundle
 from ledger.projections.statements import statement
 from ledger.rules import Rule
-from schemas.api import ProofBundle, Statement
+from schemas.api import Identity, ProofBundle, Statement
 
 router = APIRouter(prefix="/members/{member}", tags=["member"], responses=problem_responses(400, 401, 403, 404))
+identity = APIRouter(tags=["member"], responses=problem_responses(401))
+"""Who a key is, for any signer: how a page learns whose records to ask for once its key signs."""
 State = Annotated[ServiceState, Depends(service)]
 Signed = Annotated[Caller, Depends(caller)]
 Since = Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")]
@@ -59,3 +61,10 @@ def member_bundle(state: State, who: Signed, member: str, since: Since = None,
     if start and end and end < start:
         raise InputError("to", Rule.DATE_RANGE_MUST_NOT_BE_EMPTY, f"{until} is before {since}")
     return build_bundle(state.checkpoints, member, start, end)
+
+
+@identity.get("/me", response_model=Identity)
+def me(who: Signed) -> dict[str, Any]:
+    """The keyring's facts about the key that signed this request: its id, its role and, for a member's key, the
+    member."""
+    return {"key_id": who.key_id, "role": who.role, "member": who.member}

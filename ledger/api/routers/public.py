@@ -99,10 +99,23 @@ def get_disclosure(state: State, period: str) -> dict[str, Any]:
     published = next((e for e in state.followed.of("disclosure.published")
                       if e.envelope["body"]["period"] == period_id), None)
     published_hash = None if published is None else str(published.envelope["body"]["document_hash"])
+    event = None if published is None else published_event(state, published.notification_id, published.entry)
     return {"period": period_id, "document": document, "document_hash": digest, "published_hash": published_hash,
-            "matches": published_hash == digest,
-            "event": None if published is None else published_event(state, published.notification_id,
-                                                                     published.entry)}
+            "matches": published_hash == digest, "event": event,
+            "keys": [] if event is None or published is None else signer_keys(state, published.envelope)}
+
+
+def signer_keys(state: ServiceState, envelope: dict[str, Any]) -> list[dict[str, Any]]:
+    """The registrations a verifier needs for an event's signature — the root key's (entry 0) and the signer's —
+    each with its inclusion proof into the latest published checkpoint."""
+    keys = []
+    for key_id in dict.fromkeys([state.ledger.app.keyring().root_key_id, envelope["actor"]["key"]]):
+        registration = state.key_registration(key_id)
+        shown = None if registration is None else published_event(state, registration.notification_id,
+                                                                   registration.entry)
+        if shown is not None:
+            keys.append(shown)
+    return keys
 
 
 def published_event(state: ServiceState, notification_id: int, entry: bytes) -> dict[str, Any] | None:

@@ -164,7 +164,8 @@ function shareProblem(body) {
   const problem = termsProblem(body);
   if (problem !== null) return problem;
   const expected = assess(body.locked_members, body.cases.map((c) => [c.claim, c.approved_fen]), body.fee_bps,
-    body.surplus_in_fen, body.per_case_cap_fen, body.annual_cap_remaining_fen, body.excess_policy);
+    body.surplus_in_fen, body.per_case_cap_fen, body.annual_cap_remaining_fen, body.excess_policy,
+    body.funded_by === "operator");
   for (const term of TERMS) {
     if (!sameTerm(expected[term], body[term])) {
       return `${term}: the formula gives ${expected[term]}, the period signed ${body[term]}`;
@@ -181,7 +182,12 @@ function shareProblem(body) {
   return null;
 }
 
-class Procedure {
+/**
+ * The procedure's steps over one bundle-shaped input, reused by the other checks of signed events in the browser
+ * (disclosure.js): `runSigned` runs sections 1, 3 and 4 only — the checkpoint, the inclusion of each event, its
+ * envelope, its key and its signature — for events that are not a member's history.
+ */
+export class Procedure {
   constructor(bundle, logKey, witnessKeys) {
     this.bundle = bundle;
     this.logKey = logKey;
@@ -214,6 +220,16 @@ class Procedure {
     const periods = await this.rolls();
     if (!this.findings.every((f) => f.ok)) return null;
     return this.statement(checkpoint, periods);
+  }
+
+  /** Sections 1, 3 and 4: the checkpoint, then each event's inclusion, envelope, key and signature. */
+  async runSigned() {
+    const checkpoint = await this.checkpoint(this.bundle.checkpoint, "checkpoint");
+    if (checkpoint === null) return null;
+    await this.events(checkpoint);
+    await this.keyring();
+    await this.signatures();
+    return checkpoint;
   }
 
   async checkpoint(note, prefix) {

