@@ -128,6 +128,17 @@ class Periods(Projection):
         return {**dict(zip(COLUMNS, row, strict=True)),
                 "cases": [{"claim": c, "approved_fen": a, "funded_fen": f} for c, a, f in cases]}
 
+    def case_counts(self, periods: list[str]) -> dict[str, int]:
+        """How many cases each of these periods funds, in one query (a statement counts them for every period the
+        member paid into)."""
+        if not periods:
+            return {}
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT period, COUNT(*) FROM {self.cases} WHERE period IN "
+                                  f"({','.join('?' * len(periods))}) GROUP BY period", periods).fetchall()
+        counts = {str(period): int(count) for period, count in rows}
+        return {period: counts.get(period, 0) for period in periods}
+
     def find(self, plan: str, number: int) -> str | None:
         """A period's id from its plan and number."""
         with self.sql.transaction(commit=False) as cursor:
