@@ -71,7 +71,8 @@ def main() -> None:
         publish_seconds = time.perf_counter() - start
         relay.close()
         events = app.recorder.max_notification_id() or 0
-        env = {"LEDGER_DATA_DIR": str(data / "operator"), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEDGER_KAFKA_TOPIC": topic}
+        env = {"LEDGER_DATA_DIR": str(data / "operator"), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+               "LEDGER_KAFKA_TOPIC": topic}
         runs = [(count, *timed_consumers(env, Path(tmp) / f"group-{count}.sqlite3", count))
                  for count in args.consumers]
         fresh = Balances(app, views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/fresh.sqlite3")))
