@@ -24,6 +24,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import islice
 from typing import Any
 from uuid import UUID
@@ -342,7 +343,7 @@ class RollTree:
             return self._chunk_node(self._chunks[tile], within, offset)
         blob = self.tiles[(tile_level, tile)]
         count = _bottom_count(len(blob) // 32)
-        at = sum(count >> below for below in range(within)) + (offset >> within)
+        at = _level_start(count, within) + (offset >> within)
         assert offset >> within < count >> within, "a complete subtree's node is stored"
         return blob[at * 32:at * 32 + 32]
 
@@ -370,6 +371,7 @@ def _tile_blob(bottom: list[bytes]) -> bytes:
     return b"".join(b"".join(r) for r in rows)
 
 
+@cache
 def _bottom_count(hashes: int) -> int:
     """How many bottom hashes a roll tile of `hashes` hashes has (the inverse of `_tile_blob`'s layout)."""
     low, high = 1, WIDTH
@@ -380,6 +382,12 @@ def _bottom_count(hashes: int) -> int:
         else:
             high = middle
     return low
+
+
+@cache
+def _level_start(count: int, level: int) -> int:
+    """Where level `level` starts, in hashes, in a roll tile of `count` bottom hashes."""
+    return sum(count >> below for below in range(level))
 
 
 @dataclass
