@@ -1,5 +1,7 @@
 """Regulator queries and the regulator's report — over the read models, never beyond what docs/domain.md allows:
-pseudonyms masked, coarse attributes only (no names exist in the events)."""
+coarse attributes only (no names exist in the events); a case row names no member and shows the month of diagnosis
+and the 5-year age band, never the exact date or age (docs/privacy.md: exact values are revealed per case, to the
+regulator's key, through the service)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from ledger.projections import ReadModels
 from ledger.projections.cases import mask
 from ledger.projections.periods import COLUMNS
 
-CASE_FIELDS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
-               "province", "filed_at", "decision", "decision_reason", "decision_basis", "verdict", "approved_fen",
+CASE_FIELDS = ("claim", "plan", "category", "condition", "diagnosed_month", "age_band", "sex", "province",
+               "filed_at", "decision", "decision_reason", "decision_basis", "verdict", "approved_fen",
                "period_number", "paid_fen", "paid_at")
 PERIOD_FIELDS = COLUMNS
 REFUND_FIELDS = ("member", "plan", "reason", "due_fen", "due_at", "deadline", "paid_fen", "paid_at", "status")
@@ -21,7 +23,7 @@ REFUND_FIELDS = ("member", "plan", "reason", "due_fen", "due_at", "deadline", "p
 def query_cases(models: ReadModels, plan: str | None = None, since: str = "", until: str = "9999",
                 category: str | None = None, reason: str | None = None,
                 jury: str | None = None) -> list[dict[str, Any]]:
-    """Case rows filtered by plan, filing range, category, decision reason and jury outcome; members masked."""
+    """Case rows filtered by plan, filing range, category, decision reason and jury outcome; no member named."""
     rows = []
     for card in models.cases.cards():
         if (plan and card["plan"] != plan) or not since <= card["filed_at"] < until:
@@ -30,7 +32,7 @@ def query_cases(models: ReadModels, plan: str | None = None, since: str = "", un
             continue
         if jury and card["verdict"] != jury:
             continue
-        rows.append({k: (mask(str(card[k])) if k == "member" else card[k]) for k in CASE_FIELDS})
+        rows.append({k: card[k] for k in CASE_FIELDS})
     return rows
 
 

@@ -23,6 +23,10 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
      maximum for the age at diagnosis.
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
+13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
+     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
+     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
+     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -44,6 +48,7 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
+from audit.sealed import SealedChecks, check_exclusion, check_filing
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
@@ -59,6 +64,7 @@ from ledger.projections.cases import Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
+from ledger.sealing import Revealed
 from ledger.sharing import assess, roll_leaf_hashes, settle
 from ledger.verify import CheckedSignatures, Failure, Report, examine
 from ledger.verify import Verifier as EventVerifier
@@ -278,6 +284,12 @@ class _Members:
         self.pending.clear()
         self.joined.clear()
 
+    def joined_at(self, plan: str, member: str) -> str | None:
+        """When the member joined the plan (the current span), or None."""
+        self.flush()
+        row = self.db.execute("SELECT joined_at FROM members WHERE plan = ? AND member = ?", (plan, member)).fetchone()
+        return None if row is None else str(row[0])
+
     def roll(self, plan: str, cutoff: str, period: str, share_fen: int) -> tuple[bytes, int]:
         """The roll root and size over the plan's members active at the cutoff, sorted by id (code-point order:
         SQLite's BINARY collation), hashed as they are read."""
@@ -302,6 +314,8 @@ class _Plan:
     """(announced at, ends at, final periods the operator pays) once closing is announced."""
     settlements: list[tuple[str, int, int]] = field(default_factory=list)
     """(when, uncollected, surplus carried) of every settlement of the plan's periods."""
+    closing_tail_days: int | None = None
+    """The claim tail of a plan whose closing was announced (None while it is open)."""
 
     def rules_at(self, instant: str) -> tuple[int, PlanRules]:
         current = self.versions[0]
@@ -320,8 +334,13 @@ class _Plan:
 class Auditor:
     """Runs the procedure (module docstring)."""
 
-    def __init__(self, anchors: TrustAnchors | None, log_key: Verifier | None = None) -> None:
+    def __init__(self, anchors: TrustAnchors | None, log_key: Verifier | None = None,
+                 revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
+        self.sealed = SealedChecks.of(revealed)
+        self.joined_ages: dict[str, int] = {}
+        """Member → age in years at joining (what a sealed age at diagnosis is checked against)."""
+        """Check 13: the revealed values given (`--revealed`), or none."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -381,6 +400,7 @@ class Auditor:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         self.checkpoints(notes, roots)
+        self.report.needs_sealed_values = dict(self.sealed.needed)
         self.report.failures.sort(key=lambda f: (f.index, int(f.check.split()[0]) if f.check[0].isdigit() else 0))
         return self.report
 
@@ -447,19 +467,28 @@ class Auditor:
                                                 PlanRules.from_json_value(body["rules"])))
         elif kind == "plan.closing_announced":
             self.plans[stream].closing = (at, body["ends_at"], body["operator_pays_final_periods"])
+            self.plans[stream].closing_tail_days = body["claim_tail_days"]
         elif kind == "member.joined":
-            self.plans[body["plan"]]
+            self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.join(body["plan"], stream, at)
+            self.joined_ages[stream] = body["age_years"]
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
             if kind == "member.wind_down_refund_due":
                 self.wind_down_refunds[stream] = [index, e, body["refund_due_fen"], body["deadline"], 0]
+            if kind == "member.excluded" and e["schema"] == 2:
+                self.sealed_event(index, e, "waiting period")
         elif kind == "claim.filed":
-            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "filed_at": at}
-            version, _ = self.plans[body["plan"]].rules_on_day(body["diagnosed_on"], at)
-            if body["rules_version"] != version:
-                self.fail(index, e, "11 claim (rules_version of the diagnosis day)", version, body["rules_version"])
+            self.claims[stream] = {"plan": body["plan"], "filing": body, "paid": 0, "filed_at": at,
+                                   "schema": e["schema"]}
+            if e["schema"] == 1:
+                version, _ = self.plans[body["plan"]].rules_on_day(body["diagnosed_on"], at)
+                if body["rules_version"] != version:
+                    self.fail(index, e, "11 claim (rules_version of the diagnosis day)", version,
+                              body["rules_version"])
+            else:  # sealed: the rules version of the diagnosis day is check 13's
+                self.claims[stream]["values"] = self.sealed_event(index, e, "filing")
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
@@ -488,6 +517,26 @@ class Auditor:
             self.assessment(index, e)
         elif kind == "claim.paid":
             self.payout(index, e)
+
+    def sealed_event(self, index: int, e: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """Check 13 for a sealed event: its values opened and its rules re-checked; without values, counted."""
+        def fail(check: str, expected: object, found: object) -> None:
+            self.fail(index, e, check, expected, found)
+
+        values = self.sealed.values(e, fail)
+        if self.sealed.revealed is None:
+            self.sealed.need(f"13 sealed ({what})")
+            return None
+        if values is None:
+            return None
+        plan = self.plans[e["body"]["plan"]]
+        if e["type"] == "claim.filed":
+            joined = self.members.joined_at(e["body"]["plan"], str(values.get("member")))
+            check_filing(e, values, {str(values.get("member")): joined} if joined else {}, self.joined_ages, plan,
+                         fail)
+        else:
+            check_exclusion(e, values, self.members.joined_at(e["body"]["plan"], e["stream"]), plan, fail)
+        return values
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one `period.assessed`."""
@@ -596,10 +645,14 @@ class Auditor:
         approved = claim["approved"]
         if approved["basis"] not in ("notice", "jury"):
             self.fail(index, e, "11 claim (basis)", "notice or jury", approved["basis"])
-        _, rules = self.plans[claim["plan"]].rules_on_day(claim["filing"]["diagnosed_on"], claim["filed_at"])
-        maximum = rules.max_aid_fen(claim["filing"]["age_at_diagnosis"])
-        if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
-            self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])
+        exact = claim["filing"] if claim["schema"] == 1 else claim.get("values")
+        if exact is None:
+            self.sealed.need("11 claim (plan maximum)")
+        else:
+            _, rules = self.plans[claim["plan"]].rules_on_day(exact["diagnosed_on"], claim["filed_at"])
+            maximum = rules.max_aid_fen(exact["age_at_diagnosis"])
+            if approved["amount_fen"] > maximum or approved["max_aid_fen"] != maximum:
+                self.fail(index, e, "11 claim (plan maximum)", f"at most {maximum}", approved["amount_fen"])
         period = claim.get("period")
         assessed = next((p["body"] for plan in self.plans.values() for p in plan.periods.values()
                          if p["stream"] == period), None)

@@ -13,6 +13,7 @@ it may sign with, the trust anchors and the read side's answers (`ledger.ports`)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
@@ -52,8 +53,10 @@ from ledger.store import (
     PostgresLedgerRecorder,
     SignedEventMapper,
     SQLiteLedgerRecorder,
+    VaultWrites,
 )
 from ledger.unit_of_work import HANDLERS, UnitOfWork
+from ledger.vault import Vault, load_vault_key
 from schemas.commands import Command
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -109,11 +112,15 @@ class SimulatedClock:
         self.current = moment
 
 
-def request_hash(command: Command) -> str:
+def request_hash(command: Command, key: bytes | None = None) -> str:
     """A hash of the request (everything but its id), to tell a repeat from a reused id: SHA-256 of
     `command.model_dump_json(exclude={"command_id"})`, made by the model's serializer directly (it runs per
-    command, and the method's own argument handling costs as much as the serializing)."""
-    return hashlib.sha256(type(command).__pydantic_serializer__.to_json(command, exclude=_NOT_HASHED)).hexdigest()
+    command, and the method's own argument handling costs as much as the serializing); HMAC-SHA256 under `key`
+    for a command carrying sealed values (`Command.SEALS`)."""
+    request = type(command).__pydantic_serializer__.to_json(command, exclude=_NOT_HASHED)
+    if key is not None:
+        return hmac.new(key, request, hashlib.sha256).hexdigest()
+    return hashlib.sha256(request).hexdigest()
 
 
 _NOT_HASHED = {"command_id"}
@@ -137,6 +144,7 @@ class LedgerApplication(Application[UUID]):
         self._presigned: dict[bytes, str] = {}
         """Signatures another party made, by event hash, for the events `save_signed` is saving."""
         self._batch_signer = BatchSigner(settings.signing_workers)
+        self._vault: Vault | None = None
         env = settings.eventsourcing_env()
         env["AGGREGATE_CACHE_MAXSIZE"] = "100000"
         super().__init__(env)
@@ -152,6 +160,19 @@ class LedgerApplication(Application[UUID]):
         recorder = self.recorder
         assert isinstance(recorder, SQLiteLedgerRecorder | PostgresLedgerRecorder)
         return recorder
+
+    @property
+    def vault(self) -> Vault:
+        """The vault of sealed values (`ledger.vault`), opened with the operator's vault key on first use: only the
+        operator's own process, which holds that key, seals, reveals or erases."""
+        if self._vault is None:
+            self._vault = Vault(self.ledger_recorder, load_vault_key(self.settings.key_dir))
+        return self._vault
+
+    @property
+    def retention_days(self) -> int:
+        """How long after leaving a member's sealed values are kept at most (`LEDGER_RETENTION_DAYS`)."""
+        return self.settings.retention_days
 
     # -- keys --------------------------------------------------------------------------------------------
 
@@ -255,7 +276,7 @@ class LedgerApplication(Application[UUID]):
         self, uow: UnitOfWork, command: Command, seen: dict[str, tuple[str, dict[str, Any]]]
     ) -> tuple[dict[str, Any], str, bool]:
         """Run one command in the unit of work: (result, request hash, whether it is new)."""
-        digest = request_hash(command)
+        digest = request_hash(command, self.vault.receipt_key if command.SEALS else None)
         earlier = seen.get(command.command_id)
         if earlier is not None:
             if earlier[0] != digest:
@@ -305,7 +326,7 @@ class LedgerApplication(Application[UUID]):
         self._batch_signer.finish()
         created = [a.id for a in aggregates if a.version == len(a.pending_events)]
         try:
-            self._save_aggregates(aggregates, receipts)
+            self._save_aggregates(aggregates, receipts, uow.vault_writes)
         except (IntegrityError, OperationalError, InternalError) as error:
             for aggregate in aggregates:  # forget what this transaction did to them
                 if self.repository.cache is not None:
@@ -336,22 +357,27 @@ class LedgerApplication(Application[UUID]):
 
     def _raise_taken_stream(self, created: list[UUID], receipts: list[CommandReceipt]) -> None:
         """After a failed insert: a new stream whose id is taken by an event of another command is a permanent
-        conflict (a client-chosen id that another command's derived id equals), a broken rule rather than a race
-        worth retrying. A race with a writer of the same command leaves that command's receipt behind."""
+        conflict (two commands opening the same period, whose id follows from its plan and number), a broken rule
+        rather than a race worth retrying. A race with a writer of the same command leaves that command's receipt
+        behind."""
         if self.ledger_recorder.select_receipts([receipt.command_id for receipt in receipts]):
             return
         for stream in created:
             if self.stream_exists(stream):
                 raise DomainRuleError("id", Rule.STREAM_ID_MUST_BE_NEW, str(stream))
 
-    def _save_aggregates(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt]) -> None:
+    def _save_aggregates(self, aggregates: list[LedgerAggregate], receipts: list[CommandReceipt],
+                         vault: VaultWrites | None = None) -> None:
         """`Application.save` for aggregates known to be ours: the library's steps (map each event to its stored
         form, insert them with the receipts in one transaction, cache the aggregates as the library does) without
         its per-object runtime protocol checks and per-event recording objects, which nothing here reads and which
         cost more than signing an event. The ledger takes no snapshots."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         to_stored_event = self.mapper.to_stored_event
-        self.recorder.insert_events([to_stored_event(event) for event in events], receipts=receipts)
+        self.recorder.insert_events([to_stored_event(event) for event in events], receipts=receipts,
+                                    vault=vault or None)
+        if vault is not None and vault.erase:
+            self.ledger_recorder.compact_vault()
         cache = self.repository.cache
         if cache is not None and not self.repository.fastforward:
             for aggregate in aggregates:

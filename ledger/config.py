@@ -19,6 +19,8 @@ DEFAULT_PARTITIONS = 4
 MAX_PARTITIONS = 1024
 DEFAULT_ORIGIN = "mutual-ledger.local/log"
 DEFAULT_CHECKPOINT_INTERVAL_SECONDS = 60.0
+DEFAULT_RETENTION_DAYS = 1826
+"""Five years after a member leaves, their sealed values may be erased for the end of retention (docs/privacy.md)."""
 
 
 def default_workers() -> int:
@@ -110,6 +112,9 @@ class Settings:
     a custodian, regulator or member working on the operator's ledger with keys of its own)."""
     witnesses: tuple[WitnessEndpoint, ...] = ()
     """The witnesses every new checkpoint is pushed to (`LEDGER_WITNESSES`)."""
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    """Days after leaving after which `member erase --reason retention_ended` may erase a member
+    (`LEDGER_RETENTION_DAYS`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Settings:
@@ -132,6 +137,7 @@ class Settings:
             signing_workers=_signing_workers(env.get("LEDGER_SIGNING_WORKERS")),
             witnesses=witness_endpoints(env.get("LEDGER_WITNESSES")),
             checkpoint_interval_seconds=_checkpoint_interval(env.get("LEDGER_CHECKPOINT_INTERVAL")),
+            retention_days=retention_days(env.get("LEDGER_RETENTION_DAYS")),
         )
 
     @property
@@ -173,6 +179,15 @@ class Settings:
             **postgres_env(self.database_url),
             "CREATE_TABLE": "n",
         }
+
+
+def retention_days(text: str | None) -> int:
+    """`LEDGER_RETENTION_DAYS`: a whole number of days from 0 to 36,500; unset, five years (1,826 days)."""
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    if not (text.isascii() and text.isdigit() and int(text) <= 36_500):
+        raise ConfigError("LEDGER_RETENTION_DAYS", Rule.MUST_BE_A_WHOLE_NUMBER_IN_RANGE, f"0 to 36500 ({text})")
+    return int(text)
 
 
 def partition_count(text: str) -> int:

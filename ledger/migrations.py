@@ -55,6 +55,12 @@ def _read_models_and_log(store: _Store, sql: SqlStore) -> None:
     CheckpointLog(TransparencyLog(store, create=True), None, None, create=True)
 
 
+def _vault(store: _Store, sql: SqlStore) -> None:
+    """The vault of sealed values (`ledger.vault`): wrapped data keys and encrypted values. A store made before it
+    also needs `projections rebuild`: the case cards and the roster's claims gained coarse columns (docs/privacy.md)."""
+    store.recorder.create_vault_tables()
+
+
 def _log_index(store: _Store, sql: SqlStore) -> None:
     """The log's index for members' bundles (`ledger.log.index`); the next integration fills it from the start."""
     sql.create(index_schema(sql))
@@ -62,7 +68,8 @@ def _log_index(store: _Store, sql: SqlStore) -> None:
 
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
-    2: (_log_index,),
+    2: (_vault,),
+    3: (_log_index,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

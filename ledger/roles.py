@@ -2,7 +2,9 @@
 
 Fund movements the custodian executed are signed by a custodian key; a juror's vote by that juror's own key; a
 claim investigation by the investigation firm's key; a regulator's report by a regulator key; a member's own
-requests by the member's key, or by an operator key on behalf of that member; everything else by an operator key.
+requests by the member's key, or by an operator key on behalf of that member — except sealed requests (a v2 claim
+filing or jury request, whose body does not name the member), which an operator key signs on no one's behalf, since
+any other signer would name the member; everything else by an operator key.
 The root key (entry 0) signs keyring events and nothing else, and only it changes the keyring; a custodian or
 regulator key is registered only when the trust anchors hold it. The same functions serve the application (before
 writing) and the verifiers (after reading), so they cannot disagree: nothing is written that an audit would reject.
@@ -36,11 +38,12 @@ _CONCERNED_MEMBER_FIELD = {
 
 
 def concerned_member(event_type: str, stream: str, body: Mapping[str, Any]) -> str | None:
-    """The member whose own request or vote an event records (None for other events)."""
+    """The member whose own request or vote an event records (None for other events, and for a sealed request,
+    whose body does not name its member: `claim.filed` and `claim.jury_requested` from v2 on)."""
     if event_type in ("member.joined", "member.exited", "member.conversion_accepted"):
         return stream
     field = _CONCERNED_MEMBER_FIELD.get(event_type)
-    return None if field is None else str(body[field])
+    return None if field is None or field not in body else str(body[field])
 
 
 def required_role_error(
@@ -70,6 +73,9 @@ def required_role_error(
     if event_type in JUROR_TYPES:
         ok = actor.role == "juror" and actor.on_behalf_of is None and key_member == member
         return None if ok else Rule.VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY
+    if event_type in MEMBER_REQUEST_TYPES and member is None:  # sealed: a member key would name the member
+        ok = actor.role == "operator" and actor.on_behalf_of is None
+        return None if ok else Rule.SEALED_REQUESTS_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY_FOR_NO_ONE_NAMED
     if event_type in MEMBER_REQUEST_TYPES:
         if actor.role == "member":
             ok = actor.on_behalf_of is None and key_member == member

@@ -166,6 +166,9 @@ class Rule(StrEnum):
     )
     REGULATOR_REPORTS_MUST_BE_SIGNED_BY_A_REGULATOR_KEY = "regulator_reports_must_be_signed_by_a_regulator_key"
     ROOT_KEY_CANNOT_BE_REVOKED = "root_key_cannot_be_revoked"
+    SEALED_REQUESTS_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY_FOR_NO_ONE_NAMED = (
+        "sealed_requests_must_be_signed_by_an_operator_key_for_no_one_named"
+    )
     SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE = "signing_key_must_be_registered_and_valid_for_its_role"
     STREAM_ID_MUST_BE_NEW = "stream_id_must_be_new"
     THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY = "this_event_must_be_signed_by_an_operator_key"
@@ -236,6 +239,8 @@ class Rule(StrEnum):
     CLAIM_MUST_BE_INVESTIGATED_BEFORE_NOTICE = "claim_must_be_investigated_before_notice"
     CLAIM_MUST_BE_ON_NOTICE = "claim_must_be_on_notice"
     CLAIMANT_CANNOT_OBJECT_TO_OWN_CLAIM = "claimant_cannot_object_to_own_claim"
+    CONDITION_MUST_FIT_THE_CATEGORY = "condition_must_fit_the_category"
+    CONDITION_MUST_FIT_THE_MEMBERS_SEX = "condition_must_fit_the_members_sex"
     DECISION_ONLY_AFTER_THE_NOTICE_ENDS = "decision_only_after_the_notice_ends"
     DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE = "diagnosis_must_not_be_in_the_future"
     DIAGNOSIS_MUST_NOT_PRECEDE_JOINING = "diagnosis_must_not_precede_joining"
@@ -285,6 +290,18 @@ class Rule(StrEnum):
     SUBSIDY_REFERENCE_MUST_BE_NEW = "subsidy_reference_must_be_new"
     TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
     WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT = "wind_down_follows_the_closing_announcement"
+
+    # -- Privacy ------------------------------------------------------------------------------------------------
+    MEMBER_IS_ERASED_ONCE = "member_is_erased_once"
+    MEMBER_MUST_HAVE_LEFT_BEFORE_ERASURE = "member_must_have_left_before_erasure"
+    RETENTION_PERIOD_MUST_HAVE_ENDED = "retention_period_must_have_ended"
+    REVEALED_RECORD_MUST_OPEN_ITS_COMMITMENT = "revealed_record_must_open_its_commitment"
+    REVEALED_FILE_MUST_HOLD_REVEALED_RECORDS = "revealed_file_must_hold_revealed_records"
+    SEALED_VALUES_ARE_REVEALED_ONLY_TO_THE_MEMBER_THE_CUSTODIAN_OR_THE_REGULATOR = (
+        "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator"
+    )
+    VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64 = "vault_key_must_be_32_bytes_of_base64"
+    VAULT_KEY_MUST_EXIST = "vault_key_must_exist"
 
     # -- Disclosures and reports ---------------------------------------------------------------------------------
     PERIOD_IS_DISCLOSED_ONCE = "period_is_disclosed_once"

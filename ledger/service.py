@@ -21,6 +21,7 @@ from ledger.errors import AlreadyInitializedError, InputError
 from ledger.keys import KeyDirectory, SigningKey, check_key_name
 from ledger.log.note import Signer
 from ledger.rules import Rule
+from ledger.vault import VAULT_KEY_FILE, create_vault_key
 from schemas.commands.keys import RegisterKey
 
 OPERATOR_KEYS = {OPERATOR_ROOT_KEY: "operator", ROLE_KEY_NAMES["operator"]: "operator", LOG_KEY: "log"}
@@ -42,6 +43,8 @@ def initialize(ledger: Ledger) -> dict[str, Any]:
     for name, role in OPERATOR_KEYS.items():
         if not own.exists(name):
             own.save(SigningKey.generate(name, role))
+    if not (settings.key_dir / VAULT_KEY_FILE).exists():
+        create_vault_key(settings.key_dir)
     root = ledger.signers.load(OPERATOR_ROOT_KEY)
     ledger.app.save(Keyring.begin(ledger.clock.now(), root.public_raw))
     operator = ledger.signers.load(ROLE_KEY_NAMES["operator"])

@@ -3,7 +3,9 @@
 `SignedEventMapper` is where domain events become signed envelopes: each stored event's `state` is the RFC 8785
 bytes of the full signed envelope — exactly the transparency-log entry — and its `topic` is `type@schema`.
 The recorders add one table, `command_receipts`, written in the same transaction as a command's events so that
-repeating a command id returns the first result and writes nothing.
+repeating a command id returns the first result and writes nothing, and the two tables of the vault
+(`ledger.vault`: `vault_keys`, one wrapped data key per member, and `vault_values`, the sealed values of events,
+encrypted under their member's data key), written in that same transaction too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.aggregates.base import LedgerAggregate
@@ -34,6 +38,52 @@ class CommandReceipt:
     command_id: str
     request_hash: str
     result: str
+
+
+@dataclass(frozen=True)
+class VaultRow:
+    """One encrypted sealed value: the event field it opens, and the member whose data key encrypts it."""
+
+    stream: str
+    seq: int
+    field: str
+    member: str
+    sealed: bytes
+
+
+@dataclass
+class VaultWrites:
+    """What a transaction does to the vault: new members' wrapped data keys and new sealed values to add, and the
+    members whose key and values to delete (erasure: with the receipts of the commands that carried their sealed
+    values, `SCRUBBED_COMMANDS`)."""
+
+    keys: dict[str, bytes]
+    values: list[VaultRow]
+    erase: dict[str, list[str]]
+    """Member → the streams holding their values (whose receipts go too)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.values or self.erase)
+
+
+SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness")
+"""Commands whose requests carried sealed values: their receipts go when their member is erased."""
+
+
+def erasure_deletions(member: str, streams: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The deletions of one member's erasure, as (table, condition with `?` placeholders, parameters): their data
+    key, their values, and the receipts of the commands that carried those values (a receipt's result names the
+    streams its command wrote)."""
+    deletions: list[tuple[str, str, tuple[str, ...]]] = [
+        ("vault_keys", "member = ?", (member,)), ("vault_values", "member = ?", (member,))]
+    for stream in sorted({*streams, member}):
+        for command in SCRUBBED_COMMANDS:
+            deletions.append(("command_receipts", "result LIKE ? AND result LIKE ?",
+                              (f'{{"command":"{command}",%', f"%{stream}%")))
+    return deletions
+
+
+VAULT_TABLES = ("vault_keys", "vault_values")
 
 
 class StoredEntryError(ValueError):
@@ -126,6 +176,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return statements
 
+    def create_vault_tables(self) -> None:
+        """The vault's tables (`ledger.migrations`, version 2)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("CREATE TABLE IF NOT EXISTS vault_keys (member TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS vault_values (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
+                      "field TEXT NOT NULL, member TEXT NOT NULL, sealed BLOB NOT NULL, "
+                      "PRIMARY KEY (stream, seq, field))")
+            c.execute("CREATE INDEX IF NOT EXISTS vault_values_member ON vault_values (member)")
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -140,6 +199,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 "INSERT INTO command_receipts VALUES (?,?,?)",
                 [(r.command_id, r.request_hash, r.result) for r in receipts],
             )
+        vault: VaultWrites | None = kwargs.get("vault")
+        if vault is not None:
+            c.executemany("INSERT INTO vault_keys VALUES (?,?)", list(vault.keys.items()))
+            c.executemany("INSERT INTO vault_values VALUES (?,?,?,?,?)",
+                          [(v.stream, v.seq, v.field, v.member, v.sealed) for v in vault.values])
+            if vault.erase:
+                c.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten with zeros, not just unlinked
+            for member, streams in vault.erase.items():
+                for table, condition, parameters in erasure_deletions(member, streams):
+                    c.execute(f"DELETE FROM {table} WHERE {condition}", parameters)
         c.executemany(
             self.insert_events_statement,
             [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
@@ -163,6 +232,28 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
         rows = self._select_in("SELECT * FROM command_receipts WHERE command_id", command_ids)
         return {row[0]: CommandReceipt(row[0], row[1], row[2]) for row in rows}
+
+    def select_vault_key(self, member: str) -> bytes | None:
+        """A member's wrapped data key, or None (never made, or erased)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT wrapped FROM vault_keys WHERE member = ?", (member,))
+            row = c.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def select_vault_values(self, *, member: str | None = None, stream: str | None = None) -> list[VaultRow]:
+        """The sealed values of a member, or of a stream."""
+        column, value = ("member", member) if member is not None else ("stream", stream)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT stream, seq, field, member, sealed FROM vault_values WHERE {column} = ? "
+                      "ORDER BY stream, seq, field", (value,))
+            rows = c.fetchall()
+        return [VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def compact_vault(self) -> None:
+        """After an erasure: move every change into the database file and empty the write-ahead log, so no
+        earlier page of the erased rows stays in it."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _select_in(self, query: str, values: Sequence[Any]) -> list[Any]:
         """The rows of `query` + ` IN (values)`, in one read transaction, one statement per 500 values (SQLite
@@ -195,6 +286,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "request_hash text NOT NULL, result text NOT NULL)"
             ).format(self.receipts_table)
         )
+        self.vault_keys_table = Identifier(self.datastore.schema, "vault_keys")
+        self.vault_values_table = Identifier(self.datastore.schema, "vault_values")
         events = Identifier(self.datastore.schema, self.events_table_name)
         self.insert_rows_statement = SQL(
             "INSERT INTO {} (originator_id, originator_version, topic, state) "
@@ -203,6 +296,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "INSERT INTO {} (command_id, request_hash, result) "
             "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])").format(self.receipts_table)
         self.notify_statement = SQL("NOTIFY {}").format(Identifier(self.channel_name))
+        self.insert_vault_keys_statement = SQL(
+            "INSERT INTO {} (member, wrapped) SELECT * FROM unnest(%b::text[], %b::bytea[])").format(
+            self.vault_keys_table)
+        self.insert_vault_values_statement = SQL(
+            "INSERT INTO {} (stream, seq, field, member, sealed) "
+            "SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::text[], %b::bytea[])").format(
+            self.vault_values_table)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert the events and the receipts (`receipts=`) in one transaction sent in one round trip (see the class
@@ -211,6 +311,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         dropped connection) raises its `OperationalError` or `InternalError`: nothing was written either way. The
         ledger reads notification ids from the table, never from the insert, so none are returned."""
         receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
+        vault: VaultWrites | None = kwargs.get("vault")
         with self.datastore.get_connection() as conn:
             failure: Exception | None = None
             with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
@@ -228,11 +329,63 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                                       [e.topic for e in stored_events], [e.state for e in stored_events]),
                                      prepare=True)
                         curs.execute(self.notify_statement)
+                    if vault is not None:
+                        self._write_vault(curs, vault)
                 except psycopg.Error as error:  # raised once the pipeline has ended, not inside it
                     failure = error
             if failure is not None:
                 raise failure
         return None
+
+    def create_vault_tables(self) -> None:
+        """The vault's tables (`ledger.migrations`, version 2)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (member text PRIMARY KEY, wrapped bytea NOT NULL)").format(
+                self.vault_keys_table))
+            curs.execute(SQL("CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, seq integer NOT NULL, "
+                             "field text NOT NULL, member text NOT NULL, sealed bytea NOT NULL, "
+                             "PRIMARY KEY (stream, seq, field))").format(self.vault_values_table))
+            curs.execute(SQL("CREATE INDEX IF NOT EXISTS vault_values_member ON {} (member)").format(
+                self.vault_values_table))
+
+    def _write_vault(self, curs: Cursor[DictRow], vault: VaultWrites) -> None:
+        """The vault's part of the transaction (`VaultWrites`), pipelined with the events."""
+        if vault.keys:
+            curs.execute(self.insert_vault_keys_statement, (list(vault.keys), list(vault.keys.values())),
+                         prepare=True)
+        if vault.values:
+            curs.execute(self.insert_vault_values_statement,
+                         ([v.stream for v in vault.values], [v.seq for v in vault.values],
+                          [v.field for v in vault.values], [v.member for v in vault.values],
+                          [v.sealed for v in vault.values]), prepare=True)
+        for member, streams in vault.erase.items():
+            for table, condition, parameters in erasure_deletions(member, streams):
+                curs.execute(SQL("DELETE FROM {} WHERE " + condition.replace("?", "%s")).format(
+                    Identifier(self.datastore.schema, table)), parameters)
+
+    def compact_vault(self) -> None:
+        """After an erasure: vacuum the vault and receipt tables, so the space of the deleted rows is reclaimed
+        (docs/privacy.md says what PostgreSQL may still hold until it is reused)."""
+        with self.datastore.get_connection() as conn:  # the pool's connections are in autocommit mode
+            conn.execute(SQL("VACUUM {}, {}, {}").format(self.vault_keys_table, self.vault_values_table,
+                                                         self.receipts_table))
+
+    def select_vault_key(self, member: str) -> bytes | None:
+        """A member's wrapped data key, or None (never made, or erased)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT wrapped FROM {} WHERE member = %s").format(self.vault_keys_table), (member,))
+            row = curs.fetchone()
+        return None if row is None else bytes(row["wrapped"])
+
+    def select_vault_values(self, *, member: str | None = None, stream: str | None = None) -> list[VaultRow]:
+        """The sealed values of a member, or of a stream."""
+        column, value = ("member", member) if member is not None else ("stream", stream)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT stream, seq, field, member, sealed FROM {} WHERE {} = %s "
+                             "ORDER BY stream, seq, field").format(self.vault_values_table, Identifier(column)),
+                         (value,))
+            rows = curs.fetchall()
+        return [VaultRow(r["stream"], r["seq"], r["field"], r["member"], bytes(r["sealed"])) for r in rows]
 
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes

@@ -2,8 +2,10 @@
 
 A handler gets a `UnitOfWork`: it loads aggregates (`get`, `find`), creates them (`add`), asks the narrow read-side
 questions of `ledger.ports` (`queries`, `documents`), and records events through the aggregates with the actor
-`actor(role)` gives it. The application (`ledger.application`) saves everything a unit of work recorded in one
-transaction. Handlers import this module, never the application: the write side is wired by the composition root.
+`actor(role)` gives it. It seals personal values (`seal`: the vault keeps the value, the event the commitment) and
+names new streams (`new_id`: keyed, never client-chosen). The application (`ledger.application`) saves everything a
+unit of work recorded, with what it sealed, in one transaction. Handlers import this module, never the application:
+the write side is wired by the composition root.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerAggregate
+from ledger.aggregates.claim import Claim
 from ledger.aggregates.keyring import KEYRING_ID, Keyring
 from ledger.aggregates.membership import Membership
 from ledger.envelope import Actor
 from ledger.errors import DomainRuleError
 from ledger.ports import LedgerQueries, LedgerReadSide
 from ledger.rules import Rule
+from ledger.store import VaultWrites
+from ledger.vault import Vault, empty_writes, keyed_id
 from schemas.commands import Command
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -46,6 +51,16 @@ class Writer(Protocol):
         """The actor of a keyring change: the root key (or `sign_as`, checked by the keyring handler)."""
         ...
 
+    @property
+    def vault(self) -> Vault:
+        """The vault of sealed values."""
+        ...
+
+    @property
+    def retention_days(self) -> int:
+        """How long after leaving a member's sealed values are kept at most (`LEDGER_RETENTION_DAYS`)."""
+        ...
+
 
 @dataclass
 class Outcome:
@@ -69,6 +84,8 @@ class UnitOfWork:
     """Family members joined per payer in this unit of work (not yet saved)."""
     signing_keyring: Keyring | None = None
     """The keyring that new events' signers are checked against, once it exists (see `signers_keyring`)."""
+    vault_writes: VaultWrites = field(default_factory=empty_writes)
+    """What the commands of this unit of work sealed, saved with their events."""
 
     @property
     def queries(self) -> LedgerQueries:
@@ -88,12 +105,19 @@ class UnitOfWork:
             if aggregate is None:
                 raise DomainRuleError(field_name, kind.MUST_EXIST, str(aggregate_id))
             self.loaded[aggregate_id] = aggregate
+        if isinstance(aggregate, Claim) and aggregate.is_sealed and not aggregate.unsealed:
+            self.unseal(aggregate)
         if not isinstance(aggregate, kind):
             raise DomainRuleError(field_name, Rule.ID_MUST_NAME_THE_EXPECTED_KIND,
                                   f"{aggregate_id} is a {type(aggregate).__name__.lower()}, not a "
                                   f"{kind.__name__.lower()}")
         self.touched.setdefault(aggregate_id, len(aggregate.pending_events))
         return aggregate
+
+    def unseal(self, claim: Claim) -> None:
+        """Open a sealed claim's values from the vault, for the rules that need them (none after erasure)."""
+        claim.unsealed = {record.field: record.value
+                          for _, record in self.writer.vault.values_of_stream(str(claim.id))}
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate if it exists."""
@@ -105,7 +129,7 @@ class UnitOfWork:
     def add(self, aggregate: LedgerAggregate, field_name: str = "id", derived: bool = False) -> None:
         """Track a newly created aggregate; its stream id must not exist yet.
 
-        `derived`: the id was derived from this command's new id (`new_stream_id`), so no stored stream can
+        `derived`: the id was derived from this command's id (`new_id`, keyed), so no stored stream can
         have it and the lookup is skipped; the store's uniqueness constraint still guards the write.
         """
         if aggregate.id in self.loaded or not (derived or not self.writer.stream_exists(aggregate.id)):
@@ -115,6 +139,20 @@ class UnitOfWork:
         if isinstance(aggregate, Membership) and aggregate.details.payer is not None:
             payer = aggregate.details.payer
             self.families[payer] = self.families.get(payer, 0) + 1
+
+    @property
+    def vault(self) -> Vault:
+        """The vault of sealed values (who filed a sealed claim is known only there)."""
+        return self.writer.vault
+
+    def new_id(self, kind: str, command_id: str) -> UUID:
+        """The id of a stream this command creates, keyed by the operator's secret (`ledger.vault.keyed_id`)."""
+        return keyed_id(self.writer.vault.id_key, kind, command_id)
+
+    def seal(self, member: str, stream: UUID, seq: int, name: str, value: Any) -> str:
+        """Seal `value` as field `name` of event `stream#seq`, owned by `member`: the vault keeps it (saved with the
+        events), and the commitment returned goes into the event body."""
+        return self.writer.vault.seal(self.vault_writes, member, str(stream), seq, name, value)
 
     def keyring(self) -> Keyring:
         """The keyring, for reading (and changing when a key command runs)."""

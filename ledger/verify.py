@@ -71,6 +71,8 @@ class Report:
 
     entries: int = 0
     failures: list[Failure] = field(default_factory=list)
+    needs_sealed_values: dict[str, int] = field(default_factory=dict)
+    """Checks that needed sealed values the verifier was not given, with how many events each (docs/privacy.md)."""
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,8 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """A machine-readable report."""
-        return {"ok": self.ok, "entries": self.entries, "failures": [asdict(f) for f in self.failures]}
+        return {"ok": self.ok, "entries": self.entries, "failures": [asdict(f) for f in self.failures],
+                "needs_sealed_values": dict(sorted(self.needs_sealed_values.items()))}
 
 
 @dataclass

@@ -140,18 +140,25 @@ class SharePoint(ApiModel):
 
 
 class DisclosureCard(ApiModel):
-    """One case of a period's 公示, masked: coarse attributes only."""
+    """One case of a period's 公示, masked: coarse attributes only. A sealed case (`claim.filed` v2) names no member
+    and shows the age band and the months of diagnosis and joining instead of the exact age and days in the plan.
+    A card is served exactly as the document holds it (no field added or dropped), since its hash is pinned."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     case: str
-    member: str
+    member: str | None
     category: str
     condition: str
-    age_at_diagnosis: int
+    age_at_diagnosis: int | None = None
+    age_band: str | None = None
+    diagnosis_month: str | None = None
+    joined_month: str | None = None
     sex: str
     province: str
     approved_fen: int
     aid_fen: int
-    days_in_plan_at_diagnosis: int
+    days_in_plan_at_diagnosis: int | None = None
     helped_people: int
     shared_fen: int
     decision_basis: str | None
@@ -245,15 +252,16 @@ class Disclosure(ApiModel):
 
 
 class CaseCard(ApiModel):
-    """A case card as the public sees it once the case is on public notice: masked, coarse attributes only."""
+    """A case card as the public sees it once the case is on public notice: coarse attributes only; a sealed case
+    names no member (`member` is null), one filed before sealing shows its member masked."""
 
     case: str
     plan: str
-    member: str
+    member: str | None
     category: str
     condition: str
-    diagnosed_on: str
-    age_at_diagnosis: int
+    diagnosed_month: str
+    age_band: str
     sex: str
     province: str
     noticed_at: str
@@ -356,15 +364,28 @@ class StatementClaim(ApiModel):
 
     claim: str
     condition: str
-    diagnosed_on: str
+    diagnosed_month: str
     decision: str
     approved_fen: int | None
     paid_fen: int | None
 
 
+class RevealedRecord(ApiModel):
+    """A sealed value with its salt (docs/privacy.md): it opens the commitment `<field>_sealed` of event
+    `stream#seq`, which the caller checks (`ledger.sealing.check_revealed`)."""
+
+    stream: str
+    seq: int
+    field: str
+    value: str | int
+    salt: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class Revealed(ApiModel):
-    """Sealed personal fields opened for the caller alone (the member, their custodian, a regulator): none are
-    sealed yet, so this stays empty."""
+    """Sealed personal fields opened for the caller alone (the member by their own key, a regulator by theirs);
+    empty once the member was erased."""
+
+    records: list[RevealedRecord]
 
 
 class Identity(ApiModel):
@@ -487,15 +508,15 @@ class Reconciliation(ApiModel):
 
 
 class RegulatorCase(ApiModel):
-    """A case row for a regulator's query: the member masked, coarse attributes only."""
+    """A case row for a regulator's query: coarse attributes only and no member; the exact values come in
+    `revealed`, checked against the case's commitments."""
 
     claim: str
     plan: str
-    member: str
     category: str
     condition: str
-    diagnosed_on: str
-    age_at_diagnosis: int
+    diagnosed_month: str
+    age_band: str
     sex: str
     province: str
     filed_at: str

@@ -144,6 +144,10 @@ IsoDate = Annotated[str, AfterValidator(_iso_date), Field(description="A date, Y
 Instant = Annotated[
     str, AfterValidator(_instant), Field(description="An instant, RFC 3339 UTC, microseconds, Z.")
 ]
+Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="A month, YYYY-MM.")]
+AgeBand = Annotated[
+    str, StringConstraints(pattern=r"^\d{1,3}-\d{1,3}$"), Field(description="A 5-year age band, e.g. 40-44.")
+]
 Role = Literal["operator", "custodian", "investigator", "juror", "member", "regulator"]
 Province = Annotated[
     str, StringConstraints(pattern=r"^[a-z]{2}$"), Field(description="Two-letter province code.")

@@ -3,7 +3,9 @@
 The envelope is fixed (docs/design.md); these models fix what each `body` may hold. A new shape of body is a new
 schema number with a new model; old events keep validating against the model they were written with.
 No body holds personal data: members are pseudonymous ids, documents are salted commitments, attributes are
-coarse (age in years, two-letter province, sex).
+coarse (age in years, two-letter province, sex). From `claim.filed` v2 and `member.excluded` v2 on, the exact values
+of a claim — who claims, the diagnosis date, the exact age — are sealed fields (`<name>_sealed`, the commitment of
+`ledger.sealing`) beside the coarse value the public disclosure shows (month, 5-year age band).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from schemas.common import (
+    AgeBand,
     Code,
     Commitment,
     Count,
@@ -23,6 +26,7 @@ from schemas.common import (
     Instant,
     IsoDate,
     KeyId,
+    Month,
     Name,
     Province,
     Reference,
@@ -151,6 +155,9 @@ class PlanTerminatedV1(Frozen):
     terminated_at: Instant
 
 
+ErasureReason = Literal["left", "consent_withdrawn", "retention_ended"]
+"""Why a member's sealed values were erased (docs/privacy.md)."""
+
 # -- membership ----------------------------------------------------------------------------------------------
 
 
@@ -238,6 +245,23 @@ class MemberExcludedV1(Frozen):
     refund_due_fen: Fen
 
 
+class MemberExcludedV2(Frozen):
+    """Illness diagnosed in the waiting period, its date sealed: only the month is public."""
+
+    plan: Id
+    diagnosed_month: Month
+    diagnosed_on_sealed: Commitment = Field(description="commitment to the diagnosis date (ledger.sealing)")
+    shares_paid_fen: Fen
+    refund_due_fen: Fen
+
+
+class MemberErasedV1(Frozen):
+    """The member's data key and sealed values were destroyed; their commitments stay on the log, unopenable."""
+
+    plan: Id
+    reason: ErasureReason
+
+
 class WindDownRefundDueV1(Frozen):
     """At a plan's end, the member's remaining balance becomes a refund due by the refund deadline."""
 
@@ -301,6 +325,27 @@ class ClaimFiledV1(Frozen):
     evidence_commitment: Commitment
 
 
+class ClaimFiledV2(Frozen):
+    """A claim is reported, its personal values sealed: who claims, the exact diagnosis date, the exact age at
+    diagnosis and the joining instant are commitments (`ledger.sealing`); the body shows only what the plan's
+    public disclosure shows (condition, category, sex, province, diagnosis and joining month, 5-year age band)."""
+
+    plan: Id
+    rules_version: int = Field(ge=1)
+    category: Literal["illness", "accident"]
+    condition: Code = Field(description="coarse condition code, e.g. breast_cancer")
+    diagnosed_month: Month
+    age_band: AgeBand
+    sex: Literal["f", "m"] = Field(description="from the join, for the public case card")
+    province: Province = Field(description="from the join, for the public case card")
+    joined_month: Month = Field(description="the joining month in the plan's civil time")
+    evidence_commitment: Commitment
+    member_sealed: Commitment = Field(description="commitment to the claimant's member id")
+    diagnosed_on_sealed: Commitment = Field(description="commitment to the diagnosis date")
+    age_at_diagnosis_sealed: Commitment = Field(description="commitment to the age at diagnosis in years")
+    joined_at_sealed: Commitment = Field(description="commitment to the instant the claimant joined")
+
+
 def check_opinion(opinion: str, reason: str | None, recommended_amount_fen: int) -> None:
     """An opinion's reason and amount agree: a rejection gives a reason and recommends 0, an approval no reason."""
     if (opinion == "reject") != (reason is not None):
@@ -350,6 +395,10 @@ class JuryRequestedV1(Frozen):
     """The claimant disputes a preliminary rejection and asks for a jury."""
 
     requested_by: Id
+
+
+class JuryRequestedV2(Frozen):
+    """The claimant of a sealed claim asks for a jury; who asked stays off the log (the operator signs)."""
 
 
 class VoteCastV1(Frozen):
@@ -552,16 +601,20 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.lapsed", 2): MemberLapsedV2,
     ("member.exited", 1): MemberExitedV1,
     ("member.excluded", 1): MemberExcludedV1,
+    ("member.excluded", 2): MemberExcludedV2,
+    ("member.erased", 1): MemberErasedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
     ("member.refund_disbursed", 2): RefundDisbursedV2,
     ("member.conversion_accepted", 1): ConversionAcceptedV1,
     ("claim.filed", 1): ClaimFiledV1,
+    ("claim.filed", 2): ClaimFiledV2,
     ("claim.investigated", 1): ClaimInvestigatedV1,
     ("claim.noticed", 1): ClaimNoticedV1,
     ("claim.objection_filed", 1): ObjectionFiledV1,
     ("claim.objection_resolved", 1): ObjectionResolvedV1,
     ("claim.jury_requested", 1): JuryRequestedV1,
+    ("claim.jury_requested", 2): JuryRequestedV2,
     ("claim.vote_cast", 1): VoteCastV1,
     ("claim.jury_decided", 1): JuryDecidedV1,
     ("claim.approved", 1): ClaimApprovedV1,

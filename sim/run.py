@@ -410,7 +410,7 @@ class Simulation:
                                    lambda ids: set(self.ledger.app.ledger_recorder.select_receipts(ids)),
                                    lambda: self.recovered("the writer started again"), max_steps=self.steps)
         self.ledger.client = self.client
-        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
+        demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None, endings=False)  # its own wind-down
         try:
             demo.create_plans()
             demo.join_members()

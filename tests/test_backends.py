@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import shutil
 from pathlib import Path
 from typing import Any
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, RFC_4122, UUID, uuid5
 
 import pytest
 
 from ledger.bootstrap import Ledger
 from ledger.errors import BatchError, CommandIdReusedError, ConcurrencyConflictError
-from ledger.handlers.common import new_stream_id
 from ledger.store import decode_entry
+from ledger.vault import VAULT_KEY_FILE, keyed_id
 from schemas.commands.membership import Deposit, Join
 from tests.support import cid, commitment, create_plan, deposit, join, new_ledger, prepaid_rules, reopen
 
@@ -34,15 +37,17 @@ def test_a_repeated_command_returns_the_first_result_and_writes_nothing(ledger_a
     assert ledger_app.app.recorder.max_notification_id() == before
 
 
-def test_a_created_stream_id_is_the_uuid5_of_its_command_id(ledger_app: Ledger) -> None:
+def test_a_created_stream_id_is_keyed_by_the_operators_secret_not_guessable_from_its_command_id(
+        ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     member = ledger_app.execute(joins(plan, ["stable-id"])[0])["member"]
-    assert member == str(uuid5(NAMESPACE_URL, "mutual-ledger:member:stable-id"))
-    for command_id in ("stable-id", "", "一", "x" * 300):
-        made = new_stream_id("claim", command_id, None)
-        expected = uuid5(NAMESPACE_URL, f"mutual-ledger:claim:{command_id}")
-        assert (made, hash(made), made.bytes, made.version, made.variant, made.is_safe) == (
-            expected, hash(expected), expected.bytes, expected.version, expected.variant, expected.is_safe)
+    id_key = ledger_app.app.vault.id_key
+    assert member == str(keyed_id(id_key, "member", "stable-id"))
+    assert member != str(uuid5(NAMESPACE_URL, "mutual-ledger:member:stable-id"))  # the unkeyed derivation of v1
+    assert UUID(member).version == 8 and UUID(member).variant == RFC_4122
+    expected = hmac.new(id_key, b"claim:\xe4\xb8\x80", hashlib.sha256).digest()[:16]
+    assert keyed_id(id_key, "claim", "一").bytes[:6] == expected[:6]  # RFC 9562: version and variant bits set
+    assert keyed_id(id_key, "member", "stable-id") != keyed_id(b"\x01" * 32, "member", "stable-id")
 
 
 def test_a_batch_is_one_transaction_and_fails_like_commands_one_by_one(ledger_app: Ledger) -> None:
@@ -105,6 +110,8 @@ def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) ->
     sqlite = new_ledger(tmp_path / "a", None)
     one = history(sqlite)
     support._ids = __import__("itertools").count(1000)
+    (tmp_path / "b" / "operator" / "keys").mkdir(parents=True)  # the same vault key derives the same ids
+    shutil.copy(tmp_path / "a" / "operator" / "keys" / VAULT_KEY_FILE, tmp_path / "b" / "operator" / "keys")
     postgres = new_ledger(tmp_path / "b", postgres_dsn)
     two = history(postgres)
     support._ids = counter

@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from uuid import UUID
 
 import click
 import pytest
@@ -32,7 +33,9 @@ def one_error_line(result: Result) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("errors") / "ledger"
-    assert run(data, "demo", "--members", "120", "--periods", "1", "--seed", "3", "--json").exit_code == 0
+    # the plans stay open (--no-endings): the tests add to them
+    assert run(data, "demo", "--members", "120", "--periods", "1", "--seed", "3", "--no-endings", "--json"
+               ).exit_code == 0
     return data
 
 
@@ -178,20 +181,20 @@ def test_a_malformed_bundle_is_bad_input_and_a_tampered_one_fails_verification(d
     assert result.exit_code == 3 and "bundle does not verify" in one_error_line(result)
 
 
-def test_a_client_chosen_id_that_another_commands_derived_id_equals_is_a_rule_not_a_retry(
+def test_a_client_cannot_choose_the_id_of_a_stream_it_creates_nor_guess_it_from_its_command_id(
         demo: Path, tmp_path: Path) -> None:
     from uuid import NAMESPACE_URL, uuid5
 
     shutil.copytree(demo.parent, tmp_path, dirs_exist_ok=True)
     data = tmp_path / "ledger"
     plan = json.loads(run(data, "plan", "list", "--json").output)[0]["id"]
-    taken = str(uuid5(NAMESPACE_URL, "mutual-ledger:member:later-join"))
+    unkeyed = str(uuid5(NAMESPACE_URL, "mutual-ledger:member:later-join"))  # what command schema v1 derived
     join = ["member", "join", "--plan", plan, "--age-years", "30", "--sex", "f", "--province", "zj",
             "--consent-commitment", "a" * 64, "--health-declaration-commitment", "b" * 64]
-    assert run(data, *join, "--command-id", "squatter", "--member", taken).exit_code == 0
-    for _ in range(2):  # the same answer every time: not "retry"
-        result = run(data, *join, "--command-id", "later-join")
-        assert result.exit_code == 2 and "stream_id_must_be_new" in one_error_line(result), result.output
+    squatting = run(data, *join, "--command-id", "squatter", "--member", unkeyed)
+    assert squatting.exit_code == 2 and "--member" in squatting.output  # no such option: ids are the operator's
+    made = json.loads(run(data, "--json", *join, "--command-id", "later-join").output)["member"]
+    assert made != unkeyed and UUID(made).version == 8
 
 
 def test_a_demo_store_with_a_deleted_row_fails_the_operators_own_audit_too(demo: Path, tmp_path: Path) -> None:

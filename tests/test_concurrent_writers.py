@@ -17,10 +17,10 @@ import pytest
 
 from ledger.bootstrap import bootstrap
 from ledger.errors import InputError, StoreBusyError
-from ledger.handlers.common import new_stream_id
 from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE
 from ledger.rules import Rule
 from ledger.store import PostgresLedgerRecorder
+from ledger.vault import Vault, keyed_id, load_vault_key
 from tests.support import commitment, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.postgres
@@ -32,10 +32,10 @@ def cli(data: Path, url: str, *args: str, stdin: bytes | None = None) -> subproc
                           input=stdin, capture_output=True, timeout=300)
 
 
-def commands(members: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def commands(members: int, id_key: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The operator's lines (a plan, its members) and the custodian's (two deposits per member, each member's
     deposits touching the same stream)."""
-    plan = str(new_stream_id("plan", "cw-plan", None))
+    plan = str(keyed_id(id_key, "plan", "cw-plan"))  # the ids the operator's vault key gives
     operator: list[dict[str, Any]] = [{"command": "create_plan", "command_id": "cw-plan", "name": "P",
                                        "kind": "cancer", "rules": prepaid_rules().model_dump(mode="json")}]
     custodian: list[dict[str, Any]] = []
@@ -43,7 +43,7 @@ def commands(members: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         operator.append({"command": "join", "command_id": f"cw-join-{i}", "plan": plan, "age_years": 30, "sex": "f",
                          "province": "zj", "consent_commitment": commitment("c"),
                          "health_declaration_commitment": commitment("h")})
-        member = str(new_stream_id("member", f"cw-join-{i}", None))
+        member = str(keyed_id(id_key, "member", f"cw-join-{i}"))
         custodian += [{"command": "deposit", "command_id": f"cw-dep-{i}-{k}", "member": member, "amount_fen": 100,
                        "reference": f"cw-ref-{i}-{k}"} for k in range(2)]
     return operator, custodian
@@ -85,7 +85,7 @@ def test_three_apply_processes_on_one_postgresql_store(tmp_path: Path, postgres_
     for step in (("keys", "generate", "--role", "custodian", "--out", str(tmp_path / "c.json")),
                  ("keys", "anchor", str(tmp_path / "c.json")), ("keys", "register", str(tmp_path / "c.json"))):
         assert cli(data, postgres_dsn, *step).returncode == 0
-    operator, custodian = commands(12)
+    operator, custodian = commands(12, Vault(None, load_vault_key(data / "keys")).id_key)
     results: dict[str, list[dict[str, Any]]] = {}
     joining = [apply_until_done(data, postgres_dsn, operator, f"operator-{i}") for i in range(3)]
     outputs = [(*process.communicate(timeout=600), process.returncode) for process in joining]

@@ -29,7 +29,9 @@ def refused(result: Result, field: str, rule: str) -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("input-rules") / "ledger"
-    assert run(data, "demo", "--members", "100", "--periods", "1", "--seed", "2", "--json").exit_code == 0
+    # the plans stay open (--no-endings): the tests add to them
+    assert run(data, "demo", "--members", "100", "--periods", "1", "--seed", "2", "--no-endings", "--json"
+               ).exit_code == 0
     return data
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 WRITE_SIDE = ["ledger/application.py", "ledger/unit_of_work.py", "ledger/ports.py", "ledger/handlers",
-              "ledger/aggregates", "ledger/sharing.py", "ledger/roles.py", "ledger/envelope.py", "ledger/keys.py"]
+              "ledger/aggregates", "ledger/sharing.py", "ledger/roles.py", "ledger/envelope.py", "ledger/keys.py",
+              "ledger/sealing.py", "ledger/vault.py"]
 ENTRY_POINTS = ("ledger.cli", "ledger.api", "consumers", "bench", "sim", "tests")
 
 

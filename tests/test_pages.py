@@ -154,3 +154,29 @@ def test_every_web_file_is_packaged() -> None:
     files = {p.relative_to(ROOT / "ledger") for p in WEB.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     covered = {f for f in files if any(f.match(pattern) for pattern in patterns)}
     assert files == covered, files - covered
+
+
+def test_the_case_counts_read_once_give_the_documents_the_ledger_published(tmp_path: Path) -> None:
+    from ledger.canonical import document_digest
+    from ledger.demo import run_demo
+    from ledger.projections.cases import disclosure_document
+    from ledger.store import decode_entry
+    from tests.support import demo_ledger
+
+    app = demo_ledger(tmp_path / "data")
+    run_demo(app, members=120, periods=3, seed=5)
+    models = app.read_models()
+    published = {e.body["period"]: e.body["document_hash"] for e in map(decode_entry, (x for _, x in app.entries()))
+                 if e.type == "disclosure.published"}
+    assert len(published) >= 3
+    helped = 0
+    for period, pinned in published.items():
+        document = disclosure_document(period, models.periods, models.cases, models.balances.failed_periods())
+        assert document_digest(document)[0] == pinned
+        helped += sum(card["helped_people"] for card in document["cases"])
+        plan = models.periods.record(period)["plan"]  # type: ignore[index]
+        counts = models.periods.case_counts(plan)
+        assert counts == {p["id"]: len(models.periods.record(p["id"])["cases"])  # type: ignore[index]
+                          for p in models.periods.all(plan) if models.periods.record(p["id"])["cases"]}  # type: ignore[index]
+    assert helped > 0, "some case's member had paid into periods with cases"
+    app.close()

@@ -52,7 +52,9 @@ def test_every_party_holds_only_its_own_keys(demo: Path) -> None:
         assert [p.stem for p in private_keys(parties / party)] == [party]
     assert all(p.stem.startswith("juror-") for p in private_keys(parties / "members"))
     anchors = json.loads((demo / "trust-anchors.json").read_text())
-    assert set(anchors) == {"operator-root", "log", "custodian", "regulator"}
+    assert set(anchors) == {"operator-root", "log", "custodian", "regulator", "witnesses"}
+    assert anchors["witnesses"]["threshold"] == 1 and [k.split(".", 1)[0] for k in anchors["witnesses"]["keys"]] == [
+        "custodian", "regulator"]  # the witness policy: one of the two witnesses' cosignatures
 
 
 def test_outsider_commands_need_no_private_key_and_change_nothing(demo: Path, tmp_path: Path) -> None:
@@ -87,7 +89,10 @@ def test_outsider_commands_need_no_private_key_and_change_nothing(demo: Path, tm
     assert digest(demo) == before, "an outsider's command changed the operator's ledger"
     assert (outsider / "monitor-state.json").exists()  # the outsider's own state, in its own directory
     audit = json.loads(run(outsider, *ledger, "audit", "verify", "--json").output)
-    assert audit["ok"] and audit["covered_entries"] == audit["entries"] and not audit["notes"]
+    assert audit["ok"] and audit["covered_entries"] == audit["entries"]
+    # an outsider holds no sealed values: the only note says which checks needed them (docs/privacy.md)
+    assert audit["needs_sealed_values"] and [n.split(":")[0] for n in audit["notes"]] == [
+        "checks that needed sealed values were not made (give --revealed)"]
 
 
 def test_a_witness_cosigns_with_its_own_key_and_state_and_the_operator_stores_it(demo: Path, tmp_path: Path) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from audit.verify import Auditor
+from ledger.anchors import TrustAnchors
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.plan_days import day_end, day_of, day_start, waiting_ends_on, whole_years
+from ledger.reveal import reveal_member
 from schemas.commands.plan import AmendRules
-from tests.support import cid, clock_of, create_plan, join, rejected, rules
+from tests.support import cid, clock_of, create_plan, join, rejected, rules, sealed_values
 from tests.test_audit import resign_and_audit
 from tests.test_claim import file, read
 
@@ -33,7 +36,7 @@ def test_the_waiting_period_counts_china_days(ledger_app: Ledger) -> None:
     clock_of(ledger_app).set(datetime(2026, 4, 10, 4, 0, tzinfo=UTC))
     rejected(ledger_app, lambda: file(ledger_app, member, "2026-04-01"), "diagnosed_on",
              "illness_in_the_waiting_period_is_not_covered")
-    assert read(ledger_app, file(ledger_app, other, "2026-04-02")).details.diagnosed_on == "2026-04-02"
+    assert sealed_values(ledger_app, file(ledger_app, other, "2026-04-02"))["diagnosed_on"] == "2026-04-02"
 
 
 def test_an_amendment_from_midnight_beijing_does_not_apply_to_the_day_before(ledger_app: Ledger) -> None:
@@ -50,6 +53,10 @@ def test_an_amendment_from_midnight_beijing_does_not_apply_to_the_day_before(led
     on_the_11th = file(ledger_app, other, "2026-04-11")
     assert read(ledger_app, on_the_10th).details.rules_version == 1
     assert read(ledger_app, on_the_11th).details.rules_version == 2
+    revealed = reveal_member(ledger_app.app, member) + reveal_member(ledger_app.app, other)  # the days are sealed
     failures = resign_and_audit(ledger_app, "claim.filed", lambda body: body.update(rules_version=2))
-    assert "11 claim (rules_version of the diagnosis day)" in failures
+    assert failures == []  # without the value, the version of the diagnosis day cannot be checked...
+    anchors = TrustAnchors.load(ledger_app.settings.data_dir / "trust-anchors.json")
+    report = Auditor(anchors, revealed=revealed).run([entry for _, entry in ledger_app.entries()])
+    assert [f.check for f in report.failures] == ["13 sealed (rules version)"]  # ...with it, it is
 

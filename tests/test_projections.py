@@ -102,7 +102,7 @@ def test_postings_balance_and_custody_holds(ledger_app: Ledger) -> None:
 def test_statement_of_a_member(ledger_app: Ledger) -> None:
     _, _, rich, poor = prepaid_period(ledger_app)
     now = clock_of(ledger_app).current
-    s = statement(ledger_app.read_models(), rich, None, None, now)
+    s = statement(ledger_app.read_models(), rich, None, None, now, ledger_app.app.vault.streams_of(rich))
     assert (s["periods_paid_into"], s["shared_fen"], s["people_helped"]) == (1, 300, 1)
     assert (s["top_ups_fen"], s["balance_fen"], s["status"]) == (10_000, 9_700, "active")
     assert [c["decision"] for c in s["claims"]] == ["approved"]
@@ -123,7 +123,9 @@ def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: Le
     document = disclosure_document(period, models.periods, models.cases, models.balances.failed_periods())
     assert document_digest(document)[0] == result["document_hash"]
     assert document["patients_helped"] == 1 and document["per_person_share_fen"] == 300
-    assert document["cases"][0]["member"].endswith("****") and rich not in json.dumps(document)
+    card = document["cases"][0]  # a sealed claim: no member, no exact date or age on the card
+    assert card["member"] is None and rich not in json.dumps(document)
+    assert set(card) >= {"age_band", "diagnosis_month", "joined_month"} and "age_at_diagnosis" not in card
     rebuilt = ReadModels.open(ledger_app.app)
     for projection in rebuilt.all():
         projection.rebuild()

@@ -21,7 +21,7 @@ def test_every_event_type_and_command_has_a_schema_file() -> None:
 
     names = {p.name for p in JSON_DIR.rglob("*.json")}
     assert {f"{t}.v{v}.json" for t, v in EVENT_BODIES} <= names
-    assert {f"{c}.v1.json" for c in COMMANDS} <= names
+    assert {f"{c}.v{model.SCHEMA_VERSION}.json" for c, model in COMMANDS.items()} <= names
     assert json.loads((JSON_DIR / "envelope.v1.json").read_text())["additionalProperties"] is False
 
 

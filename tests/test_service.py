@@ -31,6 +31,8 @@ from ledger.bootstrap import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigError
 from ledger.keys import SigningKey, sign_event_hash
+from ledger.log.tiles import TiledLog, parse_tile_path
+from ledger.sealing import Revealed, check_revealed
 from ledger.store import decode_entry
 from tests.http_servers import free_port, serving, signed
 from tests.support import advance, member_key
@@ -95,6 +97,11 @@ def test_a_member_reads_their_own_statement_and_bundle(scene: Scene) -> None:
     assert statement.status_code == 200, statement.text
     body = statement.json()
     assert body["member"] == member and body["periods_paid_into"] == 1 and body["claims"][0]["paid_fen"] > 0
+    revealed = [Revealed.from_json_value(r) for r in body["revealed"]["records"]]  # the member's own sealed values
+    claim = body["claims"][0]["claim"]
+    assert {(r.stream, r.field) for r in revealed} >= {(claim, "member"), (claim, "diagnosed_on")}
+    events = {(e.stream, e.seq): e for e in map(decode_entry, (x for _, x in scene.ledger.entries()))}
+    assert all(check_revealed("claim.filed", 2, events[(r.stream, r.seq)].body, r) is None for r in revealed)
     assert {"from", "to"} <= body.keys()
     yearly = signed(scene.ledger, "GET", scene.url(f"/members/{member}/statement?year=2026"), scene.member_key)
     assert yearly.json()["shared_fen"] == body["shared_fen"]
@@ -152,7 +159,7 @@ def test_plans_periods_and_the_disclosure_with_the_proof_of_its_published_hash(s
     assert json.loads(event["entry"])["body"]["document_hash"] == disclosure["document_hash"]
     assert split_note(event["checkpoint"]["note"])[0].startswith(scene.ledger.settings.log_origin)
     cards = httpx.get(scene.url("/cases")).json()["items"]
-    assert len(cards) == 1 and cards[0]["member"].endswith("****") and scene.members[0] not in json.dumps(cards)
+    assert len(cards) == 1 and cards[0]["member"] is None and scene.members[0] not in json.dumps(cards)  # sealed
     assert httpx.get(scene.url("/metrics")).json()["plans"][0]["cases"]["approved"] == 1
 
 
@@ -262,6 +269,8 @@ def test_a_regulator_queries_without_seeing_a_member(scene: Scene) -> None:
     refunds = signed(scene.ledger, "GET", scene.url("/regulator/refunds"), scene.regulator).json()
     assert len(cases["items"]) == 1 and [p["number"] for p in periods["items"]] == [1] and refunds["items"] == []
     assert not set(scene.members) & set(json.dumps([cases, periods, refunds]).split('"'))
+    fields = {r["field"] for r in cases["items"][0]["revealed"]["records"]}
+    assert fields == {"diagnosed_on", "age_at_diagnosis"}  # the exact values, not who claimed nor when they joined
     is_problem(signed(scene.ledger, "GET", scene.url("/regulator/cases?reason=bribery"), scene.regulator), 400,
                "reason", "must_be_one_of_the_known_values")
     is_problem(signed(scene.ledger, "GET", scene.url("/regulator/cases"), scene.custodian), 403, "keyid",
@@ -390,3 +399,20 @@ def test_outsiders_verify_monitor_and_fetch_a_bundle_from_the_public_endpoints(s
     unreachable = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify", "--log-url",
                                        f"http://127.0.0.1:{free_port()}", "--trust-anchors", str(anchors)])
     assert unreachable.exit_code == 2 and "log_url_must_answer" in unreachable.output
+
+
+def test_no_public_page_tile_or_entry_carries_an_exact_date_or_ties_a_condition_to_a_member(scene: Scene) -> None:
+    diagnosed = b"2026-04-10"  # the claim's diagnosis day (tests.test_period.approved_claim): no event happens then
+    size = scene.ledger.checkpoints.log.size()
+    served = [httpx.get(scene.url(path)).content for path in (
+        "/cases", f"/periods/{scene.period}/disclosure", f"/log/entries?limit={size}", "/plans")]
+    tiles = TiledLog(scene.ledger.log, scene.ledger.checkpoints)  # what `serve` mounts under /log/
+    served.append(tiles.read(parse_tile_path(f"tile/entries/000.p/{size}")))
+    entries = b"".join(entry for _, entry in scene.ledger.entries())
+    assert len(served[-1]) > size * 100  # the entry bundle holds every entry
+    for page in (*served, entries):
+        assert diagnosed not in page
+    claim_entries = [x for _, x in scene.ledger.entries() if decode_entry(x).type.startswith("claim.")]
+    assert claim_entries and not any(m.encode() in x for x in claim_entries for m in scene.members)
+    for page in served[:2]:
+        assert not any(m.encode() in page or m[:4].encode() + b"****" in page for m in scene.members)

@@ -10,7 +10,7 @@ period that funds it, and the custodian's payout — at most once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerAggregate
@@ -20,6 +20,7 @@ from ledger.rules import Rule
 from schemas.events import (
     ClaimApprovedV1,
     ClaimFiledV1,
+    ClaimFiledV2,
     ClaimIncludedV1,
     ClaimInvestigatedV1,
     ClaimNoticedV1,
@@ -27,6 +28,7 @@ from schemas.events import (
     ClaimRejectedV1,
     JuryDecidedV1,
     JuryRequestedV1,
+    JuryRequestedV2,
     ObjectionFiledV1,
     ObjectionResolvedV1,
     VoteCastV1,
@@ -46,7 +48,9 @@ class Claim(LedgerAggregate):
     MUST_EXIST: ClassVar[Rule] = Rule.CLAIM_MUST_EXIST
 
     def __init__(self) -> None:
-        self.filing: ClaimFiledV1 | None = None
+        self.filing: ClaimFiledV1 | ClaimFiledV2 | None = None
+        self.unsealed: dict[str, Any] = {}
+        """The sealed values of a v2 filing, opened from the vault by the unit of work that loads the claim."""
         self.status = "filed"
         self.investigation: ClaimInvestigatedV1 | None = None
         self.notice_ends_at: datetime | None = None
@@ -65,6 +69,16 @@ class Claim(LedgerAggregate):
 
         TYPE = "claim.filed"
         body: ClaimFiledV1
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.filing = self.body
+
+    class FiledSealed(LedgerAggregate.Created):
+        """The claim is reported, its personal values sealed."""
+
+        TYPE = "claim.filed"
+        SCHEMA = 2
+        body: ClaimFiledV2
 
         def apply(self, aggregate: Claim) -> None:
             aggregate.filing = self.body
@@ -113,6 +127,16 @@ class Claim(LedgerAggregate):
 
         TYPE = "claim.jury_requested"
         body: JuryRequestedV1
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.jury_requested = True
+
+    class JuryRequestedSealed(LedgerAggregate.Event):
+        """The claimant of a sealed claim asks for a jury."""
+
+        TYPE = "claim.jury_requested"
+        SCHEMA = 2
+        body: JuryRequestedV2
 
         def apply(self, aggregate: Claim) -> None:
             aggregate.jury_requested = True
@@ -179,22 +203,41 @@ class Claim(LedgerAggregate):
     # -- queries -----------------------------------------------------------------------------------------
 
     @property
-    def details(self) -> ClaimFiledV1:
+    def details(self) -> ClaimFiledV1 | ClaimFiledV2:
         """The filing."""
         assert self.filing is not None
         return self.filing
 
     @property
+    def is_sealed(self) -> bool:
+        """Whether the filing seals its personal values (v2)."""
+        return isinstance(self.filing, ClaimFiledV2)
+
+    def _value(self, name: str) -> Any:
+        if isinstance(self.details, ClaimFiledV1):
+            return getattr(self.details, name)
+        assert name in self.unsealed, f"the sealed {name} of claim {self.id} is not in the vault (erased?)"
+        return self.unsealed[name]
+
+    @property
     def claimant(self) -> str:
-        """The member the claim is for."""
-        return self.details.member
+        """The member the claim is for (sealed from v2 on: opened from the vault)."""
+        return str(self._value("member"))
+
+    @property
+    def age_at_diagnosis(self) -> int:
+        """The claimant's age at diagnosis (sealed from v2 on)."""
+        return int(self._value("age_at_diagnosis"))
 
     # -- commands ----------------------------------------------------------------------------------------
 
     @classmethod
-    def file(cls, claim_id: UUID, at: datetime, actor: Actor, body: ClaimFiledV1) -> Claim:
-        """Report a claim (eligibility is checked by the handler, which has the plan and the membership)."""
-        return cls.start(cls.Filed, claim_id, at, actor, body)
+    def file(cls, claim_id: UUID, at: datetime, actor: Actor, body: ClaimFiledV2, unsealed: dict[str, Any]) -> Claim:
+        """Report a claim with its values sealed (eligibility is checked by the handler, which has the plan and the
+        membership); `unsealed` holds the values the commitments seal, for the rest of this unit of work."""
+        claim = cls.start(cls.FiledSealed, claim_id, at, actor, body)
+        claim.unsealed = dict(unsealed)
+        return claim
 
     def investigate(self, at: datetime, actor: Actor, body: ClaimInvestigatedV1, max_aid_fen: int) -> None:
         """Record the investigation; an approval never recommends more than the plan maximum."""
@@ -245,7 +288,10 @@ class Claim(LedgerAggregate):
         check(self.investigation.opinion == "reject" or any(self.objections.values()), "claim",
               Rule.JURY_ONLY_AGAINST_A_REJECTION)
         check(not self.jury_requested, "claim", Rule.JURY_IS_REQUESTED_ONCE)
-        self.record(self.JuryRequested, at, actor, JuryRequestedV1(requested_by=requested_by))
+        if self.is_sealed:
+            self.record(self.JuryRequestedSealed, at, actor, JuryRequestedV2())
+        else:
+            self.record(self.JuryRequested, at, actor, JuryRequestedV1(requested_by=requested_by))
 
     def cast_vote(self, at: datetime, actor: Actor, juror: str, support: bool) -> None:
         """A juror's vote (eligibility is checked by the handler); one vote per juror, during the notice, so the

@@ -8,7 +8,8 @@ period's assessment roll (docs/design.md, "Sharing a period").
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 from uuid import UUID
 
@@ -24,7 +25,9 @@ from schemas.events import (
     DepositReceivedV1,
     FraudRecordedV1,
     JurorQualifiedV1,
+    MemberErasedV1,
     MemberExcludedV1,
+    MemberExcludedV2,
     MemberExitedV1,
     MemberJoinedV1,
     MemberLapsedV1,
@@ -59,6 +62,7 @@ class Membership(LedgerAggregate):
         self.juror_age_years = 0
         self.fraud_recorded = False
         self.deposit_references: set[str] = set()
+        self.erased = False
         self.conversion: str | None = None
 
     class Joined(LedgerAggregate.Created):
@@ -159,6 +163,26 @@ class Membership(LedgerAggregate):
         def apply(self, aggregate: Membership) -> None:
             aggregate.end("excluded", self.timestamp)
             aggregate.owe_refund(self.body.refund_due_fen, "waiting_period_illness")
+
+    class ExcludedV2(LedgerAggregate.Event):
+        """Illness in the waiting period, the diagnosis date sealed."""
+
+        TYPE = "member.excluded"
+        SCHEMA = 2
+        body: MemberExcludedV2
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("excluded", self.timestamp)
+            aggregate.owe_refund(self.body.refund_due_fen, "waiting_period_illness")
+
+    class Erased(LedgerAggregate.Event):
+        """The member's sealed values were destroyed (`member erase`)."""
+
+        TYPE = "member.erased"
+        body: MemberErasedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.erased = True
 
     class WindDownRefundDue(LedgerAggregate.Event):
         """The plan ended: the remaining balance is due back."""
@@ -307,17 +331,32 @@ class Membership(LedgerAggregate):
         self.record(self.Exited, at, actor, MemberExitedV1(plan=self.plan, refund_due_fen=max(balance_fen, 0)))
 
     def exclude(self, at: datetime, actor: Actor, diagnosed_on: date, waiting_days: int, utc_offset_minutes: int,
-                shares_paid_fen: int, balance_fen: int) -> None:
-        """Illness diagnosed in the waiting period (plan days): refund shares paid (and any prepaid balance), leave."""
+                shares_paid_fen: int, balance_fen: int, seal: Callable[[int, str, object], str]) -> None:
+        """Illness diagnosed in the waiting period (plan days): refund shares paid (and any prepaid balance), leave.
+        The date is sealed (`seal(seq, field, value)` returns its commitment); the body shows its month."""
         self.check_active()
         check(diagnosed_on >= day_of(self.joined_at, utc_offset_minutes), "diagnosed_on",
               Rule.DIAGNOSIS_MUST_NOT_PRECEDE_JOINING)
         check(diagnosed_on <= day_of(at, utc_offset_minutes), "diagnosed_on", Rule.DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE)
         check(self.in_waiting_period(diagnosed_on, waiting_days, utc_offset_minutes), "diagnosed_on",
               Rule.EXCLUSION_APPLIES_ONLY_TO_ILLNESS_IN_THE_WAITING_PERIOD)
-        self.record(self.Excluded, at, actor, MemberExcludedV1(
-            plan=self.plan, diagnosed_on=diagnosed_on.isoformat(), shares_paid_fen=shares_paid_fen,
-            refund_due_fen=shares_paid_fen + max(balance_fen, 0)))
+        day = diagnosed_on.isoformat()
+        self.record(self.ExcludedV2, at, actor, MemberExcludedV2(
+            plan=self.plan, diagnosed_month=day[:7], diagnosed_on_sealed=seal(self.version + 1, "diagnosed_on", day),
+            shares_paid_fen=shares_paid_fen, refund_due_fen=shares_paid_fen + max(balance_fen, 0)))
+
+    def erase(self, at: datetime, actor: Actor, reason: str, retention_days: int, open_claims: list[str]) -> None:
+        """Record the erasure of the member's sealed values: once, after the member left, with no claim of theirs
+        still open; for the end of retention, only once the retention period after leaving is over."""
+        check(not self.erased, "member", Rule.MEMBER_IS_ERASED_ONCE)
+        check(self.status != ACTIVE and self.ended_at is not None, "member",
+              Rule.MEMBER_MUST_HAVE_LEFT_BEFORE_ERASURE, self.status)
+        check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(open_claims))
+        assert self.ended_at is not None
+        ends = self.ended_at + timedelta(days=retention_days)
+        check(reason != "retention_ended" or at >= ends, "reason", Rule.RETENTION_PERIOD_MUST_HAVE_ENDED,
+              f"{retention_days} days after leaving: {format_at(ends)}")
+        self.record(self.Erased, at, actor, MemberErasedV1(plan=self.plan, reason=reason))  # type: ignore[arg-type]
 
     def owe_wind_down_refund(self, at: datetime, actor: Actor, balance_fen: int, deadline: datetime) -> None:
         """At a plan's end, make the remaining balance due by the deadline (once)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
 from audit.bundle import BundleError, load_bundle, verify_bundle
@@ -50,13 +51,15 @@ from ledger.cli.commands import execute
 from ledger.cli.log import reader
 from ledger.cli.refs import plan_ref
 from ledger.envelope import format_at
-from ledger.errors import InputError, VerificationError
+from ledger.errors import InputError, RefusedError, VerificationError
 from ledger.log.note import Checkpoint, NoteError, Verifier, split_note
 from ledger.log.witness import CheckpointFollower
 from ledger.projections import ReadModels
 from ledger.projections.sql import SqlStore
 from ledger.public import accepted_checkpoints
+from ledger.reveal import check_records, parse_records
 from ledger.rules import Rule
+from ledger.sealing import Revealed
 from ledger.verify import read_export
 from schemas.commands.report import PublishReport
 from schemas.events import RejectionReason
@@ -114,16 +117,19 @@ def audit_group() -> None:
 @click.option("--checkpoints", "checkpoints_file", type=click.Path(path_type=Path), default=None,
               help="A JSON list of signed checkpoint notes you hold (default: the ones in DATA_DIR's monitor and "
                    "witness state).")
+@click.option("--revealed", "revealed_file", type=click.Path(path_type=Path), default=None,
+              help="Revealed sealed values (`member reveal --out`): re-check the rules that need them (check 13).")
 @json_option
 def verify(input_path: Path | None, log_url: str | None, trust_anchors: Path | None, log_key: str | None,
-           checkpoints_file: Path | None) -> None:
+           checkpoints_file: Path | None, revealed_file: Path | None) -> None:
     """Re-check everything from the events and public keys alone (the numbered procedure of audit/verify.py),
-    against the checkpoints you hold."""
+    against the checkpoints you hold; with --revealed, the rules that need sealed values too."""
     ctx = context()
     anchors = ctx.anchors(trust_anchors)
     key = _log_key(log_key, anchors)
     held = _held_checkpoints(checkpoints_file)
-    report = Auditor(anchors, key).run(_input(input_path, log_url), held)
+    revealed = _revealed(revealed_file) if revealed_file is not None else None
+    report = Auditor(anchors, key, revealed).run(_input(input_path, log_url), held)
     covered = max((Checkpoint.parse(split_note(note)[0]).size for note in held), default=0)
     notes = []
     if anchors is None:
@@ -132,6 +138,9 @@ def verify(input_path: Path | None, log_url: str | None, trust_anchors: Path | N
     if covered < report.entries:
         notes.append(f"entries {covered}..{report.entries - 1} are covered by no checkpoint you hold: they could "
                      "be rewritten or removed undetected (monitor or witness the log, or give --checkpoints)")
+    if report.needs_sealed_values:
+        notes.append("checks that needed sealed values were not made (give --revealed): " + ", ".join(
+            f"{check} for {count} events" for check, count in sorted(report.needs_sealed_values.items())))
     data = {**report.to_json(), "checkpoints": len(held), "covered_entries": covered, "notes": notes}
     if ctx.as_json:
         emit(data)
@@ -144,6 +153,38 @@ def verify(input_path: Path | None, log_url: str | None, trust_anchors: Path | N
             click.echo(f"note: {note}")
     if not report.ok:
         sys.exit(VerificationError.exit_code)
+
+
+def _revealed(path: Path) -> list[Revealed]:
+    """The records of a revealed file (`member reveal --out`, one or several concatenated as a JSON list)."""
+    data = read_json_file("revealed", path)
+    try:
+        if isinstance(data, list) and all(isinstance(item, dict) and "records" in item for item in data):
+            return [record for item in data for record in parse_records(item)]
+        return parse_records(data)
+    except ValueError as error:
+        raise InputError("revealed", Rule.REVEALED_FILE_MUST_HOLD_REVEALED_RECORDS, f"{path}: {error}") from None
+
+
+@audit_group.command("check-revealed")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--input", "input_path", type=click.Path(path_type=Path), default=None,
+              help="An export (JSONL) holding the events; default: the ledger (--ledger), read-only.")
+@json_option
+def check_revealed_file(file: Path, input_path: Path | None) -> None:
+    """Check revealed sealed values against the commitments on the signed events: each must open its own."""
+    records = _revealed(file)
+    wanted = {(r.stream, r.seq) for r in records}
+    envelopes = {}
+    for entry in _input(input_path):
+        envelope = orjson.loads(entry)
+        if (envelope["stream"], envelope["seq"]) in wanted:
+            envelopes[(envelope["stream"], envelope["seq"])] = envelope
+    problems = check_records(records, envelopes)
+    emit({"records": len(records), "ok": not problems, "problems": problems},
+         "\n".join(problems) if problems else f"{len(records)} revealed values open their commitments")
+    if problems:
+        raise RefusedError("revealed", Rule.REVEALED_RECORD_MUST_OPEN_ITS_COMMITMENT, problems[0])
 
 
 def _held_checkpoints(path: Path | None) -> list[str]:

@@ -37,6 +37,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "accept_conversion": ("member", "accept-conversion"),
     "exclude_for_waiting_illness": ("member", "exclude"),
     "disburse_refund": ("member", "disburse-refund"),
+    "erase_member": ("member", "erase"),
     "file_claim": ("claim", "file"),
     "investigate_claim": ("claim", "investigate"),
     "notice_claim": ("claim", "notice"),

@@ -6,21 +6,24 @@ service and the consumers); when they are behind the store, the output says so â
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, date
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ledger.aggregates.disclosure import Disclosure, disclosure_id
 from ledger.canonical import canonical_bytes, document_digest
-from ledger.cli.base import context, date_range, emit, json_option, parse_id
+from ledger.cli.base import context, date_range, emit, json_option, parse_id, write_file
 from ledger.cli.refs import period_ref, plan_ref
 from ledger.errors import InputError, VerificationError
 from ledger.projections import ReadModels
 from ledger.projections.cases import disclosure_document, render_disclosure, yuan
 from ledger.projections.metrics import metrics
 from ledger.projections.statements import render, statement
+from ledger.reveal import may_see, records_json, reveal_member
 from ledger.rules import Rule
 
 
@@ -156,8 +159,34 @@ def member_statement(member: str, year: int | None, since: str | None, until: st
     if year is not None and (since or until):
         raise InputError("year", Rule.YEAR_OR_DATE_RANGE_NOT_BOTH, "give --year or --from/--to")
     start, end = (date(year, 1, 1), date(year + 1, 1, 1)) if year else date_range(since, until)
-    result = statement(models(), member_id, start, end, context().ledger().clock.now().astimezone(UTC))
+    ledger = context().ledger()
+    result = statement(models(), member_id, start, end, ledger.clock.now().astimezone(UTC),
+                       ledger.app.vault.streams_of(member_id))
     emit(result, render(result))
+
+
+@click.command("reveal")
+@click.argument("member")
+@click.option("--for", "key_id", required=True,
+              help="The key id of who receives the values: the member's own key, a custodian's or a regulator's.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Write the records to this file (JSON) instead of printing them.")
+@json_option
+def member_reveal(member: str, key_id: str, out: Path | None) -> None:
+    """The member's sealed values with their salts (docs/privacy.md), for a party allowed to see them; each is
+    checked against its commitment on the log first. Nothing is stored about the reveal: keep the file safe."""
+    member_id = parse_id("member", member)
+    app = context().ledger().app
+    may_see(app, key_id, member_id)
+    records = records_json(reveal_member(app, member_id))
+    data = {"member": member_id, "for": key_id, "records": records}
+    if out is not None:
+        write_file("out", out, json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1).encode() + b"\n")
+        emit({"member": member_id, "records": len(records), "out": str(out)},
+             f"{len(records)} sealed values of member {member_id} written to {out}")
+    else:
+        emit(data, "\n".join(f"{r['stream']}#{r['seq']} {r['field']} = {r['value']} (salt {r['salt']})"
+                             for r in records) or f"no sealed values for member {member_id} (none, or erased)")
 
 
 # -- the fund's books and the regulator's metrics ------------------------------------------------------------
@@ -200,6 +229,7 @@ def register(groups: dict[str, click.Group]) -> None:
     """Add the read commands to their nouns."""
     for noun, command in (("plan", plan_list), ("plan", plan_show), ("period", period_list),
                           ("period", period_show), ("disclosure", disclosure_list), ("disclosure", disclosure_show),
-                          ("member", member_statement), ("journal", journal_show), ("metrics", metrics_show)):
+                          ("member", member_statement), ("member", member_reveal), ("journal", journal_show),
+                          ("metrics", metrics_show)):
         groups[noun].add_command(command)
 

@@ -173,8 +173,10 @@ def _mark_demo(directory: Path) -> None:
 @click.option("--parties", "parties_dir", type=click.Path(path_type=Path), default=None,
               help="Where the other parties keep their own directories (default: DATA_DIR-parties).")
 @click.option("--replace", is_flag=True, help="Replace what an earlier demo wrote there (nothing else).")
+@click.option("--endings/--no-endings", default=True, show_default=True,
+              help="End both plans after the periods: the operator's final periods, the wind-downs, tail claims.")
 @json_option
-def demo(members: int, periods: int, seed: int, parties_dir: Path | None, replace: bool) -> None:
+def demo(members: int, periods: int, seed: int, parties_dir: Path | None, replace: bool, endings: bool) -> None:
     """Build a realistic history on a simulated clock: the operator's ledger in --data-dir, and the custodian,
     investigator, regulator and members each in a directory of their own; then summarise its periods."""
     from ledger.bootstrap import bootstrap
@@ -193,7 +195,8 @@ def demo(members: int, periods: int, seed: int, parties_dir: Path | None, replac
     click.get_current_context().call_on_close(ledger.close)
     if ledger.app.recorder.max_notification_id():
         raise InputError("LEDGER_DATABASE_URL", Rule.DEMO_NEEDS_AN_EMPTY_DIRECTORY, "the database holds a ledger")
-    summary = run_demo(ledger, members=members, periods=periods, seed=seed, progress=not ctx.as_json)
+    summary = run_demo(ledger, members=members, periods=periods, seed=seed, progress=not ctx.as_json,
+                       endings=endings)
     summary.parties = str(parties)
     data = summary.to_json()
     (settings.data_dir / "demo-summary.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

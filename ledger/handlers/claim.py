@@ -9,11 +9,13 @@ from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midnight
+from ledger.conditions import fits_category, fits_sex
 from ledger.envelope import format_at
 from ledger.errors import check
-from ledger.handlers.common import date_arg, new_stream_id
+from ledger.handlers.common import date_arg
 from ledger.plan_days import day_end, whole_years
 from ledger.rules import Rule
+from ledger.sealing import age_band, plan_month
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.claim import (
     CastVote,
@@ -26,7 +28,7 @@ from schemas.commands.claim import (
     RequestJury,
     ResolveObjection,
 )
-from schemas.events import ClaimFiledV1, ClaimInvestigatedV1, PlanRules
+from schemas.events import ClaimFiledV2, ClaimInvestigatedV1, PlanRules
 
 
 def claim_and_plan(uow: UnitOfWork, claim_id: str) -> tuple[Claim, Plan, PlanRules]:
@@ -37,9 +39,14 @@ def claim_and_plan(uow: UnitOfWork, claim_id: str) -> tuple[Claim, Plan, PlanRul
 
 
 def open_claims_of(uow: UnitOfWork, member: str) -> set[str]:
-    """The member's claims not yet rejected or paid: the stored ones, as changed by this unit of work, so that a
-    batch cannot file two claims for one member."""
+    """The member's claims not yet rejected or paid: the stored ones (plain ones from the read side, sealed ones by
+    the vault, which alone knows who filed them), as changed by this unit of work, so that a batch cannot file two
+    claims for one member."""
     found = set(uow.queries.open_claims(member))
+    for stream in uow.vault.streams_of(member):
+        sealed = uow.find(UUID(stream), Claim)
+        if sealed is not None and sealed.status not in ("rejected", "paid"):
+            found.add(stream)
     for aggregate in uow.loaded.values():
         if isinstance(aggregate, Claim) and aggregate.filing is not None and aggregate.claimant == member:
             if aggregate.status in ("rejected", "paid"):
@@ -77,6 +84,11 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
         window = plan.closing.claim_tail_days
     check(today <= diagnosed_on + timedelta(days=window), "diagnosed_on",
           Rule.CLAIM_MUST_BE_FILED_WITHIN_THE_CLAIM_WINDOW, f"{window} days")
+    check(fits_category(command.condition, command.category), "condition", Rule.CONDITION_MUST_FIT_THE_CATEGORY,
+          f"{command.condition} is not an {command.category}" if command.category == "accident"
+          else f"{command.condition} is an accident")
+    check(fits_sex(command.condition, membership.details.sex), "condition", Rule.CONDITION_MUST_FIT_THE_MEMBERS_SEX,
+          f"{command.condition} for sex {membership.details.sex}")
     joined_rules = plan.rules_version(membership.details.rules_version).rules
     check(command.category == "accident"
           or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days, offset),
@@ -88,15 +100,21 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
     check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_BE_COVERED)
     open_claims = open_claims_of(uow, command.member)
     check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(sorted(open_claims)))
-    claim_id = new_stream_id("claim", command.command_id, command.claim)
-    body = ClaimFiledV1(
-        plan=membership.plan, member=command.member, rules_version=version.version, category=command.category,
-        condition=command.condition, diagnosed_on=command.diagnosed_on, age_at_diagnosis=command.age_at_diagnosis,
+    claim_id = uow.new_id("claim", command.command_id)
+    joined_at = format_at(membership.joined_at)
+    values = {"member": command.member, "diagnosed_on": command.diagnosed_on,
+              "age_at_diagnosis": command.age_at_diagnosis, "joined_at": joined_at}
+    sealed = {name: uow.seal(command.member, claim_id, 1, name, value) for name, value in values.items()}
+    body = ClaimFiledV2(
+        plan=membership.plan, rules_version=version.version, category=command.category, condition=command.condition,
+        diagnosed_month=command.diagnosed_on[:7], age_band=age_band(command.age_at_diagnosis),
         sex=membership.details.sex, province=membership.details.province,
-        joined_at=format_at(membership.joined_at), evidence_commitment=command.evidence_commitment)
-    uow.add(Claim.file(claim_id, uow.at, uow.actor("member", command.member), body), "claim",
-            derived=command.claim is None)
-    return Outcome({"claim": str(claim_id), "member": command.member})
+        joined_month=plan_month(joined_at, zone.utc_offset_minutes), evidence_commitment=command.evidence_commitment,
+        member_sealed=sealed["member"], diagnosed_on_sealed=sealed["diagnosed_on"],
+        age_at_diagnosis_sealed=sealed["age_at_diagnosis"], joined_at_sealed=sealed["joined_at"])
+    # the operator signs, on no one's behalf: a member's key or an on-behalf-of would name the claimant on the log
+    uow.add(Claim.file(claim_id, uow.at, uow.actor("operator"), body, values), "claim", derived=True)
+    return Outcome({"claim": str(claim_id)})
 
 
 @handles(InvestigateClaim)
@@ -105,7 +123,7 @@ def investigate_claim(uow: UnitOfWork, command: InvestigateClaim) -> Outcome:
     claim, _, rules = claim_and_plan(uow, command.claim)
     body = ClaimInvestigatedV1(report_commitment=command.report_commitment, opinion=command.opinion,
                                recommended_amount_fen=command.recommended_amount_fen, reason=command.reason)
-    claim.investigate(uow.at, uow.actor("investigator"), body, rules.max_aid_fen(claim.details.age_at_diagnosis))
+    claim.investigate(uow.at, uow.actor("investigator"), body, rules.max_aid_fen(claim.age_at_diagnosis))
     return Outcome({"claim": command.claim, "opinion": command.opinion})
 
 
@@ -143,7 +161,8 @@ def resolve_objection(uow: UnitOfWork, command: ResolveObjection) -> Outcome:
 def request_jury(uow: UnitOfWork, command: RequestJury) -> Outcome:
     """The claimant asks for a jury against a preliminary rejection."""
     claim, _, _ = claim_and_plan(uow, command.claim)
-    claim.request_jury(uow.at, uow.actor("member", claim.claimant), claim.claimant)
+    actor = uow.actor("operator") if claim.is_sealed else uow.actor("member", claim.claimant)
+    claim.request_jury(uow.at, actor, claim.claimant)
     return Outcome({"claim": command.claim})
 
 
@@ -168,7 +187,7 @@ def decide_claim(uow: UnitOfWork, command: DecideClaim) -> Outcome:
     """Decide after the notice (jury, objections, or the preliminary opinion)."""
     claim, plan, rules = claim_and_plan(uow, command.claim)
     current = plan.rules_at(uow.at).rules
-    outcome = claim.decide(uow.at, uow.actor("operator"), rules.max_aid_fen(claim.details.age_at_diagnosis),
+    outcome = claim.decide(uow.at, uow.actor("operator"), rules.max_aid_fen(claim.age_at_diagnosis),
                            current.jury_quorum, current.jury_threshold_bps)
     return Outcome({"claim": command.claim, "decision": outcome, "amount_fen": claim.approved_fen})
 
@@ -192,7 +211,7 @@ def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
             recoverable.append((arrears_period, grace_ends_at))
     arrears = sum(membership.arrears[p] for p, _ in recoverable)
     amount = claim.pay(uow.at, uow.actor("custodian"), funded, arrears,
-                       rules.max_aid_fen(claim.details.age_at_diagnosis), command.reference)
+                       rules.max_aid_fen(claim.age_at_diagnosis), command.reference)
     for arrears_period, grace_ends_at in recoverable:
         membership.recover_debit(uow.at, uow.actor("operator"), arrears_period, grace_ends_at)
     return Outcome({"claim": command.claim, "amount_fen": amount, "arrears_deducted_fen": funded - amount})

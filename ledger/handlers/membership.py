@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
 from ledger.bounds import check_deposit
 from ledger.errors import DomainRuleError, check
-from ledger.handlers.common import date_arg, new_stream_id, plan_id
+from ledger.handlers.common import date_arg, plan_id
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
     AcceptConversion,
     Deposit,
     DisburseRefund,
+    EraseMember,
     ExcludeForWaitingIllness,
     Exit,
     Join,
@@ -49,7 +51,7 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         payer.check_active("payer")
         check(payer.details.payer is None, "payer", Rule.PAYER_MUST_PAY_FOR_THEMSELVES)
         family_order = 1 + uow.queries.family_count(command.payer) + uow.family_joined(command.payer)
-    member_id = new_stream_id("member", command.command_id, command.member)
+    member_id = uow.new_id("member", command.command_id)
     body = MemberJoinedV1(
         plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,
         province=command.province, payer=command.payer, family_order=family_order,
@@ -57,8 +59,7 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         health_declaration_commitment=command.health_declaration_commitment,
     )
     member = str(member_id)
-    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body), "member",
-            derived=command.member is None)
+    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body), "member", derived=True)
     return Outcome({"member": member, "plan": command.plan, "family_order": family_order})
 
 
@@ -166,7 +167,8 @@ def exclude_for_waiting_illness(uow: UnitOfWork, command: ExcludeForWaitingIllne
     shares_paid = uow.queries.shares_charged_fen(command.member)
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exclude(uow.at, uow.actor("operator"), date_arg("diagnosed_on", command.diagnosed_on),
-                       rules.waiting_days, plan.rules_at(uow.at).rules.utc_offset_minutes, shares_paid, balance)
+                       rules.waiting_days, plan.rules_at(uow.at).rules.utc_offset_minutes, shares_paid, balance,
+                       lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member, "refund_due_fen": shares_paid + max(balance, 0)})
 
 
@@ -177,3 +179,18 @@ def disburse_refund(uow: UnitOfWork, command: DisburseRefund) -> Outcome:
     membership.disburse_refund(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen,
                     "refund_outstanding_fen": membership.refund_outstanding_fen()})
+
+
+@handles(EraseMember)
+def erase_member(uow: UnitOfWork, command: EraseMember) -> Outcome:
+    """Destroy a member's sealed values (docs/privacy.md): once they left, with no claim of theirs still open; the
+    `member.erased` event and the deletion of their data key and values are saved in one transaction."""
+    membership = uow.get(UUID(command.member), Membership, "member")
+    streams = uow.vault.streams_of(command.member)
+    open_claims = sorted(stream for stream in streams
+                         if (claim := uow.find(UUID(stream), Claim)) is not None
+                         and claim.status not in ("rejected", "paid"))
+    open_claims += uow.queries.open_claims(command.member)
+    membership.erase(uow.at, uow.actor("operator"), command.reason, uow.writer.retention_days, open_claims)
+    uow.vault_writes.erase[command.member] = sorted(streams)
+    return Outcome({"member": command.member, "reason": command.reason, "sealed_streams": len(streams)})

@@ -7,7 +7,6 @@ from uuid import UUID
 from ledger.aggregates.plan import Plan
 from ledger.bounds import check_plan_rules
 from ledger.envelope import parse_at
-from ledger.handlers.common import new_stream_id
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.plan import AmendRules, AnnounceClosing, CreatePlan, TerminatePlan
 from schemas.events import PlanCreatedV1
@@ -17,9 +16,9 @@ from schemas.events import PlanCreatedV1
 def create_plan(uow: UnitOfWork, command: CreatePlan) -> Outcome:
     """Open a plan."""
     check_plan_rules(command.rules)
-    plan_id = new_stream_id("plan", command.command_id, command.plan)
+    plan_id = uow.new_id("plan", command.command_id)
     body = PlanCreatedV1(name=command.name, kind=command.kind, rules=command.rules)
-    uow.add(Plan.create(plan_id, uow.at, uow.actor("operator"), body), "plan", derived=command.plan is None)
+    uow.add(Plan.create(plan_id, uow.at, uow.actor("operator"), body), "plan", derived=True)
     return Outcome({"plan": str(plan_id)})
 
 

@@ -155,7 +155,7 @@ class LogIndex:
                 joined.append((stream, body["plan"], envelope["at"]))
             elif kind in ENDED:
                 ended.append((envelope["at"], stream))
-            elif kind == "claim.filed":
+            elif kind == "claim.filed" and body.get("member") is not None:  # a sealed claim names no member
                 claims.append((body["member"], stream))
             elif kind == "period.assessed":
                 flush()  # the memberships so far decide the roll

@@ -41,7 +41,7 @@ class Balances(Projection):
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
             f"CREATE INDEX IF NOT EXISTS roster_members_payer ON {self.members} (payer)",
             f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
-            "member TEXT NOT NULL, status TEXT NOT NULL, amount_fen BIGINT NOT NULL DEFAULT 0, decided_at TEXT, "
+            "member TEXT, status TEXT NOT NULL, amount_fen BIGINT NOT NULL DEFAULT 0, decided_at TEXT, "
             "period TEXT)",
             f"CREATE INDEX IF NOT EXISTS roster_claims_member ON {self.claims} (member)",
             f"CREATE INDEX IF NOT EXISTS roster_claims_plan ON {self.claims} (plan, status)",
@@ -144,7 +144,7 @@ class Balances(Projection):
 
     def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.claims} (id, plan, member, status) VALUES (?, ?, ?, 'filed')",
-                       (e["stream"], e["body"]["plan"], e["body"]["member"]))
+                       (e["stream"], e["body"]["plan"], e["body"].get("member")))  # sealed from v2 on: NULL
 
     def _claim_approved(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.claims} SET status = 'approved', amount_fen = ?, decided_at = ? WHERE id = ?",

@@ -2,7 +2,8 @@
 
 The cases read model follows every claim step (filing, investigation, notice, objections, jury, decision, period,
 payout); the filing carries the claimant's coarse attributes (age, sex, province, join time — the events hold no
-names). A
+names). A sealed filing (`claim.filed` v2) names no member and holds only the month of diagnosis and of joining and
+a 5-year age band: its card has those and no member, exact date or exact age (docs/privacy.md). A
 period's disclosure document is built from it and the periods read model, from facts fixed once the period is
 settled, as canonical JSON (RFC 8785): the same events always give the same bytes, so the hash a
 `disclosure.published` event carries pins the document for good.
@@ -18,13 +19,14 @@ from ledger.projections.base import Applier, Projection
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlCursor
 from ledger.rules import Rule
+from ledger.sealing import age_band
 
 DOCUMENT_FORMAT = "mutual-ledger/disclosure/v1"
 CASE_COLUMNS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
                 "province", "joined_at", "filed_at", "opinion", "opinion_reason", "noticed_at", "notice_ends_at",
                 "objections", "objections_upheld", "jury_requested", "votes", "support", "verdict", "decision",
                 "decision_reason", "decision_basis", "decided_at", "approved_fen", "period", "period_number",
-                "paid_fen", "arrears_deducted_fen", "paid_at")
+                "paid_fen", "arrears_deducted_fen", "paid_at", "diagnosed_month", "age_band", "joined_month")
 
 
 def mask(member: str) -> str:
@@ -75,12 +77,16 @@ class Cases(Projection):
 
     def _filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
+        if e["schema"] == 1:
+            coarse = (b["diagnosed_on"][:7], age_band(b["age_at_diagnosis"]), b["joined_at"][:7])
+        else:  # sealed: the coarse values only
+            coarse = (b["diagnosed_month"], b["age_band"], b["joined_month"])
         cursor.execute(f"INSERT INTO {self.card_table} (claim, plan, member, category, condition, diagnosed_on, "
                        "age_at_diagnosis, sex, province, joined_at, filed_at, objections, objections_upheld, "
-                       "jury_requested, votes, support, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, "
-                       "0, 'pending')", (e["stream"], b["plan"], b["member"], b["category"], b["condition"],
-                                         b["diagnosed_on"], b["age_at_diagnosis"], b["sex"], b["province"],
-                                         b["joined_at"], e["at"]))
+                       "jury_requested, votes, support, decision, diagnosed_month, age_band, joined_month) VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 'pending', ?, ?, ?)",
+                       (e["stream"], b["plan"], b.get("member"), b["category"], b["condition"], b.get("diagnosed_on"),
+                        b.get("age_at_diagnosis"), b["sex"], b["province"], b.get("joined_at"), e["at"], *coarse))
 
     def _investigated(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         self._set(cursor, e["stream"], opinion=e["body"]["opinion"], opinion_reason=e["body"]["reason"])
@@ -143,9 +149,13 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     if record["status"] != "settled":
         raise InputError("period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, f"{period_id} is {record['status']}")
     history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
+    counts = periods.case_counts(record["plan"])  # once, not once per card and period paid into
     funded = {c["claim"]: c for c in record["cases"]}
     cards = []
     for card in cases.cards("period = ?", (period_id,)):
+        if card["member"] is None:
+            cards.append(_sealed_card(card, funded, history, counts))
+            continue
         diagnosed = card["diagnosed_on"]
         paid_into = [p for p in history if card["joined_at"] <= p["cutoff_at"] < diagnosed
                      and p["id"] not in failed.get(card["member"], set())]
@@ -156,7 +166,7 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
             "aid_fen": funded[card["claim"]]["funded_fen"],
             "days_in_plan_at_diagnosis": (date.fromisoformat(diagnosed) - date.fromisoformat(card["joined_at"][:10])
                                           ).days,
-            "helped_people": sum(_case_count(periods, str(p["id"])) for p in paid_into),
+            "helped_people": sum(counts.get(str(p["id"]), 0) for p in paid_into),
             "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
             "decision_basis": card["decision_basis"], "objections": card["objections"],
             "jury_verdict": card["verdict"],
@@ -174,10 +184,20 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     }
 
 
-def _case_count(periods: Periods, period: str) -> int:
-    record = periods.record(period)
-    return 0 if record is None else len(record["cases"])
-
+def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dict[str, Any]],
+                 counts: dict[str, int]) -> dict[str, Any]:
+    """The card of a sealed claim: coarse values only (no member, no exact date or age); the periods it counts as
+    paid into are those whose cutoff month lies from the joining month up to before the diagnosis month."""
+    paid_into = [p for p in history if card["joined_month"] <= p["cutoff_at"][:7] < card["diagnosed_month"]]
+    return {
+        "case": card["claim"], "member": None, "category": card["category"], "condition": card["condition"],
+        "age_band": card["age_band"], "sex": card["sex"], "province": card["province"],
+        "diagnosis_month": card["diagnosed_month"], "joined_month": card["joined_month"],
+        "approved_fen": funded[card["claim"]]["approved_fen"], "aid_fen": funded[card["claim"]]["funded_fen"],
+        "helped_people": sum(counts.get(str(p["id"]), 0) for p in paid_into),
+        "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
+        "decision_basis": card["decision_basis"], "objections": card["objections"], "jury_verdict": card["verdict"],
+    }
 
 
 def yuan(fen: int | None) -> str:
@@ -189,6 +209,11 @@ def yuan(fen: int | None) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
+def _who(card: dict[str, Any]) -> str:
+    """A card's masked member, or the case id of a sealed card (which names no member)."""
+    return str(card["member"]) if card["member"] is not None else f"case {str(card['case'])[:8]}"
+
+
 def render_disclosure(d: dict[str, Any]) -> str:
     """A disclosure document as people read the 公示: the period's terms, then one card per case."""
     lines = [f"公示 — period {d['number']} of plan {d['plan']} (notice day {d['notice_on']}, collection "
@@ -197,10 +222,11 @@ def render_disclosure(d: dict[str, Any]) -> str:
              f"  aid {yuan(d['aid_fen'])}, fee {yuan(d['fee_fen'])}, surplus in {yuan(d['surplus_in_fen'])}, "
              f"cap applied: {d['cap_applied']}, subsidy {yuan(d['subsidy_fen'])}, surplus carried "
              f"{yuan(d['surplus_carried_fen'])} yuan"]
-    lines += [f"  {c['member']}, {c['condition']}, {c['age_at_diagnosis']} {c['sex']} {c['province']}: aid "
-              f"{yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved ({c['decision_basis']}"
-              + (f", jury {c['jury_verdict']}" if c["jury_verdict"] else "") + "); "
-              f"{c['days_in_plan_at_diagnosis']} days in the plan, helped {c['helped_people']} people, "
-              f"shared {yuan(c['shared_fen'])} yuan"
+    lines += [f"  {_who(c)}, {c['condition']}, {c.get('age_at_diagnosis', c.get('age_band'))} {c['sex']} "
+              f"{c['province']}: aid {yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved "
+              f"({c['decision_basis']}" + (f", jury {c['jury_verdict']}" if c["jury_verdict"] else "") + "); "
+              + (f"{c['days_in_plan_at_diagnosis']} days in the plan" if "days_in_plan_at_diagnosis" in c
+                 else f"joined {c['joined_month']}, diagnosed {c['diagnosis_month']}")
+              + f", helped {c['helped_people']} people, shared {yuan(c['shared_fen'])} yuan"
               for c in d["cases"]]
     return "\n".join(lines)

@@ -128,17 +128,6 @@ class Periods(Projection):
         return {**dict(zip(COLUMNS, row, strict=True)),
                 "cases": [{"claim": c, "approved_fen": a, "funded_fen": f} for c, a, f in cases]}
 
-    def case_counts(self, periods: list[str]) -> dict[str, int]:
-        """How many cases each of these periods funds, in one query (a statement counts them for every period the
-        member paid into)."""
-        if not periods:
-            return {}
-        with self.sql.transaction(commit=False) as cursor:
-            rows = cursor.execute(f"SELECT period, COUNT(*) FROM {self.cases} WHERE period IN "
-                                  f"({','.join('?' * len(periods))}) GROUP BY period", periods).fetchall()
-        counts = {str(period): int(count) for period, count in rows}
-        return {period: counts.get(period, 0) for period in periods}
-
     def find(self, plan: str, number: int) -> str | None:
         """A period's id from its plan and number."""
         with self.sql.transaction(commit=False) as cursor:
@@ -153,6 +142,13 @@ class Periods(Projection):
             rows = cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.records} {where} ORDER BY plan, number",
                                   params).fetchall()
         return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+    def case_counts(self, plan: str) -> dict[str, int]:
+        """How many cases each of a plan's periods funds, by period id (periods without cases left out)."""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT c.period, COUNT(*) FROM {self.cases} c JOIN {self.records} r "
+                                  "ON r.id = c.period WHERE r.plan = ? GROUP BY c.period", (plan,)).fetchall()
+        return {str(period): int(count) for period, count in rows}
 
     def plans_list(self) -> list[dict[str, Any]]:
         """Every plan, oldest first."""

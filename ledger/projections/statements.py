@@ -7,6 +7,7 @@ periods), top-ups and refunds, the balance or arrears, the low-balance warning, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,9 +18,10 @@ from ledger.rules import Rule
 
 
 def statement(models: ReadModels, member: str, since: date | None, until: date | None,
-              as_of: datetime) -> dict[str, Any]:
+              as_of: datetime, sealed_claims: Iterable[str] = ()) -> dict[str, Any]:
     """The statement of `member` for [since, until): the periods whose notice day (the period's date, a plan day)
-    falls in the range; open ends mean the whole membership."""
+    falls in the range; open ends mean the whole membership. A sealed claim names no member on the log: the
+    operator passes the member's sealed claims from its vault (`Vault.streams_of`)."""
     row = models.balances.member(member)
     if row is None:
         raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, member)
@@ -30,7 +32,8 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
     paid_into = [p for p in models.periods.all(row["plan"])
                  if p["share_fen"] is not None and start <= p["notice_on"] < end
                  and row["joined_at"] <= p["cutoff_at"] < ended_at and p["id"] not in failed]
-    cases = models.periods.case_counts([p["id"] for p in paid_into])
+    counts = models.periods.case_counts(row["plan"])
+    cases = {p["id"]: counts.get(p["id"], 0) for p in paid_into}
     movements = models.journal.member_movements(member, start or None, None if until is None else end)
     account = row["payer"] or member
     ended = parse_at(row["ended_at"]) if row["ended_at"] else None
@@ -49,10 +52,19 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
         "account": account, "balance_fen": models.balances.balance_fen(account),
         "arrears_fen": sum(amount for _, amount in models.balances.outstanding_debits_of(member)),
         "low_balance_warning": models.balances.warning(account),
-        "claims": [{"claim": c["claim"], "condition": c["condition"], "diagnosed_on": c["diagnosed_on"],
-                    "decision": c["decision"], "approved_fen": c["approved_fen"], "paid_fen": c["paid_fen"]}
-                   for c in models.cases.cards("member = ?", (member,))],
+        "claims": [{"claim": c["claim"], "condition": c["condition"],
+                    "diagnosed_month": c["diagnosed_month"], "decision": c["decision"],
+                    "approved_fen": c["approved_fen"], "paid_fen": c["paid_fen"]}
+                   for c in _claims_of(models, member, sealed_claims)],
     }
+
+
+def _claims_of(models: ReadModels, member: str, sealed_claims: Iterable[str]) -> list[dict[str, Any]]:
+    """The member's case cards: plain ones by their member column, sealed ones by the ids given."""
+    cards = {c["claim"]: c for c in models.cases.cards("member = ?", (member,))}
+    for claim in sealed_claims:
+        cards.update({c["claim"]: c for c in models.cases.cards("claim = ?", (claim,))})
+    return [cards[claim] for claim in sorted(cards)]
 
 
 def render(s: dict[str, Any]) -> str:
@@ -65,6 +77,6 @@ def render(s: dict[str, Any]) -> str:
              f"balance {s['balance_fen'] / 100:.2f} yuan" + (f", arrears {s['arrears_fen'] / 100:.2f} yuan"
                                                                if s["arrears_fen"] else "")
              + (" — below the plan's minimum: please top up" if s["low_balance_warning"] else "")]
-    lines += [f"  claim {c['claim'][:8]} {c['condition']} ({c['diagnosed_on']}): {c['decision']}"
+    lines += [f"  claim {c['claim'][:8]} {c['condition']} ({c['diagnosed_month']}): {c['decision']}"
               + (f", paid {c['paid_fen'] / 100:.2f} yuan" if c["paid_fen"] else "") for c in s["claims"]]
     return "\n".join(lines)

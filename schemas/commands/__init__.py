@@ -25,6 +25,9 @@ class Command(Frozen):
     """The role whose key signs the events this command writes (a member request may be signed by the
     operator on the member's behalf)."""
     SCHEMA_VERSION: ClassVar[int] = 1
+    SEALS: ClassVar[bool] = False
+    """Whether the command carries values the ledger seals (`ledger.sealing`): its receipt keeps only a keyed hash of
+    the request, so a copy of the store cannot confirm a guessed value."""
 
     command: str
     command_id: str = Field(

@@ -15,9 +15,11 @@ class FileClaim(Command):
     """A member (or their family) reports a diagnosis (a member's own request)."""
 
     NAME: ClassVar[str] = "file_claim"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    """v2: the claim id is keyed by the operator, and the member, date and age are sealed on the log."""
+    SEALS: ClassVar[bool] = True
     ROLE: ClassVar[str] = "member"
     command: Literal["file_claim"] = "file_claim"
-    claim: Id | None = Field(default=None, description="the claim id; derived from command_id when omitted")
     member: Id
     category: Literal["illness", "accident"]
     condition: Code

@@ -8,16 +8,18 @@ from pydantic import Field
 
 from schemas.commands import Command
 from schemas.common import Code, Commitment, Fen, Id, IsoDate, Province, Reference
+from schemas.events import ErasureReason
 
 
 class Join(Command):
     """A person joins a plan (a member's own request)."""
 
     NAME: ClassVar[str] = "join"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    """v2: the member id is keyed by the operator (`ledger.vault.keyed_id`), never chosen by the client."""
     ROLE: ClassVar[str] = "member"
     command: Literal["join"] = "join"
     plan: Id
-    member: Id | None = Field(default=None, description="the member id; derived from command_id when omitted")
     age_years: int = Field(ge=0, le=150)
     sex: Literal["f", "m"]
     province: Province
@@ -101,11 +103,23 @@ class ExcludeForWaitingIllness(Command):
     """Illness diagnosed during the waiting period: refund shares paid, leave for good."""
 
     NAME: ClassVar[str] = "exclude_for_waiting_illness"
+    SEALS: ClassVar[bool] = True
     ROLE: ClassVar[str] = "operator"
     command: Literal["exclude_for_waiting_illness"] = "exclude_for_waiting_illness"
     member: Id
     diagnosed_on: IsoDate
     condition: Code
+
+
+class EraseMember(Command):
+    """Destroy a member's sealed values (docs/privacy.md): after they left, on consent withdrawal, or when the
+    retention period after leaving ended. Signed events stay and keep verifying."""
+
+    NAME: ClassVar[str] = "erase_member"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["erase_member"] = "erase_member"
+    member: Id
+    reason: ErasureReason
 
 
 class DisburseRefund(Command):

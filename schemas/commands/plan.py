@@ -15,9 +15,10 @@ class CreatePlan(Command):
     """Open a plan with its first rules."""
 
     NAME: ClassVar[str] = "create_plan"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    """v2: the plan id is keyed by the operator (`ledger.vault.keyed_id`), never chosen by the client."""
     ROLE: ClassVar[str] = "operator"
     command: Literal["create_plan"] = "create_plan"
-    plan: Id | None = Field(default=None, description="the plan id; derived from command_id when omitted")
     name: Name
     kind: Literal["cancer", "children", "accident", "elderly_cancer", "chronic"]
     rules: PlanRules

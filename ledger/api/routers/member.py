@@ -16,6 +16,7 @@ from ledger.cli.base import date_range, parse_date
 from ledger.errors import InputError
 from ledger.log.bundle import build_bundle
 from ledger.projections.statements import statement
+from ledger.reveal import may_see, records_json, reveal_member
 from ledger.rules import Rule
 from schemas.api import Identity, ProofBundle, Statement
 
@@ -28,10 +29,11 @@ Since = Annotated[str | None, Query(alias="from", description="YYYY-MM-DD")]
 Until = Annotated[str | None, Query(alias="to", description="YYYY-MM-DD")]
 
 
-def revealed_for(state: ServiceState, who: Caller, member: str) -> dict[str, str] | None:
-    """Sealed personal fields of `member` opened for `who` (the member themself): the place where they will be
-    revealed; no field is sealed yet."""
-    return None
+def revealed_for(state: ServiceState, who: Caller, member: str) -> dict[str, Any]:
+    """Sealed personal fields of `member` opened for `who` (the member themself, by their own key), each checked
+    against its commitment before it leaves the vault (`ledger.reveal`)."""
+    may_see(state.ledger.app, who.key_id, member)
+    return {"records": records_json(reveal_member(state.ledger.app, member))}
 
 
 @router.get("/statement", response_model=Statement)
@@ -46,7 +48,7 @@ def member_statement(state: State, who: Signed, member: str,
     if year is not None and (since or until):
         raise InputError("year", Rule.YEAR_OR_DATE_RANGE_NOT_BOTH, "give year or from/to")
     start, end = (date(year, 1, 1), date(year + 1, 1, 1)) if year else date_range(since, until)
-    result = statement(state.models, member, start, end, state.now())
+    result = statement(state.models, member, start, end, state.now(), state.ledger.app.vault.streams_of(member))
     return {**result, "revealed": revealed_for(state, who, member)}
 
 

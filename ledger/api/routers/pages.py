@@ -21,7 +21,6 @@ from ledger.anchors import TRUST_ANCHORS_FILE
 from ledger.api.charts import Point, share_chart
 from ledger.api.dependencies import service
 from ledger.api.render import WEB, catalog, language_of, render
-from ledger.api.routers.public import published_event
 from ledger.api.routers.regulator import REASONS
 from ledger.api.state import ServiceState
 from ledger.cli.refs import period_ref, plan_ref
@@ -31,7 +30,8 @@ from ledger.projections.cases import disclosure_document
 router = APIRouter(include_in_schema=False)
 State = Annotated[ServiceState, Depends(service)]
 Lang = Annotated[str | None, Query(alias="lang", max_length=10)]
-CARD_FIELDS = ("category", "condition", "age_at_diagnosis", "sex", "province", "diagnosed_on", "diagnosis_month",
+CARD_FIELDS = ("category", "condition", "age_at_diagnosis", "age_band", "sex", "province", "diagnosed_on",
+               "diagnosis_month", "joined_month",
                "investigation_firm", "investigator", "days_in_plan_at_diagnosis", "decision_basis", "objections",
                "jury_verdict", "jury_votes", "jury_support", "votes", "support", "approved_fen", "aid_fen",
                "payable_fen", "helped_people", "shared_fen")
@@ -80,11 +80,8 @@ def plan_page(state: State, plan: str, lang: Lang = None) -> HTMLResponse:
     assert aggregate is not None, "a plan of the read models is stored"
     versions = [{"version": v.version, "effective_from": v.effective_from.date().isoformat(),
                  "rules": v.rules.model_dump(mode="json")} for v in aggregate.versions]
-    rows = []
-    for period in periods.all(plan_id):
-        record = periods.record(period["id"]) or {"cases": []}
-        rows.append({**period, "cases": len(record["cases"]), "cap_applied": record.get("cap_applied"),
-                     "subsidy_fen": record.get("subsidy_fen")})
+    counts = periods.case_counts(plan_id)
+    rows = [{**period, "cases": counts.get(str(period["id"]), 0)} for period in periods.all(plan_id)]
     assessed = [r for r in rows if r["share_fen"] is not None]
     messages = catalog(language)
     chart = share_chart([Point(str(r["number"]), int(r["share_fen"])) for r in assessed],
@@ -110,8 +107,8 @@ def period_page(state: State, period: str, lang: Lang = None) -> HTMLResponse:
         document = disclosure_document(period_id, models.periods, models.cases, models.balances.failed_periods())
     published = next((e for e in state.followed.of("disclosure.published")
                       if e.envelope["body"]["period"] == period_id), None)
-    verifiable = published is not None and published_event(state, published.notification_id,
-                                                           published.entry) is not None
+    index = None if published is None else state.index_of(published.notification_id)
+    verifiable = index is not None and index < state.published_size()  # a checkpoint covers the event
     cards = []
     for card in (document or {"cases": []})["cases"]:
         named = [(name, card[name]) for name in CARD_FIELDS if name in card]

@@ -88,7 +88,7 @@ def get_period(state: State, period: str) -> dict[str, Any]:
     return record
 
 
-@router.get("/periods/{period}/disclosure", response_model=Disclosure)
+@router.get("/periods/{period}/disclosure", response_model=Disclosure, response_model_exclude_unset=True)
 def get_disclosure(state: State, period: str) -> dict[str, Any]:
     """A settled period's 公示 rebuilt from the events, its hash, the hash published on the log, and the
     `disclosure.published` event with its inclusion proof into the latest published checkpoint."""
@@ -142,7 +142,7 @@ def list_cases(state: State, plan: str | None = None, period: str | None = None,
         params.append(period_ref(models.periods, "period", period))
     cards = models.cases.cards(" AND ".join(conditions), tuple(params))
     page = paginate(cards, lambda c: (c["claim"],), cursor, limit)
-    page["items"] = [{**c, "case": c["claim"], "member": mask(str(c["member"])),
+    page["items"] = [{**c, "case": c["claim"], "member": None if c["member"] is None else mask(str(c["member"])),
                       "jury_requested": bool(c["jury_requested"])} for c in page["items"]]
     return page
 

@@ -31,6 +31,7 @@ from ledger.envelope import Actor, EnvelopeError, envelope_from_json, format_at,
 from ledger.errors import InputError
 from ledger.keys import event_signature_is_valid
 from ledger.projections.metrics import report_document
+from ledger.reveal import may_see, records_json, reveal_claim
 from ledger.rules import Rule
 from schemas.api import (
     Page,
@@ -66,10 +67,21 @@ def _plan(state: ServiceState, plan: str | None) -> str | None:
     return plan_ref(state.models.periods, "plan", plan) if plan else None
 
 
-def revealed_for(state: ServiceState, who: Caller, claim: str) -> dict[str, str] | None:
-    """Sealed personal fields of a case opened for a regulator: the place where they will be revealed, as far as
-    the law allows; no field is sealed yet."""
-    return None
+ROW_REVEALED_FIELDS = ("diagnosed_on", "age_at_diagnosis")
+"""The sealed fields a regulator's case row reveals."""
+
+
+def revealed_for(state: ServiceState, who: Caller, claim: str) -> dict[str, Any]:
+    """Sealed values of a case opened for a regulator's key — the exact diagnosis date and age the amounts and
+    windows depend on, each checked against its commitment before it leaves the vault (`ledger.reveal`) — but not
+    who the claimant is, nor the joining instant, which is the instant of the claimant's `member.joined` and would
+    name them: a case row names no member (docs/privacy.md; the operator hands the claimant's records over with
+    `member reveal --for` when a regulator asks for a member). None for a case filed before sealing (its values are
+    on the log) or after its claimant's erasure."""
+    may_see(state.ledger.app, who.key_id, None)
+    return {"records": records_json(r for r in reveal_claim(state.ledger.app, claim)
+                                    if r.field in ROW_REVEALED_FIELDS)}
+
 
 
 @router.get("/cases", response_model=Page[RegulatorCase])

@@ -17,7 +17,7 @@ function showStatement(statement) {
     [t("refunds"), `¥${yuan(statement.refunds_paid_fen)}`],
     [t("balance"), `¥${yuan(statement.balance_fen)}`],
   ]);
-  rows(document.getElementById("claims"), statement.claims.map((c) => [c.condition, c.diagnosed_on,
+  rows(document.getElementById("claims"), statement.claims.map((c) => [c.condition, c.diagnosed_month,
     t(`decision_${c.decision}`), { text: `¥${yuan(c.paid_fen)}`, className: "num" }]));
   document.getElementById("statement").hidden = false;
 }

@@ -1,0 +1,187 @@
+"""The vault: the values and salts of sealed fields (`ledger.sealing`), kept off the log, encrypted per member.
+
+Envelope encryption. Each member has one random 256-bit data key; it encrypts (AES-256-GCM) every sealed value the
+member owns — their own events' and their claims' — and is stored only *wrapped*: encrypted under the wrap key,
+which HKDF-SHA256 derives from the operator's vault key (`<data dir>/keys/vault.key`, 32 random bytes made by
+`init`, kept with the operator's private keys and never in the store). Both live in the event store itself
+(`vault_keys`, `vault_values`, `ledger.store`), written in the same transaction as the events whose commitments they
+open. Every ciphertext is bound by its associated data to where it belongs — a wrapped key to its member, a value to
+its stream, seq and field — so a row copied elsewhere does not open. Erasing a member (`member erase`) deletes the
+data key and the values: the commitments on the log stay, and nothing can open them again.
+
+From the same vault key HKDF derives the receipt key (a command carrying sealed values keeps an HMAC of its request
+in its receipt, not a plain hash that would confirm a guessed value) and the id key: the ids of new members, claims
+and plans are an HMAC of the command id under it (`keyed_id`), so no one without the operator's secret can derive an
+id from a guessed command id, and a repeated command still names the same stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ledger.canonical import canonical_bytes
+from ledger.errors import KeyDirectoryError, VerificationError
+from ledger.rules import Rule
+from ledger.sealing import Revealed, commitment, new_salt
+from ledger.store import VaultRow, VaultWrites
+
+VAULT_KEY_FILE = "vault.key"
+"""The operator's vault key, in the operator's key directory."""
+_NONCE = 12
+_KEY_AAD = b"mutual-ledger/vault/key/v1\n"
+_VALUE_AAD = b"mutual-ledger/vault/value/v1\n"
+
+
+def create_vault_key(key_dir: Path) -> Path:
+    """Make the operator's vault key (32 random bytes, base64, readable by the owner only); never overwrites one."""
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = key_dir / VAULT_KEY_FILE
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return path
+
+
+def load_vault_key(key_dir: Path) -> bytes:
+    """The operator's vault key; missing or malformed is a key error naming the file."""
+    path = key_dir / VAULT_KEY_FILE
+    try:
+        text = path.read_text()
+    except OSError:
+        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_EXIST, f"{path} (made by init)") from None
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64, str(path))
+    return key
+
+
+def _derive(vault_key: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mutual-ledger/" + purpose).derive(vault_key)
+
+
+def keyed_id(id_key: bytes, kind: str, command_id: str) -> UUID:
+    """The id of a stream a command creates: HMAC-SHA256 under the id key of `kind:command_id`, its first 16 bytes
+    shaped as a version 8 UUID (RFC 9562). Without the operator's key nobody can tell which command id it came
+    from; a repeated command names the same stream."""
+    raw = bytearray(hmac.new(id_key, f"{kind}:{command_id}".encode(), hashlib.sha256).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8 (Python before 3.12 knows no `version=8`)
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC variant
+    return UUID(bytes=bytes(raw))
+
+
+@dataclass
+class Vault:
+    """The vault of one store, opened with the operator's vault key; `pending` collects what the current unit of
+    work seals, saved with its events (`VaultWrites`)."""
+
+    recorder: Any
+    """The store's recorder (`ledger.store`), which keeps the vault tables."""
+    vault_key: bytes
+    wrap_key: bytes = field(init=False)
+    id_key: bytes = field(init=False)
+    receipt_key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wrap_key = _derive(self.vault_key, b"vault/wrap/v1")
+        self.id_key = _derive(self.vault_key, b"ids/v1")
+        self.receipt_key = _derive(self.vault_key, b"receipts/v1")
+
+    # -- data keys ---------------------------------------------------------------------------------------
+
+    def wrap(self, member: str, data_key: bytes) -> bytes:
+        """A data key encrypted under the wrap key, bound to its member."""
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + AESGCM(self.wrap_key).encrypt(nonce, data_key, _KEY_AAD + member.encode())
+
+    def unwrap(self, member: str, wrapped: bytes) -> bytes:
+        """Open a wrapped data key; one that was altered, moved to another member or wrapped under another vault
+        key does not open."""
+        try:
+            return AESGCM(self.wrap_key).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _KEY_AAD + member.encode())
+        except (InvalidTag, ValueError):
+            raise VerificationError(f"vault: the data key of member {member} does not open "
+                                    "(altered, moved, or another vault key)") from None
+
+    def data_key(self, member: str, writes: VaultWrites | None = None) -> bytes | None:
+        """A member's data key: pending in `writes`, stored, or None when there is none (never made, or erased)."""
+        if writes is not None and member in writes.keys:
+            return self.unwrap(member, writes.keys[member])
+        wrapped = self.recorder.select_vault_key(member)
+        return None if wrapped is None else self.unwrap(member, wrapped)
+
+    # -- values ------------------------------------------------------------------------------------------
+
+    def seal(self, writes: VaultWrites, member: str, stream: str, seq: int, name: str, value: Any) -> str:
+        """Seal one value owned by `member` for field `name` of event `stream#seq`: add its encrypted record to
+        `writes` (and the member's new data key if they have none) and return the commitment for the body."""
+        data_key = self.data_key(member, writes)
+        if data_key is None:
+            data_key = AESGCM.generate_key(256)
+            writes.keys[member] = self.wrap(member, data_key)
+        salt = new_salt()
+        plain = canonical_bytes({"salt": salt.hex(), "value": value})
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = nonce + AESGCM(data_key).encrypt(nonce, plain, _aad(stream, seq, name))
+        writes.values.append(VaultRow(stream, seq, name, member, sealed))
+        return commitment(salt, value)
+
+    def open(self, row: VaultRow, data_key: bytes) -> Revealed:
+        """Decrypt one stored value; a row altered or moved to another event or field does not open."""
+        try:
+            plain = AESGCM(data_key).decrypt(row.sealed[:_NONCE], row.sealed[_NONCE:],
+                                             _aad(row.stream, row.seq, row.field))
+        except (InvalidTag, ValueError):
+            raise VerificationError(f"vault: the sealed {row.field} of {row.stream}#{row.seq} does not open "
+                                    "(altered or moved)") from None
+        record = json.loads(plain)
+        return Revealed(row.stream, row.seq, row.field, record["value"], bytes.fromhex(record["salt"]))
+
+    def values_of(self, member: str) -> list[Revealed]:
+        """Every sealed value a member owns, opened (none after erasure)."""
+        data_key = self.data_key(member)
+        if data_key is None:
+            return []
+        return [self.open(row, data_key) for row in self.recorder.select_vault_values(member=member)]
+
+    def values_of_stream(self, stream: str) -> list[tuple[str, Revealed]]:
+        """Every sealed value of a stream's events, opened, with the member who owns each; values of erased
+        members are left out."""
+        found = []
+        keys: dict[str, bytes | None] = {}
+        for row in self.recorder.select_vault_values(stream=stream):
+            if row.member not in keys:
+                keys[row.member] = self.data_key(row.member)
+            data_key = keys[row.member]
+            if data_key is not None:
+                found.append((row.member, self.open(row, data_key)))
+        return found
+
+    def streams_of(self, member: str) -> set[str]:
+        """The streams holding values the member owns (their claims, by the vault's rows, without decrypting)."""
+        return {row.stream for row in self.recorder.select_vault_values(member=member)}
+
+
+def _aad(stream: str, seq: int, name: str) -> bytes:
+    return _VALUE_AAD + f"{stream}#{seq}/{name}".encode()
+
+
+def empty_writes() -> VaultWrites:
+    """Nothing sealed yet."""
+    return VaultWrites({}, [], {})
