@@ -34,12 +34,14 @@ Every failure is evidence: the global index, stream and seq, the check, and the 
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
 from ledger.sealing import Revealed
-from ledger.sharing import assess, roll_root, settle
+from ledger.sharing import assess, roll_leaf_hashes, settle
 from ledger.verify import CheckedSignatures, Failure, Report, examine
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
@@ -197,6 +199,15 @@ class _Books:
             self.error = error
 
 
+STREAM = b'"stream":"'
+
+
+def _stream_of(entry: bytes) -> str:
+    """The stream a canonical entry names (its last `"stream":"`: JCS puts the envelope's own after its body)."""
+    at = entry.rfind(STREAM) + len(STREAM)
+    return entry[at:at + 36].decode("ascii", "replace")
+
+
 def _decoded(batch: list[tuple[int, bytes]]) -> Iterator[tuple[int, dict[str, Any]]]:
     """The entries of a batch that decode to JSON objects, decoded."""
     for nid, entry in batch:
@@ -234,13 +245,70 @@ class _Roots:
             self._take()
 
 
+class _Members:
+    """Every plan's members — when each joined and first lapsed, left, was excluded or wound down — in an on-disk
+    SQLite table, written in batches as the entries go by: the auditor's memory does not grow with the members.
+    An assessment's locked set is read back sorted and hashed as it streams (`roll`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.db = sqlite3.connect(directory / "members.sqlite3", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute("CREATE TABLE members (plan TEXT NOT NULL, member TEXT NOT NULL, joined_at TEXT NOT NULL, "
+                        "ended_at TEXT, PRIMARY KEY (plan, member)) WITHOUT ROWID")
+        self.pending: list[tuple[str, tuple[str, ...]]] = []
+        self.joined: set[tuple[str, str]] = set()
+        """(plan, member) of the joins pending."""
+
+    def join(self, plan: str, member: str, at: str) -> None:
+        """A join (a new span: any earlier end is forgotten)."""
+        self.pending.append(("INSERT OR REPLACE INTO members VALUES (?, ?, ?, NULL)", (plan, member, at)))
+        self.joined.add((plan, member))
+        if len(self.pending) >= BOOKS_BATCH:
+            self.flush()
+
+    def end(self, plan: str, member: str, at: str) -> None:
+        """The first end of a member's span; KeyError for a member who never joined the plan."""
+        if (plan, member) not in self.joined and self.db.execute(
+                "SELECT 1 FROM members WHERE plan = ? AND member = ?", (plan, member)).fetchone() is None:
+            raise KeyError(f"member {member} of plan {plan}")
+        self.pending.append(("UPDATE members SET ended_at = ? WHERE plan = ? AND member = ? AND ended_at IS NULL",
+                             (at, plan, member)))
+
+    def flush(self) -> None:
+        """Write what is pending, in order, each run of one statement with one `executemany`."""
+        self.db.execute("BEGIN")
+        for statement, rows in groupby(self.pending, key=lambda item: item[0]):
+            self.db.executemany(statement, [row for _, row in rows])
+        self.db.execute("COMMIT")
+        self.pending.clear()
+        self.joined.clear()
+
+    def joined_at(self, plan: str, member: str) -> str | None:
+        """When the member joined the plan (the current span), or None."""
+        self.flush()
+        row = self.db.execute("SELECT joined_at FROM members WHERE plan = ? AND member = ?", (plan, member)).fetchone()
+        return None if row is None else str(row[0])
+
+    def roll(self, plan: str, cutoff: str, period: str, share_fen: int) -> tuple[bytes, int]:
+        """The roll root and size over the plan's members active at the cutoff, sorted by id (code-point order:
+        SQLite's BINARY collation), hashed as they are read."""
+        self.flush()
+        fold = MerkleFold()
+        rows = self.db.execute("SELECT member FROM members WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL "
+                               "OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff))
+        while batch := rows.fetchmany(100_000):
+            fold.extend(roll_leaf_hashes(period, [row[0] for row in batch], share_fen))
+        return fold.root(), fold.size
+
+    def close(self) -> None:
+        """Close the table's database."""
+        self.db.close()
+
+
 @dataclass
 class _Plan:
     versions: list[tuple[str, int, PlanRules]] = field(default_factory=list)
-    members: dict[str, str] = field(default_factory=dict)
-    """Member → when they joined."""
-    ended: dict[str, str] = field(default_factory=dict)
-    """Member → when they first lapsed, left or were excluded or wound down."""
     periods: dict[int, dict[str, Any]] = field(default_factory=dict)
     closing: tuple[str, str, int] | None = None
     """(announced at, ends at, final periods the operator pays) once closing is announced."""
@@ -281,6 +349,8 @@ class Auditor:
         self.period_plan: dict[str, str] = {}
         self.failed: dict[str, set[str]] = {}
         """Member → periods whose debit for them failed and was not recovered (what a disclosure counts)."""
+        self.members: _Members
+        """Every plan's members, on disk (made by `run` in its scratch directory)."""
         self.wind_down_refunds: dict[str, list[Any]] = {}
         """Member → [index, envelope, due, deadline, paid by the deadline] of a wind-down refund."""
         self.last_at = ""
@@ -313,13 +383,19 @@ class Auditor:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 books = _Books(Path(tmp))
-                with paused_gc():  # millions of long-lived acyclic objects (stream heads, members): nothing to collect
-                    self._pass(self._examined(entries, pool, workers), books, roots)
-                    books.flush()
-                if not self.report.entries:
-                    self.fail(0, None, "log", "at least one entry", "an empty log")
-                    return self.report
-                self.money_and_disclosures(books)
+                self.members = _Members(Path(tmp))
+                self.events.streams.spill_to(Path(tmp))
+                try:
+                    with paused_gc():  # millions of long-lived acyclic objects: nothing to collect
+                        self._pass(self._examined(entries, pool, workers), books, roots)
+                        books.flush()
+                    if not self.report.entries:
+                        self.fail(0, None, "log", "at least one entry", "an empty log")
+                        return self.report
+                    self.money_and_disclosures(books)
+                finally:
+                    self.members.close()
+                    self.events.streams.close()
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -351,6 +427,7 @@ class Auditor:
         failures = self.report.failures
         for first, chunk, examined in chunks:
             roots.extend(chunk)
+            self.events.streams.prefetch(_stream_of(entry) for entry in chunk)
             found = iter(examined.failures)
             pending = next(found, None)
             for index, entry in enumerate(chunk, first):
@@ -392,15 +469,12 @@ class Auditor:
             self.plans[stream].closing = (at, body["ends_at"], body["operator_pays_final_periods"])
             self.plans[stream].closing_tail_days = body["claim_tail_days"]
         elif kind == "member.joined":
-            plan = self.plans[body["plan"]]
-            plan.members[stream] = at
+            self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
+            self.members.join(body["plan"], stream, at)
             self.joined_ages[stream] = body["age_years"]
-            plan.ended.pop(stream, None)  # a join starts a new span
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
-            plan = self.plans[body["plan"]]
-            if stream not in plan.members:
-                raise KeyError(f"member {stream} of plan {body['plan']}")
-            plan.ended.setdefault(stream, at)
+            self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
+            self.members.end(body["plan"], stream, at)
             if kind == "member.wind_down_refund_due":
                 self.wind_down_refunds[stream] = [index, e, body["refund_due_fen"], body["deadline"], 0]
             if kind == "member.excluded" and e["schema"] == 2:
@@ -457,9 +531,11 @@ class Auditor:
             return None
         plan = self.plans[e["body"]["plan"]]
         if e["type"] == "claim.filed":
-            check_filing(e, values, plan.members, self.joined_ages, plan, fail)
+            joined = self.members.joined_at(e["body"]["plan"], str(values.get("member")))
+            check_filing(e, values, {str(values.get("member")): joined} if joined else {}, self.joined_ages, plan,
+                         fail)
         else:
-            check_exclusion(e, values, plan.members.get(e["stream"]), plan, fail)
+            check_exclusion(e, values, self.members.joined_at(e["body"]["plan"], e["stream"]), plan, fail)
         return values
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
@@ -470,8 +546,7 @@ class Auditor:
         version, rules = plan.rules_at(cutoff)
         if body["rules_version"] != version:
             self.fail(index, e, "8 period (rules_version)", version, body["rules_version"])
-        locked = sorted(m for m, joined in plan.members.items()
-                        if joined <= cutoff and (m not in plan.ended or cutoff < plan.ended[m]))
+        roll, locked = self.members.roll(body["plan"], cutoff, period, body["share_fen"])
         due = sorted(c for c, claim in self.claims.items() if claim["plan"] == body["plan"] and "approved" in claim
                      and claim["approved_at"] <= cutoff and c not in self.included)
         listed = [case["claim"] for case in body["cases"]]
@@ -505,7 +580,7 @@ class Auditor:
                 self.fail(index, e, "8 period (payment_model)", rules.payment_model, body["payment_model"])
             if body["funded_by"] != ("operator" if operator else "members"):
                 self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
-        expected = assess(len(locked), [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
+        expected = assess(locked, [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
                           surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy,
                           operator)
         for term in TERMS:
@@ -516,9 +591,8 @@ class Auditor:
             if funded.get(case["claim"]) != case["funded_fen"]:
                 self.fail(index, e, f"8 period (case {case['claim']} funded_fen)", funded.get(case["claim"]),
                           case["funded_fen"])
-        root = roll_root(period, locked, body["share_fen"]).hex()
-        if (root, len(locked)) != (body["roll_root"], body["roll_size"]):
-            self.fail(index, e, "8 period (roll)", f"{root} over {len(locked)}", f"{body['roll_root']} over "
+        if (roll.hex(), locked) != (body["roll_root"], body["roll_size"]):
+            self.fail(index, e, "8 period (roll)", f"{roll.hex()} over {locked}", f"{body['roll_root']} over "
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
 

@@ -1,18 +1,18 @@
-"""Consumer scale-out benchmark: the per-member read model fed from Kafka by one consumer, then by N in one group.
+"""Consumer scale-out benchmark: the per-member read model fed from Kafka by groups of 1, 2, 4, … consumers.
 
 A postpaid plan gets `--members` members through the application (one signed `member.joined` each: the per-member
 work of a plan's growth); the relay publishes the store to a topic on a Kafka-protocol broker (the suite's broker:
 `LEDGER_TEST_KAFKA_BOOTSTRAP`, testcontainers, or the Tansu binary). Then, each into its own empty views
 database, as `mutual-ledger consume balances --until-caught-up` processes:
 
-- one consumer alone in its group;
-- `--consumers` consumers started together in one group, which split the topic's partitions between them.
+- for each count of `--consumers` (default 1 2 4), that many consumers started together in one new group, which
+  split the topic's partitions between them (4 by default: a fifth consumer would stand by).
 
 Each run is timed from the processes' start to the last one's exit (group join included), so the figure is what an
 operator sees; every message is verified (signature, key, schema, chain, index) before it is applied. The views
-digests of both runs must equal the in-process rebuild. Reported: events/s of each, and the speed-up.
+digests of every run must equal the in-process rebuild. Reported: events/s of each, and the speed-up over one.
 
-Usage: python -m bench.consumers [--members 100000] [--consumers 2]
+Usage: python -m bench.consumers [--members 100000] [--consumers 1 2 4]
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def timed_consumers(env: dict[str, str], views: Path, count: int) -> tuple[float
     env = {**os.environ, **env, "LEDGER_VIEWS_URL": f"sqlite:///{views}"}
     group = f"bench-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "ledger.cli", "consume", "balances", "--until-caught-up",
-                                   "--group", group], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    processes = [subprocess.Popen([sys.executable, "-m", "ledger.cli", "kafka", "consume", "balances",
+                                   "--until-caught-up", "--group", group], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
                  for _ in range(count)]
     summaries = []
     for process in processes:
@@ -49,7 +50,7 @@ def main() -> None:
     """Build, publish, consume twice, print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--consumers", type=int, default=2)
+    parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     from bench.projections import populate
     from consumers.relay import Relay
@@ -70,24 +71,26 @@ def main() -> None:
         publish_seconds = time.perf_counter() - start
         relay.close()
         events = app.recorder.max_notification_id() or 0
-        env = {"LEDGER_DATA_DIR": str(data), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEDGER_KAFKA_TOPIC": topic}
-        one, _ = timed_consumers(env, Path(tmp) / "one.sqlite3", 1)
-        many, summaries = timed_consumers(env, Path(tmp) / "many.sqlite3", args.consumers)
+        env = {"LEDGER_DATA_DIR": str(data / "operator"), "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+               "LEDGER_KAFKA_TOPIC": topic}
+        runs = [(count, *timed_consumers(env, Path(tmp) / f"group-{count}.sqlite3", count))
+                 for count in args.consumers]
         fresh = Balances(app, views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/fresh.sqlite3")))
         fresh.catch_up()
         expected = fresh.digest()
-        for name in ("one", "many"):
-            views = views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/{name}.sqlite3"))
+        for count, _, _ in runs:
+            views = views_store(Settings(data_dir=data, views_url=f"sqlite:///{tmp}/group-{count}.sqlite3"))
             if Balances(app, views).digest() != expected:
-                raise SystemExit(f"{name}: the Kafka-fed balances differ from the in-process rebuild")
+                raise SystemExit(f"{count} consumers: the Kafka-fed balances differ from the in-process rebuild")
         app.close()
     print(f"{events:,} events published in {publish_seconds:.1f} s ({events / publish_seconds:,.0f}/s); "
-          f"{os.cpu_count()} cores")
-    print(f"balances, one consumer: {one:.1f} s = {events / one:,.0f} events/s")
-    print(f"balances, {args.consumers} consumers in one group: {many:.1f} s = {events / many:,.0f} events/s; "
-          f"speed-up {one / many:.2f}x; digests equal the in-process rebuild")
-    for line in summaries:
-        print(f"  {line}")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    first = runs[0][1]
+    for count, seconds, summaries in runs:
+        print(f"balances, {count} consumer(s) in one group: {seconds:.1f} s = {events / seconds:,.0f} events/s; "
+              f"speed-up over {runs[0][0]}: {first / seconds:.2f}x; digests equal the in-process rebuild")
+        for line in summaries:
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ledger.application import SimulatedClock
+from ledger.bootstrap import Ledger
 from ledger.envelope import parse_at
 from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
@@ -38,11 +39,12 @@ from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, Se
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def populate(directory: Path, members: int) -> tuple[str, float]:
-    """A plan with `members` members; returns the plan id and the seconds it took."""
+def populate(directory: Path, members: int, database_url: str | None = None) -> tuple[str, float]:
+    """A plan with `members` members (on SQLite, or the PostgreSQL of `database_url`); returns the plan id and the
+    seconds it took."""
     from tests.support import commitment, rules
 
-    app = ledger_with_parties(directory, SimulatedClock(START))
+    app = ledger_with_parties(directory, SimulatedClock(START), database_url)
     from schemas.commands.plan import CreatePlan
 
     plan = str(app.execute(CreatePlan(command_id="plan", name="Bench", kind="cancer", rules=rules()))["plan"])
@@ -57,11 +59,13 @@ def populate(directory: Path, members: int) -> tuple[str, float]:
     return plan, seconds
 
 
-def period_phase(directory: Path, plan: str, periods: int) -> dict[str, float]:
-    """Run in a child process: periods, then statement queries."""
+def period_phase(directory: Path, plan: str, periods: int, database_url: str | None = None,
+                 bundles: bool = False) -> dict[str, float]:
+    """Run in a child process: periods, then statement queries (and, with `bundles`, the log integrated with its
+    index, a checkpoint published, and proof bundles built)."""
     from ledger.projections.statements import statement
 
-    app = ledger_with_parties(directory, SimulatedClock(START + timedelta(days=1)))
+    app = ledger_with_parties(directory, SimulatedClock(START + timedelta(days=1)), database_url)
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     app.read_models()
@@ -92,18 +96,40 @@ def period_phase(directory: Path, plan: str, periods: int) -> dict[str, float]:
     result["statement_p50_ms"] = statistics.median(latencies)
     result["statement_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     result["periods"] = float(periods)
+    if bundles:
+        result.update(bundle_latencies(app, members[:50]))
     app.close()
     return result
 
 
-def rebuild_ratio(directory: Path) -> tuple[float, float, int]:
-    """(raw read events/s, rebuild events/s, events) on the store in `directory`."""
+def bundle_latencies(app: Ledger, members: list[str]) -> dict[str, float]:
+    """Integrate the log (with its index) and publish a checkpoint, timed; then build the members' proof bundles:
+    p50 / p99, and the periods proved in the first."""
+    from ledger.log.bundle import build_bundle
+
+    start = time.perf_counter()
+    app.checkpoints.publish(app.clock.now())
+    integrated = time.perf_counter() - start
+    latencies, rolls = [], 0
+    for member in members:
+        start = time.perf_counter()
+        bundle = build_bundle(app.checkpoints, member)
+        latencies.append((time.perf_counter() - start) * 1000)
+        rolls = max(rolls, len(bundle["rolls"]))
+    latencies.sort()
+    return {"integrate_seconds": integrated, "log_size": float(app.log.size()), "bundle_rolls": float(rolls),
+            "bundle_p50_ms": statistics.median(latencies),
+            "bundle_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def rebuild_ratio(directory: Path, database_url: str | None = None) -> tuple[float, float, int]:
+    """(raw read events/s, rebuild events/s, events) on the store in `directory` (or at `database_url`)."""
     from eventsourcing.sqlite import SQLiteDatastore
 
     from ledger.projections import PROJECTIONS, ReadModels
     from ledger.projections.sql import SqlStore
 
-    app = ledger_with_parties(directory, SimulatedClock(START)).app
+    app = ledger_with_parties(directory, SimulatedClock(START), database_url).app
     read_rate, count = 0.0, 0
     for _ in range(2):
         start = time.perf_counter()

@@ -109,7 +109,7 @@ class Ledger:
     def log(self) -> TransparencyLog:
         """The transparency log over the store's global order."""
         if self._log is None:
-            self._log = TransparencyLog(self.app, create=False)
+            self._log = TransparencyLog(self.app, create=False, index=True)
         return self._log
 
     @property

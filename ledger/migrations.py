@@ -23,6 +23,7 @@ from eventsourcing.utils import Environment
 from ledger.config import Settings
 from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog
+from ledger.log.index import index_schema
 from ledger.log.tree import TransparencyLog
 from ledger.projections import ReadModels
 from ledger.projections.sql import SqlStore
@@ -60,9 +61,15 @@ def _vault(store: _Store, sql: SqlStore) -> None:
     store.recorder.create_vault_tables()
 
 
+def _log_index(store: _Store, sql: SqlStore) -> None:
+    """The log's index for members' bundles (`ledger.log.index`); the next integration fills it from the start."""
+    sql.create(index_schema(sql))
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
+    3: (_log_index,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

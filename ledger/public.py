@@ -54,7 +54,7 @@ class PublicStore:
 
     def checkpoints(self, verifier: Verifier | None) -> CheckpointLog:
         """The operator's published checkpoints and its log's stored tiles, to read (no key: it cannot publish)."""
-        return CheckpointLog(TransparencyLog(self, create=False), None, verifier, create=False)
+        return CheckpointLog(TransparencyLog(self, create=False, index=True), None, verifier, create=False)
 
     def published_checkpoints(self) -> list[StoredCheckpoint]:
         """Every checkpoint the operator published, smallest first (none when it never published one)."""

@@ -223,6 +223,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                                "WHERE rowid", notification_ids)
         return {row[0]: (UUID(row[1]), row[2]) for row in rows}
 
+    def select_entries(self, notification_ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored entries at these notification ids (one indexed query per 500 ids)."""
+        rows = self._select_in(f"SELECT rowid, state FROM {self.events_table_name} WHERE rowid", notification_ids)
+        return {int(row[0]): bytes(row[1]) for row in rows}
+
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query per 500 ids)."""
         rows = self._select_in("SELECT * FROM command_receipts WHERE command_id", command_ids)
@@ -394,6 +399,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             rows = curs.fetchall()
         return {row["notification_id"]: (row["originator_id"], row["originator_version"]) for row in rows}
+
+    def select_entries(self, notification_ids: Sequence[int]) -> dict[int, bytes]:
+        """The stored entries at these notification ids (one indexed query)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT notification_id, state FROM {} WHERE notification_id = ANY(%s)").format(
+                    Identifier(self.datastore.schema, self.events_table_name)),
+                (list(notification_ids),),
+            )
+            rows = curs.fetchall()
+        return {int(row["notification_id"]): bytes(row["state"]) for row in rows}
 
     def select_receipts(self, command_ids: Sequence[str]) -> dict[str, CommandReceipt]:
         """The stored receipts of those command ids that already ran (one query)."""

@@ -25,6 +25,7 @@ of the CLI is 0 only when every entry passes.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -156,6 +157,64 @@ class CheckedSignatures:
         return index not in self.failing
 
 
+class StreamHeads:
+    """Stream → (last seq, last event hash), for checks 3: at most `limit` streams in memory, and — once given a
+    directory (`spill_to`) — the rest in an on-disk SQLite table, so that a verifier's memory does not grow with
+    the members. A caller that knows which streams come next asks for them together (`prefetch`: one query for a
+    chunk of entries rather than one per entry)."""
+
+    def __init__(self, limit: int = 400_000) -> None:
+        self.limit = limit
+        self._memory: dict[str, tuple[int, bytes]] = {}
+        self._disk: sqlite3.Connection | None = None
+        self._absent: set[str] = set()
+        """Streams the last prefetch found nowhere (new streams: no query for them)."""
+
+    def spill_to(self, directory: Path) -> None:
+        """Keep what exceeds the limit in `directory` (a scratch directory the caller removes)."""
+        self._disk = sqlite3.connect(directory / "stream-heads.sqlite3", isolation_level=None)
+        self._disk.execute("PRAGMA journal_mode = OFF")
+        self._disk.execute("PRAGMA synchronous = OFF")
+        self._disk.execute("CREATE TABLE heads (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL) "
+                           "WITHOUT ROWID")
+
+    def get(self, stream: str) -> tuple[int, bytes] | None:
+        """The stream's head, or None for a stream not seen yet."""
+        found = self._memory.get(stream)
+        if found is not None or self._disk is None or stream in self._absent:
+            return found
+        row = self._disk.execute("SELECT seq, hash FROM heads WHERE stream = ?", (stream,)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def __setitem__(self, stream: str, head: tuple[int, bytes]) -> None:
+        self._memory[stream] = head
+        if self._disk is not None and len(self._memory) > self.limit:
+            self._disk.execute("BEGIN")
+            self._disk.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)",
+                                   ((k, v[0], v[1]) for k, v in self._memory.items()))
+            self._disk.execute("COMMIT")
+            self._memory.clear()
+
+    def prefetch(self, streams: Iterable[str]) -> None:
+        """Bring these streams' heads into memory with one query per 500 (the next entries' streams)."""
+        if self._disk is None:
+            return
+        missing = [stream for stream in set(streams) if stream not in self._memory]
+        self._absent = set(missing)
+        for offset in range(0, len(missing), 500):
+            chunk = missing[offset:offset + 500]
+            for stream, seq, head in self._disk.execute(
+                    f"SELECT stream, seq, hash FROM heads WHERE stream IN ({','.join('?' * len(chunk))})", chunk):
+                self._memory[stream] = (int(seq), bytes(head))
+                self._absent.discard(stream)
+
+    def close(self) -> None:
+        """Close the on-disk part."""
+        if self._disk is not None:
+            self._disk.close()
+            self._disk = None
+
+
 class Verifier:
     """Runs the numbered procedure over entries in order (see module docstring)."""
 
@@ -164,7 +223,7 @@ class Verifier:
         self.report = Report()
         self.keys: dict[str, _Key] = {}
         self.root_key_id: str | None = None
-        self.streams: dict[str, tuple[int, bytes]] = {}
+        self.streams = StreamHeads()
         """Stream → its last seq and event hash (raw bytes: half the memory of hex, for millions of streams)."""
 
     def fail(self, index: int, data: dict[str, Any] | None, check: str, expected: object, found: object) -> None:

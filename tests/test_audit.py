@@ -284,3 +284,30 @@ def test_checkpoints_of_any_size_are_checked_against_the_root_taken_as_the_entri
     notes[3] = sign_note(Checkpoint(ledger.settings.log_origin, 7, mth(entries[:6])).text(), signer_of(log))
     report = Auditor(anchors, log.verifier).run(iter(entries), notes)
     assert where(report) == [(6, None, None, "12 checkpoint 7 (root)")]
+
+
+def test_the_state_that_grows_with_members_is_kept_on_disk_and_finds_what_memory_finds(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 5)
+    monkeypatch.setattr("audit.verify.BOOKS_BATCH", 3)  # the members written to disk every few joins
+    entries = [e for _, e in ledger.entries()]
+    anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
+    deposit = nth(entries, "member.deposit_received", 2)
+    broken = json.loads(entries[deposit])
+    broken["prev"] = "00" * 32  # validly signed, off its stream's chain: check 3
+    entries[deposit] = resign(broken, ledger.signers.load("custodian"))
+    assessed = nth(entries, "period.assessed")
+    late = json.loads(entries[assessed])
+    late["body"]["roll_size"] += 1  # a roll over one member more than were locked: check 8
+    entries[assessed] = resign(late, ledger.signers.load("operator"))
+
+    def audited(heads_in_memory: int) -> Report:
+        auditor = Auditor(anchors)
+        auditor.events.streams.limit = heads_in_memory
+        return auditor.run(entries, workers=1)
+
+    spilled, held = audited(2), audited(1_000_000)
+    assert where(spilled) == where(held)
+    assert (deposit, broken["stream"], broken["seq"], "3 chain (prev)") in where(spilled)
+    assert (assessed, late["stream"], late["seq"], "8 period (roll)") in where(spilled)
+    assert spilled.entries == len(entries)

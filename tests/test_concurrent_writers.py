@@ -80,7 +80,7 @@ def test_three_apply_processes_on_one_postgresql_store(tmp_path: Path, postgres_
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     ran = [(p.wait(timeout=120), json.loads(p.communicate()[0])) for p in migrations]
     assert [code for code, _ in ran] == [0, 0, 0], ran
-    assert sorted(r["from"] for _, r in ran) == [0, SCHEMA_VERSION, SCHEMA_VERSION], ran
+    assert sorted(r["from"] for _, r in ran) == [0, SCHEMA_VERSION, SCHEMA_VERSION], ran  # one migrated, in turn
     assert cli(data, postgres_dsn, "init").returncode == 0
     for step in (("keys", "generate", "--role", "custodian", "--out", str(tmp_path / "c.json")),
                  ("keys", "anchor", str(tmp_path / "c.json")), ("keys", "register", str(tmp_path / "c.json"))):
@@ -112,8 +112,9 @@ def test_three_apply_processes_on_one_postgresql_store(tmp_path: Path, postgres_
         deposits = conn.execute(f'SELECT count(*) FROM "{schema}".ledger_events WHERE topic LIKE %s',
                                 ("member.deposit_received%",)).fetchone()
         receipts = conn.execute(f'SELECT count(*) FROM "{schema}".command_receipts').fetchone()
-        versions = conn.execute(f'SELECT version FROM "{schema}".{VERSION_TABLE}').fetchall()
-    assert deposits == (len(custodian),) and versions == [(SCHEMA_VERSION,)]
+        versions = conn.execute(f'SELECT version FROM "{schema}".{VERSION_TABLE} ORDER BY version').fetchall()
+    assert deposits == (len(custodian),)
+    assert versions == [(version,) for version in range(1, SCHEMA_VERSION + 1)]  # each step once
     assert receipts is not None and receipts[0] == len(operator) + len(custodian) + 2  # + init's and the key's
 
 

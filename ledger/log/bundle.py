@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog
-from ledger.log.merkle import inclusion_proof
+from ledger.log.index import ENDED
 from ledger.log.note import Checkpoint, split_note
+from ledger.log.tree import TransparencyLog
 from ledger.rules import Rule
-from ledger.sharing import roll_leaf_hashes
 
 FORMAT = "mutual-ledger/proof-bundle/v1"
-ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due")
 
 
 def b64(values: list[bytes]) -> list[str]:
@@ -37,87 +35,72 @@ def b64(values: list[bytes]) -> list[str]:
     return [base64.b64encode(v).decode() for v in values]
 
 
-@dataclass
-class _Membership:
-    plan: str
-    joined_at: str
-    ended_at: str | None = None
-
-
-@dataclass
-class _Scan:
-    """What one pass over the log learns for a bundle."""
-
-    member_indexes: list[int] = field(default_factory=list)
-    claims: set[str] = field(default_factory=set)
-    memberships: dict[str, _Membership] = field(default_factory=dict)
-    assessed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    key_registrations: dict[str, int] = field(default_factory=dict)
-    entries: dict[int, bytes] = field(default_factory=dict)
-
-
 def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = None,
                  until: date | None = None) -> dict[str, Any]:
     """The proof bundle of `member` against the latest published checkpoint (reading only: events after it are not
-    in the bundle until the operator publishes a newer one)."""
+    in the bundle until the operator publishes a newer one). Reads the log's index (`ledger.log.index`): the
+    member's and their claims' entries, the plan's assessments and each roll's stored tree, never the whole log."""
     log = checkpoints.log
+    index = log.index
+    assert index is not None, "bundles are built over a ledger's indexed log"
     stored = checkpoints.latest()
     if stored is None:
         raise InputError("checkpoint", Rule.A_CHECKPOINT_MUST_BE_PUBLISHED,
                          "the operator publishes one with `mutual-ledger log checkpoint publish`")
     size = Checkpoint.parse(split_note(stored.note)[0]).size
-    scan = _Scan()
-    for index, entry in log.entries(0):
-        if index >= size:
-            break
-        envelope = json.loads(entry)
-        kind, stream, body = envelope["type"], envelope["stream"], envelope["body"]
-        if kind == "key.registered":
-            scan.key_registrations[body["key_id"]] = index
-            scan.entries[index] = entry
-        elif kind == "member.joined":
-            scan.memberships[stream] = _Membership(body["plan"], envelope["at"])
-        elif kind in ENDED and stream in scan.memberships and scan.memberships[stream].ended_at is None:
-            scan.memberships[stream].ended_at = envelope["at"]
-        elif kind == "claim.filed" and body.get("member") == member:  # a sealed claim names no member
-            scan.claims.add(stream)
-        elif kind == "period.assessed":
-            scan.assessed.append((index, envelope))
-            scan.entries[index] = entry
-        if stream == member or stream in scan.claims:
-            scan.member_indexes.append(index)
-            scan.entries[index] = entry
-    if member not in scan.memberships:
+    assert index.position() >= size, "integration indexes every entry it adds"
+    own = index.stream_entries([member, *index.member_claims(member)], size)
+    entries = _entries(log, [nid for _, nid in own])
+    member_indexes = {i: entries[nid] for i, nid in own}
+    joined = ended = None
+    for i in sorted(member_indexes):
+        envelope = json.loads(member_indexes[i])
+        if envelope["stream"] != member:
+            continue
+        if envelope["type"] == "member.joined":
+            joined = envelope
+        elif envelope["type"] in ENDED and ended is None:
+            ended = envelope["at"]
+    if joined is None:
         raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, f"{member} in the log up to checkpoint {size}")
-    mine = scan.memberships[member]
-    rolls, period_indexes = [], []
-    for index, envelope in scan.assessed:
-        body = envelope["body"]
-        cutoff = body["cutoff_at"]
-        if body["plan"] != mine.plan or not _active(mine, cutoff):
-            continue
-        on = cutoff[:10]
-        if (since and on < since.isoformat()) or (until and on > until.isoformat()):
-            continue
-        locked = sorted(m for m, ms in scan.memberships.items() if ms.plan == body["plan"] and _active(ms, cutoff))
-        hashes = roll_leaf_hashes(envelope["stream"], locked, body["share_fen"])
-        position = locked.index(member)
-        rolls.append({"period": envelope["stream"], "period_index": index, "amount": body["share_fen"],
-                      "leaf_index": position, "roll_size": len(locked),
-                      "proof": b64(inclusion_proof(position, hashes))})
-        period_indexes.append(index)
-    signers = {json.loads(scan.entries[i])["actor"]["key"] for i in [*scan.member_indexes, *period_indexes]}
-    key_indexes = {0, *(scan.key_registrations[k] for k in signers if k in scan.key_registrations)}
-    indexes = sorted({*scan.member_indexes, *period_indexes, *key_indexes})
+    plan, joined_at = joined["body"]["plan"], joined["at"]
+    chosen = [a for a in index.plan_assessments(plan, size)
+              if joined_at <= a.cutoff_at and (ended is None or a.cutoff_at < ended)
+              and not (since and a.cutoff_at[:10] < since.isoformat())
+              and not (until and a.cutoff_at[:10] > until.isoformat())]
+    period_entries = _entries(log, [a.nid for a in chosen])
+    rolls = []
+    for assessment, (position, proof) in zip(chosen, index.roll_proofs(chosen, member), strict=True):
+        rolls.append({"period": assessment.period, "period_index": assessment.index, "amount": assessment.share_fen,
+                      "leaf_index": position, "roll_size": assessment.roll_size, "proof": b64(proof)})
+    texts = {**member_indexes, **{a.index: period_entries[a.nid] for a in chosen}}
+    signers = {json.loads(entry)["actor"]["key"] for entry in texts.values()}
+    keys = index.key_registrations(sorted(signers), size)
+    texts.update({i: entry for (i, _), entry in zip(keys, _entries_in_order(log, [nid for _, nid in keys]),
+                                                   strict=True)})
+    proofs = log.inclusion_proofs(texts, size)
     return {
         "format": FORMAT,
         "member": member,
         "range": {"from": since.isoformat() if since else None, "to": until.isoformat() if until else None},
         "checkpoint": stored.note,
-        "events": [{"index": i, "entry": scan.entries[i].decode("utf-8"),
-                    "proof": b64(log.inclusion_proof(i, size))} for i in indexes],
+        "events": [{"index": i, "entry": texts[i].decode("utf-8"), "proof": b64(proofs[i])} for i in sorted(texts)],
         "rolls": rolls,
     }
+
+
+def _entries(log: TransparencyLog, nids: list[int]) -> dict[int, bytes]:
+    """The stored entries at these notification ids, by id."""
+    if not nids:
+        return {}
+    found: dict[int, bytes] = log.source.recorder.select_entries(nids)
+    assert len(found) == len(set(nids)), "every indexed entry is stored"
+    return found
+
+
+def _entries_in_order(log: TransparencyLog, nids: list[int]) -> list[bytes]:
+    found = _entries(log, nids)
+    return [found[nid] for nid in nids]
 
 
 def upgrade_bundle(bundle: dict[str, Any], checkpoints: CheckpointLog) -> dict[str, Any]:
@@ -131,5 +114,3 @@ def upgrade_bundle(bundle: dict[str, Any], checkpoints: CheckpointLog) -> dict[s
     return {**bundle, "upgrade": {"checkpoint": latest.note, "consistency": b64(proof)}}
 
 
-def _active(membership: _Membership, instant: str) -> bool:
-    return membership.joined_at <= instant and (membership.ended_at is None or instant < membership.ended_at)

@@ -31,6 +31,27 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def reduce_complete(hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree given its 2^k bottom hashes (RFC 9162 node hashing)."""
+    sha256 = hashlib.sha256
+    while len(hashes) > 1:
+        hashes = [sha256(b"\x01" + left + right).digest() for left, right in zip(hashes[::2], hashes[1::2],
+                                                                                  strict=True)]
+    return hashes[0]
+
+
+def tile_levels(bottom: list[bytes]) -> list[bytes]:
+    """Every level of a complete tile of 256 hashes above its bottom row, bottom-up, without the tile's root
+    (levels 1..7): what a stored full tile keeps after its bottom row (`ledger.log.tree`)."""
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    row = bottom
+    while len(row) > 2:
+        row = [sha256(b"\x01" + left + right).digest() for left, right in zip(row[::2], row[1::2], strict=True)]
+        out.extend(row)
+    return out
+
+
 class MerkleFold:
     """MTH of leaves given by their leaf hashes as they come, in O(n) time and O(log n) memory (§2.1.1): a verifier
     streaming a log takes the root at each checkpoint's size as it passes it.

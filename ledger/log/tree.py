@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, Protocol
 
-from ledger.log.merkle import EMPTY_ROOT, consistency_path, inclusion_path, node_hash
+from ledger.log.index import LogIndex
+from ledger.log.merkle import EMPTY_ROOT, consistency_path, inclusion_path, node_hash, reduce_complete, tile_levels
 from ledger.projections.sql import SqlStore
 
 TRACKING_NAME = "log"
@@ -41,26 +42,6 @@ class EntrySource(Protocol):
         ...
 
 
-def _reduce(hashes: list[bytes]) -> bytes:
-    """The root of a complete subtree given its 2^k bottom hashes (RFC 9162 node hashing)."""
-    sha256 = hashlib.sha256
-    while len(hashes) > 1:
-        hashes = [sha256(b"\x01" + left + right).digest() for left, right in zip(hashes[::2], hashes[1::2],
-                                                                                  strict=True)]
-    return hashes[0]
-
-
-def _levels(bottom: list[bytes]) -> list[bytes]:
-    """Every level of a complete tile above its bottom row, bottom-up, without the tile's root (levels 1..7)."""
-    sha256 = hashlib.sha256
-    out: list[bytes] = []
-    row = bottom
-    while len(row) > 2:
-        row = [sha256(b"\x01" + left + right).digest() for left, right in zip(row[::2], row[1::2], strict=True)]
-        out.extend(row)
-    return out
-
-
 FULL_TILE = (2 * WIDTH - 2) * 32
 """Bytes of a complete stored tile: its 256 bottom hashes and the 254 hashes of its levels 1..7."""
 
@@ -77,9 +58,12 @@ def _split(blob: bytes) -> list[bytes]:
 class TransparencyLog:
     """Integration and proofs over stored hash tiles (see module docstring)."""
 
-    def __init__(self, source: EntrySource, create: bool = True) -> None:
+    def __init__(self, source: EntrySource, create: bool = True, index: bool = False) -> None:
         self.source = source
         self.sql = SqlStore(source.recorder.datastore)
+        self.index = LogIndex(self.sql, self.entries, self._entry_ids) if index else None
+        """The bundles' index over a ledger's log (`ledger.log.index`), kept by `integrate()`; None for a log of
+        other entries."""
         t = self.sql.table
         self.tiles, self.ids, self.tracking = t("log_tiles"), t("log_entry_ids"), t("projection_tracking")
         blob = "BYTEA" if self.sql.postgres else "BLOB"
@@ -131,7 +115,14 @@ class TransparencyLog:
         self._cache[key] = value
 
     def integrate(self, page: int = 100_000) -> int:
-        """Extend the tree with every stored entry after the last one integrated; return how many were added."""
+        """Extend the tree with every stored entry after the last one integrated, then the index when there is
+        one; return how many were added."""
+        added = self._integrate(page)
+        if self.index is not None:
+            self.index.catch_up(self.size())
+        return added
+
+    def _integrate(self, page: int) -> int:
         added = 0
         while True:
             size, position = self.state()
@@ -171,7 +162,7 @@ class TransparencyLog:
         for offset in range(0, len(row), WIDTH):
             tile = row[offset:offset + WIDTH]
             if len(tile) == WIDTH:
-                inner = _levels(tile)
+                inner = tile_levels(tile)
                 changed[(tile_level, first_tile + offset // WIDTH)] = b"".join(tile) + b"".join(inner)
                 completed.append(node_hash(inner[-2], inner[-1]))
             else:
@@ -192,6 +183,12 @@ class TransparencyLog:
             rows.append((first_tile + offset // WIDTH, int(chunk[0]), chunk.tobytes()))
         return rows
 
+    def _entry_ids(self, tile: int) -> array[int]:
+        """The notification ids of level-0 tile `tile`'s entries."""
+        ids = array("q")
+        ids.frombytes(self._ids_of(tile))
+        return ids
+
     def _ids_of(self, tile: int) -> bytes:
         with self.sql.transaction(commit=False) as cursor:
             row = cursor.execute(f"SELECT ids FROM {self.ids} WHERE idx = ?", (tile,)).fetchone()
@@ -211,7 +208,7 @@ class TransparencyLog:
         bottom = _split(blob[offset * 32:(offset + (1 << within)) * 32])
         if len(bottom) != 1 << within:
             raise LookupError(f"no stored subtree at level {level}, index {index}")
-        return _reduce(bottom)
+        return reduce_complete(bottom)
 
     def range_hash(self, lo: int, hi: int) -> bytes:
         """MTH of leaves [lo, hi): a stored complete aligned subtree, else composed (RFC 9162 §2.1.1)."""
@@ -250,6 +247,23 @@ class TransparencyLog:
             raise ValueError(f"old_size: must be in 1..{size} ({old_size})")
         self._prefetch(lambda record: consistency_path(old_size, size, record))
         return consistency_path(old_size, size, self.range_hash)
+
+    def inclusion_proofs(self, indexes: Iterable[int], size: int) -> dict[int, list[bytes]]:
+        """The audit paths of many entries in the tree of `size`, reading every tile they need in one query."""
+        self._check_size(size)
+        wanted = sorted(set(indexes))
+        if any(not 0 <= index < size for index in wanted):
+            raise ValueError(f"index: must be below the tree size ({wanted[-1]} >= {size})")
+        self._prefetch(lambda record: [inclusion_path(index, size, record) for index in wanted])
+        known: dict[tuple[int, int], bytes] = {}  # paths share most of their subtrees: each is composed once
+
+        def range_hash(lo: int, hi: int) -> bytes:
+            found = known.get((lo, hi))
+            if found is None:
+                found = known[(lo, hi)] = self.range_hash(lo, hi)
+            return found
+
+        return {index: inclusion_path(index, size, range_hash) for index in wanted}
 
     def _prefetch(self, walk: Callable[[Callable[[int, int], bytes]], object]) -> None:
         """Load every tile a computation will need with one query: `walk` is run once to record the ranges."""

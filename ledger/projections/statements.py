@@ -32,7 +32,8 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
     paid_into = [p for p in models.periods.all(row["plan"])
                  if p["share_fen"] is not None and start <= p["notice_on"] < end
                  and row["joined_at"] <= p["cutoff_at"] < ended_at and p["id"] not in failed]
-    cases = {p["id"]: len((models.periods.record(p["id"]) or {"cases": []})["cases"]) for p in paid_into}
+    counts = models.periods.case_counts(row["plan"])
+    cases = {p["id"]: counts.get(p["id"], 0) for p in paid_into}
     movements = models.journal.member_movements(member, start or None, None if until is None else end)
     account = row["payer"] or member
     ended = parse_at(row["ended_at"]) if row["ended_at"] else None

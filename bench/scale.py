@@ -1,0 +1,130 @@
+"""The ledger at N members, on SQLite or PostgreSQL: every figure of the scale targets in one run.
+
+For each N of `--members`, on a fresh store:
+
+1. build: a plan and N members joined through the application (`execute_many`, batches of 2,000): the rate;
+2. in a child process on that store (its peak RSS is the periods' alone): one period opened, assessed at N locked
+   members and applied to every read model — wall time (target < 60 s at 10M) and peak RSS (target < 2 GiB);
+   then `--periods` − 1 more periods; then a member's statement p50 / p99 (target < 20 ms) and, once the log is
+   integrated with its index and a checkpoint published (timed: the log at N+ entries), the member's proof bundle
+   p50 / p99 (target < 50 ms) with the number of periods it proves;
+3. every read model rebuilt from the store into a fresh database, as a ratio of the raw read of the same events in
+   the same run (target >= 0.25).
+
+With two or more N, 10M and 100M members are projected — the totals (build, period, integration) in proportion
+to the largest run, the peak RSS along its growth between the last two, the per-member lookups flat — and printed
+as projections, not measurements.
+
+Usage: python -m bench.scale --members 100000 [200000 …] [--store sqlite|postgres] [--periods 48]
+       [--url postgresql://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.projections import period_phase, populate, rebuild_ratio
+
+
+def fresh_store(store: str, url: str) -> str | None:
+    """A fresh schema for one run on PostgreSQL (its URL), or None for SQLite."""
+    if store == "sqlite":
+        return None
+    name = f"scale_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    return f"{url}?schema={name}"
+
+
+def drop_store(database_url: str | None) -> None:
+    """Drop a run's PostgreSQL schema."""
+    if database_url is not None:
+        base, schema = database_url.split("?schema=")
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def measure(members: int, store: str, url: str, periods: int, directory: Path) -> dict[str, Any]:
+    """Every figure at `members` members (module docstring)."""
+    database_url = fresh_store(store, url)
+    try:
+        plan, build_seconds = populate(directory, members, database_url)
+        child = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(directory), plan, str(periods),
+                                database_url or ""], check=False, capture_output=True, text=True)
+        if child.returncode:
+            raise SystemExit(child.stderr)
+        figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        read_rate, rebuild_rate, events = rebuild_ratio(directory, database_url)
+    finally:
+        drop_store(database_url)
+    return {"members": members, "build_seconds": build_seconds, "build_rate": members / build_seconds,
+            "read_rate": read_rate, "rebuild_rate": rebuild_rate, "events": events, **figures}
+
+
+def report(r: dict[str, Any], store: str) -> None:
+    """Print one run's figures."""
+    print(f"{r['members']:,} members on {store}: built through the application in {r['build_seconds']:.0f} s "
+          f"({r['build_rate']:,.0f} joins/s)")
+    print(f"  one period assessed and applied at {r['locked']:,.0f} locked: {r['period_seconds']:.1f} s "
+          f"(target < 60 s at 10M), peak RSS {r['period_peak_rss_mib']:,.0f} MiB (target < 2 GiB)")
+    print(f"  after {r['periods']:.0f} periods: statement p50 {r['statement_p50_ms']:.2f} ms, p99 "
+          f"{r['statement_p99_ms']:.2f} ms (target p50 < 20 ms); bundle proving {r['bundle_rolls']:.0f} periods "
+          f"p50 {r['bundle_p50_ms']:.2f} ms, p99 {r['bundle_p99_ms']:.2f} ms (target p50 < 50 ms)")
+    print(f"  the log at {r['log_size']:,.0f} entries: integrated with its index in {r['integrate_seconds']:.1f} s "
+          f"({r['log_size'] / r['integrate_seconds']:,.0f} entries/s)")
+    print(f"  rebuild of every read model: {r['rebuild_rate']:,.0f} events/s; raw read {r['read_rate']:,.0f} "
+          f"events/s; ratio {r['rebuild_rate'] / r['read_rate']:.2f} (target >= 0.25) over {r['events']:,} events",
+          flush=True)
+
+
+def project(runs: list[dict[str, Any]]) -> None:
+    """Extrapolate to 10M and 100M members (projections, not measurements): the totals (build, one period, log
+    integration) in proportion to the members of the largest run — each is one pass over the members — and the
+    peak RSS along its growth per member between the last two runs."""
+    a, b = runs[-2], runs[-1]
+    per_member_mib = (b["period_peak_rss_mib"] - a["period_peak_rss_mib"]) / (b["members"] - a["members"])
+    for target in (10_000_000, 100_000_000):
+        scale = target / b["members"]
+        rss = b["period_peak_rss_mib"] + per_member_mib * (target - b["members"])
+        print(f"PROJECTED at {target:,} members (from the {b['members']:,}-member run; not measured): build "
+              f"{b['build_seconds'] * scale / 3600:.1f} h, one period {b['period_seconds'] * scale:.0f} s, peak RSS "
+              f"{rss:,.0f} MiB ({per_member_mib * 1024 * 1024:.0f} bytes a member), log integration with "
+              f"{b['periods']:.0f} rolls {b['integrate_seconds'] * scale / 60:.0f} min; statement p50 "
+              f"~{b['statement_p50_ms']:.1f} ms and bundle p50 ~{b['bundle_p50_ms']:.1f} ms (indexed lookups: flat)")
+
+
+def main() -> None:
+    """Run and print."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--periods", type=int, default=48)
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        directory, plan, periods, database_url = args.child
+        print(json.dumps(period_phase(Path(directory), plan, int(periods), database_url or None, bundles=True)))
+        return
+    print(f"store: {args.store}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    runs = []
+    for members in args.members:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(measure(members, args.store, args.url, args.periods, Path(tmp) / f"m{members}"))
+        report(runs[-1], args.store)
+    if len(runs) >= 2:
+        project(runs)
+
+
+if __name__ == "__main__":
+    main()

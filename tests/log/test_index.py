@@ -1,0 +1,55 @@
+"""The log's index for bundles: a roll's stored tree gives, for every member, the leaf index and the inclusion proof
+that the roll computed in memory gives — at roll sizes around each tile boundary, where the proof composes chunks
+recomputed from member ids with stored tiles — and refuses a member who is not in the roll."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+import pytest
+from eventsourcing.sqlite import SQLiteDatastore
+
+from ledger.log.index import Assessment, LogIndex, index_schema
+from ledger.log.merkle import ProofError, inclusion_proof, root_from_leaf_hashes, verify_inclusion
+from ledger.projections.sql import SqlStore
+from ledger.sharing import roll_leaf_hashes
+
+PLAN = str(uuid.UUID(int=7))
+CUTOFF = "2026-03-01T00:00:00Z"
+
+
+def indexed_roll(tmp_path: Path, members: list[str], share: int) -> tuple[LogIndex, Assessment]:
+    sql = SqlStore(SQLiteDatastore(str(tmp_path / f"index-{len(members)}.sqlite3")))
+    sql.create(["CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+                *index_schema(sql)])
+    index = LogIndex(sql, lambda start: iter(()), lambda tile: [])
+    period = str(uuid.uuid4())
+    with sql.transaction() as cursor:
+        cursor.executemany(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL)",
+                           [(m, PLAN, "2026-01-01T00:00:00Z") for m in members])
+        cursor.execute(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, ?)",  # left before the cutoff
+                       (str(uuid.uuid4()), PLAN, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"))
+        index._index_roll(cursor, 9, 10, period, {"plan": PLAN, "cutoff_at": CUTOFF, "share_fen": share})
+    [assessment] = index.plan_assessments(PLAN, 10)
+    return index, assessment
+
+
+@pytest.mark.parametrize("size", [1, 2, 255, 256, 257, 513, 65_536, 65_537 + 300])
+def test_a_stored_roll_proves_each_member_as_the_roll_in_memory_does(tmp_path: Path, size: int) -> None:
+    rng = random.Random(size)
+    members = sorted(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(size))
+    index, assessment = indexed_roll(tmp_path, members, 123)
+    assert (assessment.roll_size, assessment.share_fen, assessment.index) == (size, 123, 9)
+    hashes = roll_leaf_hashes(assessment.period, members, 123)
+    root = root_from_leaf_hashes(hashes)
+    for position in sorted({0, 1, size // 2, size - 257, size - 256, size - 2, size - 1} & set(range(size))):
+        [(leaf, proof)] = index.roll_proofs([assessment], members[position])
+        assert leaf == position and proof == inclusion_proof(position, hashes)
+        verify_inclusion(position, size, hashes[position], proof, root)
+        if size > 1:
+            with pytest.raises(ProofError):  # the same proof for another member's leaf
+                verify_inclusion(position, size, hashes[position - 1], proof, root)
+    with pytest.raises(LookupError, match="not in the roll"):
+        index.roll_proofs([assessment], str(uuid.uuid4()))
