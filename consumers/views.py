@@ -27,5 +27,5 @@ def views_store(settings: Settings) -> SqlStore:
         return SqlStore(PostgresDatastore(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=env.get("POSTGRES_SCHEMA", ""),
-            pool_size=2, max_overflow=2))
+            pool_size=2, max_overflow=2, pre_ping=True))  # a connection the server dropped is replaced, not used
     raise ConfigError("LEDGER_VIEWS_URL", Rule.VIEWS_URL_MUST_BE_POSTGRESQL_OR_SQLITE, url)

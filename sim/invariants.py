@@ -172,6 +172,11 @@ class Checks:
     def service(self, url: str) -> None:
         """The HTTP service answers from the consumers' views, and serves a checkpoint of this log."""
         plans = httpx.get(f"{url}/api/v1/plans", timeout=30)
+        for _ in range(3):  # a client honours 503 + Retry-After (a connection the database dropped was replaced)
+            if plans.status_code != 503:
+                break
+            time.sleep(float(plans.headers.get("Retry-After", "1")))
+            plans = httpx.get(f"{url}/api/v1/plans", timeout=30)
         ids = {plan["id"] for plan in plans.json()["items"]} if plans.status_code == 200 else set()
         stored = {row["id"] for row in self.ledger.read_models().periods.plans_list()}
         require(ids == stored, "the service answers from the views", f"{plans.status_code}: {ids} ≠ {stored}")

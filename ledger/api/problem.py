@@ -8,7 +8,7 @@ The ledger's errors (`ledger.errors`) are mapped here, once, for every route:
 | `AccessDeniedError` (a valid key that may not read this) | 403, the same body whatever was asked for |
 | `InputError` whose rule says a thing must exist | 404 |
 | `InputError` (any other) and a request the schema refuses | 400 |
-| `RetryableError`, no database connection free in time | 503 with `Retry-After` |
+| `RetryableError`, no database connection free in time, a database connection lost | 503 with `Retry-After` |
 | `VerificationError` (stored data that does not verify) | 500, saying which check failed |
 | anything else (a defect) | 500, one line, never a traceback |
 """
@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from starlette.responses import Response
 
 from ledger.errors import InputError, LedgerError, RetryableError, RuleError, VerificationError
@@ -70,6 +72,9 @@ def problem_for(error: Exception) -> Response:
         return problem(status, str(error), field=error.field, rule=error.rule)
     if isinstance(error, RetryableError | ConnectionUnavailableError):  # busy: every connection is in use
         return problem(503, str(error), headers={"Retry-After": "1"})
+    if isinstance(error, psycopg.OperationalError | StoreOperationalError):  # the connection was lost: the pool
+        log.warning("database connection lost answering a request: %s", error)  # replaces it; ask again
+        return problem(503, "the database connection was lost; ask again", headers={"Retry-After": "1"})
     if isinstance(error, VerificationError):
         return problem(500, f"stored data does not verify: {error}")
     if isinstance(error, LedgerError):
