@@ -623,8 +623,8 @@ class Demo:
             state.failed = int(result["failed_debits"])
         elif int(state.assessed["share_fen"]) > 0:
             self.refresh_ended(state.plan_name)
-            locked = [m for m in self.app.balances().locked_members(self.summary.plans[state.plan_name],
-                                                                   format_at(cutoff)) if m not in self.ended]
+            locked = self.in_join_order([m for m in self.app.balances().locked_members(
+                self.summary.plans[state.plan_name], format_at(cutoff)) if m not in self.ended])
             failing = self.rng.sample(locked, max(1, len(locked) // 250))
             self.run([RecordDebitFailure(command_id=self.next_id("fail"), member=m, period=state.period)
                       for m in failing])
@@ -817,6 +817,12 @@ class Demo:
                       and m.joined_on + timedelta(days=waiting + 11) <= diagnosed_on]
         return self.rng.sample(candidates, min(count, len(candidates)))
 
+    def in_join_order(self, members: list[str]) -> list[str]:
+        """Members in the order the demo made them, not in id order: ids are keyed by each ledger's own vault key,
+        so random choices made in id order would differ from one run of the same seed to the next."""
+        order = {m.id: i for plan in self.members.values() for i, m in enumerate(plan)}
+        return sorted(members, key=lambda member: (order.get(member, len(order)), member))
+
     def refresh_ended(self, plan_name: str) -> None:
         """Remember which members have left (from the balances), so no claim is filed for them."""
         balances = self.app.balances()
@@ -826,7 +832,8 @@ class Demo:
     def top_ups(self, plan_name: str) -> None:
         """Prepaid members warned of a low balance: most top up 10 or 50 yuan, some let it run out."""
         rules = prepaid_rules(self.size)
-        low = self.app.balances().low_balances(self.summary.plans[plan_name], rules.min_balance_fen)
+        balances = dict(self.app.balances().low_balances(self.summary.plans[plan_name], rules.min_balance_fen))
+        low = [(account, balances[account]) for account in self.in_join_order(list(balances))]
         deposits = [Deposit(command_id=self.next_id("dep"), member=account,
                             amount_fen=SCALE * self.rng.choice((1000, 5000)),
                             reference=self.next_id("bank")) for account, _ in low if self.rng.random() < 0.8]
