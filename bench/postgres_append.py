@@ -17,9 +17,6 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,20 +28,8 @@ from ledger.config import Settings
 from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.plan import CreatePlan
+from tests.services import fresh_schema
 from tests.support import commitment, rules
-
-
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    """A new schema for one round (dropped after it); yields the URL that selects it."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{url}?schema={name}"
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 def ledger_rate(directory: Path, url: str, events: int, batch: int) -> tuple[float, list[tuple[Any, ...]]]:

@@ -16,6 +16,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from ledger.projections.cases import yuan as cases_yuan
+
 WEB = Path(__file__).resolve().parent.parent / "web"
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -39,12 +41,8 @@ def language_of(requested: str | None) -> str:
 
 
 def yuan(fen: int | None) -> str:
-    """Integer fen shown as yuan with two decimals and thousands separators (no float on the way)."""
-    if fen is None:
-        return "–"
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
+    """Integer fen shown as yuan (the disclosure's own formatting), a dash when there is no amount."""
+    return "–" if fen is None else cases_yuan(fen)
 
 
 def page_data(data: dict[str, Any]) -> str:
