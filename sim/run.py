@@ -129,6 +129,15 @@ class SimDemo(Demo):
     def witness_checkpoint(self) -> None:
         """The service publishes and the witnesses cosign on their own."""
 
+    def play(self) -> None:
+        """The whole workload, in order: plans, joins, jurors, periods, disclosures, the wind-down."""
+        self.create_plans()
+        self.join_members()
+        self.qualify_jurors()
+        self.run_periods()
+        self.disclose()
+        self.wind_down()
+
     def wind_down(self) -> None:
         """A few members leave; the prepaid plan announces its closing, ends, winds down and its refunds are paid;
         the regulator publishes its report over the whole history."""
@@ -438,12 +447,7 @@ class Simulation:
         self.ledger.client = self.client
         demo = SimDemo(self.ledger, self.members, self.periods, self.seed, None)
         try:
-            demo.create_plans()
-            demo.join_members()
-            demo.qualify_jurors()
-            demo.run_periods()
-            demo.disclose()
-            demo.wind_down()
+            demo.play()
         except StepsDoneError:
             pass
         finally:

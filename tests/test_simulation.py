@@ -51,12 +51,7 @@ def test_the_workload_takes_every_role_and_claim_path_and_winds_down(tmp_path: P
     """The workload on the composition root in process (the simulation sends the same commands to its writer)."""
     ledger = new_ledger(tmp_path, None, signing_workers=0)  # the demo's clock starts where the tests' does
     demo = SimDemo(ledger, 150, 1, 3, None)  # a pool whose shares its balances can pay (money held only)
-    demo.create_plans()
-    demo.join_members()
-    demo.qualify_jurors()
-    demo.run_periods()
-    demo.disclose()
-    demo.wind_down()
+    demo.play()
     counts = demo.counts
     assert counts["jury_cases"] == counts["objections"] == counts["reports"] == 1
     assert counts["claims_approved"] and counts["claims_rejected"] and counts["claims_paid"]
