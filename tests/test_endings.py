@@ -11,7 +11,7 @@ from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.store import decode_entry
 from schemas.commands.claim import PayClaim
-from schemas.commands.membership import AcceptConversion, Deposit, DisburseRefund, Exit
+from schemas.commands.membership import AcceptConversion, Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
 from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
@@ -46,8 +46,11 @@ def test_the_operator_pays_the_announced_final_periods(ledger_app: Ledger) -> No
     first = period_of(app, assess(app, plan, 1)).require_assessment()
     assert (first.funded_by, first.share_fen, first.cap_applied) == ("members", 10, "per_case")  # type: ignore[attr-defined]
     approved_claim(app, members[1])
-    second = period_of(app, assess(app, plan, 2)).require_assessment()
+    second_period = assess(app, plan, 2)
+    second = period_of(app, second_period).require_assessment()
     assert (second.funded_by, second.share_fen) == ("operator", 0)  # type: ignore[attr-defined]
+    rejected(app, lambda: app.execute(RecordDebitFailure(command_id=cid(), member=members[2], period=second_period)),
+             "period", "a_zero_share_cannot_fail")  # members were charged nothing: no debit can fail
     assert second.subsidy_fen == second.need_fen == 30_000_000 + 2_400_000 - second.surplus_in_fen
     assert second.funded_aid_fen == 30_000_000 and second.surplus_out_fen == 0
     assert second.uncapped_share_fen > 0  # what members would have paid
