@@ -2,11 +2,12 @@
 with `--periods` periods of history (defaults: 1,000,000 and 48, two years of a 相互宝-like postpaid plan with
 about 36 cases a period, each period settled, its cases paid and its 公示 published).
 
-    python -m bench.pages build --dir bench-out/pages [--members 1000000 --periods 48]
+    python -m bench.pages build --dir bench-out/pages [--members 1000000 --periods 48 --keyed 200]
     python -m bench.pages measure --dir bench-out/pages [--rounds 5]
 
-`build` writes the store once (it takes long at a million members; `bench-out/` is not committed). One member holds
-a key from the start and is in every period's roll. `measure` serves the store with `create_app` (uvicorn, loopback)
+`build` writes the store once (it takes long at a million members; `bench-out/` is not committed). `--keyed` members
+(the first and a seeded sample) hold keys from the start and are in every period's roll; `bench.service --store`
+signs as them against the same store. `measure` serves the store with `create_app` (uvicorn, loopback)
 and drives the system Chromium with Playwright:
 
 - the 公示 page's first load (fresh profile, nothing cached), at CPU throttling 4x (Chrome DevTools Protocol
@@ -50,8 +51,8 @@ BATCH = 2000
 THROTTLE = 4
 
 
-def build(directory: Path, members: int, periods: int) -> None:
-    """The store, its keyed member and what `measure` needs (`pages-bench.json`)."""
+def build(directory: Path, members: int, periods: int, keyed: int = 200) -> None:
+    """The store, its keyed members and what `measure` and `bench.service --store` need (`pages-bench.json`)."""
     from tests.support import member_key
 
     started = time.perf_counter()
@@ -66,10 +67,12 @@ def build(directory: Path, members: int, periods: int) -> None:
             command_id=f"j{i}", plan=plan, age_years=20 + i % 39, sex="f" if i % 2 else "m", province="zj",
             consent_commitment=commitment("consent", i), health_declaration_commitment=commitment("health", i))
             for i in range(offset, min(members, offset + BATCH))])]
-    key = member_key(ledger, ids[0])
+    chosen = {0, *random.Random(3).sample(range(1, len(ids)), min(len(ids) - 1, max(0, keyed - 1)))}
+    keys = [member_key(ledger, ids[index]) for index in sorted(chosen)]
     print(f"{members:,} members joined in {time.perf_counter() - started:.0f} s", flush=True)
     rng = random.Random(7)
-    claimants = iter(rng.sample(range(1, len(ids)), min(len(ids) - 1, claims_per_period(members) * periods)))
+    unkeyed = [index for index in range(1, len(ids)) if index not in chosen]  # keyed members stay claim-free
+    claimants = iter(rng.sample(unkeyed, min(len(unkeyed), claims_per_period(members) * periods)))
     pending: list[tuple[str, list[str]]] = []  # assessed periods and their cases, settled once their grace ended
 
     def settle(period: str, claims: list[str]) -> None:
@@ -119,10 +122,16 @@ def build(directory: Path, members: int, periods: int) -> None:
     ledger.checkpoints.publish(clock.now())
     last = str(ledger.read_models().periods.all(plan)[-1]["id"])
     (directory / "pages-bench.json").write_text(json.dumps({
-        "member": ids[0], "key_file": str(directory / "members" / "keys" / f"{key.name}.pem"), "period": last,
+        "member": ids[0], "key_file": key_file(directory, keys[0].name), "period": last,
+        "keyed": [{"member": k.member, "key_file": key_file(directory, k.name)} for k in keys],
         "members": members, "periods": periods, "entries": ledger.app.recorder.max_notification_id()}))
     ledger.close()
     print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def key_file(directory: Path, name: str) -> str:
+    """Where a member's key, saved by the members' party, lies in the store's directory."""
+    return str(directory / "members" / "keys" / f"{name}.pem")
 
 
 def median(values: list[float]) -> float:
@@ -232,13 +241,14 @@ def main(argv: list[str] | None = None) -> Any:
     built.add_argument("--dir", type=Path, required=True)
     built.add_argument("--members", type=int, default=1_000_000)
     built.add_argument("--periods", type=int, default=48)
+    built.add_argument("--keyed", type=int, default=200, help="Members holding keys (bench.service signs as them).")
     measured = commands.add_parser("measure")
     measured.add_argument("--dir", type=Path, required=True)
     measured.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     if args.command == "build":
         args.dir.mkdir(parents=True, exist_ok=True)
-        build(args.dir, args.members, args.periods)
+        build(args.dir, args.members, args.periods, args.keyed)
     else:
         measure(args.dir, args.rounds)
 

@@ -14,13 +14,18 @@ with the member's key) asks for:
 Reported: requests, p50 and p99 of each, their ratio to the baseline's p50, and the service's peak RSS (VmHWM).
 The machine may be shared: say so with the figures.
 
+With `--store DIR`, a store written by `python -m bench.pages build` is used instead (its keyed members, 48
+periods of history at a million members), so the statement and bundle carry two years of periods.
+
 Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--bundles 64]
+       python -m bench.service --parts api --store bench-out/pages-1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -38,7 +43,7 @@ from bench.projections import START, populate
 from ledger.application import SimulatedClock
 from ledger.envelope import parse_at
 from ledger.httpsig import sign_request
-from ledger.keys import SigningKey
+from ledger.keys import KeyDirectory, SigningKey
 from ledger.service import ledger_with_parties
 from schemas.commands.period import AssessPeriod, OpenPeriod
 from tests.http_servers import free_port
@@ -62,6 +67,17 @@ def prepare(base: Path, members: int, keyed: int) -> list[SigningKey]:
     ledger.read_models()
     ledger.checkpoints.publish(clock.now())
     ledger.close()
+    return keys
+
+
+def stored_keys(store: Path) -> list[SigningKey]:
+    """The keyed members of a `bench.pages` store, loaded from their key files."""
+    facts = json.loads((store / "pages-bench.json").read_text())
+    keys = []
+    for keyed in facts.get("keyed") or [{"member": facts["member"], "key_file": facts["key_file"]}]:
+        path = Path(keyed["key_file"])
+        keys.append(KeyDirectory(path.parent).load(path.stem))
+    print(f"store {store}: {facts['members']:,} members, {facts['periods']} periods, {len(keys)} keyed", flush=True)
     return keys
 
 
@@ -112,6 +128,7 @@ def main() -> None:
                         default=["tiles", "witnesses", "api"])
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--keyed", type=int, default=200)
+    parser.add_argument("--store", type=Path, help="API: a store written by `bench.pages build`, used as it is.")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--bundles", type=int, default=64)
@@ -135,8 +152,8 @@ def main() -> None:
 def bench_api(args: argparse.Namespace) -> None:
     """Statement and bundle latencies at `--concurrency` clients against the plans list as the baseline."""
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        keys = prepare(base, args.members, args.keyed)
+        base = args.store or Path(tmp)
+        keys = stored_keys(base) if args.store else prepare(base, args.members, args.keyed)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "--data-dir", str(base / "operator"), "serve",
                                    "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
