@@ -35,6 +35,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from ledger.projections.base import EntriesInMemory
 from ledger.projections.journal import Journal
 from ledger.projections.sql import SqlStore
+from ledger.sharing import raised_of
 
 HEADER = ["date", "reference", "direction", "amount_fen", "counterparty"]
 
@@ -106,7 +107,7 @@ def ledger_movements(entries: list[bytes]) -> list[Movement]:
             movements.append(Movement(day, body["reference"], "out", body["amount_fen"],
                                       f"member:{e['stream'][:4]}****"))
         elif kind == "period.assessed" and plans.get(body["plan"]) == "postpaid":
-            collections[e["stream"]] = [day, body["share_fen"] * body["locked_members"]]
+            collections[e["stream"]] = [day, raised_of(body)]
         elif kind in ("member.debit_failed", "member.debit_recovered") and body["period"] in collections:
             collections[body["period"]][1] += body["amount_fen"] * (-1 if kind == "member.debit_failed" else 1)
     movements += [Movement(day, f"period:{period}", "in", amount, "channel")

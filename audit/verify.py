@@ -49,12 +49,14 @@ import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
 from audit.sealed import SealedChecks, check_exclusion, check_filing
+from ledger.ages import join_age_years, past_top_age, top_age_years
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
 from ledger.envelope import format_at, parse_at
 from ledger.errors import InputError
 from ledger.keys import event_signature_is_valid, public_key_from_base64
+from ledger.log.index import ENDED
 from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
@@ -65,7 +67,7 @@ from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
 from ledger.sealing import Revealed
-from ledger.sharing import assess, roll_leaf_hashes, settle
+from ledger.sharing import assess, member_charge, raised_of, roll_leaf_hashes, settle
 from ledger.verify import CheckedSignatures, Failure, Report, examine
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
@@ -83,6 +85,7 @@ SIGNER = b'{"actor":{"key":"'
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
          "per_case_cap_fen", "annual_cap_remaining_fen", "cap_applied", "share_fen", "excess_policy", "subsidy_fen",
          "funded_aid_fen", "funded_fee_fen", "surplus_out_fen")
+SCHEMA_3_TERMS = ("charged_fen", "members_capped")
 
 SETTLEMENT_TERMS = ("collected_fen", "advance_fen", "available_fen", "owed_fen", "shortfall_fen", "fee_payable_fen",
                     "surplus_carried_fen")
@@ -246,23 +249,30 @@ class _Roots:
 
 
 class _Members:
-    """Every plan's members — when each joined and first lapsed, left, was excluded or wound down — in an on-disk
-    SQLite table, written in batches as the entries go by: the auditor's memory does not grow with the members.
-    An assessment's locked set is read back sorted and hashed as it streams (`roll`)."""
+    """Every plan's members — when each joined (at what age) and first lapsed, left, was excluded, wound down or
+    aged out — in an on-disk SQLite table, written in batches as the entries go by: the auditor's memory does not
+    grow with the members. An assessment's locked set is read back sorted and hashed as it streams (`roll`); the
+    periods' shares and the members charged otherwise than the share (schema 3) are kept beside them, so that each
+    member's charges of a plan year are summed from the table (`ledger.projections.balances` does the same on the
+    writer's side, independently)."""
 
     def __init__(self, directory: Path) -> None:
         self.db = sqlite3.connect(directory / "members.sqlite3", isolation_level=None)
         self.db.execute("PRAGMA journal_mode = OFF")
         self.db.execute("PRAGMA synchronous = OFF")
         self.db.execute("CREATE TABLE members (plan TEXT NOT NULL, member TEXT NOT NULL, joined_at TEXT NOT NULL, "
-                        "ended_at TEXT, PRIMARY KEY (plan, member)) WITHOUT ROWID")
-        self.pending: list[tuple[str, tuple[str, ...]]] = []
+                        "ended_at TEXT, age_years INTEGER, PRIMARY KEY (plan, member)) WITHOUT ROWID")
+        self.db.execute("CREATE TABLE periods (period TEXT PRIMARY KEY, plan TEXT NOT NULL, cutoff_at TEXT NOT NULL, "
+                        "share_fen INTEGER NOT NULL)")
+        self.db.execute("CREATE TABLE charges (period TEXT NOT NULL, member TEXT NOT NULL, amount_fen INTEGER NOT "
+                        "NULL, PRIMARY KEY (period, member))")
+        self.pending: list[tuple[str, tuple[Any, ...]]] = []
         self.joined: set[tuple[str, str]] = set()
         """(plan, member) of the joins pending."""
 
-    def join(self, plan: str, member: str, at: str) -> None:
+    def join(self, plan: str, member: str, at: str, age_years: int | None) -> None:
         """A join (a new span: any earlier end is forgotten)."""
-        self.pending.append(("INSERT OR REPLACE INTO members VALUES (?, ?, ?, NULL)", (plan, member, at)))
+        self.pending.append(("INSERT OR REPLACE INTO members VALUES (?, ?, ?, NULL, ?)", (plan, member, at, age_years)))
         self.joined.add((plan, member))
         if len(self.pending) >= BOOKS_BATCH:
             self.flush()
@@ -290,16 +300,58 @@ class _Members:
         row = self.db.execute("SELECT joined_at FROM members WHERE plan = ? AND member = ?", (plan, member)).fetchone()
         return None if row is None else str(row[0])
 
-    def roll(self, plan: str, cutoff: str, period: str, share_fen: int) -> tuple[bytes, int]:
+    def roll(self, plan: str, cutoff: str, period: str, share_fen: int,
+             ages: tuple[int, int] | None = None) -> tuple[bytes, int, list[str], int]:
         """The roll root and size over the plan's members active at the cutoff, sorted by id (code-point order:
-        SQLite's BINARY collation), hashed as they are read."""
+        SQLite's BINARY collation), hashed as they are read; with `ages` (schema 3: top age, zone) members past the
+        top age are left out. Also returns those left out, and how many locked members' join age is not known (a
+        sealed age: the age rule could not be applied to them)."""
         self.flush()
         fold = MerkleFold()
-        rows = self.db.execute("SELECT member FROM members WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL "
-                               "OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff))
+        left_out: list[str] = []
+        unknown = 0
+        at = parse_at(cutoff)
+        rows = self.db.execute("SELECT member, age_years, joined_at FROM members WHERE plan = ? AND joined_at <= ? "
+                               "AND (ended_at IS NULL OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff))
         while batch := rows.fetchmany(100_000):
-            fold.extend(roll_leaf_hashes(period, [row[0] for row in batch], share_fen))
-        return fold.root(), fold.size
+            locked = []
+            for member, age, joined_at in batch:
+                unknown += age is None
+                if ages is not None and past_top_age(age, parse_at(joined_at), at, ages[0], ages[1]):
+                    left_out.append(member)
+                else:
+                    locked.append(member)
+            fold.extend(roll_leaf_hashes(period, locked, share_fen))
+        return fold.root(), fold.size, left_out, unknown
+
+    def locked(self, plan: str, cutoff: str, left_out: set[str]) -> list[str]:
+        """The members of a roll, sorted by id (those of `roll` not left out)."""
+        rows = self.db.execute("SELECT member FROM members WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL "
+                               "OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff)).fetchall()
+        return [str(row[0]) for row in rows if row[0] not in left_out]
+
+    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
+        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff)."""
+        rows = self.db.execute(
+            "SELECT m.member, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM members m JOIN periods p "
+            "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
+            "LEFT JOIN charges x ON x.period = p.period AND x.member = m.member "
+            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.member", (plan, year_start, cutoff))
+        return {str(member): int(total) for member, total in rows}
+
+    def year_shares(self, plan: str, year_start: str, cutoff: str) -> int:
+        """The plan's shares with cutoffs in [year_start, cutoff): at least any member's charges of them."""
+        row = self.db.execute("SELECT COALESCE(SUM(share_fen), 0) FROM periods WHERE plan = ? AND cutoff_at >= ? "
+                              "AND cutoff_at < ?", (plan, year_start, cutoff)).fetchone()
+        return int(row[0])
+
+    def assessed(self, plan: str, period: str, cutoff: str, share_fen: int, charges: dict[str, int]) -> None:
+        """Keep an assessment's share and the members it charged otherwise (0 for those left out)."""
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT OR REPLACE INTO periods VALUES (?, ?, ?, ?)", (period, plan, cutoff, share_fen))
+        self.db.executemany("INSERT OR REPLACE INTO charges VALUES (?, ?, ?)",
+                            [(period, member, amount) for member, amount in charges.items()])
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the table's database."""
@@ -470,9 +522,11 @@ class Auditor:
             self.plans[stream].closing_tail_days = body["claim_tail_days"]
         elif kind == "member.joined":
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
-            self.members.join(body["plan"], stream, at)
-            self.joined_ages[stream] = body["age_years"]
-        elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
+            age = join_age_years(body)
+            self.members.join(body["plan"], stream, at, age)
+            if age is not None:
+                self.joined_ages[stream] = age
+        elif kind in ENDED:
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
             if kind == "member.wind_down_refund_due":
@@ -546,7 +600,18 @@ class Auditor:
         version, rules = plan.rules_at(cutoff)
         if body["rules_version"] != version:
             self.fail(index, e, "8 period (rules_version)", version, body["rules_version"])
-        roll, locked = self.members.roll(body["plan"], cutoff, period, body["share_fen"])
+        year = plan_date(parse_at(cutoff), rules).year
+        year_start = format_at(plan_midnight(date(year, 1, 1), rules))
+        per_member = e["schema"] >= 3
+        if per_member:
+            for term, value in (("top_age_years", top_age_years(rules)), ("plan_year", year),
+                                ("utc_offset_minutes", rules.utc_offset_minutes)):
+                if body[term] != value:
+                    self.fail(index, e, f"8 period ({term})", value, body[term])
+        ages = (top_age_years(rules), rules.utc_offset_minutes) if per_member else None
+        roll, locked, left_out, unknown = self.members.roll(body["plan"], cutoff, period, body["share_fen"], ages)
+        if per_member and unknown:
+            self.sealed.need("8 period (locked set by age)")
         due = sorted(c for c, claim in self.claims.items() if claim["plan"] == body["plan"] and "approved" in claim
                      and claim["approved_at"] <= cutoff and c not in self.included)
         listed = [case["claim"] for case in body["cases"]]
@@ -567,10 +632,16 @@ class Auditor:
                 uncollected for settled_at, uncollected, _ in plan.settlements if settled_at > previous["at"])
             if e["schema"] >= 2:
                 surplus_in = max(0, surplus_in)
-        year = plan_date(parse_at(cutoff), rules).year
-        year_start = format_at(plan_midnight(date(year, 1, 1), rules))
         used = sum(p["body"]["share_fen"] for p in plan.periods.values()
                    if year_start <= p["body"]["cutoff_at"] < cutoff)
+        charged: list[int] | None = None
+        members: list[str] = []
+        if per_member:  # each member's own charges of the plan year (none can reach the cap below the plan's shares)
+            year_charges = {}
+            if self.members.year_shares(body["plan"], year_start, cutoff) + body["share_fen"] > rules.annual_cap_fen:
+                year_charges = self.members.year_charges(body["plan"], year_start, cutoff)
+                members = self.members.locked(body["plan"], cutoff, set(left_out))
+            charged = [year_charges.get(m, 0) for m in members] if members else [0] * locked
         operator = False
         if e["schema"] >= 2:
             announced, ends, final = plan.closing if plan.closing else (None, None, 0)
@@ -581,9 +652,14 @@ class Auditor:
             if body["funded_by"] != ("operator" if operator else "members"):
                 self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
         expected = assess(locked, [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
-                          surplus_in, rules.per_case_cap_fen, max(0, rules.annual_cap_fen - used), rules.excess_policy,
-                          operator)
-        for term in TERMS:
+                          surplus_in, rules.per_case_cap_fen,
+                          rules.annual_cap_fen if per_member else max(0, rules.annual_cap_fen - used),
+                          rules.excess_policy, operator, charged)
+        self.members.assessed(body["plan"], period, cutoff, expected.share_fen, {
+            **dict.fromkeys(left_out, 0),
+            **{m: c for m, y in zip(members, charged or (), strict=False)
+               if (c := member_charge(expected.share_fen, rules.annual_cap_fen, y)) < expected.share_fen}})
+        for term in TERMS + (SCHEMA_3_TERMS if per_member else ()):
             if getattr(expected, term) != body[term]:
                 self.fail(index, e, f"8 period ({term})", getattr(expected, term), body[term])
         funded = {c.claim: c.funded_fen for c in expected.cases}
@@ -608,7 +684,7 @@ class Auditor:
         if body["uncollected_fen"] != uncollected:
             self.fail(index, e, "8 settlement (uncollected_fen)", uncollected, body["uncollected_fen"])
         advance = self.advances.get(period, 0)
-        raised = assessed["share_fen"] * assessed["locked_members"]
+        raised = raised_of(assessed)
         cases = [(c["claim"], c["funded_fen"]) for c in assessed["cases"]]
         if not 0 <= uncollected <= raised:
             self.fail(index, e, "8 settlement (uncollected_fen)", f"0..{raised}", uncollected)

@@ -66,10 +66,27 @@ def _log_index(store: _Store, sql: SqlStore) -> None:
     sql.create(index_schema(sql))
 
 
+def _ages_and_charges(store: _Store, sql: SqlStore) -> None:
+    """Schema-3 assessments leave members past the top age out of the roll and cap charges per member: the log's
+    index is made again with the join ages and each assessment's top age (the next integration fills it from the
+    start), and the roster gains its exceptions table. A store made before also needs `projections rebuild` (the
+    roster's ages may be left NULL by then, docs/plans.md)."""
+    t = sql.table
+    with sql.transaction() as cursor:
+        for name in ("log_stream_entries", "log_member_claims", "log_key_entries", "log_assessments",
+                     "log_memberships", "roll_chunks", "roll_tiles"):
+            cursor.execute(f"DROP TABLE IF EXISTS {t(name)}")
+        if sql.has_table("projection_tracking"):
+            cursor.execute(f"DELETE FROM {t('projection_tracking')} WHERE name = 'log_index'")
+    sql.create(index_schema(sql))
+    ReadModels.open(store, sql, create=True)
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
     3: (_log_index,),
+    4: (_ages_and_charges,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

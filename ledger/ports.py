@@ -29,6 +29,20 @@ class LedgerQueries(Protocol):
         """Per-person shares assessed in the plan from the year's start up to the cutoff."""
         ...
 
+    def interval_members(self, plan: str, cutoff: str) -> Sequence[tuple[str, int | None, str]]:
+        """(member, age at joining, joined at) of the members whose membership spans the cutoff (before the age
+        rule)."""
+        ...
+
+    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
+        """What each member of the plan was charged by the periods with cutoffs from the year's start up to the
+        cutoff."""
+        ...
+
+    def charge_fen(self, member: str, period: str) -> int | None:
+        """What an assessed period charged a member; None when they were not locked in it."""
+        ...
+
     def active_members(self, plan: str) -> Sequence[str]:
         """Members of the plan who have not left, sorted by id."""
         ...
@@ -41,8 +55,9 @@ class LedgerQueries(Protocol):
         """Family members of a payer still active."""
         ...
 
-    def family_locked(self, account: str, cutoff: str) -> Sequence[str]:
-        """The members an account pays for (holder first, then family in join order), active at the cutoff."""
+    def family_charges(self, account: str, period: str) -> Sequence[tuple[str, int]]:
+        """The members an account pays for (holder first, then family in join order), locked in an assessed period,
+        with what it charged each."""
         ...
 
     def balance_fen(self, account: str) -> int:

@@ -290,6 +290,8 @@ class Rule(StrEnum):
     SUBSIDY_REFERENCE_MUST_BE_NEW = "subsidy_reference_must_be_new"
     TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
     WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT = "wind_down_follows_the_closing_announcement"
+    SUCCESSOR_MUST_BE_ANOTHER_PLAN = "successor_must_be_another_plan"
+    SUCCESSOR_PLAN_MUST_COVER_THE_MEMBERS_AGE = "successor_plan_must_cover_the_members_age"
 
     # -- Privacy ------------------------------------------------------------------------------------------------
     MEMBER_IS_ERASED_ONCE = "member_is_erased_once"

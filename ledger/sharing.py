@@ -5,7 +5,12 @@
     need  = aid + fee − surplus_in
     share = ceil(need / locked)                     (0 when need ≤ 0 or nobody is locked)
             then capped: per case (per_case_cap × cases) and by what the annual cap leaves
-    raised = share × locked
+    raised = share × locked                         (schema 1-2: a plan-wide annual cap)
+    raised = Σ min(share, cap left to the member)   (schema 3: the annual cap per member)
+
+Under schema 3 the share is capped per case only; each locked member is charged the share or, when less, what
+their own charges of the plan year leave of the annual cap (`member_charge`), and `raised` is the sum of the
+charges. What a member is not charged is an excess like the plan-wide cap's was, handled by the excess policy.
 
 What the caps cut off follows the plan's excess policy:
 
@@ -37,8 +42,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.canonical import canonical_bytes
 from ledger.log.merkle import root_from_leaf_hashes
@@ -76,11 +82,28 @@ class Assessment:
     funded_aid_fen: int
     funded_fee_fen: int
     surplus_out_fen: int
+    charged_fen: int
+    """The sum of the members' charges: what the shares raise if every debit succeeds."""
+    members_capped: int
+    """Members charged less than the share by their own annual cap (schema 3)."""
 
     @property
     def raised_fen(self) -> int:
         """What the shares raise if every debit succeeds."""
-        return self.share_fen * self.locked_members
+        return self.charged_fen
+
+
+def member_charge(share_fen: int, annual_cap_fen: int, charged_this_year_fen: int) -> int:
+    """What one locked member is charged (schema 3): the share, or what their own charges of the plan year leave of
+    the annual cap when that is less."""
+    return min(share_fen, max(0, annual_cap_fen - charged_this_year_fen))
+
+
+def raised_of(assessment: Mapping[str, Any]) -> int:
+    """What an assessment's shares raise if every debit succeeds, from its body (as JSON): the sum of the charges
+    (schema 3), else share × locked."""
+    charged = assessment.get("charged_fen")
+    return int(charged) if charged is not None else int(assessment["share_fen"]) * int(assessment["locked_members"])
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -97,10 +120,16 @@ def assess(
     annual_cap_remaining_fen: int,
     excess_policy: str,
     operator_funded: bool = False,
+    charged_this_year: Sequence[int] | None = None,
 ) -> Assessment:
     """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount). When the
     operator funds the period (its announced final periods, a tail period after the end) members are charged 0 and
-    the subsidy is everything the period needs: `uncapped_share` still shows what members would have paid."""
+    the subsidy is everything the period needs: `uncapped_share` still shows what members would have paid.
+
+    With `charged_this_year` (schema 3: one entry per locked member, what they were charged earlier in the plan
+    year) the annual cap `annual_cap_remaining_fen` is each member's, not the plan's."""
+    per_member = charged_this_year is not None
+    assert not per_member or len(charged_this_year or ()) == locked_members
     assert locked_members >= 0 and fee_bps >= 0 and per_case_cap_fen >= 0 and annual_cap_remaining_fen >= 0
     assert excess_policy in ("operator_pays", "pro_rata"), excess_policy
     aid = sum(amount for _, amount in cases)
@@ -113,9 +142,17 @@ def assess(
         share = 0
     if share > case_limit:
         share, cap_applied = case_limit, "per_case"
-    if share > annual_cap_remaining_fen:
-        share, cap_applied = annual_cap_remaining_fen, "annual"
-    raised = share * locked_members
+    capped = 0
+    if per_member:
+        charges = [member_charge(share, annual_cap_remaining_fen, charged) for charged in charged_this_year or ()]
+        raised = sum(charges)
+        capped = sum(charge < share for charge in charges)
+        if capped and cap_applied == "none":
+            cap_applied = "annual"
+    else:
+        if share > annual_cap_remaining_fen:
+            share, cap_applied = annual_cap_remaining_fen, "annual"
+        raised = share * locked_members
     subsidy = 0
     if operator_funded or excess_policy == "operator_pays" or raised + surplus_in_fen >= aid + fee or aid + fee == 0:
         subsidy = max(0, need - raised) if operator_funded or excess_policy == "operator_pays" else 0
@@ -133,7 +170,7 @@ def assess(
         surplus_in_fen=surplus_in_fen, need_fen=need, uncapped_share_fen=uncapped, per_case_cap_fen=per_case_cap_fen,
         annual_cap_remaining_fen=annual_cap_remaining_fen, cap_applied=cap_applied, share_fen=share,
         excess_policy=excess_policy, subsidy_fen=subsidy, funded_aid_fen=funded_aid, funded_fee_fen=funded_fee,
-        surplus_out_fen=surplus_out,
+        surplus_out_fen=surplus_out, charged_fen=raised, members_capped=capped,
     )
 
 

@@ -262,6 +262,18 @@ class MemberErasedV1(Frozen):
     reason: ErasureReason
 
 
+class MemberAgedOutV1(Frozen):
+    """The member is older than the plan's top age band (`ledger.ages`): no claim of theirs could be paid, so the
+    membership ends like an exit (a prepaid balance becomes a refund due), or moves to a successor plan (the
+    elderly plan) where the member joins again as `successor_member`."""
+
+    plan: Id
+    top_age_years: int = Field(ge=0, le=150, description="the top of the plan's age bands the member passed")
+    refund_due_fen: Fen
+    successor_plan: Id | None
+    successor_member: Id | None = Field(description="the member's new membership in the successor plan, or null")
+
+
 class WindDownRefundDueV1(Frozen):
     """At a plan's end, the member's remaining balance becomes a refund due by the refund deadline."""
 
@@ -515,6 +527,25 @@ class PeriodAssessedV2(PeriodAssessedV1):
                     "channel (a plan may switch)")
 
 
+class PeriodAssessedV3(PeriodAssessedV2):
+    """Schema 3 of the assessment: the annual cap is per member and members past the plan's top age are not locked
+    (docs/plans.md, "Ageing out" and "The annual cap").
+
+    The roll lists the members locked at the cutoff whose age — the age at joining plus the whole plan years since
+    the plan day of joining (`ledger.ages`) — is at most `top_age_years`; each leaf still carries the period's share.
+    A member is charged `min(share, annual cap − what they were charged in the same plan year)`:
+    `annual_cap_remaining_fen` is the per-member annual cap itself (what a member charged nothing this year could
+    still pay), `members_capped` the members charged less than the share, and `charged_fen` the sum of the charges
+    (what the shares raise if every debit succeeds, in place of share × locked).
+    """
+
+    top_age_years: int = Field(ge=0, le=150, description="the top of the plan's age bands at the cutoff")
+    utc_offset_minutes: int = Field(ge=-720, le=840, description="the plan's civil time zone at the cutoff")
+    plan_year: int = Field(ge=1970, le=9999, description="the plan-time calendar year of the cutoff")
+    charged_fen: Fen = Field(description="the sum of the members' charges")
+    members_capped: Count = Field(description="members charged less than the share by their annual cap")
+
+
 class SubsidyReceivedV1(Frozen):
     """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -604,6 +635,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("member.excluded", 2): MemberExcludedV2,
     ("member.erased", 1): MemberErasedV1,
     ("member.wind_down_refund_due", 1): WindDownRefundDueV1,
+    ("member.aged_out", 1): MemberAgedOutV1,
     ("member.refund_disbursed", 1): RefundDisbursedV1,
     ("member.refund_disbursed", 2): RefundDisbursedV2,
     ("member.conversion_accepted", 1): ConversionAcceptedV1,
@@ -624,6 +656,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.opened", 1): PeriodOpenedV1,
     ("period.assessed", 1): PeriodAssessedV1,
     ("period.assessed", 2): PeriodAssessedV2,
+    ("period.assessed", 3): PeriodAssessedV3,
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
     ("period.settled", 2): PeriodSettledV2,

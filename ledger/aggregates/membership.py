@@ -25,6 +25,7 @@ from schemas.events import (
     DepositReceivedV1,
     FraudRecordedV1,
     JurorQualifiedV1,
+    MemberAgedOutV1,
     MemberErasedV1,
     MemberExcludedV1,
     MemberExcludedV2,
@@ -38,7 +39,7 @@ from schemas.events import (
 )
 
 ACTIVE = "active"
-ENDED_STATUSES = ("lapsed", "exited", "excluded", "wound_down")
+ENDED_STATUSES = ("lapsed", "exited", "excluded", "wound_down", "aged_out")
 
 
 class Membership(LedgerAggregate):
@@ -194,6 +195,16 @@ class Membership(LedgerAggregate):
             if aggregate.status == ACTIVE:
                 aggregate.end("wound_down", self.timestamp)
             aggregate.owe_refund(self.body.refund_due_fen, "wind_down")
+
+    class AgedOut(LedgerAggregate.Event):
+        """The member passed the plan's top age band: the membership ends (or moves to a successor plan)."""
+
+        TYPE = "member.aged_out"
+        body: MemberAgedOutV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.end("aged_out", self.timestamp)
+            aggregate.owe_refund(self.body.refund_due_fen, "exit")
 
     class ConversionAccepted(LedgerAggregate.Event):
         """The member took the conversion offered at the closing."""
@@ -357,6 +368,15 @@ class Membership(LedgerAggregate):
         check(reason != "retention_ended" or at >= ends, "reason", Rule.RETENTION_PERIOD_MUST_HAVE_ENDED,
               f"{retention_days} days after leaving: {format_at(ends)}")
         self.record(self.Erased, at, actor, MemberErasedV1(plan=self.plan, reason=reason))  # type: ignore[arg-type]
+
+    def age_out(self, at: datetime, actor: Actor, top_age_years: int, balance_fen: int, successor_plan: str | None,
+                successor_member: str | None) -> None:
+        """End the membership of a member past the plan's top age band; a positive prepaid balance becomes a refund
+        due (paid like an exit's)."""
+        self.check_active()
+        self.record(self.AgedOut, at, actor, MemberAgedOutV1(
+            plan=self.plan, top_age_years=top_age_years, refund_due_fen=max(balance_fen, 0),
+            successor_plan=successor_plan, successor_member=successor_member))
 
     def owe_wind_down_refund(self, at: datetime, actor: Actor, balance_fen: int, deadline: datetime) -> None:
         """At a plan's end, make the remaining balance due by the deadline (once)."""

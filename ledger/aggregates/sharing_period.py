@@ -17,11 +17,12 @@ from ledger.envelope import Actor, format_at, parse_at
 from ledger.errors import check
 from ledger.plan_days import day_of, day_start
 from ledger.rules import Rule
-from ledger.sharing import Settlement, settle
+from ledger.sharing import Settlement, raised_of, settle
 from schemas.events import (
     AdvanceReceivedV1,
     PeriodAssessedV1,
     PeriodAssessedV2,
+    PeriodAssessedV3,
     PeriodOpenedV1,
     PeriodSettledV1,
     PeriodSettledV2,
@@ -135,6 +136,12 @@ class SharingPeriod(LedgerAggregate):
         SCHEMA = 2
         body: PeriodAssessedV2
 
+    class AssessedV3(Assessed):
+        """Schema 3: the annual cap per member, and members past the top age left out of the roll."""
+
+        SCHEMA = 3
+        body: PeriodAssessedV3
+
     class SubsidyReceived(LedgerAggregate.Event):
         """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -184,12 +191,12 @@ class SharingPeriod(LedgerAggregate):
                               collection_on=collection_on.isoformat(), cutoff_at=format_at(cutoff))
         return cls.start(cls.Opened, period_id(plan, number), at, actor, body)
 
-    def assess(self, at: datetime, actor: Actor, body: PeriodAssessedV2) -> None:
+    def assess(self, at: datetime, actor: Actor, body: PeriodAssessedV3) -> None:
         """Record the assessment, once, after the cutoff."""
         check(self.status == "opened", "period", Rule.PERIOD_IS_ASSESSED_ONCE, self.status)
         check(at >= self.cutoff_at, "period", Rule.PERIOD_CANNOT_BE_ASSESSED_BEFORE_ITS_CUTOFF,
               format_at(self.cutoff_at))
-        self.record(self.AssessedV2, at, actor, body)
+        self.record(self.AssessedV3, at, actor, body)
 
     def receive_subsidy(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record subsidy received, never more than the assessment's subsidy."""
@@ -216,7 +223,7 @@ class SharingPeriod(LedgerAggregate):
         """The settlement the period would record with these shares uncollected (`ledger.sharing.settle`)."""
         a = self.require_assessment()
         return settle([(case.claim, case.funded_fen) for case in a.cases], a.funded_fee_fen,
-                      a.share_fen * a.locked_members, a.subsidy_fen, max(0, a.surplus_in_fen), uncollected_fen,
+                      raised_of(a.model_dump()), a.subsidy_fen, max(0, a.surplus_in_fen), uncollected_fen,
                       self.advance_received_fen)
 
     def settle(self, at: datetime, actor: Actor, uncollected_fen: int, settles_at: datetime) -> PeriodSettledV2:

@@ -27,6 +27,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "announce_closing": ("plan", "announce-closing"),
     "terminate_plan": ("plan", "terminate"),
     "wind_down": ("plan", "wind-down"),
+    "age_out": ("plan", "age-out"),
     "join": ("member", "join"),
     "deposit": ("member", "deposit"),
     "record_debit_failure": ("member", "record-debit-failure"),
@@ -83,8 +84,9 @@ def _option_value(name: str, value: str, is_string: bool) -> Any:
 def resolve_references(options: dict[str, Any]) -> dict[str, Any]:
     """`--plan` by name and `--period` as `PLAN:NUMBER`, turned into ids."""
     resolved = dict(options)
-    if isinstance(resolved.get("plan"), str):
-        resolved["plan"] = _plan_id(resolved["plan"])
+    for name in ("plan", "successor_plan"):
+        if isinstance(resolved.get(name), str):
+            resolved[name] = _plan_id(resolved[name], name)
     period = resolved.get("period")
     if isinstance(period, str) and ":" in period:
         plan, _, number = period.rpartition(":")
@@ -94,11 +96,11 @@ def resolve_references(options: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _plan_id(reference: str) -> str:
+def _plan_id(reference: str, field: str = "plan") -> str:
     """A plan id from a reference; an id passes as it is (the command checks that its plan exists)."""
     if len(reference) == 36 and reference.count("-") == 4:
         return reference
-    return plan_ref(context().ledger().read_models().periods, "plan", reference)
+    return plan_ref(context().ledger().read_models().periods, field, reference)
 
 
 def command_from_options(model: type[Command], options: dict[str, str | None]) -> Command:
@@ -144,6 +146,8 @@ def domain_command(model: type[Command], verb: str) -> click.Command:
         help_text = field_schema.get("description") or field_schema.get("title") or ""
         if name == "plan":
             help_text = "the plan's id or name"
+        elif name == "successor_plan":
+            help_text = "the successor plan's id or name (the members move to it); none: they leave"
         elif name == "period":
             help_text = "the period's id or PLAN:NUMBER"
         params.append(click.Option([f"--{name.replace('_', '-')}", name], required=name in required,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from ledger.ages import age_on, past_top_age, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
 from ledger.bounds import check_deposit
+from ledger.envelope import format_at, parse_at
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, plan_id
+from ledger.plan_days import day_of
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
@@ -26,6 +29,7 @@ from schemas.commands.membership import (
     RecordFraud,
     RecoverDebit,
 )
+from schemas.commands.plan import AgeOut
 from schemas.events import MemberJoinedV1
 
 
@@ -93,12 +97,12 @@ def record_debit_failure(uow: UnitOfWork, command: RecordDebitFailure) -> Outcom
           Rule.CHANNEL_DEBIT_FAILURES_ARE_ONLY_FOR_POSTPAID_PLANS)
     period = assessed_period_for(uow, membership, command.period)
     check(period.status == "assessed", "period", Rule.DEBITS_CAN_FAIL_ONLY_BEFORE_SETTLEMENT, period.status)
-    assert period.assessment is not None
-    check(period.assessment.share_fen > 0, "period", Rule.A_ZERO_SHARE_CANNOT_FAIL)
-    membership.fail_debit(uow.at, uow.actor("operator"), command.period, period.assessment.share_fen,
-                          "channel_declined")
-    return Outcome({"member": command.member, "period": command.period,
-                    "amount_fen": period.assessment.share_fen})
+    charge = uow.queries.charge_fen(command.member, command.period)  # the share, or less (schema 3)
+    check(charge is not None, "member", Rule.MEMBER_MUST_BE_LOCKED_IN_THE_PERIOD, "left out of the roll")
+    assert charge is not None
+    check(charge > 0, "period", Rule.A_ZERO_SHARE_CANNOT_FAIL)
+    membership.fail_debit(uow.at, uow.actor("operator"), command.period, charge, "channel_declined")
+    return Outcome({"member": command.member, "period": command.period, "amount_fen": charge})
 
 
 @handles(RecoverDebit)
@@ -146,6 +150,55 @@ def exit_plan(uow: UnitOfWork, command: Exit) -> Outcome:
     balance = prepaid_balance_fen(uow, membership, plan)
     membership.exit(uow.at, uow.actor("member", command.member), balance)
     return Outcome({"member": command.member, "refund_due_fen": max(balance, 0)})
+
+
+@handles(AgeOut)
+def age_out(uow: UnitOfWork, command: AgeOut) -> Outcome:
+    """Every active member of the plan older than its top age band today (`ledger.ages`) leaves it: a prepaid
+    balance becomes a refund due like an exit's (a payer whose family stays keeps it for them), and with a successor
+    plan (the elderly plan) the member joins it at their age, with the consent and health declaration commitments
+    of their first join, self-paying. Members are left out of the locked set from the day they pass the top age
+    whether or not this runs; running it twice records only who is new."""
+    plan = uow.get(plan_id(command.plan), Plan, "plan")
+    rules = plan.rules_at(uow.at).rules
+    successor: Plan | None = None
+    if command.successor_plan is not None:
+        check(command.successor_plan != command.plan, "successor_plan", Rule.SUCCESSOR_MUST_BE_ANOTHER_PLAN)
+        successor = uow.get(plan_id(command.successor_plan), Plan, "successor_plan")
+        successor.check_accepts_joins(uow.at)
+    top = top_age_years(rules)
+    today = day_of(uow.at, rules.utc_offset_minutes)
+    aged: list[tuple[Membership, int]] = []
+    for member, join_age, joined_at in uow.queries.interval_members(command.plan, format_at(uow.at)):
+        if join_age is not None and past_top_age(join_age, parse_at(joined_at), uow.at, top,
+                                                 rules.utc_offset_minutes):
+            membership = uow.get(UUID(member), Membership, "member")
+            aged.append((membership, age_on(join_age, parse_at(joined_at), today, rules.utc_offset_minutes)))
+    leaving = {str(membership.id) for membership, _ in aged}
+    moved = 0
+    # family members first, so that a payer leaving with their whole family gets the account's balance back
+    for membership, age in sorted(aged, key=lambda pair: (pair[0].details.payer is None, str(pair[0].id))):
+        member = str(membership.id)
+        staying = [m for m in uow.queries.active_family(member) if m not in leaving]
+        balance = 0 if staying else prepaid_balance_fen(uow, membership, plan)
+        successor_member: str | None = None
+        if successor is not None:
+            version = successor.rules_at(uow.at)
+            band = version.rules
+            check(band.min_age_years <= age <= band.max_age_years, "successor_plan",
+                  Rule.SUCCESSOR_PLAN_MUST_COVER_THE_MEMBERS_AGE, f"{age} not in {band.min_age_years}.."
+                  f"{band.max_age_years}")
+            details = membership.details
+            new_id = uow.new_id("member", f"{command.command_id}:{member}")
+            successor_member = str(new_id)
+            uow.add(Membership.join(new_id, uow.at, uow.actor("member", successor_member), MemberJoinedV1(
+                plan=str(successor.id), rules_version=version.version, age_years=age, sex=details.sex,
+                province=details.province, payer=None, family_order=0, consent_commitment=details.consent_commitment,
+                health_declaration_commitment=details.health_declaration_commitment)), "member", derived=True)
+            moved += 1
+        membership.age_out(uow.at, uow.actor("operator"), top, balance,
+                           None if successor is None else str(successor.id), successor_member)
+    return Outcome({"plan": command.plan, "aged_out": len(aged), "moved": moved, "top_age_years": top})
 
 
 @handles(AcceptConversion)

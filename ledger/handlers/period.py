@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
+from ledger.ages import past_top_age, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -32,7 +33,7 @@ from schemas.commands.period import (
     SettlePeriod,
     WindDown,
 )
-from schemas.events import AssessedCase, PeriodAssessedV2
+from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV3
 
 
 @handles(OpenPeriod)
@@ -100,18 +101,24 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
                   str(previous.number))
     queries = uow.queries
     cutoff = format_at(period.cutoff_at)
-    locked = sorted(queries.locked_members(period.plan, cutoff))  # code-point order, whatever the SQL collation
+    top_age = top_age_years(rules)
+    locked = sorted(member for member, age, joined_at in queries.interval_members(period.plan, cutoff)
+                    if not past_top_age(age, parse_at(joined_at), period.cutoff_at, top_age, rules.utc_offset_minutes))
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
-    year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
-    annual_remaining = max(0, rules.annual_cap_fen - queries.year_shares_fen(period.plan, year_start, cutoff))
+    plan_year = plan_date(period.cutoff_at, rules).year
+    year_start = format_at(plan_midnight(date(plan_year, 1, 1), rules))
+    # each member's own charges of the plan year (none to read in the year's first period)
+    charged = queries.year_charges(period.plan, year_start, cutoff) if queries.year_shares_fen(
+        period.plan, year_start, cutoff) else {}
     operator = operator_funds(plan.closing_announced_at, plan.ends_at(), plan.final_periods(), period.notice_on,
                               period.cutoff_at, rules)
     result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
-                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy, operator)
+                    surplus_in(uow, period), rules.per_case_cap_fen, rules.annual_cap_fen, rules.excess_policy,
+                    operator, [charged.get(member, 0) for member in locked])
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
-    body = PeriodAssessedV2(
+    body = PeriodAssessedV3(
         plan=period.plan, number=period.number, rules_version=version.version, cutoff_at=cutoff,
         locked_members=result.locked_members,
         cases=tuple(AssessedCase(claim=c.claim, approved_fen=c.approved_fen, funded_fen=c.funded_fen)
@@ -125,10 +132,13 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
         surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
         roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
+        top_age_years=top_age, utc_offset_minutes=rules.utc_offset_minutes, plan_year=plan_year,
+        charged_fen=result.charged_fen, members_capped=result.members_capped,
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
-                    "cases": len(claims), "share_fen": result.share_fen, "subsidy_fen": result.subsidy_fen,
+                    "cases": len(claims), "share_fen": result.share_fen, "charged_fen": result.charged_fen,
+                    "members_capped": result.members_capped, "subsidy_fen": result.subsidy_fen,
                     "funded_by": body.funded_by,
                     "roll_root": body.roll_root})
 
@@ -139,26 +149,27 @@ def next_assessed(uow: UnitOfWork, period: SharingPeriod) -> bool:
     return following is not None and following.status != "opened"
 
 
-def uncovered_shares(uow: UnitOfWork, period: SharingPeriod) -> list[Membership]:
-    """Prepaid: locked members whose share of this period their account cannot cover and whose debit is not yet
-    recorded as failed. Each account pays its holder's share, then its family's in join order, while the balance
-    lasts. Read from the current balances, so it holds while no later period of the plan is assessed."""
+def uncovered_shares(uow: UnitOfWork, period: SharingPeriod) -> list[tuple[Membership, int]]:
+    """Prepaid: locked members whose charge in this period their account cannot cover and whose debit is not yet
+    recorded as failed, with the charge. Each account pays its holder's charge, then its family's in join order,
+    while the balance lasts. Read from the current balances, so it holds while no later period of the plan is
+    assessed."""
     assessment = period.require_assessment()
-    share = assessment.share_fen
-    if share == 0:
+    if assessment.share_fen == 0:
         return []
     queries = uow.queries
-    uncovered: list[Membership] = []
+    uncovered: list[tuple[Membership, int]] = []
     for account, balance in queries.short_accounts(period.plan):
-        family = [uow.get(UUID(member_id), Membership, "member")
-                  for member_id in queries.family_locked(account, assessment.cutoff_at)]
-        pending = [membership for membership in family if str(period.id) not in membership.failed_periods]
-        available = balance + share * len(pending)  # the balance before this period's pending shares
-        for membership in pending:
-            if available >= share:
-                available -= share
+        family = [(uow.get(UUID(member_id), Membership, "member"), charge)
+                  for member_id, charge in queries.family_charges(account, str(period.id)) if charge > 0]
+        pending = [(membership, charge) for membership, charge in family
+                   if str(period.id) not in membership.failed_periods]
+        available = balance + sum(charge for _, charge in pending)  # the balance before this period's pending charges
+        for membership, charge in pending:
+            if available >= charge:
+                available -= charge
             else:
-                uncovered.append(membership)
+                uncovered.append((membership, charge))
     return uncovered
 
 
@@ -175,11 +186,10 @@ def collect_period(uow: UnitOfWork, command: CollectPeriod) -> Outcome:
           period.collection_on.isoformat())
     check(not next_assessed(uow, period), "period", Rule.COLLECTION_PRECEDES_THE_NEXT_ASSESSMENT,
           str(period.number + 1))
-    share = period.require_assessment().share_fen
     actor = uow.actor("operator")
     failed = uncovered_shares(uow, period)
-    for membership in failed:
-        membership.fail_debit(uow.at, actor, str(period.id), share, "insufficient_balance")
+    for membership, charge in failed:
+        membership.fail_debit(uow.at, actor, str(period.id), charge, "insufficient_balance")
     return Outcome({"period": command.period, "failed_debits": len(failed)})
 
 

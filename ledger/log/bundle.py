@@ -20,6 +20,7 @@ import json
 from datetime import date
 from typing import Any
 
+from ledger.ages import join_age_years
 from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.index import ENDED
@@ -64,8 +65,10 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
     if joined is None:
         raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, f"{member} in the log up to checkpoint {size}")
     plan, joined_at = joined["body"]["plan"], joined["at"]
+    join_age = join_age_years(joined["body"])
     chosen = [a for a in index.plan_assessments(plan, size)
               if joined_at <= a.cutoff_at and (ended is None or a.cutoff_at < ended)
+              and not a.leaves_out(join_age, joined_at)
               and not (since and a.cutoff_at[:10] < since.isoformat())
               and not (until and a.cutoff_at[:10] > until.isoformat())]
     period_entries = _entries(log, [a.nid for a in chosen])

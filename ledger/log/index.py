@@ -6,8 +6,10 @@ Kept by integration (`TransparencyLog.integrate` on the operator's log), in log 
 - `log_stream_entries(stream, idx, nid)`: each entry's log index and notification id, by stream;
 - `log_member_claims(member, claim)`: the claims each member filed;
 - `log_key_entries(key_id, idx, nid)`: every `key.registered` entry;
-- `log_assessments(plan, idx, nid, period, cutoff_at, share_fen, roll_size)`: every `period.assessed` entry;
-- `log_memberships(member, plan, joined_at, ended_at)`: who is locked at a cutoff, as the log says so far;
+- `log_assessments(plan, idx, nid, period, cutoff_at, share_fen, roll_size, top_age, utc_offset)`: every
+  `period.assessed` entry (the top age and zone of a schema-3 one, NULL before);
+- `log_memberships(member, plan, joined_at, ended_at, age_years)`: who is locked at a cutoff, as the log says so
+  far (with the age at joining: a schema-3 roll leaves out members past the top age, `ledger.ages`);
 - each assessment's roll (the members locked at its cutoff, sorted by id, as the writer signed its `roll_root`):
   `roll_chunks(period, chunk, first_member, members, groups)` — the ids in chunks of 256 (16 bytes each), to find
   a member's leaf, with the roots of each chunk's complete groups of 16 leaves (the tree's level 4) — and
@@ -31,6 +33,8 @@ from uuid import UUID
 
 import orjson
 
+from ledger.ages import join_age_years, past_top_age
+from ledger.envelope import parse_at
 from ledger.log.merkle import inclusion_path, node_hash, reduce_complete, tile_levels
 from ledger.projections.sql import SqlCursor, SqlStore
 from ledger.sharing import roll_leaf_hashes
@@ -40,7 +44,7 @@ WIDTH = 256
 HEIGHT = 8
 GROUP = 16
 """Leaves under each stored node of a chunk (level 4): a proof hashes one group's leaves, not the chunk's."""
-ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due")
+ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due", "member.aged_out")
 """The events that end a membership (the first one after the join counts)."""
 
 
@@ -57,9 +61,9 @@ def index_schema(sql: SqlStore) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS log_key_entries_idx ON {t('log_key_entries')} (idx)",
         f"CREATE TABLE IF NOT EXISTS {t('log_assessments')} (plan TEXT NOT NULL, idx BIGINT NOT NULL, "
         "nid BIGINT NOT NULL, period TEXT NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL, "
-        "roll_size BIGINT NOT NULL, PRIMARY KEY (plan, idx))",
+        "roll_size BIGINT NOT NULL, top_age INTEGER, utc_offset INTEGER, PRIMARY KEY (plan, idx))",
         f"CREATE TABLE IF NOT EXISTS {t('log_memberships')} (member TEXT PRIMARY KEY, plan TEXT NOT NULL, "
-        "joined_at TEXT NOT NULL, ended_at TEXT)",
+        "joined_at TEXT NOT NULL, ended_at TEXT, age_years INTEGER)",
         f"CREATE INDEX IF NOT EXISTS log_memberships_plan ON {t('log_memberships')} (plan, joined_at)",
         f"CREATE TABLE IF NOT EXISTS {t('roll_chunks')} (period TEXT NOT NULL, chunk BIGINT NOT NULL, "
         f"first_member TEXT NOT NULL, members {blob} NOT NULL, groups {blob} NOT NULL, PRIMARY KEY (period, chunk))",
@@ -79,6 +83,16 @@ class Assessment:
     cutoff_at: str
     share_fen: int
     roll_size: int
+    top_age_years: int | None = None
+    """Schema 3: members older than this at the cutoff are not in the roll (`ledger.ages`)."""
+    utc_offset_minutes: int | None = None
+
+    def leaves_out(self, join_age: int | None, joined_at: str) -> bool:
+        """Whether this roll leaves out a member of this join age and instant for their age (schema 3)."""
+        if self.top_age_years is None or self.utc_offset_minutes is None:
+            return False
+        return past_top_age(join_age, parse_at(joined_at), parse_at(self.cutoff_at), self.top_age_years,
+                            self.utc_offset_minutes)
 
 
 class LogIndex:
@@ -131,14 +145,15 @@ class LogIndex:
         streams: list[tuple[str, int, int]] = []
         claims: list[tuple[str, str]] = []
         keys: list[tuple[str, int, int]] = []
-        joined: list[tuple[str, str, str]] = []
+        joined: list[tuple[str, str, str, int | None]] = []
         ended: list[tuple[str, str]] = []
 
         def flush() -> None:
             cursor.executemany(f"INSERT INTO {self.streams} VALUES (?, ?, ?)", streams)
             cursor.executemany(f"INSERT INTO {self.claims} VALUES (?, ?)", claims)
             cursor.executemany(f"INSERT INTO {self.keys} VALUES (?, ?, ?)", keys)
-            cursor.executemany(f"INSERT INTO {self.memberships} VALUES (?, ?, ?, NULL)", joined)
+            cursor.executemany(f"INSERT INTO {self.memberships} (member, plan, joined_at, ended_at, age_years) "
+                               "VALUES (?, ?, ?, NULL, ?)", joined)
             cursor.executemany(f"UPDATE {self.memberships} SET ended_at = ? WHERE member = ? AND ended_at IS NULL",
                                ended)
             for rows in (streams, claims, keys, joined, ended):
@@ -152,7 +167,7 @@ class LogIndex:
             if kind == "key.registered":
                 keys.append((body["key_id"], index, nid))
             elif kind == "member.joined":
-                joined.append((stream, body["plan"], envelope["at"]))
+                joined.append((stream, body["plan"], envelope["at"], join_age_years(body)))
             elif kind in ENDED:
                 ended.append((envelope["at"], stream))
             elif kind == "claim.filed" and body.get("member") is not None:  # a sealed claim names no member
@@ -165,11 +180,15 @@ class LogIndex:
     def _index_roll(self, cursor: SqlCursor, index: int, nid: int, period: str, body: dict[str, Any]) -> None:
         """Store the assessment and its roll: the members of the plan active at the cutoff, sorted by id."""
         cutoff, share = body["cutoff_at"], int(body["share_fen"])
-        rows = cursor.execute(f"SELECT member FROM {self.memberships} WHERE plan = ? AND joined_at <= ? "
-                              "AND (ended_at IS NULL OR ended_at > ?)", (body["plan"], cutoff, cutoff)).fetchall()
-        locked = sorted(str(row[0]) for row in rows)  # code-point order, whatever the SQL collation
-        cursor.execute(f"INSERT INTO {self.assessments} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (body["plan"], index, nid, period, cutoff, share, len(locked)))
+        rows = cursor.execute(f"SELECT member, age_years, joined_at FROM {self.memberships} WHERE plan = ? "
+                              "AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?)",
+                              (body["plan"], cutoff, cutoff)).fetchall()
+        top, offset = body.get("top_age_years"), body.get("utc_offset_minutes")
+        assessment = Assessment(index, nid, period, cutoff, share, 0, top, offset)
+        locked = sorted(str(row[0]) for row in rows  # code-point order, whatever the SQL collation
+                        if not assessment.leaves_out(None if row[1] is None else int(row[1]), str(row[2])))
+        cursor.execute(f"INSERT INTO {self.assessments} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (body["plan"], index, nid, period, cutoff, share, len(locked), top, offset))
         level, hashes = 0, roll_leaf_hashes(period, locked, share)
         cursor.executemany(f"INSERT INTO {self.chunks} VALUES (?, ?, ?, ?, ?)", [
             (period, chunk, locked[chunk * WIDTH], bytes.fromhex("".join(locked[chunk * WIDTH:(chunk + 1) * WIDTH])
@@ -226,9 +245,11 @@ class LogIndex:
     def plan_assessments(self, plan: str, size: int) -> list[Assessment]:
         """The plan's assessments below `size`, in log order."""
         with self.sql.transaction(commit=False) as cursor:
-            rows = cursor.execute(f"SELECT idx, nid, period, cutoff_at, share_fen, roll_size FROM {self.assessments} "
-                                  "WHERE plan = ? AND idx < ? ORDER BY idx", (plan, size)).fetchall()
-        return [Assessment(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows]
+            rows = cursor.execute(f"SELECT idx, nid, period, cutoff_at, share_fen, roll_size, top_age, utc_offset "
+                                  f"FROM {self.assessments} WHERE plan = ? AND idx < ? ORDER BY idx",
+                                  (plan, size)).fetchall()
+        return [Assessment(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
+                           None if r[6] is None else int(r[6]), None if r[7] is None else int(r[7])) for r in rows]
 
     def roll_proofs(self, assessments: Sequence[Assessment], member: str) -> list[tuple[int, list[bytes]]]:
         """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root: three

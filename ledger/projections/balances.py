@@ -9,14 +9,24 @@ are the shares of the plan's periods whose cutoff fell while they were in it, co
 Account balances (prepaid): deposits − shares of prepaid periods paid by the account holder and their family −
 balance refunded (a period is prepaid or postpaid by the rules version it was assessed under).
 A share is paid unless a `member.debit_failed` for it is outstanding; postpaid arrears are those failed debits.
+
+From schema 3 of `period.assessed` on, a member's charge may differ from the share: a member past the plan's top
+age is not locked (charged nothing) and a member whose own charges of the plan year leave less than the share of
+the annual cap is charged the remainder. Those few members get one row each in `roster_charges` (the exceptions;
+`locked` 0 for a member left out of the roll), and every sum of shares subtracts what they were not charged.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from ledger.ages import join_age_years, past_top_age
+from ledger.envelope import format_at, parse_at
+from ledger.plan_days import day_start
 from ledger.projections.base import Applier, Projection
 from ledger.projections.sql import SqlCursor
+from ledger.sharing import member_charge
 
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
 
@@ -25,17 +35,18 @@ class Balances(Projection):
     """The balances read model (see module docstring)."""
 
     NAME = "balances"
-    TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods")
+    TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods", "roster_charges")
     STREAM_LOCAL = True
 
     def schema(self) -> list[str]:
         """Members, claims, failed debits, assessed periods, and each plan's payment model and warning level."""
-        self.plans, self.members, self.claims, self.debits, self.periods = (self.t(n) for n in self.TABLES)
+        self.plans, self.members, self.claims, self.debits, self.periods, self.charges = (
+            self.t(n) for n in self.TABLES)
         return [
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "min_balance_fen BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
-            "family_order INTEGER NOT NULL, age_years INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
+            "family_order INTEGER NOT NULL, age_years INTEGER, joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
@@ -51,6 +62,9 @@ class Balances(Projection):
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL, "
             "prepaid INTEGER NOT NULL DEFAULT 1)",
             f"CREATE INDEX IF NOT EXISTS roster_periods_plan ON {self.periods} (plan, cutoff_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.charges} (period TEXT NOT NULL, member TEXT NOT NULL, "
+            "amount_fen BIGINT NOT NULL, locked INTEGER NOT NULL, PRIMARY KEY (period, member))",
+            f"CREATE INDEX IF NOT EXISTS roster_charges_member ON {self.charges} (member)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
@@ -66,6 +80,7 @@ class Balances(Projection):
             "member.exited": self._ended,
             "member.excluded": self._ended,
             "member.wind_down_refund_due": self._ended,
+            "member.aged_out": self._ended,
             "period.assessed": self._assessed,
             "claim.filed": self._claim_filed,
             "claim.approved": self._claim_approved,
@@ -76,17 +91,23 @@ class Balances(Projection):
 
     def charged(self, alias: str) -> str:
         """SQL for the shares assessed to member row `alias`: the shares of its plan's periods whose cutoff fell
-        while it was in the plan. Nothing is written per member when a period is assessed."""
-        return (f"(SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
+        while it was in the plan, less what its exceptions (schema 3) did not charge. Nothing is written per member
+        when a period is assessed, but for the exceptions."""
+        return (f"((SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
                 f"AND p.cutoff_at >= {alias}.joined_at "
-                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at))")
+                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at)) - {self.spared(alias, False)})")
+
+    def spared(self, alias: str, prepaid_only: bool) -> str:
+        """SQL for what the exceptions of member row `alias` spared it of the shares (of prepaid periods only)."""
+        return (f"(SELECT COALESCE(SUM(q.share_fen - x.amount_fen), 0) FROM {self.charges} x JOIN {self.periods} q "
+                f"ON q.id = x.period WHERE x.member = {alias}.id{' AND q.prepaid = 1' if prepaid_only else ''})")
 
     def spent(self, alias: str) -> str:
-        """SQL for what member row `alias` took from a prepaid account: the shares of prepaid periods (by the rules
+        """SQL for what member row `alias` took from a prepaid account: its charges in prepaid periods (by the rules
         version each was assessed under: a plan may switch to postpaid) less its failed debits outstanding in them."""
         return (f"((SELECT COALESCE(SUM(p.share_fen), 0) FROM {self.periods} p WHERE p.plan = {alias}.plan "
                 f"AND p.prepaid = 1 AND p.cutoff_at >= {alias}.joined_at "
-                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at)) - "
+                f"AND ({alias}.ended_at IS NULL OR p.cutoff_at < {alias}.ended_at)) - {self.spared(alias, True)} - "
                 f"(SELECT COALESCE(SUM(d.amount_fen), 0) FROM {self.debits} d JOIN {self.periods} q "
                 f"ON q.id = d.period WHERE d.member = {alias}.id AND d.outstanding = 1 AND q.prepaid = 1))")
 
@@ -101,7 +122,7 @@ class Balances(Projection):
         cursor.execute(
             f"INSERT INTO {self.members} (id, plan, payer, family_order, age_years, joined_at, status) "
             "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-            (e["stream"], body["plan"], body["payer"], body["family_order"], body["age_years"], e["at"]))
+            (e["stream"], body["plan"], body["payer"], body["family_order"], join_age_years(body), e["at"]))
 
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET deposits = deposits + ? WHERE id = ?",
@@ -126,9 +147,10 @@ class Balances(Projection):
             "member.lapsed": body.get("refund_due_fen", 0),
             "member.excluded": body.get("refund_due_fen", 0) - body.get("shares_paid_fen", 0),
             "member.wind_down_refund_due": body.get("refund_due_fen", 0),
+            "member.aged_out": body.get("refund_due_fen", 0),
         }.get(kind, 0)
         status = {"member.lapsed": "lapsed", "member.exited": "exited", "member.excluded": "excluded",
-                  "member.wind_down_refund_due": "wound_down"}[kind]
+                  "member.wind_down_refund_due": "wound_down", "member.aged_out": "aged_out"}[kind]
         cursor.execute(
             f"UPDATE {self.members} SET refunded_from_balance = refunded_from_balance + ?, "
             "ended_at = COALESCE(ended_at, ?), status = CASE WHEN ended_at IS NULL THEN ? ELSE status END "
@@ -141,6 +163,47 @@ class Balances(Projection):
                        f"CASE WHEN payment_model = 'prepaid' THEN 1 ELSE 0 END FROM {self.plans} WHERE id = ?), 1))",
                        (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"],
                         None if model is None else int(model == "prepaid"), body["plan"]))
+        if "top_age_years" in body:  # schema 3
+            cursor.executemany(f"INSERT INTO {self.charges} VALUES (?, ?, ?, ?)",
+                               [(e["stream"], member, amount, int(locked)) for member, amount, locked
+                                in self.exceptions(cursor, body)])
+
+    def exceptions(self, cursor: SqlCursor, body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+        """(member, charge, locked) of the members of a schema-3 assessment not charged the share: those past the
+        top age (not locked, 0) and those whose annual cap leaves less (their remainder)."""
+        plan, cutoff, share = body["plan"], body["cutoff_at"], int(body["share_fen"])
+        at = parse_at(cutoff)
+        found: list[tuple[str, int, bool]] = []
+        locked = []
+        for member, age, joined_at in self._interval_members(cursor, plan, cutoff):
+            if past_top_age(age, parse_at(joined_at), at, body["top_age_years"], body["utc_offset_minutes"]):
+                found.append((member, 0, False))
+            else:
+                locked.append(member)
+        if body["members_capped"]:
+            year_start = format_at(day_start(date(body["plan_year"], 1, 1), body["utc_offset_minutes"]))
+            charged = self._year_charges(cursor, plan, year_start, cutoff)
+            for member in locked:
+                charge = member_charge(share, body["annual_cap_remaining_fen"], charged.get(member, 0))
+                if charge < share:
+                    found.append((member, charge, True))
+        return found
+
+    def _interval_members(self, cursor: SqlCursor, plan: str, cutoff: str) -> list[tuple[str, int | None, str]]:
+        """(member, age at joining, joined at) of the plan's members whose membership spans the cutoff."""
+        rows = cursor.execute(f"SELECT id, age_years, joined_at FROM {self.members} WHERE plan = ? AND joined_at <= ? "
+                              "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff)).fetchall()
+        return [(str(r[0]), None if r[1] is None else int(r[1]), str(r[2])) for r in rows]
+
+    def _year_charges(self, cursor: SqlCursor, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
+        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff)."""
+        rows = cursor.execute(
+            f"SELECT m.id, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM {self.members} m JOIN {self.periods} p "
+            "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
+            f"LEFT JOIN {self.charges} x ON x.period = p.id AND x.member = m.id "
+            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.id",
+            (plan, year_start, cutoff)).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.claims} (id, plan, member, status) VALUES (?, ?, ?, 'filed')",
@@ -166,10 +229,37 @@ class Balances(Projection):
             return cursor.execute(statement, params).fetchall()
 
     def locked_members(self, plan: str, cutoff: str) -> list[str]:
-        """Members of the plan active at the cutoff instant (waiting period included), sorted by id."""
-        rows = self._query(f"SELECT id FROM {self.members} WHERE plan = ? AND joined_at <= ? "
-                           "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff))
+        """Members of the plan active at the cutoff instant (waiting period included), sorted by id; once a period
+        with that cutoff is assessed (schema 3), without those it left out for their age."""
+        rows = self._query(f"SELECT id FROM {self.members} m WHERE plan = ? AND joined_at <= ? "
+                           "AND (ended_at IS NULL OR ended_at > ?) AND NOT EXISTS (SELECT 1 FROM "
+                           f"{self.charges} x JOIN {self.periods} p ON p.id = x.period WHERE x.member = m.id "
+                           "AND p.plan = m.plan AND p.cutoff_at = ? AND x.locked = 0) ORDER BY id",
+                           (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
+
+    def interval_members(self, plan: str, cutoff: str) -> list[tuple[str, int | None, str]]:
+        """(member, age at joining, joined at) of the plan's members whose membership spans the cutoff: the locked
+        set before the age rule (`ledger.ages`)."""
+        with self.sql.transaction(commit=False) as cursor:
+            return self._interval_members(cursor, plan, cutoff)
+
+    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
+        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff): the
+        basis of their own annual cap."""
+        with self.sql.transaction(commit=False) as cursor:
+            return self._year_charges(cursor, plan, year_start, cutoff)
+
+    def charge_fen(self, member: str, period: str) -> int | None:
+        """What a member was charged by an assessed period: the share, or their exception's charge; None when they
+        were not locked in it (not a member at the cutoff, or left out for their age)."""
+        rows = self._query(
+            f"SELECT p.share_fen, x.amount_fen, x.locked FROM {self.periods} p JOIN {self.members} m ON m.id = ? "
+            "AND m.plan = p.plan AND m.joined_at <= p.cutoff_at AND (m.ended_at IS NULL OR m.ended_at > p.cutoff_at) "
+            f"LEFT JOIN {self.charges} x ON x.period = p.id AND x.member = m.id WHERE p.id = ?", (member, period))
+        if not rows or rows[0][2] == 0:
+            return None
+        return int(rows[0][0] if rows[0][1] is None else rows[0][1])
 
     def active_members(self, plan: str) -> list[str]:
         """Members of the plan who have not left."""
@@ -223,12 +313,16 @@ class Balances(Projection):
         """Active prepaid accounts whose balance is below the plan's warning threshold."""
         return self._accounts(plan, "ended_at IS NULL AND balance < ?", (threshold_fen,))
 
-    def family_locked(self, account: str, cutoff: str) -> list[str]:
-        """The account holder then their family in join order, as locked at the cutoff."""
+    def family_charges(self, account: str, period: str) -> list[tuple[str, int]]:
+        """The account holder then their family in join order, as locked in an assessed period, with what the
+        period charged each (the share, or their exception's charge)."""
         rows = self._query(
-            f"SELECT id FROM {self.members} WHERE (id = ? OR payer = ?) AND joined_at <= ? "
-            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY family_order", (account, account, cutoff, cutoff))
-        return [row[0] for row in rows]
+            f"SELECT m.id, COALESCE(x.amount_fen, p.share_fen) FROM {self.members} m JOIN {self.periods} p "
+            "ON p.id = ? AND m.joined_at <= p.cutoff_at AND (m.ended_at IS NULL OR m.ended_at > p.cutoff_at) "
+            f"LEFT JOIN {self.charges} x ON x.period = p.id AND x.member = m.id "
+            "WHERE (m.id = ? OR m.payer = ?) AND COALESCE(x.locked, 1) = 1 ORDER BY m.family_order",
+            (period, account, account))
+        return [(str(row[0]), int(row[1])) for row in rows]
 
     def outstanding_debits(self, period: str) -> list[tuple[str, int]]:
         """Failed debits of a period not recovered: (member, amount)."""

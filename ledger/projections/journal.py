@@ -33,6 +33,7 @@ from typing import Any
 
 from ledger.projections.base import Applier, Projection
 from ledger.projections.sql import SqlCursor
+from ledger.sharing import raised_of
 
 ACCOUNTS = ("custodian_cash", "member_balances", "surplus", "aid_payable", "aid_paid", "fee_income",
             "operator_subsidy", "refunds_payable", "refunds_paid")
@@ -81,6 +82,7 @@ class Journal(Projection):
             "period.settled": self._settled,
             "claim.paid": self._paid,
             "member.exited": self._refund_due,
+            "member.aged_out": self._refund_due,
             "member.wind_down_refund_due": self._refund_due,
             "member.excluded": self._excluded,
             "member.refund_disbursed": self._refund_paid,
@@ -115,7 +117,7 @@ class Journal(Projection):
 
     def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
-        raised = b["share_fen"] * b["locked_members"]
+        raised = raised_of(b)
         model = b.get("payment_model") or self._model(cursor, b["plan"])  # schema 1: the plan's first model
         cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?)", (e["stream"], model))
         source = "member_balances" if model == "prepaid" else "custodian_cash"
@@ -174,7 +176,7 @@ class Journal(Projection):
 
     def _refund_due(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]
-        reason = "exit" if e["type"] == "member.exited" else "wind_down"
+        reason = "wind_down" if e["type"] == "member.wind_down_refund_due" else "exit"  # an age-out refunds as an exit
         self._owe(cursor, e, reason, b["refund_due_fen"], b.get("deadline"))
         self.post(cursor, e, b["plan"], [("member_balances", b["refund_due_fen"], member),
                                          ("refunds_payable", -b["refund_due_fen"], member)])

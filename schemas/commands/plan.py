@@ -57,3 +57,14 @@ class TerminatePlan(Command):
     ROLE: ClassVar[str] = "operator"
     command: Literal["terminate_plan"] = "terminate_plan"
     plan: Id
+
+
+class AgeOut(Command):
+    """End (or move to a successor plan) the membership of every active member past the plan's top age band."""
+
+    NAME: ClassVar[str] = "age_out"
+    ROLE: ClassVar[str] = "operator"
+    command: Literal["age_out"] = "age_out"
+    plan: Id
+    successor_plan: Id | None = Field(default=None, description="the plan (id or name) the members move to, e.g. "
+                                                                "the elderly plan; none: they leave")

@@ -1,0 +1,44 @@
+"""A member's age as the ledger knows it, and who is past the plan's top age band (docs/plans.md, "Ageing out").
+
+The ledger knows a member's age in whole years at joining; after that it counts whole plan years from the plan day
+of joining (`ledger.plan_days.whole_years`), the way the claim rules count the age at diagnosis. A member whose age
+so counted exceeds the top of the plan's age bands would have every claim refused (no band pays them), so they are
+left out of the locked set of every period from then on, and `plan age-out` ends or moves their membership.
+
+Every reader of a join age (the writer, the read models, the log's index, the audit) goes through
+`join_age_years`, so that the one place knows where the age is read from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from ledger.plan_days import day_of, whole_years
+from schemas.events import PlanRules
+
+
+def join_age_years(joined: Mapping[str, Any]) -> int | None:
+    """The age in whole years at joining from a `member.joined` body (as JSON), or None when the body does not
+    state it in the clear (a sealed age: the caller needs the revealed value)."""
+    age = joined.get("age_years")
+    return age if isinstance(age, int) else None
+
+
+def top_age_years(rules: PlanRules) -> int:
+    """The top of the plan's age bands: no band pays a claim at an older age."""
+    return rules.aid_bands[-1].up_to_age_years
+
+
+def age_on(join_age: int, joined_at: datetime, day: date, utc_offset_minutes: int) -> int:
+    """The member's age on a plan day: the age at joining plus the whole plan years since the day of joining."""
+    return join_age + whole_years(day_of(joined_at, utc_offset_minutes), day)
+
+
+def past_top_age(join_age: int | None, joined_at: datetime, at: datetime, top_age: int,
+                 utc_offset_minutes: int) -> bool:
+    """Whether the member is older than the top age on the plan day of `at` (False when the age is not known)."""
+    if join_age is None:
+        return False
+    return age_on(join_age, joined_at, day_of(at, utc_offset_minutes), utc_offset_minutes) > top_age
