@@ -43,6 +43,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from ledger.canonical import CanonicalizationError
@@ -58,7 +59,7 @@ from ledger.log.note import (
     verify_cosignature,
     verify_note,
 )
-from ledger.sharing import assess, roll_leaf
+from ledger.sharing import assess, charges_problem, roll_leaf, year_charges
 
 FORMAT = "mutual-ledger/proof-bundle/v1"
 
@@ -92,6 +93,8 @@ TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "n
 
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ROLL_ROOT = re.compile(r"[0-9a-f]{64}")
+SCHEMA_3_FIELDS = ("charged_fen", "members_capped", "plan_year", "top_age_years")
+"""What a schema-3 assessment adds, but its zone (`utc_offset_minutes`, an integer that may be negative)."""
 
 
 class BundleError(Exception):
@@ -124,8 +127,9 @@ class Statement:
                  f"  periods paid into: {len(self.periods)}; shared {self.shared_fen / 100:.2f} yuan; "
                  f"helped {self.people_helped} people",
                  f"  deposits {self.deposits_fen / 100:.2f} yuan; refunds {self.refunds_fen / 100:.2f} yuan"]
-        lines += [f"  period {p['number']} ({p['cutoff_at'][:10]}): {p['share_fen'] / 100:.2f} yuan, "
-                  f"{p['cases']} cases" for p in self.periods]
+        lines += [f"  period {p['number']} ({p['cutoff_at'][:10]}): {p['charged_fen'] / 100:.2f} yuan"
+                  + (f" (share {p['share_fen'] / 100:.2f}: the annual cap)" if p['charged_fen'] != p['share_fen']
+                     else "") + f", {p['cases']} cases" for p in self.periods]
         lines += [f"  claim {c['claim']}: {c['status']}" for c in self.claims]
         return "\n".join(lines)
 
@@ -472,12 +476,12 @@ class _Procedure:
     def statement(self, checkpoint: Checkpoint, periods: list[tuple[dict[str, Any], Envelope]]) -> Statement:
         """What the verified events and rolls establish."""
         statement = Statement(self.member, checkpoint.size, [w.name for w in self.witness_keys])
-        for _, period in periods:
-            body = period.body
+        bodies = [period.body for _, period in periods]
+        for (_, period), body, charge in zip(periods, bodies, member_charges(bodies), strict=True):
             statement.periods.append({"period": period.stream, "number": body["number"],
                                       "cutoff_at": body["cutoff_at"], "share_fen": body["share_fen"],
-                                      "cases": len(body["cases"])})
-            statement.shared_fen += int(body["share_fen"])
+                                      "charged_fen": charge, "cases": len(body["cases"])})
+            statement.shared_fen += charge
             statement.people_helped += len(body["cases"])
         ordered = [e for _, e in sorted(self.envelopes.items())]
         for envelope in ordered:
@@ -560,15 +564,53 @@ def _terms_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def member_charges(bodies: list[dict[str, Any]]) -> list[int]:
+    """The member's own charge in each of these assessments (in the bundle's order): the share, or under schema 3
+    what their earlier charges of the plan year in the bundle leave of the annual cap (`ledger.sharing.year_charges`).
+    A period of schema 1 or 2 counts in the plan year of its cutoff in the zone of the bundle's schema-3 periods."""
+    offset = next((int(b["utc_offset_minutes"]) for b in bodies if _is_int(b.get("utc_offset_minutes"))), 0)
+    order = sorted(range(len(bodies)), key=lambda i: bodies[i]["cutoff_at"])
+    charges = year_charges([(_plan_year(bodies[i], offset), int(bodies[i]["share_fen"]),
+                             int(bodies[i]["annual_cap_remaining_fen"]) if "charged_fen" in bodies[i] else -1)
+                            for i in order])
+    found = [0] * len(bodies)
+    for i, charge in zip(order, charges, strict=True):
+        found[i] = charge
+    return found
+
+
+def _plan_year(body: dict[str, Any], offset: int) -> int:
+    """The plan year of an assessment's cutoff: signed from schema 3 on, else from the cutoff in the plan's zone."""
+    if _is_int(body.get("plan_year")):
+        return int(body["plan_year"])
+    at = str(body["cutoff_at"])
+    minutes = int(at[11:13]) * 60 + int(at[14:16]) + offset
+    day = date.fromisoformat(at[:10]) + timedelta(days=minutes // 1440)
+    return day.year
+
+
 def _share_problem(body: dict[str, Any]) -> str | None:
-    """Whether every term of a signed assessment follows from its inputs by the sharing formula."""
+    """Whether every term of a signed assessment follows from its inputs by the sharing formula (schema 3: with the
+    sum of the charges as signed, within its bounds)."""
     problem = _terms_problem(body)
     if problem is not None:
         return problem
+    given: tuple[int, int] | None = None
+    terms: tuple[str, ...] = TERMS
+    if "charged_fen" in body:
+        if not all(_is_int(body.get(k)) and body[k] >= 0 for k in SCHEMA_3_FIELDS) \
+                or not _is_int(body.get("utc_offset_minutes")):
+            return f"{', '.join(SCHEMA_3_FIELDS)} and utc_offset_minutes must be integers in range"
+        problem = charges_problem(body["share_fen"], body["locked_members"], body["charged_fen"],
+                                  body["members_capped"])
+        if problem is not None:
+            return problem
+        given, terms = (body["charged_fen"], body["members_capped"]), (*TERMS, "charged_fen", "members_capped")
     expected = assess(body["locked_members"], [(c["claim"], c["approved_fen"]) for c in body["cases"]],
                       body["fee_bps"], body["surplus_in_fen"], body["per_case_cap_fen"],
-                      body["annual_cap_remaining_fen"], body["excess_policy"], body.get("funded_by") == "operator")
-    for term in TERMS:
+                      body["annual_cap_remaining_fen"], body["excess_policy"], body.get("funded_by") == "operator",
+                      charged=given)
+    for term in terms:
         if getattr(expected, term) != body.get(term):
             return f"{term}: the formula gives {getattr(expected, term)}, the period signed {body.get(term)}"
     for case, funded in zip(body["cases"], expected.cases, strict=True):

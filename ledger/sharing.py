@@ -121,15 +121,18 @@ def assess(
     excess_policy: str,
     operator_funded: bool = False,
     charged_this_year: Sequence[int] | None = None,
+    charged: tuple[int, int] | None = None,
 ) -> Assessment:
     """Apply the formula (module docstring) to a period's locked count and approved cases (claim, amount). When the
     operator funds the period (its announced final periods, a tail period after the end) members are charged 0 and
     the subsidy is everything the period needs: `uncapped_share` still shows what members would have paid.
 
     With `charged_this_year` (schema 3: one entry per locked member, what they were charged earlier in the plan
-    year) the annual cap `annual_cap_remaining_fen` is each member's, not the plan's."""
-    per_member = charged_this_year is not None
-    assert not per_member or len(charged_this_year or ()) == locked_members
+    year) the annual cap `annual_cap_remaining_fen` is each member's, not the plan's. A verifier who cannot see the
+    other members' charges (a member's bundle) passes `charged` instead: (charged_fen, members_capped) as signed,
+    checked against the bounds by `charges_problem`."""
+    per_member = charged_this_year is not None or charged is not None
+    assert charged_this_year is None or len(charged_this_year) == locked_members
     assert locked_members >= 0 and fee_bps >= 0 and per_case_cap_fen >= 0 and annual_cap_remaining_fen >= 0
     assert excess_policy in ("operator_pays", "pro_rata"), excess_policy
     aid = sum(amount for _, amount in cases)
@@ -144,9 +147,12 @@ def assess(
         share, cap_applied = case_limit, "per_case"
     capped = 0
     if per_member:
-        charges = [member_charge(share, annual_cap_remaining_fen, charged) for charged in charged_this_year or ()]
-        raised = sum(charges)
-        capped = sum(charge < share for charge in charges)
+        if charged_this_year is not None:
+            charges = [member_charge(share, annual_cap_remaining_fen, before) for before in charged_this_year]
+            raised, capped = sum(charges), sum(charge < share for charge in charges)
+        else:
+            assert charged is not None
+            raised, capped = charged
         if capped and cap_applied == "none":
             cap_applied = "annual"
     else:
@@ -172,6 +178,30 @@ def assess(
         excess_policy=excess_policy, subsidy_fen=subsidy, funded_aid_fen=funded_aid, funded_fee_fen=funded_fee,
         surplus_out_fen=surplus_out, charged_fen=raised, members_capped=capped,
     )
+
+
+def charges_problem(share_fen: int, locked_members: int, charged_fen: int, members_capped: int) -> str | None:
+    """What makes a signed sum of charges impossible (schema 3), or None: each member is charged the share but the
+    capped ones, who are charged less (0 up to share − 1)."""
+    if not 0 <= members_capped <= locked_members or (share_fen == 0 and members_capped):
+        return f"members_capped {members_capped} is not between 0 and the {locked_members} locked (0 at a 0 share)"
+    low, high = share_fen * (locked_members - members_capped), share_fen * locked_members - members_capped
+    if not low <= charged_fen <= high:
+        return f"charged_fen {charged_fen} is not between {low} and {high}"
+    return None
+
+
+def year_charges(periods: Iterable[tuple[int, int, int]]) -> list[int]:
+    """A member's own charge in each of their periods, in cutoff order, from (plan year, share, annual cap or -1)
+    of each: the share, or under schema 3 (a cap ≥ 0) what the member's earlier charges of that plan year leave of
+    the annual cap when that is less. What a member's bundle verifier recomputes (`audit.bundle`, bundle.js)."""
+    totals: dict[int, int] = {}
+    found = []
+    for year, share, cap in periods:
+        charge = share if cap < 0 else member_charge(share, cap, totals.get(year, 0))
+        totals[year] = totals.get(year, 0) + charge
+        found.append(charge)
+    return found
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ def _period(app: Ledger, plan: str, number: int, rules: PlanRules) -> str:
 
 
 def build_history(directory: Path) -> History:
-    """A prepaid plan with four members; the first holds their own key, files a claim, and pays into two periods."""
+    """A prepaid plan with four members; the first holds their own key, files a claim, and pays into two periods
+    (the second charges each member what the annual cap leaves, less than the share)."""
     settings = Settings(data_dir=directory / "operator", database_url=None, log_origin=ORIGIN, signing_workers=0)
     parties = party_key_directories(directory)
     own = {"operator-root": "operator", "operator": "operator", "log": "log"}
@@ -153,7 +154,7 @@ def build_history(directory: Path) -> History:
         if role in WITNESSES:
             app.app.anchors = anchor(settings.data_dir, role, key.public_facts())
         register(app, key.public_facts())
-    rules = prepaid_rules(notice_days=3)
+    rules = prepaid_rules(notice_days=3, annual_cap_fen=500)  # the second period is capped per member
     plan = str(app.execute(CreatePlan(command_id="plan", name="Prepaid plan", kind="cancer", rules=rules))["plan"])
     members = [_join(app, plan, name, age) for name, age in (("m", 30), ("a", 34), ("b", 41), ("c", 29))]
     member = members[0]

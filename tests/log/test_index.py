@@ -17,21 +17,23 @@ from ledger.projections.sql import SqlStore
 from ledger.sharing import roll_leaf_hashes
 
 PLAN = str(uuid.UUID(int=7))
-CUTOFF = "2026-03-01T00:00:00Z"
+CUTOFF = "2026-03-01T00:00:00.000000Z"
 
 
-def indexed_roll(tmp_path: Path, members: list[str], share: int) -> tuple[LogIndex, Assessment]:
+def indexed_roll(tmp_path: Path, members: list[str], share: int,
+                 body: dict[str, object] | None = None) -> tuple[LogIndex, Assessment]:
     sql = SqlStore(SQLiteDatastore(str(tmp_path / f"index-{len(members)}.sqlite3")))
     sql.create(["CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
                 *index_schema(sql)])
     index = LogIndex(sql, lambda start: iter(()), lambda tile: [])
     period = str(uuid.uuid4())
     with sql.transaction() as cursor:
-        cursor.executemany(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL)",
-                           [(m, PLAN, "2026-01-01T00:00:00Z") for m in members])
-        cursor.execute(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, ?)",  # left before the cutoff
-                       (str(uuid.uuid4()), PLAN, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"))
-        index._index_roll(cursor, 9, 10, period, {"plan": PLAN, "cutoff_at": CUTOFF, "share_fen": share})
+        cursor.executemany(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL, 40)",
+                           [(m, PLAN, "2026-01-01T00:00:00.000000Z") for m in members])
+        cursor.execute(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, ?, 40)",  # left before the cutoff
+                       (str(uuid.uuid4()), PLAN, "2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z"))
+        index._index_roll(cursor, 9, 10, period, {"plan": PLAN, "cutoff_at": CUTOFF, "share_fen": share,
+                                                  **(body or {})})
     [assessment] = index.plan_assessments(PLAN, 10)
     return index, assessment
 
@@ -53,3 +55,28 @@ def test_a_stored_roll_proves_each_member_as_the_roll_in_memory_does(tmp_path: P
                 verify_inclusion(position, size, hashes[position - 1], proof, root)
     with pytest.raises(LookupError, match="not in the roll"):
         index.roll_proofs([assessment], str(uuid.uuid4()))
+
+
+def test_a_schema_3_roll_leaves_out_members_past_the_top_age(tmp_path: Path) -> None:
+    """Ageing out: a member who joined at 59 on 2025-02-20 is 60 on the cutoff's plan day (1 March 2026 in China):
+    past a top age of 59 they are not in the roll; at a top age of 60 they are, as under schema 2."""
+    members = sorted(str(uuid.uuid4()) for _ in range(3))
+    old = str(uuid.uuid4())
+    for top, expected in ((59, members), (60, sorted([*members, old]))):
+        (tmp_path / str(top)).mkdir()
+        index, _ = indexed_roll(tmp_path / str(top), members, 10, {"top_age_years": top, "utc_offset_minutes": 480})
+        with index.sql.transaction() as cursor:  # the roll is made again with the old member in the plan
+            cursor.execute(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL, 59)",
+                           (old, PLAN, "2025-02-19T17:00:00.000000Z"))  # 01:00 on 20 February in China
+            cursor.execute(f"DELETE FROM {index.assessments}")
+            index._index_roll(cursor, 19, 20, str(uuid.uuid4()), {
+                "plan": PLAN, "cutoff_at": "2026-02-28T16:00:00.000000Z", "share_fen": 10, "top_age_years": top,
+                "utc_offset_minutes": 480})
+        [assessment] = index.plan_assessments(PLAN, 30)
+        assert assessment.roll_size == len(expected)
+        assert assessment.leaves_out(59, "2025-02-19T17:00:00.000000Z") == (top == 59)
+        placed = [leaf for leaf, _ in index.roll_proofs([assessment], old)] if old in expected else []
+        assert placed == ([expected.index(old)] if old in expected else [])
+        if old not in expected:
+            with pytest.raises(LookupError, match="not in the roll"):
+                index.roll_proofs([assessment], old)

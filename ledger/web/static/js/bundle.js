@@ -7,7 +7,7 @@ import { FormatError, base64Decode, fromHex, isWellFormed, utf8 } from "./bytes.
 import { EnvelopeError, eventSignatureIsValid, keyId, parseEntry, hashHex } from "./envelope.js";
 import { ProofError, leafHash, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { COSIGNATURE_V1, NoteError, parseCheckpoint, splitNote, verifyCosignature, verifyNote } from "./note.js";
-import { assess, rollLeaf } from "./sharing.js";
+import { assess, chargesProblem, rollLeaf, yearCharges } from "./sharing.js";
 
 export const FORMAT = "mutual-ledger/proof-bundle/v1";
 
@@ -125,6 +125,29 @@ function registration(envelope) {
   return { role: body.role, publicKey, validFrom: body.valid_from };
 }
 
+/** The plan year of an assessment's cutoff: signed from schema 3 on, else from the cutoff in the plan's zone. */
+function planYear(body, offset) {
+  if (isInt(body.plan_year)) return body.plan_year;
+  const at = body.cutoff_at;
+  const minutes = Number(at.slice(11, 13)) * 60 + Number(at.slice(14, 16)) + offset;
+  const day = new Date(Date.UTC(Number(at.slice(0, 4)), Number(at.slice(5, 7)) - 1, Number(at.slice(8, 10))));
+  day.setUTCDate(day.getUTCDate() + Math.floor(minutes / 1440));
+  return day.getUTCFullYear();
+}
+
+/** The member's own charge in each assessment, in the bundle's order (audit/bundle.py member_charges). */
+function memberCharges(bodies) {
+  const found = bodies.find((b) => isInt(b.utc_offset_minutes));
+  const offset = found ? found.utc_offset_minutes : 0;
+  const order = [...bodies.keys()].sort((a, b) => (bodies[a].cutoff_at < bodies[b].cutoff_at ? -1 :
+    bodies[a].cutoff_at > bodies[b].cutoff_at ? 1 : 0));
+  const charges = yearCharges(order.map((i) => [planYear(bodies[i], offset), bodies[i].share_fen,
+    "charged_fen" in bodies[i] ? bodies[i].annual_cap_remaining_fen : -1]));
+  const result = new Array(bodies.length).fill(0);
+  order.forEach((i, k) => { result[i] = Number(charges[k]); });
+  return result;
+}
+
 function rollPeriodProblem(roll, period) {
   if (!period || period.data.type !== "period.assessed" || period.data.stream !== roll.period) {
     return "its period.assessed event is not in the bundle";
@@ -160,13 +183,26 @@ function termsProblem(body) {
 const sameTerm = (expected, found) =>
   typeof expected === "bigint" ? isInt(found) && BigInt(found) === expected : expected === found;
 
+const SCHEMA_3_FIELDS = ["charged_fen", "members_capped", "plan_year", "top_age_years"];
+
 function shareProblem(body) {
-  const problem = termsProblem(body);
+  let problem = termsProblem(body);
   if (problem !== null) return problem;
+  let charged = null;
+  let terms = TERMS;
+  if ("charged_fen" in body) {
+    if (!SCHEMA_3_FIELDS.every((k) => isInt(body[k]) && body[k] >= 0) || !isInt(body.utc_offset_minutes)) {
+      return `${SCHEMA_3_FIELDS.join(", ")} and utc_offset_minutes must be integers in range`;
+    }
+    problem = chargesProblem(body.share_fen, body.locked_members, body.charged_fen, body.members_capped);
+    if (problem !== null) return problem;
+    charged = [body.charged_fen, body.members_capped];
+    terms = [...TERMS, "charged_fen", "members_capped"];
+  }
   const expected = assess(body.locked_members, body.cases.map((c) => [c.claim, c.approved_fen]), body.fee_bps,
     body.surplus_in_fen, body.per_case_cap_fen, body.annual_cap_remaining_fen, body.excess_policy,
-    body.funded_by === "operator");
-  for (const term of TERMS) {
+    body.funded_by === "operator", charged);
+  for (const term of terms) {
     if (!sameTerm(expected[term], body[term])) {
       return `${term}: the formula gives ${expected[term]}, the period signed ${body[term]}`;
     }
@@ -401,11 +437,13 @@ export class Procedure {
       member: this.member, checkpoint_size: checkpoint.size, witnesses: this.witnessKeys.map((w) => w.name),
       periods: [], shared_fen: 0, people_helped: 0, deposits_fen: 0, refunds_fen: 0, claims: [],
     };
-    for (const [, period] of periods) {
-      const body = period.data.body;
+    const bodies = periods.map(([, period]) => period.data.body);
+    const charges = memberCharges(bodies);
+    for (const [i, [, period]] of periods.entries()) {
+      const body = bodies[i];
       statement.periods.push({ period: period.data.stream, number: body.number, cutoff_at: body.cutoff_at,
-        share_fen: body.share_fen, cases: body.cases.length });
-      statement.shared_fen += body.share_fen;
+        share_fen: body.share_fen, charged_fen: charges[i], cases: body.cases.length });
+      statement.shared_fen += charges[i];
       statement.people_helped += body.cases.length;
     }
     const ordered = this.sortedEnvelopes().map(([, envelope]) => envelope.data);
