@@ -117,9 +117,9 @@ def test_a_schema_3_sum_of_charges_out_of_its_bounds_is_not_the_formula() -> Non
     body = next(json.loads(e["entry"])["body"] for e in load("good")["bundle"]["events"]
                 if json.loads(e["entry"])["type"] == "period.assessed" and json.loads(e["entry"])["body"]["number"] == 2)
     assert _share_problem(body) is None
-    for change, problem in (({"charged_fen": 1201}, "charged_fen 1201 is not between 4 and 1196"),
+    for change, problem in (({"charged_fen": 1201}, "charged_fen 1201 is not between 0 and 1196"),
                             ({"members_capped": 5}, "members_capped 5 is not between 0 and the 4 locked"),
                             ({"members_capped": 0}, "charged_fen 800 is not between 1200 and 1200"),
-                            ({"charged_fen": 900}, "surplus_out_fen")):
+                            ({"charged_fen": 900}, "funded_aid_fen: the formula gives 834")):
         found = _share_problem({**body, **change})
         assert found is not None and problem in found, (change, found)
