@@ -1,0 +1,138 @@
+"""Ageing out and the annual cap per member (docs/plans.md, "Ageing out" and "The annual cap per member"): a member
+past the plan's top age band is not locked and leaves (or moves to the elderly plan) with `plan age-out`; what a
+member is charged in a plan year never exceeds the annual cap, counted from their own charges. Both are recomputed
+by the audit, which rejects an altered assessment."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ledger.bootstrap import Ledger
+from ledger.cli import main
+from ledger.envelope import format_at
+from schemas.commands.membership import Deposit, RecordDebitFailure
+from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
+from schemas.commands.plan import AgeOut
+from schemas.events import AidBand
+from tests.support import advance, cid, create_plan, join, prepaid_rules, rejected, rules
+from tests.test_audit import audit, resign_and_audit
+from tests.test_endings import assess
+from tests.test_period import approved_claim, at_local, member_of, period_of
+
+
+def test_a_member_pays_the_share_until_their_own_annual_cap(ledger_app: Ledger) -> None:
+    """Annual cap 5 yuan, share 3 yuan: the members there since January pay 3 then 2; one who joined in April pays
+    the whole 3 of the second period (a plan-wide cap charged them 2: the year's shares, not theirs)."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3, per_case_cap_fen=300, annual_cap_fen=500))
+    early = [join(app, plan) for _ in range(2)]
+    for member in early:
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=10_000, reference=cid("bank")))
+    advance(app, days=100)
+    approved_claim(app, early[0])
+    first = assess(app, plan, 1)
+    at_local(app, period_of(app, first).collection_on.isoformat(), 9)
+    app.execute(CollectPeriod(command_id=cid(), period=first))
+    app.execute(SettlePeriod(command_id=cid(), period=first))
+    late = join(app, plan)
+    app.execute(Deposit(command_id=cid(), member=late, amount_fen=10_000, reference=cid("bank")))
+    approved_claim(app, early[1])
+    second = assess(app, plan, 2)
+    a = period_of(app, second).require_assessment()
+    assert (a.share_fen, a.locked_members) == (300, 3)
+    assert (a.charged_fen, a.members_capped, a.cap_applied) == (200 + 200 + 300, 2, "per_case")  # type: ignore[attr-defined]
+    balances = app.balances()
+    assert [balances.charge_fen(m, second) for m in (*early, late)] == [200, 200, 300]
+    assert [balances.balance_fen(m) for m in (*early, late)] == [10_000 - 500, 10_000 - 500, 10_000 - 300]
+    assert [balances.shares_charged_fen(m) for m in (*early, late)] == [500, 500, 300]
+    at_local(app, period_of(app, second).collection_on.isoformat(), 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=second))["failed_debits"] == 0
+    settled = app.execute(SettlePeriod(command_id=cid(), period=second))
+    assert settled["uncollected_fen"] == 0
+    assert audit(app).ok, audit(app).failures[:3]
+    failures = resign_and_audit(app, "period.assessed", lambda body: body.update(charged_fen=900, members_capped=0),
+                                nth=1)
+    assert "8 period (charged_fen)" in failures and "8 period (members_capped)" in failures
+
+
+def test_a_member_past_the_top_age_is_not_locked_and_ages_out(ledger_app: Ledger) -> None:
+    """Joined at 59 in January 2026 under bands up to 59: on 7 January 2027 the member is 60, so the period of that
+    day leaves them out of its roll (they pay nothing, no debit of theirs can fail), whether or not `plan age-out`
+    ran."""
+    app = ledger_app
+    plan = create_plan(app, rules(notice_days=3))
+    old, young = join(app, plan, age=59), join(app, plan)
+    join(app, plan, age=59, payer=young)  # a family member past the top age is left out too
+    at_local(app, "2026-12-20", 1)
+    approved_claim(app, young)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1, notice_on="2027-01-07"))
+    at_local(app, "2027-01-07", 1)
+
+    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))  # not refused: nobody waits on it
+    period = str(opened["period"])
+    a = period_of(app, period).require_assessment()
+    assert (a.locked_members, a.share_fen, a.top_age_years) == (1, 10, 59)  # type: ignore[attr-defined]
+    cutoff = format_at(period_of(app, period).cutoff_at)
+    assert app.balances().locked_members(plan, cutoff) == [young]
+    assert app.balances().charge_fen(old, period) is None
+    rejected(app, lambda: app.execute(RecordDebitFailure(command_id=cid(), member=old, period=period)), "member",
+             "member_must_be_locked_in_the_period")
+    assert audit(app).ok, audit(app).failures[:3]
+    assert "8 period (top_age_years)" in resign_and_audit(app, "period.assessed",
+                                                           lambda body: body.update(top_age_years=60))
+
+
+def test_age_out_ends_or_moves_the_members_past_the_top_age(ledger_app: Ledger) -> None:
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    elderly = create_plan(app, prepaid_rules(notice_days=3, min_age_years=50, max_age_years=70, aid_bands=(
+        AidBand(up_to_age_years=70, max_aid_fen=5_000_000),)), name="Elderly plan")
+    narrow = create_plan(app, prepaid_rules(notice_days=3, min_age_years=61, max_age_years=70, aid_bands=(
+        AidBand(up_to_age_years=70, max_aid_fen=5_000_000),)), name="Narrow plan")
+    old, moving, young = join(app, plan, age=59), join(app, plan, age=59), join(app, plan)
+    app.execute(Deposit(command_id=cid(), member=old, amount_fen=4_000, reference=cid("bank")))
+    assert app.execute(AgeOut(command_id=cid(), plan=plan))["aged_out"] == 0  # nobody is past 59 yet
+    at_local(app, "2027-01-02", 1)
+    rejected(app, lambda: app.execute(AgeOut(command_id=cid(), plan=plan, successor_plan=plan)), "successor_plan",
+             "successor_must_be_another_plan")
+    rejected(app, lambda: app.execute(AgeOut(command_id=cid(), plan=plan, successor_plan=narrow)), "successor_plan",
+             "successor_plan_must_cover_the_members_age")
+    assert member_of(app, old).status == "active"  # nothing written
+    moved = app.execute(AgeOut(command_id=cid(), plan=plan, successor_plan=elderly))
+    assert (moved["aged_out"], moved["moved"]) == (2, 2)
+    assert member_of(app, old).status == member_of(app, moving).status == "aged_out"
+    assert member_of(app, young).status == "active"
+    assert member_of(app, old).refund_due_fen == 4_000  # the prepaid balance, refunded like an exit's
+    successors = app.balances().active_members(elderly)
+    assert len(successors) == 2
+    assert {member_of(app, m).details.age_years for m in successors} == {60}
+    assert app.execute(AgeOut(command_id=cid(), plan=plan))["aged_out"] == 0  # only who is new
+    assert audit(app).ok, audit(app).failures[:3]
+
+
+def test_the_command_line_runs_age_out_and_refuses_a_successor_that_does_not_cover_the_age(tmp_path: Path) -> None:
+    data = tmp_path / "ledger"
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(main, ["--data-dir", str(data), *args], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    assert run("init")[0] == 0
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(rules().model_dump_json())
+    code, out = run("plan", "create", "--command-id", "p1", "--name", "Cancer", "--kind", "cancer", "--rules",
+                    f"@{rules_file}", "--json")
+    assert code == 0, out
+    with sqlite3.connect(data / "ledger.sqlite3") as db:
+        before = int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+    code, out = run("plan", "age-out", "--command-id", "a1", "--plan", "Cancer", "--successor-plan", "Cancer")
+    assert code == 2 and "successor_plan: successor_must_be_another_plan" in out
+    with sqlite3.connect(data / "ledger.sqlite3") as db:
+        assert int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]) == before
+    code, out = run("plan", "age-out", "--command-id", "a2", "--plan", "Cancer", "--json")
+    assert code == 0 and json.loads(out)["aged_out"] == 0
