@@ -356,6 +356,8 @@ class StatementPeriod(ApiModel):
     number: int
     notice_on: str
     share_fen: int
+    charged_fen: int = Field(description="what the period charged the member: the share, or what their own annual "
+                                         "cap left of it")
     cases: int
 
 

@@ -353,9 +353,10 @@ class Balances(Projection):
         return dict(zip(columns, rows[0], strict=True)) if rows else None
 
     def warning(self, account: str) -> bool:
-        """Whether a prepaid account is below its plan's warning threshold."""
+        """Whether a prepaid account still in the plan is below its plan's warning threshold (a member who left, or
+        was wound down, is not asked to top up)."""
         row = self.member(account)
-        if row is None or row["payer"] is not None:
+        if row is None or row["payer"] is not None or row["ended_at"] is not None:
             return False
         plan = self._query(f"SELECT payment_model, min_balance_fen FROM {self.plans} WHERE id = ?", (row["plan"],))
         return bool(plan) and plan[0][0] == "prepaid" and self.balance_fen(account) < int(plan[0][1])

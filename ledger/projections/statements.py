@@ -29,9 +29,14 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
     end = until.isoformat() if until else "9999"
     failed = {period for period, _ in models.balances.outstanding_debits_of(member)}
     ended_at = row["ended_at"] or "9999"
-    paid_into = [p for p in models.periods.all(row["plan"])
-                 if p["share_fen"] is not None and start <= p["notice_on"] < end
-                 and row["joined_at"] <= p["cutoff_at"] < ended_at and p["id"] not in failed]
+    charges = {}  # what each period charged the member: the share, less under their annual cap; none if left out
+    for p in models.periods.all(row["plan"]):
+        if p["share_fen"] is not None and start <= p["notice_on"] < end and row["joined_at"] <= p["cutoff_at"] < (
+                ended_at) and p["id"] not in failed:
+            charged = models.balances.charge_fen(member, p["id"])
+            if charged is not None:
+                charges[p["id"]] = (p, charged)
+    paid_into = [p for p, _ in charges.values()]
     counts = models.periods.case_counts(row["plan"])
     cases = {p["id"]: counts.get(p["id"], 0) for p in paid_into}
     movements = models.journal.member_movements(member, start or None, None if until is None else end)
@@ -43,10 +48,11 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
         "from": since.isoformat() if since else None, "to": until.isoformat() if until else None,
         "days_in_plan": max(0, (stop - parse_at(row["joined_at"])).days),
         "periods_paid_into": len(paid_into),
-        "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
+        "shared_fen": sum(charged for _, charged in charges.values()),
         "people_helped": sum(cases.values()),
         "periods": [{"period": p["id"], "number": p["number"], "notice_on": p["notice_on"],
-                     "share_fen": p["share_fen"], "cases": cases[p["id"]]} for p in paid_into],
+                     "share_fen": p["share_fen"], "charged_fen": charged, "cases": cases[p["id"]]}
+                    for p, charged in charges.values()],
         "top_ups_fen": -movements.get("member.deposit_received", 0),
         "refunds_paid_fen": movements.get("member.refund_disbursed", 0),
         "account": account, "balance_fen": models.balances.balance_fen(account),
