@@ -62,7 +62,7 @@ from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
 from ledger.plan_days import day_end
 from ledger.projections.base import EntriesInMemory, apply_together
-from ledger.projections.cases import Cases, disclosure_document
+from ledger.projections.cases import DOCUMENT_FORMAT_V1, Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
@@ -771,7 +771,8 @@ class Auditor:
         failed = {member: periods for member, periods in self.failed.items() if periods}
         for index, e in self.disclosures:
             try:
-                document = disclosure_document(e["body"]["period"], books.periods, books.cases, failed)
+                document = disclosure_document(e["body"]["period"], books.periods, books.cases, failed,
+                                               e["body"].get("format", DOCUMENT_FORMAT_V1))
             except (KeyError, ValueError, InputError) as error:
                 self.fail(index, e, "9 disclosure", "a settled period", error)
                 continue

@@ -1,6 +1,7 @@
 """The condition catalogue a claim's filing is checked against (docs/claims.md, "Filing"): a condition must fit
-the claim's category and the member's sex, so that a cancer is never filed as an accident (which skips the waiting
-period) and no one claims for an organ they do not have."""
+the claim's category, the member's sex and their age at diagnosis, so that a cancer is never filed as an accident
+(which skips the waiting period), no one claims for an organ they do not have, and no adult claims a cancer of
+early childhood."""
 
 from __future__ import annotations
 
@@ -27,3 +28,17 @@ def fits_category(condition: str, category: str) -> bool:
 def fits_sex(condition: str, sex: str) -> bool:
     """Whether a member of this sex can have the condition."""
     return SEX_SPECIFIC.get(condition, sex) == sex
+
+
+AGE_LIMITED: Final = {
+    "neuroblastoma": (0, 14), "retinoblastoma": (0, 9), "wilms_tumor": (0, 14), "hepatoblastoma": (0, 14),
+    "medulloblastoma": (0, 39), "prostate_cancer": (18, 150), "alzheimers_disease": (30, 150),
+}
+"""Conditions diagnosed only within an age range (inclusive, years at diagnosis): the embryonal cancers of early
+childhood, and conditions of adults."""
+
+
+def fits_age(condition: str, age_years: int) -> bool:
+    """Whether someone of this age at diagnosis can have the condition."""
+    low, high = AGE_LIMITED.get(condition, (0, 150))
+    return low <= age_years <= high

@@ -32,7 +32,7 @@ from ledger.anchors import TRUST_ANCHORS_FILE, TrustAnchors
 from ledger.application import OPERATOR_ROOT_KEY, SimulatedClock, member_key_name
 from ledger.bootstrap import Ledger
 from ledger.bounds import MAX_BALANCE_FEN
-from ledger.conditions import SEX_SPECIFIC
+from ledger.conditions import SEX_SPECIFIC, fits_age
 from ledger.envelope import format_at, parse_at
 from ledger.keys import SigningKey
 from ledger.log.note import COSIGNATURE_V1, Verifier
@@ -673,8 +673,9 @@ class Demo:
         self.witness_checkpoint()
 
     def condition(self, member: Member) -> str:
-        """A cancer that fits the member's sex (the demo's claims are illnesses, after the waiting period)."""
-        return self.rng.choice([c for c in CONDITIONS if SEX_ONLY.get(c, member.sex) == member.sex])
+        """A cancer that fits the member's sex and age (the demo's claims are illnesses, after the waiting period)."""
+        return self.rng.choice([c for c in CONDITIONS if SEX_ONLY.get(c, member.sex) == member.sex
+                                and fits_age(c, member.age)])
 
     def exits(self, state: PeriodState) -> None:
         """Members leave by choice, more as the share rises (a real share of 4 yuan: about 1% a period), and the

@@ -194,6 +194,7 @@ class Rule(StrEnum):
     # -- Membership ----------------------------------------------------------------------------------------------
     A_ZERO_SHARE_CANNOT_FAIL = "a_zero_share_cannot_fail"
     AGE_MUST_BE_WITHIN_THE_PLAN_BAND = "age_must_be_within_the_plan_band"
+    PROVINCE_MUST_BE_A_PROVINCE_OF_CHINA = "province_must_be_a_province_of_china"
     CHANNEL_DEBIT_FAILURES_ARE_ONLY_FOR_POSTPAID_PLANS = "channel_debit_failures_are_only_for_postpaid_plans"
     CLAIMANT_CANNOT_VOTE_ON_OWN_CLAIM = "claimant_cannot_vote_on_own_claim"
     CONVERSION_IS_ACCEPTED_ONCE = "conversion_is_accepted_once"
@@ -241,6 +242,8 @@ class Rule(StrEnum):
     CLAIMANT_CANNOT_OBJECT_TO_OWN_CLAIM = "claimant_cannot_object_to_own_claim"
     CONDITION_MUST_FIT_THE_CATEGORY = "condition_must_fit_the_category"
     CONDITION_MUST_FIT_THE_MEMBERS_SEX = "condition_must_fit_the_members_sex"
+    CONDITION_MUST_FIT_THE_MEMBERS_AGE = "condition_must_fit_the_members_age"
+    ONLY_A_PARTY_KEY_CARRIES_A_PUBLIC_NAME = "only_a_party_key_carries_a_public_name"
     DECISION_ONLY_AFTER_THE_NOTICE_ENDS = "decision_only_after_the_notice_ends"
     DIAGNOSIS_MUST_NOT_BE_IN_THE_FUTURE = "diagnosis_must_not_be_in_the_future"
     DIAGNOSIS_MUST_NOT_PRECEDE_JOINING = "diagnosis_must_not_precede_joining"

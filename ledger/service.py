@@ -102,10 +102,12 @@ def anchor(ledger_dir: Path, name: str, facts: dict[str, Any]) -> TrustAnchors:
     return anchors
 
 
-def register(ledger: Ledger, facts: dict[str, Any]) -> dict[str, Any]:
-    """The operator registers a party's public key in the keyring (signed by the root key)."""
+def register(ledger: Ledger, facts: dict[str, Any], party_name: str | None = None) -> dict[str, Any]:
+    """The operator registers a party's public key in the keyring (signed by the root key), with the party's public
+    name when given (the investigation firm a case card names)."""
     return ledger.execute(RegisterKey(command_id=f"register-{facts['key_id']}", role=facts["role"],
-                                      public_key=facts["public_key"], member=facts.get("member")))
+                                      public_key=facts["public_key"], member=facts.get("member"),
+                                      party_name=party_name))
 
 
 PARTIES = ("custodian", "investigator", "regulator", "members")
@@ -118,17 +120,23 @@ def party_key_directories(base: Path, passphrase: bytes | None = None) -> list[K
     return [KeyDirectory(base / party / "keys", passphrase, party) for party in PARTIES]
 
 
+PARTY_NAMES = {"custodian": "示例托管银行 Demo Custodian Bank",
+               "investigator": "示例公估调查 Demo Claims Investigators", "regulator": "示例监管机构 Demo Regulator"}
+"""The public names the simulated parties register their keys under (a case card names the investigation firm)."""
+
+
 def set_up_parties(ledger: Ledger) -> dict[str, str]:
     """Play the other parties of an initialized ledger: each generates its key in its own directory (given to the
     ledger's signers by `bootstrap(key_directories=...)`); the custodian and the regulator give theirs to the
-    operator, which anchors them; the operator registers all three. Returns each party's key id."""
+    operator, which anchors them; the operator registers all three with their public names. Returns each party's
+    key id."""
     registered = {}
     for party in ("custodian", "investigator", "regulator"):
         key = generate_key(ledger.signers.party(party), party)
         facts = key.public_facts()
         if party in ("custodian", "regulator"):
             ledger.app.anchors = anchor(ledger.settings.data_dir, party, facts)
-        register(ledger, facts)
+        register(ledger, facts, PARTY_NAMES[party])
         registered[party] = key.key_id
     return registered
 

@@ -155,7 +155,10 @@ class DisclosureCard(ApiModel):
     diagnosis_month: str | None = None
     joined_month: str | None = None
     sex: str
-    province: str
+    province: str | dict[str, str] = Field(description="v1: the two-letter code; v2: its names, zh-CN and en")
+    diagnosed_on: str | None = None
+    investigation_firm: dict[str, str | None] | None = Field(
+        default=None, description="v2: the public name and key id of the party whose key signed the investigation")
     approved_fen: int
     aid_fen: int
     days_in_plan_at_diagnosis: int | None = None

@@ -47,6 +47,13 @@ class KeyRegisteredV1(Frozen):
     member: Id | None = None
 
 
+class KeyRegisteredV2(KeyRegisteredV1):
+    """Schema 2 of a registration: the public name of the party that holds a party key (the investigation firm a
+    case card names, the custodian bank); a member's or juror's key carries none."""
+
+    party_name: Name
+
+
 class KeyRevokedV1(Frozen):
     """A key stops being valid at `revoked_at`; signatures it made after that instant are invalid."""
 
@@ -605,6 +612,13 @@ class DisclosurePublishedV1(Frozen):
 
 
 
+class DisclosurePublishedV2(DisclosurePublishedV1):
+    """Schema 2: the document's format, so that it is rebuilt in the format it was published in (v1 documents stay
+    v1; `ledger.projections.cases`)."""
+
+    format: Literal["mutual-ledger/disclosure/v1", "mutual-ledger/disclosure/v2"]
+
+
 class ReportPublishedV1(Frozen):
     """A regulator's report over a date range: the SHA-256 of its canonical document, signed by the regulator."""
 
@@ -616,6 +630,7 @@ class ReportPublishedV1(Frozen):
 
 EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("key.registered", 1): KeyRegisteredV1,
+    ("key.registered", 2): KeyRegisteredV2,
     ("key.revoked", 1): KeyRevokedV1,
     ("plan.created", 1): PlanCreatedV1,
     ("plan.rules_amended", 1): PlanRulesAmendedV1,
@@ -662,6 +677,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.settled", 2): PeriodSettledV2,
     ("period.advance_received", 1): AdvanceReceivedV1,
     ("disclosure.published", 1): DisclosurePublishedV1,
+    ("disclosure.published", 2): DisclosurePublishedV2,
     ("report.published", 1): ReportPublishedV1,
 }
 """Every event body model by `(type, schema)`. The JSON Schema files in `schemas/json/` are exported from here."""

@@ -114,8 +114,8 @@ def test_a_schema_3_sum_of_charges_out_of_its_bounds_is_not_the_formula() -> Non
     """The bundle takes the sum of the charges as signed, but only within what the share, the locked members and the
     members capped allow; the vector's own corpus has a valid one (good), so a dishonest log changes it here."""
     from audit.bundle import _share_problem
-    body = next(json.loads(e["entry"])["body"] for e in load("good")["bundle"]["events"]
-                if json.loads(e["entry"])["type"] == "period.assessed" and json.loads(e["entry"])["body"]["number"] == 2)
+    entries = [json.loads(e["entry"]) for e in load("good")["bundle"]["events"]]
+    body = next(e["body"] for e in entries if e["type"] == "period.assessed" and e["body"]["number"] == 2)
     assert _share_problem(body) is None
     for change, problem in (({"charged_fen": 1201}, "charged_fen 1201 is not between 0 and 1196"),
                             ({"members_capped": 5}, "members_capped 5 is not between 0 and the 4 locked"),

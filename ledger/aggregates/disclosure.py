@@ -7,7 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Actor
-from schemas.events import DisclosurePublishedV1
+from schemas.events import DisclosurePublishedV1, DisclosurePublishedV2
 
 
 def disclosure_id(period: str) -> UUID:
@@ -30,7 +30,13 @@ class Disclosure(LedgerAggregate):
         def apply(self, aggregate: Disclosure) -> None:
             aggregate.published = self.body
 
+    class PublishedV2(Published):
+        """Schema 2: the document's format is named."""
+
+        SCHEMA = 2
+        body: DisclosurePublishedV2
+
     @classmethod
-    def publish(cls, at: datetime, actor: Actor, body: DisclosurePublishedV1) -> Disclosure:
+    def publish(cls, at: datetime, actor: Actor, body: DisclosurePublishedV2) -> Disclosure:
         """Publish (the handler checks the period is settled; the stream id makes it once per period)."""
-        return cls.start(cls.Published, disclosure_id(body.period), at, actor, body)
+        return cls.start(cls.PublishedV2, disclosure_id(body.period), at, actor, body)

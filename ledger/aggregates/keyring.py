@@ -18,7 +18,7 @@ from ledger.envelope import Actor, format_at, parse_at
 from ledger.errors import check
 from ledger.keys import key_id
 from ledger.rules import Rule
-from schemas.events import KeyRegisteredV1, KeyRevokedV1
+from schemas.events import KeyRegisteredV1, KeyRegisteredV2, KeyRevokedV1
 
 KEYRING_ID = uuid5(NAMESPACE_URL, "mutual-ledger:keyring")
 """The keyring's stream id, the same in every log."""
@@ -66,6 +66,12 @@ class Keyring(LedgerAggregate):
         def apply(self, aggregate: Keyring) -> None:
             aggregate.add(self.body)
 
+    class RegisteredV2(Registered):
+        """A party's key is registered with the party's public name."""
+
+        SCHEMA = 2
+        body: KeyRegisteredV2
+
     class Revoked(LedgerAggregate.Event):
         """A key is revoked."""
 
@@ -96,19 +102,25 @@ class Keyring(LedgerAggregate):
         return cls.start(cls.Started, KEYRING_ID, at, Actor("operator", root_id), body)
 
     def register(
-        self, at: datetime, actor: Actor, public_key: bytes, role: str, member: str | None
+        self, at: datetime, actor: Actor, public_key: bytes, role: str, member: str | None,
+        party_name: str | None = None,
     ) -> str:
-        """Register a key for a role; member and juror keys must name their member."""
+        """Register a key for a role; member and juror keys must name their member, and only other keys may carry
+        their party's public name (schema 2)."""
         assert len(public_key) == 32, "the command's schema admits 32-byte keys only"
         new_id = key_id(public_key)
         check(new_id not in self.keys, "public_key", Rule.KEY_MUST_NOT_BE_REGISTERED_TWICE, new_id)
         check((role in ("member", "juror")) == (member is not None), "member",
               Rule.MEMBER_AND_JUROR_KEYS_NAME_THEIR_MEMBER_AND_OTHERS_DO_NOT)
+        check(party_name is None or member is None, "party_name", Rule.ONLY_A_PARTY_KEY_CARRIES_A_PUBLIC_NAME, role)
         body = KeyRegisteredV1(
             key_id=new_id, role=role,  # type: ignore[arg-type]  # checked by the model
             public_key=base64.b64encode(public_key).decode(), valid_from=format_at(at), member=member,
         )
-        self.record(self.Registered, at, actor, body)
+        if party_name is None:
+            self.record(self.Registered, at, actor, body)
+        else:
+            self.record(self.RegisteredV2, at, actor, KeyRegisteredV2(**body.model_dump(), party_name=party_name))
         return new_id
 
     def revoke(self, at: datetime, actor: Actor, revoked_key_id: str) -> None:

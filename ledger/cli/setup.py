@@ -123,12 +123,14 @@ def keys_anchor(file: Path, name: str | None) -> None:
 
 @keys_group.command("register")
 @click.argument("file", type=click.Path(path_type=Path))
+@click.option("--party-name", default=None,
+              help="The party's public name (an investigation firm's is shown on the case cards it investigated).")
 @json_option
-def keys_register(file: Path) -> None:
+def keys_register(file: Path, party_name: str | None) -> None:
     """The operator registers a party's public key file in the keyring (signed by the root key); a custodian's or
     regulator's key must be in the trust anchors first (`keys anchor`)."""
     ledger = context().ledger()
-    result = register(ledger, read_public_key_file(file))
+    result = register(ledger, read_public_key_file(file), party_name)
     ledger.read_models()
     emit(result, render_result(result))
 

@@ -9,7 +9,7 @@ from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod, plan_date, plan_midnight
-from ledger.conditions import fits_category, fits_sex
+from ledger.conditions import fits_age, fits_category, fits_sex
 from ledger.envelope import format_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
@@ -98,6 +98,8 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
           "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING,
           f"joined at {membership.details.age_years}")
     check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_BE_COVERED)
+    check(fits_age(command.condition, command.age_at_diagnosis), "condition", Rule.CONDITION_MUST_FIT_THE_MEMBERS_AGE,
+          f"{command.condition} at {command.age_at_diagnosis}")
     open_claims = open_claims_of(uow, command.member)
     check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(sorted(open_claims)))
     claim_id = uow.new_id("claim", command.command_id)

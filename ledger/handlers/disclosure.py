@@ -11,7 +11,7 @@ from ledger.errors import check
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.disclosure import PublishDisclosure
-from schemas.events import DisclosurePublishedV1
+from schemas.events import DisclosurePublishedV2
 
 
 @handles(PublishDisclosure)
@@ -21,9 +21,10 @@ def publish_disclosure(uow: UnitOfWork, command: PublishDisclosure) -> Outcome:
     check(period.status == "settled", "period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, period.status)
     check(uow.find(disclosure_id(command.period), Disclosure) is None, "period", Rule.PERIOD_IS_DISCLOSED_ONCE,
           command.period)
-    digest, size = document_digest(uow.documents.disclosure(command.period))
-    body = DisclosurePublishedV1(plan=period.plan, period=command.period, number=period.number,
-                                 document_hash=digest, document_bytes=size)
+    document = uow.documents.disclosure(command.period)
+    digest, size = document_digest(document)
+    body = DisclosurePublishedV2(plan=period.plan, period=command.period, number=period.number,
+                                 document_hash=digest, document_bytes=size, format=document["format"])
     uow.add(Disclosure.publish(uow.at, uow.actor("operator"), body), "period")
     return Outcome({"disclosure": str(disclosure_id(command.period)), "period": command.period,
                     "document_hash": body.document_hash})

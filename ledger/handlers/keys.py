@@ -29,7 +29,8 @@ def register_key(uow: UnitOfWork, command: RegisterKey) -> Outcome:
     """Register a key."""
     keyring = uow.keyring()
     key_id = keyring.register(
-        uow.at, root_actor(uow), base64.b64decode(command.public_key), command.role, command.member
+        uow.at, root_actor(uow), base64.b64decode(command.public_key), command.role, command.member,
+        command.party_name,
     )
     return Outcome({"key_id": key_id, "role": command.role})
 

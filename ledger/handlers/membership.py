@@ -14,6 +14,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, plan_id
 from ledger.plan_days import day_of
+from ledger.provinces import PROVINCES
 from ledger.rules import Rule
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
@@ -48,6 +49,8 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
     if not rules.rules.min_age_years <= command.age_years <= rules.rules.max_age_years:
         raise DomainRuleError("age_years", Rule.AGE_MUST_BE_WITHIN_THE_PLAN_BAND,
                               f"{command.age_years} not in {rules.rules.min_age_years}..{rules.rules.max_age_years}")
+    check(command.province in PROVINCES, "province", Rule.PROVINCE_MUST_BE_A_PROVINCE_OF_CHINA,
+          f"{command.province}: a code of ISO 3166-2:CN in lower case, e.g. zj for Zhejiang")
     family_order = 0
     if command.payer is not None:
         payer = uow.get(UUID(command.payer), Membership, "payer")

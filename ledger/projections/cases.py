@@ -18,15 +18,23 @@ from ledger.errors import InputError
 from ledger.projections.base import Applier, Projection
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlCursor
+from ledger.provinces import province_names
 from ledger.rules import Rule
 from ledger.sealing import age_band
 
-DOCUMENT_FORMAT = "mutual-ledger/disclosure/v1"
+DOCUMENT_FORMAT_V1 = "mutual-ledger/disclosure/v1"
+DOCUMENT_FORMAT = "mutual-ledger/disclosure/v2"
+"""The format new disclosures are published in (`disclosure.published` schema 2 names it). v2 cards add the
+investigation firm (the public name of the party whose key signed `claim.investigated`), the province by its names
+(zh-CN and English, `ledger.provinces`) and, for a claim filed in the clear, its diagnosis date; a sealed claim's
+card keeps the coarse values only (age band, diagnosis month). A document published in v1 is rebuilt in v1."""
+DOCUMENT_FORMATS = (DOCUMENT_FORMAT_V1, DOCUMENT_FORMAT)
 CASE_COLUMNS = ("claim", "plan", "member", "category", "condition", "diagnosed_on", "age_at_diagnosis", "sex",
                 "province", "joined_at", "filed_at", "opinion", "opinion_reason", "noticed_at", "notice_ends_at",
                 "objections", "objections_upheld", "jury_requested", "votes", "support", "verdict", "decision",
                 "decision_reason", "decision_basis", "decided_at", "approved_fen", "period", "period_number",
-                "paid_fen", "arrears_deducted_fen", "paid_at", "diagnosed_month", "age_band", "joined_month")
+                "paid_fen", "arrears_deducted_fen", "paid_at", "diagnosed_month", "age_band", "joined_month",
+                "investigator_key")
 
 
 def mask(member: str) -> str:
@@ -89,7 +97,8 @@ class Cases(Projection):
                         b.get("age_at_diagnosis"), b["sex"], b["province"], b.get("joined_at"), e["at"], *coarse))
 
     def _investigated(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
-        self._set(cursor, e["stream"], opinion=e["body"]["opinion"], opinion_reason=e["body"]["reason"])
+        self._set(cursor, e["stream"], opinion=e["body"]["opinion"], opinion_reason=e["body"]["reason"],
+                  investigator_key=e["actor"]["key"])
 
     def _noticed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         self._set(cursor, e["stream"], noticed_at=e["body"]["starts_at"], notice_ends_at=e["body"]["ends_at"])
@@ -140,12 +149,17 @@ class Cases(Projection):
         return [dict(zip(CASE_COLUMNS, row, strict=True)) for row in rows]
 
 
-def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: dict[str, set[str]]) -> dict[str, Any]:
+def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: dict[str, set[str]],
+                        document_format: str | None = None) -> dict[str, Any]:
     """A settled period's public disclosure, from facts fixed at settlement; `failed` maps member → periods whose
-    debit for them is still failed (their share was not paid)."""
+    debit for them is still failed (their share was not paid). In `document_format`, else in the format the period's
+    disclosure was published in, else the current one (`DOCUMENT_FORMAT`)."""
     record = periods.record(period_id)
     if record is None:
         raise InputError("period", Rule.PERIOD_MUST_EXIST, period_id)
+    chosen = document_format or (record["disclosure_format"] or DOCUMENT_FORMAT_V1 if record["disclosure_hash"]
+                                 else DOCUMENT_FORMAT)
+    assert chosen in DOCUMENT_FORMATS, chosen
     if record["status"] != "settled":
         raise InputError("period", Rule.PERIOD_MUST_BE_SETTLED_TO_BE_DISCLOSED, f"{period_id} is {record['status']}")
     history = [p for p in periods.all(record["plan"]) if p["share_fen"] is not None]
@@ -154,12 +168,13 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
     cards = []
     for card in cases.cards("period = ?", (period_id,)):
         if card["member"] is None:
-            cards.append(_sealed_card(card, funded, history, counts))
+            cards.append(_v2_card(_sealed_card(card, funded, history, counts), card, periods, None)
+                         if chosen == DOCUMENT_FORMAT else _sealed_card(card, funded, history, counts))
             continue
         diagnosed = card["diagnosed_on"]
         paid_into = [p for p in history if card["joined_at"] <= p["cutoff_at"] < diagnosed
                      and p["id"] not in failed.get(card["member"], set())]
-        cards.append({
+        plain = {
             "case": card["claim"], "member": mask(card["member"]), "category": card["category"],
             "condition": card["condition"], "age_at_diagnosis": card["age_at_diagnosis"], "sex": card["sex"],
             "province": card["province"], "approved_fen": funded[card["claim"]]["approved_fen"],
@@ -170,9 +185,10 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
             "shared_fen": sum(int(p["share_fen"]) for p in paid_into),
             "decision_basis": card["decision_basis"], "objections": card["objections"],
             "jury_verdict": card["verdict"],
-        })
+        }
+        cards.append(_v2_card(plain, card, periods, diagnosed) if chosen == DOCUMENT_FORMAT else plain)
     return {
-        "format": DOCUMENT_FORMAT, "plan": record["plan"], "period": period_id, "number": record["number"],
+        "format": chosen, "plan": record["plan"], "period": period_id, "number": record["number"],
         "notice_on": record["notice_on"], "collection_on": record["collection_on"],
         "patients_helped": len(record["cases"]),
         "sharing_members_wan": f"{record['locked_members'] / 10_000:.2f}", "locked_members": record["locked_members"],
@@ -182,6 +198,20 @@ def disclosure_document(period_id: str, periods: Periods, cases: Cases, failed: 
         "surplus_in_fen": record["surplus_in_fen"], "surplus_carried_fen": record["surplus_carried_fen"],
         "cap_applied": record["cap_applied"], "roll_root": record["roll_root"], "cases": cards,
     }
+
+
+def _v2_card(shown: dict[str, Any], card: dict[str, Any], periods: Periods, diagnosed_on: str | None
+             ) -> dict[str, Any]:
+    """A card in format v2: the v1 card with the province by its names, the investigation firm, and the diagnosis
+    date of a claim filed in the clear (`diagnosed_on`; None for a sealed claim, whose card shows the month)."""
+    firm = None
+    if card["investigator_key"] is not None:
+        party = periods.party(str(card["investigator_key"]))
+        firm = {"key_id": card["investigator_key"], "name": None if party is None else party[1]}
+    extra: dict[str, Any] = {"province": province_names(str(card["province"])), "investigation_firm": firm}
+    if diagnosed_on is not None:
+        extra["diagnosed_on"] = diagnosed_on
+    return {**shown, **extra}
 
 
 def _sealed_card(card: dict[str, Any], funded: dict[str, Any], history: list[dict[str, Any]],
@@ -214,6 +244,16 @@ def _who(card: dict[str, Any]) -> str:
     return str(card["member"]) if card["member"] is not None else f"case {str(card['case'])[:8]}"
 
 
+def _province(province: str | dict[str, str]) -> str:
+    """A card's province: its names (v2), or the code of a v1 card."""
+    return province if isinstance(province, str) else f"{province['zh-CN']} {province['en']}"
+
+
+def _firm(firm: dict[str, Any]) -> str:
+    """An investigation firm by its public name, or its key id when it registered none."""
+    return str(firm["name"]) if firm["name"] else f"key {firm['key_id']}"
+
+
 def render_disclosure(d: dict[str, Any]) -> str:
     """A disclosure document as people read the 公示: the period's terms, then one card per case."""
     lines = [f"公示 — period {d['number']} of plan {d['plan']} (notice day {d['notice_on']}, collection "
@@ -223,10 +263,11 @@ def render_disclosure(d: dict[str, Any]) -> str:
              f"cap applied: {d['cap_applied']}, subsidy {yuan(d['subsidy_fen'])}, surplus carried "
              f"{yuan(d['surplus_carried_fen'])} yuan"]
     lines += [f"  {_who(c)}, {c['condition']}, {c.get('age_at_diagnosis', c.get('age_band'))} {c['sex']} "
-              f"{c['province']}: aid {yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved "
+              f"{_province(c['province'])}: aid {yuan(c['aid_fen'])} of {yuan(c['approved_fen'])} yuan approved "
               f"({c['decision_basis']}" + (f", jury {c['jury_verdict']}" if c["jury_verdict"] else "") + "); "
               + (f"{c['days_in_plan_at_diagnosis']} days in the plan" if "days_in_plan_at_diagnosis" in c
                  else f"joined {c['joined_month']}, diagnosed {c['diagnosis_month']}")
               + f", helped {c['helped_people']} people, shared {yuan(c['shared_fen'])} yuan"
+              + (f"; investigated by {_firm(c['investigation_firm'])}" if c.get("investigation_firm") else "")
               for c in d["cases"]]
     return "\n".join(lines)

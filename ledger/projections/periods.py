@@ -19,7 +19,7 @@ ASSESSED_TERMS = ("rules_version", "locked_members", "aid_fen", "fee_bps", "fee_
 SETTLED_TERMS = ("collected_fen", "uncollected_fen", "surplus_carried_fen")
 COLUMNS = ("id", "plan", "number", "notice_on", "collection_on", "cutoff_at", "status", "assessed_at",
            *ASSESSED_TERMS, "subsidy_received_fen", "failed_debits", "failed_fen", "recovered_debits",
-           "recovered_fen", "settled_at", *SETTLED_TERMS, "disclosure_hash", "disclosed_at")
+           "recovered_fen", "settled_at", *SETTLED_TERMS, "disclosure_hash", "disclosed_at", "disclosure_format")
 PLAN_COLUMNS = ("id", "name", "kind", "status", "created_at", "rules_version", "payment_model", "ends_at")
 
 
@@ -27,11 +27,11 @@ class Periods(Projection):
     """The sharing periods read model (see module docstring)."""
 
     NAME = "periods"
-    TABLES = ("period_records", "period_cases", "period_plans")
+    TABLES = ("period_records", "period_cases", "period_plans", "period_parties")
 
     def schema(self) -> list[str]:
         """One row per period and one per case it funds; one per plan (name, status, current rules version)."""
-        self.records, self.cases, self.plans = (self.t(n) for n in self.TABLES)
+        self.records, self.cases, self.plans, self.parties = (self.t(n) for n in self.TABLES)
         integer = {"number", "subsidy_received_fen", "failed_debits", "failed_fen", "recovered_debits",
                    "recovered_fen", *SETTLED_TERMS, *(t for t in ASSESSED_TERMS if t not in ("cap_applied",
                                                                                            "excess_policy",
@@ -46,6 +46,8 @@ class Periods(Projection):
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, "
             "status TEXT NOT NULL, created_at TEXT NOT NULL, rules_version BIGINT NOT NULL, "
             "payment_model TEXT NOT NULL, ends_at TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {self.parties} (key_id TEXT PRIMARY KEY, role TEXT NOT NULL, "
+            "party_name TEXT)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
@@ -56,6 +58,7 @@ class Periods(Projection):
             "plan.closing_announced": self._plan_closing,
             "plan.terminated": self._plan_terminated,
             "disclosure.published": self._disclosed,
+            "key.registered": self._key,
             "period.opened": self._opened,
             "period.assessed": self._assessed,
             "period.subsidy_received": self._subsidy,
@@ -82,8 +85,21 @@ class Periods(Projection):
         cursor.execute(f"UPDATE {self.plans} SET status = 'terminated' WHERE id = ?", (e["stream"],))
 
     def _disclosed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
-        cursor.execute(f"UPDATE {self.records} SET disclosure_hash = ?, disclosed_at = ? WHERE id = ?",
-                       (e["body"]["document_hash"], e["at"], e["body"]["period"]))
+        cursor.execute(f"UPDATE {self.records} SET disclosure_hash = ?, disclosed_at = ?, disclosure_format = ? "
+                       "WHERE id = ?", (e["body"]["document_hash"], e["at"], e["body"].get("format"),
+                                        e["body"]["period"]))
+
+    def _key(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        b = e["body"]
+        if b["member"] is None:  # the parties' keys only: a member's key is nobody's public business
+            cursor.execute(f"INSERT INTO {self.parties} VALUES (?, ?, ?)", (b["key_id"], b["role"],
+                                                                            b.get("party_name")))
+
+    def party(self, key_id: str) -> tuple[str, str | None] | None:
+        """(role, public name) of a party's registered key, or None."""
+        with self.sql.transaction(commit=False) as cursor:
+            row = cursor.execute(f"SELECT role, party_name FROM {self.parties} WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
     def _opened(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]

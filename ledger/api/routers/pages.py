@@ -39,6 +39,16 @@ under its own name (a later document format's fields appear without a change her
 HIDDEN_CARD_FIELDS = ("case", "member")
 
 
+def shown(value: Any, language: str) -> Any:
+    """A card value as the page shows it: a province by its name in the page's language (format v2 carries both),
+    an investigation firm by its public name (or its key id when it registered none)."""
+    if isinstance(value, dict) and "zh-CN" in value:
+        return value["zh-CN" if language == "zh-CN" else "en"]
+    if isinstance(value, dict) and "key_id" in value:
+        return value.get("name") or f"key {value['key_id']}"
+    return value
+
+
 def trust_anchors(state: ServiceState) -> dict[str, Any] | None:
     """The service's published trust anchors (what the browser checks against: the log's key and the witness
     policy), checked as every verifier reads them, or None when the service publishes none."""
@@ -108,8 +118,8 @@ def period_page(state: State, period: str, lang: Lang = None) -> HTMLResponse:
     verifiable = index is not None and index < state.published_size()  # a checkpoint covers the event
     cards = []
     for card in (document or {"cases": []})["cases"]:
-        named = [(name, card[name]) for name in CARD_FIELDS if name in card]
-        named += [(name, value) for name, value in card.items()
+        named = [(name, shown(card[name], language)) for name in CARD_FIELDS if name in card]
+        named += [(name, shown(value, language)) for name, value in card.items()
                   if name not in CARD_FIELDS and name not in HIDDEN_CARD_FIELDS]
         cards.append({"case": card.get("case"), "member": card.get("member"), "fields": named})
     return render("period.html", language, script="period", period=record, plan=plan, document=document,
