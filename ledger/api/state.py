@@ -25,9 +25,9 @@ from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
 from ledger.log.tree import WIDTH, TransparencyLog
 from ledger.projections import ReadModels
 
-FOLLOWED = {"disclosure.published": Disclosure.Published.topic_of(),
-            "report.published": RegulatorReport.Published.topic_of()}
-"""The signed events the service lists and streams, by type, with the store's topic of each."""
+FOLLOWED = {"disclosure.published": (Disclosure.Published.topic_of(), Disclosure.PublishedV2.topic_of()),
+            "report.published": (RegulatorReport.Published.topic_of(),)}
+"""The signed events the service lists and streams, by type, with the store's topics of each (one per schema)."""
 
 
 class LockedReplayGuard(ReplayGuard):
@@ -83,7 +83,8 @@ class FollowedEvents:
         with self.lock:
             recorder = self.ledger.app.recorder
             while True:
-                found = recorder.select_notifications(self.position + 1, 10_000, topics=list(FOLLOWED.values()))
+                topics = [topic for of_type in FOLLOWED.values() for topic in of_type]
+                found = recorder.select_notifications(self.position + 1, 10_000, topics=topics)
                 for notification in found:
                     envelope = json.loads(notification.state)
                     self.events[envelope["type"]].append(
@@ -162,7 +163,8 @@ class ServiceState:
         known = self._registrations.get(key_id)
         if known is None:
             recorder = self.ledger.app.recorder
-            for notification in recorder.select_notifications(1, 1_000_000, topics=[Keyring.Registered.topic_of()]):
+            topics = [Keyring.Registered.topic_of(), Keyring.RegisteredV2.topic_of()]  # both schemas
+            for notification in recorder.select_notifications(1, 1_000_000, topics=topics):
                 envelope = json.loads(notification.state)
                 self._registrations[envelope["body"]["key_id"]] = FollowedEvent(notification.id, envelope,
                                                                                 notification.state)
