@@ -6,6 +6,7 @@ names a province of China; only a party's key carries a public name."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ledger.bootstrap import Ledger
 from ledger.canonical import document_digest
@@ -19,7 +20,7 @@ from tests.test_audit import Store, audit, history, resign
 from tests.test_claim import file
 
 
-def document_of(app: Ledger, document_format: str | None = None) -> dict[str, object]:
+def document_of(app: Ledger, document_format: str | None = None) -> dict[str, Any]:
     models = app.read_models()
     period = models.periods.all()[0]["id"]
     return disclosure_document(period, models.periods, models.cases, models.balances.failed_periods(),
@@ -31,7 +32,7 @@ def test_a_v2_card_names_the_firm_and_the_province_and_keeps_a_sealed_claim_coar
     history(app)
     document = document_of(app)
     assert document["format"] == DOCUMENT_FORMAT
-    [card] = document["cases"]  # type: ignore[misc]
+    [card] = document["cases"]
     assert card["investigation_firm"]["name"] == PARTY_NAMES["investigator"]
     assert card["province"] == {"zh-CN": "浙江", "en": "Zhejiang"}
     assert card["member"] is None and "diagnosed_on" not in card and "age_at_diagnosis" not in card
@@ -49,8 +50,8 @@ def test_a_disclosure_published_in_v1_is_rebuilt_in_v1(ledger_app: Ledger) -> No
     app = ledger_app
     history(app)
     v1 = document_of(app, DOCUMENT_FORMAT_V1)
-    assert v1["format"] == DOCUMENT_FORMAT_V1 and isinstance(v1["cases"][0]["province"], str)  # type: ignore[index]
-    assert "investigation_firm" not in v1["cases"][0]  # type: ignore[index]
+    assert v1["format"] == DOCUMENT_FORMAT_V1 and isinstance(v1["cases"][0]["province"], str)
+    assert "investigation_firm" not in v1["cases"][0]
     store = Store(app)
     _, nid, envelope = store.find("disclosure.published")
     body = {k: v for k, v in envelope["body"].items() if k != "format"}
