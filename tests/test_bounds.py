@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from ledger.bootstrap import Ledger
 from ledger.bounds import MAX_AID_FEN, MAX_BALANCE_FEN, MAX_DEPOSIT_FEN
 from ledger.envelope import format_at
+from ledger.errors import BatchError
 from schemas.commands.membership import Deposit, Exit
 from schemas.commands.plan import AmendRules, CreatePlan
 from schemas.common import MAX_FEN
@@ -28,6 +31,20 @@ def test_deposits_and_balances_are_bounded(ledger_app: Ledger) -> None:
     assert app.balances().balance_fen(member) == MAX_BALANCE_FEN
     assert app.execute(Exit(command_id=cid(), member=member))["refund_due_fen"] == MAX_BALANCE_FEN
     assert app.read_models().journal.balances()["refunds_payable"] == -MAX_BALANCE_FEN
+
+
+def test_the_balance_bound_counts_the_deposits_earlier_in_a_batch(ledger_app: Ledger) -> None:
+    """Deposits in one batch (one unit of work) are bounded by the account's sum, not each against the balance
+    stored before the batch: the third of three maximal top-ups would take the account past the bound."""
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules())
+    member = join(app, plan)
+    batch = [Deposit(command_id=cid(), member=member, amount_fen=MAX_DEPOSIT_FEN, reference=f"batch-{n}")
+             for n in range(MAX_BALANCE_FEN // MAX_DEPOSIT_FEN + 1)]
+    with pytest.raises(BatchError, match="balance_must_not_exceed_the_bound") as caught:
+        app.execute_many(batch)
+    assert caught.value.position == len(batch) - 1
+    assert app.balances().balance_fen(member) == MAX_BALANCE_FEN  # the ones before it are saved, nothing beyond
 
 
 def test_a_plans_amounts_are_bounded(ledger_app: Ledger) -> None:

@@ -78,7 +78,10 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
           Rule.DEPOSITS_ARE_ONLY_FOR_PREPAID_PLANS)
     check(membership.details.payer is None, "member", Rule.DEPOSITS_GO_TO_THE_PAYING_MEMBER,
           f"payer is {membership.details.payer}")
-    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member))
+    # the balance as stored plus the deposits to it earlier in this unit of work (a batch): the bound is the account's
+    pending = sum(event.body.amount_fen for event in membership.pending_events
+                  if isinstance(event, Membership.DepositReceived))
+    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member) + pending)
     membership.receive_deposit(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen})
 

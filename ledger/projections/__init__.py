@@ -10,11 +10,12 @@ from ledger.memory import paused_gc
 from ledger.projections.balances import Balances
 from ledger.projections.base import EntrySource, Projection, apply_together
 from ledger.projections.cases import Cases
+from ledger.projections.charges import Charges
 from ledger.projections.journal import Journal
 from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
 
-PROJECTIONS: tuple[type[Projection], ...] = (Balances, Journal, Periods, Cases)
+PROJECTIONS: tuple[type[Projection], ...] = (Balances, Journal, Periods, Cases, Charges)
 """Every projection, by the order `projections digest` prints them."""
 
 
@@ -26,6 +27,7 @@ class ReadModels:
     journal: Journal
     periods: Periods
     cases: Cases
+    charges: Charges
 
     @classmethod
     def open(cls, source: EntrySource, sql: SqlStore | None = None, balances: Balances | None = None,
@@ -34,11 +36,12 @@ class ReadModels:
         ledger's own store has them from `ledger.migrations`)."""
         sql = sql or SqlStore(source.recorder.datastore)
         return cls(balances or Balances(source, sql, create=create), Journal(source, sql, create=create),
-                   Periods(source, sql, create=create), Cases(source, sql, create=create))
+                   Periods(source, sql, create=create), Cases(source, sql, create=create),
+                   Charges(source, sql, create=create))
 
     def all(self) -> tuple[Projection, ...]:
         """Every read model, in PROJECTIONS order."""
-        return (self.balances, self.journal, self.periods, self.cases)
+        return (self.balances, self.journal, self.periods, self.cases, self.charges)
 
     def catch_up(self, page: int = 200_000) -> int:
         """Bring every read model up to the last stored event, reading and parsing each event once and applying

@@ -12,21 +12,19 @@ A share is paid unless a `member.debit_failed` for it is outstanding; postpaid a
 
 From schema 3 of `period.assessed` on, a member's charge may differ from the share: a member past the plan's top
 age is not locked (charged nothing) and a member whose own charges of the plan year leave less than the share of
-the annual cap is charged the remainder. Those few members get one row each in `roster_charges` (the exceptions;
-`locked` 0 for a member left out of the roll), and every sum of shares subtracts what they were not charged.
+the annual cap is charged the remainder. Who they are depends on the whole plan, so the read model that follows the
+whole log in order keeps them (`ledger.projections.charges`, one row each); every sum of shares here subtracts what
+they were not charged, at query time, so that this model's appliers stay stream-local.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from ledger.ages import join_age_years, past_top_age
-from ledger.envelope import format_at, parse_at
-from ledger.plan_days import day_start
+from ledger.ages import join_age_years
 from ledger.projections.base import Applier, Projection
+from ledger.projections.charges import Charges, interval_members_sql, year_charges_sql
 from ledger.projections.sql import SqlCursor
-from ledger.sharing import member_charge
 
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
 
@@ -35,13 +33,13 @@ class Balances(Projection):
     """The balances read model (see module docstring)."""
 
     NAME = "balances"
-    TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods", "roster_charges")
+    TABLES = ("roster_plans", "roster_members", "roster_claims", "roster_debits", "roster_periods")
     STREAM_LOCAL = True
 
     def schema(self) -> list[str]:
         """Members, claims, failed debits, assessed periods, and each plan's payment model and warning level."""
-        self.plans, self.members, self.claims, self.debits, self.periods, self.charges = (
-            self.t(n) for n in self.TABLES)
+        self.plans, self.members, self.claims, self.debits, self.periods = (self.t(n) for n in self.TABLES)
+        self.charges = self.t(Charges.TABLES[2])  # the exceptions, kept by the charges read model
         return [
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "min_balance_fen BIGINT NOT NULL)",
@@ -62,9 +60,6 @@ class Balances(Projection):
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL, "
             "prepaid INTEGER NOT NULL DEFAULT 1)",
             f"CREATE INDEX IF NOT EXISTS roster_periods_plan ON {self.periods} (plan, cutoff_at)",
-            f"CREATE TABLE IF NOT EXISTS {self.charges} (period TEXT NOT NULL, member TEXT NOT NULL, "
-            "amount_fen BIGINT NOT NULL, locked INTEGER NOT NULL, PRIMARY KEY (period, member))",
-            f"CREATE INDEX IF NOT EXISTS roster_charges_member ON {self.charges} (member)",
         ]
 
     def appliers(self) -> dict[str, Applier]:
@@ -163,47 +158,6 @@ class Balances(Projection):
                        f"CASE WHEN payment_model = 'prepaid' THEN 1 ELSE 0 END FROM {self.plans} WHERE id = ?), 1))",
                        (e["stream"], body["plan"], body["number"], body["cutoff_at"], body["share_fen"],
                         None if model is None else int(model == "prepaid"), body["plan"]))
-        if "top_age_years" in body:  # schema 3
-            cursor.executemany(f"INSERT INTO {self.charges} VALUES (?, ?, ?, ?)",
-                               [(e["stream"], member, amount, int(locked)) for member, amount, locked
-                                in self.exceptions(cursor, body)])
-
-    def exceptions(self, cursor: SqlCursor, body: dict[str, Any]) -> list[tuple[str, int, bool]]:
-        """(member, charge, locked) of the members of a schema-3 assessment not charged the share: those past the
-        top age (not locked, 0) and those whose annual cap leaves less (their remainder)."""
-        plan, cutoff, share = body["plan"], body["cutoff_at"], int(body["share_fen"])
-        at = parse_at(cutoff)
-        found: list[tuple[str, int, bool]] = []
-        locked = []
-        for member, age, joined_at in self._interval_members(cursor, plan, cutoff):
-            if past_top_age(age, parse_at(joined_at), at, body["top_age_years"], body["utc_offset_minutes"]):
-                found.append((member, 0, False))
-            else:
-                locked.append(member)
-        if body["members_capped"]:
-            year_start = format_at(day_start(date(body["plan_year"], 1, 1), body["utc_offset_minutes"]))
-            charged = self._year_charges(cursor, plan, year_start, cutoff)
-            for member in locked:
-                charge = member_charge(share, body["annual_cap_remaining_fen"], charged.get(member, 0))
-                if charge < share:
-                    found.append((member, charge, True))
-        return found
-
-    def _interval_members(self, cursor: SqlCursor, plan: str, cutoff: str) -> list[tuple[str, int | None, str]]:
-        """(member, age at joining, joined at) of the plan's members whose membership spans the cutoff."""
-        rows = cursor.execute(f"SELECT id, age_years, joined_at FROM {self.members} WHERE plan = ? AND joined_at <= ? "
-                              "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff)).fetchall()
-        return [(str(r[0]), None if r[1] is None else int(r[1]), str(r[2])) for r in rows]
-
-    def _year_charges(self, cursor: SqlCursor, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
-        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff)."""
-        rows = cursor.execute(
-            f"SELECT m.id, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM {self.members} m JOIN {self.periods} p "
-            "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
-            f"LEFT JOIN {self.charges} x ON x.period = p.id AND x.member = m.id "
-            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.id",
-            (plan, year_start, cutoff)).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
 
     def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.claims} (id, plan, member, status) VALUES (?, ?, ?, 'filed')",
@@ -241,14 +195,14 @@ class Balances(Projection):
     def interval_members(self, plan: str, cutoff: str) -> list[tuple[str, int | None, str]]:
         """(member, age at joining, joined at) of the plan's members whose membership spans the cutoff: the locked
         set before the age rule (`ledger.ages`)."""
-        with self.sql.transaction(commit=False) as cursor:
-            return self._interval_members(cursor, plan, cutoff)
+        rows = self._query(interval_members_sql(self.members), (plan, cutoff, cutoff))
+        return [(str(r[0]), None if r[1] is None else int(r[1]), str(r[2])) for r in rows]
 
     def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
         """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff): the
         basis of their own annual cap."""
-        with self.sql.transaction(commit=False) as cursor:
-            return self._year_charges(cursor, plan, year_start, cutoff)
+        rows = self._query(year_charges_sql(self.members, self.periods, self.charges), (plan, year_start, cutoff))
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they

@@ -50,13 +50,15 @@ class Journal(Projection):
     """The fund journal (see module docstring)."""
 
     NAME = "journal"
-    TABLES = ("journal_plans", "journal_postings", "journal_refunds", "journal_periods")
+    TABLES = ("journal_plans", "journal_postings", "journal_refunds", "journal_periods", "journal_claims")
 
     def schema(self) -> list[str]:
         """Postings keyed by (stream, seq, line); each plan's payment model; refund obligations."""
-        self.plans, self.postings, self.refunds, self.periods = (self.t(n) for n in self.TABLES)
+        self.plans, self.postings, self.refunds, self.periods, self.claims = (self.t(n) for n in self.TABLES)
         return [
-            f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
+            "plan TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.postings} (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
             "line INTEGER NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, plan TEXT, account TEXT NOT NULL, "
@@ -80,6 +82,7 @@ class Journal(Projection):
             "period.subsidy_received": self._subsidy,
             "period.advance_received": self._advance,
             "period.settled": self._settled,
+            "claim.filed": self._claim_filed,
             "claim.paid": self._paid,
             "member.exited": self._refund_due,
             "member.aged_out": self._refund_due,
@@ -119,7 +122,7 @@ class Journal(Projection):
         b = e["body"]
         raised = raised_of(b)
         model = b.get("payment_model") or self._model(cursor, b["plan"])  # schema 1: the plan's first model
-        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?)", (e["stream"], model))
+        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?)", (e["stream"], model, b["plan"]))
         source = "member_balances" if model == "prepaid" else "custodian_cash"
         self.post(cursor, e, b["plan"], [
             (source, raised, None), ("operator_subsidy", b["subsidy_fen"], None),
@@ -153,13 +156,23 @@ class Journal(Projection):
             self.post(cursor, e, b["plan"], [("member_balances", refund, e["stream"]),
                                              ("refunds_payable", -refund, e["stream"])])
 
+    def _plan_of(self, cursor: SqlCursor, table: str, stream: str) -> str | None:
+        """The plan of a period or claim this journal has seen (every posting names its plan)."""
+        row = cursor.execute(f"SELECT plan FROM {table} WHERE id = ?", (stream,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"INSERT INTO {self.claims} VALUES (?, ?)", (e["stream"], e["body"]["plan"]))
+
     def _subsidy(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount = e["body"]["amount_fen"]
-        self.post(cursor, e, None, [("custodian_cash", amount, None), ("operator_subsidy", -amount, None)])
+        self.post(cursor, e, self._plan_of(cursor, self.periods, e["stream"]),
+                  [("custodian_cash", amount, None), ("operator_subsidy", -amount, None)])
 
     def _advance(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount = e["body"]["amount_fen"]
-        self.post(cursor, e, None, [("custodian_cash", amount, None), ("surplus", -amount, None)])
+        self.post(cursor, e, self._plan_of(cursor, self.periods, e["stream"]),
+                  [("custodian_cash", amount, None), ("surplus", -amount, None)])
 
     def _settled(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
@@ -167,12 +180,14 @@ class Journal(Projection):
             return
         aid_cut = sum(case["funded_fen"] - case["payable_fen"] for case in b["cases"])
         fee_cut = b["owed_fen"] - sum(case["funded_fen"] for case in b["cases"]) - b["fee_payable_fen"]
-        self.post(cursor, e, None, [("aid_payable", aid_cut, None), ("fee_income", fee_cut, None),
-                                    ("surplus", -(aid_cut + fee_cut), None)])
+        self.post(cursor, e, self._plan_of(cursor, self.periods, e["stream"]),
+                  [("aid_payable", aid_cut, None), ("fee_income", fee_cut, None), ("surplus", -(aid_cut + fee_cut),
+                                                                                     None)])
 
     def _paid(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         total = e["body"]["amount_fen"] + e["body"]["arrears_deducted_fen"]
-        self.post(cursor, e, None, [("aid_paid", total, None), ("custodian_cash", -total, None)])
+        self.post(cursor, e, self._plan_of(cursor, self.claims, e["stream"]),
+                  [("aid_paid", total, None), ("custodian_cash", -total, None)])
 
     def _refund_due(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]

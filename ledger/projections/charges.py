@@ -1,0 +1,109 @@
+"""Charges: the members a schema-3 assessment charged otherwise than its share (docs/plans.md, "Ageing out" and
+"The annual cap per member").
+
+A schema-3 `period.assessed` leaves out of its roll the members past the plan's top age (charged nothing) and charges
+a member whose own charges of the plan year leave less than the share of the annual cap only that remainder. Who
+they are depends on every member of the plan, so this read model follows the whole log in order (it is not
+stream-local, unlike the roster of `ledger.projections.balances`, whose appliers touch only their event's own stream):
+its own copy of each membership's span and join age, each period's share, and one row per exception (`locked` 0 for
+a member left out of the roll). The roster's sums subtract what the exceptions spared each member, at query time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ledger.ages import join_age_years, past_top_age
+from ledger.envelope import format_at, parse_at
+from ledger.plan_days import day_start
+from ledger.projections.base import Applier, Projection
+from ledger.projections.sql import SqlCursor
+from ledger.sharing import member_charge
+
+ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due", "member.aged_out")
+"""The events that end a membership (the first one counts)."""
+
+
+def interval_members_sql(members: str) -> str:
+    """SQL for (member, age at joining, joined at) of a plan's members whose span holds a cutoff (params: plan,
+    cutoff, cutoff), over a members table with `id, plan, age_years, joined_at, ended_at`."""
+    return (f"SELECT id, age_years, joined_at FROM {members} WHERE plan = ? AND joined_at <= ? "
+            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id")
+
+
+def year_charges_sql(members: str, periods: str, exceptions: str) -> str:
+    """SQL for (member, charged) of a plan's members over the periods with cutoffs in [year_start, cutoff) (params:
+    plan, year_start, cutoff): each period charged the share, or the member's exception."""
+    return (f"SELECT m.id, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM {members} m JOIN {periods} p "
+            "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
+            f"LEFT JOIN {exceptions} x ON x.period = p.id AND x.member = m.id "
+            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.id")
+
+
+class Charges(Projection):
+    """The exceptions read model (see module docstring)."""
+
+    NAME = "charges"
+    TABLES = ("charge_members", "charge_periods", "charge_exceptions")
+
+    def schema(self) -> list[str]:
+        """Memberships, periods, and the exceptions of schema-3 assessments."""
+        self.members, self.periods, self.exceptions = (self.t(n) for n in self.TABLES)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, age_years INTEGER, "
+            "joined_at TEXT NOT NULL, ended_at TEXT)",
+            f"CREATE INDEX IF NOT EXISTS charge_members_plan ON {self.members} (plan, joined_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
+            "cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS charge_periods_plan ON {self.periods} (plan, cutoff_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.exceptions} (period TEXT NOT NULL, member TEXT NOT NULL, "
+            "amount_fen BIGINT NOT NULL, locked INTEGER NOT NULL, PRIMARY KEY (period, member))",
+            f"CREATE INDEX IF NOT EXISTS charge_exceptions_member ON {self.exceptions} (member)",
+        ]
+
+    def appliers(self) -> dict[str, Applier]:
+        """Joins, ends and assessments."""
+        return {"member.joined": self._joined, "period.assessed": self._assessed,
+                **dict.fromkeys(ENDED, self._ended)}
+
+    def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"INSERT INTO {self.members} VALUES (?, ?, ?, ?, NULL)",
+                       (e["stream"], e["body"]["plan"], join_age_years(e["body"]), e["at"]))
+
+    def _ended(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"UPDATE {self.members} SET ended_at = COALESCE(ended_at, ?) WHERE id = ?",
+                       (e["at"], e["stream"]))
+
+    def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        body = e["body"]
+        cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?, ?)",
+                       (e["stream"], body["plan"], body["cutoff_at"], body["share_fen"]))
+        if "top_age_years" in body:  # schema 3
+            cursor.executemany(f"INSERT INTO {self.exceptions} VALUES (?, ?, ?, ?)",
+                               [(e["stream"], member, amount, int(locked)) for member, amount, locked
+                                in self._exceptions(cursor, body)])
+
+    def _exceptions(self, cursor: SqlCursor, body: dict[str, Any]) -> list[tuple[str, int, bool]]:
+        """(member, charge, locked) of the members of a schema-3 assessment not charged the share: those past the
+        top age (not locked, 0) and those whose annual cap leaves less (their remainder)."""
+        plan, cutoff, share = body["plan"], body["cutoff_at"], int(body["share_fen"])
+        at = parse_at(cutoff)
+        found: list[tuple[str, int, bool]] = []
+        locked = []
+        for member, age, joined_at in cursor.execute(interval_members_sql(self.members),
+                                                     (plan, cutoff, cutoff)).fetchall():
+            if past_top_age(None if age is None else int(age), parse_at(str(joined_at)), at, body["top_age_years"],
+                            body["utc_offset_minutes"]):
+                found.append((str(member), 0, False))
+            else:
+                locked.append(str(member))
+        if body["members_capped"]:
+            year_start = format_at(day_start(date(body["plan_year"], 1, 1), body["utc_offset_minutes"]))
+            charged = {str(m): int(total) for m, total in cursor.execute(
+                year_charges_sql(self.members, self.periods, self.exceptions), (plan, year_start, cutoff)).fetchall()}
+            for member in locked:
+                charge = member_charge(share, body["annual_cap_remaining_fen"], charged.get(member, 0))
+                if charge < share:
+                    found.append((member, charge, True))
+        return found
