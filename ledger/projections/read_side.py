@@ -37,8 +37,10 @@ class ReadSide:
         return self.models.balances
 
     def refresh(self) -> None:
-        """Catch the balances up with every stored event (what the command handlers ask about)."""
+        """Catch the balances and the charges (the exceptions the balances' sums subtract) up with every stored
+        event (what the command handlers ask about)."""
         self.models.balances.catch_up()
+        self.models.charges.catch_up()
 
     def caught_up(self) -> ReadModels:
         """Every read model, caught up with every stored event."""
