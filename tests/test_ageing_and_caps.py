@@ -136,3 +136,39 @@ def test_the_command_line_runs_age_out_and_refuses_a_successor_that_does_not_cov
         assert int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]) == before
     code, out = run("plan", "age-out", "--command-id", "a2", "--plan", "Cancer", "--json")
     assert code == 0 and json.loads(out)["aged_out"] == 0
+
+
+def test_a_statement_counts_money_by_plan_days(ledger_app: Ledger) -> None:
+    """A top-up at 20:00 UTC on 1 March is on 2 March in China: a statement from 2 March counts it, one until
+    2 March does not (UTC midnights put it on the wrong side of both)."""
+    from datetime import date, datetime
+    from datetime import UTC as utc
+
+    from ledger.projections.statements import statement
+    from tests.support import clock_of
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules())
+    member = join(app, plan)
+    clock_of(app).set(datetime(2026, 3, 1, 20, tzinfo=utc))
+    app.execute(Deposit(command_id=cid(), member=member, amount_fen=1_000, reference=cid("bank")))
+    models = app.read_models()
+    now = clock_of(app).current
+    assert statement(models, member, date(2026, 3, 2), None, now)["top_ups_fen"] == 1_000
+    assert statement(models, member, None, date(2026, 3, 2), now)["top_ups_fen"] == 0
+
+
+def test_a_member_who_left_is_not_asked_to_top_up(ledger_app: Ledger) -> None:
+    from ledger.projections.statements import render, statement
+    from schemas.commands.membership import Exit
+    from tests.support import clock_of
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(min_balance_fen=300))
+    staying, leaving = join(app, plan), join(app, plan)
+    app.execute(Exit(command_id=cid(), member=leaving))
+    models = app.read_models()
+    now = clock_of(app).current
+    assert statement(models, staying, None, None, now)["low_balance_warning"] is True
+    left = statement(models, leaving, None, None, now)
+    assert left["low_balance_warning"] is False and "top up" not in render(left)

@@ -42,7 +42,7 @@ class Balances(Projection):
         self.charges = self.t(Charges.TABLES[2])  # the exceptions, kept by the charges read model
         return [
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
-            "min_balance_fen BIGINT NOT NULL)",
+            "min_balance_fen BIGINT NOT NULL, utc_offset_minutes INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
             "family_order INTEGER NOT NULL, age_years INTEGER, joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
@@ -109,8 +109,8 @@ class Balances(Projection):
     def _plan(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         rules = e["body"]["rules"]
         cursor.execute(f"DELETE FROM {self.plans} WHERE id = ?", (e["stream"],))
-        cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?, ?)",
-                       (e["stream"], rules["payment_model"], rules["min_balance_fen"]))
+        cursor.execute(f"INSERT INTO {self.plans} VALUES (?, ?, ?, ?)",
+                       (e["stream"], rules["payment_model"], rules["min_balance_fen"], rules["utc_offset_minutes"]))
 
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
@@ -305,6 +305,11 @@ class Balances(Projection):
                            f"m.status, m.deposits, {self.charged('m')}, m.failed, m.refunded_from_balance "
                            f"FROM {self.members} m WHERE m.id = ?", (member,))
         return dict(zip(columns, rows[0], strict=True)) if rows else None
+
+    def plan_zone(self, plan: str) -> int:
+        """The plan's civil time zone (its current rules'), in minutes east of UTC: where its days start."""
+        rows = self._query(f"SELECT utc_offset_minutes FROM {self.plans} WHERE id = ?", (plan,))
+        return int(rows[0][0]) if rows else 0
 
     def warning(self, account: str) -> bool:
         """Whether a prepaid account still in the plan is below its plan's warning threshold (a member who left, or

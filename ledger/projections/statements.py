@@ -8,11 +8,12 @@ periods), top-ups and refunds, the balance or arrears, the low-balance warning, 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from ledger.envelope import parse_at
+from ledger.envelope import format_at, parse_at
 from ledger.errors import InputError
+from ledger.plan_days import day_start
 from ledger.projections import ReadModels
 from ledger.rules import Rule
 
@@ -39,10 +40,13 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
     paid_into = [p for p, _ in charges.values()]
     counts = models.periods.case_counts(row["plan"])
     cases = {p["id"]: counts.get(p["id"], 0) for p in paid_into}
-    movements = models.journal.member_movements(member, start or None, None if until is None else end)
+    zone = models.balances.plan_zone(row["plan"])  # the range's days are plan days: they start at 00:00 plan time
+    movements = models.journal.member_movements(
+        member, None if since is None else format_at(day_start(since, zone)),
+        None if until is None else format_at(day_start(until, zone)))
     account = row["payer"] or member
     ended = parse_at(row["ended_at"]) if row["ended_at"] else None
-    stop = min(x for x in (as_of, ended, datetime.combine(until, datetime.min.time(), UTC) if until else None) if x)
+    stop = min(x for x in (as_of, ended, day_start(until, zone) if until else None) if x)
     return {
         "member": member, "plan": row["plan"], "status": row["status"], "payer": row["payer"],
         "from": since.isoformat() if since else None, "to": until.isoformat() if until else None,
