@@ -141,8 +141,7 @@ def test_the_command_line_runs_age_out_and_refuses_a_successor_that_does_not_cov
 def test_a_statement_counts_money_by_plan_days(ledger_app: Ledger) -> None:
     """A top-up at 20:00 UTC on 1 March is on 2 March in China: a statement from 2 March counts it, one until
     2 March does not (UTC midnights put it on the wrong side of both)."""
-    from datetime import UTC as utc
-    from datetime import date, datetime
+    from datetime import UTC, date, datetime
 
     from ledger.projections.statements import statement
     from tests.support import clock_of
@@ -150,7 +149,7 @@ def test_a_statement_counts_money_by_plan_days(ledger_app: Ledger) -> None:
     app = ledger_app
     plan = create_plan(app, prepaid_rules())
     member = join(app, plan)
-    clock_of(app).set(datetime(2026, 3, 1, 20, tzinfo=utc))
+    clock_of(app).set(datetime(2026, 3, 1, 20, tzinfo=UTC))
     app.execute(Deposit(command_id=cid(), member=member, amount_fen=1_000, reference=cid("bank")))
     models = app.read_models()
     now = clock_of(app).current
