@@ -70,7 +70,7 @@ from schemas.commands.period import (
     SettlePeriod,
     WindDown,
 )
-from schemas.commands.plan import AnnounceClosing, CreatePlan, TerminatePlan
+from schemas.commands.plan import AgeOut, AnnounceClosing, CreatePlan, TerminatePlan
 from schemas.events import AidBand, PlanRules
 
 DEMO_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -678,8 +678,8 @@ class Demo:
                                 and fits_age(c, member.age)])
 
     def exits(self, state: PeriodState) -> None:
-        """Members leave by choice, more as the share rises (a real share of 4 yuan: about 1% a period), and the
-        custodian pays the refunds due (exits, lapses) the same day."""
+        """Members leave by choice, more as the share rises (a real share of 4 yuan: about 1% a period), those past the
+        plan's top age are aged out, and the custodian pays the refunds due (exits, lapses, age-outs) the same day."""
         if state.plan_name not in self.closed:
             real_share = int(state.assessed.get("share_fen", 0)) / SCALE / 100
             chance = min(0.05, 0.0025 * real_share)
@@ -691,6 +691,11 @@ class Demo:
             self.run([Exit(command_id=self.next_id("exit"), member=m.id) for m in leaving])
             self.ended |= {m.id for m in leaving}
             self.count("exits", len(leaving))
+            # members past the plan's top age leave it (they are not locked from that day on anyway)
+            plan = self.summary.plans[state.plan_name]
+            aged = self.app.execute(AgeOut(command_id=self.next_id("age-out"), plan=plan))
+            self.count("aged_out", int(aged["aged_out"]))
+            self.refresh_ended(state.plan_name)
         self.disburse_refunds(state.plan_name)
 
     def disburse_refunds(self, plan_name: str) -> list[tuple[str, int]]:
