@@ -171,3 +171,17 @@ def test_a_member_who_left_is_not_asked_to_top_up(ledger_app: Ledger) -> None:
     assert statement(models, staying, None, None, now)["low_balance_warning"] is True
     left = statement(models, leaving, None, None, now)
     assert left["low_balance_warning"] is False and "top up" not in render(left)
+
+
+def test_every_posting_names_its_plan(ledger_app: Ledger) -> None:
+    """Subsidies, advances, settlements and payouts are posted under their plan, so a plan's own books balance."""
+    from tests.test_audit import history
+
+    app = ledger_app
+    history(app)
+    journal = app.read_models().journal
+    with journal.sql.transaction(commit=False) as cursor:
+        unnamed = cursor.execute(f"SELECT event FROM {journal.postings} WHERE plan IS NULL").fetchall()
+        plans = [str(row[0]) for row in cursor.execute(f"SELECT DISTINCT plan FROM {journal.postings}").fetchall()]
+    assert unnamed == []
+    assert plans and all(sum(journal.balances(plan).values()) == 0 for plan in plans)
