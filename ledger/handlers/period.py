@@ -22,7 +22,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
 from ledger.rules import Rule
-from ledger.sharing import assess, roll_root
+from ledger.sharing import Assessment, assess, roll_root
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.period import (
     AssessPeriod,
@@ -107,14 +107,19 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     plan_year = plan_date(period.cutoff_at, rules).year
     year_start = format_at(plan_midnight(date(plan_year, 1, 1), rules))
-    # each member's own charges of the plan year (none to read in the year's first period)
-    charged = queries.year_charges(period.plan, year_start, cutoff) if queries.year_shares_fen(
-        period.plan, year_start, cutoff) else {}
     operator = operator_funds(plan.closing_announced_at, plan.ends_at(), plan.final_periods(), period.notice_on,
                               period.cutoff_at, rules)
-    result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
-                    surplus_in(uow, period), rules.per_case_cap_fen, rules.annual_cap_fen, rules.excess_policy,
-                    operator, [charged.get(member, 0) for member in locked])
+    cases = [(str(claim.id), claim.approved_fen) for claim in claims]
+    carried = surplus_in(uow, period)
+
+    def formula(charged: dict[str, int]) -> Assessment:
+        return assess(len(locked), cases, rules.fee_bps, carried, rules.per_case_cap_fen, rules.annual_cap_fen,
+                      rules.excess_policy, operator, [charged.get(member, 0) for member in locked])
+
+    result = formula({})  # the share does not depend on the members' charges, only who pays less of it does
+    if result.share_fen and queries.year_shares_fen(period.plan, year_start, cutoff) + result.share_fen > (
+            rules.annual_cap_fen):  # someone may reach their cap: read each member's own charges of the plan year
+        result = formula(queries.year_charges(period.plan, year_start, cutoff))
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
