@@ -49,7 +49,7 @@ import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
 from audit.sealed import SealedChecks, check_exclusion, check_filing
-from ledger.ages import join_age_years, past_top_age, top_age_years
+from ledger.ages import join_age_years, past_top_age_at, top_age_years
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
@@ -317,7 +317,7 @@ class _Members:
             locked = []
             for member, age, joined_at in batch:
                 unknown += age is None
-                if ages is not None and past_top_age(age, parse_at(joined_at), at, ages[0], ages[1]):
+                if ages is not None and past_top_age_at(age, joined_at, at, ages[0], ages[1]):
                     left_out.append(member)
                 else:
                     locked.append(member)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from ledger.envelope import parse_at
 from ledger.plan_days import day_of, whole_years
 from schemas.events import PlanRules
 
@@ -42,3 +43,12 @@ def past_top_age(join_age: int | None, joined_at: datetime, at: datetime, top_ag
     if join_age is None:
         return False
     return age_on(join_age, joined_at, day_of(at, utc_offset_minutes), utc_offset_minutes) > top_age
+
+
+def past_top_age_at(join_age: int | None, joined_at: str, at: datetime, top_age: int, utc_offset_minutes: int) -> bool:
+    """`past_top_age` of a join instant as the log writes it: without parsing it when its year alone shows the member
+    cannot be past the top age (the whole plan years since joining are at most the UTC years between the two instants
+    plus two), which is nearly every member of a roll."""
+    if join_age is None or join_age + at.year - int(joined_at[:4]) + 2 <= top_age:
+        return False
+    return past_top_age(join_age, parse_at(joined_at), at, top_age, utc_offset_minutes)

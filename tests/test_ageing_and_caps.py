@@ -185,3 +185,20 @@ def test_every_posting_names_its_plan(ledger_app: Ledger) -> None:
         plans = [str(row[0]) for row in cursor.execute(f"SELECT DISTINCT plan FROM {journal.postings}").fetchall()]
     assert unnamed == []
     assert plans and all(sum(journal.balances(plan).values()) == 0 for plan in plans)
+
+
+def test_the_year_shortcut_of_the_age_rule_agrees_with_the_rule() -> None:
+    """`past_top_age_at` skips parsing the join instant when its year shows the member cannot be past the top age:
+    over random joins, cutoffs, ages and zones (both sides of New Year) it answers as `past_top_age`."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.ages import past_top_age, past_top_age_at
+
+    rng = random.Random(16)
+    start = datetime(2024, 12, 31, 12, tzinfo=UTC)
+    for _ in range(20_000):
+        joined = start + timedelta(minutes=rng.randrange(0, 3 * 366 * 1440))
+        at = joined + timedelta(minutes=rng.randrange(0, 3 * 366 * 1440))
+        age, top, offset = rng.randrange(55, 61), rng.randrange(56, 62), rng.choice((-720, -300, 0, 480, 840))
+        assert past_top_age_at(age, format_at(joined), at, top, offset) == past_top_age(age, joined, at, top, offset)

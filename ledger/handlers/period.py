@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from ledger.ages import past_top_age, top_age_years
+from ledger.ages import past_top_age_at, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -103,7 +103,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     cutoff = format_at(period.cutoff_at)
     top_age = top_age_years(rules)
     locked = sorted(member for member, age, joined_at in queries.interval_members(period.plan, cutoff)
-                    if not past_top_age(age, parse_at(joined_at), period.cutoff_at, top_age, rules.utc_offset_minutes))
+                    if not past_top_age_at(age, joined_at, period.cutoff_at, top_age, rules.utc_offset_minutes))
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     plan_year = plan_date(period.cutoff_at, rules).year
     year_start = format_at(plan_midnight(date(plan_year, 1, 1), rules))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ledger.ages import join_age_years, past_top_age
+from ledger.ages import join_age_years, past_top_age_at
 from ledger.envelope import format_at, parse_at
 from ledger.plan_days import day_start
 from ledger.projections.base import Applier, Projection
@@ -93,8 +93,8 @@ class Charges(Projection):
         locked = []
         for member, age, joined_at in cursor.execute(interval_members_sql(self.members),
                                                      (plan, cutoff, cutoff)).fetchall():
-            if past_top_age(None if age is None else int(age), parse_at(str(joined_at)), at, body["top_age_years"],
-                            body["utc_offset_minutes"]):
+            if past_top_age_at(None if age is None else int(age), str(joined_at), at, body["top_age_years"],
+                               body["utc_offset_minutes"]):
                 found.append((str(member), 0, False))
             else:
                 locked.append(str(member))
