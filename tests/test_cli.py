@@ -192,7 +192,7 @@ def test_read_model_commands_on_a_demo(demo: Path, tmp_path: Path) -> None:
     assert journal.exit_code == 0
     assert json.loads(journal.output)["trial_balance_fen"] == 0 and json.loads(journal.output)["custody_gap_fen"] == 0
     live = run(demo, "projections", "digest").output.splitlines()
-    assert [line.split()[0] for line in live] == ["balances", "journal", "periods", "cases"]
+    assert [line.split()[0] for line in live] == ["balances", "journal", "periods", "cases", "charges"]
     assert run(demo, "projections", "digest", "--fresh").output.splitlines() == live
     plans = {p["name"]: p for p in json.loads(run(demo, "plan", "list", "--json").output)}
     assert sorted(plans) == ["postpaid cancer plan", "prepaid cancer plan"]
