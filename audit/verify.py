@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -368,6 +368,8 @@ class _Plan:
     """(when, uncollected, surplus carried) of every settlement of the plan's periods."""
     closing_tail_days: int | None = None
     """The claim tail of a plan whose closing was announced (None while it is open)."""
+    released: int = 0
+    """The surplus released after the plan's end."""
 
     def rules_at(self, instant: str) -> tuple[int, PlanRules]:
         current = self.versions[0]
@@ -571,6 +573,8 @@ class Auditor:
             self.assessment(index, e)
         elif kind == "claim.paid":
             self.payout(index, e)
+        elif kind == "plan.surplus_released":
+            self.surplus_release(index, e)
 
     def sealed_event(self, index: int, e: dict[str, Any], what: str) -> dict[str, Any] | None:
         """Check 13 for a sealed event: its values opened and its rules re-checked; without values, counted."""
@@ -671,6 +675,27 @@ class Auditor:
             self.fail(index, e, "8 period (roll)", f"{roll.hex()} over {locked}", f"{body['roll_root']} over "
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
+
+    def surplus_release(self, index: int, e: dict[str, Any]) -> None:
+        """Check 8 for a `plan.surplus_released`: after the plan's claim tail, every period settled, the amount the
+        pool holds (the surpluses carried by the settlements since the last assessment)."""
+        plan = self.plans[e["stream"]]
+        if plan.closing is None or plan.closing_tail_days is None:
+            self.fail(index, e, "8 surplus release (after the claim tail)", "a plan that announced its closing", None)
+            return
+        tail_ends = format_at(parse_at(plan.closing[1]) + timedelta(days=plan.closing_tail_days))
+        if e["at"] < tail_ends:
+            self.fail(index, e, "8 surplus release (after the claim tail)", f"at or after {tail_ends}", e["at"])
+        unsettled = [number for number, p in plan.periods.items() if p["stream"] not in self.settled]
+        if unsettled:
+            self.fail(index, e, "8 surplus release (every period settled)", [], unsettled)
+        last = max(plan.periods.values(), key=lambda p: p["body"]["number"], default=None)
+        held = 0 if last is None else sum(carried for settled_at, _, carried in plan.settlements
+                                          if settled_at > last["at"])
+        held -= plan.released
+        if e["body"]["amount_fen"] != held:
+            self.fail(index, e, "8 surplus release (amount_fen)", held, e["body"]["amount_fen"])
+        plan.released += e["body"]["amount_fen"]
 
     def settlement(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one schema-2 `period.settled`: the uncollected shares are the debits failed and not

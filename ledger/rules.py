@@ -294,6 +294,11 @@ class Rule(StrEnum):
     TAIL_PERIOD_NEEDS_AN_APPROVED_CLAIM = "tail_period_needs_an_approved_claim"
     WIND_DOWN_FOLLOWS_THE_CLOSING_ANNOUNCEMENT = "wind_down_follows_the_closing_announcement"
     SUCCESSOR_MUST_BE_ANOTHER_PLAN = "successor_must_be_another_plan"
+    SURPLUS_IS_RELEASED_AFTER_TERMINATION = "surplus_is_released_after_termination"
+    SURPLUS_IS_RELEASED_AFTER_THE_CLAIM_TAIL = "surplus_is_released_after_the_claim_tail"
+    SURPLUS_IS_RELEASED_ONCE = "surplus_is_released_once"
+    SURPLUS_MUST_BE_HELD_TO_BE_RELEASED = "surplus_must_be_held_to_be_released"
+    EVERY_PERIOD_MUST_BE_SETTLED_FIRST = "every_period_must_be_settled_first"
     SUCCESSOR_PLAN_MUST_COVER_THE_MEMBERS_AGE = "successor_plan_must_cover_the_members_age"
 
     # -- Privacy ------------------------------------------------------------------------------------------------

@@ -162,6 +162,16 @@ class PlanTerminatedV1(Frozen):
     terminated_at: Instant
 
 
+class SurplusReleasedV1(Frozen):
+    """After a terminated plan's claim tail, every period settled, the custodian pays out what the pool still holds
+    (the surplus the last settlements carried) to the operator, which funded the final and tail periods; the plan
+    holds nothing after it."""
+
+    amount_fen: Fen = Field(gt=0)
+    reference: Reference
+    to: Literal["operator"]
+
+
 ErasureReason = Literal["left", "consent_withdrawn", "retention_ended"]
 """Why a member's sealed values were erased (docs/privacy.md)."""
 
@@ -637,6 +647,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("plan.closing_announced", 1): PlanClosingAnnouncedV1,
     ("plan.closing_announced", 2): PlanClosingAnnouncedV2,
     ("plan.terminated", 1): PlanTerminatedV1,
+    ("plan.surplus_released", 1): SurplusReleasedV1,
     ("member.joined", 1): MemberJoinedV1,
     ("member.deposit_received", 1): DepositReceivedV1,
     ("member.debit_failed", 1): DebitFailedV1,
@@ -684,7 +695,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
 
 CUSTODIAN_TYPES = frozenset(
     {"member.deposit_received", "member.refund_disbursed", "claim.paid", "period.subsidy_received",
-     "period.advance_received"}
+     "period.advance_received", "plan.surplus_released"}
 )
 """Fund movements the custodian executed: only a custodian key may sign them."""
 

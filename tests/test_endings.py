@@ -216,3 +216,50 @@ def test_a_switch_to_postpaid_keeps_the_balance_and_each_periods_own_model(ledge
     assert audit(app).ok, audit(app).failures[:3]
     failures = resign_and_audit(app, "period.assessed", lambda body: body.update(payment_model="prepaid"))
     assert "8 period (payment_model)" in failures
+
+
+def test_a_terminated_plans_last_surplus_is_released_after_its_claim_tail(ledger_app: Ledger) -> None:
+    """The pool of a terminated plan still holds what its last settlement carried (here the fen a pro-rata split
+    rounded off); after the claim tail, every period settled, the custodian pays it out once and the books hold
+    nothing. The audit recomputes the amount."""
+    from schemas.commands.period import CollectPeriod
+    from schemas.commands.plan import ReleaseSurplus
+    from tests.test_audit import history
+
+    app = ledger_app
+    history(app)  # a prepaid plan, one period assessed, collected, settled and paid (11 April to 28 April)
+    plan = app.read_models().periods.plans_list()[0]["id"]
+    app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=china("2026-05-20"),
+                                refund_deadline=china("2026-05-25"), claim_tail_days=30,
+                                operator_pays_final_periods=0))
+    rejected(app, lambda: app.execute(ReleaseSurplus(command_id=cid(), plan=plan, reference="out-1")), "plan",
+             "surplus_is_released_after_termination")
+    second = assess(app, plan, 2)  # 7 May, members still pay
+    clock_of(app).set(plan_midnight(date(2026, 5, 20), rules()) + timedelta(hours=1))
+    app.execute(TerminatePlan(command_id=cid(), plan=plan))
+    rejected(app, lambda: app.execute(ReleaseSurplus(command_id=cid(), plan=plan, reference="out-1")), "plan",
+             "surplus_is_released_after_the_claim_tail")
+    at_local(app, "2026-06-20", 1)
+    rejected(app, lambda: app.execute(ReleaseSurplus(command_id=cid(), plan=plan, reference="out-1")), "plan",
+             "every_period_must_be_settled_first")
+    app.execute(CollectPeriod(command_id=cid(), period=second))
+    app.execute(SettlePeriod(command_id=cid(), period=second))
+    held = app.read_models().journal.balances(plan)["surplus"]
+    assert held < 0  # a credit balance: money the pool holds
+    released = app.execute(ReleaseSurplus(command_id=cid(), plan=plan, reference="out-1"))
+    assert released["amount_fen"] == -held
+    assert app.read_models().journal.balances(plan)["surplus"] == 0
+    rejected(app, lambda: app.execute(ReleaseSurplus(command_id=cid(), plan=plan, reference="out-2")), "plan",
+             "surplus_is_released_once")
+    empty = create_plan(app, rules(), name="Empty plan")
+    soon = format_at(clock_of(app).current + timedelta(hours=1))
+    app.execute(AnnounceClosing(command_id=cid(), plan=empty, ends_at=soon, refund_deadline=soon, claim_tail_days=0,
+                                operator_pays_final_periods=0))
+    advance(app, hours=2)
+    app.execute(TerminatePlan(command_id=cid(), plan=empty))
+    rejected(app, lambda: app.execute(ReleaseSurplus(command_id=cid(), plan=empty, reference="out-3")), "plan",
+             "surplus_must_be_held_to_be_released")
+    assert [f.check for f in audit(app).failures if not f.check.startswith("12 ")] == []
+    failures = resign_and_audit(app, "plan.surplus_released", lambda body: body.update(amount_fen=body["amount_fen"]
+                                                                                        + 1))
+    assert "8 surplus release (amount_fen)" in failures

@@ -7,6 +7,7 @@ checkable (docs/domain.md, "Termination"): when the plan ends, when refunds are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -23,6 +24,7 @@ from schemas.events import (
     PlanRules,
     PlanRulesAmendedV1,
     PlanTerminatedV1,
+    SurplusReleasedV1,
 )
 
 
@@ -48,6 +50,7 @@ class Plan(LedgerAggregate):
         self.closing: PlanClosingAnnouncedV1 | None = None
         self.closing_announced_at: datetime | None = None
         self.terminated_at: datetime | None = None
+        self.surplus_released = False
 
     class Created(LedgerAggregate.Created):
         """The plan opens with rules version 1."""
@@ -148,6 +151,29 @@ class Plan(LedgerAggregate):
             conversion_offer=conversion_offer,
         )
         self.record(self.ClosingAnnouncedV2, at, actor, body)
+
+    class SurplusReleased(LedgerAggregate.Event):
+        """The pool's last surplus left the plan."""
+
+        TYPE = "plan.surplus_released"
+        body: SurplusReleasedV1
+
+        def apply(self, aggregate: Plan) -> None:
+            aggregate.surplus_released = True
+
+    def release_surplus(self, at: datetime, actor: Actor, held: Callable[[], int], reference: str) -> int:
+        """Pay out what a terminated plan's pool holds (`held()`, asked once the plan's own rules hold), once, after
+        its claim tail (no tail claim can still need it); returns the amount."""
+        check(self.status == "terminated", "plan", Rule.SURPLUS_IS_RELEASED_AFTER_TERMINATION, self.status)
+        assert self.closing is not None
+        tail_ends = parse_at(self.closing.ends_at) + timedelta(days=self.closing.claim_tail_days)
+        check(at >= tail_ends, "plan", Rule.SURPLUS_IS_RELEASED_AFTER_THE_CLAIM_TAIL, format_at(tail_ends))
+        check(not self.surplus_released, "plan", Rule.SURPLUS_IS_RELEASED_ONCE)
+        held_fen = held()
+        check(held_fen > 0, "plan", Rule.SURPLUS_MUST_BE_HELD_TO_BE_RELEASED, "the pool holds nothing")
+        self.record(self.SurplusReleased, at, actor, SurplusReleasedV1(amount_fen=held_fen, reference=reference,
+                                                                       to="operator"))
+        return held_fen
 
     def terminate(self, at: datetime, actor: Actor) -> None:
         """End the plan at its announced end."""

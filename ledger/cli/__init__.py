@@ -3,7 +3,7 @@
     init | demo | apply | export                    set up, play the demo, feed commands, export the log
     serve                                           the HTTP service and the operator's periodic jobs
     keys      generate | list | show | anchor | register | revoke
-    plan      create | amend-rules | announce-closing | terminate | wind-down | age-out | list | show
+    plan      create | amend-rules | announce-closing | terminate | wind-down | age-out | release-surplus | list | show
     member    join | deposit | exit | accept-conversion | … | statement
     claim     file | investigate | notice | object | resolve-objection | request-jury | vote | decide | pay
     period    open | assess | collect | receive-subsidy | receive-advance | settle | list | show

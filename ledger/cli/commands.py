@@ -28,6 +28,7 @@ PLACES: dict[str, tuple[str, str]] = {
     "terminate_plan": ("plan", "terminate"),
     "wind_down": ("plan", "wind-down"),
     "age_out": ("plan", "age-out"),
+    "release_surplus": ("plan", "release-surplus"),
     "join": ("member", "join"),
     "deposit": ("member", "deposit"),
     "record_debit_failure": ("member", "record-debit-failure"),

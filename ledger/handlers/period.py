@@ -33,6 +33,7 @@ from schemas.commands.period import (
     SettlePeriod,
     WindDown,
 )
+from schemas.commands.plan import ReleaseSurplus
 from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV3
 
 
@@ -64,6 +65,35 @@ def open_period(uow: UnitOfWork, command: OpenPeriod) -> Outcome:
     return Outcome({"period": str(period.id), "plan": command.plan, "number": command.number,
                     "notice_on": notice_on.isoformat(), "collection_on": collection_on.isoformat(),
                     "cutoff_at": format_at(period.cutoff_at)})
+
+
+def surplus_held(uow: UnitOfWork, plan: str) -> int:
+    """What a plan's pool holds once its last period is assessed and every period settled: the surpluses carried by
+    the settlements recorded since that assessment (what a next period would take in); a rule error while a period
+    is not settled."""
+    number = 0
+    while uow.find(period_id(plan, number + 1), SharingPeriod) is not None:
+        number += 1
+    if number == 0:
+        return 0
+    last = uow.get(period_id(plan, number), SharingPeriod, "period")
+    for n in range(1, number + 1):
+        period = uow.get(period_id(plan, n), SharingPeriod, "period")
+        check(period.status == "settled", "plan", Rule.EVERY_PERIOD_MUST_BE_SETTLED_FIRST,
+              f"period {n}: {period.status}")
+    assert last.assessed_at is not None
+    return sum(p.settlement.surplus_carried_fen for n in range(1, number + 1)
+               if (p := uow.get(period_id(plan, n), SharingPeriod, "period")).settlement is not None
+               and p.settled_at is not None and p.settled_at > last.assessed_at)
+
+
+@handles(ReleaseSurplus)
+def release_surplus(uow: UnitOfWork, command: ReleaseSurplus) -> Outcome:
+    """The custodian pays out a terminated plan's last surplus (docs/plans.md, "The wind-down")."""
+    plan = uow.get(UUID(command.plan), Plan, "plan")
+    held = plan.release_surplus(uow.at, uow.actor("custodian"), lambda: surplus_held(uow, command.plan),
+                                command.reference)
+    return Outcome({"plan": command.plan, "amount_fen": held})
 
 
 def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:

@@ -8,7 +8,8 @@ members: prepaid balances; negative for postpaid arrears), `surplus` (carried to
 every event, and custody holds: cash = member balances + surplus + aid outstanding + refunds outstanding + fee held
 − subsidy receivable (with liabilities counted as credit balances).
 
-Postings by event (R = share × locked, S subsidy, I / O surplus in and out, FA / FF funded aid and fee):
+Postings by event (R = share × locked or, schema 3, the sum of the charges, S subsidy, I / O surplus in and out,
+FA / FF funded aid and fee):
 
 - deposit received: Dr cash, Cr member balances.
 - period assessed: Dr member balances R (prepaid) or cash R (postpaid: the channel collected) — the payment model of
@@ -21,6 +22,7 @@ Postings by event (R = share × locked, S subsidy, I / O surplus in and out, FA 
 - advance received (an operator advance toward a shortfall): Dr cash, Cr surplus.
 - period settled (schema 2): what the settlement cut from the funded aid and fee goes back to the surplus: Dr aid
   payable (Σ funded − payable), Dr fee (funded fee − fee payable), Cr surplus.
+- surplus released (a terminated plan's last surplus, paid out by the custodian): Dr surplus, Cr cash.
 - subsidy received: Dr cash, Cr subsidy. Claim paid (amount + arrears deducted): Dr aid paid, Cr cash.
 - exit or wind-down refund due: Dr member balances, Cr refunds payable. Excluded for a waiting-period illness:
   Dr member balances (the balance), Dr surplus (the shares paid), Cr refunds payable.
@@ -83,6 +85,7 @@ class Journal(Projection):
             "period.advance_received": self._advance,
             "period.settled": self._settled,
             "claim.filed": self._claim_filed,
+            "plan.surplus_released": self._surplus_released,
             "claim.paid": self._paid,
             "member.exited": self._refund_due,
             "member.aged_out": self._refund_due,
@@ -160,6 +163,10 @@ class Journal(Projection):
         """The plan of a period or claim this journal has seen (every posting names its plan)."""
         row = cursor.execute(f"SELECT plan FROM {table} WHERE id = ?", (stream,)).fetchone()
         return None if row is None else str(row[0])
+
+    def _surplus_released(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        amount = e["body"]["amount_fen"]
+        self.post(cursor, e, e["stream"], [("surplus", amount, None), ("custodian_cash", -amount, None)])
 
     def _claim_filed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"INSERT INTO {self.claims} VALUES (?, ?)", (e["stream"], e["body"]["plan"]))

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from schemas.commands import Command
-from schemas.common import Id, Instant, Name
+from schemas.common import Id, Instant, Name, Reference
 from schemas.events import PlanRules
 
 
@@ -68,3 +68,13 @@ class AgeOut(Command):
     plan: Id
     successor_plan: Id | None = Field(default=None, description="the plan (id or name) the members move to, e.g. "
                                                                 "the elderly plan; none: they leave")
+
+
+class ReleaseSurplus(Command):
+    """The custodian pays out what a terminated plan's pool still holds, after its claim tail."""
+
+    NAME: ClassVar[str] = "release_surplus"
+    ROLE: ClassVar[str] = "custodian"
+    command: Literal["release_surplus"] = "release_surplus"
+    plan: Id
+    reference: Reference
