@@ -92,8 +92,8 @@ class Periods(Projection):
     def _key(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
         if b["member"] is None:  # the parties' keys only: a member's key is nobody's public business
-            cursor.execute(f"INSERT INTO {self.parties} VALUES (?, ?, ?)", (b["key_id"], b["role"],
-                                                                            b.get("party_name")))
+            cursor.execute(f"INSERT INTO {self.parties} VALUES (?, ?, ?) ON CONFLICT (key_id) DO NOTHING",
+                           (b["key_id"], b["role"], b.get("party_name")))  # a key id registered again keeps its first
 
     def party(self, key_id: str) -> tuple[str, str | None] | None:
         """(role, public name) of a party's registered key, or None."""
