@@ -45,7 +45,7 @@ from ledger.errors import (
 from ledger.keys import Signers, SigningKey
 from ledger.memory import paused_gc
 from ledger.ports import LedgerReadSide
-from ledger.roles import anchored_key_error, required_role_error
+from ledger.roles import anchored_key_error, command_role_error, required_role_error
 from ledger.rules import Rule
 from ledger.signing import BatchSigner
 from ledger.store import (
@@ -289,6 +289,8 @@ class LedgerApplication(Application[UUID]):
         keyring = uow.signers_keyring()
         for event in events:
             self._check_signer(keyring, event)
+        if not events:
+            self._check_command_signer(keyring, command, uow)
         for event in events:  # every rule passed: its signature can be made while the next commands run
             self._batch_signer.submit(id(event), self._signer_for(event.actor.key), event.event_hash())
         result = {
@@ -318,6 +320,21 @@ class LedgerApplication(Application[UUID]):
             raise DomainRuleError("public_key", unanchored, f"{body.get('role')} key {body.get('key_id')}")
         check(keyring.key_valid_for(event.actor.key, event.actor.role, event.timestamp),
               "signer", Rule.SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE, event.actor.key)
+
+    def _check_command_signer(self, keyring: Keyring | None, command: Command, uow: UnitOfWork) -> None:
+        """A command that wrote no event is done only for a key that may sign its role's events (`ledger.roles`,
+        `command_role_error`), registered and valid now: its receipt says it was done, so it must not be done for
+        a key that could not have done it. Without `sign_as` the writer signs with the role's own key."""
+        if keyring is None or uow.sign_as is None:
+            return
+        key = self.signing_key(uow.sign_as)
+        registered = keyring.keys.get(key.key_id)
+        error = command_role_error(type(command).ROLE, Actor(key.role, key.key_id),
+                                   registered.member if registered else None, command.__dict__, keyring.root_key_id)
+        if error is not None:
+            raise DomainRuleError("signer", error, f"{command.command} signed by {key.role} key {key.key_id}")
+        check(keyring.key_valid_for(key.key_id, key.role, uow.at), "signer",
+              Rule.SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE, key.key_id)
 
     def _save(self, uow: UnitOfWork, receipts: list[CommandReceipt]) -> None:
         aggregates = [a for a in uow.loaded.values() if a.pending_events]
