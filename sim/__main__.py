@@ -1,6 +1,7 @@
 """`python -m sim --seed S [--steps N] [--store sqlite|postgres]`: one seeded run of the fault simulation; with
-`--seeds N` (from `--seed`, default 0) a long run of N seeds, reporting seeds run, faults injected by kind and
-invariants checked. Exit 1 when an invariant broke (the line says the seed, the step, the fault and the invariant)."""
+`--seeds A-B` (or `--seeds N`: N seeds from `--seed`) a long run of those seeds one after another, reporting seeds
+run, faults injected by kind and invariants checked. Exit 1 when an invariant broke (the line says the seed, the
+step, the fault and the invariant)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     parser.add_argument("--seed", type=int, default=0, help="The seed (the first one with --seeds).")
-    parser.add_argument("--seeds", type=int, default=1, help="How many seeds, one after the other.")
+    parser.add_argument("--seeds", type=seed_range, default=None,
+                        help="A-B: the seeds A to B, one after the other; N: N seeds from --seed.")
     parser.add_argument("--steps", type=int, default=120, help="Writer requests at most (the workload has ~90).")
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="sqlite",
                         help="The event store (both: alternate, even seeds on SQLite).")
@@ -28,6 +30,31 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, default=None, help="Run in this directory and keep it (one seed).")
     parser.add_argument("--json", action="store_true", help="One JSON report per seed, then the summary.")
     return parser.parse_args(argv)
+
+
+def seed_range(text: str) -> tuple[int, int | None]:
+    """`A-B` (first and last seed) or `N` (a count, from `--seed`)."""
+    first, dash, last = text.partition("-")
+    try:
+        if dash:
+            start, end = int(first), int(last)
+            if end < start:
+                raise ValueError
+            return start, end
+        if int(text) < 1:
+            raise ValueError
+        return int(text), None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds: must be A-B with A <= B, or a count of at least 1 ({text})"
+                                         ) from None
+
+
+def seeds_of(args: argparse.Namespace) -> range:
+    """The seeds to run."""
+    if args.seeds is None:
+        return range(args.seed, args.seed + 1)
+    first, last = args.seeds
+    return range(first, last + 1) if last is not None else range(args.seed, args.seed + first)
 
 
 def store_of(seed: int, store: str) -> str:
@@ -54,10 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
     checks: dict[str, int] = {}
     broken: list[str] = []
-    for seed in range(args.seed, args.seed + args.seeds):
+    seeds = seeds_of(args)
+    stores: dict[str, int] = {}
+    for seed in seeds:
         simulation = Simulation(seed, args.steps, store_of(seed, args.store), args.members, args.periods,
                                 keep=args.keep)
-        if args.seeds == 1 and not args.json:
+        stores[simulation.store] = stores.get(simulation.store, 0) + 1
+        if len(seeds) == 1 and not args.json:
             print(f"seed {seed}: {len(simulation.faults)} faults scheduled", flush=True)
             for fault in simulation.faults:
                 print(f"  step {fault.step}: {fault.describe()}", flush=True)
@@ -69,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             checks[name] = checks.get(name, 0) + count
         if report.broken:
             broken.append(report.broken)
-    summary = {"seeds": args.seeds, "broken": broken, "faults_by_kind": faults, "invariants_checked": checks,
+    summary = {"seeds": f"{seeds.start}-{seeds.stop - 1}", "seeds_run": len(seeds), "seeds_by_store": stores,
+               "broken": broken, "faults_by_kind": faults, "invariants_checked": checks, "steps": args.steps,
                "seconds": round(time.monotonic() - started, 1)}
-    if args.json or args.seeds > 1:
+    if args.json or len(seeds) > 1:
         print(json.dumps(summary, indent=2, sort_keys=True), flush=True)
     for text in broken:
         print(text, file=sys.stderr)
