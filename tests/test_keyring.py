@@ -83,6 +83,25 @@ def test_member_keys_name_their_member_and_others_do_not(ledger_app: Ledger) -> 
         "member", "member_and_juror_keys_name_their_member_and_others_do_not")
 
 
+def test_member_and_juror_keys_name_a_member_the_ledger_holds(ledger_app: Ledger) -> None:
+    """Seed 104 of the fault simulation (`python -m sim --seed 104 --steps 30`): a juror's key registered for an
+    unknown member id (the simulation's unknown-reference probe) was done — a key for no one, in the keyring for
+    good."""
+    key = SigningKey.generate("k", "juror")
+    for role in ("member", "juror"):
+        unknown = RegisterKey(command_id=cid(), role=role, public_key=key.public_base64,
+                              member="0b6f5c1e-2f0c-4c43-9a43-4b8e2b8a2f10")
+        rejected(ledger_app, partial(ledger_app.execute, unknown), "member", "membership_must_exist")
+    plan = create_plan(ledger_app)
+    rejected(ledger_app, lambda: ledger_app.execute(RegisterKey(
+        command_id=cid(), role="juror", public_key=key.public_base64, member=plan)), "member",
+        "id_must_name_the_expected_kind")
+    member = join(ledger_app, plan)
+    registered = ledger_app.execute(RegisterKey(command_id=cid(), role="juror", public_key=key.public_base64,
+                                                member=member))
+    assert registered["key_id"] == key.key_id
+
+
 def test_revocation_rules(ledger_app: Ledger) -> None:
     root = ledger_app.app.signing_key("operator-root").key_id
     rejected(ledger_app, lambda: ledger_app.execute(RevokeKey(command_id=cid(), key_id=root)),
