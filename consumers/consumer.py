@@ -79,6 +79,8 @@ COMMIT_MS = 5000
 """How long committing offsets or leaving the group may wait for the broker (it may be down)."""
 FETCH_WAIT_MS = 100
 """How long the broker may hold a fetch while it has nothing new (what an idle consumer's lag can grow by)."""
+RECONNECT_PAUSE = 0.5
+"""Seconds a consumer waits after its database connection went away, before it reads again."""
 COMMIT_SECONDS = 1.0
 """Offsets are committed at most this often (they are only a hint)."""
 
@@ -689,6 +691,7 @@ class ProjectionConsumer:
         offsets committed (a message at or before its lane's position is dropped as a duplicate), as by a consumer
         started again, but without leaving the group."""
         self.report(f"{self.name}: database connection lost ({str(error).splitlines()[0]}); reconnecting")
+        time.sleep(RECONNECT_PAUSE)  # a server that is restarting is given a moment
         for lane in self.lanes.values():
             replace_lost_connections(lane.projection.sql.datastore)
             lane.restart()
