@@ -308,6 +308,7 @@ class Simulation:
             raise InvariantBrokenError("a process ends only when killed",
                                        f"{name} ended with {process.popen.returncode}: "
                                        f"{lines[-1][:300] if lines else ''}")
+        self.checks.ran("a process ends only when killed")
 
     def kill(self, name: str, fault: Fault) -> None:
         """SIGKILL a process; it starts again `down_for` steps later (or now)."""
