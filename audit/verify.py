@@ -324,20 +324,19 @@ class _Members:
             fold.extend(roll_leaf_hashes(period, locked, share_fen))
         return fold.root(), fold.size, left_out, unknown
 
-    def locked(self, plan: str, cutoff: str, left_out: set[str]) -> list[str]:
-        """The members of a roll, sorted by id (those of `roll` not left out)."""
-        rows = self.db.execute("SELECT member FROM members WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL "
-                               "OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff)).fetchall()
-        return [str(row[0]) for row in rows if row[0] not in left_out]
-
-    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
-        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff)."""
+    def near_cap(self, plan: str, year_start: str, cutoff: str, threshold_fen: int) -> list[tuple[str, int]]:
+        """(member, charged this plan year) of the members whose span holds the cutoff and whom the periods with
+        cutoffs in [year_start, cutoff) charged more than `threshold_fen`: those whose cap may leave less than the
+        share (the others, nearly everyone, are never listed)."""
         rows = self.db.execute(
             "SELECT m.member, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM members m JOIN periods p "
             "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
             "LEFT JOIN charges x ON x.period = p.period AND x.member = m.member "
-            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.member", (plan, year_start, cutoff))
-        return {str(member): int(total) for member, total in rows}
+            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? AND m.joined_at <= ? "
+            "AND (m.ended_at IS NULL OR m.ended_at > ?) GROUP BY m.member "
+            "HAVING SUM(COALESCE(x.amount_fen, p.share_fen)) > ?", (plan, year_start, cutoff, cutoff, cutoff,
+                                                                    threshold_fen))
+        return [(str(member), int(total)) for member, total in rows]
 
     def year_shares(self, plan: str, year_start: str, cutoff: str) -> int:
         """The plan's shares with cutoffs in [year_start, cutoff): at least any member's charges of them."""
@@ -638,14 +637,6 @@ class Auditor:
                 surplus_in = max(0, surplus_in)
         used = sum(p["body"]["share_fen"] for p in plan.periods.values()
                    if year_start <= p["body"]["cutoff_at"] < cutoff)
-        charged: list[int] | None = None
-        members: list[str] = []
-        if per_member:  # each member's own charges of the plan year (none can reach the cap below the plan's shares)
-            year_charges = {}
-            if self.members.year_shares(body["plan"], year_start, cutoff) + body["share_fen"] > rules.annual_cap_fen:
-                year_charges = self.members.year_charges(body["plan"], year_start, cutoff)
-                members = self.members.locked(body["plan"], cutoff, set(left_out))
-            charged = [year_charges.get(m, 0) for m in members] if members else [0] * locked
         operator = False
         if e["schema"] >= 2:
             announced, ends, final = plan.closing if plan.closing else (None, None, 0)
@@ -655,14 +646,22 @@ class Auditor:
                 self.fail(index, e, "8 period (payment_model)", rules.payment_model, body["payment_model"])
             if body["funded_by"] != ("operator" if operator else "members"):
                 self.fail(index, e, "8 period (funded_by)", "operator" if operator else "members", body["funded_by"])
-        expected = assess(locked, [(c["claim"], c["approved_fen"]) for c in body["cases"]], rules.fee_bps,
-                          surplus_in, rules.per_case_cap_fen,
-                          rules.annual_cap_fen if per_member else max(0, rules.annual_cap_fen - used),
-                          rules.excess_policy, operator, charged)
-        self.members.assessed(body["plan"], period, cutoff, expected.share_fen, {
-            **dict.fromkeys(left_out, 0),
-            **{m: c for m, y in zip(members, charged or (), strict=False)
-               if (c := member_charge(expected.share_fen, rules.annual_cap_fen, y)) < expected.share_fen}})
+        cases = [(c["claim"], c["approved_fen"]) for c in body["cases"]]
+        cap = rules.annual_cap_fen if per_member else max(0, rules.annual_cap_fen - used)
+        capped: dict[str, int] = {}
+        charged: tuple[int, int] | None = None
+        if per_member:  # each member's own charges of the plan year (none can reach the cap below the plan's shares)
+            share = assess(locked, cases, rules.fee_bps, surplus_in, rules.per_case_cap_fen, cap, rules.excess_policy,
+                           operator, charged=(0, 0)).share_fen
+            if share and self.members.year_shares(body["plan"], year_start, cutoff) + share > cap:
+                aged = set(left_out)
+                capped = {m: c for m, y in self.members.near_cap(body["plan"], year_start, cutoff, cap - share)
+                          if m not in aged and (c := member_charge(share, cap, y)) < share}
+            charged = (share * locked - sum(share - c for c in capped.values()), len(capped))
+        expected = assess(locked, cases, rules.fee_bps, surplus_in, rules.per_case_cap_fen, cap, rules.excess_policy,
+                          operator, charged=charged)
+        self.members.assessed(body["plan"], period, cutoff, expected.share_fen,
+                              {**dict.fromkeys(left_out, 0), **capped})
         for term in TERMS + (SCHEMA_3_TERMS if per_member else ()):
             if getattr(expected, term) != body[term]:
                 self.fail(index, e, f"8 period ({term})", getattr(expected, term), body[term])

@@ -10,15 +10,34 @@ Every answer is as of the last stored event; what the current unit of work chang
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
+
+
+class LockedSet(Protocol):
+    """The members locked in a period, read from one snapshot: how many, and their roll."""
+
+    count: int
+
+    def roll(self, period: str, amount_fen: int) -> tuple[bytes, int]:
+        """The roll's root and size (`ledger.sharing.streamed_roll`) over the members in id order (code points)."""
+        ...
+
+    def near_cap(self, year_start: str, threshold_fen: int) -> Sequence[tuple[str, int]]:
+        """(member, charged this plan year) of the locked members the plan's periods since `year_start` charged more
+        than `threshold_fen` (those whose annual cap may leave less than the share)."""
+        ...
 
 
 class LedgerQueries(Protocol):
     """Questions about members, accounts, claims and periods, answered from every stored event."""
 
-    def locked_members(self, plan: str, cutoff: str) -> Sequence[str]:
-        """Members of the plan whose membership is active at the cutoff instant."""
+    def locked_set(self, plan: str, cutoff: str, top_age: int | None = None,
+                   utc_offset_minutes: int = 0) -> AbstractContextManager[LockedSet]:
+        """The members of the plan whose membership is active at the cutoff instant, as one consistent set that is
+        counted and rolled without being held (millions of members); with `top_age` (schema 3), without the members
+        past it on the cutoff's plan day (`ledger.ages`)."""
         ...
 
     def approved_claims(self, plan: str, decided_by: str) -> Sequence[str]:
@@ -29,14 +48,8 @@ class LedgerQueries(Protocol):
         """Per-person shares assessed in the plan from the year's start up to the cutoff."""
         ...
 
-    def interval_members(self, plan: str, cutoff: str) -> Sequence[tuple[str, int | None, str]]:
-        """(member, age at joining, joined at) of the members whose membership spans the cutoff (before the age
-        rule)."""
-        ...
-
-    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
-        """What each member of the plan was charged by the periods with cutoffs from the year's start up to the
-        cutoff."""
+    def aged_out(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> Sequence[tuple[str, int, str]]:
+        """(member, age at joining, joined at) of the plan's members active at `at` and past the top age then."""
         ...
 
     def charge_fen(self, member: str, period: str) -> int | None:

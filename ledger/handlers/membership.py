@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from ledger.ages import age_on, past_top_age, top_age_years
+from ledger.ages import age_on, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -175,11 +175,10 @@ def age_out(uow: UnitOfWork, command: AgeOut) -> Outcome:
     top = top_age_years(rules)
     today = day_of(uow.at, rules.utc_offset_minutes)
     aged: list[tuple[Membership, int]] = []
-    for member, join_age, joined_at in uow.queries.interval_members(command.plan, format_at(uow.at)):
-        if join_age is not None and past_top_age(join_age, parse_at(joined_at), uow.at, top,
-                                                 rules.utc_offset_minutes):
-            membership = uow.get(UUID(member), Membership, "member")
-            aged.append((membership, age_on(join_age, parse_at(joined_at), today, rules.utc_offset_minutes)))
+    for member, join_age, joined_at in uow.queries.aged_out(command.plan, format_at(uow.at), top,
+                                                            rules.utc_offset_minutes):
+        membership = uow.get(UUID(member), Membership, "member")
+        aged.append((membership, age_on(join_age, parse_at(joined_at), today, rules.utc_offset_minutes)))
     leaving = {str(membership.id) for membership, _ in aged}
     moved = 0
     # family members first, so that a payer leaving with their whole family gets the account's balance back

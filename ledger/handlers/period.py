@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
-from ledger.ages import past_top_age_at, top_age_years
+from ledger.ages import top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -22,7 +22,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
 from ledger.rules import Rule
-from ledger.sharing import Assessment, assess, roll_root
+from ledger.sharing import assess, member_charge
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.period import (
     AssessPeriod,
@@ -132,8 +132,6 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     queries = uow.queries
     cutoff = format_at(period.cutoff_at)
     top_age = top_age_years(rules)
-    locked = sorted(member for member, age, joined_at in queries.interval_members(period.plan, cutoff)
-                    if not past_top_age_at(age, joined_at, period.cutoff_at, top_age, rules.utc_offset_minutes))
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     plan_year = plan_date(period.cutoff_at, rules).year
     year_start = format_at(plan_midnight(date(plan_year, 1, 1), rules))
@@ -141,15 +139,21 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
                               period.cutoff_at, rules)
     cases = [(str(claim.id), claim.approved_fen) for claim in claims]
     carried = surplus_in(uow, period)
-
-    def formula(charged: dict[str, int]) -> Assessment:
-        return assess(len(locked), cases, rules.fee_bps, carried, rules.per_case_cap_fen, rules.annual_cap_fen,
-                      rules.excess_policy, operator, [charged.get(member, 0) for member in locked])
-
-    result = formula({})  # the share does not depend on the members' charges, only who pays less of it does
-    if result.share_fen and queries.year_shares_fen(period.plan, year_start, cutoff) + result.share_fen > (
-            rules.annual_cap_fen):  # someone may reach their cap: read each member's own charges of the plan year
-        result = formula(queries.year_charges(period.plan, year_start, cutoff))
+    cap = rules.annual_cap_fen
+    # counted, then rolled as it streams (never held), without the members past the top age
+    with queries.locked_set(period.plan, cutoff, top_age, rules.utc_offset_minutes) as locked:
+        count = locked.count
+        share = assess(count, cases, rules.fee_bps, carried, rules.per_case_cap_fen, cap, rules.excess_policy,
+                       operator, charged=(0, 0)).share_fen  # the share does not depend on who pays less of it
+        charges: list[int] = []
+        if share and queries.year_shares_fen(period.plan, year_start, cutoff) + share > cap:
+            # someone may reach their cap: the members whose own charges of the plan year leave less than the share
+            charges = [member_charge(share, cap, charged) for _, charged in locked.near_cap(year_start, cap - share)]
+        spared = sum(share - charge for charge in charges)
+        result = assess(count, cases, rules.fee_bps, carried, rules.per_case_cap_fen, cap, rules.excess_policy,
+                        operator, charged=(share * count - spared, sum(charge < share for charge in charges)))
+        root, size = locked.roll(str(period.id), result.share_fen)
+    assert size == result.locked_members, (size, result.locked_members)
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
@@ -165,13 +169,13 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         share_fen=result.share_fen,
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
-        surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
+        surplus_out_fen=result.surplus_out_fen, roll_root=root.hex(), roll_size=size,
+        funded_by="operator" if operator else "members", payment_model=rules.payment_model,
         top_age_years=top_age, utc_offset_minutes=rules.utc_offset_minutes, plan_year=plan_year,
         charged_fen=result.charged_fen, members_capped=result.members_capped,
     )
     period.assess(uow.at, actor, body)
-    return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
+    return Outcome({"period": command.period, "number": period.number, "locked_members": size,
                     "cases": len(claims), "share_fen": result.share_fen, "charged_fen": result.charged_fen,
                     "members_capped": result.members_capped, "subsidy_fen": result.subsidy_fen,
                     "funded_by": body.funded_by,

@@ -19,12 +19,16 @@ they were not charged, at query time, so that this model's appliers stay stream-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.ages import join_age_years
+from ledger.envelope import parse_at
 from ledger.projections.base import Applier, Projection
-from ledger.projections.charges import Charges, interval_members_sql, year_charges_sql
-from ledger.projections.sql import SqlCursor
+from ledger.projections.charges import Charges, aged_candidates_sql, near_cap_sql, past_top_age_among
+from ledger.projections.sql import Snapshot, SqlCursor
+from ledger.sharing import streamed_roll
 
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
 
@@ -192,17 +196,13 @@ class Balances(Projection):
                            (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
 
-    def interval_members(self, plan: str, cutoff: str) -> list[tuple[str, int | None, str]]:
-        """(member, age at joining, joined at) of the plan's members whose membership spans the cutoff: the locked
-        set before the age rule (`ledger.ages`)."""
-        rows = self._query(interval_members_sql(self.members), (plan, cutoff, cutoff))
-        return [(str(r[0]), None if r[1] is None else int(r[1]), str(r[2])) for r in rows]
-
-    def year_charges(self, plan: str, year_start: str, cutoff: str) -> dict[str, int]:
-        """What each member of the plan was charged by the periods with cutoffs in [year_start, cutoff): the
-        basis of their own annual cap."""
-        rows = self._query(year_charges_sql(self.members, self.periods, self.charges), (plan, year_start, cutoff))
-        return {str(r[0]): int(r[1]) for r in rows}
+    def aged_out(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> list[tuple[str, int, str]]:
+        """(member, age at joining, joined at) of the plan's members active at `at` and past the top age then
+        (`ledger.ages`), found among the few whose age at joining and year of joining allow it."""
+        moment = parse_at(at)
+        rows = self._query(aged_candidates_sql(self.members), (plan, at, at, moment.year, top_age))
+        aged = past_top_age_among(rows, moment, top_age, utc_offset_minutes)
+        return sorted((str(r[0]), int(r[1]), str(r[2])) for r in rows if str(r[0]) in aged)
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
@@ -214,6 +214,14 @@ class Balances(Projection):
         if not rows or rows[0][2] == 0:
             return None
         return int(rows[0][0] if rows[0][1] is None else rows[0][1])
+
+    @contextmanager
+    def locked_set(self, plan: str, cutoff: str, top_age: int | None = None,
+                   utc_offset_minutes: int = 0) -> Iterator[LockedMembers]:
+        """The members locked at the cutoff, counted and rolled in one snapshot, streamed; with `top_age` (schema 3)
+        without those past it (`ledger.ages`)."""
+        with self.sql.snapshot() as snapshot:
+            yield LockedMembers(self, snapshot, plan, cutoff, top_age, utc_offset_minutes)
 
     def active_members(self, plan: str) -> list[str]:
         """Members of the plan who have not left."""
@@ -344,3 +352,41 @@ class Balances(Projection):
         rows = self._query(f"SELECT COALESCE(SUM(share_fen), 0) FROM {self.periods} WHERE plan = ? "
                            "AND cutoff_at >= ? AND cutoff_at < ?", (plan, year_start, cutoff))
         return int(rows[0][0])
+
+
+class LockedMembers:
+    """`ledger.ports.LockedSet` over the balances' members in one snapshot: the count is one query, the roll one
+    streamed query in code-point order of ids (PostgreSQL sorts with the "C" collation, SQLite's BINARY is it). The
+    members past the top age (schema 3) are found by one query over the few whose age at joining and year of joining
+    allow it, and left out of both; the members near their annual cap by one grouped query (`near_cap`)."""
+
+    def __init__(self, balances: Balances, snapshot: Snapshot, plan: str, cutoff: str, top_age: int | None,
+                 utc_offset_minutes: int) -> None:
+        self.balances, self.snapshot, self.plan, self.cutoff = balances, snapshot, plan, cutoff
+        self._where = (f"FROM {balances.members} WHERE plan = ? AND joined_at <= ? "
+                       "AND (ended_at IS NULL OR ended_at > ?)")
+        self.aged: set[str] = set()
+        if top_age is not None:
+            at = parse_at(cutoff)
+            candidates = snapshot.execute(aged_candidates_sql(balances.members),
+                                          (plan, cutoff, cutoff, at.year, top_age)).fetchall()
+            self.aged = past_top_age_among(candidates, at, top_age, utc_offset_minutes)
+        row = snapshot.execute(f"SELECT COUNT(*) {self._where}", (plan, cutoff, cutoff)).fetchone()
+        self.count = (int(row[0]) if row else 0) - len(self.aged)
+
+    def roll(self, period: str, amount_fen: int) -> tuple[bytes, int]:
+        """The roll's root and size, hashed as the members stream in."""
+        order = 'id COLLATE "C"' if self.balances.sql.postgres else "id"
+        batches = self.snapshot.batches(f"SELECT id {self._where} ORDER BY {order}",
+                                        (self.plan, self.cutoff, self.cutoff))
+        return streamed_roll(period, ([row[0] for row in batch if row[0] not in self.aged] for batch in batches),
+                             amount_fen)
+
+    def near_cap(self, year_start: str, threshold_fen: int) -> list[tuple[str, int]]:
+        """(member, charged this plan year) of the locked members charged more than `threshold_fen` by the periods
+        with cutoffs from `year_start` up to the cutoff: those whose annual cap may leave less than the share."""
+        b = self.balances
+        rows = self.snapshot.execute(near_cap_sql(b.members, b.periods, b.charges),
+                                     (self.plan, year_start, self.cutoff, self.cutoff, self.cutoff,
+                                      threshold_fen)).fetchall()
+        return [(str(m), int(y)) for m, y in rows if str(m) not in self.aged]

@@ -11,7 +11,8 @@ a member left out of the roll). The roster's sums subtract what the exceptions s
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 from ledger.ages import join_age_years, past_top_age_at
@@ -25,20 +26,32 @@ ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_
 """The events that end a membership (the first one counts)."""
 
 
-def interval_members_sql(members: str) -> str:
-    """SQL for (member, age at joining, joined at) of a plan's members whose span holds a cutoff (params: plan,
-    cutoff, cutoff), over a members table with `id, plan, age_years, joined_at, ended_at`."""
+def aged_candidates_sql(members: str) -> str:
+    """SQL for (member, age at joining, joined at) of a plan's members whose span holds a cutoff and whose age at
+    joining and year of joining allow them to be past the top age by then (params: plan, cutoff, cutoff, the cutoff's
+    UTC year, top age): the few `ledger.ages.past_top_age_at` is asked about, not every member."""
     return (f"SELECT id, age_years, joined_at FROM {members} WHERE plan = ? AND joined_at <= ? "
-            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id")
+            "AND (ended_at IS NULL OR ended_at > ?) AND age_years IS NOT NULL "
+            "AND age_years + ? - CAST(SUBSTR(joined_at, 1, 4) AS INTEGER) + 2 > ?")
 
 
-def year_charges_sql(members: str, periods: str, exceptions: str) -> str:
-    """SQL for (member, charged) of a plan's members over the periods with cutoffs in [year_start, cutoff) (params:
-    plan, year_start, cutoff): each period charged the share, or the member's exception."""
+def past_top_age_among(rows: Iterable[tuple[Any, ...]], at: datetime, top_age: int,
+                       utc_offset_minutes: int) -> set[str]:
+    """The members among (member, age at joining, joined at) rows who are past the top age at `at`."""
+    return {str(member) for member, age, joined_at in rows
+            if past_top_age_at(None if age is None else int(age), str(joined_at), at, top_age, utc_offset_minutes)}
+
+
+def near_cap_sql(members: str, periods: str, exceptions: str) -> str:
+    """SQL for (member, charged) of the members whose span holds a cutoff and whom the periods with cutoffs in
+    [year_start, cutoff) charged more than a threshold (params: plan, year_start, cutoff, cutoff, cutoff, threshold):
+    the members whose annual cap may leave less than the share, found without listing the others."""
     return (f"SELECT m.id, SUM(COALESCE(x.amount_fen, p.share_fen)) FROM {members} m JOIN {periods} p "
             "ON p.plan = m.plan AND p.cutoff_at >= m.joined_at AND (m.ended_at IS NULL OR p.cutoff_at < m.ended_at) "
             f"LEFT JOIN {exceptions} x ON x.period = p.id AND x.member = m.id "
-            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? GROUP BY m.id")
+            "WHERE m.plan = ? AND p.cutoff_at >= ? AND p.cutoff_at < ? AND m.joined_at <= ? "
+            "AND (m.ended_at IS NULL OR m.ended_at > ?) GROUP BY m.id "
+            "HAVING SUM(COALESCE(x.amount_fen, p.share_fen)) > ?")
 
 
 class Charges(Projection):
@@ -87,23 +100,18 @@ class Charges(Projection):
     def _exceptions(self, cursor: SqlCursor, body: dict[str, Any]) -> list[tuple[str, int, bool]]:
         """(member, charge, locked) of the members of a schema-3 assessment not charged the share: those past the
         top age (not locked, 0) and those whose annual cap leaves less (their remainder)."""
-        plan, cutoff, share = body["plan"], body["cutoff_at"], int(body["share_fen"])
+        plan, cutoff, share, cap = body["plan"], body["cutoff_at"], int(body["share_fen"]), body[
+            "annual_cap_remaining_fen"]
         at = parse_at(cutoff)
-        found: list[tuple[str, int, bool]] = []
-        locked = []
-        for member, age, joined_at in cursor.execute(interval_members_sql(self.members),
-                                                     (plan, cutoff, cutoff)).fetchall():
-            if past_top_age_at(None if age is None else int(age), str(joined_at), at, body["top_age_years"],
-                               body["utc_offset_minutes"]):
-                found.append((str(member), 0, False))
-            else:
-                locked.append(str(member))
+        aged = past_top_age_among(cursor.execute(aged_candidates_sql(self.members), (
+            plan, cutoff, cutoff, at.year, body["top_age_years"])).fetchall(), at, body["top_age_years"],
+            body["utc_offset_minutes"])
+        found = [(member, 0, False) for member in sorted(aged)]
         if body["members_capped"]:
             year_start = format_at(day_start(date(body["plan_year"], 1, 1), body["utc_offset_minutes"]))
-            charged = {str(m): int(total) for m, total in cursor.execute(
-                year_charges_sql(self.members, self.periods, self.exceptions), (plan, year_start, cutoff)).fetchall()}
-            for member in locked:
-                charge = member_charge(share, body["annual_cap_remaining_fen"], charged.get(member, 0))
-                if charge < share:
-                    found.append((member, charge, True))
+            for member, charged in cursor.execute(near_cap_sql(self.members, self.periods, self.exceptions), (
+                    plan, year_start, cutoff, cutoff, cutoff, cap - share)).fetchall():
+                charge = member_charge(share, cap, int(charged))
+                if str(member) not in aged and charge < share:
+                    found.append((str(member), charge, True))
         return found
