@@ -66,7 +66,7 @@ class VaultWrites:
         return bool(self.keys or self.values or self.erase)
 
 
-SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness")
+SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness", "join", "qualify_juror", "record_fraud")
 """Commands whose requests carried sealed values: their receipts go when their member is erased."""
 
 

@@ -174,8 +174,9 @@ class Vault:
         return found
 
     def streams_of(self, member: str) -> set[str]:
-        """The streams holding values the member owns (their claims, by the vault's rows, without decrypting)."""
-        return {row.stream for row in self.recorder.select_vault_values(member=member)}
+        """The streams other than the member's own holding values the member owns: their claims, by the vault's
+        rows, without decrypting."""
+        return {row.stream for row in self.recorder.select_vault_values(member=member)} - {member}
 
 
 def _aad(stream: str, seq: int, name: str) -> bytes:

@@ -211,7 +211,8 @@ def test_the_vault_is_in_the_store_and_refuses_every_altered_moved_or_foreign_ro
     with pytest.raises(VerificationError, match=f"the data key of member {member} does not open"):
         vault.values_of(member)
     # another vault key opens nothing
-    assert {r.field for r in vault.values_of(other)} == {"member", "diagnosed_on", "age_at_diagnosis", "joined_at"}
+    assert {r.field for r in vault.values_of(other)} == {"age_years", "member", "diagnosed_on", "age_at_diagnosis",
+                                                         "joined_at"}
     with pytest.raises(VerificationError, match="does not open"):
         Vault(recorder, bytes(32)).values_of_stream(theirs)
 
@@ -266,9 +267,10 @@ def test_values_are_revealed_to_the_member_a_custodian_or_a_regulator_only(ledge
             may_see(app, refused, member)
         assert caught.value.rule == Rule.SEALED_VALUES_ARE_REVEALED_ONLY_TO_THE_MEMBER_THE_CUSTODIAN_OR_THE_REGULATOR
     records = reveal_member(app, member)
-    assert {(r.stream, r.field) for r in records} == {(claim, f) for f in
-                                                       ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
-    assert reveal_claim(app, claim) == records and reveal_member(app, other) == []
+    assert {(r.stream, r.field) for r in records} == {(member, "age_years")} | {
+        (claim, f) for f in ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
+    assert reveal_claim(app, claim) == [r for r in records if r.stream == claim]
+    assert [(r.stream, r.field) for r in reveal_member(app, other)] == [(other, "age_years")]
     envelopes = {(e["stream"], e["seq"]): e for e in map(json.loads, entries_of(ledger_app))}
     assert check_records(records, envelopes) == []
     forged = [Revealed(r.stream, r.seq, r.field, 31, r.salt) if r.field == "age_at_diagnosis" else r for r in records]
@@ -298,13 +300,19 @@ def test_an_operator_that_checks_one_value_and_seals_another_is_caught_only_with
     advance(ledger_app, days=100)
     file(ledger_app, honest_member, day(ledger_app, -1), age=30)
     blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
-    assert blind.ok and blind.needs_sealed_values == {"13 sealed (filing)": 2}
+    assert blind.ok and blind.needs_sealed_values == {"13 sealed (joining)": 2, "13 sealed (filing)": 2}
     records = reveal_member(ledger_app.app, member) + reveal_member(ledger_app.app, honest_member)
     seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
     assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (diagnosis date)", "2026-04-15")]
     assert seeing.needs_sealed_values == {}
-    missing = Auditor(anchors_of(ledger_app), revealed=records[4:]).run(entries_of(ledger_app))
-    assert [f.check for f in missing.failures] == ["13 sealed (revealed member)"]
+    missing = Auditor(anchors_of(ledger_app), revealed=[r for r in records if (r.stream, r.field) != (
+        claimed := next(r.stream for r in records if r.field == "member"), "member")]).run(entries_of(ledger_app))
+    assert [(f.check, f.stream) for f in missing.failures] == [("13 sealed (revealed member)", claimed)]
+    without_join = Auditor(anchors_of(ledger_app), revealed=[r for r in records if r.stream != honest_member]).run(
+        entries_of(ledger_app))
+    # the values of one member not given at all: their events' checks are counted as needed, not failed
+    assert [(f.check, f.stream) for f in without_join.failures] == [("13 sealed (diagnosis date)", claimed)]
+    assert without_join.needs_sealed_values == {"13 sealed (joining)": 1}
     swapped = [Revealed(r.stream, r.seq, r.field, "2026-04-09", r.salt) if r.field == "diagnosed_on" else r
                for r in records]
     assert {f.check for f in Auditor(anchors_of(ledger_app), revealed=swapped).run(entries_of(ledger_app)).failures
@@ -358,7 +366,9 @@ def test_erasure_comes_after_leaving_with_no_open_claim_once_and_after_retention
     rejected(ledger_app, lambda: erase(ledger_app, member), "member", Rule.MEMBER_IS_ERASED_ONCE)
     assert reveal_member(ledger_app.app, member) == [] and sealed_values(ledger_app, claim) == {}
     assert ledger_app.app.ledger_recorder.select_vault_key(member) is None
-    assert reveal_member(ledger_app.app, other) == []  # never sealed anything, never had a key
+    # a claim for a diagnosis before leaving needs the age at joining, which is gone with the data key
+    rejected(ledger_app, lambda: file(ledger_app, member, day(ledger_app, -9)), "member", Rule.MEMBER_MUST_NOT_BE_ERASED)
+    assert [r.field for r in reveal_member(ledger_app.app, other)] == ["age_years"]  # sealed at joining only
     ledger_app.execute(Exit(command_id=cid(), member=other))
     advance(ledger_app, days=ledger_app.settings.retention_days)
     assert erase(ledger_app, other, "retention_ended")["sealed_streams"] == 0
@@ -447,7 +457,7 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     recorder = app.app.ledger_recorder
     wrapped = recorder.select_vault_key(member)
     sealed = [row.sealed for row in recorder.select_vault_values(member=member)]
-    assert wrapped is not None and len(sealed) == 4
+    assert wrapped is not None and len(sealed) == 5  # the age at joining and the claim's four
     needles = [MARKER.encode(), wrapped, *sealed]
     app.read_models()  # every read model caught up, in the same store
     log_key = app.checkpoints.verifier
@@ -467,7 +477,8 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     assert verify_bundle(bundle, log_key, []).member == member
     report = Auditor(anchors_of(app), log_key).run(entries_of(app), [c.note for c in app.checkpoints.all()])
     assert report.ok, report.failures[:3]
-    assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1}
+    assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1,
+                                          "13 sealed (joining)": 2}
     journal = app.read_models().journal
     assert journal.trial_balance() == 0 and journal.custody_gap() == 0
     assert scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap)) == []
@@ -497,14 +508,14 @@ def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_pa
     assert "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator" in refused.output
     assert cli(data, "member", "reveal", member, "--for", regulator, "--out", str(out)).exit_code == 0
     records = json.loads(out.read_text())["records"]
-    assert {r["field"] for r in records} == {"member", "diagnosed_on", "age_at_diagnosis", "joined_at"}
-    assert all(r["stream"] == claim for r in records)
+    assert {(r["stream"], r["field"]) for r in records} == {(member, "age_years")} | {
+        (claim, f) for f in ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
     assert cli(data, "audit", "check-revealed", str(out)).exit_code == 0
     blind = json.loads(cli(data, "--json", "audit", "verify").output)
-    assert blind["ok"] and blind["needs_sealed_values"] == {"13 sealed (filing)": 1}
+    assert blind["ok"] and blind["needs_sealed_values"] == {"13 sealed (joining)": 2, "13 sealed (filing)": 1}
     assert any("give --revealed" in note for note in blind["notes"])
     seeing = json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)
-    assert seeing["ok"] and seeing["needs_sealed_values"] == {}
+    assert seeing["ok"] and seeing["needs_sealed_values"] == {"13 sealed (joining)": 1}  # the other member's
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps({"records": [{**r, "value": 31} if r["field"] == "age_at_diagnosis" else r
                                               for r in records]}))
