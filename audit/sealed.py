@@ -10,8 +10,8 @@ finding concerns a claim on the log — hold only if the operator sealed the val
 records (value and salt, checked against each commitment with `ledger.sealing.check_revealed`), the auditor
 re-checks every one.
 Without them (for all events, or for those of members whose values it was not given) it checks everything else and
-counts, per check, the events whose check needed the sealed values, so the report says what it could not see: an operator that checks one value and seals another is caught only with
-the values.
+counts, per check, the events whose check needed the sealed values, so the report says what it could not see: an
+operator that checks one value and seals another is caught only with the values.
 """
 
 from __future__ import annotations

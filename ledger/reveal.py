@@ -62,6 +62,12 @@ def reveal_claim(app: LedgerApplication, claim: str) -> list[Revealed]:
     return _checked(app, [record for _, record in app.vault.values_of_stream(claim)])
 
 
+def claimant_records(app: LedgerApplication, member: str) -> list[Revealed]:
+    """The member's claimant records: for each of their sealed claims, the value and salt that open its
+    `member_sealed`, which a proof bundle carries so that the claim proves to be theirs (`ledger.log.bundle`)."""
+    return [record for record in reveal_member(app, member) if record.field == "member"]
+
+
 def records_json(records: Iterable[Revealed]) -> list[dict[str, Any]]:
     """Records in their JSON form, in (stream, seq, field) order."""
     return [r.json_value() for r in sorted(records, key=lambda r: (r.stream, r.seq, r.field))]

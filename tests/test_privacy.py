@@ -29,7 +29,7 @@ from ledger.unit_of_work import UnitOfWork
 from ledger.vault import VAULT_KEY_FILE, Vault
 from schemas.commands.claim import DecideClaim, FileClaim, NoticeClaim, PayClaim
 from schemas.commands.disclosure import PublishDisclosure
-from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit
+from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit, QualifyJuror, RecordFraud
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from tests.support import (
     START,
@@ -339,6 +339,55 @@ def test_the_waiting_period_and_the_claim_window_are_rechecked_from_sealed_value
         ("13 sealed (claim window)", "2026-10-20"), ("13 sealed (waiting period)", "2026-04-05")]
 
 
+def test_ages_and_the_claim_of_a_fraud_finding_are_sealed_and_rechecked_from_their_values(
+        ledger_app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = create_plan(ledger_app, prepaid_rules(min_age_years=18))
+    member, minor_sealed = join(ledger_app, plan, age=42), join(ledger_app, plan, age=30)
+    seal_another(monkeypatch, "age_years", 17)  # checked 19, sealed 17: the same band 15-19 on the log
+    young = join(ledger_app, plan, age=19)
+    monkeypatch.undo()
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=member, age_years=42,
+                                    exam_commitment=document_commitment("exam")))
+    seal_another(monkeypatch, "age_years", 16)  # checked 18 at the exam, sealed 16 (band 15-19)
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=minor_sealed, age_years=18,
+                                    exam_commitment=document_commitment("exam")))
+    monkeypatch.undo()
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1), age=42)
+    ledger_app.execute(RecordFraud(command_id=cid(), member=member, claim=claim,
+                                   finding_commitment=document_commitment()))
+    seal_another(monkeypatch, "claim", str(uuid4()))  # a finding about a claim that is not on the log
+    ledger_app.execute(RecordFraud(command_id=cid(), member=young, claim=claim,
+                                   finding_commitment=document_commitment()))
+    monkeypatch.undo()
+    ledger_app.execute(RecordFraud(command_id=cid(), member=minor_sealed, finding_commitment=document_commitment()))
+    bodies = {(e["stream"], e["seq"]): e for e in map(json.loads, entries_of(ledger_app))}
+    joined, qualified, finding = bodies[(member, 1)], bodies[(member, 2)], bodies[(member, 3)]
+    assert (joined["schema"], joined["body"]["age_band"]) == (2, "40-44") and "age_years" not in joined["body"]
+    assert (qualified["schema"], qualified["body"]["age_band"]) == (2, "40-44")
+    assert (finding["schema"], "claim" in finding["body"]) == (2, False)
+    assert claim.encode() not in b"".join(entry for entry in entries_of(ledger_app) if json.loads(entry)["type"]
+                                          == "member.fraud_recorded")  # the finding does not name the claim
+    opened = {(r.stream, r.seq, r.field): r.value for m in (member, minor_sealed) for r in reveal_member(
+        ledger_app.app, m)}
+    assert opened[(member, 1, "age_years")] == 42 and opened[(member, 3, "claim")] == claim
+    assert opened[(minor_sealed, 3, "claim")] is None  # a finding about no claim is sealed all the same
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values == {
+        "13 sealed (joining)": 3, "13 sealed (juror age)": 2, "13 sealed (filing)": 1, "13 sealed (fraud finding)": 3}
+    records = [r for m in (member, minor_sealed, young) for r in reveal_member(ledger_app.app, m)]
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert sorted((f.check, f.stream, f.found) for f in seeing.failures) == sorted([
+        ("13 sealed (age at joining)", young, "17"), ("13 sealed (juror age)", minor_sealed, "16"),
+        ("13 sealed (fraud finding)", young, next(r.value for r in records if r.stream == young
+                                                  and r.field == "claim"))])
+    assert seeing.needs_sealed_values == {}
+    forged = [Revealed(r.stream, r.seq, r.field, 43, r.salt) if (r.stream, r.seq) == (member, 1) else r
+              for r in records]
+    assert [(f.check, f.stream) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
+        entries_of(ledger_app)).failures if f.stream == member] == [("13 sealed (commitment age_years)", member)]
+
+
 # -- erasure ------------------------------------------------------------------------------------------------
 
 
@@ -367,7 +416,8 @@ def test_erasure_comes_after_leaving_with_no_open_claim_once_and_after_retention
     assert reveal_member(ledger_app.app, member) == [] and sealed_values(ledger_app, claim) == {}
     assert ledger_app.app.ledger_recorder.select_vault_key(member) is None
     # a claim for a diagnosis before leaving needs the age at joining, which is gone with the data key
-    rejected(ledger_app, lambda: file(ledger_app, member, day(ledger_app, -9)), "member", Rule.MEMBER_MUST_NOT_BE_ERASED)
+    rejected(ledger_app, lambda: file(ledger_app, member, day(ledger_app, -9)), "member",
+             Rule.MEMBER_MUST_NOT_BE_ERASED)
     assert [r.field for r in reveal_member(ledger_app.app, other)] == ["age_years"]  # sealed at joining only
     ledger_app.execute(Exit(command_id=cid(), member=other))
     advance(ledger_app, days=ledger_app.settings.retention_days)

@@ -16,7 +16,7 @@ from ledger.cli.base import date_range, parse_date
 from ledger.errors import InputError
 from ledger.log.bundle import build_bundle
 from ledger.projections.statements import statement
-from ledger.reveal import may_see, records_json, reveal_member
+from ledger.reveal import claimant_records, may_see, records_json, reveal_member
 from ledger.rules import Rule
 from schemas.api import Identity, ProofBundle, Statement
 
@@ -62,7 +62,7 @@ def member_bundle(state: State, who: Signed, member: str, since: Since = None,
     start, end = parse_date("from", since), parse_date("to", until)
     if start and end and end < start:
         raise InputError("to", Rule.DATE_RANGE_MUST_NOT_BE_EMPTY, f"{until} is before {since}")
-    return build_bundle(state.checkpoints, member, start, end)
+    return build_bundle(state.checkpoints, member, start, end, claimant_records(state.ledger.app, member))
 
 
 @identity.get("/me", response_model=Identity)
