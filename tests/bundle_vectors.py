@@ -161,7 +161,7 @@ def build_history(directory: Path) -> History:
     fixed_vault_key = hashlib.sha256(b"mutual-ledger test vectors: vault key").digest()
     (directory / "operator" / "keys" / vault.VAULT_KEY_FILE).write_text(
         base64.b64encode(fixed_vault_key).decode() + "\n")
-    vault.new_salt = fixed_salts()  # type: ignore[assignment]  # this process writes vectors only
+    vault.new_salt = fixed_salts()  # type: ignore[attr-defined]  # this process writes vectors only
     app = bootstrap(settings, clock=SimulatedClock(START), key_directories=parties, create=True)
     initialize(app)
     for role in ("custodian", "investigator", "regulator"):
