@@ -36,17 +36,24 @@ def may_see(app: LedgerApplication, key_id: str, member: str | None) -> None:
                            key_id)
 
 
-def _checked(app: LedgerApplication, records: list[Revealed]) -> list[Revealed]:
-    bodies: dict[tuple[str, int], tuple[str, int, dict[str, Any]]] = {}
+def signed_entries(app: LedgerApplication, records: Iterable[Revealed]) -> dict[tuple[str, int], bytes]:
+    """The stored signed entries (the log's own bytes) of the events these records open, by (stream, seq)."""
+    entries: dict[tuple[str, int], bytes] = {}
     for record in records:
         key = (record.stream, record.seq)
-        if key not in bodies:
+        if key not in entries:
             stored = app.recorder.select_events(UUID(record.stream), gt=record.seq - 1, lte=record.seq, limit=1)
             if not stored:
                 raise VerificationError(f"vault: {record.stream}#{record.seq} is not on the log")
-            envelope = decode_entry(stored[0].state)
-            bodies[key] = (envelope.type, envelope.schema, envelope.body)
-        problem = check_revealed(*bodies[key], record)
+            entries[key] = stored[0].state
+    return entries
+
+
+def _checked(app: LedgerApplication, records: list[Revealed]) -> list[Revealed]:
+    entries = signed_entries(app, records)
+    for record in records:
+        envelope = decode_entry(entries[(record.stream, record.seq)])
+        problem = check_revealed(envelope.type, envelope.schema, envelope.body, record)
         if problem is not None:
             raise VerificationError(f"vault: {record.stream}#{record.seq}: {problem}")
     return records
