@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ledger.canonical import canonical_bytes
 from ledger.errors import KeyDirectoryError, VerificationError
@@ -46,30 +47,69 @@ _KEY_AAD = b"mutual-ledger/vault/key/v1\n"
 _VALUE_AAD = b"mutual-ledger/vault/value/v1\n"
 
 
-def create_vault_key(key_dir: Path) -> Path:
-    """Make the operator's vault key (32 random bytes, base64, readable by the owner only); never overwrites one."""
+PROTECTED = "mutual-ledger/vault-key/v1"
+"""The first word of a vault key file protected by the passphrase: `PROTECTED scrypt <salt> <nonce> <sealed>`, each
+base64 — the key sealed with AES-256-GCM (associated data: this tag) under scrypt(passphrase, salt, n=2^15, r=8,
+p=1). An unprotected file is the key's base64 alone."""
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+
+
+def create_vault_key(key_dir: Path, passphrase: bytes | None = None) -> Path:
+    """Make the operator's vault key (32 random bytes, readable by the owner only), protected by the passphrase
+    when one is set (`LEDGER_KEY_PASSPHRASE`, as the signing keys are); never overwrites one."""
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = key_dir / VAULT_KEY_FILE
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        handle.write(vault_key_text(secrets.token_bytes(32), passphrase))
     return path
 
 
-def load_vault_key(key_dir: Path) -> bytes:
-    """The operator's vault key; missing or malformed is a key error naming the file."""
+def vault_key_text(key: bytes, passphrase: bytes | None) -> str:
+    """The text of a vault key file: the key's base64, or the key sealed under the passphrase (`PROTECTED`)."""
+    if passphrase is None:
+        return base64.b64encode(key).decode() + "\n"
+    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(_NONCE)
+    sealed = AESGCM(_passphrase_key(passphrase, salt)).encrypt(nonce, key, PROTECTED.encode())
+    return " ".join([PROTECTED, "scrypt", *(base64.b64encode(part).decode() for part in (salt, nonce, sealed))]) + "\n"
+
+
+def _passphrase_key(passphrase: bytes, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase)
+
+
+def load_vault_key(key_dir: Path, passphrase: bytes | None = None) -> bytes:
+    """The operator's vault key; missing or malformed, or protected and not opened by the passphrase, is a key
+    error naming the file."""
     path = key_dir / VAULT_KEY_FILE
     try:
-        text = path.read_text()
+        text = path.read_text().strip()
     except OSError:
         raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_EXIST, f"{path} (made by init)") from None
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except ValueError:
-        key = b""
+    if text.startswith(PROTECTED + " "):
+        key = _unprotect(text, passphrase, path)
+    else:
+        try:
+            key = base64.b64decode(text, validate=True)
+        except ValueError:
+            key = b""
     if len(key) != 32:
         raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64, str(path))
     return key
+
+
+def _unprotect(text: str, passphrase: bytes | None, path: Path) -> bytes:
+    """Open a protected vault key file with the passphrase."""
+    refused = KeyDirectoryError("vault_key", Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE,
+                                f"{path}: LEDGER_KEY_PASSPHRASE missing or wrong, or the file is damaged")
+    fields = text.split(" ")
+    if passphrase is None or len(fields) != 5 or fields[1] != "scrypt":
+        raise refused
+    try:
+        salt, nonce, sealed = (base64.b64decode(part, validate=True) for part in fields[2:])
+        return AESGCM(_passphrase_key(passphrase, salt)).decrypt(nonce, sealed, PROTECTED.encode())
+    except (ValueError, InvalidTag):
+        raise refused from None
 
 
 def _derive(vault_key: bytes, purpose: bytes) -> bytes:

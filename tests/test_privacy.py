@@ -3,6 +3,7 @@ ids, the signer of sealed requests, reveal, the audit with and without sealed va
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -238,6 +239,36 @@ def test_without_the_vault_key_nothing_is_sealed_or_written(tmp_path: Path) -> N
     key_file.write_bytes(saved)
     assert UUID(join(reopen(app), plan)).version == 8
     assert clock_of(app).current == START
+
+
+def test_the_vault_key_is_protected_by_the_passphrase_when_one_is_set(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ledger.vault import PROTECTED, load_vault_key, vault_key_text
+
+    app = new_ledger(tmp_path, None, key_passphrase=b"correct horse")
+    plan = create_plan(app)
+    key_file = app.settings.key_dir / VAULT_KEY_FILE
+    text = key_file.read_text()
+    key = load_vault_key(app.settings.key_dir, b"correct horse")
+    assert text.startswith(PROTECTED + " scrypt ") and base64.b64encode(key).decode() not in text
+    assert UUID(join(app, plan)).version == 8  # the process with the passphrase seals
+    before = app.app.recorder.max_notification_id()
+    for passphrase in (b"wrong", None):
+        other = reopen(replace(app, settings=replace(app.settings, key_passphrase=passphrase)))
+        with pytest.raises(KeyDirectoryError) as refused:
+            join(other, plan)
+        assert (refused.value.field, refused.value.rule) == ("vault_key", Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE)
+    fields = text.split()
+    sealed = bytearray(base64.b64decode(fields[-1]))
+    sealed[0] ^= 1
+    key_file.write_text(" ".join([*fields[:-1], base64.b64encode(bytes(sealed)).decode()]) + "\n")
+    with pytest.raises(KeyDirectoryError) as damaged:
+        load_vault_key(app.settings.key_dir, b"correct horse")
+    assert damaged.value.rule == Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE
+    assert app.app.recorder.max_notification_id() == before  # nothing written without the key
+    key_file.write_text(vault_key_text(key, b"correct horse"))  # sealed again (fresh salt): the same key opens
+    assert load_vault_key(app.settings.key_dir, b"correct horse") == key
 
 
 # -- reveal and the audit -----------------------------------------------------------------------------------
