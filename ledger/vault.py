@@ -42,6 +42,8 @@ from ledger.store import VaultRow, VaultWrites
 
 VAULT_KEY_FILE = "vault.key"
 """The operator's vault key, in the operator's key directory."""
+VAULT_KEY_NEXT = "vault.key.next"
+"""The new vault key while a rotation is under way (`rotate_vault_key`)."""
 _NONCE = 12
 _KEY_AAD = b"mutual-ledger/vault/key/v1\n"
 _VALUE_AAD = b"mutual-ledger/vault/value/v1\n"
@@ -81,7 +83,11 @@ def _passphrase_key(passphrase: bytes, salt: bytes) -> bytes:
 def load_vault_key(key_dir: Path, passphrase: bytes | None = None) -> bytes:
     """The operator's vault key; missing or malformed, or protected and not opened by the passphrase, is a key
     error naming the file."""
-    path = key_dir / VAULT_KEY_FILE
+    return _read_key_file(key_dir / VAULT_KEY_FILE, passphrase)
+
+
+def _read_key_file(path: Path, passphrase: bytes | None) -> bytes:
+    """A vault key file's key: 32 bytes, or 64 after a rotation (the wrapping secret, then the id secret)."""
     try:
         text = path.read_text().strip()
     except OSError:
@@ -93,8 +99,9 @@ def load_vault_key(key_dir: Path, passphrase: bytes | None = None) -> bytes:
             key = base64.b64decode(text, validate=True)
         except ValueError:
             key = b""
-    if len(key) != 32:
-        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64, str(path))
+    if len(key) not in (32, 64):
+        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64,
+                                f"{path} (64 after a rotation)")
     return key
 
 
@@ -134,14 +141,17 @@ class Vault:
     recorder: Any
     """The store's recorder (`ledger.store`), which keeps the vault tables."""
     vault_key: bytes
+    """32 bytes from which every key derives; after a rotation (`rotate_vault_key`) 64: the secret the wrap key
+    derives from, then the one the id and receipt keys derive from, which a rotation keeps."""
     wrap_key: bytes = field(init=False)
     id_key: bytes = field(init=False)
     receipt_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.wrap_key = _derive(self.vault_key, b"vault/wrap/v1")
-        self.id_key = _derive(self.vault_key, b"ids/v1")
-        self.receipt_key = _derive(self.vault_key, b"receipts/v1")
+        wrapping, naming = self.vault_key[:32], self.vault_key[32:] or self.vault_key[:32]
+        self.wrap_key = _derive(wrapping, b"vault/wrap/v1")
+        self.id_key = _derive(naming, b"ids/v1")
+        self.receipt_key = _derive(naming, b"receipts/v1")
 
     # -- data keys ---------------------------------------------------------------------------------------
 
@@ -217,6 +227,43 @@ class Vault:
         """The streams other than the member's own holding values the member owns: their claims, by the vault's
         rows, without decrypting."""
         return {row.stream for row in self.recorder.select_vault_values(member=member)} - {member}
+
+
+def rotate_vault_key(recorder: Any, key_dir: Path, passphrase: bytes | None) -> int:
+    """Replace the secret the wrap key derives from and rewrap every member's data key under the new wrap key, in
+    one transaction; the values, the ids and the receipts are untouched (the id secret is kept). Returns how many
+    data keys were rewrapped. Order, so that no crash loses a key: the new key file is written beside the old
+    (`vault.key.next`), the rewrap committed, and only then the new file renamed over the old; a rotation
+    interrupted before the rename is finished by running it again (the rewrap committed: rename; else start over).
+    Every other process of the operator must be stopped meanwhile: it holds the old wrap key."""
+    current = load_vault_key(key_dir, passphrase)
+    pending = key_dir / VAULT_KEY_NEXT
+    if pending.exists():
+        interrupted = _read_key_file(pending, passphrase)
+        sample = recorder.select_any_vault_key()
+        if sample is None or _opens(Vault(recorder, interrupted), *sample):
+            os.replace(pending, key_dir / VAULT_KEY_FILE)
+            return 0
+        pending.unlink()
+    new = secrets.token_bytes(32) + (current[32:] or current)
+    descriptor = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(vault_key_text(new, passphrase))
+        handle.flush()
+        os.fsync(handle.fileno())
+    old_vault, new_vault = Vault(recorder, current), Vault(recorder, new)
+    count: int = recorder.rewrap_vault_keys(
+        lambda member, wrapped: new_vault.wrap(member, old_vault.unwrap(member, wrapped)))
+    os.replace(pending, key_dir / VAULT_KEY_FILE)
+    return count
+
+
+def _opens(vault: Vault, member: str, wrapped: bytes) -> bool:
+    try:
+        vault.unwrap(member, wrapped)
+    except VerificationError:
+        return False
+    return True
 
 
 def _aad(stream: str, seq: int, name: str) -> bytes:

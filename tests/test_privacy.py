@@ -271,6 +271,54 @@ def test_the_vault_key_is_protected_by_the_passphrase_when_one_is_set(tmp_path: 
     assert load_vault_key(app.settings.key_dir, b"correct horse") == key
 
 
+def test_rotating_the_vault_key_rewraps_every_data_key_and_keeps_ids_receipts_and_values(
+        ledger_app: Ledger, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.vault as vault_module
+    from ledger.vault import load_vault_key, rotate_vault_key
+
+    member, other = join(ledger_app, plan, age=42), join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    command = FileClaim(command_id=cid(), member=member, category="illness", condition="breast_cancer",
+                        diagnosed_on=day(ledger_app, -1), age_at_diagnosis=42,
+                        evidence_commitment=document_commitment())
+    first = ledger_app.execute(command)
+    recorder, key_dir = ledger_app.app.ledger_recorder, ledger_app.settings.key_dir
+    old_key, old_vault = load_vault_key(key_dir), ledger_app.app.vault
+    values = {m: reveal_member(ledger_app.app, m) for m in (member, other)}
+    wrapped = {m: recorder.select_vault_key(m) for m in (member, other)}
+
+    def fresh() -> Ledger:  # another process, which reads the key file anew
+        return reopen(ledger_app, clock_of(ledger_app))
+
+    # a crash after the rewrap committed, before the new file replaced the old: the old file opens nothing ...
+    monkeypatch.setattr(vault_module.os, "replace", lambda *_: (_ for _ in ()).throw(OSError("crash")))
+    with pytest.raises(OSError):
+        rotate_vault_key(recorder, key_dir, None)
+    monkeypatch.undo()
+    with pytest.raises(VerificationError, match="does not open"):
+        reveal_member(fresh().app, member)
+    # ... until the rotation is run again, which finishes it
+    assert rotate_vault_key(recorder, key_dir, None) == 0
+    rotated = fresh()
+    assert {m: reveal_member(rotated.app, m) for m in (member, other)} == values
+    new_key = load_vault_key(key_dir)
+    assert len(new_key) == 64 and new_key[32:] == old_key and new_key[:32] != old_key
+    assert all(recorder.select_vault_key(m) != wrapped[m] for m in (member, other))
+    with pytest.raises(VerificationError, match="does not open"):
+        old_vault.values_of(member)  # the old key opens no data key any more
+    assert (rotated.app.vault.id_key, rotated.app.vault.receipt_key) == (old_vault.id_key, old_vault.receipt_key)
+    assert rotated.execute(command) == {**first, "repeated": True}  # receipts and ids keep their keys
+    # a crash before the rewrap committed: the next run starts over from the key in use
+    monkeypatch.setattr(type(recorder), "rewrap_vault_keys", lambda *_: (_ for _ in ()).throw(OSError("crash")))
+    with pytest.raises(OSError):
+        rotate_vault_key(recorder, key_dir, None)
+    monkeypatch.undo()
+    assert {m: reveal_member(fresh().app, m) for m in (member, other)} == values
+    assert rotate_vault_key(recorder, key_dir, None) == 2
+    assert {m: reveal_member(fresh().app, m) for m in (member, other)} == values
+    assert not (key_dir / vault_module.VAULT_KEY_NEXT).exists() and load_vault_key(key_dir)[32:] == old_key
+
+
 # -- reveal and the audit -----------------------------------------------------------------------------------
 
 
@@ -627,7 +675,9 @@ def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_pa
     assert json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)["ok"]
     assert json.loads(cli(data, "--json", "audit", "check-revealed", str(out)).output)["ok"]
     assert cli(data, "--json", "audit", "verify").exit_code == 0
-    assert other
+    before = json.loads(cli(data, "--json", "member", "reveal", other, "--for", regulator).output)["records"]
+    assert json.loads(cli(data, "--json", "vault", "rotate-key").output) == {"rewrapped": 1}  # the erased have none
+    assert json.loads(cli(data, "--json", "member", "reveal", other, "--for", regulator).output)["records"] == before
 
 
 def test_an_age_sealed_within_the_band_but_beyond_the_age_at_joining_is_caught_with_the_values(
