@@ -24,9 +24,11 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
 13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
-     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
-     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
-     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
+     that needs an exact value is re-checked (age at joining within the plan's ages, juror age, a fraud finding's
+     claim, claimant, diagnosis day, claim window and wind-down tail, waiting period, rules version of the diagnosis
+     day, age covered and agreeing with the age at joining, and check 11's plan maximum); without them (or for the
+     events of members it was given none for), the report counts the events whose checks needed them
+     (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
