@@ -292,7 +292,7 @@ def test_rotating_the_vault_key_rewraps_every_data_key_and_keeps_ids_receipts_an
 
     # a crash after the rewrap committed, before the new file replaced the old: the old file opens nothing ...
     monkeypatch.setattr(vault_module.os, "replace", lambda *_: (_ for _ in ()).throw(OSError("crash")))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="crash"):
         rotate_vault_key(recorder, key_dir, None)
     monkeypatch.undo()
     with pytest.raises(VerificationError, match="does not open"):
@@ -310,7 +310,7 @@ def test_rotating_the_vault_key_rewraps_every_data_key_and_keeps_ids_receipts_an
     assert rotated.execute(command) == {**first, "repeated": True}  # receipts and ids keep their keys
     # a crash before the rewrap committed: the next run starts over from the key in use
     monkeypatch.setattr(type(recorder), "rewrap_vault_keys", lambda *_: (_ for _ in ()).throw(OSError("crash")))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="crash"):
         rotate_vault_key(recorder, key_dir, None)
     monkeypatch.undo()
     assert {m: reveal_member(fresh().app, m) for m in (member, other)} == values
