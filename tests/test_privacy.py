@@ -291,7 +291,7 @@ def test_rotating_the_vault_key_rewraps_every_data_key_and_keeps_ids_receipts_an
         return reopen(ledger_app, clock_of(ledger_app))
 
     # a crash after the rewrap committed, before the new file replaced the old: the old file opens nothing ...
-    monkeypatch.setattr(vault_module.os, "replace", lambda *_: (_ for _ in ()).throw(OSError("crash")))
+    monkeypatch.setattr("ledger.vault.os.replace", lambda *_: (_ for _ in ()).throw(OSError("crash")))
     with pytest.raises(OSError, match="crash"):
         rotate_vault_key(recorder, key_dir, None)
     monkeypatch.undo()
