@@ -361,8 +361,9 @@ def seal_another(monkeypatch: pytest.MonkeyPatch, field: str, value: Any) -> Non
     """Make the operator seal `value` for `field` instead of the value it checked (a dishonest operator)."""
     honest = UnitOfWork.seal
 
-    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any) -> str:
-        return honest(self, member, stream, seq, name, value if name == field else checked)
+    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any,
+                  new_member: bool = False) -> str:
+        return honest(self, member, stream, seq, name, value if name == field else checked, new_member)
 
     monkeypatch.setattr(UnitOfWork, "seal", dishonest)
 
