@@ -462,10 +462,12 @@ def test_ages_and_the_claim_of_a_fraud_finding_are_sealed_and_rechecked_from_the
         ("13 sealed (fraud finding)", young, next(r.value for r in records if r.stream == young
                                                   and r.field == "claim"))])
     assert seeing.needs_sealed_values == {}
-    forged = [Revealed(r.stream, r.seq, r.field, 43, r.salt) if (r.stream, r.seq) == (member, 1) else r
-              for r in records]
-    assert [(f.check, f.stream) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
-        entries_of(ledger_app)).failures if f.stream == member] == [("13 sealed (commitment age_years)", member)]
+    changed = {(member, 1): 43, (member, 2): 41, (member, 3): str(uuid4())}  # each keeps its public band
+    forged = [Revealed(r.stream, r.seq, r.field, changed.get((r.stream, r.seq), r.value), r.salt) for r in records]
+    assert [(f.check, f.stream, f.seq) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
+        entries_of(ledger_app)).failures if f.stream == member] == [
+        ("13 sealed (commitment age_years)", member, 1), ("13 sealed (commitment age_years)", member, 2),
+        ("13 sealed (commitment claim)", member, 3)]
 
 
 # -- erasure ------------------------------------------------------------------------------------------------
