@@ -344,8 +344,6 @@ class Auditor:
         self.joined_ages: dict[str, int] = {}
         """Member → age in years at joining (what a sealed age at diagnosis is checked against): public on a v1
         join, revealed on a v2 one."""
-        self.member_plans: dict[str, str] = {}
-        """Member → their plan (the rules a sealed juror age is checked under)."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -476,7 +474,6 @@ class Auditor:
         elif kind == "member.joined":
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.join(body["plan"], stream, at)
-            self.member_plans[stream] = body["plan"]
             if e["schema"] == 1:
                 self.joined_ages[stream] = body["age_years"]
             elif (values := self.sealed_event(index, e, "joining")) is not None:
@@ -540,7 +537,7 @@ class Auditor:
         values = self.sealed.values(e, fail)
         if values is None:
             return None
-        plan = self.plans[e["body"].get("plan") or self.member_plans[e["stream"]]]
+        plan = self.plans[e["body"].get("plan") or self.plan_of(e["stream"])]
         if e["type"] == "member.joined":
             check_joining_age(e, values, plan, fail)
         elif e["type"] == "member.juror_qualified":
@@ -555,6 +552,14 @@ class Auditor:
         else:
             check_exclusion(e, values, self.members.joined_at(e["body"]["plan"], e["stream"]), plan, fail)
         return values
+
+    def plan_of(self, member: str) -> str:
+        """The plan a member joined (from the on-disk members, one lookup a plan: plans are few); KeyError for no
+        member."""
+        found = next((plan for plan in self.plans if self.members.joined_at(plan, member) is not None), None)
+        if found is None:
+            raise KeyError(f"member {member}")
+        return found
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one `period.assessed`."""
