@@ -470,6 +470,40 @@ def test_ages_and_the_claim_of_a_fraud_finding_are_sealed_and_rechecked_from_the
         ("13 sealed (commitment claim)", member, 3)]
 
 
+def test_a_jurors_sealed_age_at_joining_is_rechecked_at_the_vote(ledger_app: Ledger, plan: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemas.commands.claim import RequestJury
+    from tests.test_claim import jurors, vote
+
+    panel = jurors(ledger_app, plan, 1)
+    seal_another(monkeypatch, "age_years", 17)  # checked 19, sealed 17 (the same band)
+    young = join(ledger_app, plan, age=19)
+    monkeypatch.undo()
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=young, age_years=19,
+                                    exam_commitment=document_commitment("exam")))
+    member_key(ledger_app, young, role="juror")
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1))
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    ledger_app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    # the writer reads the sealed age back through the unit of work: 17 is not of age
+    rejected(ledger_app, lambda: vote(ledger_app, claim, young, True), "juror", Rule.JUROR_MUST_BE_OF_AGE)
+    honest = UnitOfWork.age_at_joining
+    monkeypatch.setattr(UnitOfWork, "age_at_joining",  # a dishonest operator reads back the age it checked
+                        lambda self, m: 19 if str(m.id) == young else honest(self, m))
+    vote(ledger_app, claim, young, True)
+    monkeypatch.undo()
+    vote(ledger_app, claim, panel[0], True)
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values["13 sealed (juror age at the vote)"] == 2
+    records = [r for m in (*panel, young, member) for r in reveal_member(ledger_app.app, m)]
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (juror age at the vote)", "17")]
+    assert seeing.needs_sealed_values == {}
+
+
 # -- erasure ------------------------------------------------------------------------------------------------
 
 
