@@ -178,6 +178,42 @@ def test_a_sealed_claims_receipt_keeps_a_keyed_hash_of_the_request(ledger_app: L
     assert ledger_app.execute(command) == {**first, "repeated": True}
 
 
+LEGACY = Path(__file__).parent / "vectors" / "legacy-v1"
+"""An export written by the code before ages and fraud findings were sealed (tests/vectors/README.md)."""
+
+
+def test_an_export_from_before_the_ages_were_sealed_still_loads_and_verifies() -> None:
+    from datetime import UTC, datetime
+    from typing import cast
+
+    from ledger.aggregates.membership import Membership
+    from ledger.envelope import Actor
+    from ledger.log.note import Verifier
+    from schemas.events import MemberJoinedV1
+
+    entries = (LEGACY / "export.jsonl").read_bytes().splitlines()
+    envelopes = [decode_entry(entry) for entry in entries]  # every body validates against its version's model
+    kinds = {(e.type, e.schema) for e in envelopes}
+    assert {("member.joined", 1), ("member.juror_qualified", 1), ("member.fraud_recorded", 1)} <= kinds
+    assert not {("member.joined", 2), ("member.juror_qualified", 2), ("member.fraud_recorded", 2)} & kinds
+    anchors = TrustAnchors.load(LEGACY / "trust-anchors.json")
+    assert anchors.log_verifier_key is not None
+    report = Auditor(anchors, Verifier.parse(anchors.log_verifier_key)).run(
+        entries, [(LEGACY / "checkpoint.txt").read_text()])
+    assert report.ok, report.failures[:3]
+    assert "13 sealed (joining)" not in report.needs_sealed_values  # a v1 join's age is public, as it was
+    assert report.needs_sealed_values["13 sealed (filing)"] > 0
+    tampered = [entry.replace(b'"age_years":', b'"age_years": ', 1) if b'"member.joined"' in entry else entry
+                for entry in entries]
+    assert not Auditor(anchors).run(tampered).ok
+    # a v1 join's age is read as it is, without the vault
+    joined = next(e for e in envelopes if e.type == "member.joined")
+    membership = Membership.start(Membership.Joined, UUID(joined.stream), datetime(2026, 1, 1, tzinfo=UTC),
+                                  Actor("operator", "k"), MemberJoinedV1.from_json_value(joined.body))
+    uow = UnitOfWork(cast(Any, None), cast(Any, None), datetime(2026, 1, 1, tzinfo=UTC))
+    assert uow.age_at_joining(membership) == joined.body["age_years"]
+
+
 # -- the vault ----------------------------------------------------------------------------------------------
 
 
