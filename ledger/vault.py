@@ -185,7 +185,7 @@ class Vault:
         `new_member`: the member is joining in this transaction, so no stored key is looked for."""
         data_key = None if new_member and member not in writes.keys else self.data_key(member, writes)
         if data_key is None:
-            data_key = AESGCM.generate_key(256)
+            data_key = secrets.token_bytes(32)  # a random 256-bit AES key
             writes.keys[member] = self.wrap(member, data_key)
         salt = new_salt()
         plain = canonical_bytes({"salt": salt.hex(), "value": value})
