@@ -13,6 +13,7 @@
     └── RetryableError            exit 75  another writer got there first: nothing was written, retrying is safe
         ├── ConcurrencyConflictError
         └── StoreBusyError                 the database failed the write (serialization, lock, connection)
+            └── ConnectionLostError        the connection went away; the writer retries on a new one first
 
 Errors are raised where the fault is found and mapped to a message and an exit status once, at the edge (the
 command line, the HTTP service): `str(error)` is the one-line message, `error.exit_code` the status. Anything else
@@ -116,6 +117,12 @@ class StoreBusyError(RetryableError):
 
     def __init__(self, cause: str) -> None:
         super().__init__(f"the store did not complete the write ({cause}); retry with the same command id")
+
+
+class ConnectionLostError(StoreBusyError):
+    """The connection to the database went away during a batch (the server ended it, or the network did): its
+    transaction either committed or wrote nothing, never part of it. The writer runs the batch again on a new
+    connection — a command it did commit returns its first result — and raises this only when that kept failing."""
 
 
 class BatchError(LedgerError):

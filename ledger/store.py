@@ -19,16 +19,40 @@ from uuid import UUID
 import psycopg
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout, TooManyRequests
 
 from ledger.aggregates.base import LedgerAggregate
 from ledger.envelope import Envelope, EnvelopeError, entry_with_signature, envelope_from_json, parse_at
 from schemas.events import EVENT_BODIES
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a database error says the connection itself is gone — the server ended it (`pg_terminate_backend`, a
+    restart: SQLSTATE class 57P), the connection failed (class 08), or the client found it broken (no SQLSTATE) —
+    rather than that the database refused a statement. Whatever the connection was doing is then either committed or
+    undone, and a new connection can carry on. The store library's errors wrap psycopg's, which are looked for in
+    the chain of causes; waiting in vain for a pooled connection is not a lost one."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError):
+            if isinstance(seen, psycopg.errors.PipelineAborted | PoolTimeout | TooManyRequests):
+                return False
+            return seen.sqlstate is None or seen.sqlstate.startswith(("08", "57P"))
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def replace_lost_connections(datastore: object) -> None:
+    """After a lost connection: test the pool's idle connections and replace those that went with it (the server
+    ended every session of a database at once), so that the next use does not meet them one by one."""
+    if isinstance(datastore, PostgresDatastore) and not datastore.pool.closed:
+        datastore.pool.check()
 
 
 @dataclass(frozen=True)
