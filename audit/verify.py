@@ -24,9 +24,11 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
 13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
-     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
-     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
-     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
+     that needs an exact value is re-checked (age at joining within the plan's ages, juror age, a fraud finding's
+     claim, claimant, diagnosis day, claim window and wind-down tail, waiting period, rules version of the diagnosis
+     day, age covered and agreeing with the age at joining, and check 11's plan maximum); without them (or for the
+     events of members it was given none for), the report counts the events whose checks needed them
+     (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -36,7 +38,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections import deque
+from collections import ChainMap, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -48,7 +50,15 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
-from audit.sealed import SealedChecks, check_exclusion, check_filing
+from audit.sealed import (
+    NEEDS,
+    SealedChecks,
+    check_exclusion,
+    check_filing,
+    check_joining_age,
+    check_juror_age,
+    plan_day,
+)
 from ledger.ages import join_age_years, past_top_age_at, top_age_years
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
@@ -60,7 +70,7 @@ from ledger.log.index import ENDED
 from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
-from ledger.plan_days import day_end
+from ledger.plan_days import day_end, whole_years
 from ledger.projections.base import EntriesInMemory, apply_together
 from ledger.projections.cases import DOCUMENT_FORMAT_V1, Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
@@ -300,29 +310,36 @@ class _Members:
         row = self.db.execute("SELECT joined_at FROM members WHERE plan = ? AND member = ?", (plan, member)).fetchone()
         return None if row is None else str(row[0])
 
-    def roll(self, plan: str, cutoff: str, period: str, share_fen: int,
-             ages: tuple[int, int] | None = None) -> tuple[bytes, int, list[str], int]:
+    def roll(self, plan: str, cutoff: str, period: str, share_fen: int, ages: tuple[int, int] | None = None,
+             listed: frozenset[str] = frozenset()) -> tuple[bytes, int, list[str], int, list[str]]:
         """The roll root and size over the plan's members active at the cutoff, sorted by id (code-point order:
-        SQLite's BINARY collation), hashed as they are read; with `ages` (schema 3: top age, zone) members past the
-        top age are left out. Also returns those left out, and how many locked members' join age is not known (a
-        sealed age: the age rule could not be applied to them)."""
+        SQLite's BINARY collation), hashed as they are read, without the members the assessment `listed` as past the
+        top age (schema 3). With `ages` (top age, zone): also the members whose known age at joining disagrees with
+        that list (past the top age and not listed, or listed and not past it), how many locked members' age is not
+        known (sealed, not revealed: the list could not be checked for them), and the listed members not in the
+        plan at the cutoff."""
         self.flush()
         fold = MerkleFold()
-        left_out: list[str] = []
+        wrong: list[str] = []
         unknown = 0
+        seen: set[str] = set()
         at = parse_at(cutoff)
         rows = self.db.execute("SELECT member, age_years, joined_at FROM members WHERE plan = ? AND joined_at <= ? "
                                "AND (ended_at IS NULL OR ended_at > ?) ORDER BY member", (plan, cutoff, cutoff))
         while batch := rows.fetchmany(100_000):
             locked = []
             for member, age, joined_at in batch:
-                unknown += age is None
-                if ages is not None and past_top_age_at(age, joined_at, at, ages[0], ages[1]):
-                    left_out.append(member)
+                if member in listed:
+                    seen.add(member)
                 else:
                     locked.append(member)
+                if ages is not None:
+                    if age is None:
+                        unknown += 1
+                    elif past_top_age_at(age, joined_at, at, ages[0], ages[1]) != (member in listed):
+                        wrong.append(member)
             fold.extend(roll_leaf_hashes(period, locked, share_fen))
-        return fold.root(), fold.size, left_out, unknown
+        return fold.root(), fold.size, wrong, unknown, sorted(listed - seen)
 
     def near_cap(self, plan: str, year_start: str, cutoff: str, threshold_fen: int) -> list[tuple[str, int]]:
         """(member, charged this plan year) of the members whose span holds the cutoff and whom the periods with
@@ -391,9 +408,12 @@ class Auditor:
                  revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
         self.sealed = SealedChecks.of(revealed)
-        self.joined_ages: dict[str, int] = {}
-        """Member → age in years at joining (what a sealed age at diagnosis is checked against)."""
         """Check 13: the revealed values given (`--revealed`), or none."""
+        self.joined_ages: dict[str, int] = {}
+        """Member → age in years at joining, public on a v1 join (what a sealed age at diagnosis is checked
+        against)."""
+        self.revealed_ages: dict[str, int] = {}
+        """Member → age in years at joining, sealed on a v2 join and revealed to the auditor."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -523,10 +543,15 @@ class Auditor:
             self.plans[stream].closing_tail_days = body["claim_tail_days"]
         elif kind == "member.joined":
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
-            age = join_age_years(body)
+            age = join_age_years(body)  # in the clear (v1); sealed (v2): the revealed value, when given
+            if e["schema"] == 1:
+                self.joined_ages[stream] = body["age_years"]
+            elif (values := self.sealed_event(index, e, "joining")) is not None:
+                self.revealed_ages[stream] = values["age_years"]
+                age = int(values["age_years"])
             self.members.join(body["plan"], stream, at, age)
-            if age is not None:
-                self.joined_ages[stream] = age
+        elif kind in ("member.juror_qualified", "member.fraud_recorded") and e["schema"] == 2:
+            self.sealed_event(index, e, "juror age" if kind == "member.juror_qualified" else "fraud finding")
         elif kind in ENDED:
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
@@ -544,6 +569,8 @@ class Auditor:
                               body["rules_version"])
             else:  # sealed: the rules version of the diagnosis day is check 13's
                 self.claims[stream]["values"] = self.sealed_event(index, e, "filing")
+        elif kind == "claim.vote_cast":
+            self.juror_vote(index, e)
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
@@ -580,20 +607,53 @@ class Auditor:
         def fail(check: str, expected: object, found: object) -> None:
             self.fail(index, e, check, expected, found)
 
-        values = self.sealed.values(e, fail)
-        if self.sealed.revealed is None:
+        if not self.sealed.given(e):
             self.sealed.need(f"13 sealed ({what})")
             return None
+        values = self.sealed.values(e, fail)
         if values is None:
             return None
-        plan = self.plans[e["body"]["plan"]]
-        if e["type"] == "claim.filed":
+        plan = self.plans[e["body"].get("plan") or self.plan_of(e["stream"])]
+        if e["type"] == "member.joined":
+            check_joining_age(e, values, plan, fail)
+        elif e["type"] == "member.juror_qualified":
+            check_juror_age(e, values, plan, fail)
+        elif e["type"] == "member.fraud_recorded":
+            if values["claim"] is not None and values["claim"] not in self.claims:
+                fail(f"{NEEDS} (fraud finding)", "a claim on the log, or none", values["claim"])
+        elif e["type"] == "claim.filed":
             joined = self.members.joined_at(e["body"]["plan"], str(values.get("member")))
-            check_filing(e, values, {str(values.get("member")): joined} if joined else {}, self.joined_ages, plan,
-                         fail)
+            check_filing(e, values, {str(values.get("member")): joined} if joined else {},
+                         ChainMap(self.joined_ages, self.revealed_ages), plan, fail)
         else:
             check_exclusion(e, values, self.members.joined_at(e["body"]["plan"], e["stream"]), plan, fail)
         return values
+
+    def juror_vote(self, index: int, e: dict[str, Any]) -> None:
+        """Check 13 for a vote by a juror whose age at joining is sealed: that age plus the whole years since (plan
+        days) is at least the plan's juror age, as the writer checks it; counted as needed when the age was not
+        revealed. (A juror who joined with a v1 join, its age public, is not re-checked here.)"""
+        plan_id, juror = self.claims[e["stream"]]["plan"], e["body"]["juror"]
+        joined_at = self.members.joined_at(plan_id, juror)
+        if joined_at is None or juror in self.joined_ages:
+            return
+        age = self.revealed_ages.get(juror)
+        if age is None:
+            self.sealed.need("13 sealed (juror age at the vote)")
+            return
+        plan = self.plans[plan_id]
+        _, rules = plan.rules_at(e["at"])
+        now = age + whole_years(plan_day(joined_at, plan, e["at"]), plan_day(e["at"], plan, e["at"]))
+        if now < rules.juror_min_age_years:
+            self.fail(index, e, f"{NEEDS} (juror age at the vote)", f"at least {rules.juror_min_age_years}", now)
+
+    def plan_of(self, member: str) -> str:
+        """The plan a member joined (from the on-disk members, one lookup a plan: plans are few); KeyError for no
+        member."""
+        found = next((plan for plan in self.plans if self.members.joined_at(plan, member) is not None), None)
+        if found is None:
+            raise KeyError(f"member {member}")
+        return found
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one `period.assessed`."""
@@ -612,7 +672,12 @@ class Auditor:
                 if body[term] != value:
                     self.fail(index, e, f"8 period ({term})", value, body[term])
         ages = (top_age_years(rules), rules.utc_offset_minutes) if per_member else None
-        roll, locked, left_out, unknown = self.members.roll(body["plan"], cutoff, period, body["share_fen"], ages)
+        left_out = list(body["left_out"]) if per_member else []
+        roll, locked, wrong, unknown, strangers = self.members.roll(body["plan"], cutoff, period, body["share_fen"],
+                                                                    ages, frozenset(left_out))
+        if wrong or strangers or left_out != sorted(set(left_out)):
+            self.fail(index, e, "8 period (left_out)", "the locked members past the top age, sorted",
+                      {"wrong by age": wrong, "not in the plan": strangers})
         if per_member and unknown:
             self.sealed.need("8 period (locked set by age)")
         due = sorted(c for c, claim in self.claims.items() if claim["plan"] == body["plan"] and "approved" in claim

@@ -27,6 +27,16 @@ def join_age_years(joined: Mapping[str, Any]) -> int | None:
     return age if isinstance(age, int) else None
 
 
+def join_age_bound(joined: Mapping[str, Any]) -> int | None:
+    """The most a member's age at joining can be from a `member.joined` body alone: the age (v1), or the top of the
+    5-year band a sealed join shows (v2). Public, so the read models can narrow who may be past a top age."""
+    age = join_age_years(joined)
+    if age is not None:
+        return age
+    band = joined.get("age_band")
+    return int(band.split("-")[1]) if isinstance(band, str) and "-" in band else None
+
+
 def top_age_years(rules: PlanRules) -> int:
     """The top of the plan's age bands: no band pays a claim at an older age."""
     return rules.aid_bands[-1].up_to_age_years

@@ -66,18 +66,32 @@ def _log_index(store: _Store, sql: SqlStore) -> None:
     sql.create(index_schema(sql))
 
 
-def _ages_and_charges(store: _Store, sql: SqlStore) -> None:
-    """Schema-3 assessments leave members past the top age out of the roll and cap charges per member: the log's
-    index is made again with the join ages and each assessment's top age (the next integration fills it from the
-    start), and the roster gains its exceptions table. A store made before also needs `projections rebuild` (the
-    roster's ages may be left NULL by then, docs/plans.md)."""
-    t = sql.table
+def _roster_without_exact_age(store: _Store, sql: SqlStore) -> None:
+    """The roster keeps no exact age: the age at joining is sealed from `member.joined` v2 on (docs/privacy.md), so
+    the column that held it goes (from a store made before; a new one never had it)."""
+    table = sql.table("roster_members")
     with sql.transaction() as cursor:
-        for name in ("log_stream_entries", "log_member_claims", "log_key_entries", "log_assessments",
-                     "log_memberships", "roll_chunks", "roll_tiles"):
+        if sql.postgres:
+            cursor.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS age_years")
+        elif any(row[1] == "age_years" for row in cursor.execute(f"PRAGMA table_info({table})").fetchall()):
+            cursor.execute(f"ALTER TABLE {table} DROP COLUMN age_years")
+
+
+def _ages_and_charges(store: _Store, sql: SqlStore) -> None:
+    """Schema-3 assessments (members past the top age left out, the annual cap per member), the case cards' firm
+    and the postings' plans: every read model and the log's index are made again with their new columns and tables
+    (dropped here, filled from the start by the next catch-up and integration)."""
+    from ledger.projections import PROJECTIONS
+
+    t = sql.table
+    names = [name for projection in PROJECTIONS for name in projection.TABLES]
+    names += ["log_stream_entries", "log_member_claims", "log_key_entries", "log_assessments", "log_memberships",
+              "log_left_out", "roll_chunks", "roll_tiles"]
+    with sql.transaction() as cursor:
+        for name in names:
             cursor.execute(f"DROP TABLE IF EXISTS {t(name)}")
         if sql.has_table("projection_tracking"):
-            cursor.execute(f"DELETE FROM {t('projection_tracking')} WHERE name = 'log_index'")
+            cursor.execute(f"DELETE FROM {t('projection_tracking')}")
     sql.create(index_schema(sql))
     ReadModels.open(store, sql, create=True)
 
@@ -86,7 +100,8 @@ STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
     3: (_log_index,),
-    4: (_ages_and_charges,),
+    4: (_roster_without_exact_age,),
+    5: (_ages_and_charges,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

@@ -33,11 +33,11 @@ class LockedSet(Protocol):
 class LedgerQueries(Protocol):
     """Questions about members, accounts, claims and periods, answered from every stored event."""
 
-    def locked_set(self, plan: str, cutoff: str, top_age: int | None = None,
-                   utc_offset_minutes: int = 0) -> AbstractContextManager[LockedSet]:
+    def locked_set(self, plan: str, cutoff: str,
+                   left_out: frozenset[str] = frozenset()) -> AbstractContextManager[LockedSet]:
         """The members of the plan whose membership is active at the cutoff instant, as one consistent set that is
-        counted and rolled without being held (millions of members); with `top_age` (schema 3), without the members
-        past it on the cutoff's plan day (`ledger.ages`)."""
+        counted and rolled without being held (millions of members), without `left_out` (schema 3: those past the
+        top age)."""
         ...
 
     def approved_claims(self, plan: str, decided_by: str) -> Sequence[str]:
@@ -48,8 +48,9 @@ class LedgerQueries(Protocol):
         """Per-person shares assessed in the plan from the year's start up to the cutoff."""
         ...
 
-    def aged_out(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> Sequence[tuple[str, int, str]]:
-        """(member, age at joining, joined at) of the plan's members active at `at` and past the top age then."""
+    def age_candidates(self, plan: str, at: str, top_age: int) -> Sequence[tuple[str, str]]:
+        """(member, joined at) of the plan's members active at `at` whose public age bound allows them to be past the
+        top age then."""
         ...
 
     def charge_fen(self, member: str, period: str) -> int | None:

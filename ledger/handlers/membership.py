@@ -10,12 +10,13 @@ from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
 from ledger.aggregates.sharing_period import SharingPeriod
 from ledger.bounds import check_deposit
-from ledger.envelope import format_at, parse_at
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, plan_id
+from ledger.handlers.period import left_out_for_age
 from ledger.plan_days import day_of
 from ledger.provinces import PROVINCES
 from ledger.rules import Rule
+from ledger.sealing import age_band
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
     AcceptConversion,
@@ -31,7 +32,7 @@ from schemas.commands.membership import (
     RecoverDebit,
 )
 from schemas.commands.plan import AgeOut
-from schemas.events import MemberJoinedV1
+from schemas.events import MemberJoinedV2
 
 
 def member_and_plan(uow: UnitOfWork, member: str) -> tuple[Membership, Plan]:
@@ -59,14 +60,17 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         check(payer.details.payer is None, "payer", Rule.PAYER_MUST_PAY_FOR_THEMSELVES)
         family_order = 1 + uow.queries.family_count(command.payer) + uow.family_joined(command.payer)
     member_id = uow.new_id("member", command.command_id)
-    body = MemberJoinedV1(
-        plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,
+    member = str(member_id)
+    body = MemberJoinedV2(
+        plan=command.plan, rules_version=rules.version, age_band=age_band(command.age_years),
+        age_years_sealed=uow.seal(member, member_id, 1, "age_years", command.age_years, new_member=True),
+        sex=command.sex,
         province=command.province, payer=command.payer, family_order=family_order,
         consent_commitment=command.consent_commitment,
         health_declaration_commitment=command.health_declaration_commitment,
     )
-    member = str(member_id)
-    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body), "member", derived=True)
+    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body, command.age_years), "member",
+            derived=True)
     return Outcome({"member": member, "plan": command.plan, "family_order": family_order})
 
 
@@ -126,7 +130,8 @@ def qualify_juror(uow: UnitOfWork, command: QualifyJuror) -> Outcome:
     """A member passed the juror exam."""
     membership, plan = member_and_plan(uow, command.member)
     membership.qualify_juror(uow.at, uow.actor("operator"), command.age_years, command.exam_commitment,
-                             plan.rules_at(uow.at).rules.juror_min_age_years)
+                             plan.rules_at(uow.at).rules.juror_min_age_years,
+                             lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member})
 
 
@@ -134,7 +139,8 @@ def qualify_juror(uow: UnitOfWork, command: QualifyJuror) -> Outcome:
 def record_fraud(uow: UnitOfWork, command: RecordFraud) -> Outcome:
     """A fraud finding against a member."""
     membership = uow.get(UUID(command.member), Membership, "member")
-    membership.record_fraud(uow.at, uow.actor("operator"), command.claim, command.finding_commitment)
+    membership.record_fraud(uow.at, uow.actor("operator"), command.claim, command.finding_commitment,
+                            lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member})
 
 
@@ -175,10 +181,10 @@ def age_out(uow: UnitOfWork, command: AgeOut) -> Outcome:
     top = top_age_years(rules)
     today = day_of(uow.at, rules.utc_offset_minutes)
     aged: list[tuple[Membership, int]] = []
-    for member, join_age, joined_at in uow.queries.aged_out(command.plan, format_at(uow.at), top,
-                                                            rules.utc_offset_minutes):
+    for member in left_out_for_age(uow, command.plan, uow.at, top, rules.utc_offset_minutes):
         membership = uow.get(UUID(member), Membership, "member")
-        aged.append((membership, age_on(join_age, parse_at(joined_at), today, rules.utc_offset_minutes)))
+        aged.append((membership, age_on(uow.age_at_joining(membership), membership.joined_at, today,
+                                        rules.utc_offset_minutes)))
     leaving = {str(membership.id) for membership, _ in aged}
     moved = 0
     # family members first, so that a payer leaving with their whole family gets the account's balance back
@@ -196,10 +202,14 @@ def age_out(uow: UnitOfWork, command: AgeOut) -> Outcome:
             details = membership.details
             new_id = uow.new_id("member", f"{command.command_id}:{member}")
             successor_member = str(new_id)
-            uow.add(Membership.join(new_id, uow.at, uow.actor("member", successor_member), MemberJoinedV1(
-                plan=str(successor.id), rules_version=version.version, age_years=age, sex=details.sex,
-                province=details.province, payer=None, family_order=0, consent_commitment=details.consent_commitment,
-                health_declaration_commitment=details.health_declaration_commitment)), "member", derived=True)
+            body = MemberJoinedV2(
+                plan=str(successor.id), rules_version=version.version, age_band=age_band(age),
+                age_years_sealed=uow.seal(successor_member, new_id, 1, "age_years", age, new_member=True),
+                sex=details.sex, province=details.province, payer=None, family_order=0,
+                consent_commitment=details.consent_commitment,
+                health_declaration_commitment=details.health_declaration_commitment)
+            uow.add(Membership.join(new_id, uow.at, uow.actor("member", successor_member), body, age), "member",
+                    derived=True)
             moved += 1
         membership.age_out(uow.at, uow.actor("operator"), top, balance,
                            None if successor is None else str(successor.id), successor_member)

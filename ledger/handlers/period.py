@@ -3,10 +3,10 @@ and the wind-down refunds of a terminated plan."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
-from ledger.ages import top_age_years
+from ledger.ages import past_top_age, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -115,6 +115,18 @@ def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
     return max(0, carried)  # a schema-1 deficit is not money held
 
 
+def left_out_for_age(uow: UnitOfWork, plan: str, at: datetime, top_age: int, utc_offset_minutes: int) -> list[str]:
+    """The plan's members active at `at` past the top age then (`ledger.ages`), sorted: among the few whose public
+    age bound allows it, each by their exact age at joining (`UnitOfWork.age_at_joining`: the vault's for a sealed
+    join)."""
+    found = []
+    for member, _ in uow.queries.age_candidates(plan, format_at(at), top_age):
+        membership = uow.get(UUID(member), Membership, "member")
+        if past_top_age(uow.age_at_joining(membership), membership.joined_at, at, top_age, utc_offset_minutes):
+            found.append(member)
+    return sorted(found)
+
+
 @handles(AssessPeriod)
 def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     """The one assessment: members locked at the cutoff, approved cases decided by then, the formula, the roll."""
@@ -140,8 +152,9 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
     cases = [(str(claim.id), claim.approved_fen) for claim in claims]
     carried = surplus_in(uow, period)
     cap = rules.annual_cap_fen
+    left_out = frozenset(left_out_for_age(uow, period.plan, period.cutoff_at, top_age, rules.utc_offset_minutes))
     # counted, then rolled as it streams (never held), without the members past the top age
-    with queries.locked_set(period.plan, cutoff, top_age, rules.utc_offset_minutes) as locked:
+    with queries.locked_set(period.plan, cutoff, left_out) as locked:
         count = locked.count
         share = assess(count, cases, rules.fee_bps, carried, rules.per_case_cap_fen, cap, rules.excess_policy,
                        operator, charged=(0, 0)).share_fen  # the share does not depend on who pays less of it
@@ -172,7 +185,7 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         surplus_out_fen=result.surplus_out_fen, roll_root=root.hex(), roll_size=size,
         funded_by="operator" if operator else "members", payment_model=rules.payment_model,
         top_age_years=top_age, utc_offset_minutes=rules.utc_offset_minutes, plan_year=plan_year,
-        charged_fen=result.charged_fen, members_capped=result.members_capped,
+        charged_fen=result.charged_fen, members_capped=result.members_capped, left_out=tuple(sorted(left_out)),
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": size,

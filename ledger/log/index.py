@@ -9,7 +9,7 @@ Kept by integration (`TransparencyLog.integrate` on the operator's log), in log 
 - `log_assessments(plan, idx, nid, period, cutoff_at, share_fen, roll_size, top_age, utc_offset)`: every
   `period.assessed` entry (the top age and zone of a schema-3 one, NULL before);
 - `log_memberships(member, plan, joined_at, ended_at, age_years)`: who is locked at a cutoff, as the log says so
-  far (with the age at joining: a schema-3 roll leaves out members past the top age, `ledger.ages`);
+  far; `log_left_out(period, member)`: whom a schema-3 roll left out for their age (its `left_out`);
 - each assessment's roll (the members locked at its cutoff, sorted by id, as the writer signed its `roll_root`):
   `roll_chunks(period, chunk, first_member, members, groups)` — the ids in chunks of 256 (16 bytes each), to find
   a member's leaf, with the roots of each chunk's complete groups of 16 leaves (the tree's level 4) — and
@@ -65,6 +65,8 @@ def index_schema(sql: SqlStore) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {t('log_memberships')} (member TEXT PRIMARY KEY, plan TEXT NOT NULL, "
         "joined_at TEXT NOT NULL, ended_at TEXT, age_years INTEGER)",
         f"CREATE INDEX IF NOT EXISTS log_memberships_plan ON {t('log_memberships')} (plan, joined_at)",
+        f"CREATE TABLE IF NOT EXISTS {t('log_left_out')} (period TEXT NOT NULL, member TEXT NOT NULL, "
+        "PRIMARY KEY (member, period))",
         f"CREATE TABLE IF NOT EXISTS {t('roll_chunks')} (period TEXT NOT NULL, chunk BIGINT NOT NULL, "
         f"first_member TEXT NOT NULL, members {blob} NOT NULL, groups {blob} NOT NULL, PRIMARY KEY (period, chunk))",
         f"CREATE INDEX IF NOT EXISTS roll_chunks_first ON {t('roll_chunks')} (period, first_member)",
@@ -109,6 +111,7 @@ class LogIndex:
         self.streams, self.claims, self.keys = t("log_stream_entries"), t("log_member_claims"), t("log_key_entries")
         self.assessments, self.memberships = t("log_assessments"), t("log_memberships")
         self.chunks, self.tiles, self.tracking = t("roll_chunks"), t("roll_tiles"), t("projection_tracking")
+        self.left_out = t("log_left_out")
         self.last_chunks: dict[str, _Chunk] = {}
         """Each roll's last, partial chunk's leaf hashes, once read (every proof in that roll needs them)."""
 
@@ -184,9 +187,10 @@ class LogIndex:
                               "AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?)",
                               (body["plan"], cutoff, cutoff)).fetchall()
         top, offset = body.get("top_age_years"), body.get("utc_offset_minutes")
-        assessment = Assessment(index, nid, period, cutoff, share, 0, top, offset)
-        locked = sorted(str(row[0]) for row in rows  # code-point order, whatever the SQL collation
-                        if not assessment.leaves_out(None if row[1] is None else int(row[1]), str(row[2])))
+        left_out = set(body.get("left_out", ()))  # schema 3: past the top age, as the writer found them
+        locked = sorted(str(row[0]) for row in rows if str(row[0]) not in left_out)  # code points, whatever the
+        cursor.executemany(f"INSERT INTO {self.left_out} VALUES (?, ?)",  # SQL collation
+                           [(period, member) for member in sorted(left_out)])
         cursor.execute(f"INSERT INTO {self.assessments} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (body["plan"], index, nid, period, cutoff, share, len(locked), top, offset))
         level, hashes = 0, roll_leaf_hashes(period, locked, share)
@@ -250,6 +254,12 @@ class LogIndex:
                                   (plan, size)).fetchall()
         return [Assessment(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
                            None if r[6] is None else int(r[6]), None if r[7] is None else int(r[7])) for r in rows]
+
+    def left_out_of(self, member: str) -> set[str]:
+        """The periods whose roll left the member out for their age (schema 3's `left_out`)."""
+        with self.sql.transaction(commit=False) as cursor:
+            rows = cursor.execute(f"SELECT period FROM {self.left_out} WHERE member = ?", (member,)).fetchall()
+        return {str(row[0]) for row in rows}
 
     def roll_proofs(self, assessments: Sequence[Assessment], member: str) -> list[tuple[int, list[bytes]]]:
         """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root, read in one

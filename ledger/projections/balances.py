@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ledger.ages import join_age_years
+from ledger.ages import join_age_bound
 from ledger.envelope import parse_at
 from ledger.projections.base import Applier, Projection
-from ledger.projections.charges import Charges, aged_candidates_sql, near_cap_sql, past_top_age_among
+from ledger.projections.charges import Charges, age_candidates_sql, near_cap_sql
 from ledger.projections.sql import Snapshot, SqlCursor
 from ledger.sharing import streamed_roll
 
@@ -48,7 +48,7 @@ class Balances(Projection):
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "min_balance_fen BIGINT NOT NULL, utc_offset_minutes INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
-            "family_order INTEGER NOT NULL, age_years INTEGER, joined_at TEXT NOT NULL, ended_at TEXT, "
+            "family_order INTEGER NOT NULL, age_max INTEGER, joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
@@ -119,9 +119,9 @@ class Balances(Projection):
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
         cursor.execute(
-            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_years, joined_at, status) "
+            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_max, joined_at, status) "
             "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-            (e["stream"], body["plan"], body["payer"], body["family_order"], join_age_years(body), e["at"]))
+            (e["stream"], body["plan"], body["payer"], body["family_order"], join_age_bound(body), e["at"]))
 
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET deposits = deposits + ? WHERE id = ?",
@@ -196,13 +196,12 @@ class Balances(Projection):
                            (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
 
-    def aged_out(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> list[tuple[str, int, str]]:
-        """(member, age at joining, joined at) of the plan's members active at `at` and past the top age then
-        (`ledger.ages`), found among the few whose age at joining and year of joining allow it."""
-        moment = parse_at(at)
-        rows = self._query(aged_candidates_sql(self.members), (plan, at, at, moment.year, top_age))
-        aged = past_top_age_among(rows, moment, top_age, utc_offset_minutes)
-        return sorted((str(r[0]), int(r[1]), str(r[2])) for r in rows if str(r[0]) in aged)
+    def age_candidates(self, plan: str, at: str, top_age: int) -> list[tuple[str, str]]:
+        """(member, joined at) of the plan's members active at `at` whose public age bound (the exact age of a v1 join,
+        the top of a sealed join's 5-year band) and year of joining allow them to be past the top age then: the few
+        whose exact age the writer opens (`ledger.ages`)."""
+        rows = self._query(age_candidates_sql(self.members), (plan, at, at, parse_at(at).year, top_age))
+        return sorted((str(r[0]), str(r[2])) for r in rows)
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
@@ -216,12 +215,11 @@ class Balances(Projection):
         return int(rows[0][0] if rows[0][1] is None else rows[0][1])
 
     @contextmanager
-    def locked_set(self, plan: str, cutoff: str, top_age: int | None = None,
-                   utc_offset_minutes: int = 0) -> Iterator[LockedMembers]:
-        """The members locked at the cutoff, counted and rolled in one snapshot, streamed; with `top_age` (schema 3)
-        without those past it (`ledger.ages`)."""
+    def locked_set(self, plan: str, cutoff: str, left_out: frozenset[str] = frozenset()) -> Iterator[LockedMembers]:
+        """The members locked at the cutoff, counted and rolled in one snapshot, streamed, without `left_out` (schema
+        3: those of them past the top age)."""
         with self.sql.snapshot() as snapshot:
-            yield LockedMembers(self, snapshot, plan, cutoff, top_age, utc_offset_minutes)
+            yield LockedMembers(self, snapshot, plan, cutoff, left_out)
 
     def active_members(self, plan: str) -> list[str]:
         """Members of the plan who have not left."""
@@ -307,9 +305,9 @@ class Balances(Projection):
 
     def member(self, member: str) -> dict[str, Any] | None:
         """A member's row: plan, payer, join and end, status, deposits, shares charged, failed, refunded."""
-        columns = ("id", "plan", "payer", "family_order", "age_years", "joined_at", "ended_at", "status", "deposits",
+        columns = ("id", "plan", "payer", "family_order", "joined_at", "ended_at", "status", "deposits",
                    "charged", "failed", "refunded_from_balance")
-        rows = self._query(f"SELECT m.id, m.plan, m.payer, m.family_order, m.age_years, m.joined_at, m.ended_at, "
+        rows = self._query(f"SELECT m.id, m.plan, m.payer, m.family_order, m.joined_at, m.ended_at, "
                            f"m.status, m.deposits, {self.charged('m')}, m.failed, m.refunded_from_balance "
                            f"FROM {self.members} m WHERE m.id = ?", (member,))
         return dict(zip(columns, rows[0], strict=True)) if rows else None
@@ -360,17 +358,12 @@ class LockedMembers:
     members past the top age (schema 3) are found by one query over the few whose age at joining and year of joining
     allow it, and left out of both; the members near their annual cap by one grouped query (`near_cap`)."""
 
-    def __init__(self, balances: Balances, snapshot: Snapshot, plan: str, cutoff: str, top_age: int | None,
-                 utc_offset_minutes: int) -> None:
+    def __init__(self, balances: Balances, snapshot: Snapshot, plan: str, cutoff: str,
+                 left_out: frozenset[str]) -> None:
         self.balances, self.snapshot, self.plan, self.cutoff = balances, snapshot, plan, cutoff
         self._where = (f"FROM {balances.members} WHERE plan = ? AND joined_at <= ? "
                        "AND (ended_at IS NULL OR ended_at > ?)")
-        self.aged: set[str] = set()
-        if top_age is not None:
-            at = parse_at(cutoff)
-            candidates = snapshot.execute(aged_candidates_sql(balances.members),
-                                          (plan, cutoff, cutoff, at.year, top_age)).fetchall()
-            self.aged = past_top_age_among(candidates, at, top_age, utc_offset_minutes)
+        self.aged = left_out
         row = snapshot.execute(f"SELECT COUNT(*) {self._where}", (plan, cutoff, cutoff)).fetchone()
         self.count = (int(row[0]) if row else 0) - len(self.aged)
 

@@ -1,22 +1,21 @@
 """Charges: the members a schema-3 assessment charged otherwise than its share (docs/plans.md, "Ageing out" and
 "The annual cap per member").
 
-A schema-3 `period.assessed` leaves out of its roll the members past the plan's top age (charged nothing) and charges
+A schema-3 `period.assessed` leaves out of its roll the members past the plan's top age (charged nothing: it lists
+them, `left_out`, since a sealed age is the writer's to open) and charges
 a member whose own charges of the plan year leave less than the share of the annual cap only that remainder. Who
 they are depends on every member of the plan, so this read model follows the whole log in order (it is not
 stream-local, unlike the roster of `ledger.projections.balances`, whose appliers touch only their event's own stream):
-its own copy of each membership's span and join age, each period's share, and one row per exception (`locked` 0 for
+its own copy of each membership's span, each period's share, and one row per exception (`locked` 0 for
 a member left out of the roll). The roster's sums subtract what the exceptions spared each member, at query time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from ledger.ages import join_age_years, past_top_age_at
-from ledger.envelope import format_at, parse_at
+from ledger.envelope import format_at
 from ledger.plan_days import day_start
 from ledger.projections.base import Applier, Projection
 from ledger.projections.sql import SqlCursor
@@ -26,20 +25,13 @@ ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_
 """The events that end a membership (the first one counts)."""
 
 
-def aged_candidates_sql(members: str) -> str:
-    """SQL for (member, age at joining, joined at) of a plan's members whose span holds a cutoff and whose age at
-    joining and year of joining allow them to be past the top age by then (params: plan, cutoff, cutoff, the cutoff's
-    UTC year, top age): the few `ledger.ages.past_top_age_at` is asked about, not every member."""
-    return (f"SELECT id, age_years, joined_at FROM {members} WHERE plan = ? AND joined_at <= ? "
-            "AND (ended_at IS NULL OR ended_at > ?) AND age_years IS NOT NULL "
-            "AND age_years + ? - CAST(SUBSTR(joined_at, 1, 4) AS INTEGER) + 2 > ?")
-
-
-def past_top_age_among(rows: Iterable[tuple[Any, ...]], at: datetime, top_age: int,
-                       utc_offset_minutes: int) -> set[str]:
-    """The members among (member, age at joining, joined at) rows who are past the top age at `at`."""
-    return {str(member) for member, age, joined_at in rows
-            if past_top_age_at(None if age is None else int(age), str(joined_at), at, top_age, utc_offset_minutes)}
+def age_candidates_sql(members: str) -> str:
+    """SQL for (member, age bound, joined at) of a plan's members whose span holds an instant and whose public age
+    bound (`ledger.ages.join_age_bound`, column `age_max`) and year of joining allow them to be past the top age by
+    then (params: plan, instant, instant, the instant's UTC year, top age)."""
+    return (f"SELECT id, age_max, joined_at FROM {members} WHERE plan = ? AND joined_at <= ? "
+            "AND (ended_at IS NULL OR ended_at > ?) AND age_max IS NOT NULL "
+            "AND age_max + ? - CAST(SUBSTR(joined_at, 1, 4) AS INTEGER) + 2 > ?")
 
 
 def near_cap_sql(members: str, periods: str, exceptions: str) -> str:
@@ -64,7 +56,7 @@ class Charges(Projection):
         """Memberships, periods, and the exceptions of schema-3 assessments."""
         self.members, self.periods, self.exceptions = (self.t(n) for n in self.TABLES)
         return [
-            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, age_years INTEGER, "
+            f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "joined_at TEXT NOT NULL, ended_at TEXT)",
             f"CREATE INDEX IF NOT EXISTS charge_members_plan ON {self.members} (plan, joined_at)",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
@@ -81,8 +73,7 @@ class Charges(Projection):
                 **dict.fromkeys(ENDED, self._ended)}
 
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
-        cursor.execute(f"INSERT INTO {self.members} VALUES (?, ?, ?, ?, NULL)",
-                       (e["stream"], e["body"]["plan"], join_age_years(e["body"]), e["at"]))
+        cursor.execute(f"INSERT INTO {self.members} VALUES (?, ?, ?, NULL)", (e["stream"], e["body"]["plan"], e["at"]))
 
     def _ended(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET ended_at = COALESCE(ended_at, ?) WHERE id = ?",
@@ -102,10 +93,7 @@ class Charges(Projection):
         top age (not locked, 0) and those whose annual cap leaves less (their remainder)."""
         plan, cutoff, share, cap = body["plan"], body["cutoff_at"], int(body["share_fen"]), body[
             "annual_cap_remaining_fen"]
-        at = parse_at(cutoff)
-        aged = past_top_age_among(cursor.execute(aged_candidates_sql(self.members), (
-            plan, cutoff, cutoff, at.year, body["top_age_years"])).fetchall(), at, body["top_age_years"],
-            body["utc_offset_minutes"])
+        aged = set(body["left_out"])  # the writer found them with their exact ages (sealed ones from its vault)
         found = [(member, 0, False) for member in sorted(aged)]
         if body["members_capped"]:
             year_start = format_at(day_start(date(body["plan_year"], 1, 1), body["utc_offset_minutes"]))

@@ -58,23 +58,23 @@ def test_a_stored_roll_proves_each_member_as_the_roll_in_memory_does(tmp_path: P
 
 
 def test_a_schema_3_roll_leaves_out_members_past_the_top_age(tmp_path: Path) -> None:
-    """Ageing out: a member who joined at 59 on 2025-02-20 is 60 on the cutoff's plan day (1 March 2026 in China):
-    past a top age of 59 they are not in the roll; at a top age of 60 they are, as under schema 2."""
+    """Ageing out: the roll leaves out the members a schema-3 assessment lists as past the top age (`left_out`, which
+    the writer found with their exact ages), and the index remembers it for the member's bundle."""
     members = sorted(str(uuid.uuid4()) for _ in range(3))
     old = str(uuid.uuid4())
     for top, expected in ((59, members), (60, sorted([*members, old]))):
         (tmp_path / str(top)).mkdir()
-        index, _ = indexed_roll(tmp_path / str(top), members, 10, {"top_age_years": top, "utc_offset_minutes": 480})
+        index, _ = indexed_roll(tmp_path / str(top), members, 10)
         with index.sql.transaction() as cursor:  # the roll is made again with the old member in the plan
             cursor.execute(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL, 59)",
                            (old, PLAN, "2025-02-19T17:00:00.000000Z"))  # 01:00 on 20 February in China
             cursor.execute(f"DELETE FROM {index.assessments}")
             index._index_roll(cursor, 19, 20, str(uuid.uuid4()), {
                 "plan": PLAN, "cutoff_at": "2026-02-28T16:00:00.000000Z", "share_fen": 10, "top_age_years": top,
-                "utc_offset_minutes": 480})
+                "utc_offset_minutes": 480, "left_out": [old] if top == 59 else []})
         [assessment] = index.plan_assessments(PLAN, 30)
         assert assessment.roll_size == len(expected)
-        assert assessment.leaves_out(59, "2025-02-19T17:00:00.000000Z") == (top == 59)
+        assert index.left_out_of(old) == ({assessment.period} if top == 59 else set())
         placed = [leaf for leaf, _ in index.roll_proofs([assessment], old)] if old in expected else []
         assert placed == ([expected.index(old)] if old in expected else [])
         if old not in expected:
