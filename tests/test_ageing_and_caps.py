@@ -202,3 +202,39 @@ def test_the_year_shortcut_of_the_age_rule_agrees_with_the_rule() -> None:
         at = joined + timedelta(minutes=rng.randrange(0, 3 * 366 * 1440))
         age, top, offset = rng.randrange(55, 61), rng.randrange(56, 62), rng.choice((-720, -300, 0, 480, 840))
         assert past_top_age_at(age, format_at(joined), at, top, offset) == past_top_age(age, joined, at, top, offset)
+
+
+def test_the_audit_checks_the_members_left_out_against_the_ages_it_is_given(ledger_app: Ledger) -> None:
+    """Ages are sealed: without them the audit recomputes the roll from the listed `left_out` and says it could not
+    check the list; given the revealed ages, it catches a list that leaves out a member who is not past the top age
+    (the writer re-signing a consistent lie: list, count, roll)."""
+    from audit.verify import Auditor
+    from ledger.anchors import TrustAnchors
+    from ledger.reveal import reveal_member
+    from ledger.sharing import roll_root
+
+    app = ledger_app
+    plan = create_plan(app, rules(notice_days=3))
+    old, young, other = join(app, plan, age=59), join(app, plan), join(app, plan)
+    at_local(app, "2026-12-20", 1)
+    approved_claim(app, young)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1, notice_on="2027-01-07"))
+    at_local(app, "2027-01-07", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    period = str(opened["period"])
+    assert period_of(app, period).require_assessment().left_out == (old,)  # type: ignore[attr-defined]
+    report = audit(app)
+    assert report.ok and report.needs_sealed_values.get("8 period (locked set by age)") == 1
+    revealed = [r for m in (old, young, other) for r in reveal_member(app.app, m)]
+    anchors = TrustAnchors.load(app.settings.data_dir / "trust-anchors.json")
+    entries = [entry for _, entry in app.entries()]
+    assert Auditor(anchors, revealed=revealed).run(entries).ok
+
+    def lie(body: dict[str, object]) -> None:  # `other` (30) listed too, the roll and count made to agree
+        listed = sorted([old, other])
+        body.update(left_out=listed, locked_members=1, roll_size=1,
+                    roll_root=roll_root(period, [young], int(body["share_fen"])).hex())  # type: ignore[arg-type]
+
+    resign_and_audit(app, "period.assessed", lie)
+    checks = [f.check for f in Auditor(anchors, revealed=revealed).run([e for _, e in app.entries()]).failures]
+    assert "8 period (left_out)" in checks
