@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -230,10 +231,10 @@ def test_the_audit_checks_the_members_left_out_against_the_ages_it_is_given(ledg
     entries = [entry for _, entry in app.entries()]
     assert Auditor(anchors, revealed=revealed).run(entries).ok
 
-    def lie(body: dict[str, object]) -> None:  # `other` (30) listed too, the roll and count made to agree
+    def lie(body: dict[str, Any]) -> None:  # `other` (30) listed too, the roll and count made to agree
         listed = sorted([old, other])
         body.update(left_out=listed, locked_members=1, roll_size=1,
-                    roll_root=roll_root(period, [young], int(body["share_fen"])).hex())  # type: ignore[arg-type]
+                    roll_root=roll_root(period, [young], int(body["share_fen"])).hex())
 
     resign_and_audit(app, "period.assessed", lie)
     checks = [f.check for f in Auditor(anchors, revealed=revealed).run([e for _, e in app.entries()]).failures]
