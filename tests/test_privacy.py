@@ -680,7 +680,7 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     report = Auditor(anchors_of(app), log_key).run(entries_of(app), [c.note for c in app.checkpoints.all()])
     assert report.ok, report.failures[:3]
     assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1,
-                                          "13 sealed (joining)": 2}
+                                          "13 sealed (joining)": 2, "8 period (locked set by age)": 1}
     journal = app.read_models().journal
     assert journal.trial_balance() == 0 and journal.custody_gap() == 0
     assert scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap)) == []
