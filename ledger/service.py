@@ -76,6 +76,14 @@ def generate_key(directory: KeyDirectory, role: str, member: str | None = None, 
     return key
 
 
+def member_key(ledger: Ledger, member: str, role: str = "member") -> SigningKey:
+    """Give a member (or juror) a key of their own, as a simulated party: saved in the members' key directory and
+    registered in the keyring (what the demo, the benchmarks and the tests do for a member who signs)."""
+    key = generate_key(ledger.signers.party("members"), role, member)
+    register(ledger, dict(key.public_facts()))
+    return key
+
+
 def read_public_key_file(path: Path) -> dict[str, Any]:
     """A party's public key file (`keys show NAME --out FILE`): its public facts, checked for shape."""
     try:

@@ -10,7 +10,7 @@ import pytest
 from ledger.bootstrap import Ledger
 from ledger.errors import AlreadyInitializedError, KeyDirectoryError
 from ledger.keys import SigningKey
-from ledger.service import anchor, initialize
+from ledger.service import anchor, initialize, member_key
 from ledger.store import decode_entry
 from schemas.commands.keys import RegisterKey, RevokeKey
 from schemas.commands.membership import Deposit, Exit
@@ -20,7 +20,6 @@ from tests.support import (
     cid,
     create_plan,
     join,
-    member_key,
     prepaid_rules,
     rejected,
     rules,

@@ -22,7 +22,7 @@ from ledger.api.render import CSP, WEB, catalog, yuan
 from ledger.bootstrap import Ledger
 from ledger.errors import InputError
 from ledger.log.note import COSIGNATURE_V1, Signer, Verifier
-from tests.http_servers import serving
+from sim.services import serving
 from tests.test_audit import history
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,9 +33,11 @@ from ledger.errors import ConfigError
 from ledger.keys import SigningKey, sign_event_hash
 from ledger.log.tiles import TiledLog, parse_tile_path
 from ledger.sealing import Revealed, check_revealed
+from ledger.service import member_key
 from ledger.store import decode_entry
-from tests.http_servers import free_port, serving, signed
-from tests.support import advance, member_key
+from sim.services import free_port, serving
+from tests.http_servers import signed
+from tests.support import advance
 from tests.test_audit import history
 
 ROOT = Path(__file__).resolve().parent.parent

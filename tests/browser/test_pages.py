@@ -29,12 +29,12 @@ from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger
 from ledger.log.note import COSIGNATURE_V1, Signer, Verifier
 from ledger.log.witness import Witness
-from ledger.service import ledger_with_parties
+from ledger.service import ledger_with_parties, member_key
 from ledger.store import decode_entry
 from schemas.commands.membership import Deposit
+from sim.services import free_port, serving
 from tests.browser.conftest import Problems, _console
-from tests.http_servers import free_port, serving
-from tests.support import cid, clock_of, member_key
+from tests.support import cid, clock_of
 from tests.test_audit import history
 
 ROOT = Path(__file__).resolve().parents[2]
