@@ -18,7 +18,8 @@
   regulator key that the anchors do not hold is refused by the writer and failed by the verifier (`ledger.roles`).
 
 The operator's `init` writes the file with its own two entries; each custodian or regulator adds its key with
-`mutual-ledger keys anchor` from the public key file it published. Verifiers use their own copy.
+`mutual-ledger keys anchor` from the public key file it published, and `mutual-ledger keys anchor-witnesses KEY…
+--threshold N` sets the witness policy. Verifiers use their own copy.
 """
 
 from __future__ import annotations

@@ -110,6 +110,18 @@ def anchor(ledger_dir: Path, name: str, facts: dict[str, Any]) -> TrustAnchors:
     return anchors
 
 
+def anchor_witnesses(ledger_dir: Path, keys: list[str], threshold: int) -> TrustAnchors:
+    """Set the witness policy in a directory's trust anchors: a checkpoint is trusted once at least `threshold` of
+    these witnesses (their cosignature verifier keys, as `witness key` prints them, given by each witness) cosigned
+    it. Replaces the policy the file had; the file must exist, as for `anchor`."""
+    path = ledger_dir / TRUST_ANCHORS_FILE
+    if not path.exists():
+        raise InputError("trust_anchors", Rule.FILE_MUST_EXIST, f"{path} (run init first, or copy the operator's)")
+    anchors = TrustAnchors.load(path).with_witness_policy(keys, threshold)
+    anchors.save(path)
+    return anchors
+
+
 def register(ledger: Ledger, facts: dict[str, Any]) -> dict[str, Any]:
     """The operator registers a party's public key in the keyring (signed by the root key)."""
     return ledger.execute(RegisterKey(command_id=f"register-{facts['key_id']}", role=facts["role"],

@@ -26,7 +26,15 @@ from ledger.cli.commands import render_result
 from ledger.errors import EXIT_INPUT, InputError, LedgerError, RetryableError
 from ledger.keys import PARTY_ROLES, KeyDirectory
 from ledger.rules import Rule
-from ledger.service import anchor, generate_key, initialize, party_key_directories, read_public_key_file, register
+from ledger.service import (
+    anchor,
+    anchor_witnesses,
+    generate_key,
+    initialize,
+    party_key_directories,
+    read_public_key_file,
+    register,
+)
 from schemas.commands import COMMANDS
 
 
@@ -119,6 +127,22 @@ def keys_anchor(file: Path, name: str | None) -> None:
     facts = read_public_key_file(file)
     anchors = anchor(context().settings.data_dir, name or facts["role"], facts)
     emit({"anchored": name or facts["role"], "key_id": facts["key_id"], "trust_anchors": sorted(anchors.entries)})
+
+
+@keys_group.command("anchor-witnesses")
+@click.argument("verifier_keys", nargs=-1, required=True)
+@click.option("--threshold", type=int, required=True,
+              help="How many of these witnesses must cosign a checkpoint for verifiers to trust it.")
+@json_option
+def keys_anchor_witnesses(verifier_keys: tuple[str, ...], threshold: int) -> None:
+    """Set the witness policy in this directory's trust anchors: each witness's cosignature verifier key (as
+    `witness key` prints it, given by that witness) and the threshold. The operator's file is what the service
+    serves and the pages embed; every verifier sets it in its own copy."""
+    anchors = anchor_witnesses(context().settings.data_dir, list(verifier_keys), threshold)
+    assert anchors.witness_policy is not None
+    keys, required = anchors.witness_policy
+    emit({"witnesses": list(keys), "threshold": required, "trust_anchors": sorted(anchors.entries)},
+         f"a checkpoint is trusted once {required} of {len(keys)} witnesses cosigned it")
 
 
 @keys_group.command("register")
