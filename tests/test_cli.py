@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from ledger.anchors import TrustAnchors
 from ledger.cli import main
 from tests.support import commitment, rules
 
@@ -295,3 +296,16 @@ def test_keys_anchor_witnesses_sets_the_witness_policy_and_refuses_one_that_cann
     assert run(data, "keys", "anchor-witnesses", witness_keys[1], "--threshold", "1").exit_code == 0
     assert json.loads((data / "trust-anchors.json").read_text())["witnesses"] == {"keys": witness_keys[1:],
                                                                                   "threshold": 1}
+
+
+def test_keys_fingerprint_prints_what_a_browser_pins_and_the_link_that_carries_it(data: Path) -> None:
+    result = run(data, "keys", "fingerprint", "--url", "https://plan.example/", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    fingerprint = TrustAnchors.load(data / "trust-anchors.json").fingerprint()
+    assert shown == {"fingerprint": fingerprint, "link": f"https://plan.example/member#anchors={fingerprint}"}
+    text = run(data, "keys", "fingerprint").output.strip()
+    assert text.replace(" ", "") == fingerprint and len(text.split()) == 8
+    (data / "trust-anchors.json").unlink()
+    missing = CliRunner().invoke(main, ["--data-dir", str(data), "keys", "fingerprint"])
+    assert missing.exit_code == 2 and "trust_anchors: file_must_exist" in missing.stderr

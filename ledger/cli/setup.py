@@ -145,6 +145,23 @@ def keys_anchor_witnesses(verifier_keys: tuple[str, ...], threshold: int) -> Non
          f"a checkpoint is trusted once {required} of {len(keys)} witnesses cosigned it")
 
 
+@keys_group.command("fingerprint")
+@click.option("--url", default=None, help="The service's base URL: also print the link that pins the anchors.")
+@json_option
+def keys_fingerprint(url: str | None) -> None:
+    """The fingerprint of this directory's trust anchors as a browser pins it (the log's key and the witness
+    policy): what a plan publishes out of band, and with --url the member page's link that carries it (for a QR
+    code)."""
+    anchors = context().anchors()
+    if anchors is None:
+        raise InputError("trust_anchors", Rule.FILE_MUST_EXIST,
+                         f"{context().settings.data_dir / TRUST_ANCHORS_FILE} (run init first, or copy the operator's)")
+    fingerprint = anchors.fingerprint()
+    link = f"{url.rstrip('/')}/member#anchors={fingerprint}" if url else None
+    shown = " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+    emit({"fingerprint": fingerprint, "link": link}, shown + (f"\n{link}" if link else ""))
+
+
 @keys_group.command("register")
 @click.argument("file", type=click.Path(path_type=Path))
 @json_option
