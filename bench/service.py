@@ -29,7 +29,7 @@ periods of history at a million members), so the statement and bundle carry two 
 read.
 
 Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--think 1]
-       python -m bench.service --parts api --store bench-out/pages-1000000 [--think 1 0.25 0.1]
+       python -m bench.service --parts api --store bench-out/pages-1000000 [--think 1 0.25 0.1] [--workers 2]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="API: a store written by `bench.pages build`, used as it is.")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1, help="API: the service's worker processes.")
     parser.add_argument("--think", type=float, nargs="+", default=[1.0],
                         help="API: paced runs' mean think times between a client's requests, seconds.")
     parser.add_argument("--entries", type=int, default=1_000_000, help="Tiles: the synthetic log's size.")
@@ -192,7 +193,7 @@ def bench_api(args: argparse.Namespace) -> None:
         keys = stored_keys(base) if args.store else prepare(base, args.members, args.keyed)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "--data-dir", str(base / "operator"), "serve",
-                                   "--port", str(port)],
+                                   "--port", str(port), "--workers", str(args.workers)],
                                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         url = f"http://127.0.0.1:{port}"
         try:
@@ -213,7 +214,7 @@ def bench_api(args: argparse.Namespace) -> None:
                 "bundle": [(f"{path}/bundle", key) for path, key in zip(members, keys, strict=True)]}
             modes = [("sequential", 1, 0.0), *((f"paced, think {t:g} s", args.concurrency, t) for t in args.think),
                      ("closed", args.concurrency, 0.0)]
-            print(f"{args.concurrency} clients, {args.seconds:g} s a run", flush=True)
+            print(f"{args.concurrency} clients, {args.seconds:g} s a run, {args.workers} service worker(s)", flush=True)
             for route, paths in routes.items():
                 asyncio.run(load(port, paths, 1, 1.0, 0.0, pids))  # warm: connections, caches, first queries
                 for mode, clients, think in modes:
