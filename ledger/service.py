@@ -78,7 +78,7 @@ def generate_key(directory: KeyDirectory, role: str, member: str | None = None, 
 
 def member_key(ledger: Ledger, member: str, role: str = "member") -> SigningKey:
     """Give a member (or juror) a key of their own, as a simulated party: saved in the members' key directory and
-    registered in the keyring (what the demo, the benchmarks and the tests do for a member who signs)."""
+    registered in the keyring (what the benchmarks and the tests do for a member who signs)."""
     key = generate_key(ledger.signers.party("members"), role, member)
     register(ledger, dict(key.public_facts()))
     return key
