@@ -65,6 +65,7 @@ from consumers.topic import (
 from ledger.projections import PROJECTIONS
 from ledger.projections.base import EntrySource, Projection
 from ledger.projections.sql import SqlStore
+from ledger.store import connection_lost, replace_lost_connections
 from ledger.verify import Verifier
 
 BY_NAME = {p.NAME: p for p in PROJECTIONS}
@@ -78,6 +79,8 @@ COMMIT_MS = 5000
 """How long committing offsets or leaving the group may wait for the broker (it may be down)."""
 FETCH_WAIT_MS = 100
 """How long the broker may hold a fetch while it has nothing new (what an idle consumer's lag can grow by)."""
+RECONNECT_PAUSE = 0.5
+"""Seconds a consumer waits after its database connection went away, before it reads again."""
 COMMIT_SECONDS = 1.0
 """Offsets are committed at most this often (they are only a hint)."""
 
@@ -669,11 +672,48 @@ class ProjectionConsumer:
         of its last batch, which the consumer may still hold in part)."""
         start = time.monotonic()
         while not self.stopping:
-            count = self.poll_once(200 if until_caught_up else 1000)
+            try:
+                count = self.poll_once(200 if until_caught_up else 1000)
+            except Exception as error:
+                if not connection_lost(error):
+                    raise
+                self._reconnect(error)
+                continue
             if until_caught_up and not count and self.caught_up():
                 return
             if until_caught_up and time.monotonic() - start > deadline_seconds:
                 raise TimeoutError("consumer: did not catch up in time")
+
+    def _reconnect(self, error: Exception) -> None:
+        """A database connection went away while this consumer read or applied (the server ended it): the
+        transaction it carried was undone with it, so everything held in memory past the stored positions goes —
+        the verifiers, the messages waiting, the offsets handled — and the partitions are read again from the last
+        offsets committed (a message at or before its lane's position is dropped as a duplicate), as by a consumer
+        started again, but without leaving the group."""
+        self.report(f"{self.name}: database connection lost ({str(error).splitlines()[0]}); reconnecting")
+        time.sleep(RECONNECT_PAUSE)  # a server that is restarting is given a moment
+        for lane in self.lanes.values():
+            replace_lost_connections(lane.projection.sql.datastore)
+            lane.restart()
+            lane.synced = False
+        replace_lost_connections(self.store.recorder.datastore)
+        for buffer in self.buffers.values():
+            buffer.clear()
+        self.done.clear()
+        if self._active():  # a partition paused while its buffer was full has nothing waiting now
+            self.consumer.resume(*self._tps(self.assigned))
+        for tp in self._tps(self.assigned):
+            offset = self.committed.get(tp.partition)
+            if offset is not None:
+                self.consumer.seek(tp, offset + 1)
+                continue
+            committed = None
+            with suppress(KafkaError):
+                committed = self.consumer.committed(tp)
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
 
     def stop(self) -> None:
         """Ask `run` to return after the current poll."""

@@ -29,6 +29,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from consumers.topic import HEADER_INDEX, ensure_topic, message_headers, partitions_of, previous_in_partitions
 from ledger.projections.base import EntrySource
 from ledger.projections.sql import SqlStore
+from ledger.store import connection_lost, replace_lost_connections
 
 PRODUCER_SETTINGS: dict[str, Any] = {"acks": "all", "linger_ms": 5, "batch_size": 256 * 1024,
                                      "max_block_ms": 5000, "request_timeout_ms": 5000,
@@ -183,8 +184,10 @@ class Relay:
         return total
 
     def run(self, once: bool = False, size: int = 2000, interval: float = 0.5) -> None:
-        """Publish what is pending every `interval` seconds; with `once`, until nothing is. A broker error closes
-        the connection; the next round connects again and checks the topic."""
+        """Publish what is pending every `interval` seconds; with `once`, until nothing is. A broker error, or a
+        database connection that went away (the server ended it), closes the connection to the broker; the next
+        round connects again and checks the topic from the stored position (a batch the broker took but whose
+        position was not recorded is published again: a duplicate the consumers drop)."""
         while True:
             try:
                 published = self.publish_pending(size)
@@ -194,6 +197,12 @@ class Relay:
                     return
             except KafkaError as error:
                 self.report(f"broker: {error!r}; connecting again")
+                self.close()
+            except Exception as error:
+                if not connection_lost(error):
+                    raise
+                self.report(f"database connection lost ({str(error).splitlines()[0]}); connecting again")
+                replace_lost_connections(self.sql.datastore)
                 self.close()
             time.sleep(interval)
 

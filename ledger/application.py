@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from ledger.errors import (
     BatchError,
     CommandIdReusedError,
     ConcurrencyConflictError,
+    ConnectionLostError,
     DomainRuleError,
     KeyDirectoryError,
     RetryableError,
@@ -45,7 +47,7 @@ from ledger.errors import (
 from ledger.keys import Signers, SigningKey
 from ledger.memory import paused_gc
 from ledger.ports import LedgerReadSide
-from ledger.roles import anchored_key_error, required_role_error
+from ledger.roles import anchored_key_error, command_role_error, required_role_error
 from ledger.rules import Rule
 from ledger.signing import BatchSigner
 from ledger.store import (
@@ -54,6 +56,8 @@ from ledger.store import (
     SignedEventMapper,
     SQLiteLedgerRecorder,
     VaultWrites,
+    connection_lost,
+    replace_lost_connections,
 )
 from ledger.unit_of_work import HANDLERS, UnitOfWork
 from ledger.vault import Vault, load_vault_key
@@ -62,6 +66,10 @@ from schemas.commands import Command
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
 
+CONNECTION_TRIES = 5
+"""How many times a batch runs while the database connection keeps going away (`LedgerApplication._reconnecting`)."""
+CONNECTION_PAUSE = 0.2
+"""Seconds before the second try, growing by as much before each next one (the pool reconnects meanwhile)."""
 OPERATOR_ROOT_KEY = "operator-root"
 """The key directory name of the operator's root key: it registers itself first and alone changes the keyring."""
 LOG_KEY = "log"
@@ -73,6 +81,11 @@ ROLE_KEY_NAMES = {
     "regulator": "regulator",
 }
 """The key directory name of each institutional role's signing key."""
+
+
+def one_line(error: Exception) -> str:
+    """A database error's first line (its name when it has no message), for a retryable error's message."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def member_key_name(role: str, member: str) -> str:
@@ -233,12 +246,15 @@ class LedgerApplication(Application[UUID]):
         first), so a batch behaves exactly like running its commands one by one. A command that failed because
         another process ran the same command id meanwhile (its rule checks saw that process's events, or its insert
         met that process's receipt) is not an error: the batch runs again and that command returns its first
-        result, as a repeat does.
+        result, as a repeat does. Nor is a database connection that went away: the batch runs again on a new one
+        (`_reconnecting`).
         """
         with paused_gc():
             for attempt in range(1, 4):
                 try:
-                    return self._execute_many(commands, sign_as)
+                    return self._reconnecting(commands, sign_as)
+                except ConnectionLostError:
+                    raise
                 except (DomainRuleError, RetryableError, BatchError) as error:
                     failed = ([commands[error.position]] if isinstance(error, BatchError) else
                               commands[:1] if isinstance(error, DomainRuleError) else commands)
@@ -246,6 +262,27 @@ class LedgerApplication(Application[UUID]):
                             [command.command_id for command in failed]):
                         raise
             raise AssertionError("unreachable")
+
+    def _reconnecting(self, commands: Sequence[Command], sign_as: str | None) -> list[dict[str, Any]]:
+        """The batch, run again on a new connection when the database connection went away while it ran (the
+        server ended it): its one transaction either committed — the retry then finds the receipts and returns the
+        first results, marked `repeated` — or wrote nothing. `ConnectionLostError` after `CONNECTION_TRIES`."""
+        for attempt in range(1, CONNECTION_TRIES + 1):
+            try:
+                return self._execute_many(commands, sign_as)
+            except ConnectionLostError:
+                if attempt == CONNECTION_TRIES:
+                    raise
+                replace_lost_connections(self.recorder.datastore)  # type: ignore[attr-defined]
+                time.sleep(CONNECTION_PAUSE * attempt)
+            except Exception as error:
+                if not connection_lost(error):
+                    raise
+                if attempt == CONNECTION_TRIES:
+                    raise ConnectionLostError(one_line(error)) from None
+                replace_lost_connections(self.recorder.datastore)  # type: ignore[attr-defined]
+                time.sleep(CONNECTION_PAUSE * attempt)
+        raise AssertionError("unreachable")
 
     def _execute_many(self, commands: Sequence[Command], sign_as: str | None) -> list[dict[str, Any]]:
         self.read_side.refresh()
@@ -262,7 +299,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 result, digest, new = self._run(uow, command, seen)
             except Exception as error:
-                if position == 0:
+                if position == 0 or connection_lost(error):  # nothing is saved yet: the whole batch runs again
                     raise
                 self._execute_many(commands[:position], sign_as)
                 raise BatchError(position, error) from error
@@ -289,6 +326,8 @@ class LedgerApplication(Application[UUID]):
         keyring = uow.signers_keyring()
         for event in events:
             self._check_signer(keyring, event)
+        if not events:
+            self._check_command_signer(keyring, command, uow)
         for event in events:  # every rule passed: its signature can be made while the next commands run
             self._batch_signer.submit(id(event), self._signer_for(event.actor.key), event.event_hash())
         result = {
@@ -319,6 +358,21 @@ class LedgerApplication(Application[UUID]):
         check(keyring.key_valid_for(event.actor.key, event.actor.role, event.timestamp),
               "signer", Rule.SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE, event.actor.key)
 
+    def _check_command_signer(self, keyring: Keyring | None, command: Command, uow: UnitOfWork) -> None:
+        """A command that wrote no event is done only for a key that may sign its role's events (`ledger.roles`,
+        `command_role_error`), registered and valid now: its receipt says it was done, so it must not be done for
+        a key that could not have done it. Without `sign_as` the writer signs with the role's own key."""
+        if keyring is None or uow.sign_as is None:
+            return
+        key = self.signing_key(uow.sign_as)
+        registered = keyring.keys.get(key.key_id)
+        error = command_role_error(type(command).ROLE, Actor(key.role, key.key_id),
+                                   registered.member if registered else None, command.__dict__, keyring.root_key_id)
+        if error is not None:
+            raise DomainRuleError("signer", error, f"{command.command} signed by {key.role} key {key.key_id}")
+        check(keyring.key_valid_for(key.key_id, key.role, uow.at), "signer",
+              Rule.SIGNING_KEY_MUST_BE_REGISTERED_AND_VALID_FOR_ITS_ROLE, key.key_id)
+
     def _save(self, uow: UnitOfWork, receipts: list[CommandReceipt]) -> None:
         aggregates = [a for a in uow.loaded.values() if a.pending_events]
         if not aggregates and not receipts:
@@ -332,8 +386,10 @@ class LedgerApplication(Application[UUID]):
                 if self.repository.cache is not None:
                     with suppress(KeyError):
                         self.repository.cache.get(aggregate.id, evict=True)
+            if connection_lost(error):
+                raise ConnectionLostError(one_line(error)) from None
             if not isinstance(error, IntegrityError):
-                raise StoreBusyError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+                raise StoreBusyError(one_line(error)) from None
             self._raise_taken_stream(created, receipts)
             raise ConcurrencyConflictError from None
 

@@ -13,6 +13,7 @@
     └── RetryableError            exit 75  another writer got there first: nothing was written, retrying is safe
         ├── ConcurrencyConflictError
         └── StoreBusyError                 the database failed the write (serialization, lock, connection)
+            └── ConnectionLostError        the connection went away; the writer retries on a new one first
 
 Errors are raised where the fault is found and mapped to a message and an exit status once, at the edge (the
 command line, the HTTP service): `str(error)` is the one-line message, `error.exit_code` the status. Anything else
@@ -111,11 +112,17 @@ class ConcurrencyConflictError(RetryableError):
 
 class StoreBusyError(RetryableError):
     """The database failed a write for a reason of its own or another session's (a serialization failure, a
-    deadlock, a lock timeout, an aborted pipeline, a dropped connection); retrying the same command id is safe: it
+    deadlock, a lock timeout, a dropped connection); retrying the same command id is safe: it
     either runs or returns the first result, if the write did commit."""
 
     def __init__(self, cause: str) -> None:
         super().__init__(f"the store did not complete the write ({cause}); retry with the same command id")
+
+
+class ConnectionLostError(StoreBusyError):
+    """The connection to the database went away during a batch (the server ended it, or the network did): its
+    transaction either committed or wrote nothing, never part of it. The writer runs the batch again on a new
+    connection — a command it did commit returns its first result — and raises this only when that kept failing."""
 
 
 class BatchError(LedgerError):

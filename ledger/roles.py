@@ -8,6 +8,8 @@ any other signer would name the member; everything else by an operator key.
 The root key (entry 0) signs keyring events and nothing else, and only it changes the keyring; a custodian or
 regulator key is registered only when the trust anchors hold it. The same functions serve the application (before
 writing) and the verifiers (after reading), so they cannot disagree: nothing is written that an audit would reject.
+A command that writes no event (a collection with nothing to collect) has no event to check; its signer is checked
+against the command's role instead (`command_role_error`), so no key does by asking what its role may not.
 """
 
 from __future__ import annotations
@@ -84,6 +86,37 @@ def required_role_error(
         return None if ok else Rule.MEMBER_REQUESTS_MUST_BE_SIGNED_BY_THE_MEMBER_OR_THE_OPERATOR_ON_THEIR_BEHALF
     ok = actor.role == "operator" and actor.on_behalf_of is None
     return None if ok else Rule.THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY
+
+
+ROLE_RULES = {
+    "custodian": Rule.FUND_MOVEMENTS_MUST_BE_SIGNED_BY_A_CUSTODIAN_KEY,
+    "regulator": Rule.REGULATOR_REPORTS_MUST_BE_SIGNED_BY_A_REGULATOR_KEY,
+    "investigator": Rule.INVESTIGATIONS_MUST_BE_SIGNED_BY_AN_INVESTIGATOR_KEY,
+    "juror": Rule.VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY,
+    "member": Rule.MEMBER_REQUESTS_MUST_BE_SIGNED_BY_THE_MEMBER_OR_THE_OPERATOR_ON_THEIR_BEHALF,
+    "operator": Rule.THIS_EVENT_MUST_BE_SIGNED_BY_AN_OPERATOR_KEY,
+}
+"""The rule a signer of another role breaks, by the role of what it signs (the rules of `required_role_error`)."""
+COMMAND_MEMBER_FIELDS = ("member", "objector", "requested_by", "juror")
+"""The fields of a command that name the member whose own request or vote it is."""
+
+
+def command_role_error(command_role: str, actor: Actor, key_member: str | None, named: Mapping[str, Any],
+                       root_key_id: str | None) -> Rule | None:
+    """Return the broken rule if `actor` may not sign a command of `command_role` (`Command.ROLE`) that wrote no
+    event, else None: the role's own key; for a member's request, an operator key too; a member's or juror's key
+    only for a command that names its member (`named`: the command's fields); never the root key, which signs
+    keyring events only."""
+    if root_key_id is not None and actor.key == root_key_id:
+        return Rule.ROOT_KEY_SIGNS_ONLY_KEYRING_EVENTS
+    if actor.role == "operator" and command_role == "member":
+        return None
+    if actor.role != command_role:
+        return ROLE_RULES[command_role]
+    if command_role in ("member", "juror"):
+        members = {str(named[name]) for name in COMMAND_MEMBER_FIELDS if named.get(name) is not None}
+        return None if key_member is not None and key_member in members else ROLE_RULES[command_role]
+    return None
 
 
 def anchored_key_error(event_type: str, body: Mapping[str, Any], anchors: TrustAnchors | None) -> Rule | None:

@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, RFC_4122, UUID, uuid5
 
+import psycopg
 import pytest
+from eventsourcing.persistence import OperationalError as StoreOperationalError
+from psycopg_pool import PoolTimeout
 
 from ledger.bootstrap import Ledger
 from ledger.errors import BatchError, CommandIdReusedError, ConcurrencyConflictError
-from ledger.store import decode_entry
+from ledger.store import connection_lost, decode_entry
 from ledger.vault import VAULT_KEY_FILE, keyed_id
 from schemas.commands.membership import Deposit, Join
+from sim.services import new_database
 from tests.support import cid, commitment, create_plan, deposit, join, new_ledger, prepaid_rules, reopen
 
 
@@ -118,3 +122,47 @@ def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) ->
     assert one == two and len(one) == 11
     sqlite.close()
     postgres.close()
+
+
+def end_connections(server_url: str, database_url: str) -> None:
+    """`pg_terminate_backend` of every connection to the database (as the fault simulation does)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                     "pg_backend_pid()", (database_url.rsplit("/", 1)[1],))
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_connection_the_database_ended_runs_again_on_a_new_one(postgres_url: str,
+                                                                               tmp_path: Path) -> None:
+    """The fault simulation's `postgres connections terminated` (seed 2 on): the writer's pooled connections were
+    ended, and its next batch failed on its first read with `OperationalError: terminating connection due to
+    administrator command`. Now the batch runs again on a new connection, and is done once."""
+    with new_database(postgres_url, "t_writer") as url:
+        ledger = new_ledger(tmp_path, url, signing_workers=0)
+        plan = create_plan(ledger, prepaid_rules())
+        before = ledger.app.recorder.max_notification_id() or 0
+        end_connections(postgres_url, url)
+        results = ledger.execute_many(joins(plan, [cid("j") for _ in range(20)]))
+        assert [r["command"] for r in results] == ["join"] * 20 and not any(r.get("repeated") for r in results)
+        stats = ledger.app.recorder.datastore.pool.get_stats()  # type: ignore[attr-defined]
+        assert stats.get("returns_bad", 0) + stats.get("connections_lost", 0) >= 1  # it did meet an ended one
+        stored = [decode_entry(entry) for index, entry in ledger.entries() if index > before]
+        assert len(stored) == sum(len(r["events"]) for r in results)  # each event once
+        end_connections(postgres_url, url)
+        assert ledger.execute_many(joins(plan, [results[0]["command_id"]]))[0] == {**results[0], "repeated": True}
+        ledger.close()
+
+
+def test_only_a_connection_that_went_away_is_lost() -> None:
+    """What `connection_lost` calls a lost connection (the writer, the relay and the consumers then carry on over a
+    new one) and what it does not (a statement the database refused, an aborted pipeline, a pool with no free
+    connection in time)."""
+    wrapped = StoreOperationalError("terminating connection due to administrator command")
+    wrapped.__cause__ = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    for lost in (psycopg.errors.AdminShutdown("ended"), psycopg.OperationalError("the connection is closed"),
+                 psycopg.errors.ConnectionFailure("failed"), wrapped):
+        assert connection_lost(lost), lost
+    for kept in (psycopg.errors.SerializationFailure("serialize"), psycopg.errors.DeadlockDetected("deadlock"),
+                 psycopg.errors.PipelineAborted("aborted"), PoolTimeout("no connection"), ValueError("other"),
+                 StoreOperationalError("no psycopg cause")):
+        assert not connection_lost(kept), kept

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+import psycopg
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -38,9 +39,11 @@ from ledger.demo import DEMO_START, run_demo
 from ledger.projections import PROJECTIONS
 from ledger.projections.sql import SqlStore
 from ledger.service import party_key_directories
+from ledger.store import replace_lost_connections
 from schemas.commands.membership import Deposit, Join
+from sim.services import new_database
 from tests.services import TansuBroker, fresh_schema
-from tests.support import commitment
+from tests.support import commitment, create_plan, deposit, join, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
 NAMES = [p.NAME for p in PROJECTIONS]
@@ -587,3 +590,55 @@ def test_an_assignment_made_without_the_topic_tells_every_member_it_was_given_no
             assignor.on_assignment(received, 1)
             assert not received.partitions(), (kind.__name__, member)
             assert assignor.assigned_without_topic, (kind.__name__, member)
+
+
+@pytest.mark.postgres
+def test_connections_the_database_ended_leave_the_writer_the_relay_and_the_consumers_running(
+        postgres_url: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Seed 2 of the fault simulation on PostgreSQL, and every PostgreSQL seed after it: `pg_terminate_backend` of
+    every connection to the store and the views ended the writer, the relay and the consumers (`OperationalError:
+    terminating connection due to administrator command`) until something started them again. Now the writer runs
+    its batch again on a new connection, and the relay and the consumers reconnect and carry on: each keeps
+    running, and the views end equal to a rebuild (nothing lost, nothing applied twice)."""
+    with new_database(postgres_url, "t_ledger") as url, new_database(postgres_url, "t_views") as views_url:
+        writer = new_ledger(tmp_path, url, signing_workers=0)
+        plan = create_plan(writer, prepaid_rules())
+        app = writer.app
+        topic = new_topic()
+        env = Ledger(tmp_path / "operator", url, views_url).env(kafka_bootstrap, topic)
+        views = views_store(Settings(data_dir=tmp_path / "operator", views_url=views_url))
+        names = ["balances", "journal"]
+        logs = {name: tmp_path / f"{name}.log" for name in ("relay", *names)}
+        processes = {}
+        for name, log in logs.items():
+            with log.open("wb") as handle:
+                args = ("kafka", "relay", "--interval", "0.1") if name == "relay" else ("kafka", "consume", name)
+                processes[name] = cli(env, *args, log=handle)
+
+        def members(count: int) -> None:
+            for _ in range(count):
+                member = join(writer, plan)
+                deposit(writer, member, 5_000)
+
+        def caught_up() -> bool:
+            expected = {k: v for k, v in final_positions(app).items() if k.split(" ")[0] in names}
+            return stored_positions(app, views, names) == expected
+
+        members(3)
+        wait_for(caught_up, 120, "the consumers to apply the first events")
+        for database in (url, views_url):
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                             (database.rsplit("/", 1)[1],))
+        replace_lost_connections(views.datastore)  # this test's own reading connections went too
+        members(3)  # the writer's pooled connections were ended: its batches run again on new ones
+        wait_for(caught_up, 120, "the consumers to apply what was written after the connections ended")
+        for name, process in processes.items():
+            assert process.poll() is None, f"{name} ended: {consumer_log(logs[name])[-3:]}"
+            assert any("database connection lost" in line for line in consumer_log(logs[name])), name
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+            assert finished(process)[0] == 0
+        fresh = fresh_digests(app, tmp_path)
+        assert {name: view_digests(app, views)[name] for name in names} == {name: fresh[name] for name in names}
+        writer.close()

@@ -4,20 +4,27 @@ signer must hold a key valid for the event's role at the event's time."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from functools import partial
 
 import pytest
 
 from ledger.bootstrap import Ledger
+from ledger.envelope import Actor, format_at
 from ledger.errors import AlreadyInitializedError, KeyDirectoryError
 from ledger.keys import SigningKey
+from ledger.roles import command_role_error
+from ledger.rules import Rule
 from ledger.service import anchor, initialize, member_key
 from ledger.store import decode_entry
 from schemas.commands.keys import RegisterKey, RevokeKey
 from schemas.commands.membership import Deposit, Exit
-from schemas.commands.plan import CreatePlan
+from schemas.commands.period import WindDown
+from schemas.commands.plan import AnnounceClosing, CreatePlan
 from tests.support import (
     advance,
     cid,
+    clock_of,
     create_plan,
     join,
     prepaid_rules,
@@ -73,6 +80,25 @@ def test_member_keys_name_their_member_and_others_do_not(ledger_app: Ledger) -> 
         RegisterKey(command_id=cid(), role="custodian", public_key=key.public_base64,
                     member="0b6f5c1e-2f0c-4c43-9a43-4b8e2b8a2f10")),
         "member", "member_and_juror_keys_name_their_member_and_others_do_not")
+
+
+def test_member_and_juror_keys_name_a_member_the_ledger_holds(ledger_app: Ledger) -> None:
+    """Seed 104 of the fault simulation (`python -m sim --seed 104 --steps 30`): a juror's key registered for an
+    unknown member id (the simulation's unknown-reference probe) was done — a key for no one, in the keyring for
+    good."""
+    key = SigningKey.generate("k", "juror")
+    for role in ("member", "juror"):
+        unknown = RegisterKey(command_id=cid(), role=role, public_key=key.public_base64,
+                              member="0b6f5c1e-2f0c-4c43-9a43-4b8e2b8a2f10")
+        rejected(ledger_app, partial(ledger_app.execute, unknown), "member", "membership_must_exist")
+    plan = create_plan(ledger_app)
+    rejected(ledger_app, lambda: ledger_app.execute(RegisterKey(
+        command_id=cid(), role="juror", public_key=key.public_base64, member=plan)), "member",
+        "id_must_name_the_expected_kind")
+    member = join(ledger_app, plan)
+    registered = ledger_app.execute(RegisterKey(command_id=cid(), role="juror", public_key=key.public_base64,
+                                                member=member))
+    assert registered["key_id"] == key.key_id
 
 
 def test_revocation_rules(ledger_app: Ledger) -> None:
@@ -150,6 +176,54 @@ def test_role_rules_are_enforced_before_writing(ledger_app: Ledger) -> None:
     rejected(ledger_app, lambda: ledger_app.execute(
         CreatePlan(command_id=cid(), name="x", kind="cancer", rules=rules()), sign_as="custodian"),
         "signer", "this_event_must_be_signed_by_an_operator_key")
+
+
+def test_a_command_that_writes_no_event_is_refused_to_a_key_of_another_role(ledger_app: Ledger) -> None:
+    """Found by the fault simulation's wrong-signer probe (docs/simulation.md): a collection with nothing to collect,
+    signed by the investigator's key, was done and its receipt stored — the role rules were checked on the events a
+    command writes, and it wrote none. Its signer is now checked against the command's role (here a wind-down with
+    nothing left to do)."""
+    member = join(ledger_app, create_plan(ledger_app, name="Open plan"))
+    key = member_key(ledger_app, member)
+    plan = create_plan(ledger_app, prepaid_rules())
+    now = clock_of(ledger_app).now()
+    ledger_app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + timedelta(days=3)),
+                                       refund_deadline=format_at(now + timedelta(days=17)), claim_tail_days=0))
+    empty = WindDown(command_id=cid("wind-down"), plan=plan)  # no member, no balance: nothing to record
+    receipts = ledger_app.app.ledger_recorder.select_receipts
+    for signer, rule in (("investigator", "this_event_must_be_signed_by_an_operator_key"),
+                         ("custodian", "this_event_must_be_signed_by_an_operator_key"),
+                         ("operator-root", "root_key_signs_only_keyring_events")):
+        rejected(ledger_app, partial(ledger_app.execute, empty, sign_as=signer), "signer", rule)
+        assert not receipts([empty.command_id])  # not done: no receipt either
+    rejected(ledger_app, lambda: ledger_app.execute(empty, sign_as=key.name), "signer",
+             "this_event_must_be_signed_by_an_operator_key")
+    assert ledger_app.execute(empty, sign_as="operator")["events"] == []  # the operator's own: done, nothing to do
+    assert receipts([empty.command_id])
+
+
+def test_a_signer_of_a_command_that_writes_nothing_has_its_role(ledger_app: Ledger) -> None:
+    """The command-level role rules (`command_role_error`) for each role: a member's or juror's key only for the
+    member the command names, an operator key for a member's request, the root key never."""
+    keyring = ledger_app.app.keyring()
+    root = keyring.root_key_id
+    member = Actor("member", "k-member")
+    assert command_role_error("member", member, "m1", {"member": "m1"}, root) is None
+    assert command_role_error("member", member, "m1", {"member": "m2"}, root) == (
+        Rule.MEMBER_REQUESTS_MUST_BE_SIGNED_BY_THE_MEMBER_OR_THE_OPERATOR_ON_THEIR_BEHALF)
+    assert command_role_error("member", Actor("operator", "k-op", "m2"), None, {"member": "m2"}, root) is None
+    assert command_role_error("juror", Actor("juror", "k-juror"), "j1", {"juror": "j1"}, root) is None
+    assert command_role_error("juror", Actor("juror", "k-juror"), "j1", {"juror": "j2"}, root) == (
+        Rule.VOTES_MUST_BE_SIGNED_BY_THE_JURORS_OWN_KEY)
+    assert command_role_error("custodian", Actor("operator", "k-op"), None, {}, root) == (
+        Rule.FUND_MOVEMENTS_MUST_BE_SIGNED_BY_A_CUSTODIAN_KEY)
+    assert command_role_error("regulator", Actor("custodian", "k-c"), None, {}, root) == (
+        Rule.REGULATOR_REPORTS_MUST_BE_SIGNED_BY_A_REGULATOR_KEY)
+    assert command_role_error("investigator", Actor("operator", "k-op"), None, {}, root) == (
+        Rule.INVESTIGATIONS_MUST_BE_SIGNED_BY_AN_INVESTIGATOR_KEY)
+    assert command_role_error("operator", Actor("operator", str(root)), None, {}, root) == (
+        Rule.ROOT_KEY_SIGNS_ONLY_KEYRING_EVENTS)
+    assert command_role_error("custodian", Actor("custodian", "k-c"), None, {}, root) is None
 
 
 def test_a_member_request_is_signed_by_that_members_key(ledger_app: Ledger) -> None:

@@ -7,7 +7,9 @@ that leaked could otherwise register a custodian key of its own and forge fund m
 from __future__ import annotations
 
 import base64
+from uuid import UUID
 
+from ledger.aggregates.membership import Membership
 from ledger.envelope import Actor
 from ledger.errors import check
 from ledger.rules import Rule
@@ -26,8 +28,11 @@ def root_actor(uow: UnitOfWork) -> Actor:
 
 @handles(RegisterKey)
 def register_key(uow: UnitOfWork, command: RegisterKey) -> Outcome:
-    """Register a key."""
+    """Register a key; a member's or juror's key names a member the ledger holds (a key for no one could never
+    sign anything, and would stay in the keyring for good)."""
     keyring = uow.keyring()
+    if command.member is not None and command.role in ("member", "juror"):
+        uow.get(UUID(command.member), Membership, "member")
     key_id = keyring.register(
         uow.at, root_actor(uow), base64.b64decode(command.public_key), command.role, command.member
     )
