@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import tempfile
 import threading
@@ -58,6 +59,7 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers == 1:
         config = uvicorn.Config(create_app(state, routers=[log_router_of(ledger)], jobs=jobs), host=host, port=port,
                                 log_level="warning", timeout_graceful_shutdown=5)
+        settle_heap()
         GracefulServer(config).run()
         return
     os.environ["LEDGER_DATA_DIR"] = str(ledger.settings.data_dir)
@@ -92,7 +94,17 @@ def worker_app() -> FastAPI:
     settings = Settings.from_env().on_ledger(os.environ.get(LOCATION_VARIABLE) or None)
     ledger = bootstrap(settings, clock=SystemClock())
     state = service_state(ledger, SharedReplayGuard(Path(os.environ[REPLAY_VARIABLE])))
-    return create_app(state, routers=[log_router_of(ledger)])
+    app = create_app(state, routers=[log_router_of(ledger)])
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Collect once, then freeze what the process built to serve (it lives as long as the process): a full
+    collection no longer scans it while requests wait (over a million-member store's startup objects one took
+    ~40-160 ms, measured on a shared 2-core machine)."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.contextmanager
