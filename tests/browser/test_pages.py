@@ -406,6 +406,11 @@ def test_a_link_whose_fingerprint_differs_is_refused_and_a_reader_can_pin_what_t
         page.wait_for_selector("#verify-result.failed", timeout=30_000)
         assert "信任锚" in (page.text_content("#verify-result") or "") and checklist(page)["steps"] == {}
 
+        for malformed in ("zz%ZZ", ""):  # not a fingerprint: it matches nothing, and pins nothing
+            page.goto(f"{base}/periods/{site.period}#anchors={malformed}")
+            page.reload()  # a new fragment alone does not load the page again
+            page.wait_for_selector("#anchors-status[data-status=mismatch]", state="attached")
+            assert page.is_visible("#anchors-alert")
         page.goto(f"{base}/periods/{site.period}")  # nothing was pinned: a first visit
         page.wait_for_selector("#anchors:not([hidden])")
         assert page.get_attribute("#anchors-status", "data-status") == "unpinned"

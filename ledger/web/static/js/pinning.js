@@ -28,18 +28,23 @@ export async function fingerprintOf(anchors) {
 
 /** A fingerprint as people compare it: groups of four hex digits. */
 export function grouped(fingerprint) {
-  return fingerprint.match(/.{1,4}/g).join(" ");
+  return (fingerprint.match(/.{1,4}/g) ?? []).join(" ");
 }
 
 /**
- * The fingerprint a link carries in its fragment (`#anchors=…`, spaces allowed, any case): null when there is
- * none, "" when it is not a fingerprint.
+ * The fingerprint a link carries in its fragment (`#anchors=…`; spaces, dashes and case do not matter), or null
+ * when it carries none. A malformed one is returned as given (at most 64 characters): it matches no anchors.
  */
 export function linkedFingerprint(hash) {
   const found = FRAGMENT.exec(hash ?? "");
   if (!found) return null;
-  const digits = decodeURIComponent(found[1]).replace(/[\s-]/g, "").toLowerCase();
-  return new RegExp(`^[0-9a-f]{${FINGERPRINT_DIGITS}}$`).test(digits) ? digits : "";
+  let text = found[1];
+  try {
+    text = decodeURIComponent(text);
+  } catch {
+    // not percent-encoded text: compared as it is, it matches nothing
+  }
+  return text.replace(/[\s-]/g, "").toLowerCase().slice(0, 64) || "(none)";
 }
 
 /**
