@@ -24,9 +24,11 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
 13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
-     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
-     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
-     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
+     that needs an exact value is re-checked (age at joining within the plan's ages, juror age, a fraud finding's
+     claim, claimant, diagnosis day, claim window and wind-down tail, waiting period, rules version of the diagnosis
+     day, age covered and agreeing with the age at joining, and check 11's plan maximum); without them (or for the
+     events of members it was given none for), the report counts the events whose checks needed them
+     (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -48,7 +50,7 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
-from audit.sealed import SealedChecks, check_exclusion, check_filing
+from audit.sealed import NEEDS, SealedChecks, check_exclusion, check_filing, check_joining_age, check_juror_age
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
@@ -338,9 +340,12 @@ class Auditor:
                  revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
         self.sealed = SealedChecks.of(revealed)
-        self.joined_ages: dict[str, int] = {}
-        """Member → age in years at joining (what a sealed age at diagnosis is checked against)."""
         """Check 13: the revealed values given (`--revealed`), or none."""
+        self.joined_ages: dict[str, int] = {}
+        """Member → age in years at joining (what a sealed age at diagnosis is checked against): public on a v1
+        join, revealed on a v2 one."""
+        self.member_plans: dict[str, str] = {}
+        """Member → their plan (the rules a sealed juror age is checked under)."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -471,7 +476,13 @@ class Auditor:
         elif kind == "member.joined":
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.join(body["plan"], stream, at)
-            self.joined_ages[stream] = body["age_years"]
+            self.member_plans[stream] = body["plan"]
+            if e["schema"] == 1:
+                self.joined_ages[stream] = body["age_years"]
+            elif (values := self.sealed_event(index, e, "joining")) is not None:
+                self.joined_ages[stream] = values["age_years"]
+        elif kind in ("member.juror_qualified", "member.fraud_recorded") and e["schema"] == 2:
+            self.sealed_event(index, e, "juror age" if kind == "member.juror_qualified" else "fraud finding")
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
@@ -523,14 +534,21 @@ class Auditor:
         def fail(check: str, expected: object, found: object) -> None:
             self.fail(index, e, check, expected, found)
 
-        values = self.sealed.values(e, fail)
-        if self.sealed.revealed is None:
+        if not self.sealed.given(e):
             self.sealed.need(f"13 sealed ({what})")
             return None
+        values = self.sealed.values(e, fail)
         if values is None:
             return None
-        plan = self.plans[e["body"]["plan"]]
-        if e["type"] == "claim.filed":
+        plan = self.plans[e["body"].get("plan") or self.member_plans[e["stream"]]]
+        if e["type"] == "member.joined":
+            check_joining_age(e, values, plan, fail)
+        elif e["type"] == "member.juror_qualified":
+            check_juror_age(e, values, plan, fail)
+        elif e["type"] == "member.fraud_recorded":
+            if values["claim"] is not None and values["claim"] not in self.claims:
+                fail(f"{NEEDS} (fraud finding)", "a claim on the log, or none", values["claim"])
+        elif e["type"] == "claim.filed":
             joined = self.members.joined_at(e["body"]["plan"], str(values.get("member")))
             check_filing(e, values, {str(values.get("member")): joined} if joined else {}, self.joined_ages, plan,
                          fail)

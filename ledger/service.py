@@ -44,7 +44,7 @@ def initialize(ledger: Ledger) -> dict[str, Any]:
         if not own.exists(name):
             own.save(SigningKey.generate(name, role))
     if not (settings.key_dir / VAULT_KEY_FILE).exists():
-        create_vault_key(settings.key_dir)
+        create_vault_key(settings.key_dir, settings.key_passphrase)
     root = ledger.signers.load(OPERATOR_ROOT_KEY)
     ledger.app.save(Keyring.begin(ledger.clock.now(), root.public_raw))
     operator = ledger.signers.load(ROLE_KEY_NAMES["operator"])

@@ -27,6 +27,7 @@ from ledger.rules import Rule
 from ledger.store import VaultWrites
 from ledger.vault import Vault, empty_writes, keyed_id
 from schemas.commands import Command
+from schemas.events import MemberJoinedV1
 
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
@@ -118,6 +119,20 @@ class UnitOfWork:
         """Open a sealed claim's values from the vault, for the rules that need them (none after erasure)."""
         claim.unsealed = {record.field: record.value
                           for _, record in self.writer.vault.values_of_stream(str(claim.id))}
+
+    def age_at_joining(self, membership: Membership) -> int:
+        """The member's age in years at joining, the one way a rule reads it: public on a `member.joined` v1,
+        opened from the vault on a sealed one (v2). Erased, it is gone: a rule that needs it refuses."""
+        joined = membership.details
+        if isinstance(joined, MemberJoinedV1):
+            return joined.age_years
+        key = (1, "age_years")
+        if key not in membership.unsealed:
+            membership.unsealed.update({(record.seq, record.field): record.value for _, record
+                                        in self.writer.vault.values_of_stream(str(membership.id))})
+        if key not in membership.unsealed:
+            raise DomainRuleError("member", Rule.MEMBER_MUST_NOT_BE_ERASED, str(membership.id))
+        return int(membership.unsealed[key])
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate if it exists."""

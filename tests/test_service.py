@@ -34,6 +34,8 @@ from ledger.errors import ConfigError
 from ledger.httpsig import SignatureRejectedError, sign_request
 from ledger.keys import SigningKey, sign_event_hash
 from ledger.log.tiles import TiledLog, parse_tile_path
+from ledger.projections.sql import SqlStore
+from ledger.reveal import check_records, parse_records
 from ledger.sealing import Revealed, check_revealed
 from ledger.service import member_key
 from ledger.store import decode_entry
@@ -41,6 +43,7 @@ from sim.services import free_port, serving
 from tests.http_servers import signed
 from tests.support import advance
 from tests.test_audit import history
+from tests.test_privacy import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,7 +108,8 @@ def test_a_member_reads_their_own_statement_and_bundle(scene: Scene) -> None:
     claim = body["claims"][0]["claim"]
     assert {(r.stream, r.field) for r in revealed} >= {(claim, "member"), (claim, "diagnosed_on")}
     events = {(e.stream, e.seq): e for e in map(decode_entry, (x for _, x in scene.ledger.entries()))}
-    assert all(check_revealed("claim.filed", 2, events[(r.stream, r.seq)].body, r) is None for r in revealed)
+    assert all(check_revealed(events[(r.stream, r.seq)].type, 2, events[(r.stream, r.seq)].body, r) is None
+               for r in revealed)
     assert {"from", "to"} <= body.keys()
     yearly = signed(scene.ledger, "GET", scene.url(f"/members/{member}/statement?year=2026"), scene.member_key)
     assert yearly.json()["shared_fen"] == body["shared_fen"]
@@ -123,6 +127,55 @@ def test_another_members_records_and_records_that_do_not_exist_are_refused_alike
     for answer in answers:
         is_problem(answer, 403, "keyid", "signing_key_must_be_the_members_own")
     assert len({answer.content for answer in answers}) == 1, "the refusals differ"
+
+
+def receipt_count(ledger: Ledger) -> int:
+    """How many command receipts the store holds."""
+    sql = SqlStore(ledger.app.ledger_recorder.datastore)
+    with sql.transaction(commit=False) as cursor:
+        row = cursor.execute(f"SELECT COUNT(*) FROM {sql.table('command_receipts')}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_sealed_values_are_revealed_over_the_api_to_the_member_a_custodian_or_a_regulator_only(
+        scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    member, other, nobody = scene.members[0], scene.members[1], "00000000-0000-4000-8000-000000000000"
+    receipts = receipt_count(scene.ledger)
+    log_entries = {entry for _, entry in scene.ledger.entries()}
+    opened = []
+    for key in (scene.member_key, scene.custodian, scene.regulator):
+        answer = signed(scene.ledger, "GET", scene.url(f"/members/{member}/revealed"), key)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        records = parse_records(body)
+        assert {r.field for r in records} >= {"age_years", "member", "diagnosed_on", "age_at_diagnosis"}
+        assert all(entry.encode() in log_entries for entry in body["entries"])  # the log's own signed bytes
+        events = {(e["stream"], e["seq"]): e for e in map(json.loads, body["entries"])}
+        assert check_records(records, events) == []  # each record opens its commitment
+        forged = [Revealed(r.stream, r.seq, r.field, r.value + 1, r.salt) if r.field == "age_years" else r
+                  for r in records]
+        assert [p.split(": ", 1)[1] for p in check_records(forged, events)] == [
+            "age_years does not match its commitment age_years_sealed"]
+        opened.append(body)
+    assert opened[0] == opened[1] == opened[2]
+    custodian_for_other = signed(scene.ledger, "GET", scene.url(f"/members/{other}/revealed"), scene.custodian)
+    assert [r["stream"] for r in custodian_for_other.json()["records"]] == [other]  # any member's, to audit
+    refusals = [signed(scene.ledger, "GET", scene.url(f"/members/{who}/revealed"), key)
+                for who, key in ((other, scene.member_key), (nobody, scene.member_key),
+                                 (member, scene.ledger.signers.load("operator")))]
+    for refusal in refusals:
+        is_problem(refusal, 403, "keyid",
+                   "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator")
+    assert len({refusal.content for refusal in refusals}) == 1, "the refusals differ"
+    is_problem(httpx.get(scene.url(f"/members/{member}/revealed")), 401, "Signature-Input",
+               "signature_input_must_be_present")
+    # nothing revealed was kept: no receipt written, no log line, no salt anywhere in the store
+    assert receipt_count(scene.ledger) == receipts
+    salts = [r["salt"] for r in opened[0]["records"]]
+    assert not any(salt in record.getMessage() for salt in salts for record in caplog.records)
+    needles = [bytes.fromhex(salt) for salt in salts] + [salt.encode() for salt in salts]
+    assert scan(scene.ledger, scene.ledger.settings.data_dir, needles, []) == []
 
 
 def test_an_unsigned_tampered_or_replayed_request_is_refused_naming_the_field_and_rule(scene: Scene) -> None:

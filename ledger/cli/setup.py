@@ -35,6 +35,7 @@ from ledger.service import (
     read_public_key_file,
     register,
 )
+from ledger.vault import VAULT_KEY_FILE, rotate_vault_key
 from schemas.commands import COMMANDS
 
 
@@ -90,6 +91,23 @@ def keys_generate(role: str, member: str | None, name: str | None, out: Path | N
     if out is not None:
         write_file("out", out, (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode())
     emit(facts)
+
+
+@click.group("vault")
+def vault_group() -> None:
+    """The operator's vault of sealed values (docs/privacy.md)."""
+
+
+@vault_group.command("rotate-key")
+@json_option
+def vault_rotate_key() -> None:
+    """Replace the secret that wraps the members' data keys: every data key is rewrapped under a new one in one
+    transaction, then keys/vault.key is replaced (under LEDGER_KEY_PASSPHRASE when set). Ids and receipts are
+    untouched. Stop the operator's other processes first (they hold the old key); an interrupted rotation is
+    finished by running this again."""
+    ctx = context()
+    count = rotate_vault_key(ctx.ledger().app.ledger_recorder, ctx.settings.key_dir, ctx.settings.key_passphrase)
+    emit({"rewrapped": count}, f"rewrapped {count} data keys; {ctx.settings.key_dir / VAULT_KEY_FILE} replaced")
 
 
 @keys_group.command("list")
@@ -324,6 +342,6 @@ def export(out: Path | None) -> None:
 
 def register_commands(main: click.Group) -> None:
     """Add the set-up commands to the main command."""
-    for command in (init, migrate_command, keys_group, demo, apply, export):
+    for command in (init, migrate_command, keys_group, vault_group, demo, apply, export):
         main.add_command(command)
 
