@@ -5,7 +5,8 @@ v2) shows only coarse values; the rules about the exact ones — the claimant is
 the sealed instant, the diagnosis day lies after joining and not after filing, within the claim window (or the
 wind-down tail), outside the waiting period for an illness, the rules version is the one in force on the diagnosis
 day, the age at diagnosis is covered and follows from the age at joining, an exclusion's diagnosis lies in the
-waiting period, the age at joining lies within the plan's ages, a juror is of the plan's juror age, and a fraud
+waiting period, the age at joining lies within the plan's ages, a juror is of the plan's juror age (at the exam and,
+by the age at joining, at each vote), and a fraud
 finding concerns a claim on the log — hold only if the operator sealed the values it checked. Given the revealed
 records (value and salt, checked against each commitment with `ledger.sealing.check_revealed`), the auditor
 re-checks every one.
@@ -16,7 +17,7 @@ operator that checks one value and seals another is caught only with the values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -82,8 +83,8 @@ class SealedChecks:
         return opened
 
 
-def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], ages: dict[str, int], plan: Any,
-                 fail: Any) -> None:
+def check_filing(e: dict[str, Any], values: dict[str, Any], members: dict[str, str], ages: Mapping[str, int],
+                 plan: Any, fail: Any) -> None:
     """Re-check a sealed filing's rules from its opened values, counting days as the writer does (plan days,
     `ledger.plan_days`). `members` maps the plan's members to when they joined, `ages` to their age at joining;
     `plan` is the auditor's plan

@@ -164,10 +164,11 @@ class UnitOfWork:
         """The id of a stream this command creates, keyed by the operator's secret (`ledger.vault.keyed_id`)."""
         return keyed_id(self.writer.vault.id_key, kind, command_id)
 
-    def seal(self, member: str, stream: UUID, seq: int, name: str, value: Any) -> str:
+    def seal(self, member: str, stream: UUID, seq: int, name: str, value: Any, new_member: bool = False) -> str:
         """Seal `value` as field `name` of event `stream#seq`, owned by `member`: the vault keeps it (saved with the
-        events), and the commitment returned goes into the event body."""
-        return self.writer.vault.seal(self.vault_writes, member, str(stream), seq, name, value)
+        events), and the commitment returned goes into the event body. `new_member`: a join's own value (the
+        member has no data key yet)."""
+        return self.writer.vault.seal(self.vault_writes, member, str(stream), seq, name, value, new_member)
 
     def keyring(self) -> Keyring:
         """The keyring, for reading (and changing when a key command runs)."""

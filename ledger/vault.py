@@ -178,12 +178,14 @@ class Vault:
 
     # -- values ------------------------------------------------------------------------------------------
 
-    def seal(self, writes: VaultWrites, member: str, stream: str, seq: int, name: str, value: Any) -> str:
+    def seal(self, writes: VaultWrites, member: str, stream: str, seq: int, name: str, value: Any,
+             new_member: bool = False) -> str:
         """Seal one value owned by `member` for field `name` of event `stream#seq`: add its encrypted record to
-        `writes` (and the member's new data key if they have none) and return the commitment for the body."""
-        data_key = self.data_key(member, writes)
+        `writes` (and the member's new data key if they have none) and return the commitment for the body.
+        `new_member`: the member is joining in this transaction, so no stored key is looked for."""
+        data_key = None if new_member and member not in writes.keys else self.data_key(member, writes)
         if data_key is None:
-            data_key = AESGCM.generate_key(256)
+            data_key = secrets.token_bytes(32)  # a random 256-bit AES key
             writes.keys[member] = self.wrap(member, data_key)
         salt = new_salt()
         plain = canonical_bytes({"salt": salt.hex(), "value": value})

@@ -178,6 +178,42 @@ def test_a_sealed_claims_receipt_keeps_a_keyed_hash_of_the_request(ledger_app: L
     assert ledger_app.execute(command) == {**first, "repeated": True}
 
 
+LEGACY = Path(__file__).parent / "vectors" / "legacy-v1"
+"""An export written by the code before ages and fraud findings were sealed (tests/vectors/README.md)."""
+
+
+def test_an_export_from_before_the_ages_were_sealed_still_loads_and_verifies() -> None:
+    from datetime import UTC, datetime
+    from typing import cast
+
+    from ledger.aggregates.membership import Membership
+    from ledger.envelope import Actor
+    from ledger.log.note import Verifier
+    from schemas.events import MemberJoinedV1
+
+    entries = (LEGACY / "export.jsonl").read_bytes().splitlines()
+    envelopes = [decode_entry(entry) for entry in entries]  # every body validates against its version's model
+    kinds = {(e.type, e.schema) for e in envelopes}
+    assert {("member.joined", 1), ("member.juror_qualified", 1), ("member.fraud_recorded", 1)} <= kinds
+    assert not {("member.joined", 2), ("member.juror_qualified", 2), ("member.fraud_recorded", 2)} & kinds
+    anchors = TrustAnchors.load(LEGACY / "trust-anchors.json")
+    assert anchors.log_verifier_key is not None
+    report = Auditor(anchors, Verifier.parse(anchors.log_verifier_key)).run(
+        entries, [(LEGACY / "checkpoint.txt").read_text()])
+    assert report.ok, report.failures[:3]
+    assert "13 sealed (joining)" not in report.needs_sealed_values  # a v1 join's age is public, as it was
+    assert report.needs_sealed_values["13 sealed (filing)"] > 0
+    tampered = [entry.replace(b'"age_years":', b'"age_years": ', 1) if b'"member.joined"' in entry else entry
+                for entry in entries]
+    assert not Auditor(anchors).run(tampered).ok
+    # a v1 join's age is read as it is, without the vault
+    joined = next(e for e in envelopes if e.type == "member.joined")
+    membership = Membership.start(Membership.Joined, UUID(joined.stream), datetime(2026, 1, 1, tzinfo=UTC),
+                                  Actor("operator", "k"), MemberJoinedV1.from_json_value(joined.body))
+    uow = UnitOfWork(cast(Any, None), cast(Any, None), datetime(2026, 1, 1, tzinfo=UTC))
+    assert uow.age_at_joining(membership) == joined.body["age_years"]
+
+
 # -- the vault ----------------------------------------------------------------------------------------------
 
 
@@ -361,8 +397,9 @@ def seal_another(monkeypatch: pytest.MonkeyPatch, field: str, value: Any) -> Non
     """Make the operator seal `value` for `field` instead of the value it checked (a dishonest operator)."""
     honest = UnitOfWork.seal
 
-    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any) -> str:
-        return honest(self, member, stream, seq, name, value if name == field else checked)
+    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any,
+                  new_member: bool = False) -> str:
+        return honest(self, member, stream, seq, name, value if name == field else checked, new_member)
 
     monkeypatch.setattr(UnitOfWork, "seal", dishonest)
 
@@ -461,10 +498,46 @@ def test_ages_and_the_claim_of_a_fraud_finding_are_sealed_and_rechecked_from_the
         ("13 sealed (fraud finding)", young, next(r.value for r in records if r.stream == young
                                                   and r.field == "claim"))])
     assert seeing.needs_sealed_values == {}
-    forged = [Revealed(r.stream, r.seq, r.field, 43, r.salt) if (r.stream, r.seq) == (member, 1) else r
-              for r in records]
-    assert [(f.check, f.stream) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
-        entries_of(ledger_app)).failures if f.stream == member] == [("13 sealed (commitment age_years)", member)]
+    changed = {(member, 1): 43, (member, 2): 41, (member, 3): str(uuid4())}  # each keeps its public band
+    forged = [Revealed(r.stream, r.seq, r.field, changed.get((r.stream, r.seq), r.value), r.salt) for r in records]
+    assert [(f.check, f.stream, f.seq) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
+        entries_of(ledger_app)).failures if f.stream == member] == [
+        ("13 sealed (commitment age_years)", member, 1), ("13 sealed (commitment age_years)", member, 2),
+        ("13 sealed (commitment claim)", member, 3)]
+
+
+def test_a_jurors_sealed_age_at_joining_is_rechecked_at_the_vote(ledger_app: Ledger, plan: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemas.commands.claim import RequestJury
+    from tests.test_claim import jurors, vote
+
+    panel = jurors(ledger_app, plan, 1)
+    seal_another(monkeypatch, "age_years", 17)  # checked 19, sealed 17 (the same band)
+    young = join(ledger_app, plan, age=19)
+    monkeypatch.undo()
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=young, age_years=19,
+                                    exam_commitment=document_commitment("exam")))
+    member_key(ledger_app, young, role="juror")
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1))
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    ledger_app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    # the writer reads the sealed age back through the unit of work: 17 is not of age
+    rejected(ledger_app, lambda: vote(ledger_app, claim, young, True), "juror", Rule.JUROR_MUST_BE_OF_AGE)
+    honest = UnitOfWork.age_at_joining
+    monkeypatch.setattr(UnitOfWork, "age_at_joining",  # a dishonest operator reads back the age it checked
+                        lambda self, m: 19 if str(m.id) == young else honest(self, m))
+    vote(ledger_app, claim, young, True)
+    monkeypatch.undo()
+    vote(ledger_app, claim, panel[0], True)
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values["13 sealed (juror age at the vote)"] == 2
+    records = [r for m in (*panel, young, member) for r in reveal_member(ledger_app.app, m)]
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (juror age at the vote)", "17")]
+    assert seeing.needs_sealed_values == {}
 
 
 # -- erasure ------------------------------------------------------------------------------------------------

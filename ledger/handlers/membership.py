@@ -56,7 +56,8 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
     member = str(member_id)
     body = MemberJoinedV2(
         plan=command.plan, rules_version=rules.version, age_band=age_band(command.age_years),
-        age_years_sealed=uow.seal(member, member_id, 1, "age_years", command.age_years), sex=command.sex,
+        age_years_sealed=uow.seal(member, member_id, 1, "age_years", command.age_years, new_member=True),
+        sex=command.sex,
         province=command.province, payer=command.payer, family_order=family_order,
         consent_commitment=command.consent_commitment,
         health_declaration_commitment=command.health_declaration_commitment,
