@@ -26,9 +26,10 @@ REVEAL_ROLES = ("custodian", "regulator")
 def may_see(app: LedgerApplication, key_id: str, member: str | None) -> None:
     """Refuse unless the key is registered and valid now as the member's own (for `member`), a custodian's or a
     regulator's key."""
-    registered = app.keyring().keys.get(key_id)
+    keyring = app.keyring()
+    registered = keyring.keys.get(key_id)
     now = app.clock.now()
-    allowed = registered is not None and app.keyring().key_valid_for(key_id, registered.role, now) and (
+    allowed = registered is not None and keyring.key_valid_for(key_id, registered.role, now) and (
         registered.role in REVEAL_ROLES or (registered.role == "member" and member is not None
                                             and registered.member == member))
     if not allowed:

@@ -25,6 +25,7 @@ from ledger.log.bundle import build_bundle
 from ledger.reveal import check_records, may_see, reveal_claim, reveal_member
 from ledger.rules import Rule
 from ledger.sealing import Revealed, age_band, check_revealed, commitment
+from ledger.service import member_key
 from ledger.store import decode_entry
 from ledger.unit_of_work import UnitOfWork
 from ledger.vault import VAULT_KEY_FILE, Vault
@@ -39,7 +40,6 @@ from tests.support import (
     clock_of,
     create_plan,
     join,
-    member_key,
     new_ledger,
     prepaid_rules,
     rejected,

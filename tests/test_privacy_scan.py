@@ -30,7 +30,7 @@ from ledger.log.tiles import TileAddress, TiledLog
 from ledger.log.tree import WIDTH
 from ledger.reveal import reveal_member
 from ledger.store import decode_entry
-from tests.http_servers import serving
+from sim.services import serving
 from tests.support import demo_ledger
 
 EXACT_FIELDS = frozenset({"diagnosed_on", "age_at_diagnosis", "age_years", "joined_at",

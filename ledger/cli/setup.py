@@ -26,7 +26,15 @@ from ledger.cli.commands import render_result
 from ledger.errors import EXIT_INPUT, InputError, LedgerError, RetryableError
 from ledger.keys import PARTY_ROLES, KeyDirectory
 from ledger.rules import Rule
-from ledger.service import anchor, generate_key, initialize, party_key_directories, read_public_key_file, register
+from ledger.service import (
+    anchor,
+    anchor_witnesses,
+    generate_key,
+    initialize,
+    party_key_directories,
+    read_public_key_file,
+    register,
+)
 from ledger.vault import VAULT_KEY_FILE, rotate_vault_key
 from schemas.commands import COMMANDS
 
@@ -137,6 +145,39 @@ def keys_anchor(file: Path, name: str | None) -> None:
     facts = read_public_key_file(file)
     anchors = anchor(context().settings.data_dir, name or facts["role"], facts)
     emit({"anchored": name or facts["role"], "key_id": facts["key_id"], "trust_anchors": sorted(anchors.entries)})
+
+
+@keys_group.command("anchor-witnesses")
+@click.argument("verifier_keys", nargs=-1, required=True)
+@click.option("--threshold", type=int, required=True,
+              help="How many of these witnesses must cosign a checkpoint for verifiers to trust it.")
+@json_option
+def keys_anchor_witnesses(verifier_keys: tuple[str, ...], threshold: int) -> None:
+    """Set the witness policy in this directory's trust anchors: each witness's cosignature verifier key (as
+    `witness key` prints it, given by that witness) and the threshold. The operator's file is what the service
+    serves and the pages embed; every verifier sets it in its own copy."""
+    anchors = anchor_witnesses(context().settings.data_dir, list(verifier_keys), threshold)
+    assert anchors.witness_policy is not None
+    keys, required = anchors.witness_policy
+    emit({"witnesses": list(keys), "threshold": required, "trust_anchors": sorted(anchors.entries)},
+         f"a checkpoint is trusted once {required} of {len(keys)} witnesses cosigned it")
+
+
+@keys_group.command("fingerprint")
+@click.option("--url", default=None, help="The service's base URL: also print the link that pins the anchors.")
+@json_option
+def keys_fingerprint(url: str | None) -> None:
+    """The fingerprint of this directory's trust anchors as a browser pins it (the log's key and the witness
+    policy): what a plan publishes out of band, and with --url the member page's link that carries it (for a QR
+    code)."""
+    anchors = context().anchors()
+    if anchors is None:
+        raise InputError("trust_anchors", Rule.FILE_MUST_EXIST,
+                         f"{context().settings.data_dir / TRUST_ANCHORS_FILE} (run init first, or copy the operator's)")
+    fingerprint = anchors.fingerprint()
+    link = f"{url.rstrip('/')}/member#anchors={fingerprint}" if url else None
+    shown = " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+    emit({"fingerprint": fingerprint, "link": link}, shown + (f"\n{link}" if link else ""))
 
 
 @keys_group.command("register")
