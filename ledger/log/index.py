@@ -33,8 +33,7 @@ from uuid import UUID
 
 import orjson
 
-from ledger.ages import join_age_years, past_top_age_at
-from ledger.envelope import parse_at
+from ledger.ages import join_age_years
 from ledger.log.merkle import inclusion_path, node_hash, reduce_complete, tile_levels
 from ledger.projections.sql import SqlCursor, SqlStore
 from ledger.sharing import roll_leaf_hashes
@@ -89,12 +88,6 @@ class Assessment:
     """Schema 3: members older than this at the cutoff are not in the roll (`ledger.ages`)."""
     utc_offset_minutes: int | None = None
 
-    def leaves_out(self, join_age: int | None, joined_at: str) -> bool:
-        """Whether this roll leaves out a member of this join age and instant for their age (schema 3)."""
-        if self.top_age_years is None or self.utc_offset_minutes is None:
-            return False
-        return past_top_age_at(join_age, joined_at, parse_at(self.cutoff_at), self.top_age_years,
-                               self.utc_offset_minutes)
 
 
 class LogIndex:
