@@ -112,7 +112,7 @@ class ConcurrencyConflictError(RetryableError):
 
 class StoreBusyError(RetryableError):
     """The database failed a write for a reason of its own or another session's (a serialization failure, a
-    deadlock, a lock timeout, an aborted pipeline, a dropped connection); retrying the same command id is safe: it
+    deadlock, a lock timeout, a dropped connection); retrying the same command id is safe: it
     either runs or returns the first result, if the write did commit."""
 
     def __init__(self, cause: str) -> None:

@@ -10,15 +10,27 @@ Every answer is as of the last stored event; what the current unit of work chang
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
+
+
+class LockedSet(Protocol):
+    """The members locked in a period, read from one snapshot: how many, and their roll."""
+
+    count: int
+
+    def roll(self, period: str, amount_fen: int) -> tuple[bytes, int]:
+        """The roll's root and size (`ledger.sharing.streamed_roll`) over the members in id order (code points)."""
+        ...
 
 
 class LedgerQueries(Protocol):
     """Questions about members, accounts, claims and periods, answered from every stored event."""
 
-    def locked_members(self, plan: str, cutoff: str) -> Sequence[str]:
-        """Members of the plan whose membership is active at the cutoff instant."""
+    def locked_set(self, plan: str, cutoff: str) -> AbstractContextManager[LockedSet]:
+        """The members of the plan whose membership is active at the cutoff instant, as one consistent set that is
+        counted and rolled without being held (millions of members)."""
         ...
 
     def approved_claims(self, plan: str, decided_by: str) -> Sequence[str]:

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ledger.canonical import canonical_bytes
-from ledger.log.merkle import root_from_leaf_hashes
+from ledger.log.merkle import MerkleFold
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -197,5 +197,17 @@ def roll_leaf_hashes(period: str, members: Iterable[str], amount_fen: int) -> li
 
 def roll_root(period: str, sorted_members: Sequence[str], amount_fen: int) -> bytes:
     """The RFC 9162 root over the period's sorted roll."""
-    assert all(a < b for a, b in itertools.pairwise(sorted_members)), "members must be sorted"
-    return root_from_leaf_hashes(roll_leaf_hashes(period, sorted_members, amount_fen))
+    return streamed_roll(period, [sorted_members], amount_fen)[0]
+
+
+def streamed_roll(period: str, sorted_batches: Iterable[Sequence[str]], amount_fen: int) -> tuple[bytes, int]:
+    """The roll's root and size over members given in batches, sorted by id across them: hashed and folded as they
+    come, so that a roll of millions is never held (one batch and O(log n) subtree hashes are)."""
+    fold = MerkleFold()
+    last = ""
+    for batch in sorted_batches:
+        if batch:
+            assert last < batch[0] and all(a < b for a, b in itertools.pairwise(batch)), "members must be sorted"
+            last = batch[-1]
+            fold.extend(roll_leaf_hashes(period, batch, amount_fen))
+    return fold.root(), fold.size

@@ -291,6 +291,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return rows
 
 
+def pipeline_cause(failures: Sequence[psycopg.Error]) -> psycopg.Error:
+    """The error that made a pipelined transaction fail: the first one raised that is not `PipelineAborted`.
+
+    Once a statement of a pipeline fails, the server skips the rest up to the next sync and psycopg reports each
+    skipped one as "pipeline aborted". Which error reaches the caller first depends on timing (whether the failed
+    statement's result was read while later statements were still being sent, or only at the end), so the cause is
+    picked out of all of them: a unique violation (a lost race) stays an integrity error, whatever the timing."""
+    return next((error for error in failures if not isinstance(error, psycopg.errors.PipelineAborted)), failures[0])
+
+
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """The PostgreSQL event recorder plus the command receipts table, written in the same transaction.
 
@@ -331,34 +341,39 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert the events and the receipts (`receipts=`) in one transaction sent in one round trip (see the class
         docstring). A taken stream version or command id raises the library's `IntegrityError`; a failure another
-        writer or the server caused (a serialization failure, a deadlock, a lock timeout, an aborted pipeline, a
-        dropped connection) raises its `OperationalError` or `InternalError`: nothing was written either way. The
+        writer or the server caused (a serialization failure, a deadlock, a lock timeout, a dropped connection)
+        raises its `OperationalError` or `InternalError`: nothing was written either way. The statements the server
+        skipped after the failed one are not the cause (`pipeline_cause`). The
         ledger reads notification ids from the table, never from the insert, so none are returned."""
         receipts: Sequence[CommandReceipt] = kwargs.get("receipts") or ()
         vault: VaultWrites | None = kwargs.get("vault")
         with self.datastore.get_connection() as conn:
-            failure: Exception | None = None
-            with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
-                try:
-                    for statement in self.lock_table_statements:
-                        curs.execute(statement, prepare=True)
-                    if receipts:
-                        curs.execute(self.insert_receipts_statement,
-                                     ([r.command_id for r in receipts], [r.request_hash for r in receipts],
-                                      [r.result for r in receipts]), prepare=True)
-                    if stored_events:
-                        curs.execute(self.insert_rows_statement,
-                                     ([e.originator_id for e in stored_events],
-                                      [e.originator_version for e in stored_events],
-                                      [e.topic for e in stored_events], [e.state for e in stored_events]),
-                                     prepare=True)
-                        curs.execute(self.notify_statement)
-                    if vault is not None:
-                        self._write_vault(curs, vault)
-                except psycopg.Error as error:  # raised once the pipeline has ended, not inside it
-                    failure = error
-            if failure is not None:
-                raise failure
+            failures: list[psycopg.Error] = []
+            try:
+                with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
+                    try:
+                        for statement in self.lock_table_statements:
+                            curs.execute(statement, prepare=True)
+                        if receipts:
+                            curs.execute(self.insert_receipts_statement,
+                                         ([r.command_id for r in receipts], [r.request_hash for r in receipts],
+                                          [r.result for r in receipts]), prepare=True)
+                        if stored_events:
+                            curs.execute(self.insert_rows_statement,
+                                         ([e.originator_id for e in stored_events],
+                                          [e.originator_version for e in stored_events],
+                                          [e.topic for e in stored_events], [e.state for e in stored_events]),
+                                         prepare=True)
+                            curs.execute(self.notify_statement)
+                        if vault is not None:
+                            self._write_vault(curs, vault)
+                    except psycopg.Error as error:  # the transaction rolls back; the pipeline is drained on exit
+                        failures.append(error)
+                        raise
+            except psycopg.Error as error:
+                failures.append(error)
+            if failures:
+                raise pipeline_cause(failures)
         return None
 
     def create_vault_tables(self) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -153,4 +154,31 @@ def test_a_write_the_database_fails_is_retryable_and_writes_nothing(tmp_path: Pa
             create_plan(ledger)
         assert caught.value.exit_code == 75 and "retry with the same command id" in str(caught.value)
     assert ledger.app.recorder.max_notification_id() == before
+    ledger.close()
+
+
+def test_a_lost_race_read_while_the_batch_is_still_sent_is_a_conflict_not_a_busy_store(
+        tmp_path: Path, postgres_dsn: str) -> None:
+    """A pipelined transaction whose receipt insert meets another writer's receipt: the server skips every later
+    statement ("pipeline aborted"), and with a few megabytes still to send, psycopg reads the unique violation while
+    sending — the timing that made a lost race look like a busy store. The cause is found whatever the timing."""
+    from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    from ledger.store import CommandReceipt
+    from tests.support import create_plan
+
+    ledger = new_ledger(tmp_path, postgres_dsn)
+    create_plan(ledger)
+    recorder = ledger.app.ledger_recorder
+    assert isinstance(recorder, PostgresLedgerRecorder)
+    before = recorder.max_notification_id()
+    receipt = CommandReceipt("race-id", "h", "{}")
+    recorder.insert_events([], receipts=[receipt])  # the other writer's
+    rows = [StoredEvent(uuid.uuid4(), 1, "member.joined@1", os.urandom(20_000)) for _ in range(200)]
+    for _ in range(3):
+        with pytest.raises(IntegrityError, match="command_receipts"):
+            recorder.insert_events(rows, receipts=[receipt])
+    assert recorder.max_notification_id() == before
+    create_plan(ledger, name="After the conflict")  # the connection is usable again
+    assert (recorder.max_notification_id() or 0) > (before or 0)
     ledger.close()

@@ -112,3 +112,37 @@ def test_an_assessment_is_one_statement_whatever_the_number_of_members(ledger_ap
     assert balances.locked_members(plan, cutoff) == sorted(members)
     assert {balances.shares_charged_fen(m) for m in rng.sample(members, 20)} == {33}
     assert balances.year_shares_fen(plan, joined, format_at(START + timedelta(days=8))) == 33
+
+
+def test_the_locked_set_is_counted_and_rolled_as_it_streams_in_code_point_order(ledger_app: Ledger) -> None:
+    """The assessment's locked set: its count and its roll in one snapshot, the roll hashed batch by batch as the
+    members stream in, equal to the roll over the sorted list; members out of order are refused, not rolled."""
+    import pytest
+
+    from ledger.sharing import roll_root, streamed_roll
+
+    app = ledger_app
+    balances = app.balances()
+    plan = str(uuid.uuid4())
+    members = [str(uuid.uuid4()) for _ in range(23)]
+    joined = format_at(START)
+    with balances.sql.transaction() as cursor:
+        for member in members:
+            balances.apply(cursor, {"stream": member, "type": "member.joined", "at": joined,
+                                    "body": {"plan": plan, "payer": None, "family_order": 0, "age_years": 30}})
+    period, cutoff = str(uuid.uuid4()), format_at(START + timedelta(days=7))
+    expected = roll_root(period, sorted(members), 33)
+    with balances.locked_set(plan, cutoff) as locked:
+        assert locked.count == 23
+        assert locked.roll(period, 33) == (expected, 23)
+    with balances.sql.snapshot() as snapshot:  # the stream as the roll reads it, three rows at a time
+        batches = [[row[0] for row in batch] for batch in snapshot.batches(
+            f"SELECT id FROM {balances.members} WHERE plan = ? ORDER BY id" + (' COLLATE "C"' if balances.sql.postgres
+                                                                             else ""), (plan,), size=3)]
+    assert [len(batch) for batch in batches] == [3] * 7 + [2]
+    assert streamed_roll(period, batches, 33) == (expected, 23)
+    assert streamed_roll(period, batches, 34)[0] != expected
+    with pytest.raises(AssertionError, match="sorted"):
+        streamed_roll(period, [batches[1], batches[0], *batches[2:]], 33)
+    with balances.locked_set(plan, format_at(START - timedelta(days=1))) as nobody:
+        assert nobody.count == 0 and nobody.roll(period, 33)[1] == 0

@@ -21,7 +21,7 @@ from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
 from ledger.rules import Rule
-from ledger.sharing import assess, roll_root
+from ledger.sharing import assess
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.period import (
     AssessPeriod,
@@ -100,14 +100,17 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
                   str(previous.number))
     queries = uow.queries
     cutoff = format_at(period.cutoff_at)
-    locked = sorted(queries.locked_members(period.plan, cutoff))  # code-point order, whatever the SQL collation
     claims = [uow.get(UUID(claim_id), Claim, "claim") for claim_id in queries.approved_claims(period.plan, cutoff)]
     year_start = format_at(plan_midnight(date(plan_date(period.cutoff_at, rules).year, 1, 1), rules))
     annual_remaining = max(0, rules.annual_cap_fen - queries.year_shares_fen(period.plan, year_start, cutoff))
     operator = operator_funds(plan.closing_announced_at, plan.ends_at(), plan.final_periods(), period.notice_on,
                               period.cutoff_at, rules)
-    result = assess(len(locked), [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
-                    surplus_in(uow, period), rules.per_case_cap_fen, annual_remaining, rules.excess_policy, operator)
+    carried = surplus_in(uow, period)
+    with queries.locked_set(period.plan, cutoff) as locked:  # counted, then rolled as it streams: never held
+        result = assess(locked.count, [(str(claim.id), claim.approved_fen) for claim in claims], rules.fee_bps,
+                        carried, rules.per_case_cap_fen, annual_remaining, rules.excess_policy, operator)
+        root, size = locked.roll(str(period.id), result.share_fen)
+    assert size == result.locked_members, (size, result.locked_members)
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
@@ -123,11 +126,11 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         share_fen=result.share_fen,
         excess_policy=result.excess_policy,  # type: ignore[arg-type]  # one of the literals
         subsidy_fen=result.subsidy_fen, funded_aid_fen=result.funded_aid_fen, funded_fee_fen=result.funded_fee_fen,
-        surplus_out_fen=result.surplus_out_fen, roll_root=roll_root(str(period.id), locked, result.share_fen).hex(),
-        roll_size=len(locked), funded_by="operator" if operator else "members", payment_model=rules.payment_model,
+        surplus_out_fen=result.surplus_out_fen, roll_root=root.hex(), roll_size=size,
+        funded_by="operator" if operator else "members", payment_model=rules.payment_model,
     )
     period.assess(uow.at, actor, body)
-    return Outcome({"period": command.period, "number": period.number, "locked_members": len(locked),
+    return Outcome({"period": command.period, "number": period.number, "locked_members": size,
                     "cases": len(claims), "share_fen": result.share_fen, "subsidy_fen": result.subsidy_fen,
                     "funded_by": body.funded_by,
                     "roll_root": body.roll_root})

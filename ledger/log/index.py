@@ -237,22 +237,21 @@ class LogIndex:
         return [Assessment(int(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows]
 
     def roll_proofs(self, assessments: Sequence[Assessment], member: str) -> list[tuple[int, list[bytes]]]:
-        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root: three
-        queries in one transaction whatever the number of periods (the member's chunk of every roll; the last,
-        partial chunks not read before; the tiles above both), then hashing. LookupError when the member is not in
+        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root, read in one
+        transaction (the member's chunk of each roll by one index seek; the last, partial chunks not read before and
+        the tiles above both, in batches), then hashing. LookupError when the member is not in
         one of the rolls."""
         trees = [RollTree(self, assessment) for assessment in assessments]
         if not trees:
             return []
         by_period = {tree.assessment.period: tree for tree in trees}
         with self.sql.transaction(commit=False) as cursor:
-            for part in _parts(list(by_period), 400):
-                for period, chunk, members, groups in cursor.execute(
-                        f"SELECT c.period, c.chunk, c.members, c.groups FROM {self.chunks} c WHERE c.period IN "
-                        f"({','.join('?' * len(part))}) AND c.first_member = (SELECT MAX(d.first_member) FROM "
-                        f"{self.chunks} d WHERE d.period = c.period AND d.first_member <= ?)", [*part, member]
-                ).fetchall():
-                    by_period[str(period)].place(int(chunk), bytes(members), bytes(groups), member)
+            for period, tree in by_period.items():  # one index seek a period (a correlated MAX scans every chunk)
+                row = cursor.execute(
+                    f"SELECT chunk, members, groups FROM {self.chunks} WHERE period = ? AND first_member <= ? "
+                    "ORDER BY first_member DESC LIMIT 1", (period, member)).fetchone()
+                if row is not None:
+                    tree.place(int(row[0]), bytes(row[1]), bytes(row[2]), member)
             wanted = [(tree.assessment.period, tree.last) for tree in trees if tree.needs_last()]
             for part in _parts(wanted, 400):
                 for period, members, groups in cursor.execute(

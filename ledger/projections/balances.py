@@ -13,10 +13,13 @@ A share is paid unless a `member.debit_failed` for it is outstanding; postpaid a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.projections.base import Applier, Projection
-from ledger.projections.sql import SqlCursor
+from ledger.projections.sql import Snapshot, SqlCursor
+from ledger.sharing import streamed_roll
 
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
 
@@ -171,6 +174,12 @@ class Balances(Projection):
                            "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (plan, cutoff, cutoff))
         return [row[0] for row in rows]
 
+    @contextmanager
+    def locked_set(self, plan: str, cutoff: str) -> Iterator[LockedMembers]:
+        """The members locked at the cutoff (as `locked_members`), counted and rolled in one snapshot, streamed."""
+        with self.sql.snapshot() as snapshot:
+            yield LockedMembers(self, snapshot, plan, cutoff)
+
     def active_members(self, plan: str) -> list[str]:
         """Members of the plan who have not left."""
         rows = self._query(f"SELECT id FROM {self.members} WHERE plan = ? AND ended_at IS NULL ORDER BY id", (plan,))
@@ -290,3 +299,22 @@ class Balances(Projection):
         rows = self._query(f"SELECT COALESCE(SUM(share_fen), 0) FROM {self.periods} WHERE plan = ? "
                            "AND cutoff_at >= ? AND cutoff_at < ?", (plan, year_start, cutoff))
         return int(rows[0][0])
+
+
+class LockedMembers:
+    """`ledger.ports.LockedSet` over the balances' members in one snapshot: the count is one query, the roll one
+    streamed query in code-point order of ids (PostgreSQL sorts with the "C" collation, SQLite's BINARY is it)."""
+
+    def __init__(self, balances: Balances, snapshot: Snapshot, plan: str, cutoff: str) -> None:
+        self.balances, self.snapshot, self.plan, self.cutoff = balances, snapshot, plan, cutoff
+        self._where = (f"FROM {balances.members} WHERE plan = ? AND joined_at <= ? "
+                       "AND (ended_at IS NULL OR ended_at > ?)")
+        row = snapshot.execute(f"SELECT COUNT(*) {self._where}", (plan, cutoff, cutoff)).fetchone()
+        self.count = int(row[0]) if row else 0
+
+    def roll(self, period: str, amount_fen: int) -> tuple[bytes, int]:
+        """The roll's root and size, hashed as the members stream in."""
+        order = 'id COLLATE "C"' if self.balances.sql.postgres else "id"
+        batches = self.snapshot.batches(f"SELECT id {self._where} ORDER BY {order}",
+                                        (self.plan, self.cutoff, self.cutoff))
+        return streamed_roll(period, ([row[0] for row in batch] for batch in batches), amount_fen)

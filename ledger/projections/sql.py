@@ -56,6 +56,34 @@ class SqlCursor:
         return tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
+class Snapshot:
+    """The queries of one `SqlStore.snapshot`: `execute` for small answers, `batches` for a large one."""
+
+    def __init__(self, cursor: SqlCursor, postgres: Any) -> None:
+        self.cursor = cursor
+        self._postgres = postgres
+        """The PostgreSQL connection (a server-side cursor streams from it), or None on SQLite."""
+
+    def execute(self, statement: str, params: Params = ()) -> SqlCursor:
+        """Run one query."""
+        return self.cursor.execute(statement, params)
+
+    def batches(self, statement: str, params: Params = (), size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query, `size` at a time, never all of them at once in this process (PostgreSQL: a
+        server-side cursor; SQLite steps its own)."""
+        if self._postgres is None:
+            sqlite_cursor = self.cursor._cursor.sqlite_cursor
+            sqlite_cursor.execute(statement, tuple(params))
+            while rows := sqlite_cursor.fetchmany(size):
+                yield rows
+            return
+        with self._postgres.cursor(name="ledger_snapshot_batches", row_factory=tuple_row) as cursor:
+            cursor.itersize = size
+            cursor.execute(statement.replace("?", "%s"), tuple(params))
+            while rows := cursor.fetchmany(size):
+                yield rows
+
+
 class SqlStore:
     """Transactions and table names on the database that holds the events."""
 
@@ -78,6 +106,21 @@ class SqlStore:
                     cursor.execute("BEGIN IMMEDIATE")
                 cursor.execute(SQLITE_CACHE)  # read models index random ids: a page cache that holds them
             yield SqlCursor(cursor, self.postgres)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A read-only transaction whose queries all see the same state (PostgreSQL: repeatable read; SQLite: one
+        read transaction), and which can stream a large result in batches instead of holding it (`Snapshot.batches`):
+        what a question about millions of rows asks."""
+        if not self.postgres:
+            with self.transaction(commit=False) as cursor:
+                yield Snapshot(cursor, None)
+            return
+        assert isinstance(self.datastore, PostgresDatastore)
+        with self.datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with conn.cursor() as cursor:
+                yield Snapshot(SqlCursor(cursor, True), conn)
 
     def serialize(self, cursor: SqlCursor, name: str) -> None:
         """Make writers of `name` (a projection's position) take turns until the caller's transaction ends, so two
