@@ -17,9 +17,13 @@ procedure in the same order and reports the same findings, so that both name the
    `key.registered` is signed by the root key and its key id is its key's; `event.key` — each event's key is
    registered in the bundle for the actor's role and valid from before the event; `event.signature` — the
    event's Ed25519 signature by that key (checked only when the key is).
-5. `chain.link` — within a stream, each event's `prev` is the event hash of the seq before it when that event is
-   in the bundle; the member's stream and their claims' streams are complete, so there every seq > 1 needs its
-   predecessor; `chain.join` — the member's stream starts with their join.
+5. `claim.claimant` — each sealed claim (`claim.filed` v2, which names no member) is the member's: the bundle's
+   `revealed` record for it (value and salt, docs/privacy.md) names the member and opens the claim's
+   `member_sealed` commitment, SHA-256(salt || JCS(member)); a record that opens no sealed claim of the bundle
+   fails too. `chain.link` — within a stream, each event's `prev` is the event hash of the seq before it when that
+   event is in the bundle; the member's stream and their claims' streams (plain ones naming them, sealed ones
+   opened) are complete, so there every seq > 1 needs its predecessor; `chain.join` — the member's stream starts
+   with their join.
 6. For each roll: `roll.period` — it names an included `period.assessed` event of its period, for the amount and
    roll size that event signed; `period.share` — every term of the assessment, the share included, recomputes
    from the signed terms (`ledger.sharing.assess`); `roll.inclusion` — the member's leaf
@@ -58,6 +62,7 @@ from ledger.log.note import (
     verify_cosignature,
     verify_note,
 )
+from ledger.sealing import Revealed, check_revealed
 from ledger.sharing import assess, roll_leaf
 
 FORMAT = "mutual-ledger/proof-bundle/v1"
@@ -75,6 +80,7 @@ STEPS: tuple[tuple[str, int, str], ...] = (
     ("keyring.registration", 4, "keys"),
     ("event.key", 4, "signature"),
     ("event.signature", 4, "signature"),
+    ("claim.claimant", 5, "chain"),
     ("chain.link", 5, "chain"),
     ("chain.join", 5, "chain"),
     ("roll.period", 6, "roll"),
@@ -92,6 +98,7 @@ TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "n
 
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _ROLL_ROOT = re.compile(r"[0-9a-f]{64}")
+_SALT = _ROLL_ROOT
 
 
 class BundleError(Exception):
@@ -230,6 +237,15 @@ def _shape_problem(bundle: object) -> str | None:
                 or not all(_is_int(roll.get(k)) for k in ("period_index", "amount", "leaf_index", "roll_size")):
             return (f"rolls[{number}]: must have a period string, integers period_index, amount, leaf_index and "
                     "roll_size, and a proof list of strings")
+    revealed = bundle.get("revealed", [])
+    if not isinstance(revealed, list):
+        return "revealed: must be a list"
+    for number, record in enumerate(revealed):
+        if not isinstance(record, dict) or not _is_text(record.get("stream")) or not _is_int(record.get("seq")) \
+                or not _is_text(record.get("field")) or "value" not in record or not _is_text(record.get("salt")) \
+                or not _SALT.fullmatch(record["salt"]):
+            return (f"revealed[{number}]: must have a stream string, an integer seq, a field string, a value and a "
+                    "salt of 64 lowercase hex digits")
     upgrade = bundle.get("upgrade")
     if upgrade is not None and (not isinstance(upgrade, dict) or not _is_text(upgrade.get("checkpoint"))
                                 or not _is_text_list(upgrade.get("consistency"))):
@@ -281,6 +297,8 @@ class _Procedure:
     subjects: dict[int, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, _Key] = field(default_factory=dict)
     root_key_id: str | None = None
+    claimed: set[str] = field(default_factory=set)
+    """The sealed claims the member's revealed records opened (step `claim.claimant`)."""
 
     @property
     def member(self) -> str:
@@ -301,6 +319,7 @@ class _Procedure:
         self.events(checkpoint)
         self.keyring()
         self.signatures()
+        self.claimants()
         self.chains()
         periods = self.rolls()
         if not all(f.ok for f in self.findings):
@@ -412,12 +431,28 @@ class _Procedure:
             valid = event_signature_is_valid(public_key, envelope.event_hash(), envelope.sig)
             self.record("event.signature", self.subjects[index], None if valid else "the signature does not verify")
 
-    # (5) chains
+    # (5) claimants and chains
+
+    def claimants(self) -> None:
+        """Each sealed claim of the bundle, in log order, opened by its claimant record; then each record that
+        opens none."""
+        records = {(r["stream"], r["seq"], r["field"]): r for r in self.bundle.get("revealed", [])}
+        sealed = set()
+        for index, envelope in sorted(self.envelopes.items()):
+            if envelope.type == "claim.filed" and envelope.schema == 2:
+                sealed.add((envelope.stream, envelope.seq, "member"))
+                problem = _claimant_problem(envelope, records.get((envelope.stream, envelope.seq, "member")),
+                                            self.member)
+                if self.record("claim.claimant", self.subjects[index], problem):
+                    self.claimed.add(envelope.stream)
+        for key in records:
+            if key not in sealed:
+                self.record("claim.claimant", {"stream": key[0]}, "the record opens no sealed claim of the bundle")
 
     def chains(self) -> None:
         """Every link the bundle can check, then the member's join."""
-        complete = {self.member} | {e.stream for e in self.envelopes.values()
-                                    if e.type == "claim.filed" and e.body.get("member") == self.member}
+        complete = {self.member} | self.claimed | {e.stream for e in self.envelopes.values()
+                                                   if e.type == "claim.filed" and e.body.get("member") == self.member}
         by_seq: dict[tuple[str, int], int] = {}
         for index, envelope in sorted(self.envelopes.items()):
             by_seq.setdefault((envelope.stream, envelope.seq), index)
@@ -487,7 +522,7 @@ class _Procedure:
                 statement.refunds_fen += int(envelope.body["amount_fen"])
         claims: dict[str, str] = {}
         for envelope in ordered:
-            if envelope.type.startswith("claim.") and (envelope.type != "claim.filed"
+            if envelope.type.startswith("claim.") and (envelope.type != "claim.filed" or envelope.stream in self.claimed
                                                        or envelope.body.get("member") == self.member):
                 claims[envelope.stream] = envelope.type.removeprefix("claim.")
         statement.claims = [{"claim": claim, "status": status} for claim, status in claims.items()]
@@ -527,6 +562,17 @@ def _registration(envelope: Envelope) -> _Key | str:
     if len(public_key) != 32:
         return "the registered public key must be base64 of 32 bytes"
     return _Key(body["role"], public_key, body["valid_from"])
+
+
+def _claimant_problem(envelope: Envelope, record: dict[str, Any] | None, member: str) -> str | None:
+    """Whether a claimant record names the member and opens the sealed claim's `member_sealed` (`check_revealed`,
+    the contract of docs/privacy.md)."""
+    if record is None:
+        return "the claimant's value and salt are not in the bundle"
+    if record["value"] != member:
+        return f"the revealed claimant is {record['value']}, not the bundle's member"
+    return check_revealed(envelope.type, envelope.schema, envelope.body, Revealed(
+        envelope.stream, envelope.seq, "member", record["value"], bytes.fromhex(record["salt"])))
 
 
 def _roll_period_problem(roll: dict[str, Any], period: Envelope | None) -> str | None:

@@ -24,9 +24,11 @@ Over the entries in global order (an `export` JSONL file or a live store), one n
 12.  Checkpoints (live store, or `--checkpoints FILE`): each signed by the log key, its root equal to the Merkle root
      of the entries up to its size, and consistent with the previous one.
 13.  Sealed values (`audit.sealed`): given the revealed values and salts, each opens its commitment and every rule
-     that needs an exact value is re-checked (claimant, diagnosis day, claim window and wind-down tail, waiting
-     period, rules version of the diagnosis day, age covered and agreeing with the age at joining, and check 11's
-     plan maximum); without them, the report counts the events whose checks needed them (`needs_sealed_values`).
+     that needs an exact value is re-checked (age at joining within the plan's ages, juror age, a fraud finding's
+     claim, claimant, diagnosis day, claim window and wind-down tail, waiting period, rules version of the diagnosis
+     day, age covered and agreeing with the age at joining, and check 11's plan maximum); without them (or for the
+     events of members it was given none for), the report counts the events whose checks needed them
+     (`needs_sealed_values`).
 
 Every failure is evidence: the global index, stream and seq, the check, and the expected and found values.
 """
@@ -36,7 +38,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections import deque
+from collections import ChainMap, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -48,7 +50,15 @@ from typing import Any
 import orjson
 from eventsourcing.sqlite import SQLiteDatastore
 
-from audit.sealed import SealedChecks, check_exclusion, check_filing
+from audit.sealed import (
+    NEEDS,
+    SealedChecks,
+    check_exclusion,
+    check_filing,
+    check_joining_age,
+    check_juror_age,
+    plan_day,
+)
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
@@ -58,7 +68,7 @@ from ledger.keys import event_signature_is_valid, public_key_from_base64
 from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
-from ledger.plan_days import day_end
+from ledger.plan_days import day_end, whole_years
 from ledger.projections.base import EntriesInMemory, apply_together
 from ledger.projections.cases import Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
@@ -338,9 +348,12 @@ class Auditor:
                  revealed: Iterable[Revealed] | None = None) -> None:
         self.events = EventVerifier(anchors)
         self.sealed = SealedChecks.of(revealed)
-        self.joined_ages: dict[str, int] = {}
-        """Member → age in years at joining (what a sealed age at diagnosis is checked against)."""
         """Check 13: the revealed values given (`--revealed`), or none."""
+        self.joined_ages: dict[str, int] = {}
+        """Member → age in years at joining, public on a v1 join (what a sealed age at diagnosis is checked
+        against)."""
+        self.revealed_ages: dict[str, int] = {}
+        """Member → age in years at joining, sealed on a v2 join and revealed to the auditor."""
         self.report: Report = self.events.report
         self.log_key = log_key
         self.plans: dict[str, _Plan] = {}
@@ -471,7 +484,12 @@ class Auditor:
         elif kind == "member.joined":
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.join(body["plan"], stream, at)
-            self.joined_ages[stream] = body["age_years"]
+            if e["schema"] == 1:
+                self.joined_ages[stream] = body["age_years"]
+            elif (values := self.sealed_event(index, e, "joining")) is not None:
+                self.revealed_ages[stream] = values["age_years"]
+        elif kind in ("member.juror_qualified", "member.fraud_recorded") and e["schema"] == 2:
+            self.sealed_event(index, e, "juror age" if kind == "member.juror_qualified" else "fraud finding")
         elif kind in ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due"):
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
@@ -489,6 +507,8 @@ class Auditor:
                               body["rules_version"])
             else:  # sealed: the rules version of the diagnosis day is check 13's
                 self.claims[stream]["values"] = self.sealed_event(index, e, "filing")
+        elif kind == "claim.vote_cast":
+            self.juror_vote(index, e)
         elif kind == "claim.approved":
             self.claims[stream].update(approved=body, approved_at=at)
         elif kind == "claim.included":
@@ -523,20 +543,53 @@ class Auditor:
         def fail(check: str, expected: object, found: object) -> None:
             self.fail(index, e, check, expected, found)
 
-        values = self.sealed.values(e, fail)
-        if self.sealed.revealed is None:
+        if not self.sealed.given(e):
             self.sealed.need(f"13 sealed ({what})")
             return None
+        values = self.sealed.values(e, fail)
         if values is None:
             return None
-        plan = self.plans[e["body"]["plan"]]
-        if e["type"] == "claim.filed":
+        plan = self.plans[e["body"].get("plan") or self.plan_of(e["stream"])]
+        if e["type"] == "member.joined":
+            check_joining_age(e, values, plan, fail)
+        elif e["type"] == "member.juror_qualified":
+            check_juror_age(e, values, plan, fail)
+        elif e["type"] == "member.fraud_recorded":
+            if values["claim"] is not None and values["claim"] not in self.claims:
+                fail(f"{NEEDS} (fraud finding)", "a claim on the log, or none", values["claim"])
+        elif e["type"] == "claim.filed":
             joined = self.members.joined_at(e["body"]["plan"], str(values.get("member")))
-            check_filing(e, values, {str(values.get("member")): joined} if joined else {}, self.joined_ages, plan,
-                         fail)
+            check_filing(e, values, {str(values.get("member")): joined} if joined else {},
+                         ChainMap(self.joined_ages, self.revealed_ages), plan, fail)
         else:
             check_exclusion(e, values, self.members.joined_at(e["body"]["plan"], e["stream"]), plan, fail)
         return values
+
+    def juror_vote(self, index: int, e: dict[str, Any]) -> None:
+        """Check 13 for a vote by a juror whose age at joining is sealed: that age plus the whole years since (plan
+        days) is at least the plan's juror age, as the writer checks it; counted as needed when the age was not
+        revealed. (A juror who joined with a v1 join, its age public, is not re-checked here.)"""
+        plan_id, juror = self.claims[e["stream"]]["plan"], e["body"]["juror"]
+        joined_at = self.members.joined_at(plan_id, juror)
+        if joined_at is None or juror in self.joined_ages:
+            return
+        age = self.revealed_ages.get(juror)
+        if age is None:
+            self.sealed.need("13 sealed (juror age at the vote)")
+            return
+        plan = self.plans[plan_id]
+        _, rules = plan.rules_at(e["at"])
+        now = age + whole_years(plan_day(joined_at, plan, e["at"]), plan_day(e["at"], plan, e["at"]))
+        if now < rules.juror_min_age_years:
+            self.fail(index, e, f"{NEEDS} (juror age at the vote)", f"at least {rules.juror_min_age_years}", now)
+
+    def plan_of(self, member: str) -> str:
+        """The plan a member joined (from the on-disk members, one lookup a plan: plans are few); KeyError for no
+        member."""
+        found = next((plan for plan in self.plans if self.members.joined_at(plan, member) is not None), None)
+        if found is None:
+            raise KeyError(f"member {member}")
+        return found
 
     def assessment(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for one `period.assessed`."""

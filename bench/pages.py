@@ -37,7 +37,7 @@ from typing import Any
 from ledger.application import SimulatedClock
 from ledger.demo import claims_per_period, commitment, postpaid_rules
 from ledger.envelope import parse_at
-from ledger.service import ledger_with_parties
+from ledger.service import ledger_with_parties, member_key
 from schemas.commands.claim import DecideClaim, FileClaim, InvestigateClaim, NoticeClaim, PayClaim
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Join
@@ -53,8 +53,6 @@ THROTTLE = 4
 
 def build(directory: Path, members: int, periods: int, keyed: int = 200) -> None:
     """The store, its keyed members and what `measure` and `bench.service --store` need (`pages-bench.json`)."""
-    from tests.support import member_key
-
     started = time.perf_counter()
     ledger = ledger_with_parties(directory, SimulatedClock(START))
     clock = ledger.clock
@@ -147,8 +145,7 @@ def measure(directory: Path, rounds: int) -> None:
     from ledger.bootstrap import bootstrap
     from ledger.config import Settings
     from ledger.service import party_key_directories
-    from tests.browser.conftest import ARGUMENTS, CHROMIUM
-    from tests.http_servers import serving
+    from sim.services import CHROMIUM, CHROMIUM_ARGUMENTS, serving
 
     facts = json.loads((directory / "pages-bench.json").read_text())
     ledger = bootstrap(Settings(data_dir=directory / "operator"), clock=SystemClock(),
@@ -193,7 +190,7 @@ def measure(directory: Path, rounds: int) -> None:
             add("verify_bytes", sum(received.values()))
 
     def fresh(driver: Any) -> Any:
-        return driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGUMENTS)
+        return driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGUMENTS)
 
     with serving(create_app(state)) as base, sync_playwright() as driver:
         import httpx

@@ -69,7 +69,8 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     app.read_models()
-    result: dict[str, float] = {}
+    result: dict[str, float] = {"rss_before_period_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    """The peak before the first period: opening the store and catching every read model up."""
     for number in range(1, periods + 1):
         opened = app.execute(OpenPeriod(command_id=f"open-{number}", plan=plan, number=number))
         clock.set(max(clock.now(), parse_at(str(opened["cutoff_at"])) + timedelta(hours=1)))

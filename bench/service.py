@@ -4,21 +4,32 @@ peak RSS.
 A postpaid plan gets `--members` members through the application (`bench.projections.populate`), one period is
 opened and assessed, `--keyed` of the members get keys of their own, the read models are caught up and a checkpoint
 published. Then `mutual-ledger serve` runs on that store in a process of its own, and a bounded load generator on
-loopback (asyncio, httpx, `--concurrency` clients each with one request in flight, every request RFC 9421-signed
-with the member's key) asks for:
+loopback (HTTP/1.1 on asyncio streams, `bench.http_load`; every member request RFC 9421-signed with the member's key
+as it is sent) asks for three routes: the public plan list (the baseline: the same server, no signature, no store
+work), statements of random keyed members and bundles of random keyed members (targets for both: p50 < 20 ms,
+p99 < 100 ms at 64 clients).
 
-- the public plan list (the baseline: the same server, the same signing-free path, in the same run);
-- statements of random keyed members, for `--seconds` (targets: p50 < 20 ms, p99 < 100 ms);
-- bundles of random keyed members, `--bundles` requests in all (same targets).
+Each route is loaded in three ways, `--seconds` each:
 
-Reported: requests, p50 and p99 of each, their ratio to the baseline's p50, and the service's peak RSS (VmHWM).
+- `sequential`: one client, one request at a time — the latency of an idle service, and its CPU per request;
+- `paced`: `--concurrency` clients, each waiting a think time between its requests (exponentially distributed,
+  mean `--think` seconds: a user reading a page before the next click, as a locust user does). The offered rate is
+  clients / think time; the achieved rate is what was answered. Several `--think` values sweep the load up to the
+  saturation point;
+- `closed`: `--concurrency` clients with one request always in flight and no think time — the saturated service:
+  its throughput, and latencies that are mostly queueing (Little's law: p50 ≈ clients / throughput).
+
+Reported for each: requests, offered and achieved rates, p50 and p99, the service's CPU per request (user + system
+time of its process over the run, from /proc) and the load generator's (it shares the machine's cores: on a small
+machine it takes part of what the service could use). At the end, the service's peak RSS (VmHWM).
 The machine may be shared: say so with the figures.
 
 With `--store DIR`, a store written by `python -m bench.pages build` is used instead (its keyed members, 48
-periods of history at a million members), so the statement and bundle carry two years of periods.
+periods of history at a million members), so the statement and bundle carry two years of periods. The store is only
+read.
 
-Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--bundles 64]
-       python -m bench.service --parts api --store bench-out/pages-1000000
+Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--think 1]
+       python -m bench.service --parts api --store bench-out/pages-1000000 [--think 1 0.25 0.1] [--workers 2]
 """
 
 from __future__ import annotations
@@ -33,21 +44,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from bench.http_load import Connection, cpu_seconds, peak_rss_mib
 from bench.log import percentile
 from bench.projections import START, populate
 from ledger.application import SimulatedClock
 from ledger.envelope import parse_at
 from ledger.httpsig import sign_request
 from ledger.keys import KeyDirectory, SigningKey
-from ledger.service import ledger_with_parties
+from ledger.service import ledger_with_parties, member_key
 from schemas.commands.period import AssessPeriod, OpenPeriod
-from tests.http_servers import free_port
-from tests.support import member_key
+from sim.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,43 +93,66 @@ def stored_keys(store: Path) -> list[SigningKey]:
     return keys
 
 
-def peak_rss_mib(pid: int) -> float:
-    """A process's peak resident set (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def service_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The service's process and, with `--workers`, its worker processes."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    return [server.pid, *(int(pid) for pid in children.read_text().split())] if children.exists() else [server.pid]
 
 
-async def load(base: str, paths: list[tuple[str, SigningKey | None]], concurrency: int, seconds: float,
-               requests: int) -> list[float]:
-    """Latencies (ms) of requests to random `paths`, `concurrency` at a time, until `seconds` or `requests`."""
+@dataclass
+class Run:
+    """One load run of one route: what was asked, what was answered, what it cost."""
+
+    route: str
+    mode: str
+    clients: int
+    think: float
+    latencies: list[float]
+    seconds: float
+    service_cpu: float
+    generator_cpu: float
+
+    def line(self) -> str:
+        """The run's figures on one line."""
+        count = len(self.latencies)
+        ordered = sorted(self.latencies)
+        offered = f"{self.clients / self.think:7.1f}/s" if self.think else "   as fast"
+        return (f"{self.route:<10} {self.mode:<18} {count:>6} req  offered {offered}  achieved "
+                f"{count / self.seconds:7.1f}/s  p50 {percentile(ordered, 0.5):8.1f} ms  p99 "
+                f"{percentile(ordered, 0.99):8.1f} ms  CPU/req service {self.service_cpu / count * 1000:5.2f} ms, "
+                f"generator {self.generator_cpu / count * 1000:5.2f} ms")
+
+
+async def load(port: int, paths: list[tuple[str, SigningKey | None]], clients: int, seconds: float,
+               think: float, pids: list[int]) -> tuple[list[float], float, float, float]:
+    """Latencies (ms) of requests to random `paths` by `clients` clients (one keep-alive connection each) for
+    `seconds`, each client waiting an exponentially distributed think time of mean `think` before each request
+    (none when 0); also the seconds until the last answer and the CPU seconds the service and this generator used."""
     rng = random.Random(11)
     latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    deadline = started + seconds
+    service_before, generator_before = cpu_seconds(pids), time.process_time()
 
-    async def client(http: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline and len(latencies) < requests:
+    async def client() -> None:
+        http = await Connection.open(port)
+        while True:
+            if think:
+                await asyncio.sleep(min(rng.expovariate(1 / think), max(0.0, deadline - time.perf_counter())))
+            if time.perf_counter() >= deadline:
+                break
             path, key = rng.choice(paths)
-            url = f"{base}{path}"
-            headers = sign_request("GET", url, [], b"", key, datetime.now(UTC)) if key else {}
             start = time.perf_counter()
-            response = await http.get(url, headers=headers)
+            headers = sign_request("GET", f"http://{http.authority}{path}", [], b"", key, datetime.now(UTC)
+                                   ) if key else {}
+            status, body = await http.get(path, headers)
             latencies.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, response.text[:300]
+            assert status == 200, body[:300]
+        await http.close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=600) as http:
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-    return latencies
-
-
-def report(name: str, latencies: list[float], baseline_p50: float | None) -> None:
-    """One line of figures."""
-    ordered = sorted(latencies)
-    p50, p99 = percentile(ordered, 0.5), percentile(ordered, 0.99)
-    ratio = f", p50 {p50 / baseline_p50:.1f}x the baseline's" if baseline_p50 else ""
-    print(f"{name:<10} {len(ordered):>6} requests  p50 {p50:8.1f} ms  p99 {p99:8.1f} ms{ratio}", flush=True)
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return latencies, elapsed, cpu_seconds(pids) - service_before, time.process_time() - generator_before
 
 
 def main() -> None:
@@ -131,7 +166,9 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="API: a store written by `bench.pages build`, used as it is.")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--bundles", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="API: the service's worker processes.")
+    parser.add_argument("--think", type=float, nargs="+", default=[1.0],
+                        help="API: paced runs' mean think times between a client's requests, seconds.")
     parser.add_argument("--entries", type=int, default=1_000_000, help="Tiles: the synthetic log's size.")
     parser.add_argument("--rounds", type=int, default=6, help="Tiles: rounds of the two routes.")
     parser.add_argument("--witness-rounds", type=int, default=50)
@@ -150,13 +187,14 @@ def main() -> None:
 
 
 def bench_api(args: argparse.Namespace) -> None:
-    """Statement and bundle latencies at `--concurrency` clients against the plans list as the baseline."""
+    """The plans list, statements and bundles: sequential, paced at each `--think`, and closed-loop."""
     with tempfile.TemporaryDirectory() as tmp:
         base = args.store or Path(tmp)
         keys = stored_keys(base) if args.store else prepare(base, args.members, args.keyed)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "--data-dir", str(base / "operator"), "serve",
-                                   "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                   "--port", str(port), "--workers", str(args.workers)],
+                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 600
@@ -168,17 +206,24 @@ def bench_api(args: argparse.Namespace) -> None:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise RuntimeError("the service did not start") from None
                     time.sleep(0.2)
-            members = [(f"/api/v1/members/{key.member}", key) for key in keys]
-            baseline = asyncio.run(load(url, [("/api/v1/plans", None)], args.concurrency, args.seconds, 10**9))
-            report("baseline", baseline, None)
-            base_p50 = percentile(baseline, 0.5)
-            statements = asyncio.run(load(url, [(f"{p}/statement", k) for p, k in members], args.concurrency,
-                                          args.seconds, 10**9))
-            report("statement", statements, base_p50)
-            bundles = asyncio.run(load(url, [(f"{p}/bundle", k) for p, k in members], args.concurrency, 3600,
-                                       args.bundles))
-            report("bundle", bundles, base_p50)
-            print(f"service peak RSS {peak_rss_mib(server.pid):.0f} MiB", flush=True)
+            pids = service_pids(server)
+            members = [f"/api/v1/members/{key.member}" for key in keys]
+            routes: dict[str, list[tuple[str, SigningKey | None]]] = {
+                "plans": [("/api/v1/plans", None)],
+                "statement": [(f"{path}/statement", key) for path, key in zip(members, keys, strict=True)],
+                "bundle": [(f"{path}/bundle", key) for path, key in zip(members, keys, strict=True)]}
+            modes = [("sequential", 1, 0.0), *((f"paced, think {t:g} s", args.concurrency, t) for t in args.think),
+                     ("closed", args.concurrency, 0.0)]
+            print(f"{args.concurrency} clients, {args.seconds:g} s a run, {args.workers} service worker(s)", flush=True)
+            for route, paths in routes.items():
+                asyncio.run(load(port, paths, 1, 1.0, 0.0, pids))  # warm: connections, caches, first queries
+                for mode, clients, think in modes:
+                    latencies, elapsed, service_cpu, generator_cpu = asyncio.run(
+                        load(port, paths, clients, args.seconds, think, pids))
+                    print(Run(route, mode, clients, think, latencies, elapsed, service_cpu, generator_cpu).line(),
+                          flush=True)
+            print(f"service peak RSS {sum(peak_rss_mib(pid) for pid in pids):.0f} MiB"
+                  + (f" (over {len(pids)} processes)" if len(pids) > 1 else ""), flush=True)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(60)

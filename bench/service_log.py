@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import random
-import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from bench.http_load import Connection, peak_rss_mib
 from bench.log import SyntheticSource, percentile
 from ledger.api.log import PublicLog, log_router
 from ledger.api.witness import run_witness
@@ -43,15 +43,9 @@ from ledger.log.checkpoints import CheckpointLog
 from ledger.log.note import COSIGNATURE_V1, Signer
 from ledger.log.tiles import TileAddress, TiledLog
 from ledger.log.tree import WIDTH, TransparencyLog
+from sim.services import free_port
 
 ORIGIN = "bench.example/log"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_process(target: Callable[..., None], ready_url: str, *args: object, **kwargs: object) -> BaseProcess:
@@ -97,36 +91,23 @@ def serve(path: Path, count: int, seed: bytes, port: int) -> None:
 
 async def load(port: int, prefix: str, paths: list[str], seconds: float, concurrency: int) -> float:
     """Responses per second for random `paths` under `prefix`, over `concurrency` keep-alive connections each with
-    one request in flight. A few lines of HTTP/1.1 on asyncio streams: a general-purpose client in Python would be
-    slower than the server and measure itself."""
+    one request in flight (`bench.http_load.Connection`)."""
     rng = random.Random(7)
     done = 0
     deadline = time.perf_counter() + seconds
 
     async def connection() -> None:
         nonlocal done
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        http = await Connection.open(port)
         while time.perf_counter() < deadline:
-            writer.write(f"GET {prefix}/{rng.choice(paths)} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            assert len(await reader.readexactly(length)) == WIDTH * 32
+            status, body = await http.get(f"{prefix}/{rng.choice(paths)}")
+            assert status == 200 and len(body) == WIDTH * 32, status
             done += 1
-        writer.close()
+        await http.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return done / (time.perf_counter() - start)
-
-
-def peak_rss_mib(pid: int) -> float:
-    """A process's peak resident set (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench_tiles(directory: Path, count: int, rounds: int, seconds: float, concurrency: int) -> None:

@@ -18,23 +18,33 @@
   regulator key that the anchors do not hold is refused by the writer and failed by the verifier (`ledger.roles`).
 
 The operator's `init` writes the file with its own two entries; each custodian or regulator adds its key with
-`mutual-ledger keys anchor` from the public key file it published. Verifiers use their own copy.
+`mutual-ledger keys anchor` from the public key file it published, and `mutual-ledger keys anchor-witnesses KEY…
+--threshold N` sets the witness policy. Verifiers use their own copy.
+
+The **fingerprint** (`TrustAnchors.fingerprint`, `mutual-ledger keys fingerprint`) names what a browser trusts —
+the `log` entry and the `witnesses` policy — as the first 32 hex digits of the SHA-256 of their RFC 8785 text. A
+plan publishes it out of band (printed, as a QR code of the pages' link `…/member#anchors=<fingerprint>`), and a
+member's browser pins it on a first visit (`ledger/web/static/js/pinning.js` computes the same; docs/pages.md).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.canonical import canonical_bytes
 from ledger.errors import InputError
 from ledger.keys import key_id
 from ledger.rules import Rule
 
 TRUST_ANCHORS_FILE = "trust-anchors.json"
+FINGERPRINT_DIGITS = 32
+"""Hex digits of a fingerprint: 128 bits, which a forger would have to match (a second preimage), not collide."""
 ROOT = "operator-root"
 LOG = "log"
 WITNESSES = "witnesses"
@@ -148,6 +158,14 @@ class TrustAnchors:
     def with_witness_policy(self, keys: list[str], threshold: int) -> TrustAnchors:
         """These anchors with the witness policy: at least `threshold` of the witnesses' `keys` must cosign."""
         return TrustAnchors.parse({**self.entries, WITNESSES: {"keys": keys, "threshold": threshold}})
+
+    def fingerprint(self) -> str:
+        """The fingerprint of what a browser trusts: the log's origin and verifier key and the witness policy (see
+        the module docstring); anchors without the log's key have none."""
+        if LOG not in self.entries:
+            raise InputError("trust_anchors", Rule.LOG_VERIFIER_KEY_MUST_BE_KNOWN, "the anchors name no log key")
+        trusted = {name: self.entries[name] for name in (LOG, WITNESSES) if name in self.entries}
+        return hashlib.sha256(canonical_bytes(trusted)).hexdigest()[:FINGERPRINT_DIGITS]
 
     def save(self, path: Path) -> None:
         """Write the file (sorted, indented), replacing it atomically."""

@@ -179,7 +179,8 @@ class LedgerApplication(Application[UUID]):
         """The vault of sealed values (`ledger.vault`), opened with the operator's vault key on first use: only the
         operator's own process, which holds that key, seals, reveals or erases."""
         if self._vault is None:
-            self._vault = Vault(self.ledger_recorder, load_vault_key(self.settings.key_dir))
+            self._vault = Vault(self.ledger_recorder,
+                                load_vault_key(self.settings.key_dir, self.settings.key_passphrase))
         return self._vault
 
     @property

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.aggregates.sharing_period import SharingPeriod, next_cycle, plan_date, plan_midnight
-from ledger.anchors import TRUST_ANCHORS_FILE, TrustAnchors
+from ledger.anchors import TRUST_ANCHORS_FILE
 from ledger.application import OPERATOR_ROOT_KEY, SimulatedClock, member_key_name
 from ledger.bootstrap import Ledger
 from ledger.bounds import MAX_BALANCE_FEN
@@ -38,7 +38,7 @@ from ledger.keys import SigningKey
 from ledger.log.note import COSIGNATURE_V1, Verifier
 from ledger.log.witness import open_witness, witness_name
 from ledger.projections.cases import render_disclosure, yuan
-from ledger.service import initialize, set_up_parties
+from ledger.service import anchor_witnesses, initialize, set_up_parties
 from schemas.commands import Command
 from schemas.commands.claim import (
     CastVote,
@@ -870,7 +870,7 @@ class Demo:
         witnesses = [Verifier(witness_name(party, self.app.settings.log_origin),
                               self.app.signers.party(party).load(party).public_raw, COSIGNATURE_V1).encode()
                      for party in ("custodian", "regulator")]
-        TrustAnchors.load(anchors).with_witness_policy(witnesses, 1).save(anchors)
+        anchor_witnesses(self.app.settings.data_dir, witnesses, 1)
         for directory in self.app.signers.directories[1:]:
             shutil.copyfile(anchors, directory.path.parent / TRUST_ANCHORS_FILE)
 

@@ -66,10 +66,22 @@ def _log_index(store: _Store, sql: SqlStore) -> None:
     sql.create(index_schema(sql))
 
 
+def _roster_without_exact_age(store: _Store, sql: SqlStore) -> None:
+    """The roster keeps no exact age: the age at joining is sealed from `member.joined` v2 on (docs/privacy.md), so
+    the column that held it goes (from a store made before; a new one never had it)."""
+    table = sql.table("roster_members")
+    with sql.transaction() as cursor:
+        if sql.postgres:
+            cursor.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS age_years")
+        elif any(row[1] == "age_years" for row in cursor.execute(f"PRAGMA table_info({table})").fetchall()):
+            cursor.execute(f"ALTER TABLE {table} DROP COLUMN age_years")
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
     3: (_log_index,),
+    4: (_roster_without_exact_age,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

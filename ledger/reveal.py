@@ -26,9 +26,10 @@ REVEAL_ROLES = ("custodian", "regulator")
 def may_see(app: LedgerApplication, key_id: str, member: str | None) -> None:
     """Refuse unless the key is registered and valid now as the member's own (for `member`), a custodian's or a
     regulator's key."""
-    registered = app.keyring().keys.get(key_id)
+    keyring = app.keyring()
+    registered = keyring.keys.get(key_id)
     now = app.clock.now()
-    allowed = registered is not None and app.keyring().key_valid_for(key_id, registered.role, now) and (
+    allowed = registered is not None and keyring.key_valid_for(key_id, registered.role, now) and (
         registered.role in REVEAL_ROLES or (registered.role == "member" and member is not None
                                             and registered.member == member))
     if not allowed:
@@ -36,17 +37,24 @@ def may_see(app: LedgerApplication, key_id: str, member: str | None) -> None:
                            key_id)
 
 
-def _checked(app: LedgerApplication, records: list[Revealed]) -> list[Revealed]:
-    bodies: dict[tuple[str, int], tuple[str, int, dict[str, Any]]] = {}
+def signed_entries(app: LedgerApplication, records: Iterable[Revealed]) -> dict[tuple[str, int], bytes]:
+    """The stored signed entries (the log's own bytes) of the events these records open, by (stream, seq)."""
+    entries: dict[tuple[str, int], bytes] = {}
     for record in records:
         key = (record.stream, record.seq)
-        if key not in bodies:
+        if key not in entries:
             stored = app.recorder.select_events(UUID(record.stream), gt=record.seq - 1, lte=record.seq, limit=1)
             if not stored:
                 raise VerificationError(f"vault: {record.stream}#{record.seq} is not on the log")
-            envelope = decode_entry(stored[0].state)
-            bodies[key] = (envelope.type, envelope.schema, envelope.body)
-        problem = check_revealed(*bodies[key], record)
+            entries[key] = stored[0].state
+    return entries
+
+
+def _checked(app: LedgerApplication, records: list[Revealed]) -> list[Revealed]:
+    entries = signed_entries(app, records)
+    for record in records:
+        envelope = decode_entry(entries[(record.stream, record.seq)])
+        problem = check_revealed(envelope.type, envelope.schema, envelope.body, record)
         if problem is not None:
             raise VerificationError(f"vault: {record.stream}#{record.seq}: {problem}")
     return records
@@ -60,6 +68,12 @@ def reveal_member(app: LedgerApplication, member: str) -> list[Revealed]:
 def reveal_claim(app: LedgerApplication, claim: str) -> list[Revealed]:
     """A claim's sealed values, each checked against its commitment (none after its claimant's erasure)."""
     return _checked(app, [record for _, record in app.vault.values_of_stream(claim)])
+
+
+def claimant_records(app: LedgerApplication, member: str) -> list[Revealed]:
+    """The member's claimant records: for each of their sealed claims, the value and salt that open its
+    `member_sealed`, which a proof bundle carries so that the claim proves to be theirs (`ledger.log.bundle`)."""
+    return [record for record in reveal_member(app, member) if record.field == "member"]
 
 
 def records_json(records: Iterable[Revealed]) -> list[dict[str, Any]]:

@@ -294,6 +294,7 @@ class Rule(StrEnum):
     # -- Privacy ------------------------------------------------------------------------------------------------
     MEMBER_IS_ERASED_ONCE = "member_is_erased_once"
     MEMBER_MUST_HAVE_LEFT_BEFORE_ERASURE = "member_must_have_left_before_erasure"
+    MEMBER_MUST_NOT_BE_ERASED = "member_must_not_be_erased"
     RETENTION_PERIOD_MUST_HAVE_ENDED = "retention_period_must_have_ended"
     REVEALED_RECORD_MUST_OPEN_ITS_COMMITMENT = "revealed_record_must_open_its_commitment"
     REVEALED_FILE_MUST_HOLD_REVEALED_RECORDS = "revealed_file_must_hold_revealed_records"

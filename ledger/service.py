@@ -44,7 +44,7 @@ def initialize(ledger: Ledger) -> dict[str, Any]:
         if not own.exists(name):
             own.save(SigningKey.generate(name, role))
     if not (settings.key_dir / VAULT_KEY_FILE).exists():
-        create_vault_key(settings.key_dir)
+        create_vault_key(settings.key_dir, settings.key_passphrase)
     root = ledger.signers.load(OPERATOR_ROOT_KEY)
     ledger.app.save(Keyring.begin(ledger.clock.now(), root.public_raw))
     operator = ledger.signers.load(ROLE_KEY_NAMES["operator"])
@@ -76,6 +76,14 @@ def generate_key(directory: KeyDirectory, role: str, member: str | None = None, 
     return key
 
 
+def member_key(ledger: Ledger, member: str, role: str = "member") -> SigningKey:
+    """Give a member (or juror) a key of their own, as a simulated party: saved in the members' key directory and
+    registered in the keyring (what the benchmarks and the tests do for a member who signs)."""
+    key = generate_key(ledger.signers.party("members"), role, member)
+    register(ledger, dict(key.public_facts()))
+    return key
+
+
 def read_public_key_file(path: Path) -> dict[str, Any]:
     """A party's public key file (`keys show NAME --out FILE`): its public facts, checked for shape."""
     try:
@@ -98,6 +106,18 @@ def anchor(ledger_dir: Path, name: str, facts: dict[str, Any]) -> TrustAnchors:
         raise InputError("trust_anchors", Rule.FILE_MUST_EXIST, f"{path} (run init first, or copy the operator's)")
     anchors = TrustAnchors.load(path).with_key(check_key_name(name, "name"), {
         "key_id": facts["key_id"], "role": facts["role"], "public_key": facts["public_key"]})
+    anchors.save(path)
+    return anchors
+
+
+def anchor_witnesses(ledger_dir: Path, keys: list[str], threshold: int) -> TrustAnchors:
+    """Set the witness policy in a directory's trust anchors: a checkpoint is trusted once at least `threshold` of
+    these witnesses (their cosignature verifier keys, as `witness key` prints them, given by each witness) cosigned
+    it. Replaces the policy the file had; the file must exist, as for `anchor`."""
+    path = ledger_dir / TRUST_ANCHORS_FILE
+    if not path.exists():
+        raise InputError("trust_anchors", Rule.FILE_MUST_EXIST, f"{path} (run init first, or copy the operator's)")
+    anchors = TrustAnchors.load(path).with_witness_policy(keys, threshold)
     anchors.save(path)
     return anchors
 

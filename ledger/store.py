@@ -90,7 +90,7 @@ class VaultWrites:
         return bool(self.keys or self.values or self.erase)
 
 
-SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness")
+SCRUBBED_COMMANDS = ("file_claim", "exclude_for_waiting_illness", "join", "qualify_juror", "record_fraud")
 """Commands whose requests carried sealed values: their receipts go when their member is erased."""
 
 
@@ -273,6 +273,23 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             rows = c.fetchall()
         return [VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
+    def select_any_vault_key(self) -> tuple[str, bytes] | None:
+        """One member's wrapped data key (the first by member id), or None when the vault holds none."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT member, wrapped FROM vault_keys ORDER BY member LIMIT 1")
+            row = c.fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def rewrap_vault_keys(self, rewrap: Callable[[str, bytes], bytes]) -> int:
+        """Replace every wrapped data key by `rewrap(member, wrapped)`, all in one transaction (a vault key
+        rotation); how many."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT member, wrapped FROM vault_keys ORDER BY member")
+            rows = [(str(r[0]), bytes(r[1])) for r in c.fetchall()]
+            c.executemany("UPDATE vault_keys SET wrapped = ? WHERE member = ?",
+                          [(rewrap(member, wrapped), member) for member, wrapped in rows])
+        return len(rows)
+
     def compact_vault(self) -> None:
         """After an erasure: move every change into the database file and empty the write-ahead log, so no
         earlier page of the erased rows stays in it."""
@@ -408,6 +425,25 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:  # the pool's connections are in autocommit mode
             conn.execute(SQL("VACUUM {}, {}, {}").format(self.vault_keys_table, self.vault_values_table,
                                                          self.receipts_table))
+
+    def select_any_vault_key(self) -> tuple[str, bytes] | None:
+        """One member's wrapped data key (the first by member id), or None when the vault holds none."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT member, wrapped FROM {} ORDER BY member LIMIT 1").format(self.vault_keys_table))
+            row = curs.fetchone()
+        return None if row is None else (str(row["member"]), bytes(row["wrapped"]))
+
+    def rewrap_vault_keys(self, rewrap: Callable[[str, bytes], bytes]) -> int:
+        """Replace every wrapped data key by `rewrap(member, wrapped)`, all in one transaction that holds the
+        table against writers (a vault key rotation); how many."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self.vault_keys_table))
+            curs.execute(SQL("SELECT member, wrapped FROM {} ORDER BY member").format(self.vault_keys_table))
+            rows = [(str(r["member"]), bytes(r["wrapped"])) for r in curs.fetchall()]
+            for member, wrapped in rows:
+                curs.execute(SQL("UPDATE {} SET wrapped = %s WHERE member = %s").format(self.vault_keys_table),
+                             (rewrap(member, wrapped), member))
+        return len(rows)
 
     def select_vault_key(self, member: str) -> bytes | None:
         """A member's wrapped data key, or None (never made, or erased)."""

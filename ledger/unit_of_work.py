@@ -27,6 +27,7 @@ from ledger.rules import Rule
 from ledger.store import VaultWrites
 from ledger.vault import Vault, empty_writes, keyed_id
 from schemas.commands import Command
+from schemas.events import MemberJoinedV1
 
 A = TypeVar("A", bound=LedgerAggregate)
 C = TypeVar("C", bound=Command)
@@ -119,6 +120,20 @@ class UnitOfWork:
         claim.unsealed = {record.field: record.value
                           for _, record in self.writer.vault.values_of_stream(str(claim.id))}
 
+    def age_at_joining(self, membership: Membership) -> int:
+        """The member's age in years at joining, the one way a rule reads it: public on a `member.joined` v1,
+        opened from the vault on a sealed one (v2). Erased, it is gone: a rule that needs it refuses."""
+        joined = membership.details
+        if isinstance(joined, MemberJoinedV1):
+            return joined.age_years
+        key = (1, "age_years")
+        if key not in membership.unsealed:
+            membership.unsealed.update({(record.seq, record.field): record.value for _, record
+                                        in self.writer.vault.values_of_stream(str(membership.id))})
+        if key not in membership.unsealed:
+            raise DomainRuleError("member", Rule.MEMBER_MUST_NOT_BE_ERASED, str(membership.id))
+        return int(membership.unsealed[key])
+
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate if it exists."""
         try:
@@ -149,10 +164,11 @@ class UnitOfWork:
         """The id of a stream this command creates, keyed by the operator's secret (`ledger.vault.keyed_id`)."""
         return keyed_id(self.writer.vault.id_key, kind, command_id)
 
-    def seal(self, member: str, stream: UUID, seq: int, name: str, value: Any) -> str:
+    def seal(self, member: str, stream: UUID, seq: int, name: str, value: Any, new_member: bool = False) -> str:
         """Seal `value` as field `name` of event `stream#seq`, owned by `member`: the vault keeps it (saved with the
-        events), and the commitment returned goes into the event body."""
-        return self.writer.vault.seal(self.vault_writes, member, str(stream), seq, name, value)
+        events), and the commitment returned goes into the event body. `new_member`: a join's own value (the
+        member has no data key yet)."""
+        return self.writer.vault.seal(self.vault_writes, member, str(stream), seq, name, value, new_member)
 
     def keyring(self) -> Keyring:
         """The keyring, for reading (and changing when a key command runs)."""

@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ledger.canonical import canonical_bytes
 from ledger.errors import KeyDirectoryError, VerificationError
@@ -41,35 +42,81 @@ from ledger.store import VaultRow, VaultWrites
 
 VAULT_KEY_FILE = "vault.key"
 """The operator's vault key, in the operator's key directory."""
+VAULT_KEY_NEXT = "vault.key.next"
+"""The new vault key while a rotation is under way (`rotate_vault_key`)."""
 _NONCE = 12
 _KEY_AAD = b"mutual-ledger/vault/key/v1\n"
 _VALUE_AAD = b"mutual-ledger/vault/value/v1\n"
 
 
-def create_vault_key(key_dir: Path) -> Path:
-    """Make the operator's vault key (32 random bytes, base64, readable by the owner only); never overwrites one."""
+PROTECTED = "mutual-ledger/vault-key/v1"
+"""The first word of a vault key file protected by the passphrase: `PROTECTED scrypt <salt> <nonce> <sealed>`, each
+base64 — the key sealed with AES-256-GCM (associated data: this tag) under scrypt(passphrase, salt, n=2^15, r=8,
+p=1). An unprotected file is the key's base64 alone."""
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+
+
+def create_vault_key(key_dir: Path, passphrase: bytes | None = None) -> Path:
+    """Make the operator's vault key (32 random bytes, readable by the owner only), protected by the passphrase
+    when one is set (`LEDGER_KEY_PASSPHRASE`, as the signing keys are); never overwrites one."""
     key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = key_dir / VAULT_KEY_FILE
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        handle.write(vault_key_text(secrets.token_bytes(32), passphrase))
     return path
 
 
-def load_vault_key(key_dir: Path) -> bytes:
-    """The operator's vault key; missing or malformed is a key error naming the file."""
-    path = key_dir / VAULT_KEY_FILE
+def vault_key_text(key: bytes, passphrase: bytes | None) -> str:
+    """The text of a vault key file: the key's base64, or the key sealed under the passphrase (`PROTECTED`)."""
+    if passphrase is None:
+        return base64.b64encode(key).decode() + "\n"
+    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(_NONCE)
+    sealed = AESGCM(_passphrase_key(passphrase, salt)).encrypt(nonce, key, PROTECTED.encode())
+    return " ".join([PROTECTED, "scrypt", *(base64.b64encode(part).decode() for part in (salt, nonce, sealed))]) + "\n"
+
+
+def _passphrase_key(passphrase: bytes, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase)
+
+
+def load_vault_key(key_dir: Path, passphrase: bytes | None = None) -> bytes:
+    """The operator's vault key; missing or malformed, or protected and not opened by the passphrase, is a key
+    error naming the file."""
+    return _read_key_file(key_dir / VAULT_KEY_FILE, passphrase)
+
+
+def _read_key_file(path: Path, passphrase: bytes | None) -> bytes:
+    """A vault key file's key: 32 bytes, or 64 after a rotation (the wrapping secret, then the id secret)."""
     try:
-        text = path.read_text()
+        text = path.read_text().strip()
     except OSError:
         raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_EXIST, f"{path} (made by init)") from None
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64, str(path))
+    if text.startswith(PROTECTED + " "):
+        key = _unprotect(text, passphrase, path)
+    else:
+        try:
+            key = base64.b64decode(text, validate=True)
+        except ValueError:
+            key = b""
+    if len(key) not in (32, 64):
+        raise KeyDirectoryError("vault_key", Rule.VAULT_KEY_MUST_BE_32_BYTES_OF_BASE64,
+                                f"{path} (64 after a rotation)")
     return key
+
+
+def _unprotect(text: str, passphrase: bytes | None, path: Path) -> bytes:
+    """Open a protected vault key file with the passphrase."""
+    refused = KeyDirectoryError("vault_key", Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE,
+                                f"{path}: LEDGER_KEY_PASSPHRASE missing or wrong, or the file is damaged")
+    fields = text.split(" ")
+    if passphrase is None or len(fields) != 5 or fields[1] != "scrypt":
+        raise refused
+    try:
+        salt, nonce, sealed = (base64.b64decode(part, validate=True) for part in fields[2:])
+        return AESGCM(_passphrase_key(passphrase, salt)).decrypt(nonce, sealed, PROTECTED.encode())
+    except (ValueError, InvalidTag):
+        raise refused from None
 
 
 def _derive(vault_key: bytes, purpose: bytes) -> bytes:
@@ -94,14 +141,17 @@ class Vault:
     recorder: Any
     """The store's recorder (`ledger.store`), which keeps the vault tables."""
     vault_key: bytes
+    """32 bytes from which every key derives; after a rotation (`rotate_vault_key`) 64: the secret the wrap key
+    derives from, then the one the id and receipt keys derive from, which a rotation keeps."""
     wrap_key: bytes = field(init=False)
     id_key: bytes = field(init=False)
     receipt_key: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.wrap_key = _derive(self.vault_key, b"vault/wrap/v1")
-        self.id_key = _derive(self.vault_key, b"ids/v1")
-        self.receipt_key = _derive(self.vault_key, b"receipts/v1")
+        wrapping, naming = self.vault_key[:32], self.vault_key[32:] or self.vault_key[:32]
+        self.wrap_key = _derive(wrapping, b"vault/wrap/v1")
+        self.id_key = _derive(naming, b"ids/v1")
+        self.receipt_key = _derive(naming, b"receipts/v1")
 
     # -- data keys ---------------------------------------------------------------------------------------
 
@@ -128,12 +178,14 @@ class Vault:
 
     # -- values ------------------------------------------------------------------------------------------
 
-    def seal(self, writes: VaultWrites, member: str, stream: str, seq: int, name: str, value: Any) -> str:
+    def seal(self, writes: VaultWrites, member: str, stream: str, seq: int, name: str, value: Any,
+             new_member: bool = False) -> str:
         """Seal one value owned by `member` for field `name` of event `stream#seq`: add its encrypted record to
-        `writes` (and the member's new data key if they have none) and return the commitment for the body."""
-        data_key = self.data_key(member, writes)
+        `writes` (and the member's new data key if they have none) and return the commitment for the body.
+        `new_member`: the member is joining in this transaction, so no stored key is looked for."""
+        data_key = None if new_member and member not in writes.keys else self.data_key(member, writes)
         if data_key is None:
-            data_key = AESGCM.generate_key(256)
+            data_key = secrets.token_bytes(32)  # a random 256-bit AES key
             writes.keys[member] = self.wrap(member, data_key)
         salt = new_salt()
         plain = canonical_bytes({"salt": salt.hex(), "value": value})
@@ -174,8 +226,46 @@ class Vault:
         return found
 
     def streams_of(self, member: str) -> set[str]:
-        """The streams holding values the member owns (their claims, by the vault's rows, without decrypting)."""
-        return {row.stream for row in self.recorder.select_vault_values(member=member)}
+        """The streams other than the member's own holding values the member owns: their claims, by the vault's
+        rows, without decrypting."""
+        return {row.stream for row in self.recorder.select_vault_values(member=member)} - {member}
+
+
+def rotate_vault_key(recorder: Any, key_dir: Path, passphrase: bytes | None) -> int:
+    """Replace the secret the wrap key derives from and rewrap every member's data key under the new wrap key, in
+    one transaction; the values, the ids and the receipts are untouched (the id secret is kept). Returns how many
+    data keys were rewrapped. Order, so that no crash loses a key: the new key file is written beside the old
+    (`vault.key.next`), the rewrap committed, and only then the new file renamed over the old; a rotation
+    interrupted before the rename is finished by running it again (the rewrap committed: rename; else start over).
+    Every other process of the operator must be stopped meanwhile: it holds the old wrap key."""
+    current = load_vault_key(key_dir, passphrase)
+    pending = key_dir / VAULT_KEY_NEXT
+    if pending.exists():
+        interrupted = _read_key_file(pending, passphrase)
+        sample = recorder.select_any_vault_key()
+        if sample is None or _opens(Vault(recorder, interrupted), *sample):
+            os.replace(pending, key_dir / VAULT_KEY_FILE)
+            return 0
+        pending.unlink()
+    new = secrets.token_bytes(32) + (current[32:] or current)
+    descriptor = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(vault_key_text(new, passphrase))
+        handle.flush()
+        os.fsync(handle.fileno())
+    old_vault, new_vault = Vault(recorder, current), Vault(recorder, new)
+    count: int = recorder.rewrap_vault_keys(
+        lambda member, wrapped: new_vault.wrap(member, old_vault.unwrap(member, wrapped)))
+    os.replace(pending, key_dir / VAULT_KEY_FILE)
+    return count
+
+
+def _opens(vault: Vault, member: str, wrapped: bytes) -> bool:
+    try:
+        vault.unwrap(member, wrapped)
+    except VerificationError:
+        return False
+    return True
 
 
 def _aad(stream: str, seq: int, name: str) -> bytes:

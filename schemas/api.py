@@ -377,7 +377,7 @@ class RevealedRecord(ApiModel):
     stream: str
     seq: int
     field: str
-    value: str | int
+    value: str | int | None = Field(description="null only for a fraud finding that concerns no claim")
     salt: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -386,6 +386,15 @@ class Revealed(ApiModel):
     empty once the member was erased."""
 
     records: list[RevealedRecord]
+
+
+class RevealedMember(Revealed):
+    """Every sealed value a member owns, opened for the member (by their own key), a custodian or a regulator (by
+    theirs), with the signed events whose commitments they open: the caller checks each record against its event
+    (`ledger.reveal.check_records`) and each event against the public log (the same bytes, at its log index)."""
+
+    entries: list[str] = Field(description="the signed entries (RFC 8785 envelopes) the records open, in "
+                                           "(stream, seq) order")
 
 
 class Identity(ApiModel):
@@ -462,6 +471,8 @@ class ProofBundle(ApiModel):
     checkpoint: str
     events: list[BundleEvent]
     rolls: list[BundleRoll]
+    revealed: list[RevealedRecord] = Field(default_factory=list, description="the member's claimant record of each "
+                                           "sealed claim in `events`, which opens its member_sealed")
     upgrade: BundleUpgrade | None = None
 
 

@@ -3,8 +3,9 @@
 The envelope is fixed (docs/design.md); these models fix what each `body` may hold. A new shape of body is a new
 schema number with a new model; old events keep validating against the model they were written with.
 No body holds personal data: members are pseudonymous ids, documents are salted commitments, attributes are
-coarse (age in years, two-letter province, sex). From `claim.filed` v2 and `member.excluded` v2 on, the exact values
-of a claim — who claims, the diagnosis date, the exact age — are sealed fields (`<name>_sealed`, the commitment of
+coarse (age band, two-letter province, sex). From `claim.filed` v2, `member.excluded` v2, `member.joined` v2,
+`member.juror_qualified` v2 and `member.fraud_recorded` v2 on, the exact values — who claims, the diagnosis date,
+the exact ages, the claim a fraud finding concerns — are sealed fields (`<name>_sealed`, the commitment of
 `ledger.sealing`) beside the coarse value the public disclosure shows (month, 5-year age band).
 """
 
@@ -175,6 +176,21 @@ class MemberJoinedV1(Frozen):
     health_declaration_commitment: Commitment
 
 
+class MemberJoinedV2(Frozen):
+    """A member joins, the exact age sealed (`ledger.sealing`): the body shows the 5-year age band."""
+
+    plan: Id
+    rules_version: int = Field(ge=1)
+    age_band: AgeBand
+    age_years_sealed: Commitment = Field(description="commitment to the age in years at joining")
+    sex: Literal["f", "m"]
+    province: Province
+    payer: Id | None = Field(description="the member who pays for this one, or null when self-paying")
+    family_order: int = Field(ge=0, le=100, description="0 for the payer; then the order family joined")
+    consent_commitment: Commitment
+    health_declaration_commitment: Commitment
+
+
 class DepositReceivedV1(Frozen):
     """The custodian received a top-up into the member's prepaid balance."""
 
@@ -207,10 +223,26 @@ class JurorQualifiedV1(Frozen):
     exam_commitment: Commitment
 
 
+class JurorQualifiedV2(Frozen):
+    """The member passed the jury qualification exam; the age attested is sealed, its 5-year band shown."""
+
+    age_band: AgeBand
+    age_years_sealed: Commitment = Field(description="commitment to the age in years at qualification")
+    exam_commitment: Commitment
+
+
 class FraudRecordedV1(Frozen):
     """A fraud finding against the member: they may no longer serve as a juror."""
 
     claim: Id | None
+    finding_commitment: Commitment
+
+
+class FraudRecordedV2(Frozen):
+    """A fraud finding against the member, the claim it concerns sealed (a claim id, or null for none): the
+    finding would otherwise tie a sealed claim to its claimant."""
+
+    claim_sealed: Commitment = Field(description="commitment to the claim id, or to null")
     finding_commitment: Commitment
 
 
@@ -592,11 +624,14 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("plan.closing_announced", 2): PlanClosingAnnouncedV2,
     ("plan.terminated", 1): PlanTerminatedV1,
     ("member.joined", 1): MemberJoinedV1,
+    ("member.joined", 2): MemberJoinedV2,
     ("member.deposit_received", 1): DepositReceivedV1,
     ("member.debit_failed", 1): DebitFailedV1,
     ("member.debit_recovered", 1): DebitRecoveredV1,
     ("member.juror_qualified", 1): JurorQualifiedV1,
+    ("member.juror_qualified", 2): JurorQualifiedV2,
     ("member.fraud_recorded", 1): FraudRecordedV1,
+    ("member.fraud_recorded", 2): FraudRecordedV2,
     ("member.lapsed", 1): MemberLapsedV1,
     ("member.lapsed", 2): MemberLapsedV2,
     ("member.exited", 1): MemberExitedV1,

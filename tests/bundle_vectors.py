@@ -1,10 +1,13 @@
 """Write the fixed corpus of proof bundles in `tests/vectors/bundles/` that the Python and browser verifiers share.
 
 Run once, from the repository root: `python -m tests.bundle_vectors`. The history is built through the application
-on a simulated clock with keys made from fixed seeds and fixed command ids, so every run writes the same bytes.
+on a simulated clock with keys made from fixed seeds, a fixed vault key (so the keyed ids are fixed), salts drawn
+from a fixed sequence and fixed command ids, so every run writes the same bytes. Files named `legacy-*` are kept:
+bundles written by older code (v1 events, no revealed records) that must still verify.
 
 The good bundle is the one `ledger.log.bundle.build_bundle` makes for a member who holds their own key, filed a
-claim and paid into two periods, cosigned by the custodian and the regulator. Each other vector changes one thing
+claim (sealed: the bundle carries the claimant record that opens it) and paid into two periods, cosigned by the
+custodian and the regulator. Each other vector changes one thing
 and names the step that must fail first and what it is about. Some changes are made by a dishonest log: it holds
 every key, rewrites an event, re-signs it and the rest of its stream, and signs and gets cosigned a checkpoint over
 the rewritten log — so every check passes but the one aimed at. Each file holds the bundle, the log's and the
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import itertools
 import json
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.bundle import check_bundle
+from ledger import vault
 from ledger.aggregates.sharing_period import plan_midnight
 from ledger.application import SimulatedClock, member_key_name
 from ledger.bootstrap import Ledger, bootstrap
@@ -39,6 +44,7 @@ from ledger.log.bundle import build_bundle, upgrade_bundle
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from ledger.log.note import COSIGNATURE_V1, Checkpoint, Signer, Verifier, cosign_line, sign_note, split_note
+from ledger.reveal import claimant_records
 from ledger.service import anchor, initialize, party_key_directories, register
 from schemas.commands.claim import DecideClaim, FileClaim, InvestigateClaim, NoticeClaim, PayClaim
 from schemas.commands.keys import RegisterKey
@@ -137,6 +143,13 @@ def _period(app: Ledger, plan: str, number: int, rules: PlanRules) -> str:
     return str(opened["period"])
 
 
+def fixed_salts() -> Callable[[], bytes]:
+    """Salts from a fixed sequence (SHA-256 of a counter) instead of random ones: the vectors' commitments and
+    revealed records are the same in every run. For writing vectors only; the ledger draws salts at random."""
+    counter = itertools.count()
+    return lambda: hashlib.sha256(f"mutual-ledger test vectors: salt {next(counter)}".encode()).digest()
+
+
 def build_history(directory: Path) -> History:
     """A prepaid plan with four members; the first holds their own key, files a claim, and pays into two periods."""
     settings = Settings(data_dir=directory / "operator", database_url=None, log_origin=ORIGIN, signing_workers=0)
@@ -145,6 +158,10 @@ def build_history(directory: Path) -> History:
     for name, role in own.items():
         (directory / "operator" / "keys").mkdir(parents=True, exist_ok=True)
         KeyDirectory(directory / "operator" / "keys").save(fixed_key(name, role))
+    fixed_vault_key = hashlib.sha256(b"mutual-ledger test vectors: vault key").digest()
+    (directory / "operator" / "keys" / vault.VAULT_KEY_FILE).write_text(
+        base64.b64encode(fixed_vault_key).decode() + "\n")
+    vault.new_salt = fixed_salts()  # type: ignore[attr-defined]  # this process writes vectors only
     app = bootstrap(settings, clock=SimulatedClock(START), key_directories=parties, create=True)
     initialize(app)
     for role in ("custodian", "investigator", "regulator"):
@@ -319,11 +336,39 @@ def tampered_vectors(history: History, good: dict[str, Any]) -> list[Vector]:
     add("roll-period-missing", "the first roll's period.assessed event left out",
         lambda b: b["events"].remove(next(i for i in b["events"] if i["index"] == b["rolls"][0]["period_index"])),
         _failing("roll.period", {"roll": 0, "period": good["rolls"][0]["period"]}))
-    add("other-member", "the bundle claims to be another member's (one locked in the same rolls)",
-        lambda b: b.__setitem__("member", _other_member(history)), _failing("chain.join", {
-            "stream": _other_member(history)}))
+    add("other-member", "the bundle claims to be another member's (one locked in the same rolls): the claimant "
+        "record of its sealed claim names the member it was made for",
+        lambda b: b.__setitem__("member", _other_member(history)), _failing("claim.claimant", _subject(
+            good, _entry_index(good, "claim.filed"))))
+    claim_stream = json.loads(next(i["entry"] for i in good["events"] if i["index"] == _entry_index(
+        good, "claim.filed")))["stream"]
+
+    def other_without_claim(b: dict[str, Any]) -> None:
+        b["member"] = _other_member(history)
+        b["events"] = [i for i in b["events"] if json.loads(i["entry"])["stream"] != claim_stream]
+        b["revealed"] = []
+
+    add("other-member-without-claim", "the bundle, its sealed claim and claimant record left out, claims to be "
+        "another member's (one locked in the same rolls)", other_without_claim,
+        _failing("chain.join", {"stream": _other_member(history)}))
     add("wrong-format", "an unknown format tag", lambda b: b.__setitem__("format", "mutual-ledger/proof-bundle/v0"),
         _failing("bundle.format"))
+    filed = _entry_index(good, "claim.filed")
+
+    def claimant_value(b: dict[str, Any]) -> None:
+        b["revealed"][0]["value"] = _other_member(history)
+
+    def claimant_salt(b: dict[str, Any]) -> None:
+        salt = bytearray(bytes.fromhex(b["revealed"][0]["salt"]))
+        salt[0] ^= 0x01
+        b["revealed"][0]["salt"] = salt.hex()
+
+    add("revealed-claimant-changed", "the revealed claimant of the member's sealed claim changed to another member",
+        claimant_value, _failing("claim.claimant", _subject(good, filed)))
+    add("revealed-salt-changed", "one bit of the salt of the member's claimant record flipped: it no longer opens "
+        "the claim's member_sealed", claimant_salt, _failing("claim.claimant", _subject(good, filed)))
+    add("revealed-claimant-missing", "the claimant record left out: the sealed claim is not shown to be the "
+        "member's", lambda b: b.__setitem__("revealed", []), _failing("claim.claimant", _subject(good, filed)))
     add("registration-entry-changed", "one byte of a key registration changed",
         lambda b: _change_entry(b, registration, '"role":"operator"', '"role":"custodian"'),
         _failing("event.inclusion", _subject(good, registration)))
@@ -475,7 +520,8 @@ def generate(directory: Path) -> tuple[list[Vector], dict[str, Any]]:
     """Every vector, built from a fresh history in `directory`, and the verifier keys they are checked with."""
     history = build_history(directory)
     published = history.checkpoints.publish(history.now())
-    good = build_bundle(history.checkpoints, history.member)
+    good = build_bundle(history.checkpoints, history.member,
+                        claimants=claimant_records(history.app.app, history.member))
     good["checkpoint"] = history.cosigned(published.note)
     vectors: list[Vector] = [("good", "the member's bundle as the ledger makes it, cosigned by both witnesses", good,
                               {"ok": True})]
@@ -491,7 +537,8 @@ def write(vectors: list[Vector], keys: dict[str, Any], out: Path) -> None:
     """Check each vector's expectation with the Python verifier, then write it (replacing the old files)."""
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.json"):
-        old.unlink()
+        if not old.name.startswith("legacy-"):
+            old.unlink()
     log_key = Verifier.parse(keys["log_key"])
     witness_keys = [Verifier.parse(k) for k in keys["witness_keys"]]
     for name, description, bundle, expected in vectors:

@@ -1,56 +1,26 @@
-"""Real uvicorn servers on free loopback ports for the HTTP tests: in a thread of the test process (an app over the
-test's own ledger), or as a witness process of its own that a test can kill with SIGKILL and start again; and signed
-requests to them (RFC 9421, as members, custodians and regulators sign)."""
+"""Real servers on free loopback ports for the HTTP tests: a witness process of its own that a test can kill with
+SIGKILL and start again (an app over the test's own ledger is served in a thread by `sim.services.serving`); and
+signed requests to them (RFC 9421, as members, custodians and regulators sign)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
 
 from ledger.bootstrap import Ledger
 from ledger.httpsig import sign_request
 from ledger.keys import SigningKey
+from sim.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serving(app: ASGIApp, lifespan: Literal["on", "off"] = "off", port: int | None = None) -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread (on `port`, else a free one); yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning",
-                                           lifespan=lifespan, timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the uvicorn server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 class WitnessProcess:

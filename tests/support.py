@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
-from ledger.application import SimulatedClock, member_key_name
+from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.config import Settings
 from ledger.errors import DomainRuleError
-from ledger.keys import SigningKey
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.note import Signer
 from ledger.service import ledger_with_parties, party_key_directories
-from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Deposit, Join
 from schemas.commands.plan import CreatePlan
 from schemas.events import AidBand, PlanRules
@@ -149,15 +147,6 @@ def rejected(app: Ledger, run: Callable[[], object], field: str, rule: str) -> D
     assert (caught.value.field, caught.value.rule) == (field, rule), str(caught.value)
     assert app.app.recorder.max_notification_id() == before, "a rejected command wrote events"
     return caught.value
-
-
-def member_key(app: Ledger, member: str, role: str = "member") -> SigningKey:
-    """Give a member their own key (saved in the key directory and registered in the keyring)."""
-    key = SigningKey.generate(member_key_name(role, member), role, member)
-    app.signers.party("members").save(key)
-    app.execute(RegisterKey(command_id=cid("key"), role=role, public_key=key.public_base64,  # type: ignore[arg-type]
-                            member=member))
-    return key
 
 
 def sealed_values(app: Ledger, stream: str) -> dict[str, Any]:

@@ -98,7 +98,11 @@ def test_a_concurrent_writer_is_a_retryable_conflict_and_nothing_partial_is_writ
     other.close()
 
 
-def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) -> None:
+def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    import ledger.vault as vault_module
+    from tests.bundle_vectors import fixed_salts
+
     def history(app: Ledger) -> list[tuple[str, int, str, Any]]:
         plan = create_plan(app, prepaid_rules())
         members = [join(app, plan, age=20 + i) for i in range(5)]
@@ -111,9 +115,11 @@ def test_the_same_history_on_both_backends(tmp_path: Path, postgres_dsn: str) ->
 
     counter = support._ids
     support._ids = __import__("itertools").count(1000)
+    monkeypatch.setattr(vault_module, "new_salt", fixed_salts())  # the same salts seal the same ages
     sqlite = new_ledger(tmp_path / "a", None)
     one = history(sqlite)
     support._ids = __import__("itertools").count(1000)
+    monkeypatch.setattr(vault_module, "new_salt", fixed_salts())
     (tmp_path / "b" / "operator" / "keys").mkdir(parents=True)  # the same vault key derives the same ids
     shutil.copy(tmp_path / "a" / "operator" / "keys" / VAULT_KEY_FILE, tmp_path / "b" / "operator" / "keys")
     postgres = new_ledger(tmp_path / "b", postgres_dsn)

@@ -14,6 +14,7 @@ from ledger.application import member_key_name
 from ledger.bootstrap import Ledger
 from ledger.envelope import format_at
 from ledger.errors import BatchError, DomainRuleError, KeyDirectoryError
+from ledger.service import member_key
 from ledger.store import decode_entry
 from schemas.commands.claim import (
     CastVote,
@@ -37,7 +38,6 @@ from tests.support import (
     commitment,
     create_plan,
     join,
-    member_key,
     rejected,
     rules,
     sealed_values,

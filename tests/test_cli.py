@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from ledger.anchors import TrustAnchors
 from ledger.cli import main
 from tests.support import commitment, rules
 
@@ -266,3 +267,45 @@ def walk(group: object, prefix: str = "") -> list[tuple[str, object]]:
         else:
             found.append((path, command))
     return found
+
+
+def test_keys_anchor_witnesses_sets_the_witness_policy_and_refuses_one_that_cannot_be_met(data: Path,
+                                                                                          tmp_path: Path) -> None:
+    witness_keys = []
+    for role in ("custodian", "regulator"):
+        party = tmp_path / role
+        assert run(party, "keys", "generate", "--role", role).exit_code == 0
+        shutil.copyfile(data / "trust-anchors.json", party / "trust-anchors.json")
+        key = run(party, "witness", "key")
+        assert key.exit_code == 0, key.output
+        witness_keys.append(key.output.strip())
+    result = run(data, "keys", "anchor-witnesses", *witness_keys, "--threshold", "2", "--json")
+    assert result.exit_code == 0, result.output
+    anchors = json.loads((data / "trust-anchors.json").read_text())
+    assert anchors["witnesses"] == {"keys": witness_keys, "threshold": 2}
+    assert {"operator-root", "log"} <= set(anchors)
+
+    log_key = anchors["log"]["verifier_key"]  # a checkpoint signer's key (type 0x01), not a witness's
+    for bad in ([*witness_keys, "--threshold", "3"], [witness_keys[0], witness_keys[0], "--threshold", "1"],
+                [log_key, "--threshold", "1"], ["not-a-key", "--threshold", "1"]):
+        refused = CliRunner().invoke(main, ["--data-dir", str(data), "keys", "anchor-witnesses", *bad])
+        assert refused.exit_code == 2, refused.output
+        assert "trust_anchors: trust_anchors_must_be_valid" in refused.stderr and "witnesses" in refused.stderr
+        assert json.loads((data / "trust-anchors.json").read_text()) == anchors  # nothing written
+
+    assert run(data, "keys", "anchor-witnesses", witness_keys[1], "--threshold", "1").exit_code == 0
+    assert json.loads((data / "trust-anchors.json").read_text())["witnesses"] == {"keys": witness_keys[1:],
+                                                                                  "threshold": 1}
+
+
+def test_keys_fingerprint_prints_what_a_browser_pins_and_the_link_that_carries_it(data: Path) -> None:
+    result = run(data, "keys", "fingerprint", "--url", "https://plan.example/", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    fingerprint = TrustAnchors.load(data / "trust-anchors.json").fingerprint()
+    assert shown == {"fingerprint": fingerprint, "link": f"https://plan.example/member#anchors={fingerprint}"}
+    text = run(data, "keys", "fingerprint").output.strip()
+    assert text.replace(" ", "") == fingerprint and len(text.split()) == 8
+    (data / "trust-anchors.json").unlink()
+    missing = CliRunner().invoke(main, ["--data-dir", str(data), "keys", "fingerprint"])
+    assert missing.exit_code == 2 and "trust_anchors: file_must_exist" in missing.stderr

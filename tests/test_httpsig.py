@@ -21,7 +21,8 @@ from ledger.httpsig import (
     verify_request,
 )
 from ledger.keys import SigningKey
-from tests.support import create_plan, join, member_key
+from ledger.service import member_key
+from tests.support import create_plan, join
 
 NOW = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 URL = "http://127.0.0.1:8000/api/v1/members/m-1/statement?year=2026"

@@ -15,7 +15,7 @@ from ledger.errors import AlreadyInitializedError, KeyDirectoryError
 from ledger.keys import SigningKey
 from ledger.roles import command_role_error
 from ledger.rules import Rule
-from ledger.service import anchor, initialize
+from ledger.service import anchor, initialize, member_key
 from ledger.store import decode_entry
 from schemas.commands.keys import RegisterKey, RevokeKey
 from schemas.commands.membership import Deposit, Exit
@@ -27,7 +27,6 @@ from tests.support import (
     clock_of,
     create_plan,
     join,
-    member_key,
     prepaid_rules,
     rejected,
     rules,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,14 @@ import pytest
 from fastapi import FastAPI
 
 from ledger.anchors import TRUST_ANCHORS_FILE
+from ledger.api.app import create_app, service_state
 from ledger.api.log import IMMUTABLE, SHORT_LIVED, PublicLog, log_router
 from ledger.bootstrap import Ledger
 from ledger.log.checkpoints import CheckpointLog
 from ledger.log.note import Signer
 from ledger.log.tiles import TiledLog
 from schemas.commands.membership import Join
-from tests.http_servers import serving
+from sim.services import serving
 from tests.support import INITIAL, START, cid, commitment, create_plan, join
 from tests.tlog_client import Fetch, LogClientError, NoteKey, TiledLogClient, http_fetch
 
@@ -169,3 +171,19 @@ def test_a_service_without_trust_anchors_says_so_as_a_problem(sqlite_app: Ledger
     for served_app in served_log(sqlite_app):
         response = served_app.http.get(f"{served_app.url}/log/trust-anchors.json")
         assert response.status_code == 404 and response.json()["rule"] == "trust_anchors_must_be_published"
+
+
+def test_each_method_of_the_log_routes_is_an_operation_of_its_own_in_the_openapi_description(
+        sqlite_app: Ledger) -> None:
+    checkpoints = sqlite_app.checkpoints
+    app = create_app(service_state(sqlite_app), routers=[log_router(PublicLog(
+        TiledLog(sqlite_app.log, checkpoints), checkpoints.verifier))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FastAPI warns of a duplicate operation id
+        description = app.openapi()
+    operations = [(path, method, operation["operationId"]) for path, methods in description["paths"].items()
+                  for method, operation in methods.items()]
+    ids = [operation_id for _, _, operation_id in operations]
+    assert len(ids) == len(set(ids))
+    log_methods = {(path, method) for path, method, _ in operations if path.startswith("/log/")}
+    assert {("/log/checkpoint", "get"), ("/log/checkpoint", "head"), ("/log/tile/{tile_path}", "head")} <= log_methods

@@ -19,6 +19,7 @@ from schemas.commands.membership import (
     Join,
     QualifyJuror,
 )
+from schemas.events import MemberJoinedV2
 from tests.support import (
     advance,
     cid,
@@ -29,6 +30,7 @@ from tests.support import (
     join,
     prepaid_rules,
     rejected,
+    sealed_values,
 )
 
 
@@ -42,7 +44,8 @@ def membership(app: Ledger, member: str) -> Membership:
 def test_join_records_the_commitments_not_the_documents(ledger_app: Ledger) -> None:
     plan = create_plan(ledger_app)
     member = membership(ledger_app, join(ledger_app, plan, age=41))
-    assert member.details.age_years == 41
+    assert isinstance(member.details, MemberJoinedV2) and member.details.age_band == "40-44"
+    assert sealed_values(ledger_app, str(member.id)) == {"age_years": 41}  # the exact age only in the vault
     assert member.details.consent_commitment == commitment("consent")
     assert member.details.family_order == 0 and member.details.payer is None
 

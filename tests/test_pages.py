@@ -5,6 +5,7 @@ trust anchors' witness policy is checked; the service compresses what it may; ev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -20,9 +21,11 @@ from ledger.api.app import create_app, service_state
 from ledger.api.charts import Point, share_chart
 from ledger.api.render import CSP, WEB, catalog, yuan
 from ledger.bootstrap import Ledger
+from ledger.canonical import canonical_bytes
 from ledger.errors import InputError
+from ledger.keys import SigningKey
 from ledger.log.note import COSIGNATURE_V1, Signer, Verifier
-from tests.http_servers import serving
+from sim.services import serving
 from tests.test_audit import history
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +75,27 @@ def test_the_witness_policy_of_the_trust_anchors_is_checked(sqlite_app: Ledger) 
         assert (caught.value.field, caught.value.rule) == ("trust_anchors", "trust_anchors_must_be_valid")
     with pytest.raises(InputError):
         TrustAnchors.parse({**anchors.entries, "witnesses": {"keys": [witness], "threshold": True}})
+
+
+def test_the_anchors_fingerprint_names_the_log_key_and_the_witness_policy_only(sqlite_app: Ledger) -> None:
+    anchors = TrustAnchors.load(sqlite_app.settings.data_dir / "trust-anchors.json")
+    fingerprint = anchors.fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{32}", fingerprint)
+    trusted = {"log": anchors.entries["log"]}
+    assert fingerprint == hashlib.sha256(canonical_bytes(trusted)).hexdigest()[:32]
+    witness = Signer("w.example", Ed25519PrivateKey.generate()).verifier(COSIGNATURE_V1).encode()
+    policies = {anchors.with_witness_policy([witness], threshold).fingerprint() for threshold in (0, 1)}
+    assert len(policies) == 2 and fingerprint not in policies  # any change of the policy is another fingerprint
+    other_log = TrustAnchors.parse({**anchors.entries, "log": {**anchors.entries["log"], "origin": "other/log"}})
+    assert other_log.fingerprint() != fingerprint
+    custodian = SigningKey.generate("custodian", "custodian")
+    with_custodian = anchors.with_key("custodian", {"key_id": custodian.key_id, "role": "custodian",
+                                                    "public_key": custodian.public_base64})
+    assert with_custodian.fingerprint() == fingerprint  # the browser does not use it: pinning it would change nothing
+    without_log = TrustAnchors.parse({"operator-root": anchors.entries["operator-root"]})
+    with pytest.raises(InputError) as caught:
+        without_log.fingerprint()
+    assert (caught.value.field, caught.value.rule) == ("trust_anchors", "log_verifier_key_must_be_known")
 
 
 @pytest.fixture

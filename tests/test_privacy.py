@@ -3,6 +3,7 @@ ids, the signer of sealed requests, reveal, the audit with and without sealed va
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -24,12 +25,13 @@ from ledger.log.bundle import build_bundle
 from ledger.reveal import check_records, may_see, reveal_claim, reveal_member
 from ledger.rules import Rule
 from ledger.sealing import Revealed, age_band, check_revealed, commitment
+from ledger.service import member_key
 from ledger.store import decode_entry
 from ledger.unit_of_work import UnitOfWork
 from ledger.vault import VAULT_KEY_FILE, Vault
 from schemas.commands.claim import DecideClaim, FileClaim, NoticeClaim, PayClaim
 from schemas.commands.disclosure import PublishDisclosure
-from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit
+from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit, QualifyJuror, RecordFraud
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from tests.support import (
     START,
@@ -38,7 +40,6 @@ from tests.support import (
     clock_of,
     create_plan,
     join,
-    member_key,
     new_ledger,
     prepaid_rules,
     rejected,
@@ -177,6 +178,42 @@ def test_a_sealed_claims_receipt_keeps_a_keyed_hash_of_the_request(ledger_app: L
     assert ledger_app.execute(command) == {**first, "repeated": True}
 
 
+LEGACY = Path(__file__).parent / "vectors" / "legacy-v1"
+"""An export written by the code before ages and fraud findings were sealed (tests/vectors/README.md)."""
+
+
+def test_an_export_from_before_the_ages_were_sealed_still_loads_and_verifies() -> None:
+    from datetime import UTC, datetime
+    from typing import cast
+
+    from ledger.aggregates.membership import Membership
+    from ledger.envelope import Actor
+    from ledger.log.note import Verifier
+    from schemas.events import MemberJoinedV1
+
+    entries = (LEGACY / "export.jsonl").read_bytes().splitlines()
+    envelopes = [decode_entry(entry) for entry in entries]  # every body validates against its version's model
+    kinds = {(e.type, e.schema) for e in envelopes}
+    assert {("member.joined", 1), ("member.juror_qualified", 1), ("member.fraud_recorded", 1)} <= kinds
+    assert not {("member.joined", 2), ("member.juror_qualified", 2), ("member.fraud_recorded", 2)} & kinds
+    anchors = TrustAnchors.load(LEGACY / "trust-anchors.json")
+    assert anchors.log_verifier_key is not None
+    report = Auditor(anchors, Verifier.parse(anchors.log_verifier_key)).run(
+        entries, [(LEGACY / "checkpoint.txt").read_text()])
+    assert report.ok, report.failures[:3]
+    assert "13 sealed (joining)" not in report.needs_sealed_values  # a v1 join's age is public, as it was
+    assert report.needs_sealed_values["13 sealed (filing)"] > 0
+    tampered = [entry.replace(b'"age_years":', b'"age_years": ', 1) if b'"member.joined"' in entry else entry
+                for entry in entries]
+    assert not Auditor(anchors).run(tampered).ok
+    # a v1 join's age is read as it is, without the vault
+    joined = next(e for e in envelopes if e.type == "member.joined")
+    membership = Membership.start(Membership.Joined, UUID(joined.stream), datetime(2026, 1, 1, tzinfo=UTC),
+                                  Actor("operator", "k"), MemberJoinedV1.from_json_value(joined.body))
+    uow = UnitOfWork(cast(Any, None), cast(Any, None), datetime(2026, 1, 1, tzinfo=UTC))
+    assert uow.age_at_joining(membership) == joined.body["age_years"]
+
+
 # -- the vault ----------------------------------------------------------------------------------------------
 
 
@@ -211,7 +248,8 @@ def test_the_vault_is_in_the_store_and_refuses_every_altered_moved_or_foreign_ro
     with pytest.raises(VerificationError, match=f"the data key of member {member} does not open"):
         vault.values_of(member)
     # another vault key opens nothing
-    assert {r.field for r in vault.values_of(other)} == {"member", "diagnosed_on", "age_at_diagnosis", "joined_at"}
+    assert {r.field for r in vault.values_of(other)} == {"age_years", "member", "diagnosed_on", "age_at_diagnosis",
+                                                         "joined_at"}
     with pytest.raises(VerificationError, match="does not open"):
         Vault(recorder, bytes(32)).values_of_stream(theirs)
 
@@ -237,6 +275,84 @@ def test_without_the_vault_key_nothing_is_sealed_or_written(tmp_path: Path) -> N
     key_file.write_bytes(saved)
     assert UUID(join(reopen(app), plan)).version == 8
     assert clock_of(app).current == START
+
+
+def test_the_vault_key_is_protected_by_the_passphrase_when_one_is_set(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ledger.vault import PROTECTED, load_vault_key, vault_key_text
+
+    app = new_ledger(tmp_path, None, key_passphrase=b"correct horse")
+    plan = create_plan(app)
+    key_file = app.settings.key_dir / VAULT_KEY_FILE
+    text = key_file.read_text()
+    key = load_vault_key(app.settings.key_dir, b"correct horse")
+    assert text.startswith(PROTECTED + " scrypt ") and base64.b64encode(key).decode() not in text
+    assert UUID(join(app, plan)).version == 8  # the process with the passphrase seals
+    before = app.app.recorder.max_notification_id()
+    for passphrase in (b"wrong", None):
+        other = reopen(replace(app, settings=replace(app.settings, key_passphrase=passphrase)))
+        with pytest.raises(KeyDirectoryError) as refused:
+            join(other, plan)
+        assert (refused.value.field, refused.value.rule) == ("vault_key", Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE)
+    fields = text.split()
+    sealed = bytearray(base64.b64decode(fields[-1]))
+    sealed[0] ^= 1
+    key_file.write_text(" ".join([*fields[:-1], base64.b64encode(bytes(sealed)).decode()]) + "\n")
+    with pytest.raises(KeyDirectoryError) as damaged:
+        load_vault_key(app.settings.key_dir, b"correct horse")
+    assert damaged.value.rule == Rule.KEY_FILE_MUST_OPEN_WITH_THE_PASSPHRASE
+    assert app.app.recorder.max_notification_id() == before  # nothing written without the key
+    key_file.write_text(vault_key_text(key, b"correct horse"))  # sealed again (fresh salt): the same key opens
+    assert load_vault_key(app.settings.key_dir, b"correct horse") == key
+
+
+def test_rotating_the_vault_key_rewraps_every_data_key_and_keeps_ids_receipts_and_values(
+        ledger_app: Ledger, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.vault as vault_module
+    from ledger.vault import load_vault_key, rotate_vault_key
+
+    member, other = join(ledger_app, plan, age=42), join(ledger_app, plan, age=30)
+    advance(ledger_app, days=100)
+    command = FileClaim(command_id=cid(), member=member, category="illness", condition="breast_cancer",
+                        diagnosed_on=day(ledger_app, -1), age_at_diagnosis=42,
+                        evidence_commitment=document_commitment())
+    first = ledger_app.execute(command)
+    recorder, key_dir = ledger_app.app.ledger_recorder, ledger_app.settings.key_dir
+    old_key, old_vault = load_vault_key(key_dir), ledger_app.app.vault
+    values = {m: reveal_member(ledger_app.app, m) for m in (member, other)}
+    wrapped = {m: recorder.select_vault_key(m) for m in (member, other)}
+
+    def fresh() -> Ledger:  # another process, which reads the key file anew
+        return reopen(ledger_app, clock_of(ledger_app))
+
+    # a crash after the rewrap committed, before the new file replaced the old: the old file opens nothing ...
+    monkeypatch.setattr("ledger.vault.os.replace", lambda *_: (_ for _ in ()).throw(OSError("crash")))
+    with pytest.raises(OSError, match="crash"):
+        rotate_vault_key(recorder, key_dir, None)
+    monkeypatch.undo()
+    with pytest.raises(VerificationError, match="does not open"):
+        reveal_member(fresh().app, member)
+    # ... until the rotation is run again, which finishes it
+    assert rotate_vault_key(recorder, key_dir, None) == 0
+    rotated = fresh()
+    assert {m: reveal_member(rotated.app, m) for m in (member, other)} == values
+    new_key = load_vault_key(key_dir)
+    assert len(new_key) == 64 and new_key[32:] == old_key and new_key[:32] != old_key
+    assert all(recorder.select_vault_key(m) != wrapped[m] for m in (member, other))
+    with pytest.raises(VerificationError, match="does not open"):
+        old_vault.values_of(member)  # the old key opens no data key any more
+    assert (rotated.app.vault.id_key, rotated.app.vault.receipt_key) == (old_vault.id_key, old_vault.receipt_key)
+    assert rotated.execute(command) == {**first, "repeated": True}  # receipts and ids keep their keys
+    # a crash before the rewrap committed: the next run starts over from the key in use
+    monkeypatch.setattr(type(recorder), "rewrap_vault_keys", lambda *_: (_ for _ in ()).throw(OSError("crash")))
+    with pytest.raises(OSError, match="crash"):
+        rotate_vault_key(recorder, key_dir, None)
+    monkeypatch.undo()
+    assert {m: reveal_member(fresh().app, m) for m in (member, other)} == values
+    assert rotate_vault_key(recorder, key_dir, None) == 2
+    assert {m: reveal_member(fresh().app, m) for m in (member, other)} == values
+    assert not (key_dir / vault_module.VAULT_KEY_NEXT).exists() and load_vault_key(key_dir)[32:] == old_key
 
 
 # -- reveal and the audit -----------------------------------------------------------------------------------
@@ -266,9 +382,10 @@ def test_values_are_revealed_to_the_member_a_custodian_or_a_regulator_only(ledge
             may_see(app, refused, member)
         assert caught.value.rule == Rule.SEALED_VALUES_ARE_REVEALED_ONLY_TO_THE_MEMBER_THE_CUSTODIAN_OR_THE_REGULATOR
     records = reveal_member(app, member)
-    assert {(r.stream, r.field) for r in records} == {(claim, f) for f in
-                                                       ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
-    assert reveal_claim(app, claim) == records and reveal_member(app, other) == []
+    assert {(r.stream, r.field) for r in records} == {(member, "age_years")} | {
+        (claim, f) for f in ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
+    assert reveal_claim(app, claim) == [r for r in records if r.stream == claim]
+    assert [(r.stream, r.field) for r in reveal_member(app, other)] == [(other, "age_years")]
     envelopes = {(e["stream"], e["seq"]): e for e in map(json.loads, entries_of(ledger_app))}
     assert check_records(records, envelopes) == []
     forged = [Revealed(r.stream, r.seq, r.field, 31, r.salt) if r.field == "age_at_diagnosis" else r for r in records]
@@ -280,8 +397,9 @@ def seal_another(monkeypatch: pytest.MonkeyPatch, field: str, value: Any) -> Non
     """Make the operator seal `value` for `field` instead of the value it checked (a dishonest operator)."""
     honest = UnitOfWork.seal
 
-    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any) -> str:
-        return honest(self, member, stream, seq, name, value if name == field else checked)
+    def dishonest(self: UnitOfWork, member: str, stream: UUID, seq: int, name: str, checked: Any,
+                  new_member: bool = False) -> str:
+        return honest(self, member, stream, seq, name, value if name == field else checked, new_member)
 
     monkeypatch.setattr(UnitOfWork, "seal", dishonest)
 
@@ -298,13 +416,19 @@ def test_an_operator_that_checks_one_value_and_seals_another_is_caught_only_with
     advance(ledger_app, days=100)
     file(ledger_app, honest_member, day(ledger_app, -1), age=30)
     blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
-    assert blind.ok and blind.needs_sealed_values == {"13 sealed (filing)": 2}
+    assert blind.ok and blind.needs_sealed_values == {"13 sealed (joining)": 2, "13 sealed (filing)": 2}
     records = reveal_member(ledger_app.app, member) + reveal_member(ledger_app.app, honest_member)
     seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
     assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (diagnosis date)", "2026-04-15")]
     assert seeing.needs_sealed_values == {}
-    missing = Auditor(anchors_of(ledger_app), revealed=records[4:]).run(entries_of(ledger_app))
-    assert [f.check for f in missing.failures] == ["13 sealed (revealed member)"]
+    missing = Auditor(anchors_of(ledger_app), revealed=[r for r in records if (r.stream, r.field) != (
+        claimed := next(r.stream for r in records if r.field == "member"), "member")]).run(entries_of(ledger_app))
+    assert [(f.check, f.stream) for f in missing.failures] == [("13 sealed (revealed member)", claimed)]
+    without_join = Auditor(anchors_of(ledger_app), revealed=[r for r in records if r.stream != honest_member]).run(
+        entries_of(ledger_app))
+    # the values of one member not given at all: their events' checks are counted as needed, not failed
+    assert [(f.check, f.stream) for f in without_join.failures] == [("13 sealed (diagnosis date)", claimed)]
+    assert without_join.needs_sealed_values == {"13 sealed (joining)": 1}
     swapped = [Revealed(r.stream, r.seq, r.field, "2026-04-09", r.salt) if r.field == "diagnosed_on" else r
                for r in records]
     assert {f.check for f in Auditor(anchors_of(ledger_app), revealed=swapped).run(entries_of(ledger_app)).failures
@@ -329,6 +453,91 @@ def test_the_waiting_period_and_the_claim_window_are_rechecked_from_sealed_value
     report = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
     assert sorted((f.check, f.found) for f in report.failures) == [
         ("13 sealed (claim window)", "2026-10-20"), ("13 sealed (waiting period)", "2026-04-05")]
+
+
+def test_ages_and_the_claim_of_a_fraud_finding_are_sealed_and_rechecked_from_their_values(
+        ledger_app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = create_plan(ledger_app, prepaid_rules(min_age_years=18))
+    member, minor_sealed = join(ledger_app, plan, age=42), join(ledger_app, plan, age=30)
+    seal_another(monkeypatch, "age_years", 17)  # checked 19, sealed 17: the same band 15-19 on the log
+    young = join(ledger_app, plan, age=19)
+    monkeypatch.undo()
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=member, age_years=42,
+                                    exam_commitment=document_commitment("exam")))
+    seal_another(monkeypatch, "age_years", 16)  # checked 18 at the exam, sealed 16 (band 15-19)
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=minor_sealed, age_years=18,
+                                    exam_commitment=document_commitment("exam")))
+    monkeypatch.undo()
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1), age=42)
+    ledger_app.execute(RecordFraud(command_id=cid(), member=member, claim=claim,
+                                   finding_commitment=document_commitment()))
+    seal_another(monkeypatch, "claim", str(uuid4()))  # a finding about a claim that is not on the log
+    ledger_app.execute(RecordFraud(command_id=cid(), member=young, claim=claim,
+                                   finding_commitment=document_commitment()))
+    monkeypatch.undo()
+    ledger_app.execute(RecordFraud(command_id=cid(), member=minor_sealed, finding_commitment=document_commitment()))
+    bodies = {(e["stream"], e["seq"]): e for e in map(json.loads, entries_of(ledger_app))}
+    joined, qualified, finding = bodies[(member, 1)], bodies[(member, 2)], bodies[(member, 3)]
+    assert (joined["schema"], joined["body"]["age_band"]) == (2, "40-44") and "age_years" not in joined["body"]
+    assert (qualified["schema"], qualified["body"]["age_band"]) == (2, "40-44")
+    assert (finding["schema"], "claim" in finding["body"]) == (2, False)
+    assert claim.encode() not in b"".join(entry for entry in entries_of(ledger_app) if json.loads(entry)["type"]
+                                          == "member.fraud_recorded")  # the finding does not name the claim
+    opened = {(r.stream, r.seq, r.field): r.value for m in (member, minor_sealed) for r in reveal_member(
+        ledger_app.app, m)}
+    assert opened[(member, 1, "age_years")] == 42 and opened[(member, 3, "claim")] == claim
+    assert opened[(minor_sealed, 3, "claim")] is None  # a finding about no claim is sealed all the same
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values == {
+        "13 sealed (joining)": 3, "13 sealed (juror age)": 2, "13 sealed (filing)": 1, "13 sealed (fraud finding)": 3}
+    records = [r for m in (member, minor_sealed, young) for r in reveal_member(ledger_app.app, m)]
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert sorted((f.check, f.stream, f.found) for f in seeing.failures) == sorted([
+        ("13 sealed (age at joining)", young, "17"), ("13 sealed (juror age)", minor_sealed, "16"),
+        ("13 sealed (fraud finding)", young, next(r.value for r in records if r.stream == young
+                                                  and r.field == "claim"))])
+    assert seeing.needs_sealed_values == {}
+    changed = {(member, 1): 43, (member, 2): 41, (member, 3): str(uuid4())}  # each keeps its public band
+    forged = [Revealed(r.stream, r.seq, r.field, changed.get((r.stream, r.seq), r.value), r.salt) for r in records]
+    assert [(f.check, f.stream, f.seq) for f in Auditor(anchors_of(ledger_app), revealed=forged).run(
+        entries_of(ledger_app)).failures if f.stream == member] == [
+        ("13 sealed (commitment age_years)", member, 1), ("13 sealed (commitment age_years)", member, 2),
+        ("13 sealed (commitment claim)", member, 3)]
+
+
+def test_a_jurors_sealed_age_at_joining_is_rechecked_at_the_vote(ledger_app: Ledger, plan: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemas.commands.claim import RequestJury
+    from tests.test_claim import jurors, vote
+
+    panel = jurors(ledger_app, plan, 1)
+    seal_another(monkeypatch, "age_years", 17)  # checked 19, sealed 17 (the same band)
+    young = join(ledger_app, plan, age=19)
+    monkeypatch.undo()
+    ledger_app.execute(QualifyJuror(command_id=cid(), member=young, age_years=19,
+                                    exam_commitment=document_commitment("exam")))
+    member_key(ledger_app, young, role="juror")
+    member = join(ledger_app, plan)
+    advance(ledger_app, days=100)
+    claim = file(ledger_app, member, day(ledger_app, -1))
+    investigate(ledger_app, claim, reason="insufficient_evidence")
+    ledger_app.execute(NoticeClaim(command_id=cid(), claim=claim))
+    ledger_app.execute(RequestJury(command_id=cid(), claim=claim))
+    # the writer reads the sealed age back through the unit of work: 17 is not of age
+    rejected(ledger_app, lambda: vote(ledger_app, claim, young, True), "juror", Rule.JUROR_MUST_BE_OF_AGE)
+    honest = UnitOfWork.age_at_joining
+    monkeypatch.setattr(UnitOfWork, "age_at_joining",  # a dishonest operator reads back the age it checked
+                        lambda self, m: 19 if str(m.id) == young else honest(self, m))
+    vote(ledger_app, claim, young, True)
+    monkeypatch.undo()
+    vote(ledger_app, claim, panel[0], True)
+    blind = Auditor(anchors_of(ledger_app)).run(entries_of(ledger_app))
+    assert blind.ok and blind.needs_sealed_values["13 sealed (juror age at the vote)"] == 2
+    records = [r for m in (*panel, young, member) for r in reveal_member(ledger_app.app, m)]
+    seeing = Auditor(anchors_of(ledger_app), revealed=records).run(entries_of(ledger_app))
+    assert [(f.check, f.found) for f in seeing.failures] == [("13 sealed (juror age at the vote)", "17")]
+    assert seeing.needs_sealed_values == {}
 
 
 # -- erasure ------------------------------------------------------------------------------------------------
@@ -358,7 +567,10 @@ def test_erasure_comes_after_leaving_with_no_open_claim_once_and_after_retention
     rejected(ledger_app, lambda: erase(ledger_app, member), "member", Rule.MEMBER_IS_ERASED_ONCE)
     assert reveal_member(ledger_app.app, member) == [] and sealed_values(ledger_app, claim) == {}
     assert ledger_app.app.ledger_recorder.select_vault_key(member) is None
-    assert reveal_member(ledger_app.app, other) == []  # never sealed anything, never had a key
+    # a claim for a diagnosis before leaving needs the age at joining, which is gone with the data key
+    rejected(ledger_app, lambda: file(ledger_app, member, day(ledger_app, -9)), "member",
+             Rule.MEMBER_MUST_NOT_BE_ERASED)
+    assert [r.field for r in reveal_member(ledger_app.app, other)] == ["age_years"]  # sealed at joining only
     ledger_app.execute(Exit(command_id=cid(), member=other))
     advance(ledger_app, days=ledger_app.settings.retention_days)
     assert erase(ledger_app, other, "retention_ended")["sealed_streams"] == 0
@@ -447,7 +659,7 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     recorder = app.app.ledger_recorder
     wrapped = recorder.select_vault_key(member)
     sealed = [row.sealed for row in recorder.select_vault_values(member=member)]
-    assert wrapped is not None and len(sealed) == 4
+    assert wrapped is not None and len(sealed) == 5  # the age at joining and the claim's four
     needles = [MARKER.encode(), wrapped, *sealed]
     app.read_models()  # every read model caught up, in the same store
     log_key = app.checkpoints.verifier
@@ -467,7 +679,8 @@ def test_an_erased_members_values_are_found_nowhere_and_every_proof_still_verifi
     assert verify_bundle(bundle, log_key, []).member == member
     report = Auditor(anchors_of(app), log_key).run(entries_of(app), [c.note for c in app.checkpoints.all()])
     assert report.ok, report.failures[:3]
-    assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1}
+    assert report.needs_sealed_values == {"11 claim (plan maximum)": 1, "13 sealed (filing)": 1,
+                                          "13 sealed (joining)": 2}
     journal = app.read_models().journal
     assert journal.trial_balance() == 0 and journal.custody_gap() == 0
     assert scan(app, tmp_path, needles, topic_payloads(app, kafka_bootstrap)) == []
@@ -497,14 +710,14 @@ def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_pa
     assert "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator" in refused.output
     assert cli(data, "member", "reveal", member, "--for", regulator, "--out", str(out)).exit_code == 0
     records = json.loads(out.read_text())["records"]
-    assert {r["field"] for r in records} == {"member", "diagnosed_on", "age_at_diagnosis", "joined_at"}
-    assert all(r["stream"] == claim for r in records)
+    assert {(r["stream"], r["field"]) for r in records} == {(member, "age_years")} | {
+        (claim, f) for f in ("member", "diagnosed_on", "age_at_diagnosis", "joined_at")}
     assert cli(data, "audit", "check-revealed", str(out)).exit_code == 0
     blind = json.loads(cli(data, "--json", "audit", "verify").output)
-    assert blind["ok"] and blind["needs_sealed_values"] == {"13 sealed (filing)": 1}
+    assert blind["ok"] and blind["needs_sealed_values"] == {"13 sealed (joining)": 2, "13 sealed (filing)": 1}
     assert any("give --revealed" in note for note in blind["notes"])
     seeing = json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)
-    assert seeing["ok"] and seeing["needs_sealed_values"] == {}
+    assert seeing["ok"] and seeing["needs_sealed_values"] == {"13 sealed (joining)": 1}  # the other member's
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps({"records": [{**r, "value": 31} if r["field"] == "age_at_diagnosis" else r
                                               for r in records]}))
@@ -535,7 +748,9 @@ def test_reveal_check_and_audit_with_values_and_erase_on_the_command_line(tmp_pa
     assert json.loads(cli(data, "--json", "audit", "verify", "--revealed", str(out)).output)["ok"]
     assert json.loads(cli(data, "--json", "audit", "check-revealed", str(out)).output)["ok"]
     assert cli(data, "--json", "audit", "verify").exit_code == 0
-    assert other
+    before = json.loads(cli(data, "--json", "member", "reveal", other, "--for", regulator).output)["records"]
+    assert json.loads(cli(data, "--json", "vault", "rotate-key").output) == {"rewrapped": 1}  # the erased have none
+    assert json.loads(cli(data, "--json", "member", "reveal", other, "--for", regulator).output)["records"] == before
 
 
 def test_an_age_sealed_within_the_band_but_beyond_the_age_at_joining_is_caught_with_the_values(

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,23 @@ from audit.bundle import verify_bundle
 from audit.reconcile import Movement, ledger_movements, write_statement
 from ledger.api.app import create_app, service_state
 from ledger.api.routers.feed import feed_items
-from ledger.api.state import ServiceState
+from ledger.api.state import ServiceState, SharedReplayGuard
 from ledger.bootstrap import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigError
+from ledger.httpsig import SignatureRejectedError, sign_request
 from ledger.keys import SigningKey, sign_event_hash
 from ledger.log.tiles import TiledLog, parse_tile_path
+from ledger.projections.sql import SqlStore
+from ledger.reveal import check_records, parse_records
 from ledger.sealing import Revealed, check_revealed
+from ledger.service import member_key
 from ledger.store import decode_entry
-from tests.http_servers import free_port, serving, signed
-from tests.support import advance, member_key
+from sim.services import free_port, serving
+from tests.http_servers import signed
+from tests.support import advance
 from tests.test_audit import history
+from tests.test_privacy import scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +108,8 @@ def test_a_member_reads_their_own_statement_and_bundle(scene: Scene) -> None:
     claim = body["claims"][0]["claim"]
     assert {(r.stream, r.field) for r in revealed} >= {(claim, "member"), (claim, "diagnosed_on")}
     events = {(e.stream, e.seq): e for e in map(decode_entry, (x for _, x in scene.ledger.entries()))}
-    assert all(check_revealed("claim.filed", 2, events[(r.stream, r.seq)].body, r) is None for r in revealed)
+    assert all(check_revealed(events[(r.stream, r.seq)].type, 2, events[(r.stream, r.seq)].body, r) is None
+               for r in revealed)
     assert {"from", "to"} <= body.keys()
     yearly = signed(scene.ledger, "GET", scene.url(f"/members/{member}/statement?year=2026"), scene.member_key)
     assert yearly.json()["shared_fen"] == body["shared_fen"]
@@ -121,11 +129,59 @@ def test_another_members_records_and_records_that_do_not_exist_are_refused_alike
     assert len({answer.content for answer in answers}) == 1, "the refusals differ"
 
 
+def receipt_count(ledger: Ledger) -> int:
+    """How many command receipts the store holds."""
+    sql = SqlStore(ledger.app.ledger_recorder.datastore)
+    with sql.transaction(commit=False) as cursor:
+        row = cursor.execute(f"SELECT COUNT(*) FROM {sql.table('command_receipts')}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_sealed_values_are_revealed_over_the_api_to_the_member_a_custodian_or_a_regulator_only(
+        scene: Scene, caplog: pytest.LogCaptureFixture) -> None:
+    member, other, nobody = scene.members[0], scene.members[1], "00000000-0000-4000-8000-000000000000"
+    receipts = receipt_count(scene.ledger)
+    log_entries = {entry for _, entry in scene.ledger.entries()}
+    opened = []
+    for key in (scene.member_key, scene.custodian, scene.regulator):
+        answer = signed(scene.ledger, "GET", scene.url(f"/members/{member}/revealed"), key)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        records = parse_records(body)
+        assert {r.field for r in records} >= {"age_years", "member", "diagnosed_on", "age_at_diagnosis"}
+        assert all(entry.encode() in log_entries for entry in body["entries"])  # the log's own signed bytes
+        events = {(e["stream"], e["seq"]): e for e in map(json.loads, body["entries"])}
+        assert check_records(records, events) == []  # each record opens its commitment
+        forged = [Revealed(r.stream, r.seq, r.field, r.value + 1, r.salt) if r.field == "age_years" else r
+                  for r in records]
+        assert [p.split(": ", 1)[1] for p in check_records(forged, events)] == [
+            "age_years does not match its commitment age_years_sealed"]
+        opened.append(body)
+    assert opened[0] == opened[1] == opened[2]
+    custodian_for_other = signed(scene.ledger, "GET", scene.url(f"/members/{other}/revealed"), scene.custodian)
+    assert [r["stream"] for r in custodian_for_other.json()["records"]] == [other]  # any member's, to audit
+    refusals = [signed(scene.ledger, "GET", scene.url(f"/members/{who}/revealed"), key)
+                for who, key in ((other, scene.member_key), (nobody, scene.member_key),
+                                 (member, scene.ledger.signers.load("operator")))]
+    for refusal in refusals:
+        is_problem(refusal, 403, "keyid",
+                   "sealed_values_are_revealed_only_to_the_member_the_custodian_or_the_regulator")
+    assert len({refusal.content for refusal in refusals}) == 1, "the refusals differ"
+    is_problem(httpx.get(scene.url(f"/members/{member}/revealed")), 401, "Signature-Input",
+               "signature_input_must_be_present")
+    # nothing revealed was kept: no receipt written, no log line, no salt anywhere in the store
+    assert receipt_count(scene.ledger) == receipts
+    salts = [r["salt"] for r in opened[0]["records"]]
+    assert not any(salt in record.getMessage() for salt in salts for record in caplog.records)
+    needles = [bytes.fromhex(salt) for salt in salts] + [salt.encode() for salt in salts]
+    assert scan(scene.ledger, scene.ledger.settings.data_dir, needles, []) == []
+
+
 def test_an_unsigned_tampered_or_replayed_request_is_refused_naming_the_field_and_rule(scene: Scene) -> None:
     url = scene.url(f"/members/{scene.members[0]}/statement")
     is_problem(httpx.get(url), 401, "Signature-Input", "signature_input_must_be_present")
     assert "Accept-Signature" in httpx.get(url).headers
-    from ledger.httpsig import sign_request
 
     fields = sign_request("GET", url, [], b"", scene.member_key, scene.ledger.clock.now())
     is_problem(httpx.get(url + "?year=2025", headers=fields), 401, "Signature", "signature_must_verify")
@@ -351,6 +407,61 @@ def test_serve_answers_and_publishes_checkpoints_on_its_interval_then_stops_on_s
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr
+
+
+def test_serve_with_workers_runs_the_jobs_once_and_every_worker_refuses_a_replay(sqlite_app: Ledger) -> None:
+    history(sqlite_app)
+    member = members_in_join_order(sqlite_app)[0]
+    key = member_key(sqlite_app, member)  # entries beyond the last checkpoint: the jobs must publish them
+    entries = sqlite_app.app.recorder.max_notification_id()
+    port = free_port()
+    data_dir = sqlite_app.settings.data_dir
+    sqlite_app.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "--data-dir", str(data_dir), "serve", "--port", str(port),
+         "--workers", "2"], cwd=ROOT, env={**os.environ, "LEDGER_CHECKPOINT_INTERVAL": "0.2", "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        size, deadline = 0, time.monotonic() + 60
+        while size != entries and time.monotonic() < deadline:
+            try:
+                size = httpx.get(f"http://127.0.0.1:{port}/api/v1/log/checkpoint").json().get("size", 0)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert size == entries
+        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(workers) >= 2
+        url = f"http://127.0.0.1:{port}/api/v1/members/{member}/statement"
+        fields = sign_request("GET", url, [], b"", key, datetime.now(UTC))
+        assert httpx.get(url, headers=fields).status_code == 200
+        for _ in range(20):  # each on a connection of its own: the workers take them as they come
+            is_problem(httpx.get(url, headers=fields), 401, "nonce", "signature_nonce_must_be_new")
+        assert httpx.get(url, headers=sign_request("GET", url, [], b"", key, datetime.now(UTC))).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr
+    assert sorted(path.name for path in data_dir.iterdir()) == ["keys", "ledger.sqlite3", "trust-anchors.json"]
+
+
+def test_the_workers_replay_guard_refuses_a_nonce_any_of_them_saw_and_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "nonces.sqlite3"
+    first, second = SharedReplayGuard(path, capacity=3), SharedReplayGuard(path, capacity=3)  # two workers
+    first.accept("k1", "nonce-a", expires=1_060, now=1_000)
+    with pytest.raises(SignatureRejectedError) as caught:
+        second.accept("k1", "nonce-a", expires=1_060, now=1_001)
+    assert (caught.value.field, caught.value.rule) == ("nonce", "signature_nonce_must_be_new")
+    second.accept("k2", "nonce-a", expires=1_060, now=1_001)  # another key's nonce
+    first.accept("k1", "nonce-b", expires=1_060, now=1_002)
+    second.full = True  # as the periodic purge finds it: three unexpired nonces held
+    with pytest.raises(SignatureRejectedError) as caught:
+        second.accept("k1", "nonce-c", expires=1_070, now=1_010)
+    assert caught.value.rule == "signed_requests_must_fit_the_replay_window"
+    second.accept("k1", "nonce-c", expires=1_200, now=1_100)  # the others expired: purged, room again
+    assert not second.full
+    with pytest.raises(SignatureRejectedError):
+        first.accept("k1", "nonce-c", expires=1_200, now=1_101)
 
 
 def test_the_checkpoint_interval_is_a_number_of_seconds_in_range() -> None:

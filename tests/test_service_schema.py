@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from ledger.api.app import create_app, service_state
 from ledger.bootstrap import Ledger
-from tests.http_servers import serving
+from sim.services import serving
 from tests.test_audit import history
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerAggregate
@@ -18,18 +18,22 @@ from ledger.envelope import Actor, format_at
 from ledger.errors import check
 from ledger.plan_days import day_of, waiting_ends_on
 from ledger.rules import Rule
+from ledger.sealing import age_band
 from schemas.events import (
     ConversionAcceptedV1,
     DebitFailedV1,
     DebitRecoveredV1,
     DepositReceivedV1,
     FraudRecordedV1,
+    FraudRecordedV2,
     JurorQualifiedV1,
+    JurorQualifiedV2,
     MemberErasedV1,
     MemberExcludedV1,
     MemberExcludedV2,
     MemberExitedV1,
     MemberJoinedV1,
+    MemberJoinedV2,
     MemberLapsedV1,
     MemberLapsedV2,
     RefundDisbursedV1,
@@ -48,7 +52,10 @@ class Membership(LedgerAggregate):
 
     def __init__(self) -> None:
         self.plan = ""
-        self.joined: MemberJoinedV1 | None = None
+        self.joined: MemberJoinedV1 | MemberJoinedV2 | None = None
+        self.unsealed: dict[tuple[int, str], Any] = {}
+        """The sealed values of the member's own events by (seq, field), opened from the vault by the unit of work
+        when a rule needs one (`UnitOfWork.age_at_joining`)."""
         self.joined_at = datetime.min
         self.status = ACTIVE
         self.ended_at: datetime | None = None
@@ -59,7 +66,6 @@ class Membership(LedgerAggregate):
         self.refunded_fen = 0
         self.refund_reason: str | None = None
         self.juror_qualified_at: datetime | None = None
-        self.juror_age_years = 0
         self.fraud_recorded = False
         self.deposit_references: set[str] = set()
         self.erased = False
@@ -70,6 +76,18 @@ class Membership(LedgerAggregate):
 
         TYPE = "member.joined"
         body: MemberJoinedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.plan = self.body.plan
+            aggregate.joined = self.body
+            aggregate.joined_at = self.timestamp
+
+    class JoinedSealed(LedgerAggregate.Created):
+        """The member joined, the exact age sealed."""
+
+        TYPE = "member.joined"
+        SCHEMA = 2
+        body: MemberJoinedV2
 
         def apply(self, aggregate: Membership) -> None:
             aggregate.plan = self.body.plan
@@ -113,13 +131,32 @@ class Membership(LedgerAggregate):
 
         def apply(self, aggregate: Membership) -> None:
             aggregate.juror_qualified_at = self.timestamp
-            aggregate.juror_age_years = self.body.age_years
+
+    class JurorQualifiedSealed(LedgerAggregate.Event):
+        """The member may serve as a juror; the age attested is sealed."""
+
+        TYPE = "member.juror_qualified"
+        SCHEMA = 2
+        body: JurorQualifiedV2
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.juror_qualified_at = self.timestamp
 
     class FraudRecorded(LedgerAggregate.Event):
         """A fraud finding against the member."""
 
         TYPE = "member.fraud_recorded"
         body: FraudRecordedV1
+
+        def apply(self, aggregate: Membership) -> None:
+            aggregate.fraud_recorded = True
+
+    class FraudRecordedSealed(LedgerAggregate.Event):
+        """A fraud finding against the member, the claim it concerns sealed."""
+
+        TYPE = "member.fraud_recorded"
+        SCHEMA = 2
+        body: FraudRecordedV2
 
         def apply(self, aggregate: Membership) -> None:
             aggregate.fraud_recorded = True
@@ -232,8 +269,8 @@ class Membership(LedgerAggregate):
     # -- queries -----------------------------------------------------------------------------------------
 
     @property
-    def details(self) -> MemberJoinedV1:
-        """The join record."""
+    def details(self) -> MemberJoinedV1 | MemberJoinedV2:
+        """The join record (its exact age, sealed from v2 on, is read through `UnitOfWork.age_at_joining`)."""
         assert self.joined is not None
         return self.joined
 
@@ -260,9 +297,12 @@ class Membership(LedgerAggregate):
     # -- commands ----------------------------------------------------------------------------------------
 
     @classmethod
-    def join(cls, member_id: UUID, at: datetime, actor: Actor, body: MemberJoinedV1) -> Membership:
-        """Start a membership (plan rules are checked by the handler, which has the plan)."""
-        return cls.start(cls.Joined, member_id, at, actor, body)
+    def join(cls, member_id: UUID, at: datetime, actor: Actor, body: MemberJoinedV2, age_years: int) -> Membership:
+        """Start a membership, its age sealed in `body` (plan rules are checked by the handler, which has the
+        plan); the age stays readable in this unit of work."""
+        membership = cls.start(cls.JoinedSealed, member_id, at, actor, body)
+        membership.unsealed[(1, "age_years")] = age_years
+        return membership
 
     def check_active(self, field: str = "member") -> None:
         """The member must still be in the plan."""
@@ -293,18 +333,23 @@ class Membership(LedgerAggregate):
             plan=self.plan, period=period, amount_fen=self.arrears[period]))
 
     def qualify_juror(self, at: datetime, actor: Actor, age_years: int, exam_commitment: str,
-                      min_age_years: int) -> None:
-        """Record a passed juror exam; the member must be of age."""
+                      min_age_years: int, seal: Callable[[int, str, object], str]) -> None:
+        """Record a passed juror exam; the member must be of age. The age is sealed (`seal(seq, field, value)`
+        returns its commitment); the body shows its band."""
         self.check_active()
         check(self.juror_qualified_at is None, "member", Rule.JUROR_CAN_QUALIFY_ONCE)
         check(age_years >= min_age_years, "age_years", Rule.JUROR_MUST_BE_OF_AGE, f"minimum {min_age_years}")
-        self.record(self.JurorQualified, at, actor,
-                    JurorQualifiedV1(age_years=age_years, exam_commitment=exam_commitment))
+        seq = self.version + 1
+        self.record(self.JurorQualifiedSealed, at, actor, JurorQualifiedV2(
+            age_band=age_band(age_years), age_years_sealed=seal(seq, "age_years", age_years),
+            exam_commitment=exam_commitment))
+        self.unsealed[(seq, "age_years")] = age_years
 
-    def record_fraud(self, at: datetime, actor: Actor, claim: str | None, finding_commitment: str) -> None:
-        """Record a fraud finding (disqualifies the member as a juror)."""
-        self.record(self.FraudRecorded, at, actor,
-                    FraudRecordedV1(claim=claim, finding_commitment=finding_commitment))
+    def record_fraud(self, at: datetime, actor: Actor, claim: str | None, finding_commitment: str,
+                     seal: Callable[[int, str, object], str]) -> None:
+        """Record a fraud finding (disqualifies the member as a juror); the claim it concerns is sealed."""
+        self.record(self.FraudRecordedSealed, at, actor, FraudRecordedV2(
+            claim_sealed=seal(self.version + 1, "claim", claim), finding_commitment=finding_commitment))
 
     def check_juror_eligible(self, at: datetime, claimant: str, min_member_days: int) -> None:
         """Juror rules (docs/domain.md): qualified by exam, of age, paying member for the minimum days, no fraud

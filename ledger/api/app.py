@@ -35,6 +35,7 @@ from ledger.api.routers import custodian, feed, member, pages, public, regulator
 from ledger.api.state import ServiceState
 from ledger.bootstrap import Ledger
 from ledger.errors import LedgerError
+from ledger.httpsig import ReplayGuard
 from ledger.projections import ReadModels
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -59,14 +60,14 @@ class StaticModules(StaticFiles):
         return response
 
 
-def service_state(ledger: Ledger) -> ServiceState:
+def service_state(ledger: Ledger, replay: ReplayGuard | None = None) -> ServiceState:
     """What the service reads: the views database when the distributed deployment fills one (`LEDGER_VIEWS_URL`),
-    else the read models beside the events."""
+    else the read models beside the events; `replay` is the replay guard when the process shares one."""
     if ledger.settings.views_url is not None:
         from consumers.views import views_store
 
-        return ServiceState(ledger, ReadModels.open(ledger.app, views_store(ledger.settings)))
-    return ServiceState(ledger, ledger.read_side.models)
+        return ServiceState(ledger, ReadModels.open(ledger.app, views_store(ledger.settings)), replay)
+    return ServiceState(ledger, ledger.read_side.models, replay)
 
 
 def create_app(state: ServiceState, *, routers: Sequence[APIRouter] = (), jobs: OperatorJobs | None = None

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from ledger.aggregates.keyring import RegisteredKey
 from ledger.api.problem import AccessDeniedError
 from ledger.api.state import ServiceState
 from ledger.errors import InputError
@@ -30,8 +31,9 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 500
 
 
-def service(request: Request) -> ServiceState:
-    """The service state of the application answering this request."""
+async def service(request: Request) -> ServiceState:
+    """The service state of the application answering this request (a coroutine: FastAPI runs a plain function
+    dependency in its thread pool, a hand-off that costs more than the lookup)."""
     state = request.app.state.ledger
     assert isinstance(state, ServiceState)
     return state
@@ -47,13 +49,23 @@ class Caller:
 
 
 async def caller(request: Request) -> Caller:
-    """Verify the request's signature (`verify_request`) and return the keyring's facts about its key."""
-    state = service(request)
+    """Verify the request's signature (`verify_request`) and return the keyring's facts about its key (looked up
+    once: the key the signature was checked against is the one described)."""
+    state = await service(request)
     body = await request.body()
     signed = SignedRequest(request.method, str(request.url), list(request.headers.items()), body)
-    verified = verify_request(signed, state.public_key, state.now(), state.replay)
-    registered = state.registered_key(verified.key_id)
-    assert registered is not None, "verify_request returned a key the lookup did not give"
+    looked_up: list[RegisteredKey] = []
+
+    def public_key(key_id: str) -> bytes | None:
+        registered = state.registered_key(key_id)
+        if registered is None:
+            return None
+        looked_up.append(registered)
+        return registered.public_key
+
+    verified = verify_request(signed, public_key, state.now(), state.replay)
+    registered = looked_up[-1]
+    assert registered.key_id == verified.key_id, "verify_request returned a key the lookup did not give"
     return Caller(verified.key_id, registered.role, registered.member)
 
 

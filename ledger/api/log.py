@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -36,6 +38,7 @@ SHORT_LIVED = "public, max-age=5"
 KEYS_CACHE = "public, max-age=300"
 OCTET_STREAM = "application/octet-stream"
 TEXT = "text/plain; charset=utf-8"
+Endpoint = Callable[..., Response]
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,23 @@ class PublicLog:
     trust_anchors: Path | None = None
 
 
+def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register an endpoint for GET and for HEAD as two routes, so that each method is an operation of its own in
+    the OpenAPI description (one route with both would give both the same operation id)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        for method in ("GET", "HEAD"):
+            router.api_route(path, methods=[method], **options)(endpoint)
+        return endpoint
+
+    return register
+
+
 def log_router(reader: PublicLog) -> APIRouter:
     """The `/log/` routes over `reader`."""
     router = APIRouter(prefix="/log", tags=["log"])
 
-    @router.api_route("/checkpoint", methods=["GET", "HEAD"], response_class=Response,
+    @get_and_head(router, "/checkpoint", response_class=Response,
                       responses={200: {"content": {TEXT: {}}}, **problem_responses(404)})
     def checkpoint(request: Request) -> Response:
         """The latest signed checkpoint with its cosignatures."""
@@ -62,13 +77,13 @@ def log_router(reader: PublicLog) -> APIRouter:
             return _problem(error)
         return _resource(request, note.encode(), TEXT, SHORT_LIVED)
 
-    @router.api_route("/key", methods=["GET", "HEAD"], response_class=Response,
+    @get_and_head(router, "/key", response_class=Response,
                       responses={200: {"content": {TEXT: {}}}})
     def key(request: Request) -> Response:
         """The log's verifier key, `name+hash+base64(0x01 || public key)` (C2SP signed-note)."""
         return _resource(request, (reader.verifier_key.encode() + "\n").encode(), TEXT, KEYS_CACHE)
 
-    @router.api_route("/trust-anchors.json", methods=["GET", "HEAD"], response_class=Response,
+    @get_and_head(router, "/trust-anchors.json", response_class=Response,
                       responses={200: {"content": {"application/json": {}}}, **problem_responses(404)})
     def trust_anchors(request: Request) -> Response:
         """The public keys a verifier is given out of band (operator root, custodian, regulator, log)."""
@@ -78,7 +93,7 @@ def log_router(reader: PublicLog) -> APIRouter:
                                                 "this ledger publishes no trust anchors file"))
         return _resource(request, path.read_bytes(), "application/json", KEYS_CACHE)
 
-    @router.api_route("/tile/{tile_path:path}", methods=["GET", "HEAD"], response_class=Response,
+    @get_and_head(router, "/tile/{tile_path:path}", response_class=Response,
                       responses={200: {"content": {OCTET_STREAM: {}}}, **problem_responses(400, 404, 500)})
     def tile(tile_path: str, request: Request) -> Response:
         """A hash tile `<L>/<N>[.p/<W>]` or an entry bundle `entries/<N>[.p/<W>]` (C2SP tlog-tiles)."""

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import bisect
 import json
+import sqlite3
 import threading
 from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.aggregates.disclosure import Disclosure
 from ledger.aggregates.keyring import Keyring, RegisteredKey
 from ledger.aggregates.report import RegulatorReport
 from ledger.bootstrap import Ledger
-from ledger.httpsig import ReplayGuard
+from ledger.httpsig import MAX_CLOCK_SKEW_SECONDS, ReplayGuard, SignatureRejectedError
 from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint
 from ledger.log.tree import WIDTH, TransparencyLog
 from ledger.projections import ReadModels
+from ledger.rules import Rule
 
 FOLLOWED = {"disclosure.published": Disclosure.Published.topic_of(),
             "report.published": RegulatorReport.Published.topic_of()}
@@ -42,6 +45,54 @@ class LockedReplayGuard(ReplayGuard):
         """`ReplayGuard.accept`, one request at a time."""
         with self.lock:
             super().accept(key_id, nonce, expires, now)
+
+
+class SharedReplayGuard(ReplayGuard):
+    """The replay guard of a service run as several worker processes (`serve --workers N`): the nonces seen, in one
+    SQLite file that every worker writes, so a request replayed to another worker is refused as by the same one.
+    Like the one-process guard's memory it does not outlive a restart by design (synchronous off): a nonce only
+    matters for the minutes its signature is valid. Expired nonces are purged every `PURGE_EVERY` requests of a
+    process; when `capacity` unexpired ones remain, new requests are refused until some expire."""
+
+    PURGE_EVERY = 1000
+
+    def __init__(self, path: Path, capacity: int = 100_000) -> None:
+        super().__init__(capacity)
+        self.path = path
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.full = False
+
+    def _database(self) -> sqlite3.Connection:
+        database: sqlite3.Connection | None = getattr(self.local, "database", None)
+        if database is None:
+            database = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            database.execute("PRAGMA journal_mode=WAL")
+            database.execute("PRAGMA synchronous=OFF")
+            database.execute("CREATE TABLE IF NOT EXISTS seen (key_id TEXT NOT NULL, nonce TEXT NOT NULL, "
+                             "expires INTEGER NOT NULL, PRIMARY KEY (key_id, nonce)) WITHOUT ROWID")
+            self.local.database = database
+        return database
+
+    def accept(self, key_id: str, nonce: str, expires: int, now: int) -> None:
+        """Record a nonce for every worker; raise SignatureRejectedError when any worker saw it already, or when
+        the guard is full."""
+        database = self._database()
+        with self.lock:
+            self.accepted += 1
+            purge = self.full or self.accepted % self.PURGE_EVERY == 1
+        if purge:
+            database.execute("DELETE FROM seen WHERE expires + ? < ?", (MAX_CLOCK_SKEW_SECONDS, now))
+            self.full = database.execute("SELECT COUNT(*) FROM seen").fetchone()[0] >= self.capacity
+        if self.full:
+            seen = database.execute("SELECT 1 FROM seen WHERE key_id = ? AND nonce = ?", (key_id, nonce)).fetchone()
+            raise SignatureRejectedError("nonce", Rule.SIGNATURE_NONCE_MUST_BE_NEW if seen
+                                         else Rule.SIGNED_REQUESTS_MUST_FIT_THE_REPLAY_WINDOW)
+        try:
+            database.execute("INSERT INTO seen VALUES (?, ?, ?)", (key_id, nonce, expires))
+        except sqlite3.IntegrityError:
+            raise SignatureRejectedError("nonce", Rule.SIGNATURE_NONCE_MUST_BE_NEW) from None
 
 
 @dataclass(frozen=True)
@@ -102,10 +153,10 @@ class FollowedEvents:
 class ServiceState:
     """The service's view of one ledger (see the module docstring); shared by every request."""
 
-    def __init__(self, ledger: Ledger, models: ReadModels) -> None:
+    def __init__(self, ledger: Ledger, models: ReadModels, replay: ReplayGuard | None = None) -> None:
         self.ledger = ledger
         self.models = models
-        self.replay = LockedReplayGuard()
+        self.replay = replay or LockedReplayGuard()
         self.followed = FollowedEvents(ledger)
         self._indexes: dict[int, int] = {}
         self._registrations: dict[str, FollowedEvent] = {}

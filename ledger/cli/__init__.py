@@ -3,6 +3,7 @@
     init | demo | apply | export                    set up, play the demo, feed commands, export the log
     serve                                           the HTTP service and the operator's periodic jobs
     keys      generate | list | show | anchor | register | revoke
+    vault     rotate-key
     plan      create | amend-rules | announce-closing | terminate | wind-down | list | show
     member    join | deposit | exit | accept-conversion | … | statement
     claim     file | investigate | notice | object | resolve-objection | request-jury | vote | decide | pay

@@ -33,7 +33,10 @@ from ledger.log.bundle import build_bundle, upgrade_bundle
 from ledger.log.checkpoints import CheckpointLog, StoredCheckpoint, cosigners
 from ledger.log.note import COSIGNATURE_V1, NoteError, Verifier, split_note
 from ledger.log.witness import witness_name
+from ledger.reveal import claimant_records
 from ledger.rules import Rule
+from ledger.sealing import Revealed
+from ledger.vault import VAULT_KEY_FILE
 
 
 def reader() -> CheckpointLog:
@@ -235,12 +238,21 @@ def member(member: str, since: str | None, until: str | None, out: Path | None, 
         raise InputError("to", Rule.DATE_RANGE_MUST_NOT_BE_EMPTY, f"{until} is before {since}")
     member_id = parse_id("member", member)
     bundle = (remote_bundle(url, member_id) if url is not None
-              else build_bundle(reader(), member_id, start, end))
+              else build_bundle(reader(), member_id, start, end, _claimants(member_id)))
     text = json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:
         write_file("out", out, text.encode())
+
+
+def _claimants(member: str) -> list[Revealed]:
+    """The member's claimant records when this is the operator's directory (its vault key is here), so that their
+    sealed claims are in the bundle; none for a reader without the vault."""
+    ctx = context()
+    if not (ctx.settings.key_dir / VAULT_KEY_FILE).exists():
+        return []
+    return claimant_records(ctx.ledger().app, member)
 
 
 def remote_bundle(url: str, member: str) -> dict[str, Any]:

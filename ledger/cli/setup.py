@@ -26,7 +26,16 @@ from ledger.cli.commands import render_result
 from ledger.errors import EXIT_INPUT, InputError, LedgerError, RetryableError
 from ledger.keys import PARTY_ROLES, KeyDirectory
 from ledger.rules import Rule
-from ledger.service import anchor, generate_key, initialize, party_key_directories, read_public_key_file, register
+from ledger.service import (
+    anchor,
+    anchor_witnesses,
+    generate_key,
+    initialize,
+    party_key_directories,
+    read_public_key_file,
+    register,
+)
+from ledger.vault import VAULT_KEY_FILE, rotate_vault_key
 from schemas.commands import COMMANDS
 
 
@@ -84,6 +93,23 @@ def keys_generate(role: str, member: str | None, name: str | None, out: Path | N
     emit(facts)
 
 
+@click.group("vault")
+def vault_group() -> None:
+    """The operator's vault of sealed values (docs/privacy.md)."""
+
+
+@vault_group.command("rotate-key")
+@json_option
+def vault_rotate_key() -> None:
+    """Replace the secret that wraps the members' data keys: every data key is rewrapped under a new one in one
+    transaction, then keys/vault.key is replaced (under LEDGER_KEY_PASSPHRASE when set). Ids and receipts are
+    untouched. Stop the operator's other processes first (they hold the old key); an interrupted rotation is
+    finished by running this again."""
+    ctx = context()
+    count = rotate_vault_key(ctx.ledger().app.ledger_recorder, ctx.settings.key_dir, ctx.settings.key_passphrase)
+    emit({"rewrapped": count}, f"rewrapped {count} data keys; {ctx.settings.key_dir / VAULT_KEY_FILE} replaced")
+
+
 @keys_group.command("list")
 @json_option
 def keys_list() -> None:
@@ -119,6 +145,39 @@ def keys_anchor(file: Path, name: str | None) -> None:
     facts = read_public_key_file(file)
     anchors = anchor(context().settings.data_dir, name or facts["role"], facts)
     emit({"anchored": name or facts["role"], "key_id": facts["key_id"], "trust_anchors": sorted(anchors.entries)})
+
+
+@keys_group.command("anchor-witnesses")
+@click.argument("verifier_keys", nargs=-1, required=True)
+@click.option("--threshold", type=int, required=True,
+              help="How many of these witnesses must cosign a checkpoint for verifiers to trust it.")
+@json_option
+def keys_anchor_witnesses(verifier_keys: tuple[str, ...], threshold: int) -> None:
+    """Set the witness policy in this directory's trust anchors: each witness's cosignature verifier key (as
+    `witness key` prints it, given by that witness) and the threshold. The operator's file is what the service
+    serves and the pages embed; every verifier sets it in its own copy."""
+    anchors = anchor_witnesses(context().settings.data_dir, list(verifier_keys), threshold)
+    assert anchors.witness_policy is not None
+    keys, required = anchors.witness_policy
+    emit({"witnesses": list(keys), "threshold": required, "trust_anchors": sorted(anchors.entries)},
+         f"a checkpoint is trusted once {required} of {len(keys)} witnesses cosigned it")
+
+
+@keys_group.command("fingerprint")
+@click.option("--url", default=None, help="The service's base URL: also print the link that pins the anchors.")
+@json_option
+def keys_fingerprint(url: str | None) -> None:
+    """The fingerprint of this directory's trust anchors as a browser pins it (the log's key and the witness
+    policy): what a plan publishes out of band, and with --url the member page's link that carries it (for a QR
+    code)."""
+    anchors = context().anchors()
+    if anchors is None:
+        raise InputError("trust_anchors", Rule.FILE_MUST_EXIST,
+                         f"{context().settings.data_dir / TRUST_ANCHORS_FILE} (run init first, or copy the operator's)")
+    fingerprint = anchors.fingerprint()
+    link = f"{url.rstrip('/')}/member#anchors={fingerprint}" if url else None
+    shown = " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+    emit({"fingerprint": fingerprint, "link": link}, shown + (f"\n{link}" if link else ""))
 
 
 @keys_group.command("register")
@@ -283,6 +342,6 @@ def export(out: Path | None) -> None:
 
 def register_commands(main: click.Group) -> None:
     """Add the set-up commands to the main command."""
-    for command in (init, migrate_command, keys_group, demo, apply, export):
+    for command in (init, migrate_command, keys_group, vault_group, demo, apply, export):
         main.add_command(command)
 

@@ -94,9 +94,9 @@ def file_claim(uow: UnitOfWork, command: FileClaim) -> Outcome:
           or not membership.in_waiting_period(diagnosed_on, joined_rules.waiting_days, offset),
           "diagnosed_on", Rule.ILLNESS_IN_THE_WAITING_PERIOD_IS_NOT_COVERED, f"{joined_rules.waiting_days} days")
     years_in_plan = whole_years(plan_date(membership.joined_at, zone), diagnosed_on)
-    check(membership.details.age_years <= command.age_at_diagnosis <= membership.details.age_years + years_in_plan + 1,
-          "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING,
-          f"joined at {membership.details.age_years}")
+    joined_age = uow.age_at_joining(membership)
+    check(joined_age <= command.age_at_diagnosis <= joined_age + years_in_plan + 1,
+          "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_MATCH_THE_AGE_AT_JOINING, f"joined at {joined_age}")
     check(rules.max_aid_fen(command.age_at_diagnosis) > 0, "age_at_diagnosis", Rule.AGE_AT_DIAGNOSIS_MUST_BE_COVERED)
     open_claims = open_claims_of(uow, command.member)
     check(not open_claims, "member", Rule.MEMBER_HAS_AN_OPEN_CLAIM, ", ".join(sorted(open_claims)))
@@ -176,8 +176,9 @@ def cast_vote(uow: UnitOfWork, command: CastVote) -> Outcome:
     rules = plan.rules_at(uow.at).rules
     juror.check_juror_eligible(uow.at, claim.claimant, rules.juror_min_member_days)
     years_since = whole_years(plan_date(juror.joined_at, rules), plan_date(uow.at, rules))
-    check(juror.details.age_years + years_since >= rules.juror_min_age_years, "juror", Rule.JUROR_MUST_BE_OF_AGE,
-          f"joined at {juror.details.age_years}, {years_since} years ago")
+    joined_age = uow.age_at_joining(juror)
+    check(joined_age + years_since >= rules.juror_min_age_years, "juror", Rule.JUROR_MUST_BE_OF_AGE,
+          f"joined at {joined_age}, {years_since} years ago")
     claim.cast_vote(uow.at, uow.actor("juror", command.juror), command.juror, command.support)
     return Outcome({"claim": command.claim, "juror": command.juror})
 

@@ -12,6 +12,7 @@ from ledger.bounds import check_deposit
 from ledger.errors import DomainRuleError, check
 from ledger.handlers.common import date_arg, plan_id
 from ledger.rules import Rule
+from ledger.sealing import age_band
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
 from schemas.commands.membership import (
     AcceptConversion,
@@ -26,7 +27,7 @@ from schemas.commands.membership import (
     RecordFraud,
     RecoverDebit,
 )
-from schemas.events import MemberJoinedV1
+from schemas.events import MemberJoinedV2
 
 
 def member_and_plan(uow: UnitOfWork, member: str) -> tuple[Membership, Plan]:
@@ -52,14 +53,17 @@ def join(uow: UnitOfWork, command: Join) -> Outcome:
         check(payer.details.payer is None, "payer", Rule.PAYER_MUST_PAY_FOR_THEMSELVES)
         family_order = 1 + uow.queries.family_count(command.payer) + uow.family_joined(command.payer)
     member_id = uow.new_id("member", command.command_id)
-    body = MemberJoinedV1(
-        plan=command.plan, rules_version=rules.version, age_years=command.age_years, sex=command.sex,
+    member = str(member_id)
+    body = MemberJoinedV2(
+        plan=command.plan, rules_version=rules.version, age_band=age_band(command.age_years),
+        age_years_sealed=uow.seal(member, member_id, 1, "age_years", command.age_years, new_member=True),
+        sex=command.sex,
         province=command.province, payer=command.payer, family_order=family_order,
         consent_commitment=command.consent_commitment,
         health_declaration_commitment=command.health_declaration_commitment,
     )
-    member = str(member_id)
-    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body), "member", derived=True)
+    uow.add(Membership.join(member_id, uow.at, uow.actor("member", member), body, command.age_years), "member",
+            derived=True)
     return Outcome({"member": member, "plan": command.plan, "family_order": family_order})
 
 
@@ -116,7 +120,8 @@ def qualify_juror(uow: UnitOfWork, command: QualifyJuror) -> Outcome:
     """A member passed the juror exam."""
     membership, plan = member_and_plan(uow, command.member)
     membership.qualify_juror(uow.at, uow.actor("operator"), command.age_years, command.exam_commitment,
-                             plan.rules_at(uow.at).rules.juror_min_age_years)
+                             plan.rules_at(uow.at).rules.juror_min_age_years,
+                             lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member})
 
 
@@ -124,7 +129,8 @@ def qualify_juror(uow: UnitOfWork, command: QualifyJuror) -> Outcome:
 def record_fraud(uow: UnitOfWork, command: RecordFraud) -> Outcome:
     """A fraud finding against a member."""
     membership = uow.get(UUID(command.member), Membership, "member")
-    membership.record_fraud(uow.at, uow.actor("operator"), command.claim, command.finding_commitment)
+    membership.record_fraud(uow.at, uow.actor("operator"), command.claim, command.finding_commitment,
+                            lambda seq, name, value: uow.seal(command.member, membership.id, seq, name, value))
     return Outcome({"member": command.member})
 
 

@@ -2,12 +2,16 @@
 
 A bundle holds, against one signed checkpoint (with its cosignatures):
 
-- `events`: every event of the member's own stream, of the claims they filed, the `period.assessed` event of every
+- `events`: every event of the member's own stream, of the claims they filed (plain ones, which name them, and
+  sealed ones, which the operator's vault ties to them), the `period.assessed` event of every
   period they were locked in, and the `key.registered` events of every key that signed one of those (with the
   root key's self-registration, entry 0) — each as its canonical entry with its log index and inclusion proof;
 - `rolls`: for each of those periods, the member's leaf index in the assessment roll and its inclusion proof into
   the period's signed `roll_root`, recomputed here from the events (the locked set at the cutoff), never read
   from a stored copy;
+- `revealed`: for each sealed claim among those events (`claim.filed` v2, which names no member), the member's
+  claimant record — value and salt (docs/privacy.md) — that opens its `member_sealed` commitment, so the bundle
+  proves the claim is theirs; no other sealed value;
 - optionally `upgrade`: a later checkpoint and the consistency proof from the bundle's size to it.
 
 `audit.bundle.verify_bundle` checks all of it.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -26,6 +31,7 @@ from ledger.log.index import ENDED
 from ledger.log.note import Checkpoint, split_note
 from ledger.log.tree import TransparencyLog
 from ledger.rules import Rule
+from ledger.sealing import Revealed
 
 FORMAT = "mutual-ledger/proof-bundle/v1"
 
@@ -36,10 +42,12 @@ def b64(values: list[bytes]) -> list[str]:
 
 
 def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = None,
-                 until: date | None = None) -> dict[str, Any]:
+                 until: date | None = None, claimants: Sequence[Revealed] = ()) -> dict[str, Any]:
     """The proof bundle of `member` against the latest published checkpoint (reading only: events after it are not
     in the bundle until the operator publishes a newer one). Reads the log's index (`ledger.log.index`): the
-    member's and their claims' entries, the plan's assessments and each roll's stored tree, never the whole log."""
+    member's and their claims' entries, the plan's assessments and each roll's stored tree, never the whole log.
+    `claimants` are the member's claimant records from the vault (`ledger.reveal.claimant_records`): their sealed
+    claims come in with them; without (a reader with no vault) the bundle holds their plain claims only."""
     log = checkpoints.log
     index = log.index
     assert index is not None, "bundles are built over a ledger's indexed log"
@@ -49,7 +57,8 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
                          "the operator publishes one with `mutual-ledger log checkpoint publish`")
     size = Checkpoint.parse(split_note(stored.note)[0]).size
     assert index.position() >= size, "integration indexes every entry it adds"
-    own = index.stream_entries([member, *index.member_claims(member)], size)
+    sealed = {r.stream: r for r in claimants if r.field == "member" and r.seq == 1 and r.value == member}
+    own = index.stream_entries([member, *index.member_claims(member), *sorted(sealed)], size)
     entries = _entries(log, [nid for _, nid in own])
     member_indexes = {i: entries[nid] for i, nid in own}
     joined = ended = None
@@ -86,6 +95,8 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
         "checkpoint": stored.note,
         "events": [{"index": i, "entry": texts[i].decode("utf-8"), "proof": b64(proofs[i])} for i in sorted(texts)],
         "rolls": rolls,
+        "revealed": [sealed[json.loads(texts[i])["stream"]].json_value() for i in sorted(texts)
+                     if json.loads(texts[i])["stream"] in sealed and json.loads(texts[i])["type"] == "claim.filed"],
     }
 
 

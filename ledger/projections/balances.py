@@ -38,7 +38,7 @@ class Balances(Projection):
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "min_balance_fen BIGINT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
-            "family_order INTEGER NOT NULL, age_years INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
+            "family_order INTEGER NOT NULL, joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
@@ -102,9 +102,9 @@ class Balances(Projection):
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
         cursor.execute(
-            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_years, joined_at, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-            (e["stream"], body["plan"], body["payer"], body["family_order"], body["age_years"], e["at"]))
+            f"INSERT INTO {self.members} (id, plan, payer, family_order, joined_at, status) "
+            "VALUES (?, ?, ?, ?, ?, 'active')",
+            (e["stream"], body["plan"], body["payer"], body["family_order"], e["at"]))
 
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET deposits = deposits + ? WHERE id = ?",
@@ -260,9 +260,9 @@ class Balances(Projection):
 
     def member(self, member: str) -> dict[str, Any] | None:
         """A member's row: plan, payer, join and end, status, deposits, shares charged, failed, refunded."""
-        columns = ("id", "plan", "payer", "family_order", "age_years", "joined_at", "ended_at", "status", "deposits",
+        columns = ("id", "plan", "payer", "family_order", "joined_at", "ended_at", "status", "deposits",
                    "charged", "failed", "refunded_from_balance")
-        rows = self._query(f"SELECT m.id, m.plan, m.payer, m.family_order, m.age_years, m.joined_at, m.ended_at, "
+        rows = self._query(f"SELECT m.id, m.plan, m.payer, m.family_order, m.joined_at, m.ended_at, "
                            f"m.status, m.deposits, {self.charged('m')}, m.failed, m.refunded_from_balance "
                            f"FROM {self.members} m WHERE m.id = ?", (member,))
         return dict(zip(columns, rows[0], strict=True)) if rows else None

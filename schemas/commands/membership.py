@@ -17,6 +17,7 @@ class Join(Command):
     NAME: ClassVar[str] = "join"
     SCHEMA_VERSION: ClassVar[int] = 2
     """v2: the member id is keyed by the operator (`ledger.vault.keyed_id`), never chosen by the client."""
+    SEALS: ClassVar[bool] = True
     ROLE: ClassVar[str] = "member"
     command: Literal["join"] = "join"
     plan: Id
@@ -63,6 +64,7 @@ class QualifyJuror(Command):
     """The member passed the juror qualification exam."""
 
     NAME: ClassVar[str] = "qualify_juror"
+    SEALS: ClassVar[bool] = True
     ROLE: ClassVar[str] = "operator"
     command: Literal["qualify_juror"] = "qualify_juror"
     member: Id
@@ -74,6 +76,7 @@ class RecordFraud(Command):
     """Record a fraud finding against a member."""
 
     NAME: ClassVar[str] = "record_fraud"
+    SEALS: ClassVar[bool] = True
     ROLE: ClassVar[str] = "operator"
     command: Literal["record_fraud"] = "record_fraud"
     member: Id

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, Playwright, Route, sync_playwright
 
+from sim.services import CHROMIUM, CHROMIUM_ARGUMENTS
 from tests.browser.server import LocalServer, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGUMENTS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MISSING = (f"the browser tests need Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium); "
            "./dev test installs it when run as root with apt-get")
 
@@ -61,7 +59,7 @@ class Problems:
 def context(chromium: Path, playwright: Playwright, tmp_path: Path) -> Iterator[BrowserContext]:
     """A fresh browser profile."""
     browser_context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=str(chromium), headless=True, args=ARGUMENTS)
+        str(tmp_path / "profile"), executable_path=str(chromium), headless=True, args=CHROMIUM_ARGUMENTS)
     try:
         yield browser_context
     finally:

@@ -29,12 +29,12 @@ from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger
 from ledger.log.note import COSIGNATURE_V1, Signer, Verifier
 from ledger.log.witness import Witness
-from ledger.service import ledger_with_parties
+from ledger.service import ledger_with_parties, member_key
 from ledger.store import decode_entry
 from schemas.commands.membership import Deposit
+from sim.services import free_port, serving
 from tests.browser.conftest import Problems, _console
-from tests.http_servers import free_port, serving
-from tests.support import cid, clock_of, member_key
+from tests.support import cid, clock_of
 from tests.test_audit import history
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,6 +347,81 @@ def test_a_log_that_forks_between_two_visits_raises_the_misbehaviour_alert_with_
         honest.close()
         forked.close()
         site.ledger = ledger_with_parties(site.base, now)
+
+
+# -- pinning the trust anchors ---------------------------------------------------------------------------------
+
+
+def fingerprint_of(ledger: Ledger) -> str:
+    """The fingerprint of the anchors the service publishes, as `mutual-ledger keys fingerprint` prints it."""
+    return TrustAnchors.load(ledger.settings.data_dir / TRUST_ANCHORS_FILE).fingerprint()
+
+
+def grouped(fingerprint: str) -> str:
+    return " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+
+
+def test_a_link_with_the_anchors_fingerprint_pins_them_and_anchors_changed_since_are_refused(
+        site: Site, browser_page: Page, page_problems: Problems) -> None:
+    page = browser_page
+    pinned = fingerprint_of(site.ledger)
+    with served(site.ledger, page, page_problems) as base:
+        sign_in(page, base, f"/member#anchors={pinned}", site.key_file)
+        page.wait_for_selector("#anchors:not([hidden])")
+        assert page.get_attribute("#anchors-status", "data-status") == "pinned-now"
+        assert page.text_content("#anchors-fingerprint") == grouped(pinned)  # the browser's is Python's
+        assert "✓" in verify_history(page)
+        screenshots(page, "member-pinned")
+        page.goto(f"{base}/member")  # the next visit, without the link: held to the pin
+        page.wait_for_selector("#anchors:not([hidden])")
+        assert page.get_attribute("#anchors-status", "data-status") == "pinned"
+        assert "✓" in verify_history(page)
+
+        with_witness_policy(site.ledger, site.witnesses, 0)  # the service now serves other anchors
+        changed = fingerprint_of(site.ledger)
+        assert changed != pinned
+        page.goto(f"{base}/member?lang=en")
+        page.wait_for_selector("#anchors:not([hidden])")
+        assert page.get_attribute("#anchors-status", "data-status") == "mismatch"
+        alert = page.text_content("#anchors-alert-detail") or ""
+        assert grouped(changed) in alert and grouped(pinned) in alert and "you pinned" in alert
+        result = verify_history(page)
+        assert result.startswith("✗ Not verified: the trust anchors") and checklist(page)["steps"] == {}
+        page.click("#anchors-unpin")  # the reader forgets the old pin: a first visit again, nothing trusted yet
+        page.wait_for_selector("#anchors-status[data-status=unpinned]")
+        assert page.is_visible("#anchors-pin") and page.is_hidden("#anchors-alert")
+
+
+def test_a_link_whose_fingerprint_differs_is_refused_and_a_reader_can_pin_what_they_compared(
+        site: Site, browser_page: Page, page_problems: Problems) -> None:
+    page = browser_page
+    served_fingerprint = fingerprint_of(site.ledger)
+    forged = f"{(int(served_fingerprint[0], 16) ^ 1):x}{served_fingerprint[1:]}"
+    with served(site.ledger, page, page_problems) as base:
+        page.goto(f"{base}/periods/{site.period}#anchors={forged}")
+        page.wait_for_selector("#anchors:not([hidden])")
+        assert page.get_attribute("#anchors-status", "data-status") == "mismatch"
+        assert page.is_visible("#anchors-alert") and grouped(forged) in (page.text_content("#anchors-alert") or "")
+        page.click("#verify-disclosure")
+        page.wait_for_selector("#verify-result.failed", timeout=30_000)
+        assert "信任锚" in (page.text_content("#verify-result") or "") and checklist(page)["steps"] == {}
+
+        for malformed in ("zz%ZZ", ""):  # not a fingerprint: it matches nothing, and pins nothing
+            page.goto(f"{base}/periods/{site.period}#anchors={malformed}")
+            page.reload()  # a new fragment alone does not load the page again
+            page.wait_for_selector("#anchors-status[data-status=mismatch]", state="attached")
+            assert page.is_visible("#anchors-alert")
+        page.goto(f"{base}/periods/{site.period}")  # nothing was pinned: a first visit
+        page.wait_for_selector("#anchors:not([hidden])")
+        assert page.get_attribute("#anchors-status", "data-status") == "unpinned"
+        assert page.text_content("#anchors-fingerprint") == grouped(served_fingerprint)
+        page.click("#anchors-pin")
+        page.wait_for_selector("#anchors-status[data-status=pinned]")
+        page.click("#verify-disclosure")
+        page.wait_for_selector("#verify-result.ok, #verify-result.failed", timeout=30_000)
+        assert "✓" in (page.text_content("#verify-result") or "")
+        page.click("#anchors-unpin")
+        page.wait_for_selector("#anchors-status[data-status=unpinned]")
 
 
 # -- the custodian and the regulator ---------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from playwright.sync_api import Page
 
 from ledger.bootstrap import Ledger
 from ledger.httpsig import SignatureRejectedError, SignedRequest, verify_request
+from ledger.service import member_key
 from tests.browser.conftest import run_module
 from tests.browser.server import LocalServer, Received
-from tests.support import create_plan, join, member_key
+from tests.support import create_plan, join
 
 IMPORT_AND_KEEP = """
 const { importKeyFile } = await modules("httpsig");

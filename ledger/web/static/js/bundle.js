@@ -3,8 +3,9 @@
 // name the same failing step (tests/vectors/bundles/ holds the bundles they are compared on). Read the Python
 // module's docstring for what each step checks; its numbered sections are the `section` of each step here.
 
-import { FormatError, base64Decode, fromHex, isWellFormed, utf8 } from "./bytes.js";
+import { FormatError, base64Decode, concat, fromHex, isWellFormed, sha256, toHex, utf8 } from "./bytes.js";
 import { EnvelopeError, eventSignatureIsValid, keyId, parseEntry, hashHex } from "./envelope.js";
+import { canonicalBytes } from "./jcs.js";
 import { ProofError, leafHash, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { COSIGNATURE_V1, NoteError, parseCheckpoint, splitNote, verifyCosignature, verifyNote } from "./note.js";
 import { assess, rollLeaf } from "./sharing.js";
@@ -25,6 +26,7 @@ export const STEPS = [
   ["keyring.registration", 4, "keys"],
   ["event.key", 4, "signature"],
   ["event.signature", 4, "signature"],
+  ["claim.claimant", 5, "chain"],
   ["chain.link", 5, "chain"],
   ["chain.join", 5, "chain"],
   ["roll.period", 6, "roll"],
@@ -37,6 +39,8 @@ const TERMS = ["locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fe
   "subsidy_fen", "funded_aid_fen", "funded_fee_fen", "surplus_out_fen"];
 const AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
 const ROLL_ROOT = /^[0-9a-f]{64}$/;
+const SALT = ROLL_ROOT;
+const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
 const isInt = (value) => typeof value === "number" && Number.isInteger(value);
@@ -61,6 +65,15 @@ function shapeProblem(bundle) {
         !["period_index", "amount", "leaf_index", "roll_size"].every((k) => isInt(roll[k]))) {
       return `rolls[${number}]: must have a period string, integers period_index, amount, leaf_index and ` +
         "roll_size, and a proof list of strings";
+    }
+  }
+  const revealed = bundle.revealed ?? [];
+  if (!Array.isArray(revealed)) return "revealed: must be a list";
+  for (const [number, record] of revealed.entries()) {
+    if (!isObject(record) || !isText(record.stream) || !isInt(record.seq) || !isText(record.field) ||
+        !("value" in record) || !isText(record.salt) || !SALT.test(record.salt)) {
+      return `revealed[${number}]: must have a stream string, an integer seq, a field string, a value and a ` +
+        "salt of 64 lowercase hex digits";
     }
   }
   const upgrade = bundle.upgrade;
@@ -123,6 +136,18 @@ function registration(envelope) {
   }
   if (publicKey.length !== 32) return "the registered public key must be base64 of 32 bytes";
   return { role: body.role, publicKey, validFrom: body.valid_from };
+}
+
+/**
+ * Whether a claimant record names the member and opens the sealed claim's `member_sealed`: SHA-256 over the salt
+ * and the RFC 8785 bytes of the value (docs/privacy.md; `ledger.sealing.check_revealed` in Python).
+ */
+async function claimantProblem(data, record, member) {
+  if (record === undefined) return "the claimant's value and salt are not in the bundle";
+  if (record.value !== member) return `the revealed claimant is ${record.value}, not the bundle's member`;
+  if (typeof record.value !== "string" || !ID.test(record.value)) return "member is not of its shape";
+  const opened = toHex(await sha256(concat(fromHex(record.salt), canonicalBytes(record.value))));
+  return opened === data.body.member_sealed ? null : "member does not match its commitment member_sealed";
 }
 
 function rollPeriodProblem(roll, period) {
@@ -198,6 +223,7 @@ export class Procedure {
     this.keys = new Map();
     this.rootKeyId = null;
     this.member = bundle.member;
+    this.claimed = new Set(); // the sealed claims the member's revealed records opened (step claim.claimant)
   }
 
   record(step, subject, problem) {
@@ -216,6 +242,7 @@ export class Procedure {
     await this.events(checkpoint);
     await this.keyring();
     await this.signatures();
+    await this.claimants();
     this.chains();
     const periods = await this.rolls();
     if (!this.findings.every((f) => f.ok)) return null;
@@ -343,8 +370,26 @@ export class Procedure {
     }
   }
 
+  async claimants() {
+    const records = new Map((this.bundle.revealed ?? []).map((r) => [`${r.stream} ${r.seq} ${r.field}`, r]));
+    const sealed = new Set();
+    for (const [index, { data }] of this.sortedEnvelopes()) {
+      if (data.type === "claim.filed" && data.schema === 2) {
+        const key = `${data.stream} ${data.seq} member`;
+        sealed.add(key);
+        const problem = await claimantProblem(data, records.get(key), this.member);
+        if (this.record("claim.claimant", this.subjects.get(index), problem)) this.claimed.add(data.stream);
+      }
+    }
+    for (const [key, record] of records) {
+      if (!sealed.has(key)) {
+        this.record("claim.claimant", { stream: record.stream }, "the record opens no sealed claim of the bundle");
+      }
+    }
+  }
+
   chains() {
-    const complete = new Set([this.member]);
+    const complete = new Set([this.member, ...this.claimed]);
     for (const { data } of this.envelopes.values()) {
       if (data.type === "claim.filed" && data.body.member === this.member) complete.add(data.stream);
     }
@@ -418,7 +463,8 @@ export class Procedure {
     }
     const claims = new Map();
     for (const data of ordered) {
-      if (data.type.startsWith("claim.") && (data.type !== "claim.filed" || data.body.member === this.member)) {
+      if (data.type.startsWith("claim.") && (data.type !== "claim.filed" || this.claimed.has(data.stream) ||
+          data.body.member === this.member)) {
         claims.set(data.stream, data.type.slice("claim.".length));
       }
     }

@@ -1,15 +1,18 @@
 // What the browser keeps between visits, in IndexedDB on the service's own origin: the member's signing key (a
-// non-extractable WebCrypto key: scripts can sign with it but never read it) and the last checkpoint verified.
+// non-extractable WebCrypto key: scripts can sign with it but never read it), the last checkpoint verified, and the
+// fingerprint of the trust anchors the reader pinned (pinning.js).
 
 const DATABASE = "mutual-ledger";
-const VERSION = 1;
+const VERSION = 2;
+const STORES = ["keys", "checkpoints", "anchors"];
 
 function open() {
   return new Promise((resolve, reject) => {
     const request = indexedDB.open(DATABASE, VERSION);
-    request.onupgradeneeded = () => {
-      request.result.createObjectStore("keys");
-      request.result.createObjectStore("checkpoints");
+    request.onupgradeneeded = () => {  // a browser of version 1 gains the stores it lacks, keeping the others
+      for (const name of STORES) {
+        if (!request.result.objectStoreNames.contains(name)) request.result.createObjectStore(name);
+      }
     };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
@@ -54,4 +57,19 @@ export function rememberCheckpoint(origin, note) {
 /** The checkpoint note last verified for a log origin, or undefined. */
 export function rememberedCheckpoint(origin) {
   return run("checkpoints", "readonly", (store) => store.get(origin));
+}
+
+/** Pin the trust anchors' fingerprint for a log origin. */
+export function savePin(origin, fingerprint) {
+  return run("anchors", "readwrite", (store) => store.put(fingerprint, origin));
+}
+
+/** The fingerprint pinned for a log origin, or undefined. */
+export function loadPin(origin) {
+  return run("anchors", "readonly", (store) => store.get(origin));
+}
+
+/** Forget the pinned fingerprint of a log origin. */
+export function deletePin(origin) {
+  return run("anchors", "readwrite", (store) => store.delete(origin));
 }

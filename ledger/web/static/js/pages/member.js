@@ -2,10 +2,9 @@
 // proof bundle checked in this browser (history.js), the checkpoint compared with the one it verified last time,
 // and a misbehaviour alert with downloadable evidence when the log contradicts what this browser saw before.
 
+import { anchorsToTrust, LOG_ORIGIN, setUpAnchors } from "./anchors.js";
 import { data, facts, get, rows, showChecklist, t, yuan } from "./common.js";
 import { signIn, signed } from "./signin.js";
-
-const LOG_ORIGIN = `${location.origin}/log`;
 
 function showStatement(statement) {
   facts(document.getElementById("statement-facts"), [
@@ -44,6 +43,11 @@ async function verify(key, member) {
   try {
     const [{ checkHistory, checkAgainstRemembered, trustOf }, keystore] = await Promise.all([
       import("../history.js"), import("../keystore.js")]);
+    if ((await anchorsToTrust()).status === "mismatch") {
+      result.className = "result failed";
+      result.textContent = t("anchors_refused");
+      return;
+    }
     const trust = await trustOf(data.anchors);
     const bundle = await (await signed(key, `/api/v1/members/${member}/bundle`)).json();
     const fetched = performance.now();
@@ -89,5 +93,6 @@ async function verify(key, member) {
 signIn("member", async (key, identity) => {
   showStatement(await (await signed(key, `/api/v1/members/${identity.member}/statement`)).json());
   document.getElementById("history").hidden = false;
+  await setUpAnchors();
   document.getElementById("verify-history").addEventListener("click", () => verify(key, identity.member));
 });

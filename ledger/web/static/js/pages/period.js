@@ -2,6 +2,7 @@
 // `disclosure.published` event, its signature and its inclusion in the checkpoint (disclosure.js). The verifier is
 // loaded only when the button is pressed.
 
+import { anchorsToTrust, setUpAnchors } from "./anchors.js";
 import { data, el, get, showChecklist, t } from "./common.js";
 
 const button = document.getElementById("verify-disclosure");
@@ -14,6 +15,11 @@ button?.addEventListener("click", async () => {
   try {
     const [{ checkDisclosure }, { trustOf, underPolicy }] = await Promise.all([import("../disclosure.js"),
       import("../history.js")]);
+    if ((await anchorsToTrust()).status === "mismatch") {
+      result.className = "result failed";
+      result.textContent = t("anchors_refused");
+      return;
+    }
     const trust = await trustOf(data.anchors);
     const disclosure = await (await get(`/api/v1/periods/${data.period}/disclosure`)).json();
     const report = await underPolicy(disclosure.event?.checkpoint?.note, trust,
@@ -29,3 +35,5 @@ button?.addEventListener("click", async () => {
     button.disabled = false;
   }
 });
+
+if (button) setUpAnchors();
