@@ -117,7 +117,8 @@ class LogIndex:
         return int(row[0]) if row else 0
 
     def catch_up(self, size: int, page: int = 100_000) -> int:
-        """Index the entries from the indexed position to `size` (the integrated tree's); return how many."""
+        """Index the entries from the indexed position to `size` (the integrated tree's); return how many. Two
+        processes indexing the same log take turns, each batch checked against the position once it has the turn."""
         done = 0
         while (position := self.position()) < size:
             batch = list(islice(self._entries(position), min(page, size - position)))
@@ -125,6 +126,11 @@ class LogIndex:
                 return done
             ids: dict[int, Sequence[int]] = {}
             with self.sql.transaction() as cursor:
+                self.sql.serialize(cursor, TRACKING_NAME)  # indexers of one log (the service, a command) take turns
+                row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,)
+                                     ).fetchone()
+                if (int(row[0]) if row else 0) != position:
+                    continue  # another indexer got there first: go on from where it stopped
                 self._apply(cursor, batch, ids)
                 cursor.execute(f"DELETE FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,))
                 cursor.execute(f"INSERT INTO {self.tracking} VALUES (?, ?)", (TRACKING_NAME, batch[-1][0] + 1))

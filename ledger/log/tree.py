@@ -10,6 +10,9 @@ consecutive hashes (one row each: `log_tiles(level, idx, hashes)`, the last tile
 any other level is recomputed from at most 128 stored hashes below it. Integration (`integrate()`) extends the
 rightmost tiles from where it stopped — O(1) amortized hashing per entry, never the whole tree in memory — and
 writes the changed tiles and its position in one transaction, so a crash loses nothing and repeats nothing.
+Integrators of one log in several processes (the service's, a command's) take turns: each writes only once it has
+the turn (a PostgreSQL advisory lock; SQLite's write lock) and finds the position it started from, and a tile cached
+while incomplete is read again once the tree has grown.
 Roots at any past size, inclusion proofs for any entry at any size, and consistency proofs between any two sizes
 are composed from the stored tiles (RFC 9162), reading what a proof needs in one query.
 """
@@ -70,6 +73,9 @@ class TransparencyLog:
         if create:
             self._create(blob)
         self._cache: dict[tuple[int, int], bytes] = {}
+        self._partial: set[tuple[int, int]] = set()
+        """The cached tiles that are not complete: another process integrating the same log extends them."""
+        self._seen_size = 0
 
     def _create(self, blob: str) -> None:
         """The log's tables, for the operator (a reader of someone else's store creates nothing)."""
@@ -91,6 +97,11 @@ class TransparencyLog:
             last = cursor.execute(f"SELECT idx, hashes FROM {self.tiles} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
                                   ).fetchone()
         size = 0 if last is None else int(last[0]) * WIDTH + min(WIDTH, len(last[1]) // 32)
+        if size != self._seen_size:  # grown here or by another process: the partial tiles remembered may be stale
+            for key in self._partial:
+                self._cache.pop(key, None)
+            self._partial.clear()
+            self._seen_size = size
         return size, (int(row[0]) if row else 0)
 
     def size(self) -> int:
@@ -112,7 +123,10 @@ class TransparencyLog:
     def _remember(self, key: tuple[int, int], value: bytes) -> None:
         if len(self._cache) > 20_000:
             self._cache.clear()
+            self._partial.clear()
         self._cache[key] = value
+        if len(value) != FULL_TILE:
+            self._partial.add(key)
 
     def integrate(self, page: int = 100_000) -> int:
         """Extend the tree with every stored entry after the last one integrated, then the index when there is
@@ -137,6 +151,11 @@ class TransparencyLog:
             self._append(0, size, batch_hashes, changed)
             id_rows = self._id_rows(size, batch_ids)
             with self.sql.transaction() as cursor:
+                self.sql.serialize(cursor, TRACKING_NAME)  # integrators of one log (the service, a command) take turns
+                row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,)
+                                     ).fetchone()
+                if (int(row[0]) if row else 0) != position:
+                    continue  # another integrator got there first: start again from where it stopped
                 for level, index in changed:
                     cursor.execute(f"DELETE FROM {self.tiles} WHERE level = ? AND idx = ?", (level, index))
                 for tile_index, _, _ in id_rows:
@@ -329,6 +348,7 @@ class TransparencyLog:
     def clear_cache(self) -> None:
         """Forget cached tiles (the next reads come from storage)."""
         self._cache.clear()
+        self._partial.clear()
 
     def _check_size(self, size: int) -> None:
         current = self.size()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,3 +126,55 @@ def test_a_tree_spanning_three_tile_levels(tmp_path: Path) -> None:
         old = rng.randint(1, size)
         verify_consistency(old, size, root_from_leaf_hashes(hashes[:old]), root, log.consistency_proof(old, size))
     assert [e for _, e in log.entries(65_535)][:3] == [b"entry 65536", b"entry 65537", b"entry 65538"]
+
+
+def test_a_log_integrated_by_two_processes_in_turn_is_extended_from_its_stored_tiles(ledger_app: Ledger) -> None:
+    """A process that had integrated the log, then another that extended it (the service's integrator and a
+    command, or the fault simulation's checker), then the first again: the first must extend the stored partial tile,
+    not the one it remembered."""
+    grow(ledger_app, 5)
+    first, other = (TransparencyLog(ledger_app.app, create=False, index=True) for _ in range(2))
+    first.integrate()
+    grow(ledger_app, 3)
+    other.integrate()
+    grow(ledger_app, 4)
+    first.integrate()
+    entries = [entry for _, entry in ledger_app.entries()]
+    root = root_from_leaf_hashes([leaf_hash(e) for e in entries])
+    assert first.root() == other.root() == root
+    size = len(entries)
+    for index in (0, size - 5, size - 1):
+        verify_inclusion(index, size, leaf_hash(entries[index]), other.inclusion_proof(index, size), root)
+
+
+def integrate_at_once(log: TransparencyLog, start: threading.Barrier, failures: list[Exception]) -> None:
+    """Integrate once every integrator is ready; keep what it raised."""
+    start.wait()
+    try:
+        log.integrate(page=3)
+    except Exception as error:
+        failures.append(error)
+
+
+def test_two_processes_integrating_one_log_at_once_take_turns(ledger_app: Ledger) -> None:
+    """Seed 135 of the fault simulation on PostgreSQL (`python -m sim --seed 135 --steps 25`): the checker
+    integrated the log while the service's integrator did, and failed with `duplicate key value violates unique
+    constraint "log_stream_entries_pkey"` — both had read the same position. Integrators of one log now take turns,
+    each batch checked against the position once it has the turn."""
+    grow(ledger_app, 40)
+    for _ in range(3):
+        grow(ledger_app, 10)
+        logs = [TransparencyLog(ledger_app.app, create=False, index=True) for _ in range(2)]
+        start = threading.Barrier(len(logs))
+        failures: list[Exception] = []
+        threads = [threading.Thread(target=integrate_at_once, args=(log, start, failures)) for log in logs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not failures, failures
+        entries = [entry for _, entry in ledger_app.entries()]
+        root = root_from_leaf_hashes([leaf_hash(e) for e in entries])
+        assert [log.size() for log in logs] == [len(entries)] * 2 and logs[0].root() == logs[1].root() == root
+        index = logs[0].index
+        assert index is not None and index.position() == len(entries)
