@@ -43,6 +43,9 @@ WIDTH = 256
 HEIGHT = 8
 GROUP = 16
 """Leaves under each stored node of a chunk (level 4): a proof hashes one group's leaves, not the chunk's."""
+FLUSH = 10_000
+"""Index rows written a statement at a time: a transaction never waits long on this process (PostgreSQL ends one
+idle for `idle_in_transaction_session_timeout`)."""
 ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_refund_due", "member.aged_out")
 """The events that end a membership (the first one after the join counts)."""
 
@@ -177,39 +180,64 @@ class LogIndex:
             elif kind == "period.assessed":
                 flush()  # the memberships so far decide the roll
                 self._index_roll(cursor, index, nid, stream, body)
+            if len(streams) >= FLUSH:
+                flush()
         flush()
 
     def _index_roll(self, cursor: SqlCursor, index: int, nid: int, period: str, body: dict[str, Any]) -> None:
-        """Store the assessment and its roll: the members of the plan active at the cutoff, sorted by id."""
+        """Store the assessment and its roll: the members of the plan active at the cutoff, in code-point order.
+        They are streamed from the database and written a chunk at a time; only each full chunk's root (one hash in
+        256 members) is held, so a roll of millions neither fills memory nor leaves the transaction idle for long."""
         cutoff, share = body["cutoff_at"], int(body["share_fen"])
-        rows = cursor.execute(f"SELECT member, age_years, joined_at FROM {self.memberships} WHERE plan = ? "
-                              "AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?)",
-                              (body["plan"], cutoff, cutoff)).fetchall()
         top, offset = body.get("top_age_years"), body.get("utc_offset_minutes")
         left_out = set(body.get("left_out", ()))  # schema 3: past the top age, as the writer found them
-        locked = sorted(str(row[0]) for row in rows if str(row[0]) not in left_out)  # code points, whatever the
-        cursor.executemany(f"INSERT INTO {self.left_out} VALUES (?, ?)",  # SQL collation
-                           [(period, member) for member in sorted(left_out)])
+        cursor.executemany(f"INSERT INTO {self.left_out} VALUES (?, ?)", [(period, m) for m in sorted(left_out)])
+        collation = ' COLLATE "C"' if self.sql.postgres else ""  # code points, as the writer signed the roll
+        roots: list[bytes] = []
+        chunks: list[tuple[str, int, str, bytes, bytes]] = []
+        members: list[str] = []
+        count, last = 0, ""
+
+        def chunk() -> None:
+            hashes = roll_leaf_hashes(period, members, share)
+            groups = [reduce_complete(hashes[g:g + GROUP]) for g in range(0, len(hashes) - GROUP + 1, GROUP)]
+            if len(members) == WIDTH:
+                roots.append(reduce_complete(groups))
+            chunks.append((period, (count - 1) // WIDTH, members[0], bytes.fromhex("".join(members).replace("-", "")),
+                           b"".join(groups)))
+            members.clear()
+            if len(chunks) >= 512:
+                cursor.executemany(f"INSERT INTO {self.chunks} VALUES (?, ?, ?, ?, ?)", chunks)
+                chunks.clear()
+
+        for rows in cursor.batches(f"SELECT member FROM {self.memberships} WHERE plan = ? AND joined_at <= ? AND "
+                                   f"(ended_at IS NULL OR ended_at > ?) ORDER BY member{collation}",
+                                   (body["plan"], cutoff, cutoff)):
+            for (member,) in rows:
+                if member in left_out:
+                    continue
+                assert last < member, "the roll is in code-point order"
+                last = member
+                members.append(member)
+                count += 1
+                if len(members) == WIDTH:
+                    chunk()
+        if members:
+            chunk()
+        cursor.executemany(f"INSERT INTO {self.chunks} VALUES (?, ?, ?, ?, ?)", chunks)
         cursor.execute(f"INSERT INTO {self.assessments} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (body["plan"], index, nid, period, cutoff, share, len(locked), top, offset))
-        level, hashes = 0, roll_leaf_hashes(period, locked, share)
-        cursor.executemany(f"INSERT INTO {self.chunks} VALUES (?, ?, ?, ?, ?)", [
-            (period, chunk, locked[chunk * WIDTH], bytes.fromhex("".join(locked[chunk * WIDTH:(chunk + 1) * WIDTH])
-                                                                 .replace("-", "")),
-             b"".join(reduce_complete(hashes[g:g + GROUP]) for g in range(chunk * WIDTH, min(len(hashes), (
-                 chunk + 1) * WIDTH), GROUP) if g + GROUP <= len(hashes)))
-            for chunk in range((len(locked) + WIDTH - 1) // WIDTH)])
+                       (body["plan"], index, nid, period, cutoff, share, count, top, offset))
         tiles: list[tuple[str, int, int, bytes]] = []
+        level, hashes = (1, roots) if count >= WIDTH else (0, [])
         while len(hashes) >= WIDTH:
-            roots: list[bytes] = []
-            for number, offset in enumerate(range(0, len(hashes), WIDTH)):
-                bottom = hashes[offset:offset + WIDTH]
+            above: list[bytes] = []
+            for number, first in enumerate(range(0, len(hashes), WIDTH)):
+                bottom = hashes[first:first + WIDTH]
                 if len(bottom) == WIDTH:
                     inner = tile_levels(bottom)
-                    roots.append(node_hash(inner[-2], inner[-1]))
-                if level:
-                    tiles.append((period, level, number, _tile_blob(bottom)))
-            level, hashes = level + 1, roots
+                    above.append(node_hash(inner[-2], inner[-1]))
+                tiles.append((period, level, number, _tile_blob(bottom)))
+            level, hashes = level + 1, above
         if level and hashes:  # the top level's one partial tile
             tiles.append((period, level, 0, _tile_blob(hashes)))
         cursor.executemany(f"INSERT INTO {self.tiles} VALUES (?, ?, ?, ?)", tiles)

@@ -48,6 +48,25 @@ class SqlCursor:
         rows = self._cursor.fetchall()
         return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows]
 
+    def batches(self, statement: str, params: Params = (), size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a query, `size` at a time, never all of them at once in this process, read by a cursor of
+        its own in this cursor's transaction, so that the caller may write between batches (PostgreSQL: a
+        server-side cursor; SQLite steps its statement)."""
+        if not self._postgres:
+            sqlite_cursor = self._cursor.sqlite_cursor.connection.cursor()
+            try:
+                sqlite_cursor.execute(statement, tuple(params))
+                while rows := sqlite_cursor.fetchmany(size):
+                    yield rows
+            finally:
+                sqlite_cursor.close()
+            return
+        with self._cursor.connection.cursor(name="ledger_batches", row_factory=tuple_row) as cursor:
+            cursor.itersize = size
+            cursor.execute(self._sql(statement), tuple(params))
+            while rows := cursor.fetchmany(size):
+                yield rows
+
     def fetchone(self) -> tuple[Any, ...] | None:
         """The next row of the last query, as a tuple."""
         row = self._cursor.fetchone()
@@ -59,29 +78,16 @@ class SqlCursor:
 class Snapshot:
     """The queries of one `SqlStore.snapshot`: `execute` for small answers, `batches` for a large one."""
 
-    def __init__(self, cursor: SqlCursor, postgres: Any) -> None:
+    def __init__(self, cursor: SqlCursor) -> None:
         self.cursor = cursor
-        self._postgres = postgres
-        """The PostgreSQL connection (a server-side cursor streams from it), or None on SQLite."""
 
     def execute(self, statement: str, params: Params = ()) -> SqlCursor:
         """Run one query."""
         return self.cursor.execute(statement, params)
 
     def batches(self, statement: str, params: Params = (), size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of a query, `size` at a time, never all of them at once in this process (PostgreSQL: a
-        server-side cursor; SQLite steps its own)."""
-        if self._postgres is None:
-            sqlite_cursor = self.cursor._cursor.sqlite_cursor
-            sqlite_cursor.execute(statement, tuple(params))
-            while rows := sqlite_cursor.fetchmany(size):
-                yield rows
-            return
-        with self._postgres.cursor(name="ledger_snapshot_batches", row_factory=tuple_row) as cursor:
-            cursor.itersize = size
-            cursor.execute(statement.replace("?", "%s"), tuple(params))
-            while rows := cursor.fetchmany(size):
-                yield rows
+        """The rows of a query, `size` at a time, never all of them at once in this process."""
+        return self.cursor.batches(statement, params, size)
 
 
 class SqlStore:
@@ -114,13 +120,13 @@ class SqlStore:
         what a question about millions of rows asks."""
         if not self.postgres:
             with self.transaction(commit=False) as cursor:
-                yield Snapshot(cursor, None)
+                yield Snapshot(cursor)
             return
         assert isinstance(self.datastore, PostgresDatastore)
         with self.datastore.get_connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             with conn.cursor() as cursor:
-                yield Snapshot(SqlCursor(cursor, True), conn)
+                yield Snapshot(SqlCursor(cursor, True))
 
     def serialize(self, cursor: SqlCursor, name: str) -> None:
         """Make writers of `name` (a projection's position) take turns until the caller's transaction ends, so two

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
+from ledger.bootstrap import Ledger
 from ledger.log.index import Assessment, LogIndex, index_schema
 from ledger.log.merkle import ProofError, inclusion_proof, root_from_leaf_hashes, verify_inclusion
 from ledger.projections.sql import SqlStore
@@ -80,3 +81,24 @@ def test_a_schema_3_roll_leaves_out_members_past_the_top_age(tmp_path: Path) -> 
         if old not in expected:
             with pytest.raises(LookupError, match="not in the roll"):
                 index.roll_proofs([assessment], old)
+
+
+def test_a_roll_streamed_from_either_store_is_the_roll_in_memory(ledger_app: Ledger) -> None:
+    """The index streams a roll from the event store's database a batch at a time (PostgreSQL: a server-side cursor,
+    in code-point order whatever the database's collation) and writes its chunks as they fill: the stored tree
+    proves each member as the roll in memory does, on both stores."""
+    index = ledger_app.checkpoints.log.index
+    assert index is not None
+    rng = random.Random(11)
+    members = sorted(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(2 * 256 + 3))
+    period = str(uuid.uuid4())
+    with index.sql.transaction() as cursor:
+        cursor.executemany(f"INSERT INTO {index.memberships} VALUES (?, ?, ?, NULL, 40)",
+                           [(m, PLAN, "2026-01-01T00:00:00.000000Z") for m in members])
+        index._index_roll(cursor, 9, 10, period, {"plan": PLAN, "cutoff_at": CUTOFF, "share_fen": 5})
+    [assessment] = index.plan_assessments(PLAN, 10)
+    assert assessment.roll_size == len(members)
+    hashes = roll_leaf_hashes(period, members, 5)
+    for position in (0, 255, 256, 511, 512, len(members) - 1):
+        [(leaf, proof)] = index.roll_proofs([assessment], members[position])
+        assert leaf == position and proof == inclusion_proof(position, hashes)
