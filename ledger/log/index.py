@@ -127,7 +127,9 @@ class LogIndex:
             batch = list(islice(self._entries(position), min(page, size - position)))
             if not batch:
                 return done
-            ids: dict[int, Sequence[int]] = {}
+            # the entries' notification ids, read before the write transaction: a second connection asked for
+            # while holding the writer waits on a pool another integrator may hold while it waits for the writer
+            ids = {tile: self._ids_of(tile) for tile in range(batch[0][0] // WIDTH, batch[-1][0] // WIDTH + 1)}
             with self.sql.transaction() as cursor:
                 self.sql.serialize(cursor, TRACKING_NAME)  # indexers of one log (the service, a command) take turns
                 row = cursor.execute(f"SELECT position FROM {self.tracking} WHERE name = ?", (TRACKING_NAME,)
@@ -140,11 +142,9 @@ class LogIndex:
             done += len(batch)
         return done
 
-    def _nid(self, index: int, ids: dict[int, Sequence[int]]) -> int:
-        tile = index // WIDTH
-        if tile not in ids:
-            ids[tile] = self._ids_of(tile)
-        return int(ids[tile][index % WIDTH])
+    @staticmethod
+    def _nid(index: int, ids: dict[int, Sequence[int]]) -> int:
+        return int(ids[index // WIDTH][index % WIDTH])
 
     def _apply(self, cursor: SqlCursor, batch: list[tuple[int, bytes]], ids: dict[int, Sequence[int]]) -> None:
         streams: list[tuple[str, int, int]] = []
