@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -382,16 +383,13 @@ def test_a_regulator_publishes_a_report_it_signed_and_nothing_else_is_stored(sce
 # -- the command and its jobs --------------------------------------------------------------------------------
 
 
-def test_serve_answers_and_publishes_checkpoints_on_its_interval_then_stops_on_sigterm(sqlite_app: Ledger) -> None:
-    history(sqlite_app)
-    member_key(sqlite_app, members_in_join_order(sqlite_app)[0])  # entries beyond the last checkpoint
-    entries = sqlite_app.app.recorder.max_notification_id()
-    port = free_port()
-    data_dir = sqlite_app.settings.data_dir
-    sqlite_app.close()
+@contextmanager
+def serve_published(data_dir: Path, port: int, entries: int | None, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`mutual-ledger serve` on `port`, once its jobs have published a checkpoint of `entries`; stopped with SIGTERM
+    after the block, which it must end cleanly (exit 0, no traceback)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)], cwd=ROOT,
-        env={**os.environ, "LEDGER_CHECKPOINT_INTERVAL": "0.2", "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-m", "ledger.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), *options],
+        cwd=ROOT, env={**os.environ, "LEDGER_CHECKPOINT_INTERVAL": "0.2", "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         size, deadline = 0, time.monotonic() + 60
@@ -401,12 +399,23 @@ def test_serve_answers_and_publishes_checkpoints_on_its_interval_then_stops_on_s
             except httpx.HTTPError:
                 time.sleep(0.1)
         assert size == entries
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/plans").status_code == 200
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr
+
+
+def test_serve_answers_and_publishes_checkpoints_on_its_interval_then_stops_on_sigterm(sqlite_app: Ledger) -> None:
+    history(sqlite_app)
+    member_key(sqlite_app, members_in_join_order(sqlite_app)[0])  # entries beyond the last checkpoint
+    entries = sqlite_app.app.recorder.max_notification_id()
+    port = free_port()
+    data_dir = sqlite_app.settings.data_dir
+    sqlite_app.close()
+    with serve_published(data_dir, port, entries):
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/plans").status_code == 200
 
 
 def test_serve_with_workers_runs_the_jobs_once_and_every_worker_refuses_a_replay(sqlite_app: Ledger) -> None:
@@ -417,18 +426,7 @@ def test_serve_with_workers_runs_the_jobs_once_and_every_worker_refuses_a_replay
     port = free_port()
     data_dir = sqlite_app.settings.data_dir
     sqlite_app.close()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "--data-dir", str(data_dir), "serve", "--port", str(port),
-         "--workers", "2"], cwd=ROOT, env={**os.environ, "LEDGER_CHECKPOINT_INTERVAL": "0.2", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        size, deadline = 0, time.monotonic() + 60
-        while size != entries and time.monotonic() < deadline:
-            try:
-                size = httpx.get(f"http://127.0.0.1:{port}/api/v1/log/checkpoint").json().get("size", 0)
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert size == entries
+    with serve_published(data_dir, port, entries, "--workers", "2") as process:
         workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(workers) >= 2
         url = f"http://127.0.0.1:{port}/api/v1/members/{member}/statement"
@@ -437,11 +435,6 @@ def test_serve_with_workers_runs_the_jobs_once_and_every_worker_refuses_a_replay
         for _ in range(20):  # each on a connection of its own: the workers take them as they come
             is_problem(httpx.get(url, headers=fields), 401, "nonce", "signature_nonce_must_be_new")
         assert httpx.get(url, headers=sign_request("GET", url, [], b"", key, datetime.now(UTC))).status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr.decode()
-    assert b"Traceback" not in stderr
     assert sorted(path.name for path in data_dir.iterdir()) == ["keys", "ledger.sqlite3", "trust-anchors.json"]
 
 
