@@ -96,12 +96,29 @@ def _ages_and_charges(store: _Store, sql: SqlStore) -> None:
     ReadModels.open(store, sql, create=True)
 
 
+def _roster_sealed_ages(store: _Store, sql: SqlStore) -> None:
+    """The roster says which members' age bound is a sealed join's band (`age_sealed`), so that the age rule opens
+    those ages in bulk and reads a v1 join's as it is: its tables are made again with the column (dropped here,
+    filled from the start by the next catch-up)."""
+    from ledger.projections.balances import Balances
+
+    t = sql.table
+    with sql.transaction() as cursor:
+        for name in Balances.TABLES:
+            cursor.execute(f"DROP TABLE IF EXISTS {t(name)}")
+        if sql.has_table("projection_tracking"):
+            cursor.execute(f"DELETE FROM {t('projection_tracking')} WHERE name = ? OR name LIKE ?",
+                           (Balances.NAME, f"{Balances.NAME} partition %"))
+    ReadModels.open(store, sql, create=True)
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
     3: (_log_index,),
     4: (_roster_without_exact_age,),
     5: (_ages_and_charges,),
+    6: (_roster_sealed_ages,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

@@ -11,7 +11,7 @@ encrypted under their member's data key), written in that same transaction too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -273,6 +273,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             rows = c.fetchall()
         return [VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
+    def select_vault_field(self, streams: Sequence[str], seq: int, name: str) -> Iterator[tuple[VaultRow, bytes]]:
+        """The sealed value of field `name` of event `stream#seq` for each of `streams` that has one, with its owner's
+        wrapped data key (none of an erased owner): one statement per 500 streams (SQLite limits a statement's
+        parameters), each chunk's rows handed on before the next is read."""
+        for offset in range(0, len(streams), 500):
+            chunk = list(streams[offset:offset + 500])
+            with self.datastore.transaction(commit=False) as c:
+                c.execute("SELECT v.stream, v.seq, v.field, v.member, v.sealed, k.wrapped FROM vault_values v "
+                          "JOIN vault_keys k ON k.member = v.member WHERE v.seq = ? AND v.field = ? "
+                          f"AND v.stream IN ({','.join('?' * len(chunk))})", [seq, name, *chunk])
+                rows = c.fetchall()
+            yield from ((VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])), bytes(r[5])) for r in rows)
+
     def select_any_vault_key(self) -> tuple[str, bytes] | None:
         """One member's wrapped data key (the first by member id), or None when the vault holds none."""
         with self.datastore.transaction(commit=False) as c:
@@ -461,6 +474,20 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                          (value,))
             rows = curs.fetchall()
         return [VaultRow(r["stream"], r["seq"], r["field"], r["member"], bytes(r["sealed"])) for r in rows]
+
+    def select_vault_field(self, streams: Sequence[str], seq: int, name: str) -> Iterator[tuple[VaultRow, bytes]]:
+        """The sealed value of field `name` of event `stream#seq` for each of `streams` that has one, with its owner's
+        wrapped data key (none of an erased owner), streamed: one statement per 50,000 streams (an array
+        parameter), the connection given back before its rows are handed on."""
+        query = SQL("SELECT v.stream, v.seq, v.field, v.member, v.sealed, k.wrapped FROM {} v JOIN {} k "
+                    "ON k.member = v.member WHERE v.stream = ANY(%s) AND v.seq = %s AND v.field = %s").format(
+                        self.vault_values_table, self.vault_keys_table)
+        for offset in range(0, len(streams), 50_000):
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(query, (list(streams[offset:offset + 50_000]), seq, name))
+                rows = curs.fetchall()
+            yield from ((VaultRow(r["stream"], r["seq"], r["field"], r["member"], bytes(r["sealed"])),
+                         bytes(r["wrapped"])) for r in rows)
 
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes

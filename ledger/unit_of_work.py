@@ -10,7 +10,7 @@ the write side is wired by the composition root.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -133,6 +133,13 @@ class UnitOfWork:
         if key not in membership.unsealed:
             raise DomainRuleError("member", Rule.MEMBER_MUST_NOT_BE_ERASED, str(membership.id))
         return int(membership.unsealed[key])
+
+    def ages_at_joining(self, members: Sequence[str]) -> dict[str, int]:
+        """Member → age in years at joining, opened from the vault for members whose join sealed it (v2), all in one
+        pass (`Vault.field_of_streams`); an erased member is absent. The bulk form of `age_at_joining`, for rules
+        that ask it of many members without loading their aggregates."""
+        return {member: int(age) for member, age in
+                self.writer.vault.field_of_streams(members, 1, "age_years").items()}
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """Load an aggregate if it exists."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
-from ledger.ages import past_top_age, top_age_years
+from ledger.ages import TopAge, top_age_years
 from ledger.aggregates.claim import Claim
 from ledger.aggregates.membership import Membership
 from ledger.aggregates.plan import Plan
@@ -116,13 +116,27 @@ def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
 
 
 def left_out_for_age(uow: UnitOfWork, plan: str, at: datetime, top_age: int, utc_offset_minutes: int) -> list[str]:
-    """The plan's members active at `at` past the top age then (`ledger.ages`), sorted: among the few whose public
-    age bound allows it, each by their exact age at joining (`UnitOfWork.age_at_joining`: the vault's for a sealed
-    join)."""
-    found = []
-    for member, _ in uow.queries.age_candidates(plan, format_at(at), top_age):
-        membership = uow.get(UUID(member), Membership, "member")
-        if past_top_age(uow.age_at_joining(membership), membership.joined_at, at, top_age, utc_offset_minutes):
+    """The plan's members active at `at` past the top age then (`ledger.ages`), sorted. Among the few whose public age
+    bound allows it (`age_candidates`), the bound alone rules out those it cannot make older than the top age by
+    their whole plan years since joining; of the rest, a v1 join's bound is its exact age, and the sealed ages of v2
+    joins are opened from the vault all at once (`UnitOfWork.ages_at_joining`). No membership is loaded. A sealed
+    candidate whose age is gone (erased) is a rule error, as `UnitOfWork.age_at_joining` makes it."""
+    rule = TopAge(at, top_age, utc_offset_minutes)
+    found: list[str] = []
+    sealed: list[tuple[str, str]] = []
+    for member, bound, joined_at, is_sealed in uow.queries.age_candidates(plan, format_at(at), top_age):
+        if not rule.past(bound, joined_at):
+            continue  # not older than the top age even at the top of the band
+        if is_sealed:
+            sealed.append((member, joined_at))
+        else:
+            found.append(member)
+    ages = uow.ages_at_joining([member for member, _ in sealed])
+    for member, joined_at in sealed:
+        age = ages.get(member)
+        check(age is not None, "member", Rule.MEMBER_MUST_NOT_BE_ERASED, member)
+        assert age is not None
+        if rule.past(age, joined_at):
             found.append(member)
     return sorted(found)
 

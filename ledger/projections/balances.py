@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ledger.ages import join_age_bound
+from ledger.ages import join_age_bound, join_age_years
 from ledger.envelope import parse_at
 from ledger.projections.base import Applier, Projection
 from ledger.projections.charges import Charges, age_candidates_sql, near_cap_sql
@@ -48,7 +48,8 @@ class Balances(Projection):
             f"CREATE TABLE IF NOT EXISTS {self.plans} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "min_balance_fen BIGINT NOT NULL, utc_offset_minutes INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.members} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, payer TEXT, "
-            "family_order INTEGER NOT NULL, age_max INTEGER, joined_at TEXT NOT NULL, ended_at TEXT, "
+            "family_order INTEGER NOT NULL, age_max INTEGER, age_sealed INTEGER NOT NULL DEFAULT 0, "
+            "joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
@@ -118,10 +119,12 @@ class Balances(Projection):
 
     def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         body = e["body"]
+        bound = join_age_bound(body)
         cursor.execute(
-            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_max, joined_at, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-            (e["stream"], body["plan"], body["payer"], body["family_order"], join_age_bound(body), e["at"]))
+            f"INSERT INTO {self.members} (id, plan, payer, family_order, age_max, age_sealed, joined_at, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'active')",
+            (e["stream"], body["plan"], body["payer"], body["family_order"], bound,
+             int(bound is not None and join_age_years(body) is None), e["at"]))
 
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE {self.members} SET deposits = deposits + ? WHERE id = ?",
@@ -196,12 +199,12 @@ class Balances(Projection):
                            (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
 
-    def age_candidates(self, plan: str, at: str, top_age: int) -> list[tuple[str, str]]:
-        """(member, joined at) of the plan's members active at `at` whose public age bound (the exact age of a v1 join,
-        the top of a sealed join's 5-year band) and year of joining allow them to be past the top age then: the few
-        whose exact age the writer opens (`ledger.ages`)."""
+    def age_candidates(self, plan: str, at: str, top_age: int) -> list[tuple[str, int, str, bool]]:
+        """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound (the
+        exact age of a v1 join, the top of a sealed join's 5-year band: `sealed`) and year of joining allow them to be
+        past the top age then, sorted: the few among whom the writer looks (`ledger.ages`)."""
         rows = self._query(age_candidates_sql(self.members), (plan, at, at, parse_at(at).year, top_age))
-        return sorted((str(r[0]), str(r[2])) for r in rows)
+        return sorted((str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows)
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
