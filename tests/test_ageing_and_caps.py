@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from ledger.bootstrap import Ledger
@@ -239,3 +240,88 @@ def test_the_audit_checks_the_members_left_out_against_the_ages_it_is_given(ledg
     resign_and_audit(app, "period.assessed", lie)
     checks = [f.check for f in Auditor(anchors, revealed=revealed).run([e for _, e in app.entries()]).failures]
     assert "8 period (left_out)" in checks
+
+
+def test_the_age_rule_opens_sealed_ages_in_bulk_and_finds_what_opening_them_one_by_one_finds(
+        ledger_app: Ledger) -> None:
+    """`left_out_for_age` loads no membership and opens the candidates' sealed ages in one pass over the vault; it
+    finds exactly the members that loading each candidate and opening their age (`UnitOfWork.age_at_joining`) finds:
+    over sealed (v2) and plain (v1) joins on both sides of the 55-59 band's edges, joined on several days (29 February
+    among them), at instants around the anniversaries of joining in several zones and for several top ages; and an
+    erased member whose age is needed is refused the same way by both."""
+    from datetime import UTC, datetime, timedelta
+    from uuid import UUID, uuid4
+
+    from ledger.ages import past_top_age
+    from ledger.aggregates.membership import Membership
+    from ledger.errors import DomainRuleError
+    from ledger.handlers.period import left_out_for_age
+    from ledger.rules import Rule
+    from ledger.unit_of_work import UnitOfWork
+    from schemas.commands.membership import EraseMember, Exit
+    from schemas.events import MemberJoinedV1
+    from tests.support import clock_of, commitment
+
+    app = ledger_app
+    plan = create_plan(app, rules(notice_days=3))
+    inner = app.app
+
+    def plain_join(age: int) -> str:  # a join written before ages were sealed: its age is public
+        membership = Membership.start(Membership.Joined, uuid4(), clock_of(app).now(), inner.actor_for("operator"),
+                                      MemberJoinedV1(plan=plan, rules_version=1, age_years=age, sex="m",
+                                                     province="zj", payer=None, family_order=0,
+                                                     consent_commitment=commitment("consent"),
+                                                     health_declaration_commitment=commitment("health")))
+        inner._save_aggregates([membership], [])
+        return str(membership.id)
+
+    joined_days = ["2026-01-01", "2026-06-30", "2027-02-28", "2028-02-29"]
+    for day in joined_days:
+        at_local(app, day, 23)
+        for age in (53, 54, 55, 57, 58, 59):
+            join(app, plan, age=age)
+        for age in (54, 58, 59):
+            plain_join(age)
+    erased = join(app, plan, age=59)
+
+    def one_by_one(uow: UnitOfWork, of: str, at: datetime, top: int, offset: int) -> list[str]:
+        """The rule as it was: each candidate's membership loaded, its age opened alone."""
+        found = []
+        for member, *_ in uow.queries.age_candidates(of, format_at(at), top):
+            membership = uow.get(UUID(member), Membership, "member")
+            if past_top_age(uow.age_at_joining(membership), membership.joined_at, at, top, offset):
+                found.append(member)
+        return sorted(found)
+
+    def both(at: datetime, top: int, offset: int) -> tuple[list[str], list[str]]:
+        inner.read_side.refresh()
+        bulk = UnitOfWork(inner, inner.read_side, at)
+        found = left_out_for_age(bulk, plan, at, top, offset)
+        assert bulk.loaded == {}  # no membership loaded
+        return found, one_by_one(UnitOfWork(inner, inner.read_side, at), plan, at, top, offset)
+
+    sizes = set()
+    for day in joined_days:
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        for years in (1, 2, 5):
+            anniversary = start.replace(year=start.year + years, day=28 if start.day == 29 else start.day)
+            for hours in (-9, -1, 1, 17, 30):
+                at = anniversary + timedelta(hours=hours)
+                for top, offset in ((59, 480), (60, 0), (61, -300), (58, 840)):
+                    bulk, reference = both(at, top, offset)
+                    assert bulk == reference, (at, top, offset)
+                    sizes.add(len(bulk))
+    assert len(sizes) > 10 and 0 in sizes  # the instants fall on both sides of many members' edges
+
+    advance(app, days=500)
+    app.execute(Exit(command_id=cid(), member=erased))
+    app.execute(EraseMember(command_id=cid(), member=erased, reason="left"))  # type: ignore[arg-type]
+    while_in = clock_of(app).now() - timedelta(days=10)  # past 59 then, still a member: the age is needed
+    inner.read_side.refresh()
+    for run in (left_out_for_age, one_by_one):
+        with pytest.raises(DomainRuleError) as caught:
+            run(UnitOfWork(inner, inner.read_side, while_in), plan, while_in, 59, 480)
+        assert (caught.value.field, caught.value.rule, caught.value.detail) == (
+            "member", Rule.MEMBER_MUST_NOT_BE_ERASED, erased)
+    bulk, reference = both(clock_of(app).now(), 59, 480)  # once they left, nobody needs their age
+    assert bulk == reference and erased not in bulk
