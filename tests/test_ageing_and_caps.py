@@ -315,7 +315,7 @@ def test_the_age_rule_opens_sealed_ages_in_bulk_and_finds_what_opening_them_one_
 
     advance(app, days=500)
     app.execute(Exit(command_id=cid(), member=erased))
-    app.execute(EraseMember(command_id=cid(), member=erased, reason="left"))  # type: ignore[arg-type]
+    app.execute(EraseMember(command_id=cid(), member=erased, reason="left"))
     while_in = clock_of(app).now() - timedelta(days=10)  # past 59 then, still a member: the age is needed
     inner.read_side.refresh()
     for run in (left_out_for_age, one_by_one):
