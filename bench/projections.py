@@ -86,6 +86,7 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
                                        amount_fen=int(assessed["subsidy_fen"]), reference=f"op-{number}"))
         clock.set(clock.now() + timedelta(days=20))  # past the grace of this period
         app.execute(SettlePeriod(command_id=f"settle-{number}", period=str(opened["period"])))
+    result.update(age_rule(app, plan, clock.now() + timedelta(days=2 * 366)))
     models = app.read_models()
     members = models.balances.locked_members(plan, "9999")[:200]
     latencies = []
@@ -101,6 +102,31 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
         result.update(bundle_latencies(app, members[:50]))
     app.close()
     return result
+
+
+def age_rule(app: Ledger, plan: str, at: datetime) -> dict[str, float]:
+    """The age rule (`left_out_for_age`) at an instant when the members who joined in the top age band may be past
+    the top age (in the first year the public bound rules everyone out): how many candidates' sealed ages it opens,
+    how many it finds past the top age, and the seconds it takes."""
+    from uuid import UUID
+
+    from ledger.ages import top_age_years
+    from ledger.aggregates.plan import Plan
+    from ledger.envelope import format_at
+    from ledger.handlers.period import left_out_for_age
+    from ledger.unit_of_work import UnitOfWork
+
+    found = app.read(UUID(plan), Plan)
+    assert found is not None
+    rules = found.rules_at(at).rules
+    top = top_age_years(rules)
+    app.app.read_side.refresh()
+    start = time.perf_counter()
+    left_out = left_out_for_age(UnitOfWork(app.app, app.app.read_side, at), plan, at, top, rules.utc_offset_minutes)
+    seconds = time.perf_counter() - start
+    opened = sum(sealed for *_, sealed in app.app.read_side.queries.age_candidates(plan, format_at(at), top,
+                                                                                   rules.utc_offset_minutes))
+    return {"age_rule_seconds": seconds, "age_rule_opened": float(opened), "age_rule_found": float(len(left_out))}
 
 
 def bundle_latencies(app: Ledger, members: list[str]) -> dict[str, float]:

@@ -5,9 +5,10 @@ For each N of `--members`, on a fresh store:
 1. build: a plan and N members joined through the application (`execute_many`, batches of 2,000): the rate;
 2. in a child process on that store (its peak RSS is the periods' alone): one period opened, assessed at N locked
    members and applied to every read model — wall time (target < 60 s at 10M) and peak RSS (target < 2 GiB);
-   then `--periods` − 1 more periods; then a member's statement p50 / p99 (target < 20 ms) and, once the log is
-   integrated with its index and a checkpoint published (timed: the log at N+ entries), the member's proof bundle
-   p50 / p99 (target < 50 ms) with the number of periods it proves;
+   then `--periods` − 1 more periods; the age rule two years on (when the members who joined in the top age band
+   may be past it): the sealed ages it opens and its time; then a member's statement p50 / p99 (target < 20 ms)
+   and, once the log is integrated with its index and a checkpoint published (timed: the log at N+ entries), the
+   member's proof bundle p50 / p99 (target < 50 ms) with the number of periods it proves;
 3. every read model rebuilt from the store into a fresh database, as a ratio of the raw read of the same events in
    the same run (target >= 0.25).
 
@@ -78,6 +79,8 @@ def report(r: dict[str, Any], store: str) -> None:
     print(f"  one period assessed and applied at {r['locked']:,.0f} locked: {r['period_seconds']:.1f} s "
           f"(target < 60 s at 10M), peak RSS {r['period_peak_rss_mib']:,.0f} MiB (target < 2 GiB; "
           f"{r['rss_before_period_mib']:,.0f} MiB before the period, the read models caught up)")
+    print(f"  the age rule two years on: {r['age_rule_opened']:,.0f} candidates' sealed ages opened in bulk, "
+          f"{r['age_rule_found']:,.0f} past the top age, in {r['age_rule_seconds']:.2f} s")
     print(f"  after {r['periods']:.0f} periods: statement p50 {r['statement_p50_ms']:.2f} ms, p99 "
           f"{r['statement_p99_ms']:.2f} ms (target p50 < 20 ms); bundle proving {r['bundle_rolls']:.0f} periods "
           f"p50 {r['bundle_p50_ms']:.2f} ms, p99 {r['bundle_p99_ms']:.2f} ms (target p50 < 50 ms)")

@@ -48,10 +48,11 @@ class LedgerQueries(Protocol):
         """Per-person shares assessed in the plan from the year's start up to the cutoff."""
         ...
 
-    def age_candidates(self, plan: str, at: str, top_age: int) -> Sequence[tuple[str, int, str, bool]]:
-        """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound allows
-        them to be past the top age then, sorted by member: the bound is the exact age at joining unless `sealed`
-        (then the top of its 5-year band)."""
+    def age_candidates(self, plan: str, at: str, top_age: int,
+                       utc_offset_minutes: int) -> Sequence[tuple[str, int, str, bool]]:
+        """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound makes
+        them older than the top age on the plan day of `at` (`ledger.ages.TopAge`), sorted by member: the bound is the
+        exact age at joining unless `sealed` (then the top of its 5-year band)."""
         ...
 
     def charge_fen(self, member: str, period: str) -> int | None:

@@ -245,7 +245,7 @@ def test_the_audit_checks_the_members_left_out_against_the_ages_it_is_given(ledg
 def test_the_age_rule_opens_sealed_ages_in_bulk_and_finds_what_opening_them_one_by_one_finds(
         ledger_app: Ledger) -> None:
     """`left_out_for_age` loads no membership and opens the candidates' sealed ages in one pass over the vault; it
-    finds exactly the members that loading each candidate and opening their age (`UnitOfWork.age_at_joining`) finds:
+    finds exactly the members that loading every member and opening their age (`UnitOfWork.age_at_joining`) finds:
     over sealed (v2) and plain (v1) joins on both sides of the 55-59 band's edges, joined on several days (29 February
     among them), at instants around the anniversaries of joining in several zones and for several top ages; and an
     erased member whose age is needed is refused the same way by both."""
@@ -285,9 +285,9 @@ def test_the_age_rule_opens_sealed_ages_in_bulk_and_finds_what_opening_them_one_
     erased = join(app, plan, age=59)
 
     def one_by_one(uow: UnitOfWork, of: str, at: datetime, top: int, offset: int) -> list[str]:
-        """The rule as it was: each candidate's membership loaded, its age opened alone."""
+        """The rule with nothing narrowed: every member of the plan then loaded, their age opened alone."""
         found = []
-        for member, *_ in uow.queries.age_candidates(of, format_at(at), top):
+        for member in app.balances().locked_members(of, format_at(at)):
             membership = uow.get(UUID(member), Membership, "member")
             if past_top_age(uow.age_at_joining(membership), membership.joined_at, at, top, offset):
                 found.append(member)

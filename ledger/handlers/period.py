@@ -116,21 +116,14 @@ def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
 
 
 def left_out_for_age(uow: UnitOfWork, plan: str, at: datetime, top_age: int, utc_offset_minutes: int) -> list[str]:
-    """The plan's members active at `at` past the top age then (`ledger.ages`), sorted. Among the few whose public age
-    bound allows it (`age_candidates`), the bound alone rules out those it cannot make older than the top age by
-    their whole plan years since joining; of the rest, a v1 join's bound is its exact age, and the sealed ages of v2
-    joins are opened from the vault all at once (`UnitOfWork.ages_at_joining`). No membership is loaded. A sealed
-    candidate whose age is gone (erased) is a rule error, as `UnitOfWork.age_at_joining` makes it."""
+    """The plan's members active at `at` past the top age then (`ledger.ages`), sorted. Only the few whose public age
+    bound makes them older than the top age are read (`age_candidates`); a v1 join's bound is its exact age, and the
+    sealed ages of v2 joins are opened from the vault all at once (`UnitOfWork.ages_at_joining`). No membership is
+    loaded. A sealed candidate whose age is gone (erased) is a rule error, as `UnitOfWork.age_at_joining` makes it."""
     rule = TopAge(at, top_age, utc_offset_minutes)
-    found: list[str] = []
-    sealed: list[tuple[str, str]] = []
-    for member, bound, joined_at, is_sealed in uow.queries.age_candidates(plan, format_at(at), top_age):
-        if not rule.past(bound, joined_at):
-            continue  # not older than the top age even at the top of the band
-        if is_sealed:
-            sealed.append((member, joined_at))
-        else:
-            found.append(member)
+    candidates = uow.queries.age_candidates(plan, format_at(at), top_age, utc_offset_minutes)
+    found = [member for member, _, _, sealed in candidates if not sealed]
+    sealed = [(member, joined_at) for member, _, joined_at, is_sealed in candidates if is_sealed]
     ages = uow.ages_at_joining([member for member, _ in sealed])
     for member, joined_at in sealed:
         age = ages.get(member)

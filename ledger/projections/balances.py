@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ledger.ages import join_age_bound, join_age_years
+from ledger.ages import TopAge, join_age_bound, join_age_years
 from ledger.envelope import parse_at
 from ledger.projections.base import Applier, Projection
-from ledger.projections.charges import Charges, age_candidates_sql, near_cap_sql
+from ledger.projections.charges import Charges, near_cap_sql
 from ledger.projections.sql import Snapshot, SqlCursor
 from ledger.sharing import streamed_roll
 
@@ -54,6 +54,7 @@ class Balances(Projection):
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
             f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
             f"CREATE INDEX IF NOT EXISTS roster_members_payer ON {self.members} (payer)",
+            f"CREATE INDEX IF NOT EXISTS roster_members_age ON {self.members} (plan, age_max, joined_at)",
             f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "member TEXT, status TEXT NOT NULL, amount_fen BIGINT NOT NULL DEFAULT 0, decided_at TEXT, "
             "period TEXT)",
@@ -199,11 +200,25 @@ class Balances(Projection):
                            (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
 
-    def age_candidates(self, plan: str, at: str, top_age: int) -> list[tuple[str, int, str, bool]]:
+    def age_candidates(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> list[tuple[str, int, str,
+                                                                                                         bool]]:
         """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound (the
-        exact age of a v1 join, the top of a sealed join's 5-year band: `sealed`) and year of joining allow them to be
-        past the top age then, sorted: the few among whom the writer looks (`ledger.ages`)."""
-        rows = self._query(age_candidates_sql(self.members), (plan, at, at, parse_at(at).year, top_age))
+        exact age of a v1 join, the top of a sealed join's 5-year band: `sealed`) plus their whole plan years since
+        joining exceed the top age then (`ledger.ages.TopAge`), sorted: those among whom the writer looks. One
+        indexed range per bound (those who joined before the instant that makes that bound too old), in one read
+        transaction: the members the bound rules out are never read."""
+        rule = TopAge(parse_at(at), top_age, utc_offset_minutes)
+        where = (f"FROM {self.members} WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?) "
+                 "AND age_max")
+        rows: list[tuple[Any, ...]] = []
+        with self.sql.transaction(commit=False) as cursor:
+            rows += cursor.execute(f"SELECT id, age_max, joined_at, age_sealed {where} > ?",
+                                   (plan, at, at, top_age)).fetchall()
+            for bound in range(top_age + 1):
+                before = rule.joined_before(top_age + 1 - bound)
+                if before:
+                    rows += cursor.execute(f"SELECT id, age_max, joined_at, age_sealed {where} = ? AND joined_at < ?",
+                                           (plan, at, at, bound, before)).fetchall()
         return sorted((str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows)
 
     def charge_fen(self, member: str, period: str) -> int | None:

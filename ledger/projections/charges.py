@@ -25,16 +25,6 @@ ENDED = ("member.lapsed", "member.exited", "member.excluded", "member.wind_down_
 """The events that end a membership (the first one counts)."""
 
 
-def age_candidates_sql(members: str) -> str:
-    """SQL for (member, age bound, joined at, sealed) of a plan's members whose span holds an instant and whose public
-    age bound (`ledger.ages.join_age_bound`, column `age_max`; `age_sealed` when it is a band's top) and year of
-    joining allow them to be past the top age by then (params: plan, instant, instant, the instant's UTC year, top
-    age)."""
-    return (f"SELECT id, age_max, joined_at, age_sealed FROM {members} WHERE plan = ? AND joined_at <= ? "
-            "AND (ended_at IS NULL OR ended_at > ?) AND age_max IS NOT NULL "
-            "AND age_max + ? - CAST(SUBSTR(joined_at, 1, 4) AS INTEGER) + 2 > ?")
-
-
 def near_cap_sql(members: str, periods: str, exceptions: str) -> str:
     """SQL for (member, charged) of the members whose span holds a cutoff and whom the periods with cutoffs in
     [year_start, cutoff) charged more than a threshold (params: plan, year_start, cutoff, cutoff, cutoff, threshold):
