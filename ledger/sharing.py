@@ -255,11 +255,10 @@ def roll_leaf_hashes(period: str, members: Iterable[str], amount_fen: int) -> li
     assert _UUID.fullmatch(period), period
     head = b'\x00{"amount":' + str(amount_fen).encode() + b',"member":"'
     tail = b'","period":"' + period.encode() + b'"}'
-    hashes = []
-    for member in members:
-        assert len(member) == 36, member
-        hashes.append(hashlib.sha256(head + member.encode() + tail).digest())
-    return hashes
+    sha256 = hashlib.sha256
+    batch = members if isinstance(members, list) else list(members)
+    assert all(len(member) == 36 for member in batch), batch
+    return [sha256(head + member.encode() + tail).digest() for member in batch]
 
 
 def roll_root(period: str, sorted_members: Sequence[str], amount_fen: int) -> bytes:

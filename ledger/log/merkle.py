@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -65,15 +66,23 @@ class MerkleFold:
         self._stack: list[tuple[int, bytes]] = []  # (subtree size, hash); sizes strictly decrease down the stack
 
     def extend(self, hashes: Iterable[bytes]) -> None:
-        """Append leaves, in order."""
+        """Append leaves, in order: taken 65,536 at a time, each run of them that fills a complete subtree where the
+        tree stands (2^k leaves when its size is a multiple of 2^k) reduced level by level (`reduce_complete`) and
+        pushed as that one subtree, which is what pushing its leaves one by one makes."""
         stack = self._stack
-        for value in hashes:
-            size, current = 1, value
-            while stack and stack[-1][0] == size:
-                current = node_hash(stack.pop()[1], current)
-                size *= 2
-            stack.append((size, current))
-            self.size += 1
+        leaves = iter(hashes)
+        while chunk := list(islice(leaves, 65_536)):
+            start, count = 0, len(chunk)
+            while start < count:
+                aligned = self.size & -self.size or 1 << 62  # the largest power of two dividing the size
+                block = min(aligned, 1 << ((count - start).bit_length() - 1))
+                size, current = block, reduce_complete(chunk[start:start + block])
+                while stack and stack[-1][0] == size:
+                    current = node_hash(stack.pop()[1], current)
+                    size *= 2
+                stack.append((size, current))
+                self.size += block
+                start += block
 
     def root(self) -> bytes:
         """MTH of the leaves appended so far."""

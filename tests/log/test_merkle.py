@@ -62,6 +62,23 @@ def test_a_fold_gives_the_root_at_every_size_as_leaves_come_in_uneven_runs() -> 
         run = run % 7 + 1
 
 
+def test_a_fold_fed_runs_longer_than_its_chunk_gives_the_root_of_one_leaf_at_a_time() -> None:
+    """`extend` reduces whole aligned subtrees of a run at once, 65,536 leaves at a time: over runs that cross that
+    chunk and start at sizes that are not powers of two, it folds to the tree of the same leaves added one by one."""
+    import hashlib
+
+    leaves = [hashlib.sha256(str(i).encode()).digest() for i in range(140_003)]
+    for runs in ([3, 70_000, 65_536, 4_464], [65_537, 65_535, 8_931], [140_003]):
+        fold, single, start = MerkleFold(), MerkleFold(), 0
+        for run in runs:
+            fold.extend(iter(leaves[start:start + run]))
+            for leaf in leaves[start:start + run]:
+                single.extend([leaf])
+            start += run
+            assert (fold.size, fold.root()) == (single.size, single.root()) == (start, root_from_leaf_hashes(
+                leaves[:start]))
+
+
 def test_known_root_of_the_empty_tree() -> None:
     assert EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
