@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -257,7 +258,7 @@ def roll_leaf_hashes(period: str, members: Iterable[str], amount_fen: int) -> li
     tail = b'","period":"' + period.encode() + b'"}'
     sha256 = hashlib.sha256
     batch = members if isinstance(members, list) else list(members)
-    assert all(len(member) == 36 for member in batch), batch
+    assert set(map(len, batch)) <= {36}, batch
     return [sha256(head + member.encode() + tail).digest() for member in batch]
 
 
@@ -273,7 +274,8 @@ def streamed_roll(period: str, sorted_batches: Iterable[Sequence[str]], amount_f
     last = ""
     for batch in sorted_batches:
         if batch:
-            assert last < batch[0] and all(a < b for a, b in itertools.pairwise(batch)), "members must be sorted"
+            assert last < batch[0] and all(map(operator.lt, batch, itertools.islice(batch, 1, None))), (
+                "members must be sorted")
             last = batch[-1]
             fold.extend(roll_leaf_hashes(period, batch, amount_fen))
     return fold.root(), fold.size
