@@ -60,9 +60,12 @@ def populate(directory: Path, members: int, database_url: str | None = None) -> 
 
 
 def period_phase(directory: Path, plan: str, periods: int, database_url: str | None = None,
-                 bundles: bool = False) -> dict[str, float]:
+                 bundles: bool = False, profile: Path | None = None) -> dict[str, float]:
     """Run in a child process: periods, then statement queries (and, with `bundles`, the log integrated with its
-    index, a checkpoint published, and proof bundles built)."""
+    index, a checkpoint published, and proof bundles built). With `profile`, the second period (assessed and
+    applied: the same work as the first, which stays timed without the profiler) is profiled into that file."""
+    import cProfile
+
     from ledger.projections.statements import statement
 
     app = ledger_with_parties(directory, SimulatedClock(START + timedelta(days=1)), database_url)
@@ -74,9 +77,15 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
     for number in range(1, periods + 1):
         opened = app.execute(OpenPeriod(command_id=f"open-{number}", plan=plan, number=number))
         clock.set(max(clock.now(), parse_at(str(opened["cutoff_at"])) + timedelta(hours=1)))
+        profiler = cProfile.Profile() if profile is not None and number == 2 else None
         start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         assessed = app.execute(AssessPeriod(command_id=f"assess-{number}", period=str(opened["period"])))
         app.read_models()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
         if number == 1:
             result["period_seconds"] = time.perf_counter() - start
             result["period_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

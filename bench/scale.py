@@ -17,7 +17,8 @@ to the largest run, the peak RSS along its growth between the last two, the per-
 as projections, not measurements.
 
 Usage: python -m bench.scale --members 100000 [200000 …] [--store sqlite|postgres] [--periods 48]
-       [--url postgresql://postgres@127.0.0.1:5432/postgres]
+       [--url postgresql://postgres@127.0.0.1:5432/postgres] [--profile FILE]
+(`--profile period.prof` writes `period.N.prof` for N members: `python -m pstats` reads it.)
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def drop_store(database_url: str | None) -> None:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def measure(members: int, store: str, url: str, periods: int, directory: Path) -> dict[str, Any]:
+def measure(members: int, store: str, url: str, periods: int, directory: Path,
+            profile: Path | None = None) -> dict[str, Any]:
     """Every figure at `members` members (module docstring)."""
     database_url = fresh_store(store, url)
     try:
         plan, build_seconds = populate(directory, members, database_url)
         child = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(directory), plan, str(periods),
-                                database_url or ""], check=False, capture_output=True, text=True)
+                                database_url or "", str(profile.resolve()) if profile else ""], check=False,
+                               capture_output=True, text=True)
         if child.returncode:
             raise SystemExit(child.stderr)
         figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -115,17 +118,21 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--periods", type=int, default=48)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the second period (assessed and applied) "
+                        "to this file; the first stays timed without the profiler (needs --periods 2 or more)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        directory, plan, periods, database_url = args.child
-        print(json.dumps(period_phase(Path(directory), plan, int(periods), database_url or None, bundles=True)))
+        directory, plan, periods, database_url, profile = args.child
+        print(json.dumps(period_phase(Path(directory), plan, int(periods), database_url or None, bundles=True,
+                                      profile=Path(profile) if profile else None)))
         return
     print(f"store: {args.store}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     runs = []
     for members in args.members:
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(measure(members, args.store, args.url, args.periods, Path(tmp) / f"m{members}"))
+            profile = None if args.profile is None else args.profile.with_suffix(f".{members}.prof")
+            runs.append(measure(members, args.store, args.url, args.periods, Path(tmp) / f"m{members}", profile))
         report(runs[-1], args.store)
     if len(runs) >= 2:
         project(runs)
