@@ -23,7 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout, TooManyRequests
 
@@ -477,17 +477,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def select_vault_field(self, streams: Sequence[str], seq: int, name: str) -> Iterator[tuple[VaultRow, bytes]]:
         """The sealed value of field `name` of event `stream#seq` for each of `streams` that has one, with its owner's
-        wrapped data key (none of an erased owner), streamed: one statement per 50,000 streams (an array
-        parameter), the connection given back before its rows are handed on."""
+        wrapped data key (none of an erased owner): one query over all of them (the streams an array parameter, so
+        the tables are read once however many there are), its rows streamed by a server-side cursor."""
         query = SQL("SELECT v.stream, v.seq, v.field, v.member, v.sealed, k.wrapped FROM {} v JOIN {} k "
                     "ON k.member = v.member WHERE v.stream = ANY(%s) AND v.seq = %s AND v.field = %s").format(
                         self.vault_values_table, self.vault_keys_table)
-        for offset in range(0, len(streams), 50_000):
-            with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(query, (list(streams[offset:offset + 50_000]), seq, name))
-                rows = curs.fetchall()
-            yield from ((VaultRow(r["stream"], r["seq"], r["field"], r["member"], bytes(r["sealed"])),
-                         bytes(r["wrapped"])) for r in rows)
+        if not streams:
+            return
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor(
+                name="vault_field", row_factory=tuple_row) as curs:
+            curs.itersize = 10_000
+            curs.execute(query, (list(streams), seq, name))
+            while rows := curs.fetchmany(10_000):
+                yield from ((VaultRow(r[0], r[1], r[2], r[3], bytes(r[4])), bytes(r[5])) for r in rows)
 
     def select_identities(self, notification_ids: Sequence[int]) -> dict[int, tuple[UUID, int]]:
         """Stream and seq of the events stored at these notification ids (one indexed query; no event bytes

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -147,10 +147,12 @@ class Vault:
     wrap_key: bytes = field(init=False)
     id_key: bytes = field(init=False)
     receipt_key: bytes = field(init=False)
+    _wrapping: AESGCM = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         wrapping, naming = self.vault_key[:32], self.vault_key[32:] or self.vault_key[:32]
         self.wrap_key = _derive(wrapping, b"vault/wrap/v1")
+        self._wrapping = AESGCM(self.wrap_key)
         self.id_key = _derive(naming, b"ids/v1")
         self.receipt_key = _derive(naming, b"receipts/v1")
 
@@ -159,13 +161,13 @@ class Vault:
     def wrap(self, member: str, data_key: bytes) -> bytes:
         """A data key encrypted under the wrap key, bound to its member."""
         nonce = secrets.token_bytes(_NONCE)
-        return nonce + AESGCM(self.wrap_key).encrypt(nonce, data_key, _KEY_AAD + member.encode())
+        return nonce + self._wrapping.encrypt(nonce, data_key, _KEY_AAD + member.encode())
 
     def unwrap(self, member: str, wrapped: bytes) -> bytes:
         """Open a wrapped data key; one that was altered, moved to another member or wrapped under another vault
         key does not open."""
         try:
-            return AESGCM(self.wrap_key).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _KEY_AAD + member.encode())
+            return self._wrapping.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _KEY_AAD + member.encode())
         except (InvalidTag, ValueError):
             raise VerificationError(f"vault: the data key of member {member} does not open "
                                     "(altered, moved, or another vault key)") from None
@@ -197,14 +199,20 @@ class Vault:
 
     def open(self, row: VaultRow, data_key: bytes) -> Revealed:
         """Decrypt one stored value; a row altered or moved to another event or field does not open."""
+        record = self._record(row, data_key)
+        return Revealed(row.stream, row.seq, row.field, record["value"], bytes.fromhex(record["salt"]))
+
+    @staticmethod
+    def _record(row: VaultRow, data_key: bytes) -> dict[str, Any]:
+        """The decrypted record of one stored value: {"salt", "value"}."""
         try:
             plain = AESGCM(data_key).decrypt(row.sealed[:_NONCE], row.sealed[_NONCE:],
                                              _aad(row.stream, row.seq, row.field))
         except (InvalidTag, ValueError):
             raise VerificationError(f"vault: the sealed {row.field} of {row.stream}#{row.seq} does not open "
                                     "(altered or moved)") from None
-        record = json.loads(plain)
-        return Revealed(row.stream, row.seq, row.field, record["value"], bytes.fromhex(record["salt"]))
+        record: dict[str, Any] = orjson.loads(plain)
+        return record
 
     def values_of(self, member: str) -> list[Revealed]:
         """Every sealed value a member owns, opened (none after erasure)."""
@@ -236,7 +244,7 @@ class Vault:
             data_key = keys.get(row.member)
             if data_key is None:
                 data_key = keys[row.member] = self.unwrap(row.member, wrapped)
-            found[row.stream] = self.open(row, data_key).value
+            found[row.stream] = self._record(row, data_key)["value"]
         return found
 
     def streams_of(self, member: str) -> set[str]:
