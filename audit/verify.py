@@ -735,10 +735,26 @@ class Auditor:
             if funded.get(case["claim"]) != case["funded_fen"]:
                 self.fail(index, e, f"8 period (case {case['claim']} funded_fen)", funded.get(case["claim"]),
                           case["funded_fen"])
+        if e["schema"] >= 4:
+            self.uncovered(index, e, rules.payment_model)
         if (roll.hex(), locked) != (body["roll_root"], body["roll_size"]):
             self.fail(index, e, "8 period (roll)", f"{roll.hex()} over {locked}", f"{body['roll_root']} over "
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
+
+    def uncovered(self, index: int, e: dict[str, Any], payment_model: str) -> None:
+        """Check 8 for the uncovered shares of a schema-4 assessment: none in a postpaid period; accounts listed once,
+        sorted; their sum stated, and within what the period charged."""
+        body = e["body"]
+        accounts = [share["account"] for share in body["uncovered"]]
+        total = sum(share["amount_fen"] for share in body["uncovered"])
+        if payment_model != "prepaid" and accounts:
+            self.fail(index, e, "8 period (uncovered)", "none in a postpaid period", accounts)
+        if accounts != sorted(set(accounts)):
+            self.fail(index, e, "8 period (uncovered)", "accounts listed once, sorted", accounts)
+        if total != body["uncovered_fen"] or total > body["charged_fen"]:
+            self.fail(index, e, "8 period (uncovered_fen)", f"{total}, at most {body['charged_fen']}",
+                      body["uncovered_fen"])
 
     def surplus_release(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for a `plan.surplus_released`: after the plan's claim tail, every period settled, the amount the
