@@ -180,6 +180,44 @@ def test_a_prepaid_share_the_balance_cannot_cover_is_owed_not_taken(ledger_app: 
                                                           lambda body: body.update(uncovered_fen=0))
 
 
+def test_a_payout_deducts_only_postpaid_arrears(ledger_app: Ledger) -> None:
+    """A prepaid claimant whose debit of a later period failed is paid in full: the failed prepaid share is not taken
+    from the payout (nor, then, from a balance that cannot cover it); the member lapses at that period's settlement."""
+    from schemas.commands.claim import PayClaim
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    rich, poor, other = join(app, plan), join(app, plan), join(app, plan)
+    for member, amount in ((rich, 10_000), (poor, 100), (other, 10_000)):
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    accounts = [rich, poor, other]
+    advance(app, days=100)
+    claim = approved_claim(app, poor)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
+    at_local(app, str(opened["notice_on"]), 1)
+    first = app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    app.execute(Deposit(command_id=cid(), member=poor, amount_fen=first["share_fen"], reference=cid("bank")))
+    at_local(app, str(opened["collection_on"]), 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=str(opened["period"])))["failed_debits"] == 0
+    app.execute(SettlePeriod(command_id=cid(), period=str(opened["period"])))
+    assert balances_and_dues(app, plan, accounts)[poor] == (100, 0)
+    approved_claim(app, other)
+    second = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2))
+    at_local(app, str(second["notice_on"]), 1)
+    share = app.execute(AssessPeriod(command_id=cid(), period=str(second["period"])))["share_fen"]
+    assert share > 100
+    assert balances_and_dues(app, plan, accounts)[poor] == (0, share - 100)
+    at_local(app, str(second["collection_on"]), 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=str(second["period"])))["failed_debits"] == 1
+    paid = app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    assert paid["arrears_deducted_fen"] == 0
+    assert balances_and_dues(app, plan, accounts)[poor] == (100, 0)
+    assert app.execute(SettlePeriod(command_id=cid(), period=str(second["period"])))["lapsed"] == 1
+    assert balances_and_dues(app, plan, accounts)[poor] == (0, 0)
+    report = audit(app)
+    assert report.ok, report.failures[:3]
+
+
 def test_statement_of_a_member(ledger_app: Ledger) -> None:
     _, _, rich, poor = prepaid_period(ledger_app)
     now = clock_of(ledger_app).current
