@@ -317,8 +317,9 @@ class LogIndex:
             proofs = [_RollProof(self.rolls.roll(a), wanted, found.get(a.period)) for a in assessments]
             missing_tiles: set[tuple[str, int, int]] = set()
             missing_last: set[tuple[str, int]] = set()
+            read: dict[tuple[str, int, int], bytes] = {}  # this call's tiles, whatever the cache keeps of them
             for proof in proofs:
-                proof.plan(missing_tiles, missing_last)
+                proof.plan(read, missing_tiles, missing_last)
             rolls = {proof.roll.assessment.period: proof.roll for proof in proofs}
             for part in _parts(sorted(missing_last), 400):
                 for period, members in cursor.execute(
@@ -331,8 +332,10 @@ class LogIndex:
                         f"SELECT period, level, idx, hashes FROM {self.tiles} WHERE "
                         + " OR ".join("(period = ? AND level = ? AND idx = ?)" for _ in part),
                         [value for key in part for value in key]).fetchall():
-                    self.rolls.keep((str(period), int(level), int(idx)), bytes(hashes))
-        return [proof.proof() for proof in proofs]
+                    read[(str(period), int(level), int(idx))] = bytes(hashes)
+        for key, blob in read.items():
+            self.rolls.keep(key, blob)
+        return [proof.proof(read) for proof in proofs]
 
 
 def _parts(values: list[Any], size: int) -> Iterator[list[Any]]:
@@ -420,21 +423,23 @@ class Roll:
         """The last, partial chunk read: keep its root."""
         self.edge[(self.last, self.chunks)] = root_from_leaf_hashes(self.leaves(ids))
 
-    def upper(self, lo: int, hi: int, missing: tuple[set[tuple[str, int, int]], set[tuple[str, int]]] | None = None
-              ) -> bytes:
-        """MTH of chunks [lo, hi): a stored node when complete and aligned, else composed (and kept). With
-        `missing`, only note the tiles and the last chunk it would need and are not kept (returning a stand-in)."""
+    def upper(self, lo: int, hi: int, read: dict[tuple[str, int, int], bytes],
+              missing: tuple[set[tuple[str, int, int]], set[tuple[str, int]]] | None = None) -> bytes:
+        """MTH of chunks [lo, hi): a stored node when complete and aligned (from the tiles kept or just `read`),
+        else composed (and kept). With `missing`, only note the tiles and the last chunk it would need and that are
+        not kept (returning a stand-in)."""
         size = hi - lo
         if hi <= self.full and size & (size - 1) == 0 and lo % size == 0:
             tile_level, within = divmod(HEIGHT + size.bit_length() - 1, HEIGHT)
             tile, offset = divmod(lo // size << within, WIDTH)
             key = (self.assessment.period, tile_level, tile)
-            blob = self.cache.tile(key)
+            blob = read.get(key) or self.cache.tile(key)
             if blob is None:
                 if missing is None:
                     raise LookupError(f"roll tile {key} not read")
                 missing[0].add(key)
                 return b""
+            read[key] = blob  # held for this call, whatever the cache drops meanwhile
             count = _bottom_count(len(blob) // 32)
             at = _level_start(count, within) + (offset >> within)
             assert offset >> within < count >> within, "a complete subtree's node is stored"
@@ -448,7 +453,7 @@ class Roll:
             missing[1].add((self.assessment.period, lo))
             return b""
         k = 1 << ((size - 1).bit_length() - 1)
-        left, right = self.upper(lo, lo + k, missing), self.upper(lo + k, hi, missing)
+        left, right = self.upper(lo, lo + k, read, missing), self.upper(lo + k, hi, read, missing)
         if missing is not None:
             return b""
         found = self.edge[(lo, hi)] = node_hash(left, right)
@@ -468,13 +473,15 @@ class _RollProof:
                 self.chunk, self.ids, self.offset = number, ids, offset
                 self.position = number * WIDTH + offset
 
-    def plan(self, tiles: set[tuple[str, int, int]], last: set[tuple[str, int]]) -> None:
-        """Note what the proof needs that the cache lacks."""
+    def plan(self, read: dict[tuple[str, int, int], bytes], tiles: set[tuple[str, int, int]],
+             last: set[tuple[str, int]]) -> None:
+        """Note what the proof needs that the cache lacks, and hold in `read` the tiles it has."""
         if self.position >= 0 and self.roll.chunks > 1:
-            inclusion_path(self.chunk, self.roll.chunks, lambda lo, hi: self.roll.upper(lo, hi, (tiles, last)))
+            inclusion_path(self.chunk, self.roll.chunks, lambda lo, hi: self.roll.upper(lo, hi, read, (tiles, last)))
 
-    def proof(self) -> tuple[int, list[bytes]]:
-        """(leaf index, inclusion proof) of the member; LookupError when they are not in the roll."""
+    def proof(self, read: dict[tuple[str, int, int], bytes]) -> tuple[int, list[bytes]]:
+        """(leaf index, inclusion proof) of the member, with the roll tiles just `read`; LookupError when they are
+        not in the roll."""
         if self.position < 0:
             raise LookupError(f"the member is not in the roll of {self.roll.assessment.period}")
         if self.chunk < self.roll.full:  # a complete chunk: the member's group, then the chunk's groups
@@ -487,7 +494,7 @@ class _RollProof:
             self.roll.edge.setdefault((self.roll.last, self.roll.chunks), root_from_leaf_hashes(leaves))
             path = inclusion_proof(self.offset, leaves)
         if self.roll.chunks > 1:
-            path += inclusion_path(self.chunk, self.roll.chunks, self.roll.upper)
+            path += inclusion_path(self.chunk, self.roll.chunks, lambda lo, hi: self.roll.upper(lo, hi, read))
         return self.position, path
 
 
