@@ -413,10 +413,9 @@ class Roll:
 
     def leaves(self, ids: bytes) -> list[bytes]:
         """The leaf hashes of packed member ids."""
-        members = []
-        for at in range(0, len(ids), 16):
-            h = ids[at:at + 16].hex()
-            members.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        h = ids.hex()
+        members = [f"{h[a:a + 8]}-{h[a + 8:a + 12]}-{h[a + 12:a + 16]}-{h[a + 16:a + 20]}-{h[a + 20:a + 32]}"
+                   for a in range(0, len(h), 32)]
         return roll_leaf_hashes(self.assessment.period, members, self.assessment.share_fen)
 
     def take_last(self, ids: bytes) -> None:
