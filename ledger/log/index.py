@@ -16,8 +16,10 @@ Kept by integration (`TransparencyLog.integrate` on the operator's log), in log 
   `roll_tiles(period, level, idx, hashes)`, the roll tree's hashes at levels 8, 16, … in the tiles of
   `ledger.log.tree` (leaf hashes are never stored: 18 bytes a member a period in all).
 
-A roll proof reads the member's chunk (and the last, partial one) and two or three tiles, and hashes the member's
-group of 16 leaves: a member's bundle after 48 periods reads a few hundred rows, whatever the log's size. The roll
+A member's roll proofs read their chunk of every roll in one statement, and what the process does not keep yet
+(`RollCache`: the tiles above the chunks, the last, partial chunk) in another; each hashes the member's group of 16
+leaves and the chunk's group roots. A member's bundle after 48 periods reads about fifty rows, whatever the log's
+size. The roll
 is computed from the log's own entries when the `period.assessed` entry is indexed, never from a read model.
 """
 
