@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from itertools import islice
@@ -317,11 +318,18 @@ class LogIndex:
                 for period, chunk, members, groups in rows:
                     found[str(period)] = (int(chunk), bytes(members), bytes(groups))
             proofs = [_RollProof(self.rolls.roll(a), wanted, found.get(a.period)) for a in assessments]
+            done: dict[int, tuple[int, list[bytes]]] = {}
+            for number, proof in enumerate(proofs):  # first from what is kept: usually all of them
+                with suppress(NotKeptError):
+                    done[number] = proof.proof({})
+            if len(done) == len(proofs):
+                return [done[number] for number in range(len(proofs))]
             missing_tiles: set[tuple[str, int, int]] = set()
             missing_last: set[tuple[str, int]] = set()
             read: dict[tuple[str, int, int], bytes] = {}  # this call's tiles, whatever the cache keeps of them
-            for proof in proofs:
-                proof.plan(read, missing_tiles, missing_last)
+            for number, proof in enumerate(proofs):
+                if number not in done:
+                    proof.plan(read, missing_tiles, missing_last)
             rolls = {proof.roll.assessment.period: proof.roll for proof in proofs}
             for part in _parts(sorted(missing_last), 400):
                 for period, members in cursor.execute(
@@ -337,7 +345,11 @@ class LogIndex:
                     read[(str(period), int(level), int(idx))] = bytes(hashes)
         for key, blob in read.items():
             self.rolls.keep(key, blob)
-        return [proof.proof(read) for proof in proofs]
+        return [done[number] if number in done else proof.proof(read) for number, proof in enumerate(proofs)]
+
+
+class NotKeptError(LookupError):
+    """A roll proof needs a tile or a last chunk that this process has not read (or no longer keeps)."""
 
 
 def _parts(values: list[Any], size: int) -> Iterator[list[Any]]:
@@ -437,7 +449,7 @@ class Roll:
             blob = read.get(key) or self.cache.tile(key)
             if blob is None:
                 if missing is None:
-                    raise LookupError(f"roll tile {key} not read")
+                    raise NotKeptError(f"roll tile {key}")
                 missing[0].add(key)
                 return b""
             read[key] = blob  # held for this call, whatever the cache drops meanwhile
@@ -450,7 +462,7 @@ class Roll:
             return found
         if size == 1:  # the last, partial chunk
             if missing is None:
-                raise LookupError(f"the last chunk of {self.assessment.period} not read")
+                raise NotKeptError(f"the last chunk of {self.assessment.period}")
             missing[1].add((self.assessment.period, lo))
             return b""
         k = 1 << ((size - 1).bit_length() - 1)
