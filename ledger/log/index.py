@@ -32,6 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from itertools import islice
+from threading import Lock
 from typing import Any
 from uuid import UUID
 
@@ -374,39 +375,44 @@ class RollCache:
         self.tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self.held = 0
         self.rolls: OrderedDict[tuple[str, int, int], Roll] = OrderedDict()
+        self._lock = Lock()  # the service builds bundles in several threads
 
     def roll(self, assessment: Assessment) -> Roll:
         """The roll of an assessment, kept (by its period, log index and size)."""
         key = (assessment.period, assessment.index, assessment.roll_size)
-        found = self.rolls.get(key)
-        if found is None:
-            found = self.rolls[key] = Roll(self, assessment)
-            if len(self.rolls) > self.most:
-                self.rolls.popitem(last=False)
-        else:
-            self.rolls.move_to_end(key)
-        return found
+        with self._lock:
+            found = self.rolls.get(key)
+            if found is None:
+                found = self.rolls[key] = Roll(self, assessment)
+                if len(self.rolls) > self.most:
+                    self.rolls.popitem(last=False)
+            else:
+                self.rolls.move_to_end(key)
+            return found
 
     def tile(self, key: tuple[str, int, int]) -> bytes | None:
         """A stored roll tile's blob (period, level, index), when kept."""
-        found = self.tiles.get(key)
-        if found is not None:
-            self.tiles.move_to_end(key)
-        return found
+        with self._lock:
+            found = self.tiles.get(key)
+            if found is not None:
+                self.tiles.move_to_end(key)
+            return found
 
     def keep(self, key: tuple[str, int, int], blob: bytes) -> None:
         """Keep a tile read from the index, dropping the least recently used beyond the limit."""
-        if key not in self.tiles:
-            self.tiles[key] = blob
-            self.held += len(blob)
-        while self.held > self.limit and len(self.tiles) > 1:
-            self.held -= len(self.tiles.popitem(last=False)[1])
+        with self._lock:
+            if key not in self.tiles:
+                self.tiles[key] = blob
+                self.held += len(blob)
+            while self.held > self.limit and len(self.tiles) > 1:
+                self.held -= len(self.tiles.popitem(last=False)[1])
 
     def clear(self) -> None:
         """Forget everything kept."""
-        self.tiles.clear()
-        self.rolls.clear()
-        self.held = 0
+        with self._lock:
+            self.tiles.clear()
+            self.rolls.clear()
+            self.held = 0
 
 
 class Roll:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from ledger.bootstrap import Ledger
 from ledger.demo import DEMO_START, run_demo
 from ledger.envelope import parse_at
 from ledger.log.bundle import build_bundle
-from ledger.log.index import LogIndex
+from ledger.log.index import LogIndex, RollCache
 from ledger.service import ledger_with_parties
 from schemas.commands.period import AssessPeriod, OpenPeriod
 
@@ -76,6 +77,21 @@ def test_kept_values_make_the_bundle_storage_makes(history: tuple[Ledger, str, l
     rolls = index_of(ledger).rolls
     assert rolls.tiles and all(roll.edge for roll in rolls.rolls.values()) and ledger.log._proved  # kept
     assert {member: build_bundle(ledger.checkpoints, member) for member in members} == fresh
+
+
+def test_threads_sharing_a_small_cache_make_the_bundles_storage_makes(history: tuple[Ledger, str, list[str]]) -> None:
+    """The service builds bundles in several threads over one log: with a cache too small for one roll's tiles,
+    each thread's proofs hold what they read while the others drop it."""
+    ledger, _, members = history
+    fresh = {member: cold(ledger, member) for member in members}
+    index = index_of(ledger)
+    index.rolls = RollCache(limit=1)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            built = list(pool.map(lambda member: (member, build_bundle(ledger.checkpoints, member)), members * 16))
+    finally:
+        index.rolls = RollCache()
+    assert all(bundle == fresh[member] for member, bundle in built)
 
 
 def flip(value: bytes) -> bytes:
