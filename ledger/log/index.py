@@ -25,7 +25,6 @@ is computed from the log's own entries when the `period.assessed` entry is index
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
@@ -530,13 +529,13 @@ def _find(ids: bytes, wanted: bytes) -> int:
 
 
 def _complete_path(row: list[bytes], index: int) -> list[bytes]:
-    """The inclusion path of `index` in the complete subtree over `row` (2^k hashes), leaf to root."""
-    sha256 = hashlib.sha256
-    path = []
-    while len(row) > 1:
-        path.append(row[index ^ 1])
-        row = [sha256(b"\x01" + left + right).digest() for left, right in zip(row[::2], row[1::2], strict=True)]
-        index >>= 1
+    """The inclusion path of `index` in the complete subtree over `row` (2^k hashes), leaf to root: each sibling
+    subtree reduced, the subtree holding `index` never."""
+    path, size = [], 1
+    while size < len(row):
+        sibling = (index // size) ^ 1
+        path.append(reduce_complete(row[sibling * size:(sibling + 1) * size]))
+        size *= 2
     return path
 
 
