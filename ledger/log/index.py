@@ -18,8 +18,8 @@ Kept by integration (`TransparencyLog.integrate` on the operator's log), in log 
 
 A member's roll proofs read their chunk of every roll in one statement, and what the process does not keep yet
 (`RollCache`: the tiles above the chunks, the last, partial chunk) in another; each hashes the member's group of 16
-leaves and the chunk's group roots. A member's bundle after 48 periods reads about fifty rows, whatever the log's
-size. The roll
+leaves and the chunk's group roots. A member's roll proofs after 48 periods read about fifty rows, whatever the
+log's size. The roll
 is computed from the log's own entries when the `period.assessed` entry is indexed, never from a read model.
 """
 
