@@ -24,12 +24,18 @@ time of its process over the run, from /proc) and the load generator's (it share
 machine it takes part of what the service could use). At the end, the service's peak RSS (VmHWM).
 The machine may be shared: say so with the figures.
 
+`--parts builder` builds the bundles of the store's keyed members in this process instead (no HTTP, no signature):
+p50 / p99 of a bundle, its CPU time, and the mean time of each step (the index's reads, the roll proofs, the log's
+inclusion proofs, the response model's validation and JSON) — the first round with nothing kept by the process,
+the next ones with what it keeps (`ledger.log.index.RollCache`, the log's range hashes).
+
 With `--store DIR`, a store written by `python -m bench.pages build` is used instead (its keyed members, 48
 periods of history at a million members), so the statement and bundle carry two years of periods. The store is only
 read.
 
 Usage: python -m bench.service [--members 1000000] [--keyed 200] [--concurrency 64] [--seconds 20] [--think 1]
        python -m bench.service --parts api --store bench-out/pages-1000000 [--think 1 0.25 0.1] [--workers 2]
+       python -m bench.service --parts builder --store bench-out/pages-1000000 [--rounds 3]
 """
 
 from __future__ import annotations
@@ -47,8 +53,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 
 from bench.http_load import Connection, cpu_seconds, peak_rss_mib
 from bench.log import percentile
@@ -159,7 +167,7 @@ def main() -> None:
     """The parts asked for: the API's latencies (`api`), full tiles against memory (`tiles`, `bench.service_log`),
     checkpoint-to-cosigned with two witnesses (`witnesses`, `bench.service_log`)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=["api", "tiles", "witnesses"],
+    parser.add_argument("--parts", nargs="+", choices=["api", "tiles", "witnesses", "builder"],
                         default=["tiles", "witnesses", "api"])
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--keyed", type=int, default=200)
@@ -170,7 +178,8 @@ def main() -> None:
     parser.add_argument("--think", type=float, nargs="+", default=[1.0],
                         help="API: paced runs' mean think times between a client's requests, seconds.")
     parser.add_argument("--entries", type=int, default=1_000_000, help="Tiles: the synthetic log's size.")
-    parser.add_argument("--rounds", type=int, default=6, help="Tiles: rounds of the two routes.")
+    parser.add_argument("--rounds", type=int, default=6, help="Tiles: rounds of the two routes; builder: rounds "
+                        "over the keyed members.")
     parser.add_argument("--witness-rounds", type=int, default=50)
     parser.add_argument("--batch", type=int, default=1_000, help="Witnesses: new entries a round.")
     args = parser.parse_args()
@@ -184,6 +193,64 @@ def main() -> None:
                 bench_witnesses(Path(directory), args.witness_rounds, args.batch)
     if "api" in args.parts:
         bench_api(args)
+    if "builder" in args.parts:
+        if args.store is None:
+            parser.error("--parts builder needs --store")
+        bench_builder(args.store, args.rounds)
+
+
+def bench_builder(store: Path, rounds: int) -> None:
+    """The bundles of the store's keyed members built in this process, `rounds` times over: wall and CPU time of a
+    bundle and of each step, timed around the index's and the log's own methods."""
+    from ledger.log.bundle import build_bundle
+    from ledger.reveal import claimant_records
+    from schemas.api import ProofBundle
+
+    members = [key.member for key in stored_keys(store)]
+    ledger = ledger_with_parties(store, SimulatedClock(datetime.now(UTC)))
+    log, index = ledger.log, ledger.log.index
+    assert index is not None
+    steps: dict[str, list[float]] = {}
+
+    def timed(name: str, method: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent = steps.setdefault(name, [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+        return run
+
+    for name in ("stream_entries", "member_claims", "left_out_of", "plan_assessments", "roll_proofs",
+                 "key_registrations"):
+        setattr(index, name, timed(f"index.{name}", getattr(index, name)))
+    log.inclusion_proofs = timed("log.inclusion_proofs", log.inclusion_proofs)  # type: ignore[method-assign]
+    recorder = log.source.recorder
+    recorder.select_entries = timed("entries read", recorder.select_entries)
+    for number in range(rounds):
+        steps.clear()
+        walls, cpus = [], []
+        for member in members:
+            wall, cpu = time.perf_counter(), time.process_time()
+            claimants = timed("vault: claimant records", claimant_records)(ledger.app, member)
+            bundle = timed("build_bundle", build_bundle)(ledger.checkpoints, member, claimants=claimants)
+            timed("response model and JSON", lambda b: orjson.dumps(ProofBundle.model_validate(b).model_dump(
+                mode="json")))(bundle)
+            walls.append((time.perf_counter() - wall) * 1000)
+            cpus.append((time.process_time() - cpu) * 1000)
+        walls.sort()
+        print(f"builder round {number + 1} ({'nothing kept' if number == 0 else 'kept from before'}): "
+              f"{len(members)} bundles of {len(bundle['rolls'])} rolls, {len(bundle['events'])} events; "
+              f"p50 {percentile(walls, 0.5):.1f} ms, p99 {percentile(walls, 0.99):.1f} ms, CPU "
+              f"{sum(cpus) / len(cpus):.2f} ms a bundle", flush=True)
+        for name, (wall_s, cpu_s) in steps.items():
+            print(f"  {name:<28} {wall_s / len(members) * 1000:7.2f} ms  CPU {cpu_s / len(members) * 1000:6.2f} ms",
+                  flush=True)
+        if number == 0:
+            print("  (the first round reads every roll tile and right edge the rolls' proofs meet)", flush=True)
+    ledger.close()
 
 
 def bench_api(args: argparse.Namespace) -> None:

@@ -20,10 +20,11 @@ A bundle holds, against one signed checkpoint (with its cosignatures):
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
+
+import orjson
 
 from ledger.errors import InputError
 from ledger.log.checkpoints import CheckpointLog
@@ -63,7 +64,7 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
     member_indexes = {i: entries[nid] for i, nid in own}
     joined = ended = None
     for i in sorted(member_indexes):
-        envelope = json.loads(member_indexes[i])
+        envelope = orjson.loads(member_indexes[i])
         if envelope["stream"] != member:
             continue
         if envelope["type"] == "member.joined":
@@ -84,10 +85,11 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
         rolls.append({"period": assessment.period, "period_index": assessment.index, "amount": assessment.share_fen,
                       "leaf_index": position, "roll_size": assessment.roll_size, "proof": b64(proof)})
     texts = {**member_indexes, **{a.index: period_entries[a.nid] for a in chosen}}
-    signers = {json.loads(entry)["actor"]["key"] for entry in texts.values()}
-    keys = index.key_registrations(sorted(signers), size)
+    envelopes = {i: orjson.loads(entry) for i, entry in texts.items()}  # each entry parsed once
+    keys = index.key_registrations(sorted({envelope["actor"]["key"] for envelope in envelopes.values()}), size)
     texts.update({i: entry for (i, _), entry in zip(keys, _entries_in_order(log, [nid for _, nid in keys]),
                                                    strict=True)})
+    envelopes.update({i: orjson.loads(texts[i]) for i, _ in keys if i not in envelopes})
     proofs = log.inclusion_proofs(texts, size)
     return {
         "format": FORMAT,
@@ -96,8 +98,8 @@ def build_bundle(checkpoints: CheckpointLog, member: str, since: date | None = N
         "checkpoint": stored.note,
         "events": [{"index": i, "entry": texts[i].decode("utf-8"), "proof": b64(proofs[i])} for i in sorted(texts)],
         "rolls": rolls,
-        "revealed": [sealed[json.loads(texts[i])["stream"]].json_value() for i in sorted(texts)
-                     if json.loads(texts[i])["stream"] in sealed and json.loads(texts[i])["type"] == "claim.filed"],
+        "revealed": [sealed[envelopes[i]["stream"]].json_value() for i in sorted(texts)
+                     if envelopes[i]["stream"] in sealed and envelopes[i]["type"] == "claim.filed"],
     }
 
 

@@ -16,25 +16,36 @@ Kept by integration (`TransparencyLog.integrate` on the operator's log), in log 
   `roll_tiles(period, level, idx, hashes)`, the roll tree's hashes at levels 8, 16, … in the tiles of
   `ledger.log.tree` (leaf hashes are never stored: 18 bytes a member a period in all).
 
-A roll proof reads the member's chunk (and the last, partial one) and two or three tiles, and hashes the member's
-group of 16 leaves: a member's bundle after 48 periods reads a few hundred rows, whatever the log's size. The roll
+A member's roll proofs read their chunk of every roll in one statement, and what the process does not keep yet
+(`RollCache`: the tiles above the chunks, the last, partial chunk) in another; each hashes the member's group of 16
+leaves and the chunk's group roots. A member's roll proofs after 48 periods read about fifty rows, whatever the
+log's size. The roll
 is computed from the log's own entries when the `period.assessed` entry is indexed, never from a read model.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from itertools import islice
+from threading import Lock
 from typing import Any
 from uuid import UUID
 
 import orjson
 
 from ledger.ages import join_age_years
-from ledger.log.merkle import inclusion_path, node_hash, reduce_complete, tile_levels
+from ledger.log.merkle import (
+    inclusion_path,
+    inclusion_proof,
+    node_hash,
+    reduce_complete,
+    root_from_leaf_hashes,
+    tile_levels,
+)
 from ledger.projections.sql import SqlCursor, SqlStore
 from ledger.sharing import roll_leaf_hashes
 
@@ -108,8 +119,8 @@ class LogIndex:
         self.assessments, self.memberships = t("log_assessments"), t("log_memberships")
         self.chunks, self.tiles, self.tracking = t("roll_chunks"), t("roll_tiles"), t("projection_tracking")
         self.left_out = t("log_left_out")
-        self.last_chunks: dict[str, _Chunk] = {}
-        """Each roll's last, partial chunk's leaf hashes, once read (every proof in that roll needs them)."""
+        self.rolls = RollCache()
+        """What the proofs of one roll share, kept by this process (immutable once written)."""
 
     # -- keeping it ----------------------------------------------------------------------------------------
 
@@ -289,36 +300,56 @@ class LogIndex:
         return {str(row[0]) for row in rows}
 
     def roll_proofs(self, assessments: Sequence[Assessment], member: str) -> list[tuple[int, list[bytes]]]:
-        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root, read in one
-        transaction (the member's chunk of each roll by one index seek; the last, partial chunks not read before and
-        the tiles above both, in batches), then hashing. LookupError when the member is not in
-        one of the rolls."""
-        trees = [RollTree(self, assessment) for assessment in assessments]
-        if not trees:
+        """The member's leaf index in each assessment's roll and its inclusion proof into the roll's root. One
+        statement finds the member's chunk in every roll (an index seek a roll); a second reads what the rolls'
+        cache (`RollCache`) lacks — the tiles above the chunk the path meets and the last, partial chunk — often
+        nothing. Then hashing: the member's group of 16 leaves, the chunk's 16 stored group roots, and the right
+        edge of each roll's tree once per process. LookupError when the member is not in one of the rolls."""
+        if not assessments:
             return []
-        by_period = {tree.assessment.period: tree for tree in trees}
+        wanted = UUID(member).bytes
+        found: dict[str, tuple[int, bytes, bytes]] = {}
         with self.sql.transaction(commit=False) as cursor:
-            for period, tree in by_period.items():  # one index seek a period (a correlated MAX scans every chunk)
-                row = cursor.execute(
-                    f"SELECT chunk, members, groups FROM {self.chunks} WHERE period = ? AND first_member <= ? "
-                    "ORDER BY first_member DESC LIMIT 1", (period, member)).fetchone()
-                if row is not None:
-                    tree.place(int(row[0]), bytes(row[1]), bytes(row[2]), member)
-            wanted = [(tree.assessment.period, tree.last) for tree in trees if tree.needs_last()]
-            for part in _parts(wanted, 400):
-                for period, members, groups in cursor.execute(
-                        f"SELECT period, members, groups FROM {self.chunks} WHERE "
+            for part in _parts(list(dict.fromkeys(a.period for a in assessments)), 100):
+                seek = (f"SELECT * FROM (SELECT period, chunk, members, groups FROM {self.chunks} WHERE period = ? "
+                        "AND first_member <= ? ORDER BY first_member DESC LIMIT 1) AS seek")
+                rows = cursor.execute(" UNION ALL ".join(f"{seek}{i}" for i in range(len(part))),
+                                      [value for period in part for value in (period, member)]).fetchall()
+                for period, chunk, members, groups in rows:
+                    found[str(period)] = (int(chunk), bytes(members), bytes(groups))
+            proofs = [_RollProof(self.rolls.roll(a), wanted, found.get(a.period)) for a in assessments]
+            done: dict[int, tuple[int, list[bytes]]] = {}
+            for number, proof in enumerate(proofs):  # first from what is kept: usually all of them
+                with suppress(NotKeptError):
+                    done[number] = proof.proof({})
+            if len(done) == len(proofs):
+                return [done[number] for number in range(len(proofs))]
+            missing_tiles: set[tuple[str, int, int]] = set()
+            missing_last: set[tuple[str, int]] = set()
+            read: dict[tuple[str, int, int], bytes] = {}  # this call's tiles, whatever the cache keeps of them
+            for number, proof in enumerate(proofs):
+                if number not in done:
+                    proof.plan(read, missing_tiles, missing_last)
+            rolls = {proof.roll.assessment.period: proof.roll for proof in proofs}
+            for part in _parts(sorted(missing_last), 400):
+                for period, members in cursor.execute(
+                        f"SELECT period, members FROM {self.chunks} WHERE "
                         + " OR ".join("(period = ? AND chunk = ?)" for _ in part),
                         [value for key in part for value in key]).fetchall():
-                    self.last_chunks[str(period)] = _Chunk(_unpack(bytes(members)), bytes(groups), {})
-            keys = [(tree.assessment.period, *key) for tree in trees for key in tree.tile_keys()]
-            for part in _parts(keys, 300):
+                    rolls[str(period)].take_last(bytes(members))
+            for part in _parts(sorted(missing_tiles), 300):
                 for period, level, idx, hashes in cursor.execute(
                         f"SELECT period, level, idx, hashes FROM {self.tiles} WHERE "
                         + " OR ".join("(period = ? AND level = ? AND idx = ?)" for _ in part),
                         [value for key in part for value in key]).fetchall():
-                    by_period[str(period)].tiles[(int(level), int(idx))] = bytes(hashes)
-        return [tree.proof() for tree in trees]
+                    read[(str(period), int(level), int(idx))] = bytes(hashes)
+        for key, blob in read.items():
+            self.rolls.keep(key, blob)
+        return [done[number] if number in done else proof.proof(read) for number, proof in enumerate(proofs)]
+
+
+class NotKeptError(LookupError):
+    """A roll proof needs a tile or a last chunk that this process has not read (or no longer keeps)."""
 
 
 def _parts(values: list[Any], size: int) -> Iterator[list[Any]]:
@@ -327,95 +358,185 @@ def _parts(values: list[Any], size: int) -> Iterator[list[Any]]:
         yield values[offset:offset + size]
 
 
-class RollTree:
-    """One assessment's stored roll tree, read for one member's proof: the member's chunk and the last, chunks of
-    member ids with their groups' roots, and the tiles at levels 8, 16, … above them."""
+ROLL_CACHE_BYTES = 64 << 20
+"""What a process keeps of the rolls' stored tiles: all of them for 48 periods of a million members (13 MB)."""
 
-    def __init__(self, index: LogIndex, assessment: Assessment) -> None:
-        self.index = index
+
+class RollCache:
+    """What every member's proof in a roll shares, kept by the reading process: the roll tree's stored tiles, the
+    root of its last, partial chunk and the hashes composed along its right edge. None of it changes once the roll
+    is written (with its assessment, in one transaction: a roll is never written again), so nothing is invalidated;
+    the tiles are bounded in bytes, least recently used out first, and the rolls in number. A wrong value here makes
+    a proof that does not reach the roll's signed `roll_root`: the bundle's checker rejects it."""
+
+    def __init__(self, limit: int = ROLL_CACHE_BYTES, rolls: int = 10_000) -> None:
+        self.limit, self.most = limit, rolls
+        self.tiles: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self.held = 0
+        self.rolls: OrderedDict[tuple[str, int, int], Roll] = OrderedDict()
+        self._lock = Lock()  # the service builds bundles in several threads
+
+    def roll(self, assessment: Assessment) -> Roll:
+        """The roll of an assessment, kept (by its period, log index and size)."""
+        key = (assessment.period, assessment.index, assessment.roll_size)
+        with self._lock:
+            found = self.rolls.get(key)
+            if found is None:
+                found = self.rolls[key] = Roll(self, assessment)
+                if len(self.rolls) > self.most:
+                    self.rolls.popitem(last=False)
+            else:
+                self.rolls.move_to_end(key)
+            return found
+
+    def tile(self, key: tuple[str, int, int]) -> bytes | None:
+        """A stored roll tile's blob (period, level, index), when kept."""
+        with self._lock:
+            found = self.tiles.get(key)
+            if found is not None:
+                self.tiles.move_to_end(key)
+            return found
+
+    def keep(self, key: tuple[str, int, int], blob: bytes) -> None:
+        """Keep a tile read from the index, dropping the least recently used beyond the limit."""
+        with self._lock:
+            if key not in self.tiles:
+                self.tiles[key] = blob
+                self.held += len(blob)
+            while self.held > self.limit and len(self.tiles) > 1:
+                self.held -= len(self.tiles.popitem(last=False)[1])
+
+    def clear(self) -> None:
+        """Forget everything kept."""
+        with self._lock:
+            self.tiles.clear()
+            self.rolls.clear()
+            self.held = 0
+
+
+class Roll:
+    """One assessment's roll as the proofs see it: chunks of 256 leaves, whose roots are the leaves of the tree
+    above them (stored as tiles from level 8 up; the last chunk, partial when the size is not a multiple of 256,
+    is rooted as RFC 9162 splits it). Ranges here are in chunks."""
+
+    def __init__(self, cache: RollCache, assessment: Assessment) -> None:
+        self.cache = cache
         self.assessment = assessment
-        self.last = (assessment.roll_size - 1) // WIDTH
-        self.position = -1
-        self._chunks: dict[int, _Chunk] = {}
-        self.tiles: dict[tuple[int, int], bytes] = {}
-        self._known: dict[tuple[int, int], bytes] = {}
+        size = assessment.roll_size
+        self.full = size // WIDTH
+        """Complete chunks."""
+        self.chunks = -(-size // WIDTH)
+        self.last = self.chunks - 1
+        self.edge: dict[tuple[int, int], bytes] = {}
+        """Hashes of ranges that are no stored node (those ending at the roll's end), and the last chunk's root."""
 
-    def place(self, chunk: int, members: bytes, groups: bytes, member: str) -> None:
-        """Take the chunk where the member would be; find the member's leaf in it."""
-        ids, wanted = _unpack(members), UUID(member).bytes
-        offset = bisect_left(ids, wanted)
-        if offset < len(ids) and ids[offset] == wanted:
-            self._chunks[chunk] = _Chunk(ids, groups, {})
-            self.position = chunk * WIDTH + offset
-
-    def needs_last(self) -> bool:
-        """Whether the roll's last, partial chunk must be read (every path composes its leaves)."""
-        return (self.position >= 0 and bool(self.assessment.roll_size % WIDTH)
-                and self.last != self.position // WIDTH and self.assessment.period not in self.index.last_chunks)
-
-    def tile_keys(self) -> list[tuple[int, int]]:
-        """The stored tiles a path from the member's leaf can touch: at each level, those above the member's leaf and
-        above the last leaf (every subtree an inclusion path composes lies under one of them)."""
-        size = self.assessment.roll_size
-        if self.position < 0:
-            return []
-        return sorted({(level, leaf // WIDTH ** (level + 1)) for level in range(1, 8) if WIDTH ** level <= size
-                       for leaf in (self.position, size - 1)})
-
-    def proof(self) -> tuple[int, list[bytes]]:
-        """(leaf index, inclusion proof) of the member placed; LookupError when it is not in the roll."""
-        period, size = self.assessment.period, self.assessment.roll_size
-        if self.position < 0:
-            raise LookupError(f"the member is not in the roll of {period}")
-        if size % WIDTH and self.last not in self._chunks:
-            self._chunks[self.last] = self.index.last_chunks[period]
-        return self.position, inclusion_path(self.position, size, self._range_hash)
-
-    def _leaves(self, ids: list[bytes]) -> list[bytes]:
-        members = []
-        for raw in ids:
-            h = raw.hex()
-            members.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    def leaves(self, ids: bytes) -> list[bytes]:
+        """The leaf hashes of packed member ids."""
+        h = ids.hex()
+        members = [f"{h[a:a + 8]}-{h[a + 8:a + 12]}-{h[a + 12:a + 16]}-{h[a + 16:a + 20]}-{h[a + 20:a + 32]}"
+                   for a in range(0, len(h), 32)]
         return roll_leaf_hashes(self.assessment.period, members, self.assessment.share_fen)
 
-    def _chunk_node(self, chunk: _Chunk, within: int, offset: int) -> bytes:
-        """A node at level `within` (below 8) of a chunk, its first leaf at `offset`: from the stored group roots
-        at level 4 and above, else from the leaves of its group, hashed once."""
-        if within >= 4:  # a complete subtree: its groups are complete, and stored
-            first = offset // GROUP * 32
-            stored = chunk.groups[first:first + (32 << (within - 4))]
-            assert len(stored) == 32 << (within - 4), "complete groups are stored"
-            return reduce_complete([stored[i:i + 32] for i in range(0, len(stored), 32)])
-        group = offset // GROUP
-        if group not in chunk.leaves:
-            chunk.leaves[group] = self._leaves(chunk.ids[group * GROUP:(group + 1) * GROUP])
-        start = offset - group * GROUP
-        return reduce_complete(chunk.leaves[group][start:start + (1 << within)])
+    def take_last(self, ids: bytes) -> None:
+        """The last, partial chunk read: keep its root."""
+        self.edge[(self.last, self.chunks)] = root_from_leaf_hashes(self.leaves(ids))
 
-    def _node(self, level: int, index: int) -> bytes:
-        tile_level, within = divmod(level, HEIGHT)
-        first = index << within
-        tile, offset = divmod(first, WIDTH)
-        if tile_level == 0:
-            return self._chunk_node(self._chunks[tile], within, offset)
-        blob = self.tiles[(tile_level, tile)]
-        count = _bottom_count(len(blob) // 32)
-        at = _level_start(count, within) + (offset >> within)
-        assert offset >> within < count >> within, "a complete subtree's node is stored"
-        return blob[at * 32:at * 32 + 32]
-
-    def _range_hash(self, lo: int, hi: int) -> bytes:
-        found = self._known.get((lo, hi))
+    def upper(self, lo: int, hi: int, read: dict[tuple[str, int, int], bytes],
+              missing: tuple[set[tuple[str, int, int]], set[tuple[str, int]]] | None = None) -> bytes:
+        """MTH of chunks [lo, hi): a stored node when complete and aligned (from the tiles kept or just `read`),
+        else composed (and kept). With `missing`, only note the tiles and the last chunk it would need and that are
+        not kept (returning a stand-in)."""
+        size = hi - lo
+        if hi <= self.full and size & (size - 1) == 0 and lo % size == 0:
+            tile_level, within = divmod(HEIGHT + size.bit_length() - 1, HEIGHT)
+            tile, offset = divmod(lo // size << within, WIDTH)
+            key = (self.assessment.period, tile_level, tile)
+            blob = read.get(key) or self.cache.tile(key)
+            if blob is None:
+                if missing is None:
+                    raise NotKeptError(f"roll tile {key}")
+                missing[0].add(key)
+                return b""
+            read[key] = blob  # held for this call, whatever the cache drops meanwhile
+            count = _bottom_count(len(blob) // 32)
+            at = _level_start(count, within) + (offset >> within)
+            assert offset >> within < count >> within, "a complete subtree's node is stored"
+            return blob[at * 32:at * 32 + 32]
+        found = self.edge.get((lo, hi))
         if found is not None:
             return found
-        size = hi - lo
-        if size & (size - 1) == 0 and lo % size == 0:
-            found = self._node(size.bit_length() - 1, lo // size)
-        else:
-            k = 1 << ((size - 1).bit_length() - 1)
-            found = node_hash(self._range_hash(lo, lo + k), self._range_hash(lo + k, hi))
-        self._known[(lo, hi)] = found
+        if size == 1:  # the last, partial chunk
+            if missing is None:
+                raise NotKeptError(f"the last chunk of {self.assessment.period}")
+            missing[1].add((self.assessment.period, lo))
+            return b""
+        k = 1 << ((size - 1).bit_length() - 1)
+        left, right = self.upper(lo, lo + k, read, missing), self.upper(lo + k, hi, read, missing)
+        if missing is not None:
+            return b""
+        found = self.edge[(lo, hi)] = node_hash(left, right)
         return found
+
+
+class _RollProof:
+    """One member's proof in one roll: their chunk as the seek found it, and what it needs of the roll."""
+
+    def __init__(self, roll: Roll, wanted: bytes, chunk: tuple[int, bytes, bytes] | None) -> None:
+        self.roll = roll
+        self.position = -1
+        if chunk is not None:
+            number, ids, self.groups = chunk
+            offset = _find(ids, wanted)
+            if offset >= 0:
+                self.chunk, self.ids, self.offset = number, ids, offset
+                self.position = number * WIDTH + offset
+
+    def plan(self, read: dict[tuple[str, int, int], bytes], tiles: set[tuple[str, int, int]],
+             last: set[tuple[str, int]]) -> None:
+        """Note what the proof needs that the cache lacks, and hold in `read` the tiles it has."""
+        if self.position >= 0 and self.roll.chunks > 1:
+            inclusion_path(self.chunk, self.roll.chunks, lambda lo, hi: self.roll.upper(lo, hi, read, (tiles, last)))
+
+    def proof(self, read: dict[tuple[str, int, int], bytes]) -> tuple[int, list[bytes]]:
+        """(leaf index, inclusion proof) of the member, with the roll tiles just `read`; LookupError when they are
+        not in the roll."""
+        if self.position < 0:
+            raise LookupError(f"the member is not in the roll of {self.roll.assessment.period}")
+        if self.chunk < self.roll.full:  # a complete chunk: the member's group, then the chunk's groups
+            group = self.offset // GROUP
+            leaves = self.roll.leaves(self.ids[group * GROUP * 16:(group + 1) * GROUP * 16])
+            roots = [self.groups[at:at + 32] for at in range(0, WIDTH // GROUP * 32, 32)]
+            path = _complete_path(leaves, self.offset % GROUP) + _complete_path(roots, group)
+        else:  # the last, partial chunk: its leaves (and its root, for the other members' proofs)
+            leaves = self.roll.leaves(self.ids)
+            self.roll.edge.setdefault((self.roll.last, self.roll.chunks), root_from_leaf_hashes(leaves))
+            path = inclusion_proof(self.offset, leaves)
+        if self.roll.chunks > 1:
+            path += inclusion_path(self.chunk, self.roll.chunks, lambda lo, hi: self.roll.upper(lo, hi, read))
+        return self.position, path
+
+
+def _find(ids: bytes, wanted: bytes) -> int:
+    """Where `wanted` is among packed sorted ids (16 bytes each), or -1."""
+    lo, hi = 0, len(ids) // 16
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if ids[middle * 16:middle * 16 + 16] < wanted:
+            lo = middle + 1
+        else:
+            hi = middle
+    return lo if ids[lo * 16:lo * 16 + 16] == wanted else -1
+
+
+def _complete_path(row: list[bytes], index: int) -> list[bytes]:
+    """The inclusion path of `index` in the complete subtree over `row` (2^k hashes), leaf to root: each sibling
+    subtree reduced, the subtree holding `index` never."""
+    path, size = [], 1
+    while size < len(row):
+        sibling = (index // size) ^ 1
+        path.append(reduce_complete(row[sibling * size:(sibling + 1) * size]))
+        size *= 2
+    return path
 
 
 def _tile_blob(bottom: list[bytes]) -> bytes:
@@ -445,17 +566,3 @@ def _bottom_count(hashes: int) -> int:
 def _level_start(count: int, level: int) -> int:
     """Where level `level` starts, in hashes, in a roll tile of `count` bottom hashes."""
     return sum(count >> below for below in range(level))
-
-
-@dataclass
-class _Chunk:
-    """A roll chunk as read: its member ids, its stored group roots, and the leaf hashes of the groups hashed."""
-
-    ids: list[bytes]
-    groups: bytes
-    leaves: dict[int, list[bytes]]
-
-
-def _unpack(packed: bytes) -> list[bytes]:
-    """A chunk's member ids (16 bytes each), in order."""
-    return [packed[i:i + 16] for i in range(0, len(packed), 16)]

@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.bootstrap import Ledger
-from ledger.log.index import Assessment, LogIndex, index_schema
+from ledger.log.index import ROLL_CACHE_BYTES, Assessment, LogIndex, RollCache, index_schema
 from ledger.log.merkle import ProofError, inclusion_proof, root_from_leaf_hashes, verify_inclusion
 from ledger.projections.sql import SqlStore
 from ledger.sharing import roll_leaf_hashes
@@ -40,10 +40,15 @@ def indexed_roll(tmp_path: Path, members: list[str], share: int,
 
 
 @pytest.mark.parametrize("size", [1, 2, 255, 256, 257, 513, 65_536, 65_537 + 300])
-def test_a_stored_roll_proves_each_member_as_the_roll_in_memory_does(tmp_path: Path, size: int) -> None:
+@pytest.mark.parametrize("cache_bytes", [ROLL_CACHE_BYTES, 0])
+def test_a_stored_roll_proves_each_member_as_the_roll_in_memory_does(tmp_path: Path, size: int,
+                                                                      cache_bytes: int) -> None:
+    """Whatever the process keeps of the roll (everything, or no more than one tile: each proof then reads what it
+    needs again), each proof is the one the roll in memory gives."""
     rng = random.Random(size)
     members = sorted(str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(size))
     index, assessment = indexed_roll(tmp_path, members, 123)
+    index.rolls = RollCache(cache_bytes)
     assert (assessment.roll_size, assessment.share_fen, assessment.index) == (size, 123, 9)
     hashes = roll_leaf_hashes(assessment.period, members, 123)
     root = root_from_leaf_hashes(hashes)
