@@ -96,19 +96,22 @@ def _ages_and_charges(store: _Store, sql: SqlStore) -> None:
     ReadModels.open(store, sql, create=True)
 
 
-def _roster_sealed_ages(store: _Store, sql: SqlStore) -> None:
+def _roster_sealed_ages_and_receivables(store: _Store, sql: SqlStore) -> None:
     """The roster says which members' age bound is a sealed join's band (`age_sealed`), so that the age rule opens
-    those ages in bulk and reads a v1 join's as it is: its tables are made again with the column (dropped here,
+    those ages in bulk and reads a v1 join's as it is; the journal books what an account cannot cover as the members'
+    receivables (`journal_accounts`, schema-4 assessments): both read models' tables are made again (dropped here,
     filled from the start by the next catch-up)."""
     from ledger.projections.balances import Balances
+    from ledger.projections.journal import Journal
 
     t = sql.table
     with sql.transaction() as cursor:
-        for name in Balances.TABLES:
-            cursor.execute(f"DROP TABLE IF EXISTS {t(name)}")
-        if sql.has_table("projection_tracking"):
-            cursor.execute(f"DELETE FROM {t('projection_tracking')} WHERE name = ? OR name LIKE ?",
-                           (Balances.NAME, f"{Balances.NAME} partition %"))
+        for projection in (Balances, Journal):
+            for name in projection.TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {t(name)}")
+            if sql.has_table("projection_tracking"):
+                cursor.execute(f"DELETE FROM {t('projection_tracking')} WHERE name = ? OR name LIKE ?",
+                               (projection.NAME, f"{projection.NAME} partition %"))
     ReadModels.open(store, sql, create=True)
 
 
@@ -118,7 +121,7 @@ STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     3: (_log_index,),
     4: (_roster_without_exact_age,),
     5: (_ages_and_charges,),
-    6: (_roster_sealed_ages,),
+    6: (_roster_sealed_ages_and_receivables,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

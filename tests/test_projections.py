@@ -9,18 +9,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.bootstrap import Ledger
 from ledger.canonical import document_digest
 from ledger.envelope import format_at
-from ledger.errors import DomainRuleError
+from ledger.errors import DomainRuleError, InputError
 from ledger.projections import PROJECTIONS, ReadModels
 from ledger.projections.cases import disclosure_document
 from ledger.projections.metrics import metrics
 from ledger.projections.sql import SqlStore
 from ledger.projections.statements import render, statement
+from ledger.rules import Rule
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
@@ -36,6 +38,7 @@ from tests.support import (
     new_ledger,
     prepaid_rules,
     rejected,
+    reopen,
     rules,
 )
 from tests.test_audit import audit, resign_and_audit
@@ -438,3 +441,42 @@ def test_a_streams_events_go_to_one_partition_and_keyring_events_to_every_partit
     assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "claim.filed", 4)) == [1]
     assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "key.registered", 4)) == [0, 1, 2, 3]
     assert list(partitions_of("63012790-1800-596b-a148-be77f95880cf", "key.revoked", 3)) == [0, 1, 2]
+
+
+def test_migration_6_remakes_the_roster_and_the_journal_of_a_store_made_before(ledger_app: Ledger) -> None:
+    """A store at schema version 5 has a journal that took uncovered shares from balances and no `journal_accounts`:
+    it is refused until migrated, and step 6 drops the roster's and the journal's tables so that the next catch-up
+    books the receivables from the start (the same balances and dues as a store made at version 6)."""
+    from ledger.bootstrap import bootstrap
+    from ledger.migrations import VERSION_TABLE, migrate
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    accounts = [join(app, plan) for _ in range(3)]
+    for member, amount in zip(accounts, (10_000, 100, 0), strict=True):
+        if amount:
+            app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    advance(app, days=100)
+    approved_claim(app, accounts[0])
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    at_local(app, "2026-04-21", 1)
+    app.execute(AssessPeriod(command_id=cid(), period=period))
+    before = balances_and_dues(app, plan, accounts)
+    assert sum(due for _, due in before.values()) > 0
+    settings, clock = app.settings, clock_of(app)
+    sql = app.read_models().journal.sql
+    with sql.transaction() as cursor:  # as a version-5 store left it: dues taken from balances, no accounts table
+        cursor.execute(f"UPDATE {sql.table('journal_postings')} SET account = 'member_balances' "
+                       "WHERE account = 'member_receivables'")
+        cursor.execute(f"DROP TABLE {sql.table('journal_accounts')}")
+        cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version = 6")
+    app.close()
+    with pytest.raises(InputError) as refused:
+        bootstrap(settings)
+    assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
+    assert migrate(settings) == {"from": 5, "to": 6}
+    again = reopen(app, clock)
+    try:
+        assert balances_and_dues(again, plan, accounts) == before
+    finally:
+        again.close()
