@@ -25,19 +25,8 @@ from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
-from tests.support import (
-    START,
-    advance,
-    cid,
-    clock_of,
-    create_plan,
-    demo_ledger,
-    join,
-    new_ledger,
-    prepaid_rules,
-    rejected,
-    rules,
-)
+from sim.fixtures import START, rules
+from tests.support import advance, cid, clock_of, create_plan, demo_ledger, join, new_ledger, prepaid_rules, rejected
 from tests.test_claim import file, investigate
 from tests.test_period import approved_claim, at_local
 
