@@ -127,7 +127,7 @@ def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) 
             continue  # not a key: its signatures are left to the checks in order
     hashes: list[bytes | None] = []
     schema: dict[int, Problem] = {}
-    failing: list[int] = []
+    signed: list[tuple[int, bytes, bytes, str]] = []
     start = len(SIGNER)
     for index, entry in enumerate(entries, first):
         try:
@@ -146,8 +146,10 @@ def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) 
         if problem is not None:
             schema[index] = problem
         key = keys.get(entry[start:start + 16].decode("ascii", "replace")) if entry.startswith(SIGNER) else None
-        if key is not None and not event_signature_is_valid(key, event_hash, sig):
-            failing.append(index)
+        if key is not None:
+            signed.append((index, key, event_hash, sig))
+    # the signatures last, one after another: the verifier's tables stay in the processor's caches between them
+    failing = [index for index, key, event_hash, sig in signed if not event_signature_is_valid(key, event_hash, sig)]
     return ExaminedChunk(hashes, schema, CheckedSignatures({kid: candidates[kid] for kid in keys},
                                                            frozenset(failing)))
 
