@@ -26,8 +26,8 @@ _PLAIN_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?P<table>\S+)\s*(?P<columns>\([
                            r"\((?P<values>\s*(?:(?:\?|NULL|'(?:[^']|'')*'|-?\d+)\s*,\s*)*"
                            r"(?:\?|NULL|'(?:[^']|'')*'|-?\d+)\s*)\)\s*", re.IGNORECASE)
 """An insert of one row of plain values: parameters, NULL, string and integer literals."""
-_COPY_PLANS: dict[str, tuple[str, list[tuple[bool, Any]]] | None] = {}
-"""Statement → its `COPY` plan (`SqlCursor._copy_plan`), or None when it has none."""
+_PARSED_INSERTS: dict[str, tuple[str, str | None, list[tuple[bool, Any]]] | None] = {}
+"""Statement → (table, column list, each value a parameter or a literal) when it is a plain insert, else None."""
 
 
 class SqlCursor:
@@ -71,24 +71,25 @@ class SqlCursor:
         """For `INSERT INTO t [(columns)] VALUES (…)` whose values are parameters and literals (`?`, NULL, a
         string, an integer) and nothing else — no conflict clause, expression or subquery: the `COPY` statement
         and, for each column, whether it takes the next parameter or the literal. None for any other statement.
-        Worked out once per statement (without a column list, the table's columns are counted once)."""
-        if statement in _COPY_PLANS:
-            return _COPY_PLANS[statement]
-        plan: tuple[str, list[tuple[bool, Any]]] | None = None
-        found = _PLAIN_INSERT.fullmatch(statement)
-        if found is not None:
-            template = [(True, None) if item == "?" else (False, None) if item.upper() == "NULL"
-                        else (False, item[1:-1].replace("''", "'")) if item.startswith("'") else (False, int(item))
-                        for item in _VALUE.findall(found["values"])]
-            columns = found["columns"] or ""
-            if not columns:
-                self._cursor.execute(f"SELECT * FROM {found['table']} LIMIT 0")
-                if len(self._cursor.description or ()) != len(template):
-                    template = []
-            if template:
-                plan = (f"COPY {found['table']} {columns} FROM STDIN", template)
-        _COPY_PLANS[statement] = plan
-        return plan
+        The statement is parsed once; without a column list, the table's first columns are named as they are now
+        (one query), as the insert would fill them."""
+        if statement not in _PARSED_INSERTS:
+            found = _PLAIN_INSERT.fullmatch(statement)
+            _PARSED_INSERTS[statement] = None if found is None else (found["table"], found["columns"], [
+                (True, None) if item == "?" else (False, None) if item.upper() == "NULL"
+                else (False, item[1:-1].replace("''", "'")) if item.startswith("'") else (False, int(item))
+                for item in _VALUE.findall(found["values"])])
+        parsed = _PARSED_INSERTS[statement]
+        if parsed is None:
+            return None
+        table, columns, template = parsed
+        if not columns:
+            self._cursor.execute(f"SELECT * FROM {table} LIMIT 0")
+            names = [column.name for column in self._cursor.description or ()]
+            if len(names) < len(template):
+                return None
+            columns = "(" + ", ".join(f'"{name}"' for name in names[:len(template)]) + ")"
+        return f"COPY {table} {columns} FROM STDIN", template
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         """All rows of the last query, as tuples."""
