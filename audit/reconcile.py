@@ -15,7 +15,8 @@ Statement format (CSV with a header row; one line per bank movement):
 Findings: `missing_in_statement`, `missing_in_ledger`, `amount_mismatch`, `direction_mismatch`, `duplicate`
 (a reference twice on either side), `outside_window` (booked more than the allowed days from the ledger's time),
 and the custody gap: the statement's cash (in − out) against what the fund owes (member balances, surplus, aid and
-refunds not yet paid, fee held, less subsidy still owed), from the ledger's journal rebuilt from the events.
+refunds not yet paid, fee held, less subsidy and member shares still owed), from the ledger's journal rebuilt from
+the events.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from eventsourcing.sqlite import SQLiteDatastore
 
 from ledger.projections.base import EntriesInMemory
-from ledger.projections.journal import Journal
+from ledger.projections.journal import Journal, covered_fen
 from ledger.projections.sql import SqlStore
 from ledger.sharing import raised_of
 
@@ -156,9 +157,7 @@ def owed_fen(entries: list[bytes]) -> int:
         sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "journal.sqlite3")))
         journal = Journal(EntriesInMemory(entries, sql), sql)
         journal.catch_up()
-        b = journal.balances()
-    return -(b["member_balances"] + b["surplus"] + b["aid_payable"] + b["aid_paid"] + b["refunds_payable"]
-             + b["refunds_paid"] + b["fee_income"] + b["operator_subsidy"])
+        return covered_fen(journal.balances())
 
 
 def reconcile(entries: list[bytes], statement: list[Movement], window_days: int = 3) -> Reconciliation:

@@ -294,6 +294,8 @@ class _Members:
                         "share_fen INTEGER NOT NULL)")
         self.db.execute("CREATE TABLE charges (period TEXT NOT NULL, member TEXT NOT NULL, amount_fen INTEGER NOT "
                         "NULL, PRIMARY KEY (period, member))")
+        self.db.execute("CREATE TABLE accounts (member TEXT PRIMARY KEY, account TEXT NOT NULL) WITHOUT ROWID")
+        self.db.execute("CREATE TABLE positions (account TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID")
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
         self.joined: set[tuple[str, str]] = set()
         """(plan, member) of the joins pending."""
@@ -304,6 +306,40 @@ class _Members:
         self.joined.add((plan, member))
         if len(self.pending) >= BOOKS_BATCH:
             self.flush()
+
+    def pays_for(self, member: str, account: str) -> None:
+        """The prepaid account a member's charges are taken from: their payer's, or their own."""
+        self.pending.append(("INSERT OR REPLACE INTO accounts VALUES (?, ?)", (member, account)))
+
+    def move(self, member: str, amount_fen: int) -> None:
+        """Add to the position of the account paying for `member` (deposits, failed debits; negative: recoveries,
+        balance refunded)."""
+        if amount_fen == 0:
+            return
+        self.pending.append(("INSERT INTO positions SELECT COALESCE((SELECT account FROM accounts WHERE member = ?), "
+                             "?), ? WHERE true ON CONFLICT (account) DO UPDATE SET position = position + "
+                             "excluded.position", (member, member, amount_fen)))
+        if len(self.pending) >= BOOKS_BATCH:
+            self.flush()
+
+    def charge(self, plan: str, period: str, cutoff: str, share_fen: int) -> list[tuple[str, int]]:
+        """Take a prepaid period's charges from the accounts (the share of each locked member, or their exception
+        kept by `assessed`) and return (account, amount) of those whose position before it could not cover them:
+        the part beyond it, sorted by account. Two queries over the locked members, grouped by account in SQL."""
+        self.flush()
+        charged = ("SELECT COALESCE(a.account, m.member) AS account, SUM(COALESCE(x.amount_fen, ?)) AS charged "
+                   "FROM members m LEFT JOIN accounts a ON a.member = m.member LEFT JOIN charges x "
+                   "ON x.period = ? AND x.member = m.member WHERE m.plan = ? AND m.joined_at <= ? "
+                   "AND (m.ended_at IS NULL OR m.ended_at > ?) GROUP BY COALESCE(a.account, m.member)")
+        params = (share_fen, period, plan, cutoff, cutoff)
+        rows = self.db.execute(f"SELECT c.account, c.charged - MAX(COALESCE(p.position, 0), 0) FROM ({charged}) c "
+                               "LEFT JOIN positions p ON p.account = c.account WHERE c.charged > "
+                               "MAX(COALESCE(p.position, 0), 0) ORDER BY c.account", params).fetchall()
+        self.db.execute("BEGIN")
+        self.db.execute(f"INSERT INTO positions SELECT account, -charged FROM ({charged}) WHERE charged > 0 "
+                        "ON CONFLICT (account) DO UPDATE SET position = position + excluded.position", params)
+        self.db.execute("COMMIT")
+        return [(str(account), int(amount)) for account, amount in rows]
 
     def end(self, plan: str, member: str, at: str) -> None:
         """The first end of a member's span; KeyError for a member who never joined the plan."""
@@ -451,6 +487,8 @@ class Auditor:
         """The time of the last event followed."""
         self.notice_on: dict[str, str] = {}
         """Period → its notice day."""
+        self.prepaid_periods: set[str] = set()
+        """The periods assessed under a prepaid rules version (their charges are taken from the accounts)."""
         self.uncollected: dict[str, int] = {}
         """Period → fen of its debits failed and not recovered."""
         self.advances: dict[str, int] = {}
@@ -576,11 +614,15 @@ class Auditor:
                 self.revealed_ages[stream] = values["age_years"]
                 age = int(values["age_years"])
             self.members.join(body["plan"], stream, at, age)
+            self.members.pays_for(stream, body["payer"] or stream)
+        elif kind == "member.deposit_received":
+            self.members.move(stream, body["amount_fen"])
         elif kind in ("member.juror_qualified", "member.fraud_recorded") and e["schema"] == 2:
             self.sealed_event(index, e, "juror age" if kind == "member.juror_qualified" else "fraud finding")
         elif kind in ENDED:
             self.plans[body["plan"]]  # a plan that exists (KeyError otherwise)
             self.members.end(body["plan"], stream, at)
+            self.members.move(stream, -(body.get("refund_due_fen", 0) - body.get("shares_paid_fen", 0)))
             if kind == "member.wind_down_refund_due":
                 self.wind_down_refunds[stream] = [index, e, body["refund_due_fen"], body["deadline"], 0]
             if kind == "member.excluded" and e["schema"] == 2:
@@ -602,9 +644,13 @@ class Auditor:
         elif kind == "claim.included":
             self.claims[stream]["period"] = body["period"]
         elif kind == "member.debit_failed":
+            if body["period"] in self.prepaid_periods:
+                self.members.move(stream, body["amount_fen"])
             self.failed.setdefault(stream, set()).add(body["period"])
             self.uncollected[body["period"]] = self.uncollected.get(body["period"], 0) + body["amount_fen"]
         elif kind == "member.debit_recovered":
+            if body["period"] in self.prepaid_periods:
+                self.members.move(stream, -body["amount_fen"])
             self.failed.get(stream, set()).discard(body["period"])
             self.uncollected[body["period"]] = self.uncollected.get(body["period"], 0) - body["amount_fen"]
         elif kind == "member.refund_disbursed" and body["reason"] == "wind_down" and stream in self.wind_down_refunds:
@@ -761,10 +807,28 @@ class Auditor:
             if funded.get(case["claim"]) != case["funded_fen"]:
                 self.fail(index, e, f"8 period (case {case['claim']} funded_fen)", funded.get(case["claim"]),
                           case["funded_fen"])
+        prepaid = body.get("payment_model", plan.versions[0][2].payment_model) == "prepaid"
+        uncovered = self.members.charge(body["plan"], period, cutoff, expected.share_fen) if prepaid else []
+        if prepaid:
+            self.prepaid_periods.add(period)
+        if e["schema"] >= 4:
+            self.uncovered(index, e, uncovered)
         if (roll.hex(), locked) != (body["roll_root"], body["roll_size"]):
             self.fail(index, e, "8 period (roll)", f"{roll.hex()} over {locked}", f"{body['roll_root']} over "
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
+
+    def uncovered(self, index: int, e: dict[str, Any], expected: list[tuple[str, int]]) -> None:
+        """Check 8 for the uncovered shares of a schema-4 assessment, recomputed from every account's deposits, the
+        charges of the prepaid periods before it, failed and recovered debits and balance refunded (none in a
+        postpaid period), and their sum."""
+        body = e["body"]
+        listed = [(share["account"], share["amount_fen"]) for share in body["uncovered"]]
+        if listed != expected:
+            self.fail(index, e, "8 period (uncovered)", expected, listed)
+        if sum(amount for _, amount in listed) != body["uncovered_fen"]:
+            self.fail(index, e, "8 period (uncovered_fen)", sum(amount for _, amount in listed),
+                      body["uncovered_fen"])
 
     def surplus_release(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for a `plan.surplus_released`: after the plan's claim tail, every period settled, the amount the

@@ -24,6 +24,11 @@ class LockedSet(Protocol):
         """The roll's root and size (`ledger.sharing.streamed_roll`) over the members in id order (code points)."""
         ...
 
+    def short_of(self, share_fen: int) -> Sequence[tuple[str, int, Sequence[str]]]:
+        """(account, position, its locked members holder first) of the prepaid accounts whose position (deposits
+        less charges not failed, less balance refunded) is below the share times their locked members."""
+        ...
+
     def near_cap(self, year_start: str, threshold_fen: int) -> Sequence[tuple[str, int]]:
         """(member, charged this plan year) of the locked members the plan's periods since `year_start` charged more
         than `threshold_fen` (those whose annual cap may leave less than the share)."""
@@ -75,7 +80,7 @@ class LedgerQueries(Protocol):
         ...
 
     def balance_fen(self, account: str) -> int:
-        """A prepaid account's balance."""
+        """A prepaid account's balance (never negative)."""
         ...
 
     def shares_charged_fen(self, member: str) -> int:

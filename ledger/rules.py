@@ -216,6 +216,8 @@ class Rule(StrEnum):
     MEMBER_MUST_BE_ACTIVE = "member_must_be_active"
     MEMBER_MUST_BE_LOCKED_IN_THE_PERIOD = "member_must_be_locked_in_the_period"
     ONLY_AN_OUTSTANDING_FAILED_DEBIT_CAN_BE_RECOVERED = "only_an_outstanding_failed_debit_can_be_recovered"
+    PREPAID_DEBIT_IS_RECOVERED_ONLY_FROM_A_BALANCE_THAT_COVERS_IT = (
+        "prepaid_debit_is_recovered_only_from_a_balance_that_covers_it")
     PAYER_MUST_BE_IN_THE_SAME_PLAN = "payer_must_be_in_the_same_plan"
     PAYER_MUST_PAY_FOR_THEMSELVES = "payer_must_pay_for_themselves"
     PAYER_WITH_ACTIVE_FAMILY_CANNOT_EXIT = "payer_with_active_family_cannot_exit"

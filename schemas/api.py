@@ -427,7 +427,9 @@ class Statement(ApiModel):
     top_ups_fen: int
     refunds_paid_fen: int
     account: str
-    balance_fen: int
+    balance_fen: int = Field(ge=0, description="the account's balance, never negative")
+    due_fen: int = Field(ge=0, description="what the account owes: the part of assessed shares its balance could not "
+                                           "cover, paid first by its next deposit, until the collection")
     arrears_fen: int
     low_balance_warning: bool
     claims: list[StatementClaim]

@@ -599,6 +599,29 @@ class PeriodAssessedV3(PeriodAssessedV2):
                                                  "to open, so the set is stated for every verifier)")
 
 
+class UncoveredShare(Frozen):
+    """What a prepaid account could not cover of its charges in a period when it was assessed."""
+
+    account: Id = Field(description="the paying member (the account holder, who pays for their family)")
+    amount_fen: Fen = Field(gt=0, description="the charges of the account holder and their family beyond the "
+                                              "account's balance at the assessment")
+
+
+class PeriodAssessedV4(PeriodAssessedV3):
+    """Schema 4 of the assessment: what prepaid accounts could not cover is stated, and booked as owed by their
+    holders (`member_receivables`, docs/projections.md) rather than taken from their balances.
+
+    An account's uncovered amount is its family's charges in the period beyond its balance at the assessment
+    (deposits less charges of earlier prepaid periods not failed, less balance refunded; what an account already owed
+    does not cover anything): `uncovered` lists the accounts with a positive amount, sorted by account, and
+    `uncovered_fen` is their sum. A postpaid period lists none.
+    """
+
+    uncovered: tuple[UncoveredShare, ...] = Field(description="the prepaid accounts short at the assessment, "
+                                                               "sorted by account")
+    uncovered_fen: Fen = Field(description="the sum of the uncovered amounts")
+
+
 class SubsidyReceivedV1(Frozen):
     """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -722,6 +745,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.assessed", 1): PeriodAssessedV1,
     ("period.assessed", 2): PeriodAssessedV2,
     ("period.assessed", 3): PeriodAssessedV3,
+    ("period.assessed", 4): PeriodAssessedV4,
     ("period.subsidy_received", 1): SubsidyReceivedV1,
     ("period.settled", 1): PeriodSettledV1,
     ("period.settled", 2): PeriodSettledV2,

@@ -172,7 +172,9 @@ def ledger_history(draw: st.DrawFn) -> dict[str, object]:
         "deposits": draw(st.lists(st.sampled_from([0, 100, 300, 900, 2_000]), min_size=members, max_size=members)),
         "family": draw(st.lists(st.integers(0, members - 1), max_size=2)),
         "periods": draw(st.lists(st.tuples(st.integers(0, 2), st.lists(st.integers(0, members - 1), max_size=2),
-                                           st.lists(st.integers(0, members - 1), max_size=2)),
+                                           st.lists(st.integers(0, members - 1), max_size=2),
+                                           st.lists(st.tuples(st.integers(0, members - 1),
+                                                              st.sampled_from([50, 200, 400])), max_size=2)),
                                  min_size=1, max_size=3)),
         "advance": draw(st.booleans()),
         "wind_down": draw(st.booleans()),
@@ -182,9 +184,11 @@ def ledger_history(draw: st.DrawFn) -> dict[str, object]:
 @settings(max_examples=int(os.environ.get("LEDGER_HISTORIES", "6")), deadline=None)
 @given(ledger_history())
 def test_random_ledger_histories_keep_every_balance_and_the_cash_whole(history: dict[str, object]) -> None:
-    """Whole ledgers (SQLite) through random histories with failed debits, lapses, exits, top-ups, advances and a
-    wind-down: after every settlement no member balance is negative, the cash covers every balance and the surplus,
-    the pool's surplus is never negative; at the end the audit passes and, after a wind-down, the books are zero."""
+    """Whole ledgers (SQLite) through random histories with failed debits, lapses, exits, top-ups (between an
+    assessment and its collection too), advances and a wind-down: after every command no member balance is negative
+    and the journal's `member_balances` is their sum (never a debit) and its `member_receivables` what the accounts
+    owe, the cash covers every balance; after every settlement the pool's surplus is never negative; at the end the
+    audit passes and, after a wind-down, the books are zero."""
     import tempfile
     from datetime import timedelta as days
     from pathlib import Path
@@ -209,11 +213,12 @@ def test_random_ledger_histories_keep_every_balance_and_the_cash_whole(history: 
             for person, amount in zip(people, deposits, strict=False):
                 if amount:
                     app.execute(Deposit(command_id=cid(), member=person, amount_fen=amount, reference=cid("b")))
+                    check_money(app, plan, people)
             advance(app, days=100)
             gone: set[str] = set()
             periods = history["periods"]
             assert isinstance(periods, list)
-            for number, (claims, leaving, topping) in enumerate(periods, start=1):
+            for number, (claims, leaving, topping, early) in enumerate(periods, start=1):
                 balances = app.balances()
                 active = set(balances.active_members(plan))
                 adults = people[:len(deposits)]  # joined at 30; the family members are children
@@ -223,8 +228,15 @@ def test_random_ledger_histories_keep_every_balance_and_the_cash_whole(history: 
                 at_local(app, str(opened["notice_on"]), 1)
                 period = str(opened["period"])
                 app.execute(AssessPeriod(command_id=cid(), period=period))
+                check_money(app, plan, people, settled=False)
+                for index, amount in early:  # a top-up before the collection pays what the account owes first
+                    person = people[index]
+                    if index < len(deposits) and person in app.balances().active_members(plan):
+                        app.execute(Deposit(command_id=cid(), member=person, amount_fen=amount, reference=cid("b")))
+                        check_money(app, plan, people, settled=False)
                 at_local(app, str(opened["collection_on"]), 9)
                 app.execute(CollectPeriod(command_id=cid(), period=period))
+                check_money(app, plan, people, settled=False)
                 if history["advance"]:
                     stored = app.read(UUID(period), SharingPeriod)
                     assert stored is not None
@@ -244,21 +256,24 @@ def test_random_ledger_histories_keep_every_balance_and_the_cash_whole(history: 
                     if person in app.balances().active_members(plan) and not app.balances().active_family(person):
                         app.execute(Exit(command_id=cid(), member=person))
                         gone.add(person)
+                        check_money(app, plan, people)
                 for index in topping:
                     person = people[index]
                     if index < len(deposits) and person in app.balances().active_members(plan):
                         app.execute(Deposit(command_id=cid(), member=person, amount_fen=500, reference=cid("b")))
-                check_money(app, plan, people)
+                        check_money(app, plan, people)
             if history["wind_down"]:
                 now = clock_of(app).current
                 app.execute(AnnounceClosing(command_id=cid(), plan=plan, ends_at=format_at(now + days(days=5)),
                                             refund_deadline=format_at(now + days(days=5)), claim_tail_days=180))
                 app.execute(WindDown(command_id=cid(), plan=plan))
+                check_money(app, plan, people)
                 journal = app.read_models().journal
                 for row in journal.refund_obligations(plan):
                     if int(row[3]) > int(row[6]):
                         app.execute(DisburseRefund(command_id=cid(), member=str(row[0]),
                                                    amount_fen=int(row[3]) - int(row[6]), reference=cid("out")))
+                        check_money(app, plan, people)
                 books = app.read_models().journal.balances()
                 assert books["member_balances"] == 0 and books["refunds_payable"] + books["refunds_paid"] == 0
                 assert set(app.balances().active_members(plan)) == set()
@@ -268,11 +283,21 @@ def test_random_ledger_histories_keep_every_balance_and_the_cash_whole(history: 
             app.close()
 
 
-def check_money(app: Ledger, plan: str, people: list[str]) -> None:
-    """No member balance below zero; the cash covers every balance, refund owed and the surplus; no deficit."""
+def check_money(app: Ledger, plan: str, people: list[str], settled: bool = True) -> None:
+    """No member balance below zero, and the journal agrees: its `member_balances` is the sum of the balances (never
+    a debit), its `member_receivables` the sum of what the accounts owe; the books balance and the cash covers every
+    balance and refund owed; once the periods are settled, no deficit (until then a failed debit is charged to the
+    surplus)."""
     balances = app.balances()
-    assert all(balances.balance_fen(p) >= 0 for p in people if (balances.member(p) or {}).get("payer") is None)
-    books = app.read_models().journal.balances()
-    assert books["surplus"] <= 0  # a credit balance: money held for the next period, never a deficit
+    accounts = [p for p in people if (balances.member(p) or {}).get("payer") is None]
+    positions = [balances.position_fen(p) for p in accounts]
+    assert all(balances.balance_fen(p) == max(0, x) and balances.due_fen(p) == max(0, -x)
+               for p, x in zip(accounts, positions, strict=True))
+    journal = app.read_models().journal
+    assert journal.trial_balance() == 0 and journal.custody_gap() == 0
+    books = journal.balances()
+    assert books["member_balances"] == -sum(max(0, x) for x in positions) <= 0
+    assert books["member_receivables"] == sum(max(0, -x) for x in positions) >= 0
+    assert not settled or books["surplus"] <= 0  # a credit balance: money held for the next period, never a deficit
     owed = -(books["member_balances"] + books["refunds_payable"] + books["refunds_paid"])
     assert books["custodian_cash"] >= owed >= 0

@@ -21,13 +21,14 @@ from ledger.projections import PROJECTIONS, ReadModels
 from ledger.projections.cases import disclosure_document
 from ledger.projections.metrics import metrics
 from ledger.projections.sql import SqlCursor, SqlStore
-from ledger.projections.statements import statement
+from ledger.projections.statements import render, statement
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
 from sim.fixtures import START, rules
 from tests.support import advance, cid, clock_of, create_plan, demo_ledger, join, new_ledger, prepaid_rules, rejected
+from tests.test_audit import audit, resign_and_audit
 from tests.test_claim import file, investigate
 from tests.test_period import approved_claim, at_local
 
@@ -87,6 +88,124 @@ def test_postings_balance_and_custody_holds(ledger_app: Ledger) -> None:
     assert b["custodian_cash"] + b["member_balances"] + b["refunds_payable"] == 0  # the cash covers every balance
     journal = ledger_app.read_models().journal
     assert journal.member_movements(rich) == {"member.deposit_received": -10_000}
+
+
+def balances_and_dues(app: Ledger, plan: str, accounts: list[str]) -> dict[str, tuple[int, int]]:
+    """(balance, due) of each account by the balances read model, checked against the journal: no balance below
+    zero, the plan's `member_balances` the sum of the balances (never a debit) and its `member_receivables` the sum
+    of what is due."""
+    read = app.balances()
+    found = {a: (read.balance_fen(a), read.due_fen(a)) for a in accounts}
+    assert all(balance >= 0 and due >= 0 and balance - due == read.position_fen(a)
+               for a, (balance, due) in found.items())
+    plan_books = app.read_models().journal.balances(plan)
+    assert plan_books["member_balances"] == -sum(balance for balance, _ in found.values()) <= 0
+    assert plan_books["member_receivables"] == sum(due for _, due in found.values())
+    books(app)  # the trial balance is zero and custody complete
+    return found
+
+
+def test_a_prepaid_share_the_balance_cannot_cover_is_owed_not_taken(ledger_app: Ledger) -> None:
+    """Between an assessment and its collection, the part of an account's charges its balance cannot cover is owed
+    by its holder (a receivable), never a negative balance; a deposit pays it first; the collection fails the
+    shares still uncovered and gives what the account held back to its balance; a prepaid debit is recovered only
+    from a balance that covers it; the settlement lapses the member and refunds the rest."""
+    from schemas.commands.membership import RecoverDebit
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    payer, rich, poor, late = (join(app, plan) for _ in range(4))
+    child = join(app, plan, age=4, payer=payer)
+    for member, amount in ((payer, 500), (rich, 10_000), (poor, 100)):
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    accounts = [payer, rich, poor, late]
+    advance(app, days=100)
+    approved_claim(app, rich)
+    period = str(app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))["period"])
+    at_local(app, "2026-04-21", 1)
+    assessed = app.execute(AssessPeriod(command_id=cid(), period=period))
+    assert assessed["share_fen"] == 300
+    body = next(json.loads(entry)["body"] for _, entry in app.entries() if b'"period.assessed"' in entry)
+    assert body["uncovered"] == sorted([{"account": poor, "amount_fen": 200}, {"account": payer, "amount_fen": 100},
+                                        {"account": late, "amount_fen": 300}], key=lambda u: str(u["account"]))
+    assert body["uncovered_fen"] == 600
+    assert balances_and_dues(app, plan, accounts) == {payer: (0, 100), rich: (9_700, 0), poor: (0, 200),
+                                                       late: (0, 300)}
+    s = statement(app.read_models(), poor, None, None, clock_of(app).current)
+    assert (s["balance_fen"], s["due_fen"], s["arrears_fen"]) == (0, 200, 0)
+    assert "due 2.00 yuan" in render(s)
+
+    app.execute(Deposit(command_id=cid(), member=late, amount_fen=400, reference=cid("bank")))  # pays its 300 first
+    app.execute(Deposit(command_id=cid(), member=poor, amount_fen=150, reference=cid("bank")))  # 150 of its 200
+    assert balances_and_dues(app, plan, accounts) == {payer: (0, 100), rich: (9_700, 0), poor: (0, 50),
+                                                       late: (100, 0)}
+    assert app.read_models().journal.member_movements(late) == {"member.deposit_received": -400}
+
+    at_local(app, "2026-04-28", 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=period))["failed_debits"] == 2  # poor's and child's
+    assert balances_and_dues(app, plan, accounts) == {payer: (200, 0), rich: (9_700, 0), poor: (250, 0),
+                                                       late: (100, 0)}
+    rejected(app, lambda: app.execute(RecoverDebit(command_id=cid(), member=poor, period=period)), "period",
+             "prepaid_debit_is_recovered_only_from_a_balance_that_covers_it")
+    app.execute(Deposit(command_id=cid(), member=payer, amount_fen=1_000, reference=cid("bank")))
+    assert balances_and_dues(app, plan, accounts)[payer] == (1_200, 0)
+    app.execute(RecoverDebit(command_id=cid(), member=child, period=period))
+    assert balances_and_dues(app, plan, accounts)[payer] == (900, 0)
+
+    settled = app.execute(SettlePeriod(command_id=cid(), period=period))
+    assert settled["lapsed"] == 1
+    assert balances_and_dues(app, plan, accounts) == {payer: (900, 0), rich: (9_700, 0), poor: (0, 0),
+                                                       late: (100, 0)}
+    assert app.read_models().journal.balances(plan)["refunds_payable"] == -250  # what the poor member held
+    report = audit(app)
+    assert report.ok, report.failures[:3]
+
+    def owe_less(body: dict[str, Any]) -> None:  # the same sum, moved from one account to another
+        shares = body["uncovered"]
+        shares[0]["amount_fen"] -= 50
+        shares[1]["amount_fen"] += 50
+
+    assert "8 period (uncovered)" in resign_and_audit(app, "period.assessed", owe_less)
+    assert "8 period (uncovered_fen)" in resign_and_audit(app, "period.assessed",
+                                                          lambda body: body.update(uncovered_fen=0))
+
+
+def test_a_payout_deducts_only_postpaid_arrears(ledger_app: Ledger) -> None:
+    """A prepaid claimant whose debit of a later period failed is paid in full: the failed prepaid share is not taken
+    from the payout (nor, then, from a balance that cannot cover it); the member lapses at that period's settlement."""
+    from schemas.commands.claim import PayClaim
+
+    app = ledger_app
+    plan = create_plan(app, prepaid_rules(notice_days=3))
+    rich, poor, other = join(app, plan), join(app, plan), join(app, plan)
+    for member, amount in ((rich, 10_000), (poor, 100), (other, 10_000)):
+        app.execute(Deposit(command_id=cid(), member=member, amount_fen=amount, reference=cid("bank")))
+    accounts = [rich, poor, other]
+    advance(app, days=100)
+    claim = approved_claim(app, poor)
+    opened = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=1))
+    at_local(app, str(opened["notice_on"]), 1)
+    first = app.execute(AssessPeriod(command_id=cid(), period=str(opened["period"])))
+    app.execute(Deposit(command_id=cid(), member=poor, amount_fen=first["share_fen"], reference=cid("bank")))
+    at_local(app, str(opened["collection_on"]), 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=str(opened["period"])))["failed_debits"] == 0
+    app.execute(SettlePeriod(command_id=cid(), period=str(opened["period"])))
+    assert balances_and_dues(app, plan, accounts)[poor] == (100, 0)
+    approved_claim(app, other)
+    second = app.execute(OpenPeriod(command_id=cid(), plan=plan, number=2))
+    at_local(app, str(second["notice_on"]), 1)
+    share = app.execute(AssessPeriod(command_id=cid(), period=str(second["period"])))["share_fen"]
+    assert share > 100
+    assert balances_and_dues(app, plan, accounts)[poor] == (0, share - 100)
+    at_local(app, str(second["collection_on"]), 9)
+    assert app.execute(CollectPeriod(command_id=cid(), period=str(second["period"])))["failed_debits"] == 1
+    paid = app.execute(PayClaim(command_id=cid(), claim=claim, reference="aid-1"))
+    assert paid["arrears_deducted_fen"] == 0
+    assert balances_and_dues(app, plan, accounts)[poor] == (100, 0)
+    assert app.execute(SettlePeriod(command_id=cid(), period=str(second["period"])))["lapsed"] == 1
+    assert balances_and_dues(app, plan, accounts)[poor] == (0, 0)
+    report = audit(app)
+    assert report.ok, report.failures[:3]
 
 
 def test_statement_of_a_member(ledger_app: Ledger) -> None:

@@ -23,6 +23,7 @@ from schemas.events import (
     PeriodAssessedV1,
     PeriodAssessedV2,
     PeriodAssessedV3,
+    PeriodAssessedV4,
     PeriodOpenedV1,
     PeriodSettledV1,
     PeriodSettledV2,
@@ -142,6 +143,12 @@ class SharingPeriod(LedgerAggregate):
         SCHEMA = 3
         body: PeriodAssessedV3
 
+    class AssessedV4(Assessed):
+        """Schema 4: what prepaid accounts could not cover at the assessment, owed by their holders."""
+
+        SCHEMA = 4
+        body: PeriodAssessedV4
+
     class SubsidyReceived(LedgerAggregate.Event):
         """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -191,12 +198,12 @@ class SharingPeriod(LedgerAggregate):
                               collection_on=collection_on.isoformat(), cutoff_at=format_at(cutoff))
         return cls.start(cls.Opened, period_id(plan, number), at, actor, body)
 
-    def assess(self, at: datetime, actor: Actor, body: PeriodAssessedV3) -> None:
+    def assess(self, at: datetime, actor: Actor, body: PeriodAssessedV4) -> None:
         """Record the assessment, once, after the cutoff."""
         check(self.status == "opened", "period", Rule.PERIOD_IS_ASSESSED_ONCE, self.status)
         check(at >= self.cutoff_at, "period", Rule.PERIOD_CANNOT_BE_ASSESSED_BEFORE_ITS_CUTOFF,
               format_at(self.cutoff_at))
-        self.record(self.AssessedV3, at, actor, body)
+        self.record(self.AssessedV4, at, actor, body)
 
     def receive_subsidy(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record subsidy received, never more than the assessment's subsidy."""

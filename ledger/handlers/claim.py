@@ -198,8 +198,9 @@ def decide_claim(uow: UnitOfWork, command: DecideClaim) -> Outcome:
 @handles(PayClaim)
 def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
     """After its period settles, the custodian pays the case's payable amount (docs/plans.md, "Money held") less the
-    claimant's arrears still in grace (which the deduction recovers); arrears past grace were written off when the
-    member lapsed."""
+    claimant's postpaid arrears still in grace (which the deduction recovers); arrears past grace were written off
+    when the member lapsed. A failed prepaid debit is not deducted: it is recovered from the account's balance or
+    the member lapses (the balances and the journal take a prepaid recovery from the balance)."""
     claim, plan, rules = claim_and_plan(uow, command.claim)
     check(claim.period is not None, "claim", Rule.CLAIM_MUST_BE_INCLUDED_IN_AN_ASSESSED_PERIOD, claim.status)
     assert claim.period is not None
@@ -209,8 +210,9 @@ def pay_claim(uow: UnitOfWork, command: PayClaim) -> Outcome:
     recoverable = []
     for arrears_period in sorted(membership.arrears):
         owed = uow.get(UUID(arrears_period), SharingPeriod, "period")
-        grace_ends_at = owed.grace_ends_at(plan.rules_at(owed.cutoff_at).rules)
-        if membership.status == "active" and uow.at < grace_ends_at:
+        owed_rules = plan.rules_at(owed.cutoff_at).rules
+        grace_ends_at = owed.grace_ends_at(owed_rules)
+        if owed_rules.payment_model == "postpaid" and membership.status == "active" and uow.at < grace_ends_at:
             recoverable.append((arrears_period, grace_ends_at))
     arrears = sum(membership.arrears[p] for p, _ in recoverable)
     amount = claim.pay(uow.at, uow.actor("custodian"), funded, arrears,

@@ -82,10 +82,8 @@ def deposit(uow: UnitOfWork, command: Deposit) -> Outcome:
           Rule.DEPOSITS_ARE_ONLY_FOR_PREPAID_PLANS)
     check(membership.details.payer is None, "member", Rule.DEPOSITS_GO_TO_THE_PAYING_MEMBER,
           f"payer is {membership.details.payer}")
-    # the balance as stored plus the deposits to it earlier in this unit of work (a batch): the bound is the account's
-    pending = sum(event.body.amount_fen for event in membership.pending_events
-                  if isinstance(event, Membership.DepositReceived))
-    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member) + pending)
+    # the balance as stored plus what this unit of work (a batch) added to it: the bound is the account's
+    check_deposit(command.amount_fen, uow.queries.balance_fen(command.member) + pending_on_account(uow, command.member))
     membership.receive_deposit(uow.at, uow.actor("custodian"), command.amount_fen, command.reference)
     return Outcome({"member": command.member, "amount_fen": command.amount_fen})
 
@@ -115,13 +113,34 @@ def record_debit_failure(uow: UnitOfWork, command: RecordDebitFailure) -> Outcom
     return Outcome({"member": command.member, "period": command.period, "amount_fen": charge})
 
 
+def pending_on_account(uow: UnitOfWork, account: str) -> int:
+    """What this unit of work (a batch) has added to a prepaid account so far: its deposits less its recoveries."""
+    total = 0
+    for aggregate in uow.loaded.values():
+        if isinstance(aggregate, Membership) and aggregate.joined is not None and (
+                aggregate.details.payer or str(aggregate.id)) == account:
+            for event in aggregate.pending_events:
+                if isinstance(event, Membership.DepositReceived):
+                    total += event.body.amount_fen
+                elif isinstance(event, Membership.DebitRecovered):
+                    total -= event.body.amount_fen
+    return total
+
+
 @handles(RecoverDebit)
 def recover_debit(uow: UnitOfWork, command: RecoverDebit) -> Outcome:
     """A failed debit collected on retry, before grace ends (two days before the next collection day)."""
     membership, plan = member_and_plan(uow, command.member)
     period = assessed_period_for(uow, membership, command.period)
-    grace_ends_at = period.grace_ends_at(plan.rules_at(period.cutoff_at).rules)
-    membership.recover_debit(uow.at, uow.actor("operator"), command.period, grace_ends_at)
+    rules = plan.rules_at(period.cutoff_at).rules
+    if rules.payment_model == "prepaid" and command.period in membership.arrears:
+        # the share is taken from the account now: a balance that cannot cover it would go negative
+        account = membership.details.payer or command.member
+        balance = uow.queries.balance_fen(account) + pending_on_account(uow, account)
+        check(balance >= membership.arrears[command.period], "period",
+              Rule.PREPAID_DEBIT_IS_RECOVERED_ONLY_FROM_A_BALANCE_THAT_COVERS_IT,
+              f"balance {balance} fen, debit {membership.arrears[command.period]} fen")
+    membership.recover_debit(uow.at, uow.actor("operator"), command.period, period.grace_ends_at(rules))
     return Outcome({"member": command.member, "period": command.period})
 
 

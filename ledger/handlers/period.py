@@ -21,6 +21,7 @@ from ledger.aggregates.sharing_period import (
 from ledger.envelope import format_at, parse_at
 from ledger.errors import check
 from ledger.handlers.common import date_arg
+from ledger.ports import LockedSet
 from ledger.rules import Rule
 from ledger.sharing import assess, member_charge
 from ledger.unit_of_work import Outcome, UnitOfWork, handles
@@ -34,7 +35,7 @@ from schemas.commands.period import (
     WindDown,
 )
 from schemas.commands.plan import ReleaseSurplus
-from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV3
+from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV4, UncoveredShare
 
 
 @handles(OpenPeriod)
@@ -158,19 +159,23 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         count = locked.count
         share = assess(count, cases, rules.fee_bps, carried, rules.per_case_cap_fen, cap, rules.excess_policy,
                        operator, charged=(0, 0)).share_fen  # the share does not depend on who pays less of it
-        charges: list[int] = []
+        capped: dict[str, int] = {}
         if share and queries.year_shares_fen(period.plan, year_start, cutoff) + share > cap:
             # someone may reach their cap: the members whose own charges of the plan year leave less than the share
-            charges = [member_charge(share, cap, charged) for _, charged in locked.near_cap(year_start, cap - share)]
+            capped = {member: member_charge(share, cap, charged)
+                      for member, charged in locked.near_cap(year_start, cap - share)}
+        charges = list(capped.values())
         spared = sum(share - charge for charge in charges)
         result = assess(count, cases, rules.fee_bps, carried, rules.per_case_cap_fen, cap, rules.excess_policy,
                         operator, charged=(share * count - spared, sum(charge < share for charge in charges)))
         root, size = locked.roll(str(period.id), result.share_fen)
+        uncovered = uncovered_at_assessment(locked, result.share_fen, capped, left_out) if (
+            rules.payment_model == "prepaid") else []
     assert size == result.locked_members, (size, result.locked_members)
     actor = uow.actor("operator")
     for claim in claims:
         claim.include(uow.at, actor, str(period.id), period.number)
-    body = PeriodAssessedV3(
+    body = PeriodAssessedV4(
         plan=period.plan, number=period.number, rules_version=version.version, cutoff_at=cutoff,
         locked_members=result.locked_members,
         cases=tuple(AssessedCase(claim=c.claim, approved_fen=c.approved_fen, funded_fen=c.funded_fen)
@@ -186,6 +191,8 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         funded_by="operator" if operator else "members", payment_model=rules.payment_model,
         top_age_years=top_age, utc_offset_minutes=rules.utc_offset_minutes, plan_year=plan_year,
         charged_fen=result.charged_fen, members_capped=result.members_capped, left_out=tuple(sorted(left_out)),
+        uncovered=tuple(UncoveredShare(account=account, amount_fen=amount) for account, amount in uncovered),
+        uncovered_fen=sum(amount for _, amount in uncovered),
     )
     period.assess(uow.at, actor, body)
     return Outcome({"period": command.period, "number": period.number, "locked_members": size,
@@ -193,6 +200,23 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
                     "members_capped": result.members_capped, "subsidy_fen": result.subsidy_fen,
                     "funded_by": body.funded_by,
                     "roll_root": body.roll_root})
+
+
+def uncovered_at_assessment(locked: LockedSet, share_fen: int, capped: dict[str, int],
+                            left_out: frozenset[str]) -> list[tuple[str, int]]:
+    """Prepaid: (account, amount) of the accounts whose position before this period cannot cover what it charges
+    their holder and family (the share, less for a member at their annual cap, nothing for one left out for age),
+    sorted by account: the part beyond the balance, owed by the holder (schema 4). What an account already owed
+    covers nothing."""
+    if share_fen == 0:
+        return []
+    found = []
+    for account, position, members in locked.short_of(share_fen):
+        charges = sum(0 if member in left_out else capped.get(member, share_fen) for member in members)
+        amount = charges - min(charges, max(position, 0))
+        if amount > 0:
+            found.append((account, amount))
+    return sorted(found)
 
 
 def next_assessed(uow: UnitOfWork, period: SharingPeriod) -> bool:

@@ -241,13 +241,23 @@ class Balances(Projection):
         rows = self._query(f"SELECT {self.charged('m')} - m.failed FROM {self.members} m WHERE m.id = ?", (member,))
         return int(rows[0][0]) if rows else 0
 
-    def balance_fen(self, account: str) -> int:
-        """A prepaid account's balance: deposits − shares paid by it and its family − balance refunded."""
+    def position_fen(self, account: str) -> int:
+        """A prepaid account's position: deposits − shares charged to it and its family and not failed − balance
+        refunded. Below zero between an assessment and its collection when the account cannot cover the charges."""
         rows = self._query(
             f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM({self.spent('f')}) "
             f"FROM {self.members} f WHERE f.id = a.id OR f.payer = a.id), 0) FROM {self.members} a WHERE a.id = ?",
             (account,))
         return int(rows[0][0]) if rows else 0
+
+    def balance_fen(self, account: str) -> int:
+        """A prepaid account's balance, never negative: its position when it covers every charge, else 0."""
+        return max(0, self.position_fen(account))
+
+    def due_fen(self, account: str) -> int:
+        """What a prepaid account owes: the charges its balance could not cover (the uncovered part of the shares
+        assessed and not yet collected or failed), which its next deposit pays first."""
+        return max(0, -self.position_fen(account))
 
     def _accounts(self, plan: str, condition: str, params: tuple[Any, ...] = ()) -> list[tuple[str, int]]:
         """Prepaid accounts of a plan with their balance, filtered by `condition` on `a` (the account holder) and
@@ -262,7 +272,7 @@ class Balances(Projection):
         return [(row[0], int(row[1])) for row in rows]
 
     def short_accounts(self, plan: str) -> list[tuple[str, int]]:
-        """Prepaid accounts of the plan whose balance is below zero after the last assessment, with it."""
+        """Prepaid accounts of the plan whose position is below zero after the last assessment, with it."""
         return self._accounts(plan, "balance < 0")
 
     def accounts_with_balance(self, plan: str) -> list[tuple[str, int]]:
@@ -374,6 +384,26 @@ class LockedMembers:
                                         (self.plan, self.cutoff, self.cutoff))
         return streamed_roll(period, ([row[0] for row in batch if row[0] not in self.aged] for batch in batches),
                              amount_fen)
+
+    def short_of(self, share_fen: int) -> list[tuple[str, int, list[str]]]:
+        """(account, position, its members locked at the cutoff in family order) of the plan's accounts whose
+        position cannot cover the share for each of their locked members (their charges are at most that): the few
+        that may be short once the period is assessed. One grouped query, then one per account found."""
+        b = self.balances
+        rows = self.snapshot.execute(
+            f"SELECT a.id, a.deposits - a.refunded_from_balance - fam.spent FROM {b.members} a JOIN "
+            f"(SELECT COALESCE(m.payer, m.id) AS account, SUM({b.spent('m')}) AS spent, "
+            "SUM(CASE WHEN m.joined_at <= ? AND (m.ended_at IS NULL OR m.ended_at > ?) THEN 1 ELSE 0 END) AS locked "
+            f"FROM {b.members} m WHERE m.plan = ? GROUP BY COALESCE(m.payer, m.id)) fam ON fam.account = a.id "
+            "WHERE fam.locked > 0 AND a.deposits - a.refunded_from_balance - fam.spent < ? * fam.locked ORDER BY a.id",
+            (self.cutoff, self.cutoff, self.plan, share_fen)).fetchall()
+        found = []
+        for account, position in rows:
+            family = self.snapshot.execute(
+                f"SELECT id {self._where} AND (id = ? OR payer = ?) ORDER BY family_order, id",
+                (self.plan, self.cutoff, self.cutoff, account, account)).fetchall()
+            found.append((str(account), int(position), [str(row[0]) for row in family]))
+        return found
 
     def near_cap(self, year_start: str, threshold_fen: int) -> list[tuple[str, int]]:
         """(member, charged this plan year) of the locked members charged more than `threshold_fen` by the periods

@@ -1,23 +1,28 @@
 """The fund journal: double-entry postings for every event that moves money, in named accounts.
 
 Accounts (a debit balance is positive): `custodian_cash` (money the custodian holds), `member_balances` (owed to
-members: prepaid balances; negative for postpaid arrears), `surplus` (carried to the next period), `aid_payable`
+members: prepaid balances, never a debit balance), `member_receivables` (owed by members: postpaid arrears, and the
+part of a prepaid period's charges an account's balance could not cover when it was assessed, until a deposit pays
+it or the collection records the debit failed), `surplus` (carried to the next period), `aid_payable`
 (aid assessed), `aid_paid` (aid the custodian paid out), `fee_income` (the operator's fee, held until paid out),
 `operator_subsidy` (what the caps cut off, receivable from the operator until received), `refunds_payable`,
 `refunds_paid`. Every event's postings balance (checked as they are written), so the trial balance is zero after
 every event, and custody holds: cash = member balances + surplus + aid outstanding + refunds outstanding + fee held
-− subsidy receivable (with liabilities counted as credit balances).
+− subsidy receivable − member receivables (with liabilities counted as credit balances).
 
 Postings by event (R = share × locked or, schema 3, the sum of the charges, S subsidy, I / O surplus in and out,
 FA / FF funded aid and fee):
 
-- deposit received: Dr cash, Cr member balances.
-- period assessed: Dr member balances R (prepaid) or cash R (postpaid: the channel collected) — the payment model of
-  the rules version the period was assessed under, so a plan that switches keeps each period's own — Dr subsidy S;
-  Cr aid payable FA, Cr fee FF, Cr surplus O − I.
-- debit failed: prepaid — Dr surplus, Cr member balances (the share was not taken); postpaid — Dr member
-  balances (arrears), Cr cash. A recovery reverses its failure.
-- member lapsed with postpaid arrears (grace expired): Dr surplus, Cr member balances (written off); a lapse's
+- deposit received: Dr cash; Cr member receivables (what the account owes, paid first), Cr member balances (the
+  rest).
+- period assessed: Dr member balances R − U and Dr member receivables U (prepaid, U the uncovered amounts of schema
+  4, owed by each account holder) or Dr cash R (postpaid: the channel collected) — the payment model of the rules
+  version the period was assessed under, so a plan that switches keeps each period's own — Dr subsidy S; Cr aid
+  payable FA, Cr fee FF, Cr surplus O − I.
+- debit failed: prepaid — Dr surplus; Cr member receivables (what the account still owes, up to the charge), Cr
+  member balances (the rest: the share was not taken); postpaid — Dr member receivables (arrears), Cr cash. A
+  recovery (prepaid: from a balance that covers it) reverses its failure.
+- member lapsed with postpaid arrears (grace expired): Dr surplus, Cr member receivables (written off); a lapse's
   remaining prepaid balance (schema 2): Dr member balances, Cr refunds payable.
 - advance received (an operator advance toward a shortfall): Dr cash, Cr surplus.
 - period settled (schema 2): what the settlement cut from the funded aid and fee goes back to the surplus: Dr aid
@@ -37,11 +42,17 @@ from ledger.projections.base import Applier, Projection
 from ledger.projections.sql import SqlCursor
 from ledger.sharing import raised_of
 
-ACCOUNTS = ("custodian_cash", "member_balances", "surplus", "aid_payable", "aid_paid", "fee_income",
-            "operator_subsidy", "refunds_payable", "refunds_paid")
+ACCOUNTS = ("custodian_cash", "member_balances", "member_receivables", "surplus", "aid_payable", "aid_paid",
+            "fee_income", "operator_subsidy", "refunds_payable", "refunds_paid")
 
 Line = tuple[str, int, str | None]
 """(account, amount: positive debit / negative credit, member or None)."""
+
+
+def covered_fen(balances: dict[str, int]) -> int:
+    """What the custodian's cash must cover, from the accounts' balances: every liability (credit balances) less
+    every receivable (the operator's subsidy, what members owe) and what was paid out."""
+    return -sum(amount for account, amount in balances.items() if account != "custodian_cash")
 
 
 class UnbalancedPostingError(AssertionError):
@@ -52,12 +63,17 @@ class Journal(Projection):
     """The fund journal (see module docstring)."""
 
     NAME = "journal"
-    TABLES = ("journal_plans", "journal_postings", "journal_refunds", "journal_periods", "journal_claims")
+    TABLES = ("journal_plans", "journal_postings", "journal_refunds", "journal_periods", "journal_claims",
+              "journal_accounts")
 
     def schema(self) -> list[str]:
-        """Postings keyed by (stream, seq, line); each plan's payment model; refund obligations."""
-        self.plans, self.postings, self.refunds, self.periods, self.claims = (self.t(n) for n in self.TABLES)
+        """Postings keyed by (stream, seq, line); each plan's payment model; refund obligations; each member's
+        account (who pays for them) and what each account owes."""
+        self.plans, self.postings, self.refunds, self.periods, self.claims, self.accounts = (
+            self.t(n) for n in self.TABLES)
         return [
+            f"CREATE TABLE IF NOT EXISTS {self.accounts} (member TEXT PRIMARY KEY, account TEXT NOT NULL, "
+            "due_fen BIGINT NOT NULL DEFAULT 0)",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, payment_model TEXT NOT NULL, "
             "plan TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL)",
@@ -76,6 +92,7 @@ class Journal(Projection):
         """Every money-moving event."""
         return {
             "plan.created": self._plan,
+            "member.joined": self._joined,
             "member.deposit_received": self._deposit,
             "period.assessed": self._assessed,
             "member.debit_failed": self._failed,
@@ -116,28 +133,57 @@ class Journal(Projection):
         row = cursor.execute(f"SELECT payment_model FROM {self.periods} WHERE id = ?", (period,)).fetchone()
         return str(row[0]) if row else self._model(cursor, plan)
 
+    def _joined(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        cursor.execute(f"INSERT INTO {self.accounts} (member, account) VALUES (?, ?)",
+                       (e["stream"], e["body"]["payer"] or e["stream"]))
+
+    def _account(self, cursor: SqlCursor, member: str) -> tuple[str, int]:
+        """The account paying for a member (their payer's, or their own) and what it owes."""
+        row = cursor.execute(f"SELECT account FROM {self.accounts} WHERE member = ?", (member,)).fetchone()
+        account = member if row is None else str(row[0])
+        due = cursor.execute(f"SELECT due_fen FROM {self.accounts} WHERE member = ?", (account,)).fetchone()
+        return account, 0 if due is None else int(due[0])
+
+    def _owed(self, cursor: SqlCursor, account: str, change: int) -> None:
+        """Add to what an account owes (negative: paid or written back)."""
+        if change:
+            cursor.execute(f"UPDATE {self.accounts} SET due_fen = due_fen + ? WHERE member = ?", (change, account))
+
     def _deposit(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         amount, member = e["body"]["amount_fen"], e["stream"]
-        self.post(cursor, e, e["body"]["plan"],
-                  [("custodian_cash", amount, member), ("member_balances", -amount, member)])
+        account, due = self._account(cursor, member)
+        paid = min(amount, due)  # what the account owes is paid first
+        self._owed(cursor, account, -paid)
+        self.post(cursor, e, e["body"]["plan"], [("custodian_cash", amount, member),
+                                                 ("member_receivables", -paid, member),
+                                                 ("member_balances", -(amount - paid), member)])
 
     def _assessed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
         raised = raised_of(b)
         model = b.get("payment_model") or self._model(cursor, b["plan"])  # schema 1: the plan's first model
         cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?)", (e["stream"], model, b["plan"]))
-        source = "member_balances" if model == "prepaid" else "custodian_cash"
+        uncovered = b.get("uncovered_fen", 0)  # schema 4; before it, every charge was taken from the balances
+        for share in b.get("uncovered", ()):
+            self._owed(cursor, share["account"], share["amount_fen"])
+        lines: list[Line] = [("member_balances", raised - uncovered, None), ("member_receivables", uncovered, None)]
+        if model != "prepaid":
+            lines = [("custodian_cash", raised, None)]
         self.post(cursor, e, b["plan"], [
-            (source, raised, None), ("operator_subsidy", b["subsidy_fen"], None),
+            *lines, ("operator_subsidy", b["subsidy_fen"], None),
             ("aid_payable", -b["funded_aid_fen"], None), ("fee_income", -b["funded_fee_fen"], None),
             ("surplus", -(b["surplus_out_fen"] - b["surplus_in_fen"]), None)])
 
     def _failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]
         if self._period_model(cursor, b["period"], b["plan"]) == "prepaid":
-            lines: list[Line] = [("surplus", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
-        else:
-            lines = [("member_balances", b["amount_fen"], member), ("custodian_cash", -b["amount_fen"], None)]
+            account, due = self._account(cursor, member)
+            owed = min(b["amount_fen"], due)  # the charge not taken: what the account owes of it first
+            self._owed(cursor, account, -owed)
+            lines: list[Line] = [("surplus", b["amount_fen"], None), ("member_receivables", -owed, member),
+                                 ("member_balances", -(b["amount_fen"] - owed), member)]
+        else:  # postpaid arrears: owed by the member, not a balance of theirs
+            lines = [("member_receivables", b["amount_fen"], member), ("custodian_cash", -b["amount_fen"], None)]
         self.post(cursor, e, b["plan"], lines)
 
     def _recovered(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
@@ -145,14 +191,14 @@ class Journal(Projection):
         if self._period_model(cursor, b["period"], b["plan"]) == "prepaid":
             lines: list[Line] = [("member_balances", b["amount_fen"], member), ("surplus", -b["amount_fen"], None)]
         else:
-            lines = [("custodian_cash", b["amount_fen"], None), ("member_balances", -b["amount_fen"], member)]
+            lines = [("custodian_cash", b["amount_fen"], None), ("member_receivables", -b["amount_fen"], member)]
         self.post(cursor, e, b["plan"], lines)
 
     def _lapsed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b = e["body"]
         if b["reason"] == "grace_expired":  # postpaid arrears, whatever the plan's payment model became
             self.post(cursor, e, b["plan"], [("surplus", b["arrears_fen"], None),
-                                             ("member_balances", -b["arrears_fen"], e["stream"])])
+                                             ("member_receivables", -b["arrears_fen"], e["stream"])])
         refund = b.get("refund_due_fen", 0)
         if refund:
             self._owe(cursor, e, "lapse", refund, None)
@@ -246,13 +292,12 @@ class Journal(Projection):
     def custody_gap(self) -> int:
         """Cash held minus what it must cover (module docstring); zero when custody is complete."""
         b = self.balances()
-        covers = -(b["member_balances"] + b["surplus"] + b["aid_payable"] + b["aid_paid"] + b["refunds_payable"]
-                   + b["refunds_paid"] + b["fee_income"] + b["operator_subsidy"])
-        return b["custodian_cash"] - covers
+        return b["custodian_cash"] - covered_fen(b)
 
     def member_movements(self, member: str, since: str | None = None, until: str | None = None) -> dict[str, int]:
         """A member's own money movements by event type (deposits, refunds due and paid), in a time range."""
-        conditions, params = ["member = ?", "account IN ('member_balances', 'refunds_paid')"], [member]
+        conditions = ["member = ?", "account IN ('member_balances', 'member_receivables', 'refunds_paid')"]
+        params = [member]
         if since is not None:
             conditions.append("at >= ?")
             params.append(since)

@@ -2,7 +2,8 @@
 
 A query over the read models, all of them projections of the signed events: days in the plan, the periods the
 member paid into (locked at the cutoff and not failed), the total shared, the people helped (the cases of those
-periods), top-ups and refunds, the balance or arrears, the low-balance warning, and the member's own claims.
+periods), top-ups and refunds, the balance (never negative) and what is due or in arrears, the low-balance warning,
+and the member's own claims.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
         "top_ups_fen": -movements.get("member.deposit_received", 0),
         "refunds_paid_fen": movements.get("member.refund_disbursed", 0),
         "account": account, "balance_fen": models.balances.balance_fen(account),
+        "due_fen": models.balances.due_fen(account),
         "arrears_fen": sum(amount for _, amount in models.balances.outstanding_debits_of(member)),
         "low_balance_warning": models.balances.warning(account),
         "claims": [{"claim": c["claim"], "condition": c["condition"],
@@ -84,8 +86,9 @@ def render(s: dict[str, Any]) -> str:
              f"  {s['days_in_plan']} days in the plan; paid into {s['periods_paid_into']} periods, shared "
              f"{s['shared_fen'] / 100:.2f} yuan and helped {s['people_helped']} people",
              f"  top-ups {s['top_ups_fen'] / 100:.2f} yuan, refunds {s['refunds_paid_fen'] / 100:.2f} yuan, "
-             f"balance {s['balance_fen'] / 100:.2f} yuan" + (f", arrears {s['arrears_fen'] / 100:.2f} yuan"
-                                                               if s["arrears_fen"] else "")
+             f"balance {s['balance_fen'] / 100:.2f} yuan" + (f", due {s['due_fen'] / 100:.2f} yuan"
+                                                               if s["due_fen"] else "")
+             + (f", arrears {s['arrears_fen'] / 100:.2f} yuan" if s["arrears_fen"] else "")
              + (" — below the plan's minimum: please top up" if s["low_balance_warning"] else "")]
     lines += [f"  claim {c['claim'][:8]} {c['condition']} ({c['diagnosed_month']}): {c['decision']}"
               + (f", paid {c['paid_fen'] / 100:.2f} yuan" if c["paid_fen"] else "") for c in s["claims"]]

@@ -15,6 +15,7 @@ function showStatement(statement) {
     [t("top_ups"), `¥${yuan(statement.top_ups_fen)}`],
     [t("refunds"), `¥${yuan(statement.refunds_paid_fen)}`],
     [t("balance"), `¥${yuan(statement.balance_fen)}`],
+    ...(statement.due_fen ? [[t("due"), `¥${yuan(statement.due_fen)}`]] : []),
   ]);
   rows(document.getElementById("claims"), statement.claims.map((c) => [c.condition, c.diagnosed_month,
     t(`decision_${c.decision}`), { text: `¥${yuan(c.paid_fen)}`, className: "num" }]));
