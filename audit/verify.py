@@ -44,6 +44,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ from ledger.ages import join_age_years, past_top_age_at, top_age_years
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
-from ledger.envelope import format_at, parse_at
+from ledger.envelope import EnvelopeError, event_hash_of, format_at, parse_at, read_envelope, split_entry
 from ledger.errors import InputError
 from ledger.keys import event_signature_is_valid, public_key_from_base64
 from ledger.log.index import ENDED
@@ -78,7 +79,7 @@ from ledger.projections.periods import Periods
 from ledger.projections.sql import SqlStore
 from ledger.sealing import Revealed
 from ledger.sharing import assess, member_charge, raised_of, roll_leaf_hashes, settle
-from ledger.verify import CheckedSignatures, Failure, Report, examine
+from ledger.verify import CheckedSignatures, Failure, Problem, Report, envelope_problem, schema_problem
 from ledger.verify import Verifier as EventVerifier
 from schemas.events import PlanRules
 
@@ -103,17 +104,21 @@ SETTLEMENT_TERMS = ("collected_fen", "advance_fen", "available_fen", "owed_fen",
 
 @dataclass(frozen=True)
 class ExaminedChunk:
-    """Checks 1, 2 and 6 of consecutive entries, done ahead of the order: each entry's event hash (None when it is
-    not an envelope), the failures of checks 1–2 in index order, and the signatures' outcomes."""
+    """Checks 2 and 6 of consecutive entries, done ahead of the order on each entry presumed in canonical form (the
+    main process decodes every entry and checks that form, check 1, and keeps these only for the entries in it):
+    each entry's event hash (None when the entry cannot be in that form), the failures of check 2 by index, and
+    the signatures' outcomes."""
 
     hashes: list[bytes | None]
-    failures: list[Failure]
+    schema: dict[int, Problem]
     signatures: CheckedSignatures
 
 
 def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) -> ExaminedChunk:
-    """Checks 1, 2 and 6 for the entries at `first`, `first + 1`, … (run in worker processes): all that needs no
-    order. Each signature is checked under the candidate key of its key id (`CheckedSignatures`)."""
+    """Checks 2 and 6 for the entries at `first`, `first + 1`, … (run in worker processes): all that needs no
+    order but the decoded envelope, which only the main process builds (one JSON decoding per entry): the body,
+    the signature and the key id are cut from the bytes where canonical form puts them (`ledger.envelope`). Each
+    signature is checked under the candidate key of its key id (`CheckedSignatures`)."""
     keys: dict[str, Any] = {}
     for kid, public in candidates.items():
         try:
@@ -121,19 +126,32 @@ def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) 
         except ValueError:
             continue  # not a key: its signatures are left to the checks in order
     hashes: list[bytes | None] = []
-    failures: list[Failure] = []
-    failing: list[int] = []
+    schema: dict[int, Problem] = {}
+    signed: list[tuple[int, bytes, bytes, str]] = []
+    start = len(SIGNER)
     for index, entry in enumerate(entries, first):
-        examined = examine(entry)
-        if examined.problems:
-            failures.extend(Failure.of(index, examined.data, *problem) for problem in examined.problems)
-        hashes.append(examined.event_hash)
-        if examined.data is not None and examined.event_hash is not None:
-            key = keys.get(examined.data["actor"]["key"])
-            if key is not None and not event_signature_is_valid(key, examined.event_hash, examined.data["sig"]):
-                failing.append(index)
-    return ExaminedChunk(hashes, failures, CheckedSignatures({kid: candidates[kid] for kid in keys},
-                                                             frozenset(failing)))
+        try:
+            prev_at = entry.rindex(b',"prev":')
+            tail = orjson.loads(b"{" + entry[prev_at + 1:])  # prev, schema, seq, sig, stream, type, v
+            sig, kind, version = tail["sig"], tail["type"], tail["schema"]
+            if type(sig) is not str or type(kind) is not str or type(version) is not int:
+                raise TypeError
+            unsigned, body = split_entry(entry, sig)
+        except (ValueError, TypeError, KeyError):  # not in canonical form: check 1 fails in the main process
+            hashes.append(None)
+            continue
+        event_hash = event_hash_of(unsigned)
+        hashes.append(event_hash)
+        problem = schema_problem(kind, version, body)
+        if problem is not None:
+            schema[index] = problem
+        key = keys.get(entry[start:start + 16].decode("ascii", "replace")) if entry.startswith(SIGNER) else None
+        if key is not None:
+            signed.append((index, key, event_hash, sig))
+    # the signatures last, one after another: the verifier's tables stay in the processor's caches between them
+    failing = [index for index, key, event_hash, sig in signed if not event_signature_is_valid(key, event_hash, sig)]
+    return ExaminedChunk(hashes, schema, CheckedSignatures({kid: candidates[kid] for kid in keys},
+                                                           frozenset(failing)))
 
 
 def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], dict[str, str]]]:
@@ -335,7 +353,10 @@ class _Members:
         """Write what is pending, in order, each run of one statement with one `executemany`."""
         self.db.execute("BEGIN")
         for statement, rows in groupby(self.pending, key=lambda item: item[0]):
-            self.db.executemany(statement, [row for _, row in rows])
+            batch = [row for _, row in rows]
+            if statement.startswith("INSERT"):  # in key order, the table filled page by page (a stable sort: a
+                batch.sort(key=itemgetter(0, 1))  # member who joined twice in the run keeps the later join)
+            self.db.executemany(statement, batch)
         self.db.execute("COMMIT")
         self.pending.clear()
         self.joined.clear()
@@ -539,20 +560,25 @@ class Auditor:
         for first, chunk, examined in chunks:
             roots.extend(chunk)
             self.events.streams.prefetch(_stream_of(entry) for entry in chunk)
-            found = iter(examined.failures)
-            pending = next(found, None)
             for index, entry in enumerate(chunk, first):
                 self.report.entries += 1
                 before = len(failures)
-                while pending is not None and pending.index == index:
-                    failures.append(pending)
-                    pending = next(found, None)
-                event_hash = examined.hashes[index - first]
-                if event_hash is None:  # not an envelope: the books still try it, as they would any entry
+                try:
+                    envelope = read_envelope(entry)
+                except EnvelopeError as error:  # not an envelope: the books still try it, as they would any entry
+                    failures.append(Failure.of(index, None, *envelope_problem(entry, error)))
                     books.add(index, entry)
                     continue
-                envelope = orjson.loads(entry)
-                self.events.follow(index, envelope, event_hash, examined.signatures)
+                event_hash = examined.hashes[index - first]
+                signatures: CheckedSignatures | None = examined.signatures
+                problem = examined.schema.get(index)
+                if event_hash is None:  # the worker cuts every canonical entry; should it not, cut here
+                    unsigned, body = split_entry(entry, envelope["sig"])
+                    event_hash, signatures = event_hash_of(unsigned), None
+                    problem = schema_problem(envelope["type"], envelope["schema"], body)
+                if problem is not None:
+                    failures.append(Failure.of(index, envelope, *problem))
+                self.events.follow(index, envelope, event_hash, signatures)
                 kind = envelope["type"]
                 if kind in books.read:
                     books.add(index, entry)

@@ -42,7 +42,7 @@ from ledger.keys import EVENT_SIGNATURE_PREFIX, SigningKey, ed25519_sign
 from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.plan import CreatePlan
-from tests.support import commitment, rules
+from sim.fixtures import commitment, rules
 
 
 def raw_signing_rate(seconds: float = 2.0) -> float:

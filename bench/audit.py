@@ -97,7 +97,7 @@ def main() -> None:
     from bench.projections import populate
     from ledger.application import SimulatedClock
     from ledger.service import ledger_with_parties
-    from tests.support import START
+    from sim.fixtures import START
 
     with tempfile.TemporaryDirectory() as tmp:
         directory, export = Path(tmp) / "log", Path(tmp) / "log.jsonl"

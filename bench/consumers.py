@@ -58,7 +58,7 @@ def main() -> None:
     from ledger.bootstrap import bootstrap as bootstrap_ledger
     from ledger.config import Settings
     from ledger.projections.balances import Balances
-    from tests.services import kafka_server
+    from sim.services import kafka_server
 
     with tempfile.TemporaryDirectory() as tmp, kafka_server() as bootstrap:
         data = Path(tmp) / "data"

@@ -1,7 +1,7 @@
 """Pipeline benchmark: the event store through the relay and Kafka into the balances read model, every message
 verified and applied, against raw kafka-python on the same broker in the same run.
 
-On the suite's broker (`tests.services.kafka_server`: LEDGER_TEST_KAFKA_BOOTSTRAP, testcontainers' Kafka, or the
+On the suite's broker (`sim.services.kafka_server`: LEDGER_TEST_KAFKA_BOOTSTRAP, testcontainers' Kafka, or the
 Tansu binary) with the embedded default (SQLite event store and views):
 
 1. **Throughput.** A plan with `--members` members (one signed `member.joined` each). A `consume balances` process
@@ -58,7 +58,7 @@ from ledger.projections.balances import Balances
 from ledger.projections.sql import SqlStore
 from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
-from tests.support import commitment
+from sim.fixtures import commitment
 
 PARTITIONS = Settings(data_dir=Path()).kafka_partitions
 
@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=("throughput", "lag", "scale"),
                         default=["throughput", "lag", "scale"])
     args = parser.parse_args()
-    from tests.services import kafka_server
+    from sim.services import kafka_server
 
     with tempfile.TemporaryDirectory() as tmp, kafka_server() as bootstrap:
         if "throughput" in args.parts:

@@ -28,8 +28,8 @@ from ledger.config import Settings
 from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.plan import CreatePlan
-from tests.services import fresh_schema
-from tests.support import commitment, rules
+from sim.fixtures import commitment, rules
+from sim.services import fresh_schema
 
 
 def ledger_rate(directory: Path, url: str, events: int, batch: int) -> tuple[float, list[tuple[Any, ...]]]:

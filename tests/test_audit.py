@@ -252,6 +252,23 @@ def test_failures_found_ahead_in_workers_keep_their_global_index_stream_and_seq(
     assert [f for f in found if int(f[3].split()[0]) <= 7] == where(verify_entries(entries, anchors))
 
 
+def test_what_the_workers_cut_from_an_entry_not_in_canonical_form_counts_for_nothing(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 5)
+    entries = [e for _, e in ledger.entries()]
+    anchors = TrustAnchors.load(ledger.settings.data_dir / "trust-anchors.json")
+    spaced, cut_off, garbage = (nth(entries, "member.joined", n) for n in (1, 2, 3))
+    entries[spaced] = entries[spaced][:-1] + b" }"  # the workers cut it as if canonical: same hash, good signature
+    entries[cut_off] = entries[cut_off][:entries[cut_off].rindex(b',"prev":')] + b"}"  # nothing the workers can cut
+    entries[garbage] = b"not an entry"
+    found = where(Auditor(anchors).run(entries, workers=2))
+    assert [f for f in found if f[0] in (spaced, cut_off, garbage)] == [
+        (spaced, None, None, "1 envelope (envelope)"), (cut_off, None, None, "1 envelope (envelope)"),
+        (garbage, None, None, "1 envelope (envelope)")]
+    assert found == where(Auditor(anchors).run(entries, workers=1))
+    assert [f for f in found if int(f[3].split()[0]) <= 7] == where(verify_entries(entries, anchors))
+
+
 def test_a_signature_checked_ahead_under_a_key_the_keyring_never_held_is_checked_again(
         ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("audit.verify.CHUNK", 5)

@@ -19,8 +19,9 @@ from ledger.errors import BatchError, CommandIdReusedError, ConcurrencyConflictE
 from ledger.store import connection_lost, decode_entry
 from ledger.vault import VAULT_KEY_FILE, keyed_id
 from schemas.commands.membership import Deposit, Join
+from sim.fixtures import commitment
 from sim.services import new_database
-from tests.support import cid, commitment, create_plan, deposit, join, new_ledger, prepaid_rules, reopen
+from tests.support import cid, create_plan, deposit, join, new_ledger, prepaid_rules, reopen
 
 
 def joins(plan: str, ids: list[str], age: int = 30) -> list[Join]:

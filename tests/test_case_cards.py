@@ -15,7 +15,8 @@ from ledger.projections.cases import DOCUMENT_FORMAT, DOCUMENT_FORMAT_V1, disclo
 from ledger.service import PARTY_NAMES
 from schemas.commands.keys import RegisterKey
 from schemas.commands.membership import Join
-from tests.support import advance, cid, commitment, create_plan, join, rejected
+from sim.fixtures import commitment
+from tests.support import advance, cid, create_plan, join, rejected
 from tests.test_audit import Store, audit, history, resign
 from tests.test_claim import file
 

@@ -31,17 +31,8 @@ from schemas.commands.membership import Exit, QualifyJuror, RecordDebitFailure, 
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
 from schemas.events import AidBand
-from tests.support import (
-    advance,
-    cid,
-    clock_of,
-    commitment,
-    create_plan,
-    join,
-    rejected,
-    rules,
-    sealed_values,
-)
+from sim.fixtures import commitment, rules
+from tests.support import advance, cid, clock_of, create_plan, join, rejected, sealed_values
 
 
 def today(app: Ledger, days: int = 0) -> str:

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from ledger.anchors import TrustAnchors
 from ledger.cli import main
-from tests.support import commitment, rules
+from sim.fixtures import commitment, rules
 
 
 def run(data: Path, *args: str, input: str | bytes | None = None) -> Result:

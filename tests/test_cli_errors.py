@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger.cli import main
-from tests.support import rules
+from sim.fixtures import rules
 
 
 def run(data: Path, *args: str) -> Result:

@@ -22,7 +22,8 @@ from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE
 from ledger.rules import Rule
 from ledger.store import PostgresLedgerRecorder
 from ledger.vault import Vault, keyed_id, load_vault_key
-from tests.support import commitment, new_ledger, prepaid_rules
+from sim.fixtures import commitment
+from tests.support import new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.postgres
 

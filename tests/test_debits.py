@@ -8,7 +8,8 @@ from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger
 from schemas.commands.membership import Deposit, RecordDebitFailure, RecoverDebit
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
-from tests.support import START, advance, cid, create_plan, join, prepaid_rules, rejected, reopen, rules
+from sim.fixtures import START, rules
+from tests.support import advance, cid, create_plan, join, prepaid_rules, rejected, reopen
 from tests.test_period import approved_claim, at_local, period_of
 
 

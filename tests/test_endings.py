@@ -14,7 +14,8 @@ from schemas.commands.claim import PayClaim
 from schemas.commands.membership import AcceptConversion, Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
-from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
+from sim.fixtures import rules
+from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected
 from tests.test_audit import audit, resign_and_audit
 from tests.test_claim import file, investigate, notice
 from tests.test_period import approved_claim, at_local, member_of, period_of

@@ -13,7 +13,7 @@ from ledger.cli import main
 from ledger.config import Settings
 from ledger.errors import ConfigError, InputError, KeyDirectoryError
 from ledger.keys import KeyDirectory
-from tests.support import commitment, rules
+from sim.fixtures import commitment, rules
 
 
 def run(data: Path, *args: str) -> Result:

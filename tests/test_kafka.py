@@ -41,9 +41,10 @@ from ledger.projections.sql import SqlStore
 from ledger.service import party_key_directories
 from ledger.store import replace_lost_connections
 from schemas.commands.membership import Deposit, Join
-from sim.services import new_database
-from tests.services import TansuBroker, fresh_schema
-from tests.support import commitment, create_plan, deposit, join, new_ledger, prepaid_rules
+from sim.fixtures import commitment
+from sim.services import fresh_schema, new_database
+from tests.services import TansuBroker
+from tests.support import create_plan, deposit, join, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
 NAMES = [p.NAME for p in PROJECTIONS]

@@ -21,16 +21,8 @@ from schemas.commands.keys import RegisterKey, RevokeKey
 from schemas.commands.membership import Deposit, Exit
 from schemas.commands.period import WindDown
 from schemas.commands.plan import AnnounceClosing, CreatePlan
-from tests.support import (
-    advance,
-    cid,
-    clock_of,
-    create_plan,
-    join,
-    prepaid_rules,
-    rejected,
-    rules,
-)
+from sim.fixtures import rules
+from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected
 
 
 def test_the_first_event_registers_the_root_key_by_itself(ledger_app: Ledger) -> None:

@@ -23,8 +23,9 @@ from ledger.log.checkpoints import CheckpointLog
 from ledger.log.note import Signer
 from ledger.log.tiles import TiledLog
 from schemas.commands.membership import Join
+from sim.fixtures import START, commitment
 from sim.services import serving
-from tests.support import INITIAL, START, cid, commitment, create_plan, join
+from tests.support import INITIAL, cid, create_plan, join
 from tests.tlog_client import Fetch, LogClientError, NoteKey, TiledLogClient, http_fetch
 
 

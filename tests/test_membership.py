@@ -20,18 +20,8 @@ from schemas.commands.membership import (
     QualifyJuror,
 )
 from schemas.events import MemberJoinedV2
-from tests.support import (
-    advance,
-    cid,
-    clock_of,
-    commitment,
-    create_plan,
-    deposit,
-    join,
-    prepaid_rules,
-    rejected,
-    sealed_values,
-)
+from sim.fixtures import commitment
+from tests.support import advance, cid, clock_of, create_plan, deposit, join, prepaid_rules, rejected, sealed_values
 
 
 def membership(app: Ledger, member: str) -> Membership:

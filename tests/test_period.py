@@ -16,7 +16,8 @@ from ledger.store import decode_entry
 from schemas.commands.claim import DecideClaim, NoticeClaim, PayClaim
 from schemas.commands.membership import Deposit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
-from tests.support import START, advance, cid, clock_of, create_plan, join, prepaid_rules, rejected, rules
+from sim.fixtures import START, rules
+from tests.support import advance, cid, clock_of, create_plan, join, prepaid_rules, rejected
 from tests.test_claim import file, investigate, today
 
 

@@ -14,7 +14,8 @@ from ledger.envelope import format_at
 from schemas.commands.membership import Join
 from schemas.commands.plan import AmendRules, AnnounceClosing, TerminatePlan
 from schemas.events import AidBand, PlanRules
-from tests.support import advance, cid, clock_of, commitment, create_plan, join, rejected, rules
+from sim.fixtures import commitment, rules
+from tests.support import advance, cid, clock_of, create_plan, join, rejected
 
 
 def at(app: Ledger, **delta: float) -> str:

@@ -12,7 +12,8 @@ from ledger.envelope import format_at
 from ledger.plan_days import day_end, day_of, day_start, waiting_ends_on, whole_years
 from ledger.reveal import reveal_member
 from schemas.commands.plan import AmendRules
-from tests.support import cid, clock_of, create_plan, join, rejected, rules, sealed_values
+from sim.fixtures import rules
+from tests.support import cid, clock_of, create_plan, join, rejected, sealed_values
 from tests.test_audit import resign_and_audit
 from tests.test_claim import file, read
 

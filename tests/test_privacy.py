@@ -33,8 +33,9 @@ from schemas.commands.claim import DecideClaim, FileClaim, NoticeClaim, PayClaim
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, EraseMember, Exit, QualifyJuror, RecordFraud
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, SettlePeriod
+from sim.fixtures import START
+from sim.fixtures import commitment as document_commitment
 from tests.support import (
-    START,
     advance,
     cid,
     clock_of,
@@ -46,7 +47,6 @@ from tests.support import (
     reopen,
     sealed_values,
 )
-from tests.support import commitment as document_commitment
 from tests.test_claim import investigate
 from tests.test_period import at_local
 

@@ -20,15 +20,15 @@ from ledger.errors import DomainRuleError, InputError
 from ledger.projections import PROJECTIONS, ReadModels
 from ledger.projections.cases import disclosure_document
 from ledger.projections.metrics import metrics
-from ledger.projections.sql import SqlStore
+from ledger.projections.sql import SqlCursor, SqlStore
 from ledger.projections.statements import render, statement
 from ledger.rules import Rule
 from schemas.commands.disclosure import PublishDisclosure
 from schemas.commands.membership import Deposit, DisburseRefund, Exit, RecordDebitFailure
 from schemas.commands.period import AssessPeriod, CollectPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod, WindDown
 from schemas.commands.plan import AnnounceClosing, TerminatePlan
+from sim.fixtures import START, rules
 from tests.support import (
-    START,
     advance,
     cid,
     clock_of,
@@ -39,7 +39,6 @@ from tests.support import (
     prepaid_rules,
     rejected,
     reopen,
-    rules,
 )
 from tests.test_audit import audit, resign_and_audit
 from tests.test_claim import file, investigate
@@ -295,6 +294,26 @@ def test_live_read_models_equal_a_rebuild_and_repeated_delivery_changes_nothing(
     for projection in ledger_app.read_models().all():
         projection.apply_batch(entries[:10])
     assert ledger_app.read_models().digests() == live
+
+
+def test_read_models_rebuilt_in_one_batch_equal_a_rebuild_a_few_events_at_a_time(
+        ledger_app: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the long runs of inserts of one batch go as `COPY` (`SqlCursor.executemany`)."""
+    prepaid_period(ledger_app)
+    copies: list[str] = []
+    plan_of = SqlCursor._copy_plan
+
+    def recorded(cursor: SqlCursor, statement: str) -> tuple[str, list[tuple[bool, Any]]] | None:
+        plan = plan_of(cursor, statement)
+        copies.extend([plan[0]] if plan else [])
+        return plan
+
+    monkeypatch.setattr(SqlCursor, "_copy_plan", recorded)
+    models = ledger_app.read_models()
+    for projection in models.all():
+        projection.rebuild()
+    assert models.digests() == fresh_digests(ledger_app, tmp_path)
+    assert bool(copies) == models.all()[0].sql.postgres
 
 
 def test_read_models_caught_up_a_few_events_per_transaction_equal_the_live_ones(

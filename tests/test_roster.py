@@ -16,7 +16,8 @@ from ledger.projections.balances import Balances
 from ledger.projections.sql import Params, SqlCursor
 from schemas.commands.membership import Exit
 from schemas.commands.period import AssessPeriod, OpenPeriod
-from tests.support import START, advance, cid, clock_of, create_plan, join, rules
+from sim.fixtures import START, rules
+from tests.support import advance, cid, clock_of, create_plan, join
 from tests.test_period import approved_claim, at_local, period_of
 
 

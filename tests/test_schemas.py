@@ -55,7 +55,7 @@ def test_a_request_hash_is_sha256_of_the_command_as_json_without_its_id() -> Non
     from ledger.application import request_hash
     from schemas.commands.membership import Join
     from schemas.commands.plan import CreatePlan
-    from tests.support import commitment, rules
+    from sim.fixtures import commitment, rules
 
     join = Join(command_id="a", plan="00000000-0000-4000-8000-000000000000", age_years=30, sex="f",
                 province="zj", consent_commitment=commitment("c"), health_declaration_commitment=commitment("h"))

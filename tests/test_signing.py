@@ -15,7 +15,8 @@ from ledger.keys import SigningKey, event_signature_is_valid
 from ledger.signing import CHUNK_EVENTS, BatchSigner
 from ledger.verify import verify_entries
 from schemas.commands.membership import Join
-from tests.support import cid, commitment, create_plan, new_ledger
+from sim.fixtures import commitment
+from tests.support import cid, create_plan, new_ledger
 from tests.test_verify import independent_verify
 
 

@@ -17,10 +17,11 @@ from ledger.projections.balances import Balances
 from ledger.projections.sql import SqlStore
 from schemas.commands.membership import Join
 from sim.client import Acknowledged, first_result
+from sim.fixtures import commitment
 from sim.invariants import Checks, InvariantBrokenError
 from sim.run import FAULT_KINDS, SimDemo, Simulation, schedule
-from tests.services import fresh_schema
-from tests.support import cid, commitment, create_plan, deposit, new_ledger, prepaid_rules
+from sim.services import fresh_schema
+from tests.support import cid, create_plan, deposit, new_ledger, prepaid_rules
 
 pytestmark = pytest.mark.kafka
 

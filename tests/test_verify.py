@@ -20,7 +20,8 @@ from ledger.demo import run_demo
 from ledger.verify import verify_entries
 from schemas.common import _model_is_flat
 from schemas.events import EVENT_BODIES
-from tests.support import START, demo_ledger
+from sim.fixtures import START
+from tests.support import demo_ledger
 
 ENVELOPE_KEYS = {"v", "stream", "seq", "type", "schema", "at", "actor", "prev", "body", "sig"}
 PREFIX = b"mutual-ledger/event/v1\n"

@@ -31,9 +31,10 @@ from ledger.log.merkle import EMPTY_ROOT, ProofError, consistency_proof, root_fr
 from ledger.log.note import COSIGNATURE_V1, Checkpoint, Signer, sign_note, split_note, verify_cosignature, verify_note
 from ledger.log.witness import STATE_FILE, AddCheckpoint, MalformedRequestError, Witness, WitnessKeyError, open_witness
 from schemas.commands.membership import Join
+from sim.fixtures import START, commitment
 from sim.services import serving
 from tests.http_servers import WitnessProcess
-from tests.support import START, cid, commitment, create_plan, signer_of
+from tests.support import cid, create_plan, signer_of
 
 
 @dataclass

@@ -17,7 +17,8 @@ from ledger.log.merkle import ProofError, verify_consistency
 from ledger.log.note import Checkpoint, NoteError, Signer, sign_note, split_note, verify_cosignature, verify_note
 from ledger.log.tree import TransparencyLog
 from ledger.log.witness import ForkError, Witness, WitnessPolicy, WitnessRefusedError
-from tests.support import INITIAL, START, create_plan, join, signer_of
+from sim.fixtures import START
+from tests.support import INITIAL, create_plan, join, signer_of
 
 
 def checkpoints(app: Ledger) -> CheckpointLog:

@@ -20,7 +20,8 @@ from ledger.log.tiles import (
     encode_index,
     parse_tile_path,
 )
-from tests.support import INITIAL, START, create_plan, join
+from sim.fixtures import START
+from tests.support import INITIAL, create_plan, join
 
 
 def test_tile_indexes_are_written_in_zero_padded_three_digit_elements() -> None:
