@@ -261,7 +261,8 @@ def test_the_age_rule_opens_sealed_ages_in_bulk_and_finds_what_opening_them_one_
     from ledger.unit_of_work import UnitOfWork
     from schemas.commands.membership import EraseMember, Exit
     from schemas.events import MemberJoinedV1
-    from tests.support import clock_of, commitment
+    from sim.fixtures import commitment
+    from tests.support import clock_of
 
     app = ledger_app
     plan = create_plan(app, rules(notice_days=3))
