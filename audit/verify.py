@@ -488,6 +488,8 @@ class Auditor:
         self.notice_on: dict[str, str] = {}
         """Period → its notice day."""
         self.prepaid_periods: set[str] = set()
+        self.uncovered_due: tuple[int, dict[str, Any], list[tuple[str, int]]] | None = None
+        """(index, envelope, the accounts it left short) of a schema-4 assessment whose listing must come next."""
         """The periods assessed under a prepaid rules version (their charges are taken from the accounts)."""
         self.uncollected: dict[str, int] = {}
         """Period → fen of its debits failed and not recovered."""
@@ -597,6 +599,8 @@ class Auditor:
         """Follow the facts periods and claims depend on; check assessments and payouts when they come."""
         kind, body, stream, at = e["type"], e["body"], e["stream"], e["at"]
         self.last_at = max(self.last_at, at)
+        if self.uncovered_due is not None or kind == "period.uncovered_listed":
+            self.uncovered(index, e)
         if kind == "plan.created":
             self.plans[stream] = _Plan([(at, 1, PlanRules.from_json_value(body["rules"]))])
         elif kind == "plan.rules_amended":
@@ -812,23 +816,42 @@ class Auditor:
         if prepaid:
             self.prepaid_periods.add(period)
         if e["schema"] >= 4:
-            self.uncovered(index, e, uncovered)
+            if sum(amount for _, amount in uncovered) != body["uncovered_fen"]:
+                self.fail(index, e, "8 period (uncovered_fen)", sum(amount for _, amount in uncovered),
+                          body["uncovered_fen"])
+            if body["uncovered_fen"] or uncovered:
+                self.uncovered_due = (index, e, uncovered)
         if (roll.hex(), locked) != (body["roll_root"], body["roll_size"]):
             self.fail(index, e, "8 period (roll)", f"{roll.hex()} over {locked}", f"{body['roll_root']} over "
                       f"{body['roll_size']}")
         plan.periods[body["number"]] = {"stream": period, "body": body, "at": e["at"]}
 
-    def uncovered(self, index: int, e: dict[str, Any], expected: list[tuple[str, int]]) -> None:
-        """Check 8 for the uncovered shares of a schema-4 assessment, recomputed from every account's deposits, the
-        charges of the prepaid periods before it, failed and recovered debits and balance refunded (none in a
-        postpaid period), and their sum."""
-        body = e["body"]
-        listed = [(share["account"], share["amount_fen"]) for share in body["uncovered"]]
+    def uncovered(self, index: int, e: dict[str, Any] | None) -> None:
+        """Check 8 for the accounts a schema-4 assessment left short: the uncovered shares recomputed from every
+        account's deposits, the charges of the prepaid periods before it, failed and recovered debits and balance
+        refunded (none in a postpaid period) must be listed, with the assessment's sum, by the
+        `period.uncovered_listed` of the same period that is the log's very next entry (`e`: the entry after the
+        assessment, None at the end of the log); a listing anywhere else is refused."""
+        due, self.uncovered_due = self.uncovered_due, None
+        listing = e is not None and e["type"] == "period.uncovered_listed"
+        if due is None:
+            if listing and e is not None:
+                self.fail(index, e, "8 period (uncovered)", "a listing right after an assessment that left "
+                          "accounts short", "a listing")
+            return
+        at, assessed, expected = due
+        if not listing or e is None or e["stream"] != assessed["stream"]:
+            self.fail(at, assessed, "8 period (uncovered)", expected, "no listing right after the assessment")
+            if listing and e is not None:
+                self.fail(index, e, "8 period (uncovered)", "a listing right after an assessment that left "
+                          "accounts short", "a listing")
+            return
+        listed = [(share["account"], share["amount_fen"]) for share in e["body"]["uncovered"]]
         if listed != expected:
             self.fail(index, e, "8 period (uncovered)", expected, listed)
-        if sum(amount for _, amount in listed) != body["uncovered_fen"]:
-            self.fail(index, e, "8 period (uncovered_fen)", sum(amount for _, amount in listed),
-                      body["uncovered_fen"])
+        if e["body"]["uncovered_fen"] != assessed["body"]["uncovered_fen"]:
+            self.fail(index, e, "8 period (uncovered_fen)", assessed["body"]["uncovered_fen"],
+                      e["body"]["uncovered_fen"])
 
     def surplus_release(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for a `plan.surplus_released`: after the plan's claim tail, every period settled, the amount the
@@ -934,6 +957,8 @@ class Auditor:
         """Checks 10 and 9 once the books hold every entry: balanced postings, zero trial balance and complete
         custody; then every published disclosure rebuilt and its hash compared."""
         last = self.report.entries - 1
+        if self.uncovered_due is not None:
+            self.uncovered(last, None)
         for index, e, due, deadline, paid in self.wind_down_refunds.values():
             if deadline < self.last_at and paid < due:
                 self.fail(index, e, "10 money (wind-down refund by its deadline)", f"{due} paid by {deadline}", paid)

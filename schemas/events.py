@@ -608,18 +608,26 @@ class UncoveredShare(Frozen):
 
 
 class PeriodAssessedV4(PeriodAssessedV3):
-    """Schema 4 of the assessment: what prepaid accounts could not cover is stated, and booked as owed by their
-    holders (`member_receivables`, docs/projections.md) rather than taken from their balances.
+    """Schema 4 of the assessment: what prepaid accounts could not cover, in sum, booked as owed by their holders
+    (`member_receivables`, docs/projections.md) rather than taken from their balances.
 
     An account's uncovered amount is its family's charges in the period beyond its balance at the assessment
     (deposits less charges of earlier prepaid periods not failed, less balance refunded; what an account already owed
-    does not cover anything): `uncovered` lists the accounts with a positive amount, sorted by account, and
-    `uncovered_fen` is their sum. A postpaid period lists none.
+    does not cover anything); `uncovered_fen` is their sum (0 in a postpaid period). The accounts are listed by the
+    `period.uncovered_listed` that follows in the same command: an assessment names the claims it funds, so it names
+    no member whose claim it might be (docs/privacy.md).
     """
 
-    uncovered: tuple[UncoveredShare, ...] = Field(description="the prepaid accounts short at the assessment, "
-                                                               "sorted by account")
     uncovered_fen: Fen = Field(description="the sum of the uncovered amounts")
+
+
+class UncoveredListedV1(Frozen):
+    """The prepaid accounts a period's assessment left short, recorded by the same command right after it (only
+    when `uncovered_fen` is positive): what each owes of its charges."""
+
+    uncovered: tuple[UncoveredShare, ...] = Field(min_length=1, description="the prepaid accounts short at the "
+                                                                            "assessment, sorted by account")
+    uncovered_fen: Fen = Field(gt=0, description="the sum of the uncovered amounts (the assessment's)")
 
 
 class SubsidyReceivedV1(Frozen):
@@ -750,6 +758,7 @@ EVENT_BODIES: dict[tuple[str, int], type[Frozen]] = {
     ("period.settled", 1): PeriodSettledV1,
     ("period.settled", 2): PeriodSettledV2,
     ("period.advance_received", 1): AdvanceReceivedV1,
+    ("period.uncovered_listed", 1): UncoveredListedV1,
     ("disclosure.published", 1): DisclosurePublishedV1,
     ("disclosure.published", 2): DisclosurePublishedV2,
     ("report.published", 1): ReportPublishedV1,

@@ -137,10 +137,16 @@ def test_a_prepaid_share_the_balance_cannot_cover_is_owed_not_taken(ledger_app: 
     at_local(app, "2026-04-21", 1)
     assessed = app.execute(AssessPeriod(command_id=cid(), period=period))
     assert assessed["share_fen"] == 300
-    body = next(json.loads(entry)["body"] for _, entry in app.entries() if b'"period.assessed"' in entry)
-    assert body["uncovered"] == sorted([{"account": poor, "amount_fen": 200}, {"account": payer, "amount_fen": 100},
-                                        {"account": late, "amount_fen": 300}], key=lambda u: str(u["account"]))
-    assert body["uncovered_fen"] == 600
+    entries = [json.loads(entry) for _, entry in app.entries()]
+    at = next(i for i, e in enumerate(entries) if e["type"] == "period.assessed")
+    assessment, listing = entries[at], entries[at + 1]  # the listing is the very next entry, on the period's stream
+    assert assessment["body"]["uncovered_fen"] == 600 and "uncovered" not in assessment["body"]
+    assert not any(account in json.dumps(assessment) for account in accounts)  # it names the claims it funds
+    assert (listing["type"], listing["stream"]) == ("period.uncovered_listed", assessment["stream"])
+    assert listing["body"]["uncovered"] == sorted(
+        [{"account": poor, "amount_fen": 200}, {"account": payer, "amount_fen": 100},
+         {"account": late, "amount_fen": 300}], key=lambda u: str(u["account"]))
+    assert listing["body"]["uncovered_fen"] == 600
     assert balances_and_dues(app, plan, accounts) == {payer: (0, 100), rich: (9_700, 0), poor: (0, 200),
                                                        late: (0, 300)}
     s = statement(app.read_models(), poor, None, None, clock_of(app).current)
@@ -177,7 +183,9 @@ def test_a_prepaid_share_the_balance_cannot_cover_is_owed_not_taken(ledger_app: 
         shares[0]["amount_fen"] -= 50
         shares[1]["amount_fen"] += 50
 
-    assert "8 period (uncovered)" in resign_and_audit(app, "period.assessed", owe_less)
+    assert "8 period (uncovered)" in resign_and_audit(app, "period.uncovered_listed", owe_less)
+    assert "8 period (uncovered_fen)" in resign_and_audit(app, "period.uncovered_listed",
+                                                          lambda body: body.update(uncovered_fen=599))
     assert "8 period (uncovered_fen)" in resign_and_audit(app, "period.assessed",
                                                           lambda body: body.update(uncovered_fen=0))
 

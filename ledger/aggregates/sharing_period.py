@@ -30,6 +30,7 @@ from schemas.events import (
     PlanRules,
     SettledCase,
     SubsidyReceivedV1,
+    UncoveredListedV1,
 )
 
 
@@ -149,6 +150,15 @@ class SharingPeriod(LedgerAggregate):
         SCHEMA = 4
         body: PeriodAssessedV4
 
+    class UncoveredListed(LedgerAggregate.Event):
+        """The accounts the assessment left short, each with what it owes (recorded right after the assessment)."""
+
+        TYPE = "period.uncovered_listed"
+        body: UncoveredListedV1
+
+        def apply(self, aggregate: SharingPeriod) -> None:
+            pass
+
     class SubsidyReceived(LedgerAggregate.Event):
         """The custodian received the operator's subsidy for what the caps cut off."""
 
@@ -204,6 +214,12 @@ class SharingPeriod(LedgerAggregate):
         check(at >= self.cutoff_at, "period", Rule.PERIOD_CANNOT_BE_ASSESSED_BEFORE_ITS_CUTOFF,
               format_at(self.cutoff_at))
         self.record(self.AssessedV4, at, actor, body)
+
+    def list_uncovered(self, at: datetime, actor: Actor, body: UncoveredListedV1) -> None:
+        """Record the accounts the assessment just recorded left short (their sum is the assessment's)."""
+        assessment = self.require_assessment()
+        assert isinstance(assessment, PeriodAssessedV4) and assessment.uncovered_fen == body.uncovered_fen, body
+        self.record(self.UncoveredListed, at, actor, body)
 
     def receive_subsidy(self, at: datetime, actor: Actor, amount_fen: int, reference: str) -> None:
         """Record subsidy received, never more than the assessment's subsidy."""

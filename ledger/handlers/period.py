@@ -35,7 +35,7 @@ from schemas.commands.period import (
     WindDown,
 )
 from schemas.commands.plan import ReleaseSurplus
-from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV4, UncoveredShare
+from schemas.events import AssessedCase, PeriodAssessedV2, PeriodAssessedV4, UncoveredListedV1, UncoveredShare
 
 
 @handles(OpenPeriod)
@@ -198,10 +198,13 @@ def assess_period(uow: UnitOfWork, command: AssessPeriod) -> Outcome:
         funded_by="operator" if operator else "members", payment_model=rules.payment_model,
         top_age_years=top_age, utc_offset_minutes=rules.utc_offset_minutes, plan_year=plan_year,
         charged_fen=result.charged_fen, members_capped=result.members_capped, left_out=tuple(sorted(left_out)),
-        uncovered=tuple(UncoveredShare(account=account, amount_fen=amount) for account, amount in uncovered),
         uncovered_fen=sum(amount for _, amount in uncovered),
     )
     period.assess(uow.at, actor, body)
+    if uncovered:  # in an event of its own: the assessment names the claims it funds, this one members
+        period.list_uncovered(uow.at, actor, UncoveredListedV1(
+            uncovered=tuple(UncoveredShare(account=account, amount_fen=amount) for account, amount in uncovered),
+            uncovered_fen=body.uncovered_fen))
     return Outcome({"period": command.period, "number": period.number, "locked_members": size,
                     "cases": len(claims), "share_fen": result.share_fen, "charged_fen": result.charged_fen,
                     "members_capped": result.members_capped, "subsidy_fen": result.subsidy_fen,

@@ -16,9 +16,9 @@ FA / FF funded aid and fee):
 - deposit received: Dr cash; Cr member receivables (what the account owes, paid first), Cr member balances (the
   rest).
 - period assessed: Dr member balances R − U and Dr member receivables U (prepaid, U the uncovered amounts of schema
-  4, owed by each account holder) or Dr cash R (postpaid: the channel collected) — the payment model of the rules
-  version the period was assessed under, so a plan that switches keeps each period's own — Dr subsidy S; Cr aid
-  payable FA, Cr fee FF, Cr surplus O − I.
+  4, owed by each account holder as the `period.uncovered_listed` right after it says) or Dr cash R (postpaid: the
+  channel collected) — the payment model of the rules version the period was assessed under, so a plan that
+  switches keeps each period's own — Dr subsidy S; Cr aid payable FA, Cr fee FF, Cr surplus O − I.
 - debit failed: prepaid — Dr surplus; Cr member receivables (what the account still owes, up to the charge), Cr
   member balances (the rest: the share was not taken); postpaid — Dr member receivables (arrears), Cr cash. A
   recovery (prepaid: from a balance that covers it) reverses its failure.
@@ -95,6 +95,7 @@ class Journal(Projection):
             "member.joined": self._joined,
             "member.deposit_received": self._deposit,
             "period.assessed": self._assessed,
+            "period.uncovered_listed": self._uncovered_listed,
             "member.debit_failed": self._failed,
             "member.debit_recovered": self._recovered,
             "member.lapsed": self._lapsed,
@@ -163,9 +164,8 @@ class Journal(Projection):
         raised = raised_of(b)
         model = b.get("payment_model") or self._model(cursor, b["plan"])  # schema 1: the plan's first model
         cursor.execute(f"INSERT INTO {self.periods} VALUES (?, ?, ?)", (e["stream"], model, b["plan"]))
-        uncovered = b.get("uncovered_fen", 0)  # schema 4; before it, every charge was taken from the balances
-        for share in b.get("uncovered", ()):
-            self._owed(cursor, share["account"], share["amount_fen"])
+        uncovered = b.get("uncovered_fen", 0)  # schema 4 (each account's by `period.uncovered_listed`); before it,
+        # every charge was taken from the balances
         lines: list[Line] = [("member_balances", raised - uncovered, None), ("member_receivables", uncovered, None)]
         if model != "prepaid":
             lines = [("custodian_cash", raised, None)]
@@ -173,6 +173,10 @@ class Journal(Projection):
             *lines, ("operator_subsidy", b["subsidy_fen"], None),
             ("aid_payable", -b["funded_aid_fen"], None), ("fee_income", -b["funded_fee_fen"], None),
             ("surplus", -(b["surplus_out_fen"] - b["surplus_in_fen"]), None)])
+
+    def _uncovered_listed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
+        for share in e["body"]["uncovered"]:  # the assessment right before it booked their sum
+            self._owed(cursor, share["account"], share["amount_fen"])
 
     def _failed(self, cursor: SqlCursor, e: dict[str, Any]) -> None:
         b, member = e["body"], e["stream"]
