@@ -578,8 +578,10 @@ class Demo:
             approved = [claim for claim, _ in state.claims if claim not in state.rejected]
             if approved:
                 taken = {m.id for _, m in state.claims}
-                objector = next(m for m in self.members[state.plan_name]
-                                if m.id not in taken and m.id not in self.ended)
+                objector = next((m for m in self.members[state.plan_name]
+                                 if m.id not in taken and m.id not in self.ended), None)
+                if objector is None:  # a small pool may have no member left who is not a claimant
+                    return
                 result = self.app.execute(FileObjection(
                     command_id=self.next_id("object"), claim=approved[0], objector=objector.id,
                     evidence_commitment=commitment("objection", approved[0])))

@@ -38,12 +38,14 @@ def test_the_same_seed_gives_the_same_schedule() -> None:
     (47, "sqlite", 32),
     (104, "sqlite", 30),
     pytest.param(0, "postgres", 30, marks=pytest.mark.postgres),
+    pytest.param(4007, "postgres", 42, marks=pytest.mark.postgres),
 ])
 def test_a_seed_runs_with_every_invariant_holding(seed: int, store: str, steps: int, postgres_url: str) -> None:
     """Seed 47 kills a consumer twice and the writer mid-batch, restarts the broker empty and jumps the clock; seed
     104 registered a juror's key for an unknown member (its probe must now be refused); seed 0 restarts the broker,
     terminates every PostgreSQL connection (the regression of seed 2: no process may end on its own), kills a
-    consumer and the writer mid-batch."""
+    consumer and the writer mid-batch; seed 4007's workload reached the prepaid plan's objection with no member
+    left to object (every other member a claimant or gone) and stopped the run."""
     report = Simulation(seed, steps, store, server_url=postgres_url).run()
     assert report.broken is None, report.broken
     assert report.fault_counts and report.checks
