@@ -65,7 +65,7 @@ from consumers.topic import (
 from ledger.projections import PROJECTIONS
 from ledger.projections.base import EntrySource, Projection
 from ledger.projections.sql import SqlStore
-from ledger.store import connection_lost, replace_lost_connections
+from ledger.store import connection_unavailable, replace_lost_connections
 from ledger.verify import Verifier
 
 BY_NAME = {p.NAME: p for p in PROJECTIONS}
@@ -675,7 +675,7 @@ class ProjectionConsumer:
             try:
                 count = self.poll_once(200 if until_caught_up else 1000)
             except Exception as error:
-                if not connection_lost(error):
+                if not connection_unavailable(error):
                     raise
                 self._reconnect(error)
                 continue
@@ -685,12 +685,13 @@ class ProjectionConsumer:
                 raise TimeoutError("consumer: did not catch up in time")
 
     def _reconnect(self, error: Exception) -> None:
-        """A database connection went away while this consumer read or applied (the server ended it): the
-        transaction it carried was undone with it, so everything held in memory past the stored positions goes —
-        the verifiers, the messages waiting, the offsets handled — and the partitions are read again from the last
-        offsets committed (a message at or before its lane's position is dropped as a duplicate), as by a consumer
-        started again, but without leaving the group."""
-        self.report(f"{self.name}: database connection lost ({str(error).splitlines()[0]}); reconnecting")
+        """A database connection went away while this consumer read or applied (the server ended it), or none came in
+        time from the pool (a loaded server): the transaction it carried, if any, was undone with it, so everything
+        held in memory past the stored positions goes — the verifiers, the messages waiting, the offsets handled —
+        and the partitions are read again from the last offsets committed (a message at or before its lane's
+        position is dropped as a duplicate), as by a consumer started again, but without leaving the group."""
+        self.report(f"{self.name}: database connection lost or unavailable ({str(error).splitlines()[0]}); "
+                    "reconnecting")
         time.sleep(RECONNECT_PAUSE)  # a server that is restarting is given a moment
         for lane in self.lanes.values():
             replace_lost_connections(lane.projection.sql.datastore)

@@ -29,7 +29,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from consumers.topic import HEADER_INDEX, ensure_topic, message_headers, partitions_of, previous_in_partitions
 from ledger.projections.base import EntrySource
 from ledger.projections.sql import SqlStore
-from ledger.store import connection_lost, replace_lost_connections
+from ledger.store import connection_unavailable, replace_lost_connections
 
 PRODUCER_SETTINGS: dict[str, Any] = {"acks": "all", "linger_ms": 5, "batch_size": 256 * 1024,
                                      "max_block_ms": 5000, "request_timeout_ms": 5000,
@@ -199,9 +199,10 @@ class Relay:
                 self.report(f"broker: {error!r}; connecting again")
                 self.close()
             except Exception as error:
-                if not connection_lost(error):
+                if not connection_unavailable(error):
                     raise
-                self.report(f"database connection lost ({str(error).splitlines()[0]}); connecting again")
+                self.report(f"database connection lost or unavailable ({str(error).splitlines()[0]}); "
+                            "connecting again")
                 replace_lost_connections(self.sql.datastore)
                 self.close()
             time.sleep(interval)

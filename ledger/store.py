@@ -48,6 +48,19 @@ def connection_lost(error: BaseException) -> bool:
     return False
 
 
+def connection_unavailable(error: BaseException) -> bool:
+    """Whether a long-running reader (the relay, a consumer) may carry on after this error by starting its work again
+    from what is stored: the connection was lost (`connection_lost`), or no pooled connection came in time (a
+    loaded server) — nothing was done over a connection then. A writer's command instead answers that the store is
+    busy (exit 75), for its caller to retry."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, PoolTimeout | TooManyRequests):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return connection_lost(error)
+
+
 def replace_lost_connections(datastore: object) -> None:
     """After a lost connection: test the pool's idle connections and replace those that went with it (the server
     ended every session of a database at once), so that the next use does not meet them one by one."""

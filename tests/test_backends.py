@@ -16,7 +16,7 @@ from psycopg_pool import PoolTimeout
 
 from ledger.bootstrap import Ledger
 from ledger.errors import BatchError, CommandIdReusedError, ConcurrencyConflictError
-from ledger.store import connection_lost, decode_entry
+from ledger.store import connection_lost, connection_unavailable, decode_entry
 from ledger.vault import VAULT_KEY_FILE, keyed_id
 from schemas.commands.membership import Deposit, Join
 from sim.fixtures import commitment
@@ -173,3 +173,10 @@ def test_only_a_connection_that_went_away_is_lost() -> None:
                  psycopg.errors.PipelineAborted("aborted"), PoolTimeout("no connection"), ValueError("other"),
                  StoreOperationalError("no psycopg cause")):
         assert not connection_lost(kept), kept
+    timed_out = StoreOperationalError("couldn't get a connection after 5.00 sec")
+    timed_out.__cause__ = PoolTimeout("couldn't get a connection after 5.00 sec")
+    for again in (PoolTimeout("no connection"), timed_out, wrapped):  # the relay and a consumer carry on
+        assert connection_unavailable(again), again
+    for refused in (psycopg.errors.SerializationFailure("serialize"), psycopg.errors.PipelineAborted("aborted"),
+                    ValueError("other"), StoreOperationalError("no psycopg cause")):
+        assert not connection_unavailable(refused), refused
