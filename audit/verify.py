@@ -833,25 +833,23 @@ class Auditor:
         `period.uncovered_listed` of the same period that is the log's very next entry (`e`: the entry after the
         assessment, None at the end of the log); a listing anywhere else is refused."""
         due, self.uncovered_due = self.uncovered_due, None
-        listing = e is not None and e["type"] == "period.uncovered_listed"
+        listing = e if e is not None and e["type"] == "period.uncovered_listed" else None
+        if due is not None and (listing is None or listing["stream"] != due[1]["stream"]):
+            self.fail(due[0], due[1], "8 period (uncovered)", due[2], "no listing right after the assessment")
+            due = None
+        if listing is None:
+            return
         if due is None:
-            if listing and e is not None:
-                self.fail(index, e, "8 period (uncovered)", "a listing right after an assessment that left "
-                          "accounts short", "a listing")
+            self.fail(index, listing, "8 period (uncovered)", "a listing right after an assessment that left "
+                      "accounts short", "a listing")
             return
-        at, assessed, expected = due
-        if not listing or e is None or e["stream"] != assessed["stream"]:
-            self.fail(at, assessed, "8 period (uncovered)", expected, "no listing right after the assessment")
-            if listing and e is not None:
-                self.fail(index, e, "8 period (uncovered)", "a listing right after an assessment that left "
-                          "accounts short", "a listing")
-            return
-        listed = [(share["account"], share["amount_fen"]) for share in e["body"]["uncovered"]]
+        _, assessed, expected = due
+        listed = [(share["account"], share["amount_fen"]) for share in listing["body"]["uncovered"]]
         if listed != expected:
-            self.fail(index, e, "8 period (uncovered)", expected, listed)
-        if e["body"]["uncovered_fen"] != assessed["body"]["uncovered_fen"]:
-            self.fail(index, e, "8 period (uncovered_fen)", assessed["body"]["uncovered_fen"],
-                      e["body"]["uncovered_fen"])
+            self.fail(index, listing, "8 period (uncovered)", expected, listed)
+        if listing["body"]["uncovered_fen"] != assessed["body"]["uncovered_fen"]:
+            self.fail(index, listing, "8 period (uncovered_fen)", assessed["body"]["uncovered_fen"],
+                      listing["body"]["uncovered_fen"])
 
     def surplus_release(self, index: int, e: dict[str, Any]) -> None:
         """Check 8 for a `plan.surplus_released`: after the plan's claim tail, every period settled, the amount the

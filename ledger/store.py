@@ -492,11 +492,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         """The sealed value of field `name` of event `stream#seq` for each of `streams` that has one, with its owner's
         wrapped data key (none of an erased owner): one query over all of them (the streams an array parameter, so
         the tables are read once however many there are), its rows streamed by a server-side cursor."""
+        if not streams:
+            return
         query = SQL("SELECT v.stream, v.seq, v.field, v.member, v.sealed, k.wrapped FROM {} v JOIN {} k "
                     "ON k.member = v.member WHERE v.stream = ANY(%s) AND v.seq = %s AND v.field = %s").format(
                         self.vault_values_table, self.vault_keys_table)
-        if not streams:
-            return
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor(
                 name="vault_field", row_factory=tuple_row) as curs:
             curs.itersize = 10_000
