@@ -36,6 +36,12 @@ from ledger.service import ledger_with_parties
 from schemas.commands.membership import Join
 from schemas.commands.period import AssessPeriod, OpenPeriod, ReceiveSubsidy, SettlePeriod
 
+
+def progress(message: str) -> None:
+    """One line on stderr as a long run's phase ends, so that a run of an hour shows where it is (and what it has
+    measured if it is stopped)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -54,6 +60,8 @@ def populate(directory: Path, members: int, database_url: str | None = None) -> 
         app.execute_many([Join(command_id=f"j{i}", plan=plan, age_years=20 + i % 39, sex="f", province="zj",
                                consent_commitment=consent, health_declaration_commitment=health)
                           for i in range(offset, min(members, offset + 2000))])
+        if (offset + 2000) % 500_000 == 0:
+            progress(f"{offset + 2000:,} joined, {(offset + 2000) / (time.perf_counter() - start):,.0f} joins/s")
     seconds = time.perf_counter() - start
     app.close()
     return plan, seconds
@@ -90,12 +98,16 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
             result["period_seconds"] = time.perf_counter() - start
             result["period_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             result["locked"] = float(assessed["locked_members"])
+            progress(f"period 1 assessed and applied at {result['locked']:,.0f} locked in "
+                     f"{result['period_seconds']:.1f} s, peak RSS {result['period_peak_rss_mib']:,.0f} MiB")
         if assessed["subsidy_fen"]:
             app.execute(ReceiveSubsidy(command_id=f"subsidy-{number}", period=str(opened["period"]),
                                        amount_fen=int(assessed["subsidy_fen"]), reference=f"op-{number}"))
         clock.set(clock.now() + timedelta(days=20))  # past the grace of this period
         app.execute(SettlePeriod(command_id=f"settle-{number}", period=str(opened["period"])))
+    progress(f"{periods} periods settled")
     result.update(age_rule(app, plan, clock.now() + timedelta(days=2 * 366)))
+    progress(f"age rule: {result['age_rule_found']:,.0f} found in {result['age_rule_seconds']:.2f} s")
     models = app.read_models()
     members = models.balances.locked_members(plan, "9999")[:200]
     latencies = []
@@ -107,6 +119,7 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
     result["statement_p50_ms"] = statistics.median(latencies)
     result["statement_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     result["periods"] = float(periods)
+    progress(f"statement p50 {result['statement_p50_ms']:.2f} ms, p99 {result['statement_p99_ms']:.2f} ms")
     if bundles:
         result.update(bundle_latencies(app, members[:50]))
     app.close()
@@ -146,6 +159,7 @@ def bundle_latencies(app: Ledger, members: list[str]) -> dict[str, float]:
     start = time.perf_counter()
     app.checkpoints.publish(app.clock.now())
     integrated = time.perf_counter() - start
+    progress(f"log of {app.log.size():,} entries integrated with its index in {integrated:.1f} s")
     latencies, rolls = [], 0
     for member in members:
         start = time.perf_counter()
@@ -171,12 +185,14 @@ def rebuild_ratio(directory: Path, database_url: str | None = None) -> tuple[flo
         start = time.perf_counter()
         count = sum(1 for _ in app.entries())
         read_rate = max(read_rate, count / (time.perf_counter() - start))
+        progress(f"raw read of {count:,} events: {count / (time.perf_counter() - start):,.0f} events/s")
     with tempfile.TemporaryDirectory() as tmp:
         sql = SqlStore(SQLiteDatastore(str(Path(tmp) / "fresh.sqlite3")))
         models = ReadModels(*(p(app, sql) for p in PROJECTIONS))  # type: ignore[arg-type]
         start = time.perf_counter()
         models.rebuild()
         rebuild_rate = count / (time.perf_counter() - start)
+        progress(f"rebuild: {rebuild_rate:,.0f} events/s, ratio {rebuild_rate / read_rate:.2f}")
     app.close()
     return read_rate, rebuild_rate, count
 

@@ -10,14 +10,20 @@ For each N of `--members`, on a fresh store:
    and, once the log is integrated with its index and a checkpoint published (timed: the log at N+ entries), the
    member's proof bundle p50 / p99 (target < 50 ms) with the number of periods it proves;
 3. every read model rebuilt from the store into a fresh database, as a ratio of the raw read of the same events in
-   the same run (target >= 0.25).
+   the same run (target >= 0.25);
+4. with `--audit`, the log exported and `audit verify` run over it in a child process (`bench.audit`): its rate
+   against the raw all-core Ed25519 rates measured just before and after (target >= 0.7), and its peak RSS (target
+   < 1 GiB whatever the log's size).
+
+Each phase prints a line on stderr as it ends (a run at 10M takes hours); the figures are printed at the end. With
+`--keep DIR` the store is built in DIR and kept (and its PostgreSQL schema not dropped): DIR must not exist.
 
 With two or more N, 10M and 100M members are projected — the totals (build, period, integration) in proportion
 to the largest run, the peak RSS along its growth between the last two, the per-member lookups flat — and printed
 as projections, not measurements.
 
 Usage: python -m bench.scale --members 100000 [200000 …] [--store sqlite|postgres] [--periods 48]
-       [--url postgresql://postgres@127.0.0.1:5432/postgres] [--profile FILE]
+       [--url postgresql://postgres@127.0.0.1:5432/postgres] [--profile FILE] [--audit] [--keep DIR]
 (`--profile period.prof` writes `period.N.prof` for N members: `python -m pstats` reads it.)
 """
 
@@ -35,7 +41,7 @@ from typing import Any
 
 import psycopg
 
-from bench.projections import period_phase, populate, rebuild_ratio
+from bench.projections import period_phase, populate, progress, rebuild_ratio
 
 
 def fresh_store(store: str, url: str) -> str | None:
@@ -57,22 +63,60 @@ def drop_store(database_url: str | None) -> None:
 
 
 def measure(members: int, store: str, url: str, periods: int, directory: Path,
-            profile: Path | None = None) -> dict[str, Any]:
+            profile: Path | None = None, audit: bool = False, keep: bool = False) -> dict[str, Any]:
     """Every figure at `members` members (module docstring)."""
     database_url = fresh_store(store, url)
+    if keep and database_url is not None:
+        progress(f"store kept: {database_url}")
     try:
         plan, build_seconds = populate(directory, members, database_url)
+        progress(f"built: {members:,} members in {build_seconds:.0f} s ({members / build_seconds:,.0f} joins/s)")
         child = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(directory), plan, str(periods),
                                 database_url or "", str(profile.resolve()) if profile else ""], check=False,
-                               capture_output=True, text=True)
+                               stdout=subprocess.PIPE, text=True)
         if child.returncode:
-            raise SystemExit(child.stderr)
+            raise SystemExit(f"the periods' child process ended with exit {child.returncode}")
         figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
         read_rate, rebuild_rate, events = rebuild_ratio(directory, database_url)
+        if audit:
+            figures.update(audit_store(directory, database_url))
     finally:
-        drop_store(database_url)
+        if not keep:
+            drop_store(database_url)
     return {"members": members, "build_seconds": build_seconds, "build_rate": members / build_seconds,
             "read_rate": read_rate, "rebuild_rate": rebuild_rate, "events": events, **figures}
+
+
+def audit_store(directory: Path, database_url: str | None) -> dict[str, float]:
+    """The store's log exported beside it, then audited as `bench.audit` does (a child process streaming the file),
+    with the raw all-core rates just before and after: the audit's figures at this size."""
+    from bench.audit import raw_verify, raw_verify_rate
+    from ledger.application import SimulatedClock
+    from ledger.service import ledger_with_parties
+    from sim.fixtures import START
+
+    export = directory.parent / f"{directory.name}.jsonl"
+    app = ledger_with_parties(directory, SimulatedClock(START), database_url)
+    with export.open("wb") as out:
+        for _, entry in app.entries(1, 5000):
+            out.write(entry + b"\n")
+    app.close()
+    progress(f"log exported: {export.stat().st_size / 2**30:.1f} GiB")
+    before = raw_verify_rate()
+    child = subprocess.run([sys.executable, "-m", "bench.audit", "--child", str(export),
+                            str(directory / "operator" / "trust-anchors.json")], check=False, stdout=subprocess.PIPE,
+                           text=True)
+    if child.returncode:
+        raise SystemExit(f"the audit's child process ended with exit {child.returncode}")
+    after = raw_verify_rate()
+    sodium, sodium_per_cpu = raw_verify(libsodium=True)
+    export.unlink()
+    r = json.loads(child.stdout.strip().splitlines()[-1])
+    progress(f"audited {r['entries']:,.0f} entries in {r['seconds']:.0f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB")
+    return {"audit_entries": r["entries"], "audit_rate": r["entries"] / r["seconds"],
+            "audit_raw_rate": max(before, after), "audit_sodium_rate": sodium,
+            "audit_per_cpu": r["entries"] / r["cpu_seconds"], "audit_sodium_per_cpu": sodium_per_cpu,
+            "audit_peak_rss_mib": r["peak_rss_mib"], "audit_worker_peak_rss_mib": r["worker_peak_rss_mib"]}
 
 
 def report(r: dict[str, Any], store: str) -> None:
@@ -92,6 +136,14 @@ def report(r: dict[str, Any], store: str) -> None:
     print(f"  rebuild of every read model: {r['rebuild_rate']:,.0f} events/s; raw read {r['read_rate']:,.0f} "
           f"events/s; ratio {r['rebuild_rate'] / r['read_rate']:.2f} (target >= 0.25) over {r['events']:,} events",
           flush=True)
+    if "audit_rate" in r:
+        print(f"  audit verify over {r['audit_entries']:,.0f} entries: {r['audit_rate']:,.0f} events/s; raw Ed25519 "
+              f"(cryptography) on {os.cpu_count()} cores {r['audit_raw_rate']:,.0f}/s, ratio "
+              f"{r['audit_rate'] / r['audit_raw_rate']:.2f}; libsodium {r['audit_sodium_rate']:,.0f}/s, ratio "
+              f"{r['audit_rate'] / r['audit_sodium_rate']:.2f} (target >= 0.7); per CPU second "
+              f"{r['audit_per_cpu'] / r['audit_sodium_per_cpu']:.2f} of libsodium's; peak RSS "
+              f"{r['audit_peak_rss_mib']:,.0f} MiB, largest worker {r['audit_worker_peak_rss_mib']:,.0f} MiB "
+              "(target < 1 GiB)", flush=True)
 
 
 def project(runs: list[dict[str, Any]]) -> None:
@@ -120,6 +172,8 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the second period (assessed and applied) "
                         "to this file; the first stays timed without the profiler (needs --periods 2 or more)")
+    parser.add_argument("--audit", action="store_true", help="also export the log and audit it (bench.audit)")
+    parser.add_argument("--keep", type=Path, help="build the store in this new directory and keep it (one --members)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -128,11 +182,19 @@ def main() -> None:
                                       profile=Path(profile) if profile else None)))
         return
     print(f"store: {args.store}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    if args.keep is not None and (len(args.members) > 1 or args.keep.exists()):
+        parser.error("--keep: one --members, and a directory that does not exist yet")
     runs = []
     for members in args.members:
-        with tempfile.TemporaryDirectory() as tmp:
-            profile = None if args.profile is None else args.profile.with_suffix(f".{members}.prof")
-            runs.append(measure(members, args.store, args.url, args.periods, Path(tmp) / f"m{members}", profile))
+        profile = None if args.profile is None else args.profile.with_suffix(f".{members}.prof")
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            runs.append(measure(members, args.store, args.url, args.periods, args.keep / f"m{members}", profile,
+                                args.audit, keep=True))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append(measure(members, args.store, args.url, args.periods, Path(tmp) / f"m{members}",
+                                    profile, args.audit))
         report(runs[-1], args.store)
     if len(runs) >= 2:
         project(runs)
