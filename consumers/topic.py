@@ -17,12 +17,14 @@ The contract (docs/distribution.md, "Ordering contract"):
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from itertools import islice
+from typing import Any
 
 import orjson
-from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from ledger.projections.base import EntrySource
 from ledger.roles import KEYRING_TYPES
@@ -81,6 +83,30 @@ def previous_in_partitions(source: EntrySource, through: int, partitions: int, p
                     found[partition] = nid
         stop = start - 1
     return [index or 0 for index in found]
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int, seconds: float = 30.0) -> list[Any]:
+    """Every record on the topic at least up to each partition's end when the read began, partition by partition.
+    A poll that brings nothing is not the end (a loaded broker answers a fetch empty): the read goes on until each
+    partition's position reaches the end offset it had, or fails after `seconds` with KafkaTimeoutError. A fetch
+    returns whole batches (and a broker may report a partition's end as the start of its last batch), so records
+    past the end are kept."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, allow_auto_create_topics=False)
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        reader.assign(assigned)
+        reader.seek_to_beginning()
+        ends = reader.end_offsets(assigned)
+        records: dict[int, list[Any]] = {p: [] for p in range(partitions)}
+        deadline = time.monotonic() + seconds
+        while any(reader.position(tp) < ends[tp] for tp in assigned):
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"topic {topic} could not be read to its end in {seconds:.0f} s")
+            for tp, batch in reader.poll(timeout_ms=500).items():
+                records[tp.partition].extend(batch)
+        return [record for p in range(partitions) for record in records[p]]
+    finally:
+        reader.close()
 
 
 def topic_partitions(bootstrap: str, topic: str) -> int:

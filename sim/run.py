@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from consumers.topic import message_headers, partitions_of
+from consumers.topic import message_headers, partitions_of, previous_in_partitions, read_topic
 from consumers.views import views_store
 from ledger.anchors import TRUST_ANCHORS_FILE
 from ledger.application import SimulatedClock
@@ -32,6 +32,7 @@ from ledger.config import Settings
 from ledger.demo import DEMO_START, Demo
 from ledger.log.note import COSIGNATURE_V1
 from ledger.log.witness import witness_name, witness_signer
+from ledger.projections.base import EntrySource
 from ledger.service import ledger_with_parties
 from schemas.commands import Command
 from schemas.commands.membership import DisburseRefund, Exit
@@ -201,6 +202,21 @@ class ClientLedger(Ledger):
         return self.client.execute_many(commands, sign_as)
 
 
+def ahead_of(source: EntrySource, sent: int, partitions: int) -> list[tuple[int, str, int, int, bytes]]:
+    """The messages of the stored events after index `sent`, as the relay will publish them: (partition, stream,
+    index, partition_previous, entry). Each header is derived from the store, as the relay's are, never from what
+    the topic was seen to hold: a read of the topic can come back short, and a previous index taken from it would be
+    a forged header the consumers rightly refuse (seed 4004)."""
+    last = previous_in_partitions(source, sent, partitions)
+    outgoing = []
+    for index, entry in source.entries(sent + 1):
+        head = orjson.loads(entry)
+        for partition in partitions_of(head["stream"], head["type"], partitions):
+            outgoing.append((partition, head["stream"], index, last[partition], entry))
+            last[partition] = index
+    return outgoing
+
+
 class Simulation:
     """One seed on one store (see the module docstring)."""
 
@@ -363,17 +379,8 @@ class Simulation:
             try:
                 if how == "reordered":
                     sent = max((index for index, _, _, _ in messages), default=0)
-                    entries = list(self.ledger.entries(sent + 1))
-                    last = [0] * partitions
-                    for index, partition, _previous, _ in messages:
-                        last[partition] = max(last[partition], index)
-                    outgoing = []
-                    for index, entry in entries:
-                        head = orjson.loads(entry)
-                        for partition in partitions_of(head["stream"], head["type"], partitions):
-                            outgoing.append((partition, head["stream"], index, last[partition], entry))
-                            last[partition] = index
-                    for partition, stream, index, previous, entry in reversed(outgoing):
+                    for partition, stream, index, previous, entry in reversed(ahead_of(self.ledger.app, sent,
+                                                                                       partitions)):
                         producer.send(topic, key=stream.encode(), value=entry, partition=partition,
                                       headers=message_headers(index, stream, previous))
                 else:
@@ -390,21 +397,13 @@ class Simulation:
 
     @staticmethod
     def read_topic(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, int, int, Any]]:
-        """(index, partition, previous, record) of every message on the topic."""
-        reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        try:
-            reader.assign([TopicPartition(topic, p) for p in range(partitions)])
-            reader.seek_to_beginning()
-            found = []
-            while records := reader.poll(timeout_ms=1000):
-                for batch in records.values():
-                    for record in batch:
-                        headers = dict(record.headers or [])
-                        found.append((int(headers["notification_id"]), record.partition,
-                                      int(headers["partition_previous"]), record))
-            return sorted(found, key=lambda item: item[0])
-        finally:
-            reader.close()
+        """(index, partition, previous, record) of every message on the topic, in index order."""
+        found = []
+        for record in read_topic(bootstrap, topic, partitions):
+            headers = dict(record.headers or [])
+            found.append((int(headers["notification_id"]), record.partition, int(headers["partition_previous"]),
+                          record))
+        return sorted(found, key=lambda item: item[0])
 
     def recovered(self, what: str) -> None:
         """After a recovery: the quick invariants."""

@@ -23,7 +23,7 @@ import orjson
 import psycopg
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.cluster import ClusterMetadata
 from kafka.protocol.consumer import JoinGroupResponse
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment, ConsumerProtocolSubscription
@@ -31,6 +31,7 @@ from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment, Consume
 from consumers.consumer import Message, ProjectionConsumer, RangeAssignor, WholeTopicAssignor
 from consumers.relay import Relay
 from consumers.topic import ensure_topic, entry_partitions, message_headers, partition_of
+from consumers.topic import read_topic as topic_records
 from consumers.views import views_store
 from ledger.application import LedgerApplication, SimulatedClock
 from ledger.bootstrap import bootstrap as open_ledger
@@ -187,15 +188,7 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Message]:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    reader.assign([TopicPartition(topic, p) for p in range(P)])
-    reader.seek_to_beginning()
-    messages: list[Message] = []
-    while records := reader.poll(timeout_ms=1000):
-        for batch in records.values():
-            messages.extend(Message.of(record) for record in batch)
-    reader.close()
-    return messages
+    return [Message.of(record) for record in topic_records(bootstrap, topic, P)]
 
 
 SPAWNED: list[subprocess.Popen[bytes]] = []

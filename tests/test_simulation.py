@@ -4,12 +4,15 @@ invariant holding; the bugs its seeds found kept as regression tests."""
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from eventsourcing.sqlite import SQLiteDatastore
 
+from consumers.relay import Relay
+from consumers.topic import read_topic
 from consumers.views import views_store
 from ledger.config import Settings
 from ledger.projections import PROJECTIONS
@@ -19,7 +22,7 @@ from schemas.commands.membership import Join
 from sim.client import Acknowledged, first_result
 from sim.fixtures import commitment
 from sim.invariants import Checks, InvariantBrokenError
-from sim.run import FAULT_KINDS, SimDemo, Simulation, schedule
+from sim.run import FAULT_KINDS, SimDemo, Simulation, ahead_of, schedule
 from sim.services import fresh_schema
 from tests.support import cid, create_plan, deposit, new_ledger, prepaid_rules
 
@@ -126,3 +129,29 @@ def test_opening_a_read_model_takes_no_lock_its_consumer_waits_for(postgres_url:
         opened.join(30)
         assert not blocked, f"opening the read model waited for the consumer's lock on {name}"
         ledger.close()
+
+
+def test_messages_fed_ahead_of_the_relay_carry_the_relays_headers(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """Seed 4004: the reordered feed took each partition's previous index from a read of the topic, which came back
+    short under load, and forged a header the journal's consumer rightly refused. The feed's messages now carry the
+    headers the relay publishes for the same events, from any point on, the topic unread (here: never written
+    before the point, as after the broker came back empty)."""
+    ledger = new_ledger(tmp_path, None, signing_workers=0)
+    plan = create_plan(ledger)
+    ledger.execute_many([Join(command_id=cid("join"), plan=plan, age_years=30 + i % 20, sex="f", province="zj",
+                              consent_commitment=commitment("consent"),
+                              health_declaration_commitment=commitment("health")) for i in range(40)])
+    topic = f"feed-{uuid.uuid4().hex[:8]}"
+    relay = Relay(ledger.app, kafka_bootstrap, topic, 4)
+    relay.publish_pending()
+    relay.close()
+    published = {(record.partition, int(dict(record.headers)["notification_id"])): int(
+        dict(record.headers)["partition_previous"]) for record in read_topic(kafka_bootstrap, topic, 4)}
+    stored = len(list(ledger.entries()))
+    assert len(published) > stored  # keyring events are on every partition
+    for sent in (0, 1, stored // 3, stored // 2, stored - 1):
+        ahead = ahead_of(ledger.app, sent, 4)
+        assert {index for _, _, index, _, _ in ahead} == set(range(sent + 1, stored + 1))
+        assert {(partition, index): previous for partition, _, index, previous, _ in ahead} == {
+            key: previous for key, previous in published.items() if key[1] > sent}
+    ledger.close()
