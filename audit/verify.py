@@ -72,7 +72,7 @@ from ledger.log.merkle import MerkleFold, leaf_hash
 from ledger.log.note import Checkpoint, NoteError, Verifier, verify_note
 from ledger.memory import paused_gc
 from ledger.plan_days import day_end, whole_years
-from ledger.projections.base import EntriesInMemory, apply_together
+from ledger.projections.base import EntriesInMemory, Entry, apply_together
 from ledger.projections.cases import DOCUMENT_FORMAT_V1, Cases, disclosure_document
 from ledger.projections.journal import Journal, UnbalancedPostingError
 from ledger.projections.periods import Periods
@@ -201,14 +201,15 @@ class _Books:
         self.journal, self.periods, self.cases = Journal(source, self.sql), Periods(source, self.sql), Cases(
             source, self.sql)
         self.read = frozenset(kind for book in (self.journal, self.periods, self.cases) for kind in book.appliers())
-        self.batch: list[tuple[int, bytes]] = []
+        self.batch: list[tuple[int, Entry]] = []
         self.error: Exception | None = None
         """Why the books could not take an entry; they take none after it."""
         self.where: tuple[int, dict[str, Any] | None] = (0, None)
         """The entry whose postings did not balance (index, decoded envelope)."""
 
-    def add(self, index: int, entry: bytes) -> None:
-        """Take the entry at `index`."""
+    def add(self, index: int, entry: Entry) -> None:
+        """Take the entry at `index`: its decoded envelope (the books do not decode it again), or its bytes when it
+        is not an envelope in canonical form (the books try it as they would any entry)."""
         if self.error is None:
             self.batch.append((index + 1, entry))
             if len(self.batch) >= BOOKS_BATCH:
@@ -239,11 +240,11 @@ def _stream_of(entry: bytes) -> str:
     return entry[at:at + 36].decode("ascii", "replace")
 
 
-def _decoded(batch: list[tuple[int, bytes]]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The entries of a batch that decode to JSON objects, decoded."""
+def _decoded(batch: list[tuple[int, Entry]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The entries of a batch that are (or decode to) JSON objects, decoded."""
     for nid, entry in batch:
         try:
-            envelope = orjson.loads(entry)
+            envelope = orjson.loads(entry) if isinstance(entry, bytes) else entry
         except orjson.JSONDecodeError:
             continue
         if isinstance(envelope, dict):
@@ -294,11 +295,18 @@ class _Members:
                         "share_fen INTEGER NOT NULL)")
         self.db.execute("CREATE TABLE charges (period TEXT NOT NULL, member TEXT NOT NULL, amount_fen INTEGER NOT "
                         "NULL, PRIMARY KEY (period, member))")
+        # the members another pays for, with the account that pays (`pays_for`)
         self.db.execute("CREATE TABLE accounts (member TEXT PRIMARY KEY, account TEXT NOT NULL) WITHOUT ROWID")
         self.db.execute("CREATE TABLE positions (account TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID")
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
+        """What is to be written to the members table (joins, ends), in order."""
+        self.pending_accounts: list[tuple[str, tuple[Any, ...]]] = []
+        """What is to be written to the accounts and their positions (payers, moves), in order: no statement of one
+        queue reads a table the other writes, so each is written in its own order, in runs of one statement."""
         self.joined: set[tuple[str, str]] = set()
         """(plan, member) of the joins pending."""
+        self.others_pay = False
+        """Whether any member's account was another's (until then no member has a row in `accounts`)."""
 
     def join(self, plan: str, member: str, at: str, age_years: int | None) -> None:
         """A join (a new span: any earlier end is forgotten)."""
@@ -308,18 +316,24 @@ class _Members:
             self.flush()
 
     def pays_for(self, member: str, account: str) -> None:
-        """The prepaid account a member's charges are taken from: their payer's, or their own."""
-        self.pending.append(("INSERT OR REPLACE INTO accounts VALUES (?, ?)", (member, account)))
+        """The prepaid account a member's charges are taken from: their payer's, or their own. The table holds only
+        the members another pays for (a member without a row pays from their own account), so that a join in the
+        usual case writes nothing to it."""
+        if account != member:
+            self.pending_accounts.append(("INSERT OR REPLACE INTO accounts VALUES (?, ?)", (member, account)))
+            self.others_pay = True
+        elif self.others_pay:  # a member another paid for may join again paying for themselves
+            self.pending_accounts.append(("DELETE FROM accounts WHERE member = ?", (member,)))
 
     def move(self, member: str, amount_fen: int) -> None:
         """Add to the position of the account paying for `member` (deposits, failed debits; negative: recoveries,
         balance refunded)."""
         if amount_fen == 0:
             return
-        self.pending.append(("INSERT INTO positions SELECT COALESCE((SELECT account FROM accounts WHERE member = ?), "
-                             "?), ? WHERE true ON CONFLICT (account) DO UPDATE SET position = position + "
-                             "excluded.position", (member, member, amount_fen)))
-        if len(self.pending) >= BOOKS_BATCH:
+        self.pending_accounts.append(("INSERT INTO positions SELECT COALESCE((SELECT account FROM accounts WHERE "
+                                      "member = ?), ?), ? WHERE true ON CONFLICT (account) DO UPDATE SET position = "
+                                      "position + excluded.position", (member, member, amount_fen)))
+        if len(self.pending_accounts) >= BOOKS_BATCH:
             self.flush()
 
     def charge(self, plan: str, period: str, cutoff: str, share_fen: int) -> list[tuple[str, int]]:
@@ -348,17 +362,20 @@ class _Members:
             raise KeyError(f"member {member} of plan {plan}")
         self.pending.append(("UPDATE members SET ended_at = ? WHERE plan = ? AND member = ? AND ended_at IS NULL",
                              (at, plan, member)))
+        if len(self.pending) >= BOOKS_BATCH:
+            self.flush()
 
     def flush(self) -> None:
-        """Write what is pending, in order, each run of one statement with one `executemany`."""
+        """Write what is pending, each queue in order, each run of one statement with one `executemany`."""
         self.db.execute("BEGIN")
-        for statement, rows in groupby(self.pending, key=lambda item: item[0]):
-            batch = [row for _, row in rows]
-            if statement.startswith("INSERT"):  # in key order, the table filled page by page (a stable sort: a
-                batch.sort(key=itemgetter(0, 1))  # member who joined twice in the run keeps the later join)
-            self.db.executemany(statement, batch)
+        for pending in (self.pending, self.pending_accounts):
+            for statement, rows in groupby(pending, key=itemgetter(0)):
+                batch = [row for _, row in rows]
+                if statement.startswith("INSERT"):  # in key order, the table filled page by page (a stable sort: a
+                    batch.sort(key=itemgetter(0, 1))  # member who joined twice in the run keeps the later join)
+                self.db.executemany(statement, batch)
+            pending.clear()
         self.db.execute("COMMIT")
-        self.pending.clear()
         self.joined.clear()
 
     def joined_at(self, plan: str, member: str) -> str | None:
@@ -583,7 +600,7 @@ class Auditor:
                 self.events.follow(index, envelope, event_hash, signatures)
                 kind = envelope["type"]
                 if kind in books.read:
-                    books.add(index, entry)
+                    books.add(index, envelope)
                 if kind == "disclosure.published":
                     self.disclosures.append((index, envelope))
                 if len(failures) > before:

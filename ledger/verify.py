@@ -177,6 +177,8 @@ class StreamHeads:
         self._disk: sqlite3.Connection | None = None
         self._absent: set[str] = set()
         """Streams the last prefetch found nowhere (new streams: no query for them)."""
+        self._spilled = False
+        """Whether any head was written to disk yet (until then a prefetch has nothing to read)."""
 
     def spill_to(self, directory: Path) -> None:
         """Keep what exceeds the limit in `directory` (a scratch directory the caller removes)."""
@@ -189,7 +191,7 @@ class StreamHeads:
     def get(self, stream: str) -> tuple[int, bytes] | None:
         """The stream's head, or None for a stream not seen yet."""
         found = self._memory.get(stream)
-        if found is not None or self._disk is None or stream in self._absent:
+        if found is not None or self._disk is None or not self._spilled or stream in self._absent:
             return found
         row = self._disk.execute("SELECT seq, hash FROM heads WHERE stream = ?", (stream,)).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
@@ -202,10 +204,11 @@ class StreamHeads:
                                    ((k, v[0], v[1]) for k, v in self._memory.items()))
             self._disk.execute("COMMIT")
             self._memory.clear()
+            self._spilled = True
 
     def prefetch(self, streams: Iterable[str]) -> None:
         """Bring these streams' heads into memory with one query per 500 (the next entries' streams)."""
-        if self._disk is None:
+        if self._disk is None or not self._spilled:
             return
         missing = [stream for stream in set(streams) if stream not in self._memory]
         self._absent = set(missing)

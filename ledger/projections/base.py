@@ -21,6 +21,9 @@ from ledger.memory import paused_gc
 from ledger.projections.sql import BufferedCursor, SqlCursor, SqlStore
 
 Applier = Callable[[SqlCursor, dict[str, Any]], None]
+Entry = bytes | dict[str, Any]
+"""An envelope as projections are given it: its canonical bytes, or those bytes already decoded (by a verifier that
+decoded them for its own checks: a second decoding would cost as much)."""
 
 
 class EntrySource(Protocol):
@@ -169,17 +172,18 @@ class Projection:
         return digest.hexdigest()
 
 
-def apply_together(cursor: SqlCursor, projections: Sequence[Projection], batch: Sequence[tuple[int, bytes]],
+def apply_together(cursor: SqlCursor, projections: Sequence[Projection], batch: Sequence[tuple[int, Entry]],
                    through: int = 0) -> None:
-    """Apply envelopes (notification id, canonical bytes) to several projections in the caller's transaction, each
-    from after its own recorded position, and record each one's new position: the last envelope's, or `through`
-    when that is further on. Projections at the same position (the usual case) share one pass over the batch that
-    parses each envelope and looks its type up once; each keeps its own buffer of writes, in event order. An
-    envelope is parsed as it is applied and dropped after it: a batch held parsed costs more to build and to free
-    than the parse itself. Each position is read after the writers of it were serialized (`SqlStore.serialize`),
-    so two processes applying the same events apply them once."""
+    """Apply envelopes (notification id, canonical bytes or their decoding) to several projections in the caller's
+    transaction, each from after its own recorded position, and record each one's new position: the last
+    envelope's, or `through` when that is further on. Projections at the same position (the usual case) share one
+    pass over the batch that parses each envelope and looks its type up once; each keeps its own buffer of writes, in
+    event order. An envelope given as bytes is parsed as it is applied and dropped after it (a batch held parsed
+    costs more to build and to free than the parse itself); one given decoded, by a caller that decoded it for its
+    own checks, is applied as it is. Each position is read after the writers of it were serialized
+    (`SqlStore.serialize`), so two processes applying the same events apply them once."""
     groups: dict[int, list[Projection]] = {}
-    slices: dict[int, Sequence[tuple[int, bytes]]] = {}
+    slices: dict[int, Sequence[tuple[int, Entry]]] = {}
     for projection in projections:
         projection.sql.serialize(cursor, f"{projection.tracking} {projection.tracking_name}")
         position = projection.position_in(cursor)
@@ -199,7 +203,7 @@ def apply_together(cursor: SqlCursor, projections: Sequence[Projection], batch: 
                 dispatch.setdefault(kind, []).append((applier, buffer))
         nothing: list[tuple[Applier, BufferedCursor]] = []
         for _, entry in fresh:
-            envelope = orjson.loads(entry)
+            envelope = orjson.loads(entry) if isinstance(entry, bytes) else entry
             for applier, buffer in dispatch.get(envelope["type"], nothing):
                 applier(buffer, envelope)
         for projection, buffer in zip(members, buffers, strict=True):
