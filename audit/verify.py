@@ -64,7 +64,15 @@ from ledger.ages import join_age_years, past_top_age_at, top_age_years
 from ledger.aggregates.sharing_period import operator_funds, plan_date, plan_midnight
 from ledger.anchors import TrustAnchors
 from ledger.canonical import document_digest
-from ledger.envelope import EnvelopeError, event_hash_of, format_at, parse_at, read_envelope, split_entry
+from ledger.envelope import (
+    EnvelopeError,
+    cut_entry,
+    event_hash_of,
+    format_at,
+    parse_at,
+    read_envelope,
+    split_entry,
+)
 from ledger.errors import InputError
 from ledger.keys import event_signature_is_valid, public_key_from_base64
 from ledger.log.index import ENDED
@@ -90,7 +98,11 @@ AHEAD = 4
 flight)."""
 BOOKS_BATCH = 50_000
 """Entries applied to the scratch read models per transaction."""
-KEY_REGISTERED = b'"key.registered"'
+KEY_REGISTERED = b'"type":"key.registered","v":1}'
+"""How a canonical `key.registered` entry ends (the candidate keys are taken from those only: an entry in another
+form fails check 1, and its key never enters the keyring)."""
+FEW_KEYS = 256
+"""Up to this many keys registered, every chunk takes all their candidates (no need to find which sign it)."""
 SIGNER = b'{"actor":{"key":"'
 """How every canonical entry begins, its signer's key id next (JCS puts `actor` first, and `key` first in it)."""
 TERMS = ("locked_members", "aid_fen", "fee_bps", "fee_fen", "surplus_in_fen", "need_fen", "uncapped_share_fen",
@@ -116,42 +128,40 @@ class ExaminedChunk:
 
 def examine_chunk(first: int, entries: list[bytes], candidates: dict[str, str]) -> ExaminedChunk:
     """Checks 2 and 6 for the entries at `first`, `first + 1`, … (run in worker processes): all that needs no
-    order but the decoded envelope, which only the main process builds (one JSON decoding per entry): the body,
-    the signature and the key id are cut from the bytes where canonical form puts them (`ledger.envelope`). Each
-    signature is checked under the candidate key of its key id (`CheckedSignatures`)."""
-    keys: dict[str, Any] = {}
-    for kid, public in candidates.items():
-        try:
-            keys[kid] = public_key_from_base64(public)
-        except ValueError:
-            continue  # not a key: its signatures are left to the checks in order
-    hashes: list[bytes | None] = []
-    schema: dict[int, Problem] = {}
-    signed: list[tuple[int, bytes, bytes, str]] = []
-    start = len(SIGNER)
-    for index, entry in enumerate(entries, first):
-        try:
-            prev_at = entry.rindex(b',"prev":')
-            tail = orjson.loads(b"{" + entry[prev_at + 1:])  # prev, schema, seq, sig, stream, type, v
-            sig, kind, version = tail["sig"], tail["type"], tail["schema"]
-            if type(sig) is not str or type(kind) is not str or type(version) is not int:
-                raise TypeError
-            unsigned, body = split_entry(entry, sig)
-        except (ValueError, TypeError, KeyError):  # not in canonical form: check 1 fails in the main process
-            hashes.append(None)
-            continue
-        event_hash = event_hash_of(unsigned)
-        hashes.append(event_hash)
-        problem = schema_problem(kind, version, body)
-        if problem is not None:
-            schema[index] = problem
-        key = keys.get(entry[start:start + 16].decode("ascii", "replace")) if entry.startswith(SIGNER) else None
-        if key is not None:
-            signed.append((index, key, event_hash, sig))
-    # the signatures last, one after another: the verifier's tables stay in the processor's caches between them
-    failing = [index for index, key, event_hash, sig in signed if not event_signature_is_valid(key, event_hash, sig)]
-    return ExaminedChunk(hashes, schema, CheckedSignatures({kid: candidates[kid] for kid in keys},
-                                                           frozenset(failing)))
+    order but the decoded envelope, which only the main process builds (one JSON decoding per entry): the unsigned
+    bytes, the body, the signature, the type, the schema and the key id are cut from the bytes where canonical form
+    puts them (`ledger.envelope.cut_entry`, no decoding). Each signature is checked under the candidate key of its
+    key id (`CheckedSignatures`)."""
+    with paused_gc():  # thousands of acyclic objects a chunk: nothing to collect
+        keys: dict[str, Any] = {}
+        for kid, public in candidates.items():
+            try:
+                keys[kid] = public_key_from_base64(public)
+            except ValueError:
+                continue  # not a key: its signatures are left to the checks in order
+        hashes: list[bytes | None] = []
+        schema: dict[int, Problem] = {}
+        signed: list[tuple[int, bytes, bytes, str]] = []
+        start = len(SIGNER)
+        for index, entry in enumerate(entries, first):
+            try:
+                unsigned, body, sig, kind, version = cut_entry(entry)
+            except ValueError:  # not in canonical form: check 1 fails in the main process
+                hashes.append(None)
+                continue
+            event_hash = event_hash_of(unsigned)
+            hashes.append(event_hash)
+            problem = schema_problem(kind, version, body)
+            if problem is not None:
+                schema[index] = problem
+            key = keys.get(entry[start:start + 16].decode("ascii", "replace")) if entry.startswith(SIGNER) else None
+            if key is not None:
+                signed.append((index, key, event_hash, sig))
+        # the signatures last, one after another: the verifier's tables stay in the processor's caches between them
+        failing = [index for index, key, event_hash, sig in signed
+                   if not event_signature_is_valid(key, event_hash, sig)]
+        return ExaminedChunk(hashes, schema, CheckedSignatures({kid: candidates[kid] for kid in keys},
+                                                               frozenset(failing)))
 
 
 def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], dict[str, str]]]:
@@ -161,7 +171,7 @@ def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes], dict[s
     chunk: list[bytes] = []
     first = 0
     for entry in entries:
-        if KEY_REGISTERED in entry:
+        if entry.endswith(KEY_REGISTERED):
             _note_candidate(candidates, entry)
         chunk.append(entry)
         if len(chunk) == CHUNK:
@@ -185,7 +195,9 @@ def _note_candidate(candidates: dict[str, str], entry: bytes) -> None:
 
 def _signing(chunk: list[bytes], candidates: dict[str, str]) -> dict[str, str]:
     """The candidates of the key ids that sign the chunk's entries (an entry that does not begin as a canonical one
-    fails check 1, and needs none)."""
+    fails check 1, and needs none); all of them when they are few."""
+    if len(candidates) <= FEW_KEYS:
+        return dict(candidates)
     start = len(SIGNER)
     signers = {entry[start:start + 16].decode("ascii", "replace") for entry in chunk if entry.startswith(SIGNER)}
     return {kid: candidates[kid] for kid in signers if kid in candidates}
@@ -575,12 +587,13 @@ class Auditor:
     def _pass(self, chunks: Iterable[tuple[int, list[bytes], ExaminedChunk]], books: _Books, roots: _Roots) -> None:
         """Checks 3–8 and 11 over the entries in order (1, 2 and 6 come done with each chunk); each entry goes on
         to the books, when they read its type, and to the checkpoint roots."""
-        failures = self.report.failures
+        failures, follow, read = self.report.failures, self.events.follow, books.read
         for first, chunk, examined in chunks:
             roots.extend(chunk)
             self.events.streams.prefetch(_stream_of(entry) for entry in chunk)
+            self.report.entries += len(chunk)
+            hashes, schema = examined.hashes, examined.schema
             for index, entry in enumerate(chunk, first):
-                self.report.entries += 1
                 before = len(failures)
                 try:
                     envelope = read_envelope(entry)
@@ -588,18 +601,18 @@ class Auditor:
                     failures.append(Failure.of(index, None, *envelope_problem(entry, error)))
                     books.add(index, entry)
                     continue
-                event_hash = examined.hashes[index - first]
+                event_hash = hashes[index - first]
                 signatures: CheckedSignatures | None = examined.signatures
-                problem = examined.schema.get(index)
+                problem = schema.get(index) if schema else None
                 if event_hash is None:  # the worker cuts every canonical entry; should it not, cut here
                     unsigned, body = split_entry(entry, envelope["sig"])
                     event_hash, signatures = event_hash_of(unsigned), None
                     problem = schema_problem(envelope["type"], envelope["schema"], body)
                 if problem is not None:
                     failures.append(Failure.of(index, envelope, *problem))
-                self.events.follow(index, envelope, event_hash, signatures)
+                follow(index, envelope, event_hash, signatures)
                 kind = envelope["type"]
-                if kind in books.read:
+                if kind in read:
                     books.add(index, envelope)
                 if kind == "disclosure.published":
                     self.disclosures.append((index, envelope))

@@ -48,6 +48,19 @@ def is_ledger_value(value: Any) -> bool:
     return True
 
 
+_FLAT_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def is_flat_ascii_object(value: Any) -> bool:
+    """Whether `value` is an object of ASCII keys whose values are strings, integers, booleans or nulls: in the
+    ledger's domain but for the size of its integers (which an encoding with `OPT_STRICT_INTEGER` refuses), told
+    without a walk — most event bodies are such objects."""
+    try:
+        return type(value) is dict and _FLAT_TYPES.issuperset(map(type, value.values())) and "".join(value).isascii()
+    except TypeError:  # a key that is not a string
+        return False
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of `value`."""
     if is_ledger_value(value):
@@ -73,9 +86,11 @@ def canonical_envelope_bytes(data: dict[str, Any], body_in_domain: bool = False)
     strings, null, an actor object of strings, integers): one decoded and checked by
     `ledger.envelope.envelope_from_json`, or one built from an event's typed fields. Only the body needs the
     domain walk — none when `body_in_domain` (a typed body whose field types keep it there, see
-    `schemas.common.Frozen.dumps_in_ledger_domain`) — and an integer beyond 2^53 anywhere makes orjson refuse,
-    so that the general path decides."""
-    if body_in_domain or is_ledger_value(data.get("body")):
+    `schemas.common.Frozen.dumps_in_ledger_domain`) or when it is a flat object of ASCII keys
+    (`is_flat_ascii_object`) — and an integer beyond 2^53 anywhere makes orjson refuse, so that the general path
+    decides."""
+    body = data.get("body")
+    if body_in_domain or is_flat_ascii_object(body) or is_ledger_value(body):
         try:
             return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
         except orjson.JSONEncodeError:

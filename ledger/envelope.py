@@ -248,6 +248,21 @@ def split_entry(entry: bytes, sig: str) -> tuple[bytes, bytes]:
     return unsigned, body
 
 
+def cut_entry(entry: bytes) -> tuple[bytes, bytes, str, str, int]:
+    """What `split_entry` cuts, and the signature, type and schema, all read from where canonical form puts them,
+    without decoding the entry: (unsigned bytes, body's bytes, sig, type, schema). For an entry not in that form the
+    values are meaningless (or ValueError): a caller uses them only for entries `read_envelope` accepts."""
+    # The top-level `,"sig":"` is the last (see `split_entry`); 88 characters of base64 and a quote follow it, then
+    # `,"stream":"` and 36 characters of UUID and a quote, `,"type":"`, the type, and `","v":1}`.
+    cut = entry.rindex(b',"sig":"')
+    sig = entry[cut + 8:cut + 96].decode("ascii")
+    unsigned = entry[:cut] + entry[cut + 97:]
+    body = entry[entry.index(b',"body":') + 8:entry.rindex(b',"prev":', 0, cut)]
+    at = entry.rindex(b',"schema":', 0, cut)
+    schema = int(entry[at + 10:entry.index(b',"seq":', at)])
+    return unsigned, body, sig, entry[cut + 154:-8].decode("ascii"), schema
+
+
 def parse_entry(entry: bytes) -> Envelope:
     """Parse a log entry (`read_entry`) into an Envelope that keeps its unsigned bytes, body bytes and decoded
     form; reject anything not in canonical form."""

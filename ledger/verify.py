@@ -370,9 +370,15 @@ def verify_entries(entries: Iterable[bytes], anchors: TrustAnchors | None = None
     return Verifier(anchors).run(entries)
 
 
-def read_export(path: Path) -> Iterator[bytes]:
-    """Entries of an `export` file, one per line."""
-    with path.open("rb") as lines:
-        for line in lines:
-            yield line.rstrip(b"\n")
+def read_export(path: Path, block: int = 1 << 20) -> Iterator[bytes]:
+    """Entries of an `export` file, one per line (read a block at a time and cut at the newlines: a line at a time
+    costs more than a verifier's cheaper checks)."""
+    with path.open("rb") as file:
+        rest = b""
+        while data := file.read(block):
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
 

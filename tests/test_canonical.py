@@ -17,6 +17,7 @@ from ledger.canonical import (
     CanonicalizationError,
     canonical_bytes,
     canonical_envelope_bytes,
+    is_flat_ascii_object,
     is_ledger_value,
 )
 from schemas.common import Frozen, _model_is_flat
@@ -91,6 +92,14 @@ def test_envelope_fast_path_equals_rfc8785_whatever_the_body_and_seq(body: Any, 
             canonical_envelope_bytes(data)
     else:
         assert canonical_envelope_bytes(data) == rfc8785.dumps(data)
+
+
+def test_a_flat_body_is_known_in_the_domain_without_a_walk_but_for_its_integers() -> None:
+    assert is_flat_ascii_object({"a": "x", "b": 1, "c": None, "d": True})
+    assert not is_flat_ascii_object({"a": 1.5}) and not is_flat_ascii_object({"\u00e9": 1})
+    assert not is_flat_ascii_object({"a": [1]}) and not is_flat_ascii_object({1: "a"})
+    with pytest.raises(CanonicalizationError):  # the encoding refuses it, and the reference path decides
+        canonical_envelope_bytes({"v": 1, "body": {"n": MAX_SAFE_INTEGER + 1}})
 
 
 class _WithFloat(Frozen):

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledger.anchors import TrustAnchors
 from ledger.bootstrap import Ledger
 from ledger.demo import run_demo
+from ledger.envelope import cut_entry, read_entry
 from ledger.verify import verify_entries
 from schemas.common import _model_is_flat
 from schemas.events import EVENT_BODIES
@@ -77,6 +78,14 @@ def test_every_body_is_written_exactly_as_its_model_dumps_it(demo_log: tuple[lis
         assert body.json_value() == body.model_dump(mode="json") == data["body"], data["type"]
         seen[data["type"]] = _model_is_flat(model)
     assert len(seen) >= 20 and True in seen.values() and False in seen.values(), seen
+
+
+def test_what_the_audit_workers_cut_from_the_bytes_is_what_decoding_finds(
+        demo_log: tuple[list[bytes], TrustAnchors]) -> None:
+    lines, _ = demo_log
+    for line in lines:
+        data, unsigned, body = read_entry(line)
+        assert cut_entry(line) == (unsigned, body, data["sig"], data["type"], data["schema"])
 
 
 def test_the_independent_verifier_rejects_a_flipped_bit(demo_log: tuple[list[bytes], TrustAnchors]) -> None:
