@@ -251,9 +251,15 @@ def test_a_statement_reads_in_one_snapshot(ledger_app: Ledger, monkeypatch: pyte
     sql, now, sealed = models.balances.sql, clock_of(ledger_app).current, ledger_app.app.vault.streams_of(rich)
     datastore = sql.datastore
     taken: list[str] = []
+
+    def counted(name: str, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            taken.append(name)
+            return method(*args, **kwargs)
+        return call
+
     for name in ("transaction", "get_connection"):
-        method = getattr(datastore, name)
-        monkeypatch.setattr(datastore, name, lambda *a, _m=method, _n=name, **k: (taken.append(_n), _m(*a, **k))[1])
+        monkeypatch.setattr(datastore, name, counted(name, getattr(datastore, name)))
     with sql.snapshot() as snapshot:
         with sql.transaction(commit=False) as cursor:
             assert cursor is snapshot.cursor
