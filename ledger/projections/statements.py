@@ -32,6 +32,7 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
 
 def _statement(models: ReadModels, member: str, since: date | None, until: date | None,
                as_of: datetime, sealed_claims: Iterable[str]) -> dict[str, Any]:
+    """The statement (`statement`), its queries answered by the caller's snapshot."""
     row = models.balances.member(member)
     if row is None:
         raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, member)
