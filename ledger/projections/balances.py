@@ -280,8 +280,9 @@ class Balances(Projection):
                 f"FROM {self.members} f WHERE f.id = {alias}.id OR f.payer = {alias}.id), 0)")
 
     def account_state(self, account: str) -> tuple[int, bool]:
-        """An account's position (`position_fen`) and whether it is warned of a low balance (`warning`), in one
-        query."""
+        """An account's position (`position_fen`) and whether it is warned of a low balance, in one query: a prepaid
+        account still in the plan whose balance is below its plan's warning threshold (a member who left, or was
+        wound down, is not asked to top up)."""
         rows = self._query(f"SELECT {self.account_position('a')}, a.payer, a.ended_at, l.payment_model, "
                            f"l.min_balance_fen FROM {self.members} a LEFT JOIN {self.plans} l ON l.id = a.plan "
                            "WHERE a.id = ?", (account,))
@@ -367,11 +368,6 @@ class Balances(Projection):
         """The plan's civil time zone (its current rules'), in minutes east of UTC: where its days start."""
         rows = self._query(f"SELECT utc_offset_minutes FROM {self.plans} WHERE id = ?", (plan,))
         return int(rows[0][0]) if rows else 0
-
-    def warning(self, account: str) -> bool:
-        """Whether a prepaid account still in the plan is below its plan's warning threshold (a member who left, or
-        was wound down, is not asked to top up)."""
-        return self.account_state(account)[1]
 
     def open_claims(self, member: str) -> list[str]:
         """Claims of this member not yet rejected or paid."""
