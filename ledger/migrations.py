@@ -115,6 +115,12 @@ def _roster_sealed_ages_and_receivables(store: _Store, sql: SqlStore) -> None:
     ReadModels.open(store, sql, create=True)
 
 
+def _statement_indexes(store: _Store, sql: SqlStore) -> None:
+    """The roster's failed debits are found by member (a member's arrears, a statement, an account's position) with
+    an index of their own, not by a scan of every period's debits: the read models' missing indexes are made."""
+    ReadModels.open(store, sql, create=True)
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
@@ -122,6 +128,7 @@ STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     4: (_roster_without_exact_age,),
     5: (_ages_and_charges,),
     6: (_roster_sealed_ages_and_receivables,),
+    7: (_statement_indexes,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

@@ -242,6 +242,70 @@ def test_statement_of_a_member(ledger_app: Ledger) -> None:
     assert year["periods_paid_into"] == 0
 
 
+def test_a_statement_reads_in_one_snapshot(ledger_app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every query of a statement runs in one read transaction, on one pooled connection: it takes from the store
+    what one empty snapshot takes, whatever the number of its queries. A read inside a snapshot is the snapshot; a
+    write inside one is refused (the snapshot would not see it)."""
+    _, _, rich, _ = prepaid_period(ledger_app)
+    models = ledger_app.read_models()
+    sql, now, sealed = models.balances.sql, clock_of(ledger_app).current, ledger_app.app.vault.streams_of(rich)
+    datastore = sql.datastore
+    taken: list[str] = []
+
+    def counted(name: str, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            taken.append(name)
+            return method(*args, **kwargs)
+        return call
+
+    for name in ("transaction", "get_connection"):
+        monkeypatch.setattr(datastore, name, counted(name, getattr(datastore, name)))
+    with sql.snapshot() as snapshot:
+        with sql.transaction(commit=False) as cursor:
+            assert cursor is snapshot.cursor
+        with pytest.raises(RuntimeError, match="inside a snapshot"), sql.transaction():
+            pass
+    one_snapshot, taken[:] = list(taken), []
+    expected = statement(models, rich, None, None, now, sealed)
+    assert taken == one_snapshot and one_snapshot and expected["claims"]
+    with sql.snapshot():  # a statement inside a snapshot is the same statement, read in it
+        assert statement(models, rich, None, None, now, sealed) == expected
+
+
+def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> None:
+    """A store at schema version 6 finds a member's failed debits by a scan of every period's: it is refused until
+    migrated, and step 7 makes the index."""
+    from ledger.bootstrap import bootstrap
+    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
+
+    app = ledger_app
+
+    def indexed(sql: SqlStore) -> bool:
+        with sql.transaction(commit=False) as cursor:
+            if sql.postgres:
+                row = cursor.execute("SELECT to_regclass(?)", (sql.table("roster_debits_member"),)).fetchone()
+                return row is not None and row[0] is not None
+            return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                  ("roster_debits_member",)).fetchone() is not None
+
+    sql = app.read_models().balances.sql
+    assert indexed(sql)
+    with sql.transaction() as cursor:  # as a version-6 store is
+        cursor.execute(f"DROP INDEX {sql.table('roster_debits_member')}")
+        cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 7")
+    settings = app.settings
+    app.close()
+    with pytest.raises(InputError) as refused:
+        bootstrap(settings)
+    assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
+    assert migrate(settings) == {"from": 6, "to": SCHEMA_VERSION}
+    again = reopen(app)
+    try:
+        assert indexed(again.read_models().balances.sql)
+    finally:
+        again.close()
+
+
 def test_a_disclosure_is_pinned_by_hash_and_rebuilt_byte_for_byte(ledger_app: Ledger,
                                                                   tmp_path: Path) -> None:
     _, period, rich, _ = prepaid_period(ledger_app)
@@ -475,7 +539,7 @@ def test_migration_6_remakes_the_roster_and_the_journal_of_a_store_made_before(l
     it is refused until migrated, and step 6 drops the roster's and the journal's tables so that the next catch-up
     books the receivables from the start (the same balances and dues as a store made at version 6)."""
     from ledger.bootstrap import bootstrap
-    from ledger.migrations import VERSION_TABLE, migrate
+    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
 
     app = ledger_app
     plan = create_plan(app, prepaid_rules(notice_days=3))
@@ -496,12 +560,12 @@ def test_migration_6_remakes_the_roster_and_the_journal_of_a_store_made_before(l
         cursor.execute(f"UPDATE {sql.table('journal_postings')} SET account = 'member_balances' "
                        "WHERE account = 'member_receivables'")
         cursor.execute(f"DROP TABLE {sql.table('journal_accounts')}")
-        cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version = 6")
+        cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 6")
     app.close()
     with pytest.raises(InputError) as refused:
         bootstrap(settings)
     assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
-    assert migrate(settings) == {"from": 5, "to": 6}
+    assert migrate(settings) == {"from": 5, "to": SCHEMA_VERSION}
     again = reopen(app, clock)
     try:
         assert balances_and_dues(again, plan, accounts) == before

@@ -62,6 +62,7 @@ class Balances(Projection):
             f"CREATE INDEX IF NOT EXISTS roster_claims_plan ON {self.claims} (plan, status)",
             f"CREATE TABLE IF NOT EXISTS {self.debits} (member TEXT NOT NULL, period TEXT NOT NULL, "
             "amount_fen BIGINT NOT NULL, outstanding INTEGER NOT NULL, PRIMARY KEY (period, member))",
+            f"CREATE INDEX IF NOT EXISTS roster_debits_member ON {self.debits} (member)",
             f"CREATE TABLE IF NOT EXISTS {self.periods} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
             "number INTEGER NOT NULL, cutoff_at TEXT NOT NULL, share_fen BIGINT NOT NULL, "
             "prepaid INTEGER NOT NULL DEFAULT 1)",
@@ -224,13 +225,21 @@ class Balances(Projection):
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
         were not locked in it (not a member at the cutoff, or left out for their age)."""
-        rows = self._query(
-            f"SELECT p.share_fen, x.amount_fen, x.locked FROM {self.periods} p JOIN {self.members} m ON m.id = ? "
-            "AND m.plan = p.plan AND m.joined_at <= p.cutoff_at AND (m.ended_at IS NULL OR m.ended_at > p.cutoff_at) "
-            f"LEFT JOIN {self.charges} x ON x.period = p.id AND x.member = m.id WHERE p.id = ?", (member, period))
-        if not rows or rows[0][2] == 0:
-            return None
-        return int(rows[0][0] if rows[0][1] is None else rows[0][1])
+        rows = self._query(f"{self._charges_sql()} AND p.id = ?", (member, period))
+        return int(rows[0][1]) if rows else None
+
+    def charges_of(self, member: str) -> dict[str, int]:
+        """What each assessed period of their plan charged a member (`charge_fen`), by period id, in one query: the
+        periods they were not locked in left out."""
+        return {str(period): int(charged) for period, charged in self._query(self._charges_sql(), (member,))}
+
+    def _charges_sql(self) -> str:
+        """SQL for (period, charge) of the assessed periods of its plan member `?` was locked in (a member at the
+        cutoff, not left out for their age): the share, or the exception's charge."""
+        return (f"SELECT p.id, COALESCE(x.amount_fen, p.share_fen) FROM {self.periods} p JOIN {self.members} m "
+                "ON m.id = ? AND m.plan = p.plan AND m.joined_at <= p.cutoff_at "
+                f"AND (m.ended_at IS NULL OR m.ended_at > p.cutoff_at) LEFT JOIN {self.charges} x "
+                "ON x.period = p.id AND x.member = m.id WHERE COALESCE(x.locked, 1) = 1")
 
     @contextmanager
     def locked_set(self, plan: str, cutoff: str, left_out: frozenset[str] = frozenset()) -> Iterator[LockedMembers]:
@@ -262,11 +271,26 @@ class Balances(Projection):
     def position_fen(self, account: str) -> int:
         """A prepaid account's position: deposits − shares charged to it and its family and not failed − balance
         refunded. Below zero between an assessment and its collection when the account cannot cover the charges."""
-        rows = self._query(
-            f"SELECT a.deposits - a.refunded_from_balance - COALESCE((SELECT SUM({self.spent('f')}) "
-            f"FROM {self.members} f WHERE f.id = a.id OR f.payer = a.id), 0) FROM {self.members} a WHERE a.id = ?",
-            (account,))
+        rows = self._query(f"SELECT {self.account_position('a')} FROM {self.members} a WHERE a.id = ?", (account,))
         return int(rows[0][0]) if rows else 0
+
+    def account_position(self, alias: str) -> str:
+        """SQL for the position (`position_fen`) of the account held by member row `alias`."""
+        return (f"{alias}.deposits - {alias}.refunded_from_balance - COALESCE((SELECT SUM({self.spent('f')}) "
+                f"FROM {self.members} f WHERE f.id = {alias}.id OR f.payer = {alias}.id), 0)")
+
+    def account_state(self, account: str) -> tuple[int, bool]:
+        """An account's position (`position_fen`) and whether it is warned of a low balance, in one query: a prepaid
+        account still in the plan whose balance is below its plan's warning threshold (a member who left, or was
+        wound down, is not asked to top up)."""
+        rows = self._query(f"SELECT {self.account_position('a')}, a.payer, a.ended_at, l.payment_model, "
+                           f"l.min_balance_fen FROM {self.members} a LEFT JOIN {self.plans} l ON l.id = a.plan "
+                           "WHERE a.id = ?", (account,))
+        if not rows:
+            return 0, False
+        position, payer, ended_at, payment_model, min_balance_fen = rows[0]
+        return int(position), (payer is None and ended_at is None and payment_model == "prepaid"
+                               and max(0, int(position)) < int(min_balance_fen))
 
     def balance_fen(self, account: str) -> int:
         """A prepaid account's balance, never negative: its position when it covers every charge, else 0."""
@@ -344,15 +368,6 @@ class Balances(Projection):
         """The plan's civil time zone (its current rules'), in minutes east of UTC: where its days start."""
         rows = self._query(f"SELECT utc_offset_minutes FROM {self.plans} WHERE id = ?", (plan,))
         return int(rows[0][0]) if rows else 0
-
-    def warning(self, account: str) -> bool:
-        """Whether a prepaid account still in the plan is below its plan's warning threshold (a member who left, or
-        was wound down, is not asked to top up)."""
-        row = self.member(account)
-        if row is None or row["payer"] is not None or row["ended_at"] is not None:
-            return False
-        plan = self._query(f"SELECT payment_model, min_balance_fen FROM {self.plans} WHERE id = ?", (row["plan"],))
-        return bool(plan) and plan[0][0] == "prepaid" and self.balance_fen(account) < int(plan[0][1])
 
     def open_claims(self, member: str) -> list[str]:
         """Claims of this member not yet rejected or paid."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 Params = Sequence[Any]
@@ -138,6 +141,10 @@ class Snapshot:
         return self.cursor.batches(statement, params, size)
 
 
+_OPEN_SNAPSHOT: ContextVar[tuple[Any, SqlCursor] | None] = ContextVar("ledger_open_snapshot", default=None)
+"""(datastore, cursor) of the snapshot open in this thread or task (`SqlStore.snapshot`), if any."""
+
+
 class SqlStore:
     """Transactions and table names on the database that holds the events."""
 
@@ -152,7 +159,15 @@ class SqlStore:
 
     @contextmanager
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
-        """A transaction; committed on success when `commit`, rolled back on error."""
+        """A transaction; committed on success when `commit`, rolled back on error. Inside a `snapshot` of the same
+        database (in this thread), a read-only one (not `commit`) is the snapshot itself, and a writing one is
+        refused: the snapshot would not see what it writes."""
+        joined = self._open_snapshot()
+        if joined is not None:
+            if commit:
+                raise RuntimeError("a write inside a snapshot of the same database: the snapshot would not see it")
+            yield joined
+            return
         with self.datastore.transaction(commit=commit) as cursor:
             if not self.postgres:
                 if commit:  # take the write lock now, waiting for it: several consumer processes may write here,
@@ -165,16 +180,43 @@ class SqlStore:
     def snapshot(self) -> Iterator[Snapshot]:
         """A read-only transaction whose queries all see the same state (PostgreSQL: repeatable read; SQLite: one
         read transaction), and which can stream a large result in batches instead of holding it (`Snapshot.batches`):
-        what a question about millions of rows asks."""
+        what a question about millions of rows asks. Until it ends, the read-only transactions this thread opens on
+        the same database (the read models' queries, `transaction(commit=False)`) are this one: a question of many
+        queries (a member's statement) takes one connection from the pool and one BEGIN for all of them, not one
+        each, and answers from one state. A snapshot opened inside one is the same snapshot."""
+        joined = self._open_snapshot()
+        if joined is not None:
+            yield Snapshot(joined)
+            return
         if not self.postgres:
-            with self.transaction(commit=False) as cursor:
+            with self.transaction(commit=False) as cursor, self._opened(cursor):
                 yield Snapshot(cursor)
             return
         assert isinstance(self.datastore, PostgresDatastore)
-        with self.datastore.get_connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            with conn.cursor() as cursor:
-                yield Snapshot(SqlCursor(cursor, True))
+        with self.datastore.get_connection() as conn:
+            conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True  # in the BEGIN: no round trip
+            try:  # ended by a COMMIT (it is read-only): psycopg forgets its prepared statements at a ROLLBACK
+                with conn.transaction(), conn.cursor() as raw:
+                    cursor = SqlCursor(raw, True)
+                    with self._opened(cursor):
+                        yield Snapshot(cursor)
+            finally:  # the pool's next user gets the connection as it was (a broken one is not given again)
+                if conn.info.transaction_status == TransactionStatus.IDLE:
+                    conn.isolation_level, conn.read_only = None, None
+
+    def _open_snapshot(self) -> SqlCursor | None:
+        """The cursor of the snapshot this thread has open on this database, if any."""
+        found = _OPEN_SNAPSHOT.get()
+        return found[1] if found is not None and found[0] is self.datastore else None
+
+    @contextmanager
+    def _opened(self, cursor: SqlCursor) -> Iterator[None]:
+        """Mark a snapshot open on this database in this thread while the block runs."""
+        token = _OPEN_SNAPSHOT.set((self.datastore, cursor))
+        try:
+            yield
+        finally:
+            _OPEN_SNAPSHOT.reset(token)
 
     def serialize(self, cursor: SqlCursor, name: str) -> None:
         """Make writers of `name` (a projection's position) take turns until the caller's transaction ends, so two

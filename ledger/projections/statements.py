@@ -23,21 +23,30 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
               as_of: datetime, sealed_claims: Iterable[str] = ()) -> dict[str, Any]:
     """The statement of `member` for [since, until): the periods whose notice day (the period's date, a plan day)
     falls in the range; open ends mean the whole membership. A sealed claim names no member on the log: the
-    operator passes the member's sealed claims from its vault (`Vault.streams_of`)."""
+    operator passes the member's sealed claims from its vault (`Vault.streams_of`). Its queries run in one snapshot
+    (one connection and one transaction for all of them, every figure from the same state), one query per figure
+    whatever the number of periods: a fixed number of round trips to the database."""
+    with models.balances.sql.snapshot():
+        return _statement(models, member, since, until, as_of, sealed_claims)
+
+
+def _statement(models: ReadModels, member: str, since: date | None, until: date | None,
+               as_of: datetime, sealed_claims: Iterable[str]) -> dict[str, Any]:
+    """The statement (`statement`), its queries answered by the caller's snapshot."""
     row = models.balances.member(member)
     if row is None:
         raise InputError("member", Rule.MEMBERSHIP_MUST_EXIST, member)
     start = since.isoformat() if since else ""
     end = until.isoformat() if until else "9999"
-    failed = {period for period, _ in models.balances.outstanding_debits_of(member)}
+    debits = models.balances.outstanding_debits_of(member)
+    failed = {period for period, _ in debits}
     ended_at = row["ended_at"] or "9999"
-    charges = {}  # what each period charged the member: the share, less under their annual cap; none if left out
+    charged = models.balances.charges_of(member)  # the share, or less under their annual cap; none if left out
+    charges = {}
     for p in models.periods.all(row["plan"]):
         if p["share_fen"] is not None and start <= p["notice_on"] < end and row["joined_at"] <= p["cutoff_at"] < (
-                ended_at) and p["id"] not in failed:
-            charged = models.balances.charge_fen(member, p["id"])
-            if charged is not None:
-                charges[p["id"]] = (p, charged)
+                ended_at) and p["id"] not in failed and p["id"] in charged:
+            charges[p["id"]] = (p, charged[p["id"]])
     paid_into = [p for p, _ in charges.values()]
     counts = models.periods.case_counts(row["plan"])
     cases = {p["id"]: counts.get(p["id"], 0) for p in paid_into}
@@ -46,6 +55,7 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
         member, None if since is None else format_at(day_start(since, zone)),
         None if until is None else format_at(day_start(until, zone)))
     account = row["payer"] or member
+    position, warning = models.balances.account_state(account)
     ended = parse_at(row["ended_at"]) if row["ended_at"] else None
     stop = min(x for x in (as_of, ended, day_start(until, zone) if until else None) if x)
     return {
@@ -60,10 +70,9 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
                     for p, charged in charges.values()],
         "top_ups_fen": -movements.get("member.deposit_received", 0),
         "refunds_paid_fen": movements.get("member.refund_disbursed", 0),
-        "account": account, "balance_fen": models.balances.balance_fen(account),
-        "due_fen": models.balances.due_fen(account),
-        "arrears_fen": sum(amount for _, amount in models.balances.outstanding_debits_of(member)),
-        "low_balance_warning": models.balances.warning(account),
+        "account": account, "balance_fen": max(0, position), "due_fen": max(0, -position),  # `balance_fen`, `due_fen`
+        "arrears_fen": sum(amount for _, amount in debits),
+        "low_balance_warning": warning,
         "claims": [{"claim": c["claim"], "condition": c["condition"],
                     "diagnosed_month": c["diagnosed_month"], "decision": c["decision"],
                     "approved_fen": c["approved_fen"], "paid_fen": c["paid_fen"]}
@@ -72,11 +81,10 @@ def statement(models: ReadModels, member: str, since: date | None, until: date |
 
 
 def _claims_of(models: ReadModels, member: str, sealed_claims: Iterable[str]) -> list[dict[str, Any]]:
-    """The member's case cards: plain ones by their member column, sealed ones by the ids given."""
-    cards = {c["claim"]: c for c in models.cases.cards("member = ?", (member,))}
-    for claim in sealed_claims:
-        cards.update({c["claim"]: c for c in models.cases.cards("claim = ?", (claim,))})
-    return [cards[claim] for claim in sorted(cards)]
+    """The member's case cards, in one query: plain ones by their member column, sealed ones by the ids given."""
+    sealed = tuple(sorted(set(sealed_claims)))
+    where = "member = ?" + (f" OR claim IN ({', '.join('?' * len(sealed))})" if sealed else "")
+    return models.cases.cards(where, (member, *sealed))  # one card a claim, in claim order
 
 
 def render(s: dict[str, Any]) -> str:
