@@ -31,6 +31,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import peak_rss_mib
 from ledger.keys import EVENT_SIGNATURE_PREFIX, ed25519_verify
 
 
@@ -81,7 +82,7 @@ def audit_phase(export: Path, anchors: Path) -> dict[str, float]:
     return {"entries": float(report.entries), "seconds": seconds,
             "cpu_seconds": (own.ru_utime + own.ru_stime - before.ru_utime - before.ru_stime + workers.ru_utime
                             + workers.ru_stime),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),
             "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 

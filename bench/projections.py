@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import peak_rss_mib
 from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger
 from ledger.envelope import parse_at
@@ -80,7 +80,7 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
     clock = app.clock
     assert isinstance(clock, SimulatedClock)
     app.read_models()
-    result: dict[str, float] = {"rss_before_period_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result: dict[str, float] = {"rss_before_period_mib": peak_rss_mib()}
     """The peak before the first period: opening the store and catching every read model up."""
     for number in range(1, periods + 1):
         opened = app.execute(OpenPeriod(command_id=f"open-{number}", plan=plan, number=number))
@@ -96,7 +96,7 @@ def period_phase(directory: Path, plan: str, periods: int, database_url: str | N
             profiler.dump_stats(str(profile))
         if number == 1:
             result["period_seconds"] = time.perf_counter() - start
-            result["period_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            result["period_peak_rss_mib"] = peak_rss_mib()
             result["locked"] = float(assessed["locked_members"])
             progress(f"period 1 assessed and applied at {result['locked']:,.0f} locked in "
                      f"{result['period_seconds']:.1f} s, peak RSS {result['period_peak_rss_mib']:,.0f} MiB")
