@@ -207,20 +207,25 @@ class Balances(Projection):
         exact age of a v1 join, the top of a sealed join's 5-year band: `sealed`) plus their whole plan years since
         joining exceed the top age then (`ledger.ages.TopAge`), sorted: those among whom the writer looks. One
         indexed range per bound (those who joined before the instant that makes that bound too old), in one read
-        transaction: the members the bound rules out are never read."""
+        transaction: the members the bound rules out are never read. Read in batches: at millions of members a
+        range holds hundreds of thousands of candidates, and a transaction left waiting while one whole answer is
+        turned into rows is ended by PostgreSQL (`idle_in_transaction_session_timeout`, seen at 10M members)."""
         rule = TopAge(parse_at(at), top_age, utc_offset_minutes)
         where = (f"FROM {self.members} WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?) "
                  "AND age_max")
-        rows: list[tuple[Any, ...]] = []
-        with self.sql.transaction(commit=False) as cursor:
-            rows += cursor.execute(f"SELECT id, age_max, joined_at, age_sealed {where} > ?",
-                                   (plan, at, at, top_age)).fetchall()
-            for bound in range(top_age + 1):
-                before = rule.joined_before(top_age + 1 - bound)
-                if before:
-                    rows += cursor.execute(f"SELECT id, age_max, joined_at, age_sealed {where} = ? AND joined_at < ?",
-                                           (plan, at, at, bound, before)).fetchall()
-        return sorted((str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in rows)
+        queries: list[tuple[str, tuple[Any, ...]]] = [
+            (f"SELECT id, age_max, joined_at, age_sealed {where} > ?", (plan, at, at, top_age))]
+        for bound in range(top_age + 1):
+            before = rule.joined_before(top_age + 1 - bound)
+            if before:
+                queries.append((f"SELECT id, age_max, joined_at, age_sealed {where} = ? AND joined_at < ?",
+                                (plan, at, at, bound, before)))
+        found: list[tuple[str, int, str, bool]] = []
+        with self.sql.snapshot() as snapshot:
+            for statement, params in queries:
+                for batch in snapshot.batches(statement, params, 10_000):
+                    found += [(str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in batch]
+        return sorted(found)
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
