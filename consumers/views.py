@@ -11,6 +11,7 @@ from ledger.config import Settings, postgres_env
 from ledger.errors import ConfigError
 from ledger.projections.sql import SqlStore
 from ledger.rules import Rule
+from ledger.store import without_jit
 
 
 def views_store(settings: Settings) -> SqlStore:
@@ -24,8 +25,8 @@ def views_store(settings: Settings) -> SqlStore:
         return SqlStore(SQLiteDatastore(url[len("sqlite:///"):]))
     if url.startswith(("postgresql://", "postgres://")):
         env = postgres_env(url)
-        return SqlStore(PostgresDatastore(
+        return SqlStore(without_jit(PostgresDatastore(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], schema=env.get("POSTGRES_SCHEMA", ""),
-            pool_size=2, max_overflow=2, pre_ping=True))  # a connection the server dropped is replaced, not used
+            pool_size=2, max_overflow=2, pre_ping=True)))  # a connection the server dropped is replaced, not used
     raise ConfigError("LEDGER_VIEWS_URL", Rule.VIEWS_URL_MUST_BE_POSTGRESQL_OR_SQLITE, url)

@@ -344,6 +344,19 @@ def pipeline_cause(failures: Sequence[psycopg.Error]) -> psycopg.Error:
     return next((error for error in failures if not isinstance(error, psycopg.errors.PipelineAborted)), failures[0])
 
 
+def without_jit(datastore: PostgresDatastore) -> PostgresDatastore:
+    """Open every connection of the datastore's pool with PostgreSQL's JIT compilation off (`-c jit=off`). The
+    ledger's queries are indexed lookups and short scans; the planner's estimate for a lookup by a column of many
+    NULLs (an account's family, by `payer`) passes `jit_above_cost` at millions of members, and compiling the plan
+    took 0.9 s of a statement that runs in 1 ms (measured at 10,000,000 members)."""
+    pool = datastore.pool
+    if isinstance(pool.kwargs, dict) and "jit=off" not in (pool.kwargs.get("options") or ""):
+        pool.kwargs["options"] = f"{pool.kwargs.get('options') or ''} -c jit=off".strip()
+        if not pool.closed:  # connections opened before are replaced (one lent out, when it comes back)
+            pool.drain()
+    return datastore
+
+
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """The PostgreSQL event recorder plus the command receipts table, written in the same transaction.
 
@@ -356,6 +369,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        without_jit(self.datastore)
         self.receipts_table = Identifier(self.datastore.schema, "command_receipts")
         self.sql_create_statements.append(
             SQL(
