@@ -368,8 +368,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        without_jit(args[0] if args else kwargs["datastore"])  # before the library's first connection
         super().__init__(*args, **kwargs)
-        without_jit(self.datastore)
         self.receipts_table = Identifier(self.datastore.schema, "command_receipts")
         self.sql_create_statements.append(
             SQL(
