@@ -86,6 +86,34 @@ def audit_phase(export: Path, anchors: Path) -> dict[str, float]:
             "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
+def audit_store(directory: Path, database_url: str | None, export: Path) -> dict[str, float]:
+    """The store's log exported to `export` (one canonical entry per line), audited in a child process streaming
+    that file, with `cryptography`'s raw all-core rate just before and after and libsodium's after: the audit's
+    figures (`audit_phase`'s, plus `raw_before`, `raw_after`, `sodium`, `sodium_per_cpu`). The export is removed."""
+    from ledger.application import SimulatedClock
+    from ledger.service import ledger_with_parties
+    from sim.fixtures import START
+
+    app = ledger_with_parties(directory, SimulatedClock(START), database_url)
+    with export.open("wb") as out:
+        for _, entry in app.entries(1, 5000):
+            out.write(entry + b"\n")
+    app.close()
+    try:
+        before = raw_verify_rate()
+        child = subprocess.run([sys.executable, "-m", "bench.audit", "--child", str(export),
+                                str(directory / "operator" / "trust-anchors.json")], check=False,
+                               stdout=subprocess.PIPE, text=True)
+        if child.returncode:
+            raise SystemExit(f"the audit's child process ended with exit {child.returncode}")
+        after = raw_verify_rate()
+        sodium, sodium_per_cpu = raw_verify(libsodium=True)
+    finally:
+        export.unlink()
+    figures: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
+    return {**figures, "raw_before": before, "raw_after": after, "sodium": sodium, "sodium_per_cpu": sodium_per_cpu}
+
+
 def main() -> None:
     """Build a log, export it, audit it, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,28 +124,12 @@ def main() -> None:
         print(json.dumps(audit_phase(Path(args.child[0]), Path(args.child[1]))))
         return
     from bench.projections import populate
-    from ledger.application import SimulatedClock
-    from ledger.service import ledger_with_parties
-    from sim.fixtures import START
 
     with tempfile.TemporaryDirectory() as tmp:
-        directory, export = Path(tmp) / "log", Path(tmp) / "log.jsonl"
-        populate(directory, args.events)
-        app = ledger_with_parties(directory, SimulatedClock(START))
-        with export.open("wb") as out:
-            for _, entry in app.entries(1, 5000):
-                out.write(entry + b"\n")
-        app.close()
-        before = raw_verify_rate()
-        child = subprocess.run([sys.executable, "-m", "bench.audit", "--child", str(export),
-                                str(directory / "operator" / "trust-anchors.json")], check=False, capture_output=True,
-                               text=True)
-        if child.returncode:
-            raise SystemExit(child.stderr)
-        after = raw_verify_rate()
-        sodium, sodium_per_cpu = raw_verify(libsodium=True)
+        populate(Path(tmp) / "log", args.events)
+        r = audit_store(Path(tmp) / "log", None, Path(tmp) / "log.jsonl")
+    before, after, sodium, sodium_per_cpu = r["raw_before"], r["raw_after"], r["sodium"], r["sodium_per_cpu"]
     raw = max(before, after)
-    r = json.loads(child.stdout.strip().splitlines()[-1])
     rate = r["entries"] / r["seconds"]
     per_cpu = r["entries"] / r["cpu_seconds"]
     print(f"audit verify: {r['entries']:,.0f} events in {r['seconds']:.1f} s = {rate:,.0f} events/s; raw Ed25519 "

@@ -79,7 +79,7 @@ def measure(members: int, store: str, url: str, periods: int, directory: Path,
         figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
         read_rate, rebuild_rate, events = rebuild_ratio(directory, database_url)
         if audit:
-            figures.update(audit_store(directory, database_url))
+            figures.update(audit_figures(directory, database_url))
     finally:
         if not keep:
             drop_store(database_url)
@@ -87,35 +87,15 @@ def measure(members: int, store: str, url: str, periods: int, directory: Path,
             "read_rate": read_rate, "rebuild_rate": rebuild_rate, "events": events, **figures}
 
 
-def audit_store(directory: Path, database_url: str | None) -> dict[str, float]:
-    """The store's log exported beside it, then audited as `bench.audit` does (a child process streaming the file),
-    with the raw all-core rates just before and after: the audit's figures at this size."""
-    from bench.audit import raw_verify, raw_verify_rate
-    from ledger.application import SimulatedClock
-    from ledger.service import ledger_with_parties
-    from sim.fixtures import START
+def audit_figures(directory: Path, database_url: str | None) -> dict[str, float]:
+    """The store's log exported beside it and audited as `bench.audit` does: the audit's figures at this size."""
+    from bench.audit import audit_store
 
-    export = directory.parent / f"{directory.name}.jsonl"
-    app = ledger_with_parties(directory, SimulatedClock(START), database_url)
-    with export.open("wb") as out:
-        for _, entry in app.entries(1, 5000):
-            out.write(entry + b"\n")
-    app.close()
-    progress(f"log exported: {export.stat().st_size / 2**30:.1f} GiB")
-    before = raw_verify_rate()
-    child = subprocess.run([sys.executable, "-m", "bench.audit", "--child", str(export),
-                            str(directory / "operator" / "trust-anchors.json")], check=False, stdout=subprocess.PIPE,
-                           text=True)
-    if child.returncode:
-        raise SystemExit(f"the audit's child process ended with exit {child.returncode}")
-    after = raw_verify_rate()
-    sodium, sodium_per_cpu = raw_verify(libsodium=True)
-    export.unlink()
-    r = json.loads(child.stdout.strip().splitlines()[-1])
+    r = audit_store(directory, database_url, directory.parent / f"{directory.name}.jsonl")
     progress(f"audited {r['entries']:,.0f} entries in {r['seconds']:.0f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB")
     return {"audit_entries": r["entries"], "audit_rate": r["entries"] / r["seconds"],
-            "audit_raw_rate": max(before, after), "audit_sodium_rate": sodium,
-            "audit_per_cpu": r["entries"] / r["cpu_seconds"], "audit_sodium_per_cpu": sodium_per_cpu,
+            "audit_raw_rate": max(r["raw_before"], r["raw_after"]), "audit_sodium_rate": r["sodium"],
+            "audit_per_cpu": r["entries"] / r["cpu_seconds"], "audit_sodium_per_cpu": r["sodium_per_cpu"],
             "audit_peak_rss_mib": r["peak_rss_mib"], "audit_worker_peak_rss_mib": r["worker_peak_rss_mib"]}
 
 
