@@ -179,11 +179,14 @@ def stored_positions(app: LedgerApplication, views: SqlStore, names: list[str]) 
     return {name: position for name, position in rows if name.split(" ")[0] in names}
 
 
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float, what: str,
+             detail: Callable[[], str] | None = None) -> None:
+    """Poll `condition` until it holds; past `seconds`, fail naming `what` and, with `detail`, the state it shows
+    (a wait that times out under load is then explained by its own failure)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f"\n{detail()}" if detail else ""))
         time.sleep(0.2)
 
 
@@ -482,8 +485,14 @@ def test_after_the_broker_lost_everything_the_relay_publishes_again_and_the_cons
                  60, "the relay to notice the lost topic")
         time.sleep(2)
     expected = {k: v for k, v in final_positions(app).items() if k.split(" ")[0] in ("balances", "journal")}
+
+    def state() -> str:
+        tails = "\n".join(f"--- {name} (exit {processes[name].poll()}):\n" + "\n".join(consumer_log(log)[-15:])
+                          for name, log in logs.items())
+        return f"expected {expected}\nstored {stored_positions(app, views, ['balances', 'journal'])}\n{tails}"
+
     wait_for(lambda: stored_positions(app, views, ["balances", "journal"]) == expected, 120,
-             "the consumers to catch up")
+             "the consumers to catch up", state)
     for process in processes.values():
         process.send_signal(signal.SIGTERM)
         assert finished(process)[0] == 0

@@ -23,9 +23,12 @@ export async function signIn(role, onSignedIn) {
   const error = document.getElementById("signin-error");
   const input = document.getElementById("key-file");
 
-  async function enter(key) {
+  // `keep`: a key chosen now is kept once the service has accepted it and before the page shows it signed in, so
+  // that whatever follows the sign-in (a reload, another page) finds it.
+  async function enter(key, keep) {
     const identity = await (await signed(key, "/api/v1/me")).json();
     if (identity.role !== role) throw new Error(t("signin_wrong_role", { role: identity.role }));
+    if (keep) await saveKey(KEY_NAME, key);
     form.hidden = true;
     signedIn.hidden = false;
     document.getElementById("who").textContent = identity.member ?? identity.key_id;
@@ -40,8 +43,7 @@ export async function signIn(role, onSignedIn) {
     error.textContent = "";
     try {
       const key = await importKeyFile(await input.files[0].text());
-      await enter(key);
-      await saveKey(KEY_NAME, key);
+      await enter(key, true);
     } catch (failure) {
       error.textContent = `${t("signin_failed")} ${failure.message}`;
     }
@@ -49,7 +51,7 @@ export async function signIn(role, onSignedIn) {
   const kept = await loadKey(KEY_NAME);
   if (kept) {
     try {
-      await enter(kept);
+      await enter(kept, false);
     } catch (failure) {
       error.textContent = `${t("signin_failed")} ${failure.message}`;
     }
