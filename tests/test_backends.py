@@ -185,8 +185,8 @@ def test_only_a_connection_that_went_away_is_lost() -> None:
 @pytest.mark.postgres
 def test_every_postgresql_connection_has_jit_off(postgres_url: str, tmp_path: Path) -> None:
     """At 10,000,000 members a statement spent 0.9 s compiling a plan (PostgreSQL's JIT) that runs in 1 ms: the
-    event store's connections (which the read models share) and the views' have JIT off, those opened before the
-    setting was applied included."""
+    event store's connections (which the read models share) and the views' have JIT off, whichever pooled connection
+    a checkout gets."""
     from consumers.views import views_store
     from ledger.config import Settings
 
