@@ -121,6 +121,15 @@ def _statement_indexes(store: _Store, sql: SqlStore) -> None:
     ReadModels.open(store, sql, create=True)
 
 
+def _roll_index(store: _Store, sql: SqlStore) -> None:
+    """The period's locked set is read from an index in the roll's order that holds what its filter reads (plan,
+    id, joined and ended): no sort of every member (which spilled to disk at 10M members) and no table row read.
+    It replaces the index by plan and joining instant, which no query needs besides it."""
+    with sql.transaction() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {sql.table('roster_members_plan')}")
+    ReadModels.open(store, sql, create=True)
+
+
 STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     1: (_events_and_receipts, _read_models_and_log),
     2: (_vault,),
@@ -129,6 +138,7 @@ STEPS: dict[int, tuple[Callable[[_Store, SqlStore], None], ...]] = {
     5: (_ages_and_charges,),
     6: (_roster_sealed_ages_and_receivables,),
     7: (_statement_indexes,),
+    8: (_roll_index,),
 }
 """Each version's steps; a new version adds an entry (and never changes an old one)."""
 SCHEMA_VERSION = max(STEPS)

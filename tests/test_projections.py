@@ -281,12 +281,7 @@ def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> 
     app = ledger_app
 
     def indexed(sql: SqlStore) -> bool:
-        with sql.transaction(commit=False) as cursor:
-            if sql.postgres:
-                row = cursor.execute("SELECT to_regclass(?)", (sql.table("roster_debits_member"),)).fetchone()
-                return row is not None and row[0] is not None
-            return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                                  ("roster_debits_member",)).fetchone() is not None
+        return has_index(sql, "roster_debits_member")
 
     sql = app.read_models().balances.sql
     assert indexed(sql)
@@ -302,6 +297,70 @@ def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> 
     again = reopen(app)
     try:
         assert indexed(again.read_models().balances.sql)
+    finally:
+        again.close()
+
+
+def has_index(sql: SqlStore, name: str) -> bool:
+    """Whether the store has an index of that name (in its schema, on PostgreSQL)."""
+    with sql.transaction(commit=False) as cursor:
+        if sql.postgres:
+            row = cursor.execute("SELECT to_regclass(?)", (sql.table(name),)).fetchone()
+            return row is not None and row[0] is not None
+        return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                              (name,)).fetchone() is not None
+
+
+def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(ledger_app: Ledger) -> None:
+    """A store at schema version 7 finds the locked set by plan and joining instant, then sorts every member for
+    the roll (a sort that spilled to disk at 10M members): it is refused until migrated, and step 8 replaces that
+    index with `roster_members_roll`, from which the roll's own query reads in order, sorting nothing."""
+    from ledger.bootstrap import bootstrap
+    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
+
+    app = ledger_app
+    prepaid_period(app)
+
+    def roll_plan(ledger: Ledger) -> str:
+        """The roll query's plan as the database would run it (PostgreSQL told to avoid sorts and table scans,
+        which on a few rows it would otherwise prefer: the index must be able to serve the order)."""
+        balances = ledger.read_models().balances
+        sql = balances.sql
+        with sql.transaction(commit=False) as cursor:
+            row = cursor.execute(f"SELECT plan, MAX(joined_at) FROM {balances.members} GROUP BY plan").fetchone()
+        assert row is not None
+        plan, cutoff = str(row[0]), str(row[1])
+        with balances.locked_set(plan, cutoff) as locked:
+            if sql.postgres:
+                locked.snapshot.execute("SET LOCAL enable_seqscan = off")
+                locked.snapshot.execute("SET LOCAL enable_sort = off")
+            explain = "EXPLAIN (COSTS OFF)" if sql.postgres else "EXPLAIN QUERY PLAN"
+            rows = locked.snapshot.execute(f"{explain} {locked.roll_query}", (plan, cutoff, cutoff)).fetchall()
+        return "\n".join(str(r[-1]) for r in rows)
+
+    sql = app.read_models().balances.sql
+    assert has_index(sql, "roster_members_roll") and not has_index(sql, "roster_members_plan")
+    found = roll_plan(app)
+    assert "roster_members_roll" in found and "Sort" not in found and "TEMP B-TREE" not in found, found
+    if not sql.postgres:
+        assert "COVERING INDEX" in found, found
+    with sql.transaction() as cursor:  # as a version-7 store is
+        cursor.execute(f"DROP INDEX {sql.table('roster_members_roll')}")
+        cursor.execute(f"CREATE INDEX roster_members_plan ON {sql.table('roster_members')} (plan, joined_at)")
+        cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 8")
+    before = roll_plan(app)
+    assert ("Sort" if sql.postgres else "TEMP B-TREE") in before, before
+    settings = app.settings
+    app.close()
+    with pytest.raises(InputError) as refused:
+        bootstrap(settings)
+    assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
+    assert migrate(settings) == {"from": 7, "to": SCHEMA_VERSION}
+    again = reopen(app)
+    try:
+        sql = again.read_models().balances.sql
+        assert has_index(sql, "roster_members_roll") and not has_index(sql, "roster_members_plan")
+        assert roll_plan(again) == found
     finally:
         again.close()
 

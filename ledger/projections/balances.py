@@ -52,7 +52,10 @@ class Balances(Projection):
             "joined_at TEXT NOT NULL, ended_at TEXT, "
             "status TEXT NOT NULL, deposits BIGINT NOT NULL DEFAULT 0, "
             "failed BIGINT NOT NULL DEFAULT 0, refunded_from_balance BIGINT NOT NULL DEFAULT 0)",
-            f"CREATE INDEX IF NOT EXISTS roster_members_plan ON {self.members} (plan, joined_at)",
+            # the roll's order, covering its filter: the locked set is read in order, with no sort and no table row
+            f"CREATE INDEX IF NOT EXISTS roster_members_roll ON {self.members} "
+            + ('(plan, id COLLATE "C") INCLUDE (joined_at, ended_at)' if self.sql.postgres
+               else "(plan, id, joined_at, ended_at)"),
             f"CREATE INDEX IF NOT EXISTS roster_members_payer ON {self.members} (payer)",
             f"CREATE INDEX IF NOT EXISTS roster_members_age ON {self.members} (plan, age_max, joined_at)",
             f"CREATE TABLE IF NOT EXISTS {self.claims} (id TEXT PRIMARY KEY, plan TEXT NOT NULL, "
@@ -402,7 +405,8 @@ class Balances(Projection):
 
 class LockedMembers:
     """`ledger.ports.LockedSet` over the balances' members in one snapshot: the count is one query, the roll one
-    streamed query in code-point order of ids (PostgreSQL sorts with the "C" collation, SQLite's BINARY is it). The
+    streamed query in code-point order of ids (PostgreSQL's "C" collation, SQLite's BINARY), both read from the
+    covering index `roster_members_roll` in that order: no sort, no table row. The
     members past the top age (schema 3) are found by one query over the few whose age at joining and year of joining
     allow it, and left out of both; the members near their annual cap by one grouped query (`near_cap`)."""
 
@@ -414,12 +418,13 @@ class LockedMembers:
         self.aged = left_out
         row = snapshot.execute(f"SELECT COUNT(*) {self._where}", (plan, cutoff, cutoff)).fetchone()
         self.count = (int(row[0]) if row else 0) - len(self.aged)
+        order = 'id COLLATE "C"' if balances.sql.postgres else "id"
+        self.roll_query = f"SELECT id {self._where} ORDER BY {order}"
+        """The locked members in the roll's order (params: plan, cutoff, cutoff)."""
 
     def roll(self, period: str, amount_fen: int) -> tuple[bytes, int]:
         """The roll's root and size, hashed as the members stream in."""
-        order = 'id COLLATE "C"' if self.balances.sql.postgres else "id"
-        batches = self.snapshot.batches(f"SELECT id {self._where} ORDER BY {order}",
-                                        (self.plan, self.cutoff, self.cutoff))
+        batches = self.snapshot.batches(self.roll_query, (self.plan, self.cutoff, self.cutoff))
         return streamed_roll(period, ([row[0] for row in batch if row[0] not in self.aged] for batch in batches),
                              amount_fen)
 
