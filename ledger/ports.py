@@ -9,7 +9,7 @@ Every answer is as of the last stored event; what the current unit of work chang
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -54,10 +54,11 @@ class LedgerQueries(Protocol):
         ...
 
     def age_candidates(self, plan: str, at: str, top_age: int,
-                       utc_offset_minutes: int) -> Sequence[tuple[str, int, str, bool]]:
+                       utc_offset_minutes: int) -> Iterator[Sequence[tuple[str, int, str, bool]]]:
         """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound makes
-        them older than the top age on the plan day of `at` (`ledger.ages.TopAge`), sorted by member: the bound is the
-        exact age at joining unless `sealed` (then the top of its 5-year band)."""
+        them older than the top age on the plan day of `at` (`ledger.ages.TopAge`), in batches (never all of them at
+        once: at millions of members they are millions), each member once: the bound is the exact age at joining
+        unless `sealed` (then the top of its 5-year band)."""
         ...
 
     def charge_fen(self, member: str, period: str) -> int | None:

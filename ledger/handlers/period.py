@@ -118,20 +118,23 @@ def surplus_in(uow: UnitOfWork, period: SharingPeriod) -> int:
 
 def left_out_for_age(uow: UnitOfWork, plan: str, at: datetime, top_age: int, utc_offset_minutes: int) -> list[str]:
     """The plan's members active at `at` past the top age then (`ledger.ages`), sorted. Only the few whose public age
-    bound makes them older than the top age are read (`age_candidates`); a v1 join's bound is its exact age, and the
-    sealed ages of v2 joins are opened from the vault all at once (`UnitOfWork.ages_at_joining`). No membership is
-    loaded. A sealed candidate whose age is gone (erased) is a rule error, as `UnitOfWork.age_at_joining` makes it."""
+    bound makes them older than the top age are read (`age_candidates`), a batch at a time: a v1 join's bound is its
+    exact age, and the sealed ages of a batch's v2 joins are opened from the vault at once
+    (`UnitOfWork.ages_at_joining`). No membership is loaded, and only the members found are kept (the candidates are
+    millions at 10M members). A sealed candidate whose age is gone (erased) is a rule error, as
+    `UnitOfWork.age_at_joining` makes it."""
     rule = TopAge(at, top_age, utc_offset_minutes)
-    candidates = uow.queries.age_candidates(plan, format_at(at), top_age, utc_offset_minutes)
-    found = [member for member, _, _, sealed in candidates if not sealed]
-    sealed = [(member, joined_at) for member, _, joined_at, is_sealed in candidates if is_sealed]
-    ages = uow.ages_at_joining([member for member, _ in sealed])
-    for member, joined_at in sealed:
-        age = ages.get(member)
-        check(age is not None, "member", Rule.MEMBER_MUST_NOT_BE_ERASED, member)
-        assert age is not None
-        if rule.past(age, joined_at):
-            found.append(member)
+    found: list[str] = []
+    for candidates in uow.queries.age_candidates(plan, format_at(at), top_age, utc_offset_minutes):
+        found += [member for member, _, _, sealed in candidates if not sealed]
+        sealed = [(member, joined_at) for member, _, joined_at, is_sealed in candidates if is_sealed]
+        ages = uow.ages_at_joining([member for member, _ in sealed])
+        for member, joined_at in sealed:
+            age = ages.get(member)
+            check(age is not None, "member", Rule.MEMBER_MUST_NOT_BE_ERASED, member)
+            assert age is not None
+            if rule.past(age, joined_at):
+                found.append(member)
     return sorted(found)
 
 

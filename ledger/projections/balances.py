@@ -31,6 +31,10 @@ from ledger.projections.sql import Snapshot, SqlCursor
 from ledger.sharing import streamed_roll
 
 OPEN_CLAIM_STATUSES = ("filed", "investigated", "noticed", "approved", "included")
+AGE_BATCH = 2_000
+"""How many of the age rule's candidates are read, and their sealed ages opened, at a time (`age_candidates`): few
+enough that opening a batch's ages takes a fraction of a second, while the read transaction waits between batches
+(PostgreSQL ends one idle for 5 s)."""
 
 
 class Balances(Projection):
@@ -204,15 +208,16 @@ class Balances(Projection):
                            (plan, cutoff, cutoff, cutoff))
         return [row[0] for row in rows]
 
-    def age_candidates(self, plan: str, at: str, top_age: int, utc_offset_minutes: int) -> list[tuple[str, int, str,
-                                                                                                         bool]]:
+    def age_candidates(self, plan: str, at: str, top_age: int,
+                       utc_offset_minutes: int) -> Iterator[list[tuple[str, int, str, bool]]]:
         """(member, age bound, joined at, sealed) of the plan's members active at `at` whose public age bound (the
         exact age of a v1 join, the top of a sealed join's 5-year band: `sealed`) plus their whole plan years since
-        joining exceed the top age then (`ledger.ages.TopAge`), sorted: those among whom the writer looks. One
-        indexed range per bound (those who joined before the instant that makes that bound too old), in one read
-        transaction: the members the bound rules out are never read. Read in batches: at millions of members a
-        range holds hundreds of thousands of candidates, and a transaction left waiting while one whole answer is
-        turned into rows is ended by PostgreSQL (`idle_in_transaction_session_timeout`, seen at 10M members)."""
+        joining exceed the top age then (`ledger.ages.TopAge`): those among whom the writer looks, `AGE_BATCH` at a
+        time, so that the caller's memory does not grow with them (at 10M members they are millions). One indexed
+        range per bound (those who joined before the instant that makes that bound too old), in one read
+        transaction: the members the bound rules out are never read. Each batch is handed on as it is read: a
+        PostgreSQL transaction left waiting while one whole answer is turned into rows is ended by the server
+        (`idle_in_transaction_session_timeout`, seen at 10M members)."""
         rule = TopAge(parse_at(at), top_age, utc_offset_minutes)
         where = (f"FROM {self.members} WHERE plan = ? AND joined_at <= ? AND (ended_at IS NULL OR ended_at > ?) "
                  "AND age_max")
@@ -223,12 +228,10 @@ class Balances(Projection):
             if before:
                 queries.append((f"SELECT id, age_max, joined_at, age_sealed {where} = ? AND joined_at < ?",
                                 (plan, at, at, bound, before)))
-        found: list[tuple[str, int, str, bool]] = []
         with self.sql.snapshot() as snapshot:
             for statement, params in queries:
-                for batch in snapshot.batches(statement, params, 10_000):
-                    found += [(str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in batch]
-        return sorted(found)
+                for batch in snapshot.batches(statement, params, AGE_BATCH):
+                    yield [(str(r[0]), int(r[1]), str(r[2]), bool(r[3])) for r in batch]
 
     def charge_fen(self, member: str, period: str) -> int | None:
         """What a member was charged by an assessed period: the share, or their exception's charge; None when they
