@@ -18,12 +18,17 @@ For each N of `--members`, on a fresh store:
 Each phase prints a line on stderr as it ends (a run at 10M takes hours); the figures are printed at the end. With
 `--keep DIR` the store is built in DIR and kept (and its PostgreSQL schema not dropped): DIR must not exist.
 
+With `--again DIR` (the m<N> directory of a store kept by `--keep`; on PostgreSQL `--url` the URL `--keep` printed)
+the store is migrated to the current schema (timed) and the periods' phase (2.) run once more, `--periods` periods
+numbered after its last: a change measured before and after on the same store, without building it again.
+
 With two or more N, 10M and 100M members are projected — the totals (build, period, integration) in proportion
 to the largest run, the peak RSS along its growth between the last two, the per-member lookups flat — and printed
 as projections, not measurements.
 
 Usage: python -m bench.scale --members 100000 [200000 …] [--store sqlite|postgres] [--periods 48]
        [--url postgresql://postgres@127.0.0.1:5432/postgres] [--profile FILE] [--audit] [--keep DIR]
+       python -m bench.scale --again DIR/m<N> [--store postgres --url URL?schema=S] [--periods 1]
 (`--profile period.prof` writes `period.N.prof` for N members: `python -m pstats` reads it.)
 """
 
@@ -35,13 +40,16 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from bench.projections import period_phase, populate, progress, rebuild_ratio
+from bench.projections import START, period_phase, populate, progress, rebuild_ratio
+from ledger.application import SimulatedClock
 
 
 def fresh_store(store: str, url: str) -> str | None:
@@ -71,12 +79,7 @@ def measure(members: int, store: str, url: str, periods: int, directory: Path,
     try:
         plan, build_seconds = populate(directory, members, database_url)
         progress(f"built: {members:,} members in {build_seconds:.0f} s ({members / build_seconds:,.0f} joins/s)")
-        child = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(directory), plan, str(periods),
-                                database_url or "", str(profile.resolve()) if profile else ""], check=False,
-                               stdout=subprocess.PIPE, text=True)
-        if child.returncode:
-            raise SystemExit(f"the periods' child process ended with exit {child.returncode}")
-        figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+        figures = periods_child(directory, plan, periods, database_url, profile)
         read_rate, rebuild_rate, events = rebuild_ratio(directory, database_url)
         if audit:
             figures.update(audit_figures(directory, database_url))
@@ -85,6 +88,45 @@ def measure(members: int, store: str, url: str, periods: int, directory: Path,
             drop_store(database_url)
     return {"members": members, "build_seconds": build_seconds, "build_rate": members / build_seconds,
             "read_rate": read_rate, "rebuild_rate": rebuild_rate, "events": events, **figures}
+
+
+def again(directory: Path, database_url: str | None, periods: int, profile: Path | None) -> None:
+    """The periods' phase once more on a kept store, after its migration to the current schema (timed: at 10M
+    members a new index is built over the roster): before and after a change on the same store."""
+    from ledger.config import Settings
+    from ledger.envelope import parse_at
+    from ledger.migrations import migrate
+    from ledger.service import ledger_with_parties
+
+    if database_url is not None and "?schema=" not in database_url:
+        raise SystemExit("--again on PostgreSQL: --url is the kept store's URL, with its ?schema=")
+    began = time.perf_counter()
+    migrated = migrate(Settings(data_dir=directory / "operator", database_url=database_url))
+    progress(f"migrated from schema {migrated['from']} to {migrated['to']} in {time.perf_counter() - began:.1f} s")
+    app = ledger_with_parties(directory, SimulatedClock(START), database_url)
+    balances = app.read_models().balances
+    with balances.sql.transaction(commit=False) as cursor:
+        row = cursor.execute(f"SELECT plan, MAX(number), MAX(cutoff_at) FROM {balances.periods} GROUP BY plan"
+                             ).fetchone()
+    app.close()
+    if row is None:
+        raise SystemExit(f"{directory}: no assessed period (not a store kept by --keep?)")
+    plan, last, cutoff = str(row[0]), int(row[1]), parse_at(str(row[2]))
+    # from the instant the kept run settled its last period (`period_phase`: an hour past its cutoff, then 20 days)
+    print(json.dumps(periods_child(directory, plan, periods, database_url, profile, last + 1,
+                                   cutoff + timedelta(hours=1, days=20)), indent=1))
+
+
+def periods_child(directory: Path, plan: str, periods: int, database_url: str | None, profile: Path | None,
+                  first: int = 1, start: datetime = START + timedelta(days=1)) -> dict[str, Any]:
+    """`bench.projections.period_phase` in a child process (its peak RSS is the periods' alone): its figures."""
+    child = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(directory), plan, str(periods),
+                            database_url or "", str(profile.resolve()) if profile else "", str(first),
+                            start.isoformat()], check=False, stdout=subprocess.PIPE, text=True)
+    if child.returncode:
+        raise SystemExit(f"the periods' child process ended with exit {child.returncode}")
+    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def audit_figures(directory: Path, database_url: str | None) -> dict[str, float]:
@@ -154,12 +196,19 @@ def main() -> None:
                         "to this file; the first stays timed without the profiler (needs --periods 2 or more)")
     parser.add_argument("--audit", action="store_true", help="also export the log and audit it (bench.audit)")
     parser.add_argument("--keep", type=Path, help="build the store in this new directory and keep it (one --members)")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--again", type=Path, metavar="DIR", help="on the store kept in DIR by --keep (its m<N> "
+                        "directory; on PostgreSQL, --url is the kept store's URL that --keep printed): migrate it to "
+                        "the current schema (timed), then the periods' phase again, numbered after its last period")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        directory, plan, periods, database_url, profile = args.child
+        directory, plan, periods, database_url, profile, first, start = args.child
         print(json.dumps(period_phase(Path(directory), plan, int(periods), database_url or None, bundles=True,
-                                      profile=Path(profile) if profile else None)))
+                                      profile=Path(profile) if profile else None, first=int(first),
+                                      start=datetime.fromisoformat(start))))
+        return
+    if args.again is not None:
+        again(args.again, args.url if args.store == "postgres" else None, args.periods, args.profile)
         return
     print(f"store: {args.store}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     if args.keep is not None and (len(args.members) > 1 or args.keep.exists()):
