@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.application import SimulatedClock
 from ledger.bootstrap import Ledger
 from ledger.canonical import document_digest
 from ledger.envelope import format_at
@@ -275,8 +276,7 @@ def test_a_statement_reads_in_one_snapshot(ledger_app: Ledger, monkeypatch: pyte
 def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> None:
     """A store at schema version 6 finds a member's failed debits by a scan of every period's: it is refused until
     migrated, and step 7 makes the index."""
-    from ledger.bootstrap import bootstrap
-    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
+    from ledger.migrations import VERSION_TABLE
 
     app = ledger_app
 
@@ -288,17 +288,26 @@ def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> 
     with sql.transaction() as cursor:  # as a version-6 store is
         cursor.execute(f"DROP INDEX {sql.table('roster_debits_member')}")
         cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 7")
+    again = refused_until_migrated(app, 6)
+    try:
+        assert indexed(again.read_models().balances.sql)
+    finally:
+        again.close()
+
+
+def refused_until_migrated(app: Ledger, version: int, clock: SimulatedClock | None = None) -> Ledger:
+    """Close a ledger whose store was set back to schema `version`: it is refused, then migrated to the current
+    version, and reopened (returned, on `clock`)."""
+    from ledger.bootstrap import bootstrap
+    from ledger.migrations import SCHEMA_VERSION, migrate
+
     settings = app.settings
     app.close()
     with pytest.raises(InputError) as refused:
         bootstrap(settings)
     assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
-    assert migrate(settings) == {"from": 6, "to": SCHEMA_VERSION}
-    again = reopen(app)
-    try:
-        assert indexed(again.read_models().balances.sql)
-    finally:
-        again.close()
+    assert migrate(settings) == {"from": version, "to": SCHEMA_VERSION}
+    return reopen(app, clock)
 
 
 def has_index(sql: SqlStore, name: str) -> bool:
@@ -315,8 +324,7 @@ def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(le
     """A store at schema version 7 finds the locked set by plan and joining instant, then sorts every member for
     the roll (a sort that spilled to disk at 10M members): it is refused until migrated, and step 8 replaces that
     index with `roster_members_roll`, from which the roll's own query reads in order, sorting nothing."""
-    from ledger.bootstrap import bootstrap
-    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
+    from ledger.migrations import VERSION_TABLE
 
     app = ledger_app
     prepaid_period(app)
@@ -350,13 +358,7 @@ def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(le
         cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 8")
     before = roll_plan(app)
     assert ("Sort" if sql.postgres else "TEMP B-TREE") in before, before
-    settings = app.settings
-    app.close()
-    with pytest.raises(InputError) as refused:
-        bootstrap(settings)
-    assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
-    assert migrate(settings) == {"from": 7, "to": SCHEMA_VERSION}
-    again = reopen(app)
+    again = refused_until_migrated(app, 7)
     try:
         sql = again.read_models().balances.sql
         assert has_index(sql, "roster_members_roll") and not has_index(sql, "roster_members_plan")
@@ -597,8 +599,7 @@ def test_migration_6_remakes_the_roster_and_the_journal_of_a_store_made_before(l
     """A store at schema version 5 has a journal that took uncovered shares from balances and no `journal_accounts`:
     it is refused until migrated, and step 6 drops the roster's and the journal's tables so that the next catch-up
     books the receivables from the start (the same balances and dues as a store made at version 6)."""
-    from ledger.bootstrap import bootstrap
-    from ledger.migrations import SCHEMA_VERSION, VERSION_TABLE, migrate
+    from ledger.migrations import VERSION_TABLE
 
     app = ledger_app
     plan = create_plan(app, prepaid_rules(notice_days=3))
@@ -613,19 +614,14 @@ def test_migration_6_remakes_the_roster_and_the_journal_of_a_store_made_before(l
     app.execute(AssessPeriod(command_id=cid(), period=period))
     before = balances_and_dues(app, plan, accounts)
     assert sum(due for _, due in before.values()) > 0
-    settings, clock = app.settings, clock_of(app)
+    clock = clock_of(app)
     sql = app.read_models().journal.sql
     with sql.transaction() as cursor:  # as a version-5 store left it: dues taken from balances, no accounts table
         cursor.execute(f"UPDATE {sql.table('journal_postings')} SET account = 'member_balances' "
                        "WHERE account = 'member_receivables'")
         cursor.execute(f"DROP TABLE {sql.table('journal_accounts')}")
         cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 6")
-    app.close()
-    with pytest.raises(InputError) as refused:
-        bootstrap(settings)
-    assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
-    assert migrate(settings) == {"from": 5, "to": SCHEMA_VERSION}
-    again = reopen(app, clock)
+    again = refused_until_migrated(app, 5, clock)
     try:
         assert balances_and_dues(again, plan, accounts) == before
     finally:
