@@ -149,8 +149,10 @@ def report(r: dict[str, Any], store: str) -> None:
           f"({r['build_rate']:,.0f} joins/s)")
     print(f"  one period assessed and applied at {r['locked']:,.0f} locked: {r['period_seconds']:.1f} s "
           f"(target < 60 s at 10M), peak RSS {r['period_peak_rss_mib']:,.0f} MiB (target < 2 GiB; "
-          f"{r['rss_before_period_mib']:,.0f} MiB before the period, the read models caught up)")
-    print(f"  the age rule two years on: {r['age_rule_opened']:,.0f} candidates' sealed ages opened in bulk, "
+          f"{r['rss_before_period_mib']:,.0f} MiB before the period, the read models caught up"
+          + (f"; the store vacuumed and analyzed before it in {r['vacuum_seconds']:.1f} s)" if "vacuum_seconds" in r
+             else ")"))
+    print(f"  the age rule two years on: {r['age_rule_opened']:,.0f} candidates' sealed ages opened a batch at a time, "
           f"{r['age_rule_found']:,.0f} past the top age, in {r['age_rule_seconds']:.2f} s")
     print(f"  after {r['periods']:.0f} periods: statement p50 {r['statement_p50_ms']:.2f} ms, p99 "
           f"{r['statement_p99_ms']:.2f} ms (target p50 < 20 ms); bundle proving {r['bundle_rolls']:.0f} periods "
