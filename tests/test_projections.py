@@ -279,18 +279,14 @@ def test_migration_7_indexes_the_failed_debits_by_member(ledger_app: Ledger) -> 
     from ledger.migrations import VERSION_TABLE
 
     app = ledger_app
-
-    def indexed(sql: SqlStore) -> bool:
-        return has_index(sql, "roster_debits_member")
-
     sql = app.read_models().balances.sql
-    assert indexed(sql)
+    assert sql.has_index("roster_debits_member")
     with sql.transaction() as cursor:  # as a version-6 store is
         cursor.execute(f"DROP INDEX {sql.table('roster_debits_member')}")
         cursor.execute(f"DELETE FROM {sql.table(VERSION_TABLE)} WHERE version >= 7")
     again = refused_until_migrated(app, 6)
     try:
-        assert indexed(again.read_models().balances.sql)
+        assert again.read_models().balances.sql.has_index("roster_debits_member")
     finally:
         again.close()
 
@@ -308,16 +304,6 @@ def refused_until_migrated(app: Ledger, version: int, clock: SimulatedClock | No
     assert refused.value.rule == Rule.STORE_SCHEMA_MUST_BE_CURRENT
     assert migrate(settings) == {"from": version, "to": SCHEMA_VERSION}
     return reopen(app, clock)
-
-
-def has_index(sql: SqlStore, name: str) -> bool:
-    """Whether the store has an index of that name (in its schema, on PostgreSQL)."""
-    with sql.transaction(commit=False) as cursor:
-        if sql.postgres:
-            row = cursor.execute("SELECT to_regclass(?)", (sql.table(name),)).fetchone()
-            return row is not None and row[0] is not None
-        return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                              (name,)).fetchone() is not None
 
 
 def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(ledger_app: Ledger) -> None:
@@ -347,7 +333,7 @@ def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(le
         return "\n".join(str(r[-1]) for r in rows)
 
     sql = app.read_models().balances.sql
-    assert has_index(sql, "roster_members_roll") and not has_index(sql, "roster_members_plan")
+    assert sql.has_index("roster_members_roll") and not sql.has_index("roster_members_plan")
     found = roll_plan(app)
     assert "roster_members_roll" in found and "Sort" not in found and "TEMP B-TREE" not in found, found
     if not sql.postgres:
@@ -361,7 +347,7 @@ def test_migration_8_reads_the_locked_set_in_roll_order_from_a_covering_index(le
     again = refused_until_migrated(app, 7)
     try:
         sql = again.read_models().balances.sql
-        assert has_index(sql, "roster_members_roll") and not has_index(sql, "roster_members_plan")
+        assert sql.has_index("roster_members_roll") and not sql.has_index("roster_members_plan")
         assert roll_plan(again) == found
     finally:
         again.close()

@@ -227,12 +227,20 @@ class SqlStore:
 
     def has_table(self, name: str) -> bool:
         """Whether a table of that name exists (in the PostgreSQL schema, when there is one)."""
+        return self._exists("table", name)
+
+    def has_index(self, name: str) -> bool:
+        """Whether an index of that name exists (in the PostgreSQL schema, when there is one)."""
+        return self._exists("index", name)
+
+    def _exists(self, kind: str, name: str) -> bool:
+        """Whether a table or index (`kind`) of that name exists: `to_regclass` on PostgreSQL, `sqlite_master`."""
         with self.transaction(commit=False) as cursor:
             if self.postgres:
                 row = cursor.execute("SELECT to_regclass(?)", (self.table(name),)).fetchone()
                 return row is not None and row[0] is not None
-            return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                  (name,)).fetchone() is not None
+            return cursor.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?",
+                                  (kind, name)).fetchone() is not None
 
     def create(self, statements: Sequence[str]) -> None:
         """Create tables and indexes (statements use IF NOT EXISTS). On PostgreSQL creators take turns (an advisory
