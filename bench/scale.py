@@ -100,8 +100,6 @@ def again(directory: Path, database_url: str | None, periods: int, profile: Path
     from ledger.migrations import migrate
     from ledger.service import ledger_with_parties
 
-    if database_url is not None and "?schema=" not in database_url:
-        raise SystemExit("--again on PostgreSQL: --url is the kept store's URL, with its ?schema=")
     began = time.perf_counter()
     migrated = migrate(Settings(data_dir=directory / "operator", database_url=database_url))
     progress(f"migrated from schema {migrated['from']} to {migrated['to']} in {time.perf_counter() - began:.1f} s")
@@ -212,6 +210,10 @@ def main() -> None:
                                       start=datetime.fromisoformat(start))))
         return
     if args.again is not None:
+        if args.store == "postgres" and "?schema=" not in args.url:
+            parser.error("--again on PostgreSQL: --url is the kept store's URL, with its ?schema=")
+        if not (args.again / "operator" / "trust-anchors.json").is_file():
+            parser.error(f"--again: {args.again} is not the m<N> directory of a store kept by --keep")
         again(args.again, args.url if args.store == "postgres" else None, args.periods, args.profile)
         return
     print(f"store: {args.store}, cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
